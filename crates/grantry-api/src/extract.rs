@@ -1,0 +1,199 @@
+//! Extractors that turn bad input into Graph errors rather than axum's plain-text ones.
+
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use grantry_core::PageRequest;
+use grantry_domain::{Error, ErrorKind};
+use grantry_graph::Dialect;
+use serde_json::Value;
+
+/// Deepest JSON nesting accepted in a request body.
+const MAX_JSON_DEPTH: usize = 64;
+
+/// A JSON request body. The content type must be JSON and the body must parse; otherwise
+/// the client gets a 415 or 400 in Graph's envelope. An empty body reads as `{}`.
+pub struct GraphJson(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for GraphJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::new(
+                    ErrorKind::PayloadTooLarge,
+                    "RequestEntityTooLarge",
+                    "The request body is larger than the server accepts; send a smaller body.",
+                )
+            } else {
+                Error::bad_request("InvalidRequestBody", format!("The request body could not be read: {rejection}"))
+            }
+        })?;
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(GraphJson(Value::Object(Default::default())));
+        }
+        match content_type.as_deref() {
+            Some("application/json") => {}
+            Some(ct) if ct.ends_with("+json") => {}
+            other => {
+                return Err(Error::new(
+                    ErrorKind::UnsupportedMediaType,
+                    "UnsupportedMediaType",
+                    format!(
+                        "The request body must be sent with 'Content-Type: application/json' (got {}).",
+                        other.map(|c| format!("'{c}'")).unwrap_or_else(|| "no Content-Type".into())
+                    ),
+                )
+                .into());
+            }
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            Error::bad_request(
+                "InvalidRequestBody",
+                format!("The request body is not valid UTF-8 (at byte {}).", e.valid_up_to()),
+            )
+        })?;
+        check_depth(text)?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            Error::bad_request(
+                "InvalidRequestBody",
+                format!("The request body is not valid JSON: {e} (line {}, column {}).", e.line(), e.column()),
+            )
+        })?;
+        if !value.is_object() {
+            return Err(Error::bad_request("InvalidRequestBody", "The request body must be a JSON object.").into());
+        }
+        Ok(GraphJson(value))
+    }
+}
+
+/// Refuses nesting deeper than [`MAX_JSON_DEPTH`] before parsing, so hostile bodies cannot
+/// exhaust the stack.
+fn check_depth(text: &str) -> Result<(), ApiError> {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if max > MAX_JSON_DEPTH {
+        return Err(Error::bad_request(
+            "InvalidRequestBody",
+            format!("The request body nests JSON deeper than {MAX_JSON_DEPTH} levels."),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The dialect of the URL root, put in the request by the router.
+pub struct Root(pub Dialect);
+
+impl<S: Send + Sync> FromRequestParts<S> for Root {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Dialect>()
+            .copied()
+            .map(Root)
+            .ok_or_else(|| Error::internal("route registered without a dialect").into())
+    }
+}
+
+/// The raw query string, decoded into pairs, plus the request path (for nextLinks).
+pub struct RawQuery {
+    pub pairs: Vec<(String, String)>,
+    pub path: String,
+    pub method: Method,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let mut pairs = Vec::new();
+        for piece in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
+            pairs.push((decode(k)?, decode(v)?));
+        }
+        let path = parts
+            .extensions
+            .get::<crate::middleware::OriginalPath>()
+            .map(|p| p.0.clone())
+            .unwrap_or_else(|| parts.uri.path().to_string());
+        Ok(RawQuery { pairs, path, method: parts.method.clone() })
+    }
+}
+
+fn decode(s: &str) -> Result<String, ApiError> {
+    percent_encoding::percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| {
+        Error::bad_request("BadRequest", "The query string is not valid UTF-8 after percent-decoding.").into()
+    })
+}
+
+impl RawQuery {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let bare = name.trim_start_matches('$');
+        self.pairs.iter().find(|(k, _)| k.trim_start_matches('$').eq_ignore_ascii_case(bare)).map(|(_, v)| v.as_str())
+    }
+
+    /// `$top` and `$skiptoken` as a page request. `$top` above the maximum is capped (the
+    /// client follows `@odata.nextLink` for the rest).
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        let mut page = PageRequest::default();
+        if let Some(top) = self.get("$top") {
+            let n: u64 = top.trim().parse().map_err(|_| {
+                Error::bad_request("BadRequest", format!("$top must be a non-negative whole number; got '{top}'."))
+                    .with_target("$top")
+            })?;
+            page.size = (n as usize).min(grantry_core::page::MAX_PAGE_SIZE);
+        }
+        if let Some(token) = self.get("$skiptoken") {
+            page.after_seq = Some(decode_skiptoken(token)?);
+        }
+        Ok(page)
+    }
+}
+
+pub fn encode_skiptoken(after_seq: i64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("s1:{after_seq}"))
+}
+
+fn decode_skiptoken(token: &str) -> Result<i64, ApiError> {
+    use base64::Engine;
+    let bad = || {
+        Error::bad_request(
+            "BadRequest",
+            "The $skiptoken is not one this server issued; follow @odata.nextLink as given.",
+        )
+        .with_target("$skiptoken")
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    text.strip_prefix("s1:").and_then(|n| n.parse().ok()).ok_or_else(|| bad().into())
+}

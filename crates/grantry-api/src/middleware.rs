@@ -1,0 +1,245 @@
+//! Layers that run around routing.
+
+use crate::error::{ApiError, REQUEST_IDS, RequestIds};
+use axum::extract::Request;
+use axum::http::{HeaderValue, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use grantry_domain::{Error, ErrorKind};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use std::time::Duration;
+
+/// The path as the client sent it, before normalisation (used to build nextLinks).
+#[derive(Debug, Clone)]
+pub struct OriginalPath(pub String);
+
+/// Every static path segment Grantry routes, in its canonical spelling. Graph treats
+/// segment names case-insensitively (`Cancel` and `cancel`), so incoming segments that
+/// match one of these ignoring case are rewritten to it before routing.
+pub const SEGMENTS: &[&str] = &[
+    "identityGovernance",
+    "entitlementManagement",
+    "catalogs",
+    "accessPackageCatalogs",
+    "accessPackages",
+    "assignmentPolicies",
+    "accessPackageAssignmentPolicies",
+    "assignmentRequests",
+    "accessPackageAssignmentRequests",
+    "assignments",
+    "accessPackageAssignments",
+    "accessPackageAssignmentResourceRoles",
+    "accessPackageAssignmentApprovals",
+    "stages",
+    "steps",
+    "pendingSteps",
+    "completedSteps",
+    "resourceRequests",
+    "accessPackageResourceRequests",
+    "resources",
+    "accessPackageResources",
+    "resourceRoleScopes",
+    "accessPackageResourceRoleScopes",
+    "resourceEnvironments",
+    "accessPackageResourceEnvironments",
+    "resourceRoles",
+    "accessPackageResourceRoles",
+    "resourceScopes",
+    "accessPackageResourceScopes",
+    "roles",
+    "scopes",
+    "environment",
+    "customWorkflowExtensions",
+    "accessPackageCustomWorkflowExtensions",
+    "customAccessPackageWorkflowExtensions",
+    "catalog",
+    "accessPackageCatalog",
+    "connectedOrganizations",
+    "internalSponsors",
+    "externalSponsors",
+    "settings",
+    "subjects",
+    "accessPackageSuggestions",
+    "availableAccessPackages",
+    "controlConfigurations",
+    "incompatibleAccessPackages",
+    "incompatibleGroups",
+    "accessPackagesIncompatibleWith",
+    "questions",
+    "customExtensionStageSettings",
+    "customExtensionHandlers",
+    "target",
+    "requestor",
+    "accessPackage",
+    "assignmentPolicy",
+    "assignment",
+    "accessPackageAssignment",
+    "filterByCurrentUser",
+    "additionalAccess",
+    "getApplicablePolicyRequirements",
+    "cancel",
+    "reprocess",
+    "resume",
+    "refresh",
+    "moveToCatalog",
+    "My",
+    "Search",
+    "users",
+    "groups",
+    "members",
+    "owners",
+    "manager",
+    "directReports",
+    "me",
+    "memberOf",
+    "roleManagement",
+    "directory",
+    "roleAssignments",
+    "roleDefinitions",
+    "principal",
+    "roleDefinition",
+    "$ref",
+    "$count",
+    "$metadata",
+    "_grantry",
+    "clock",
+    "advance",
+    "audit",
+    "health",
+    "ready",
+    "openapi.json",
+    "connectedOrganization",
+    "accessPackageAssignmentPolicy",
+    "accessPackageAssignmentRequests",
+    "accessPackageResourceRole",
+    "accessPackageResourceScope",
+    "accessPackageResource",
+    "accessPackageSubject",
+    "role",
+    "scope",
+    "resource",
+];
+
+const SEGMENT_ENCODE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'%')
+    .add(b'/');
+
+fn canonical(segment: &str) -> &str {
+    SEGMENTS.iter().find(|s| s.eq_ignore_ascii_case(segment)).copied().unwrap_or(segment)
+}
+
+/// Rewrites OData URL forms into plain segments the router understands:
+/// - `Cancel` → `cancel` (known segment names, any case);
+/// - `accessPackages('id')` or `accessPackages(id)` → `accessPackages/id`;
+/// - `subjects(objectId='x')`, `filterByCurrentUser(on='target')`, `My()` →
+///   `subjects/(objectId='x')`, `filterByCurrentUser/(on='target')`, `My/()`: the
+///   parenthesised part becomes one segment the handler parses.
+pub fn normalize_path(path: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for raw in path.split('/') {
+        let decoded = percent_decode_str(raw).decode_utf8_lossy().into_owned();
+        match decoded.find('(') {
+            Some(open) if open > 0 && decoded.ends_with(')') => {
+                let name = canonical(&decoded[..open]).to_string();
+                let args = &decoded[open..];
+                let inner = &args[1..args.len() - 1];
+                out.push(name);
+                if inner.contains('=') || inner.is_empty() {
+                    out.push(args.to_string());
+                } else {
+                    out.push(inner.trim().trim_matches('\'').to_string());
+                }
+            }
+            _ => out.push(canonical(&decoded).to_string()),
+        }
+    }
+    out.iter().map(|s| utf8_percent_encode(s, SEGMENT_ENCODE).to_string()).collect::<Vec<_>>().join("/")
+}
+
+/// Applied before routing (outside the router) so rewritten paths are what gets routed.
+pub fn rewrite_request(mut req: Request) -> Request {
+    let original = req.uri().path().to_string();
+    let normalized = normalize_path(&original);
+    req.extensions_mut().insert(OriginalPath(original.clone()));
+    if normalized != original {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{normalized}?{q}"),
+            None => normalized,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
+/// Longest time one request may take before the client gets an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Assigns `request-id`, echoes `client-request-id`, and bounds the request's duration.
+pub async fn request_ids(req: Request, next: Next) -> Response {
+    let client_request_id =
+        req.headers().get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_string).unwrap_or_default();
+    let ids = RequestIds { request_id: grantry_domain::ids::new_id(), client_request_id };
+    let scoped = ids.clone();
+    let mut response = REQUEST_IDS
+        .scope(scoped, async move {
+            match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => ApiError(Error::new(
+                    ErrorKind::Unavailable,
+                    "timeout",
+                    "The request took too long and was abandoned; retry it.",
+                ))
+                .into_response(),
+            }
+        })
+        .await;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&ids.request_id) {
+        headers.insert("request-id", v);
+    }
+    if !ids.client_request_id.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&ids.client_request_id)
+    {
+        headers.insert("client-request-id", v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_path;
+
+    #[test]
+    fn normalizes_odata_url_forms() {
+        assert_eq!(
+            normalize_path("/beta/x/accessPackageAssignmentRequests/abc/Cancel"),
+            "/beta/x/accessPackageAssignmentRequests/abc/cancel"
+        );
+        assert_eq!(normalize_path("/v1.0/x/accessPackages('A1')"), "/v1.0/x/accessPackages/A1");
+        assert_eq!(
+            normalize_path("/v1.0/x/assignments/filterByCurrentUser(on='target')"),
+            "/v1.0/x/assignments/filterByCurrentUser/(on='target')"
+        );
+        assert_eq!(normalize_path("/v1.0/x/subjects(objectId='u1')"), "/v1.0/x/subjects/(objectId='u1')");
+        assert_eq!(normalize_path("/beta/x/accessPackageAssignments/My()"), "/beta/x/accessPackageAssignments/My/()");
+        assert_eq!(
+            normalize_path("/v1.0/x/accessPackages/filterByCurrentUser(on=%27allowedRequestor%27)"),
+            "/v1.0/x/accessPackages/filterByCurrentUser/(on='allowedRequestor')"
+        );
+    }
+}

@@ -1,0 +1,18 @@
+use grantry_core::App;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Externally visible base URL, without a trailing slash (e.g. `http://127.0.0.1:8080`);
+    /// used in `@odata.context`, `@odata.nextLink` and `$ref` ids.
+    pub public_base_url: String,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    pub config: Arc<ApiConfig>,
+    pub keys: Arc<crate::auth::TokenKeys>,
+}

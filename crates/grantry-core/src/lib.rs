@@ -1,0 +1,13 @@
+//! Grantry's use cases. Each public function takes the [`App`], the authenticated
+//! [`Caller`] and validated input, checks authorization, and reads or writes through the
+//! store. Nothing here knows about HTTP or JSON dialects.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod directory;
+pub mod page;
+
+pub use app::App;
+pub use auth::{Caller, Principal, PrincipalKind};
+pub use page::{Page, PageRequest};

@@ -1,0 +1,77 @@
+//! Subjects, assignment requests, assignments and approvals.
+
+use super::schedule::Schedule;
+use crate::enums::{AssignmentState, RequestState, RequestType, SubjectLifecycle, SubjectType};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `accessPackageSubject`: who requests or holds assignments. `object_id` is `None` for an
+/// external user that is not yet in the directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subject {
+    pub id: String,
+    pub object_id: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub principal_name: Option<String>,
+    pub subject_type: SubjectType,
+    pub subject_lifecycle: SubjectLifecycle,
+    pub connected_organization_id: Option<String>,
+    pub created_date_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    pub question_id: String,
+    /// `#microsoft.graph.accessPackageTextInputQuestion` or `...MultipleChoiceQuestion`.
+    pub question_type: Option<String>,
+    pub value: Option<String>,
+    pub display_value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentRequest {
+    pub id: String,
+    pub request_type: RequestType,
+    pub state: RequestState,
+    /// Detail string: Accepted, PendingApproval, PendingApprovalEscalated, PendingNotBefore,
+    /// Delivering, Delivered, DeliveryFailed, PartiallyDelivered, Denied, Canceled, Expired.
+    pub status: String,
+    pub access_package_id: String,
+    pub catalog_id: String,
+    pub policy_id: Option<String>,
+    pub assignment_id: Option<String>,
+    pub target_subject_id: String,
+    /// The subject who asked; `None` when an application asked.
+    pub requestor_subject_id: Option<String>,
+    /// The directory object id (user or application) that created the request.
+    pub created_by: String,
+    pub justification: Option<String>,
+    pub answers: Vec<Answer>,
+    pub schedule: Schedule,
+    pub is_validation_only: bool,
+    pub created_date_time: DateTime<Utc>,
+    pub completed_date_time: Option<DateTime<Utc>>,
+    pub custom_extension_callout_instances: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub id: String,
+    pub access_package_id: String,
+    pub catalog_id: String,
+    pub policy_id: String,
+    pub target_subject_id: String,
+    pub state: AssignmentState,
+    pub status: String,
+    pub schedule: Schedule,
+    pub answers: Vec<Answer>,
+    pub is_extended: bool,
+    pub expired_date_time: Option<DateTime<Utc>>,
+    pub created_date_time: DateTime<Utc>,
+    pub custom_extension_callout_instances: Vec<serde_json::Value>,
+}

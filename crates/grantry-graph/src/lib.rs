@@ -1,0 +1,13 @@
+//! Microsoft Graph wire formats for Grantry.
+//!
+//! Parsing is lenient the way real clients need (reference §13.2): enum values in any case,
+//! booleans and integers sent as strings, `@odata.type` with or without `#`, beta property
+//! names on v1.0 and the reverse where documented. Rendering is strict: v1.0 names and
+//! camelCase enums under `/v1.0`, beta names and PascalCase strings under `/beta`.
+
+pub mod body;
+pub mod directory;
+pub mod render;
+
+pub use body::Body;
+pub use render::{Dialect, odata_type, ts};

@@ -1,0 +1,137 @@
+//! Configuration: command-line flags, then `GRANTRY_*` environment variables, then an
+//! optional TOML file, then defaults — in that order of precedence.
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./grantry-data";
+
+/// Settings of `grantry serve` as given (flags or environment); `None` means "not given".
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GRANTRY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory for the embedded database (used when --database is not given).
+    #[arg(long, env = "GRANTRY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite:PATH` (embedded, the default). `postgres://…` is not supported yet.
+    #[arg(long, env = "GRANTRY_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    /// Externally visible base URL, used in @odata.context and @odata.nextLink
+    /// (default: http://<listen address>).
+    #[arg(long, env = "GRANTRY_PUBLIC_BASE_URL", value_name = "URL")]
+    pub public_base_url: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "GRANTRY_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "GRANTRY_BODY_LIMIT", value_name = "BYTES")]
+    pub body_limit: Option<usize>,
+    /// Enable the development clock (POST /_grantry/clock/advance). Never enable it in
+    /// production: it lets administrators move time forward.
+    #[arg(long, env = "GRANTRY_DEV_CLOCK", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub dev_clock: Option<bool>,
+    /// Optional TOML configuration file.
+    #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The same settings read from a TOML file (keys as in the table in the README).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    public_base_url: Option<String>,
+    log_format: Option<String>,
+    body_limit: Option<usize>,
+    dev_clock: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+}
+
+/// Fully resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database: Database,
+    pub public_base_url: Option<String>,
+    pub log_format: LogFormat,
+    pub body_limit: usize,
+    pub dev_clock: bool,
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = self.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("listen address '{listen}' is not of the form IP:PORT (e.g. 127.0.0.1:8080)"))?;
+        let data_dir = self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database = parse_database(self.database.or(file.database).as_deref(), &data_dir)?;
+        let log_format = match self.log_format.or(file.log_format).as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("log format '{other}' is not supported; use 'text' or 'json'"),
+        };
+        let public_base_url =
+            self.public_base_url.or(file.public_base_url).map(|u| u.trim_end_matches('/').to_string());
+        if let Some(url) = &public_base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("public base URL '{url}' must start with http:// or https://");
+        }
+        Ok(Config {
+            listen,
+            database,
+            public_base_url,
+            log_format,
+            body_limit: self.body_limit.or(file.body_limit).unwrap_or(4 * 1024 * 1024),
+            dev_clock: self.dev_clock.or(file.dev_clock).unwrap_or(false),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("configuration file {} is not valid", path.display()))
+}
+
+/// `sqlite:PATH`, `sqlite://PATH` or a bare path; `postgres://` is refused for now.
+pub fn parse_database(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Database> {
+    match url {
+        None => Ok(Database::Sqlite(data_dir.join("grantry.db"))),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => bail!(
+            "PostgreSQL is not supported yet in this version of Grantry; use the embedded SQLite database (omit --database, or pass sqlite:PATH)"
+        ),
+        Some(u) => {
+            let path = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")).unwrap_or(u);
+            if path.is_empty() {
+                bail!("database URL '{u}' names no file; use sqlite:PATH");
+            }
+            if u.contains("://") && !u.starts_with("sqlite://") {
+                bail!("database URL '{u}' is not supported; use sqlite:PATH");
+            }
+            Ok(Database::Sqlite(PathBuf::from(path)))
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The Grantry server: configuration, start-up and shutdown. `main.rs` adds the command
+//! line; tests start the same server in-process on port 0.
+
+pub mod config;
+
+use anyhow::Context;
+use config::{Config, Database};
+use grantry_api::{ApiConfig, AppState, auth::TokenKeys};
+use grantry_core::App;
+use grantry_domain::clock::{Clock, OffsetClock, SystemClock};
+use grantry_store::{Store, StoreOptions};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{Notify, oneshot};
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting connections and waits for the server task to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the server ends (on shutdown signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task failed")?.context("server failed")
+    }
+}
+
+/// Opens the store named by the configuration (creating and migrating it).
+pub fn open_store(database: &Database) -> anyhow::Result<Store> {
+    match database {
+        Database::Sqlite(path) => Store::open_sqlite(path, StoreOptions::default())
+            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {}", path.display(), e.message)),
+    }
+}
+
+/// Builds the application around `store`.
+pub async fn build_state(store: Store, config: &Config, base_url: String) -> anyhow::Result<AppState> {
+    let dev_clock = config.dev_clock.then(|| Arc::new(OffsetClock::default()));
+    let clock: Arc<dyn Clock> = match &dev_clock {
+        Some(c) => c.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let keys = TokenKeys::load_or_create(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load the signing key: {}", e.message))?;
+    let app = App { store, clock, dev_clock, work_signal: Arc::new(Notify::new()), tenant_id: keys.tenant_id.clone() };
+    Ok(AppState {
+        app,
+        config: Arc::new(ApiConfig { public_base_url: base_url, body_limit: config.body_limit }),
+        keys: Arc::new(keys),
+    })
+}
+
+/// Binds, opens the store and starts serving. `shutdown` ends the server when it resolves.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let store = open_store(&config.database)?;
+    let state = build_state(store, &config, base_url.clone()).await?;
+    let service = grantry_api::service(state.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(Server { addr, base_url, state, shutdown: Some(tx), task })
+}

@@ -1,0 +1,195 @@
+//! The `grantry` command: `serve`, `token` and `migrate`.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use grantry::config::{self, Database, LogFormat, ServeArgs};
+use grantry_api::auth::{MintRequest, TokenKeys, claims_for};
+use grantry_core::PrincipalKind;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "grantry",
+    version,
+    about = "Grantry: entitlement management that speaks the Microsoft Graph API (/v1.0 and /beta)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (default: 127.0.0.1:8080, embedded SQLite under ./grantry-data).
+    Serve(ServeArgs),
+    /// Print an access token signed by this server's key (read from its database).
+    ///
+    /// Either --user (a delegated token for a directory user) or --app (an application
+    /// token with the given --roles).
+    Token(TokenArgs),
+    /// Create the database if needed and apply pending schema migrations, then exit.
+    Migrate(DbArgs),
+}
+
+#[derive(clap::Args)]
+struct DbArgs {
+    /// Directory of the embedded database (used when --database is not given).
+    #[arg(long, env = "GRANTRY_DATA_DIR", value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Database URL (`sqlite:PATH`).
+    #[arg(long, env = "GRANTRY_DATABASE", value_name = "URL")]
+    database: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Delegated token for this user (object id or userPrincipalName).
+    #[arg(long, conflicts_with = "app", required_unless_present = "app")]
+    user: Option<String>,
+    /// Delegated scopes, comma- or space-separated.
+    #[arg(
+        long,
+        requires = "user",
+        default_value = "EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,RoleManagement.ReadWrite.Directory"
+    )]
+    scopes: String,
+    /// Application token for an application of this name.
+    #[arg(long)]
+    app: Option<String>,
+    /// Application roles (permissions), comma-separated.
+    #[arg(long, requires = "app", default_value = "EntitlementManagement.ReadWrite.All")]
+    roles: String,
+    /// Lifetime: seconds, or a number with s/m/h/d (e.g. 90m, 12h), or ISO-8601 (PT1H).
+    #[arg(long, default_value = "1h")]
+    expires_in: String,
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect()
+}
+
+fn parse_lifetime(s: &str) -> anyhow::Result<i64> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    if s.starts_with('P') || s.starts_with('p') {
+        return grantry_domain::duration::parse(s).map(|d| d.num_seconds()).map_err(|e| anyhow::anyhow!(e));
+    }
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 =
+        num.parse().with_context(|| format!("--expires-in '{s}' is not a lifetime like 3600, 90m, 12h or PT1H"))?;
+    Ok(match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("--expires-in '{s}' has an unknown unit; use s, m, h or d"),
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRANTRY_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            init_logging(config.log_format);
+            let server = grantry::start(config.clone()).await?;
+            tracing::info!(address = %server.addr, base_url = %server.base_url, database = ?config.database, dev_clock = config.dev_clock, "grantry is listening");
+            if config.dev_clock {
+                tracing::warn!("the development clock is enabled: administrators can move time forward");
+            }
+            let state = server.state.clone();
+            tokio::select! {
+                r = server.wait() => r?,
+                _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+            }
+            drop(state);
+            Ok(())
+        }
+        Command::Migrate(db) => {
+            let Database::Sqlite(path) = config::parse_database(db.database.as_deref(), &db.data_dir)?;
+            let applied = grantry_store::Store::migrate_sqlite(&path).map_err(|e| anyhow::anyhow!(e.message))?;
+            if applied.is_empty() {
+                println!("{}: schema is up to date", path.display());
+            } else {
+                println!("{}: applied migrations {:?}", path.display(), applied);
+            }
+            Ok(())
+        }
+        Command::Token(args) => {
+            let database = config::parse_database(args.db.database.as_deref(), &args.db.data_dir)?;
+            let store = grantry::open_store(&database)?;
+            let keys = TokenKeys::load_or_create(&store).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            let lifetime = parse_lifetime(&args.expires_in)?;
+            if lifetime <= 0 {
+                bail!("--expires-in must be positive");
+            }
+            #[allow(clippy::disallowed_methods)] // token lifetimes follow the wall clock
+            let now = chrono::Utc::now().timestamp();
+            let request = if let Some(app) = args.app {
+                let app_id = grantry_domain::ids::new_id();
+                MintRequest {
+                    kind: PrincipalKind::App,
+                    object_id: app_id.clone(),
+                    app_id,
+                    display_name: Some(app),
+                    upn: None,
+                    permissions: split_list(&args.roles),
+                    wids: Vec::new(),
+                    issued_at: now,
+                    lifetime_secs: lifetime,
+                }
+            } else {
+                let who = args.user.unwrap_or_default();
+                let key = who.clone();
+                let (user, wids) = store
+                    .read(move |c| {
+                        let user = grantry_core::directory::find_user(c, &key)?;
+                        let wids = match &user {
+                            Some(u) => c
+                                .query(
+                                    "SELECT role_definition_id FROM role_assignments WHERE principal_id = ? AND provider = 'directory'",
+                                    &[grantry_store::Value::from(&u.id)],
+                                )?
+                                .iter()
+                                .map(|r| r.text(0))
+                                .collect::<grantry_domain::Result<Vec<_>>>()?,
+                            None => Vec::new(),
+                        };
+                        Ok((user, wids))
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+                let user = user.with_context(|| {
+                    format!("no user '{who}' exists in this Grantry database; create it first with POST /v1.0/users")
+                })?;
+                MintRequest {
+                    kind: PrincipalKind::User,
+                    object_id: user.id.clone(),
+                    app_id: "a0c7e1e4-0000-4000-8000-6772616e7472".into(),
+                    display_name: Some(user.display_name.clone()),
+                    upn: Some(user.user_principal_name.clone()),
+                    permissions: split_list(&args.scopes),
+                    wids,
+                    issued_at: now,
+                    lifetime_secs: lifetime,
+                }
+            };
+            let token = keys.mint(&claims_for(&keys, request)).map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
