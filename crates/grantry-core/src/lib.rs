@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod directory;
+pub mod jobs;
 pub mod page;
 
 pub use app::App;

@@ -20,6 +20,7 @@ pub struct Server {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    runner: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -28,6 +29,7 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.runner.abort();
         let _ = (&mut self.task).await;
     }
 
@@ -72,6 +74,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let store = open_store(&config.database)?;
     let state = build_state(store, &config, base_url.clone()).await?;
+    let runner = grantry_core::jobs::spawn_runner(state.app.clone());
     let service = grantry_api::service(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -81,5 +84,5 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             })
             .await
     });
-    Ok(Server { addr, base_url, state, shutdown: Some(tx), task })
+    Ok(Server { addr, base_url, state, shutdown: Some(tx), task, runner })
 }

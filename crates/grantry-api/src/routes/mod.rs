@@ -2,6 +2,7 @@
 //! mounted under both `/v1.0` and `/beta`; the root's [`Dialect`] travels in the request
 //! and selects the rendering. Both dialects' segment names are accepted under both roots.
 
+mod devclock;
 mod users;
 
 use crate::error::{ApiError, not_found_route};
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
     let inner = Router::new()
         .nest("/v1.0", graph_routes().layer(Extension(Dialect::V1)))
         .nest("/beta", graph_routes().layer(Extension(Dialect::Beta)))
+        .merge(devclock::routes())
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(fallback)

@@ -1,0 +1,71 @@
+//! The development clock: read and advance the server's time, running the work that
+//! becomes due before answering. Only served when the server was started with
+//! `--dev-clock`; only administrators may use it.
+
+use crate::auth::Authed;
+use crate::error::ApiResult;
+use crate::extract::GraphJson;
+use crate::respond::json_response;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use grantry_core::Caller;
+use grantry_core::auth::perms;
+use grantry_domain::{Error, ErrorKind};
+use grantry_graph::Body;
+use serde_json::json;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/_grantry/clock", get(read_clock)).route("/_grantry/clock/advance", post(advance))
+}
+
+fn require_admin(caller: &Caller) -> Result<(), Error> {
+    caller.require(perms::EM_WRITE)?;
+    if caller.is_app() || caller.is_em_admin() {
+        Ok(())
+    } else {
+        Err(Error::forbidden("Only applications or Identity Governance Administrators may use the development clock."))
+    }
+}
+
+fn disabled() -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        "DevClockDisabled",
+        "The development clock is not enabled on this server; start it with --dev-clock (GRANTRY_DEV_CLOCK=true). Never enable it in production.",
+    )
+}
+
+async fn read_clock(State(s): State<AppState>, Authed(caller): Authed) -> ApiResult<Response> {
+    let clock = s.app.dev_clock.clone().ok_or_else(disabled)?;
+    require_admin(&caller)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "now": grantry_graph::ts(s.app.now()), "offset": grantry_domain::duration::format(clock.offset()) }),
+    ))
+}
+
+/// `POST /_grantry/clock/advance {"duration": "P30D"}`: moves time forward and runs every
+/// job that became due before answering.
+async fn advance(State(s): State<AppState>, Authed(caller): Authed, GraphJson(json): GraphJson) -> ApiResult<Response> {
+    let clock = s.app.dev_clock.clone().ok_or_else(disabled)?;
+    require_admin(&caller)?;
+    let body = Body::root(&json)?;
+    let by = body
+        .duration(&["duration"])?
+        .ok_or_else(|| Error::invalid_property("duration", "'duration' is required, e.g. {\"duration\": \"P30D\"}."))?;
+    if by < chrono::Duration::zero() {
+        return Err(
+            Error::invalid_property("duration", "The clock only moves forward; 'duration' must be positive.").into()
+        );
+    }
+    clock.advance(by);
+    let ran = grantry_core::jobs::drain(&s.app).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "now": grantry_graph::ts(s.app.now()), "offset": grantry_domain::duration::format(clock.offset()), "jobsRun": ran }),
+    ))
+}

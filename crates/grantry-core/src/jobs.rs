@@ -1,0 +1,176 @@
+//! Durable background work.
+//!
+//! A job is a row in `jobs`: an action (`kind`) on an entity, due at a time. Jobs are written
+//! in the same transaction as the change that causes them, so a committed change never lacks
+//! its follow-up and a rolled-back one never has it. The runner claims due jobs inside a
+//! write transaction and runs each handler in its own savepoint: a handler that fails is
+//! rolled back alone and retried later with backoff. Handlers are idempotent: they act only
+//! if the entity is still in the state they expect, so running one twice changes nothing.
+//!
+//! On SQLite the single writer makes claiming exclusive; on PostgreSQL the same claim uses
+//! `FOR UPDATE SKIP LOCKED`, so several nodes can share the table and each job runs once.
+
+use crate::App;
+use chrono::{DateTime, Duration, Utc};
+use grantry_domain::{Error, Result, ids};
+use grantry_store::{Backend, Conn, Value};
+use serde_json::Value as Json;
+
+/// Most jobs run in one write transaction, so foreground writes never wait long.
+const BATCH: usize = 200;
+/// Longest pause between polls: due work runs within this long even without a wake-up.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub entity_id: String,
+    pub due: DateTime<Utc>,
+    pub attempts: i64,
+    pub payload: Json,
+}
+
+/// What a handler sees besides the connection.
+pub struct JobContext {
+    pub now: DateTime<Utc>,
+}
+
+pub type Handler = fn(&JobContext, &mut dyn Conn, &Job) -> Result<()>;
+
+/// The handler for each job kind. Modules that schedule work add their kinds here.
+fn handler(kind: &str) -> Option<Handler> {
+    #[allow(clippy::match_single_binding)]
+    match kind {
+        _ => None,
+    }
+}
+
+/// Schedules `kind` for `entity_id` at `due`, in the caller's transaction.
+pub fn enqueue(c: &mut dyn Conn, kind: &str, entity_id: &str, due: DateTime<Utc>, payload: Json) -> Result<()> {
+    c.execute(
+        "INSERT INTO jobs (id, kind, entity_id, due_us, attempts, lease_until_us, last_error, payload) VALUES (?, ?, ?, ?, 0, NULL, NULL, ?)",
+        &[
+            Value::from(ids::new_id()),
+            Value::from(kind),
+            Value::from(entity_id),
+            Value::from(due),
+            Value::Text(payload.to_string()),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Removes pending jobs of `kind` for `entity_id` (e.g. a stage timeout once the stage is
+/// decided). Handlers check state anyway; this keeps the table small.
+pub fn cancel(c: &mut dyn Conn, kind: &str, entity_id: &str) -> Result<()> {
+    c.execute("DELETE FROM jobs WHERE kind = ? AND entity_id = ?", &[Value::from(kind), Value::from(entity_id)])?;
+    Ok(())
+}
+
+fn backoff(attempts: i64) -> Duration {
+    // 1s, 2s, 4s … capped at one hour.
+    Duration::seconds(1i64 << attempts.clamp(0, 12)).min(Duration::hours(1))
+}
+
+/// Claims and runs one batch of jobs due at `now`. Returns how many ran (succeeded or not).
+pub async fn run_batch(app: &App) -> Result<usize> {
+    let now = app.now();
+    app.store
+        .write(move |c| {
+            let lock = if c.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+            let sql = format!(
+                "SELECT id, kind, entity_id, due_us, attempts, payload FROM jobs WHERE due_us <= ? ORDER BY due_us, seq LIMIT {BATCH}{lock}"
+            );
+            let rows = c.query(&sql, &[Value::from(now)])?;
+            let ctx = JobContext { now };
+            let mut ran = 0;
+            for row in rows {
+                let job = Job {
+                    id: row.text(0)?,
+                    kind: row.text(1)?,
+                    entity_id: row.text(2)?,
+                    due: DateTime::from_timestamp_micros(row.int(3)?).unwrap_or(now),
+                    attempts: row.int(4)?,
+                    payload: serde_json::from_str(&row.text(5)?).unwrap_or(Json::Null),
+                };
+                ran += 1;
+                run_one(&ctx, c, &job)?;
+            }
+            Ok(ran)
+        })
+        .await
+}
+
+fn run_one(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
+    let Some(handle) = handler(&job.kind) else {
+        tracing::error!(kind = %job.kind, id = %job.id, "no handler for job kind; dropping it");
+        c.execute("DELETE FROM jobs WHERE id = ?", &[Value::from(&job.id)])?;
+        return Ok(());
+    };
+    c.execute("SAVEPOINT job_run", &[])?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(ctx, c, job)))
+        .unwrap_or_else(|_| Err(Error::internal("job handler panicked")));
+    match outcome {
+        Ok(()) => {
+            c.execute("RELEASE SAVEPOINT job_run", &[])?;
+            c.execute("DELETE FROM jobs WHERE id = ?", &[Value::from(&job.id)])?;
+        }
+        Err(e) => {
+            c.execute("ROLLBACK TO SAVEPOINT job_run", &[])?;
+            c.execute("RELEASE SAVEPOINT job_run", &[])?;
+            tracing::warn!(kind = %job.kind, id = %job.id, attempts = job.attempts + 1, error = %e, "job failed; will retry");
+            c.execute(
+                "UPDATE jobs SET attempts = attempts + 1, due_us = ?, last_error = ? WHERE id = ?",
+                &[Value::from(ctx.now + backoff(job.attempts)), Value::from(e.to_string()), Value::from(&job.id)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs batches until no job is due at the current time. Returns the number run.
+pub async fn drain(app: &App) -> Result<usize> {
+    let mut total = 0;
+    // Handlers may enqueue follow-ups that are due at once; keep going until none are due,
+    // with a bound so a handler that always reschedules itself cannot loop forever.
+    for _ in 0..10_000 {
+        let ran = run_batch(app).await?;
+        total += ran;
+        if ran == 0 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// When the next job is due, if any.
+pub async fn next_due(app: &App) -> Result<Option<DateTime<Utc>>> {
+    app.store
+        .read(|c| {
+            Ok(c.query_one("SELECT MIN(due_us) FROM jobs", &[])?
+                .and_then(|r| r.opt_int(0).ok().flatten())
+                .and_then(DateTime::from_timestamp_micros))
+        })
+        .await
+}
+
+/// The background runner: drains due work, then sleeps until the next job is due, a
+/// wake-up arrives (`App::work_signal`), or the poll interval passes.
+pub fn spawn_runner(app: App) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = drain(&app).await {
+                tracing::error!(error = %e, "background work failed; retrying");
+            }
+            let wait = match next_due(&app).await {
+                Ok(Some(due)) => (due - app.now()).to_std().unwrap_or_default().min(POLL_INTERVAL),
+                _ => POLL_INTERVAL,
+            };
+            tokio::select! {
+                _ = app.work_signal.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    })
+}
