@@ -1,10 +1,12 @@
 //! Users, groups, memberships and role assignments.
 
 use crate::auth::perms;
-use crate::{App, Caller, Page, PageRequest};
+use crate::listing::{ListOptions, Listed};
+use crate::{App, Caller};
 use grantry_domain::enums::UserType;
 use grantry_domain::model::User;
 use grantry_domain::{Error, ErrorKind, Result, ids};
+use grantry_store::query::{Field, Kind};
 use grantry_store::{Value, repo};
 
 /// Input for creating a user (already validated for shape by the wire layer).
@@ -102,9 +104,23 @@ pub fn find_user(c: &mut dyn grantry_store::Conn, id_or_upn: &str) -> Result<Opt
     }
 }
 
-pub async fn list_users(app: &App, caller: &Caller, page: PageRequest) -> Result<Page<User>> {
+/// Filterable and sortable user properties.
+pub const USER_FIELDS: &[Field] = &[
+    crate::listing::ID,
+    Field { names: &["displayName"], sql: "display_name", kind: Kind::TextIgnoreCase },
+    Field { names: &["userPrincipalName"], sql: "upn_lower", kind: Kind::TextIgnoreCase },
+    Field { names: &["mail"], sql: "mail_lower", kind: Kind::TextIgnoreCase },
+    Field {
+        names: &["userType"],
+        sql: "user_type",
+        kind: Kind::Enum { normalize: |s| UserType::parse(s).map(|t| t.v1()), allowed: UserType::allowed },
+    },
+    Field { names: &["accountEnabled"], sql: "account_enabled", kind: Kind::Bool },
+    Field { names: &["createdDateTime"], sql: "created_us", kind: Kind::Time },
+    Field { names: &["manager/id"], sql: "manager_id", kind: Kind::Id },
+];
+
+pub async fn list_users(app: &App, caller: &Caller, options: ListOptions) -> Result<Listed<User>> {
     caller.require(perms::USER_READ)?;
-    app.store
-        .read(move |c| Ok(Page::from_rows(repo::list(c, "", &[], page.after_seq, page.size + 1)?, page.size)))
-        .await
+    app.store.read(move |c| crate::listing::list(c, USER_FIELDS, Vec::new(), &options)).await
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod jobs;
+pub mod listing;
 pub mod membership;
 pub mod page;
 

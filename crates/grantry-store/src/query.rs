@@ -364,3 +364,125 @@ mod tests {
         assert!(sql("state eq").is_err());
     }
 }
+
+/// Where a page continues: after a `seq` (default order), or after a row's sort-key values
+/// and `seq` (with `$orderby`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cursor {
+    Seq(i64),
+    Keys(Vec<Value>, i64),
+}
+
+/// A list query: conditions (the caller's scope and the client's `$filter`, all ANDed),
+/// sort keys and a page.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub conditions: Vec<Sql>,
+    /// (SQL expression, descending); `seq` is always the final tie-breaker.
+    pub order: Vec<(String, bool)>,
+    pub after: Option<Cursor>,
+    pub limit: usize,
+}
+
+impl ListQuery {
+    pub fn new(limit: usize) -> Self {
+        ListQuery { limit, ..Default::default() }
+    }
+
+    pub fn and(mut self, text: impl Into<String>, params: Vec<Value>) -> Self {
+        self.conditions.push(Sql { text: text.into(), params });
+        self
+    }
+
+    pub fn and_sql(mut self, sql: Option<Sql>) -> Self {
+        if let Some(s) = sql {
+            self.conditions.push(s);
+        }
+        self
+    }
+
+    /// The WHERE clause (without keyword; "1 = 1" when empty) and its parameters.
+    pub fn where_clause(&self) -> (String, Vec<Value>) {
+        if self.conditions.is_empty() {
+            return ("1 = 1".into(), Vec::new());
+        }
+        let text = self.conditions.iter().map(|c| format!("({})", c.text)).collect::<Vec<_>>().join(" AND ");
+        let params = self.conditions.iter().flat_map(|c| c.params.iter().cloned()).collect();
+        (text, params)
+    }
+
+    /// The keyset condition that continues after `cursor`.
+    fn after_condition(&self) -> Option<Sql> {
+        match &self.after {
+            None => None,
+            Some(Cursor::Seq(seq)) => Some(Sql { text: "seq > ?".into(), params: vec![Value::Int(*seq)] }),
+            Some(Cursor::Keys(values, seq)) => {
+                if values.len() != self.order.len() {
+                    return Some(Sql { text: "1 = 0".into(), params: Vec::new() });
+                }
+                // (k1 > v1) OR (k1 = v1 AND k2 > v2) OR … OR (all equal AND seq > s), with
+                // each comparison's direction following its key's order.
+                let mut alternatives = Vec::new();
+                let mut params = Vec::new();
+                for i in 0..=self.order.len() {
+                    let mut terms = Vec::new();
+                    for (j, (key, _)) in self.order.iter().enumerate().take(i) {
+                        terms.push(format!("{} = ?", sortable(key)));
+                        params.push(values[j].clone());
+                    }
+                    if i < self.order.len() {
+                        let (key, desc) = &self.order[i];
+                        terms.push(format!("{} {} ?", sortable(key), if *desc { "<" } else { ">" }));
+                        params.push(values[i].clone());
+                    } else {
+                        terms.push("seq > ?".into());
+                        params.push(Value::Int(*seq));
+                    }
+                    alternatives.push(format!("({})", terms.join(" AND ")));
+                }
+                Some(Sql { text: alternatives.join(" OR "), params })
+            }
+        }
+    }
+}
+
+/// Sort keys never compare NULL (which sorts differently per database): NULL reads as ''.
+fn sortable(key: &str) -> String {
+    format!("COALESCE({key}, '')")
+}
+
+/// Runs `query` against `table`, returning `(body, cursor-after-this-row)` for up to `limit + 1`
+/// rows (the extra row tells the caller there is a next page).
+pub fn run_list(c: &mut dyn crate::Conn, table: &str, query: &ListQuery) -> Result<Vec<(String, Cursor)>> {
+    let (mut where_text, mut params) = query.where_clause();
+    if let Some(after) = query.after_condition() {
+        where_text = format!("({where_text}) AND ({})", after.text);
+        params.extend(after.params);
+    }
+    let key_columns: String = query.order.iter().map(|(k, _)| format!(", {}", sortable(k))).collect();
+    let order_by: String = query
+        .order
+        .iter()
+        .map(|(k, desc)| format!("{} {}, ", sortable(k), if *desc { "DESC" } else { "ASC" }))
+        .collect();
+    let sql = format!(
+        "SELECT seq, body{key_columns} FROM {table} WHERE {where_text} ORDER BY {order_by}seq LIMIT {}",
+        query.limit + 1
+    );
+    let rows = c.query(&sql, &params)?;
+    rows.into_iter()
+        .map(|row| {
+            let seq = row.int(0)?;
+            let body = row.text(1)?;
+            let cursor = if query.order.is_empty() { Cursor::Seq(seq) } else { Cursor::Keys(row.0[2..].to_vec(), seq) };
+            Ok((body, cursor))
+        })
+        .collect()
+}
+
+/// Counts the rows `query` selects (ignoring its page).
+pub fn run_count(c: &mut dyn crate::Conn, table: &str, query: &ListQuery) -> Result<i64> {
+    let (where_text, params) = query.where_clause();
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE {where_text}");
+    Ok(c.query_one(&sql, &params)?.map(|r| r.int(0)).transpose()?.unwrap_or(0))
+}

@@ -6,7 +6,7 @@ mod devclock;
 mod users;
 
 use crate::error::{ApiError, not_found_route};
-use crate::middleware::{request_ids, rewrite_request};
+use crate::middleware::{odata_response, request_ids, rewrite_request};
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(odata_response))
         .layer(axum::middleware::from_fn(request_ids))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
         .with_state(state);

@@ -56,7 +56,6 @@ async fn list_users(
     Authed(caller): Authed,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let page = directory::list_users(&s.app, &caller, q.page()?).await?;
-    let items = page.items.iter().map(wire::user).collect();
-    Ok(respond::collection(&s, d, "users", items, page.next_after_seq, &q, None))
+    let listed = directory::list_users(&s.app, &caller, q.list_options()?).await?;
+    Ok(respond::listed(&s, d, "users", listed.map(|u| wire::user(&u)), &q))
 }

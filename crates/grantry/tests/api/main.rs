@@ -5,4 +5,5 @@ mod helpers;
 
 mod conventions;
 mod devclock;
+mod query_options;
 mod users;
