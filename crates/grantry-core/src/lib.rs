@@ -6,7 +6,10 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod directory;
+pub mod groups;
+pub mod membership;
 pub mod page;
+pub mod rbac;
 
 pub use app::App;
 pub use auth::{Caller, Principal, PrincipalKind};

@@ -4,4 +4,6 @@
 mod helpers;
 
 mod conventions;
+mod groups;
+mod rbac;
 mod users;
