@@ -85,6 +85,10 @@ async fn create_patch_and_delete_users_in_both_roots() {
         assert_eq!(body["userType"], "Guest");
         assert_eq!(body["@odata.type"], "#microsoft.graph.user");
         let id = body["id"].as_str().unwrap().to_string();
+        let (status, body) = app.get(&app.admin, &format!("/{root}/users")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(TestApp::ids_of(&body).contains(&id));
+        assert_eq!(body["@odata.context"], format!("{}/{root}/$metadata#users", app.base));
 
         let (status, body) = app
             .patch(
