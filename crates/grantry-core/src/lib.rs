@@ -7,10 +7,12 @@ pub mod approvers;
 pub mod audit;
 pub mod auth;
 pub mod directory;
+pub mod groups;
 pub mod jobs;
 pub mod listing;
 pub mod membership;
 pub mod page;
+pub mod rbac;
 
 pub use app::App;
 pub use auth::{Caller, Principal, PrincipalKind};

@@ -3,6 +3,8 @@
 //! and selects the rendering. Both dialects' segment names are accepted under both roots.
 
 mod devclock;
+mod groups;
+mod rbac;
 mod users;
 
 use crate::error::{ApiError, not_found_route};
@@ -17,7 +19,7 @@ use grantry_graph::Dialect;
 
 /// The routes of one Graph root.
 fn graph_routes() -> Router<AppState> {
-    Router::new().merge(users::routes())
+    Router::new().merge(users::routes()).merge(groups::routes()).merge(rbac::routes())
 }
 
 /// The whole router, wrapped so that path normalisation happens before routing.

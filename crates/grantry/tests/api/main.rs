@@ -5,5 +5,7 @@ mod helpers;
 
 mod conventions;
 mod devclock;
+mod groups;
 mod query_options;
+mod rbac;
 mod users;
