@@ -182,13 +182,28 @@ pub async fn get_group(app: &App, caller: &Caller, id: &str) -> Result<Group> {
     app.store.read(move |c| require_group(c, &key)).await
 }
 
-pub async fn list_groups(app: &App, caller: &Caller, page: PageRequest) -> Result<Page<Group>> {
+/// Filterable and sortable group properties (`displayName`, `description` and `mail` are
+/// kept in the stored body; `displayName` also has its own column).
+pub const GROUP_FIELDS: &[grantry_store::query::Field] = {
+    use grantry_store::query::{Field, Kind};
+    &[
+        crate::listing::ID,
+        Field { names: &["displayName"], sql: "display_name", kind: Kind::TextIgnoreCase },
+        Field { names: &["createdDateTime"], sql: "created_us", kind: Kind::Time },
+    ]
+};
+
+pub async fn list_groups(
+    app: &App,
+    caller: &Caller,
+    options: crate::listing::ListOptions,
+) -> Result<crate::listing::Listed<Group>> {
     caller.require(perms::GROUP_READ)?;
     let caller = caller.clone();
     app.store
         .read(move |c| {
             refuse_guest_enumeration(c, &caller, "groups")?;
-            Ok(Page::from_rows(repo::list(c, "", &[], page.after_seq, page.size + 1)?, page.size))
+            crate::listing::list(c, GROUP_FIELDS, Vec::new(), &options)
         })
         .await
 }

@@ -111,9 +111,8 @@ async fn list_groups(
     Authed(caller): Authed,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let page = groups::list_groups(&s.app, &caller, q.page()?).await?;
-    let items = page.items.iter().map(wire::group).collect();
-    Ok(respond::collection(&s, d, "groups", items, page.next_after_seq, &q, None))
+    let listed = groups::list_groups(&s.app, &caller, q.list_options()?).await?;
+    Ok(respond::listed(&s, d, "groups", listed.map(|g| wire::group(&g)), &q))
 }
 
 async fn update_group(
