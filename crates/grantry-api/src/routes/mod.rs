@@ -4,6 +4,7 @@
 
 mod devclock;
 mod groups;
+mod metadata;
 mod rbac;
 mod users;
 
@@ -19,7 +20,7 @@ use grantry_graph::Dialect;
 
 /// The routes of one Graph root.
 fn graph_routes() -> Router<AppState> {
-    Router::new().merge(users::routes()).merge(groups::routes()).merge(rbac::routes())
+    Router::new().merge(users::routes()).merge(groups::routes()).merge(rbac::routes()).merge(metadata::routes())
 }
 
 /// The whole router, wrapped so that path normalisation happens before routing.
