@@ -5,8 +5,11 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod catalogs;
 pub mod directory;
+pub mod packages;
 pub mod page;
+pub mod resources;
 
 pub use app::App;
 pub use auth::{Caller, Principal, PrincipalKind};
