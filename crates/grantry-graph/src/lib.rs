@@ -6,6 +6,7 @@
 //! camelCase enums under `/v1.0`, beta names and PascalCase strings under `/beta`.
 
 pub mod body;
+pub mod catalog;
 pub mod directory;
 pub mod render;
 
