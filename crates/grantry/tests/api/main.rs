@@ -3,5 +3,7 @@
 
 mod helpers;
 
+mod catalogs;
 mod conventions;
+mod packages;
 mod users;
