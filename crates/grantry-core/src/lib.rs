@@ -7,13 +7,16 @@ pub mod approvals;
 pub mod approvers;
 pub mod audit;
 pub mod auth;
+pub mod catalogs;
 pub mod directory;
 pub mod groups;
 pub mod jobs;
 pub mod listing;
 pub mod membership;
+pub mod packages;
 pub mod page;
 pub mod rbac;
+pub mod resources;
 
 pub use app::App;
 pub use auth::{Caller, Principal, PrincipalKind};

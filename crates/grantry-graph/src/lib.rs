@@ -7,6 +7,7 @@
 
 pub mod approval;
 pub mod body;
+pub mod catalog;
 pub mod directory;
 pub mod render;
 

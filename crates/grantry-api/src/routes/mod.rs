@@ -2,9 +2,11 @@
 //! mounted under both `/v1.0` and `/beta`; the root's [`Dialect`] travels in the request
 //! and selects the rendering. Both dialects' segment names are accepted under both roots.
 
+mod catalogs;
 mod devclock;
 mod groups;
 mod metadata;
+mod packages;
 mod rbac;
 mod users;
 
@@ -20,7 +22,13 @@ use grantry_graph::Dialect;
 
 /// The routes of one Graph root.
 fn graph_routes() -> Router<AppState> {
-    Router::new().merge(users::routes()).merge(groups::routes()).merge(rbac::routes()).merge(metadata::routes())
+    Router::new()
+        .merge(users::routes())
+        .merge(groups::routes())
+        .merge(rbac::routes())
+        .merge(metadata::routes())
+        .merge(catalogs::routes())
+        .merge(packages::routes())
 }
 
 /// The whole router, wrapped so that path normalisation happens before routing.

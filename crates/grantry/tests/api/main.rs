@@ -3,9 +3,11 @@
 
 mod helpers;
 
+mod catalogs;
 mod conventions;
 mod devclock;
 mod groups;
+mod packages;
 mod query_options;
 mod rbac;
 mod users;
