@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod directory;
+pub mod policy;
 pub mod render;
 
 pub use body::Body;
