@@ -252,7 +252,9 @@ pub async fn load_caller(app: &crate::App, principal: Principal) -> Result<Calle
     match enabled {
         None => return Err(Error::unauthorized("The user this token was issued to no longer exists.")),
         Some(0) => {
-            return Err(Error::unauthorized("The user this token was issued to is disabled (accountEnabled is false)."));
+            return Err(Error::unauthorized(
+                "The user this token was issued to is disabled (accountEnabled is false).",
+            ));
         }
         Some(_) => {}
     }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod page;
+pub mod policies;
 
 pub use app::App;
 pub use auth::{Caller, Principal, PrincipalKind};
