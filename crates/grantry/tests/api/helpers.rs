@@ -188,3 +188,95 @@ pub fn assert_error(body: &Value, code: &str) {
     assert!(error["innerError"]["request-id"].as_str().is_some(), "error without request-id: {body}");
     assert!(error["innerError"]["date"].as_str().is_some(), "error without date: {body}");
 }
+
+impl TestApp {
+    /// Inserts a catalog and an access package in it directly through the store and returns
+    /// `(catalog_id, package_id)`. (Stands in for the catalogs and packages endpoints.)
+    pub async fn seed_package(&self) -> (String, String) {
+        use grantry_domain::enums::{CatalogState, CatalogType};
+        use grantry_domain::model::{AccessPackage, Catalog};
+        let app = &self.state().app;
+        let now = app.now();
+        let catalog = Catalog {
+            id: grantry_domain::ids::new_id(),
+            display_name: format!("catalog {}", &grantry_domain::ids::new_id()[..8]),
+            description: None,
+            is_externally_visible: true,
+            state: CatalogState::Published,
+            catalog_type: CatalogType::UserManaged,
+            unique_name: None,
+            created_by: None,
+            modified_by: None,
+            created_date_time: now,
+            modified_date_time: now,
+        };
+        let package = AccessPackage {
+            id: grantry_domain::ids::new_id(),
+            catalog_id: catalog.id.clone(),
+            display_name: "Marketing".into(),
+            description: Some("Marketing resources".into()),
+            is_hidden: false,
+            is_role_scopes_visible: false,
+            unique_name: None,
+            created_by: None,
+            modified_by: None,
+            created_date_time: now,
+            modified_date_time: now,
+        };
+        let ids = (catalog.id.clone(), package.id.clone());
+        app.store
+            .write(move |c| {
+                grantry_store::repo::insert(c, &catalog)?;
+                grantry_store::repo::insert(c, &package)
+            })
+            .await
+            .expect("seed package");
+        ids
+    }
+
+    /// Inserts an active (delivered) assignment made through `policy_id`.
+    pub async fn seed_assignment(&self, catalog_id: &str, package_id: &str, policy_id: &str) {
+        use grantry_domain::enums::AssignmentState;
+        use grantry_domain::model::{Assignment, Schedule};
+        let app = &self.state().app;
+        let assignment = Assignment {
+            id: grantry_domain::ids::new_id(),
+            access_package_id: package_id.into(),
+            catalog_id: catalog_id.into(),
+            policy_id: policy_id.into(),
+            target_subject_id: grantry_domain::ids::new_id(),
+            state: AssignmentState::Delivered,
+            status: "Delivered".into(),
+            schedule: Schedule::default(),
+            answers: Vec::new(),
+            is_extended: false,
+            expired_date_time: None,
+            created_date_time: app.now(),
+            custom_extension_callout_instances: Vec::new(),
+        };
+        app.store.write(move |c| grantry_store::repo::insert(c, &assignment)).await.expect("seed assignment");
+    }
+
+    /// Gives `user_id` an entitlement management role on `catalog_id`.
+    pub async fn grant_catalog_role(&self, user_id: &str, role_definition_id: &str, catalog_id: &str) {
+        use grantry_domain::model::{RoleAssignment, RoleProvider};
+        let app = &self.state().app;
+        let ra = RoleAssignment {
+            id: grantry_domain::ids::new_id(),
+            provider: RoleProvider::EntitlementManagement,
+            principal_id: user_id.into(),
+            role_definition_id: role_definition_id.into(),
+            directory_scope_id: None,
+            app_scope_id: Some(format!("/AccessPackageCatalog/{catalog_id}")),
+            created_date_time: app.now(),
+        };
+        app.store.write(move |c| grantry_store::repo::insert(c, &ra)).await.expect("grant role");
+    }
+}
+
+/// A request fixture copied from the docs (see its `source`).
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/api/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}

@@ -4,4 +4,5 @@
 mod helpers;
 
 mod conventions;
+mod policies;
 mod users;
