@@ -15,6 +15,7 @@ pub mod listing;
 pub mod membership;
 pub mod packages;
 pub mod page;
+pub mod policies;
 pub mod rbac;
 pub mod resources;
 

@@ -9,6 +9,7 @@ pub mod approval;
 pub mod body;
 pub mod catalog;
 pub mod directory;
+pub mod policy;
 pub mod render;
 
 pub use body::Body;

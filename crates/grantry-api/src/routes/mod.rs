@@ -7,6 +7,7 @@ mod devclock;
 mod groups;
 mod metadata;
 mod packages;
+mod policies;
 mod rbac;
 mod users;
 
@@ -29,6 +30,7 @@ fn graph_routes() -> Router<AppState> {
         .merge(metadata::routes())
         .merge(catalogs::routes())
         .merge(packages::routes())
+        .merge(policies::routes())
 }
 
 /// The whole router, wrapped so that path normalisation happens before routing.

@@ -447,4 +447,78 @@ impl TestApp {
             .await
             .expect("insert assignment");
     }
+
+    /// Inserts a catalog and an access package in it directly through the store and returns
+    /// `(catalog_id, package_id)`. (Stands in for the catalogs and packages endpoints.)
+    pub async fn seed_package(&self) -> (String, String) {
+        use grantry_domain::enums::{CatalogState, CatalogType};
+        use grantry_domain::model::{AccessPackage, Catalog};
+        let app = &self.state().app;
+        let now = app.now();
+        let catalog = Catalog {
+            id: grantry_domain::ids::new_id(),
+            display_name: format!("catalog {}", &grantry_domain::ids::new_id()[..8]),
+            description: None,
+            is_externally_visible: true,
+            state: CatalogState::Published,
+            catalog_type: CatalogType::UserManaged,
+            unique_name: None,
+            created_by: None,
+            modified_by: None,
+            created_date_time: now,
+            modified_date_time: now,
+        };
+        let package = AccessPackage {
+            id: grantry_domain::ids::new_id(),
+            catalog_id: catalog.id.clone(),
+            display_name: "Marketing".into(),
+            description: Some("Marketing resources".into()),
+            is_hidden: false,
+            is_role_scopes_visible: false,
+            unique_name: None,
+            created_by: None,
+            modified_by: None,
+            created_date_time: now,
+            modified_date_time: now,
+        };
+        let ids = (catalog.id.clone(), package.id.clone());
+        app.store
+            .write(move |c| {
+                grantry_store::repo::insert(c, &catalog)?;
+                grantry_store::repo::insert(c, &package)
+            })
+            .await
+            .expect("seed package");
+        ids
+    }
+
+    /// Inserts an active (delivered) assignment made through `policy_id`.
+    pub async fn seed_assignment(&self, catalog_id: &str, package_id: &str, policy_id: &str) {
+        use grantry_domain::enums::AssignmentState;
+        use grantry_domain::model::{Assignment, Schedule};
+        let app = &self.state().app;
+        let assignment = Assignment {
+            id: grantry_domain::ids::new_id(),
+            access_package_id: package_id.into(),
+            catalog_id: catalog_id.into(),
+            policy_id: policy_id.into(),
+            target_subject_id: grantry_domain::ids::new_id(),
+            state: AssignmentState::Delivered,
+            status: "Delivered".into(),
+            schedule: Schedule::default(),
+            answers: Vec::new(),
+            is_extended: false,
+            expired_date_time: None,
+            created_date_time: app.now(),
+            custom_extension_callout_instances: Vec::new(),
+        };
+        app.store.write(move |c| grantry_store::repo::insert(c, &assignment)).await.expect("seed assignment");
+    }
+}
+
+/// A request fixture copied from the docs (see its `source`).
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/api/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).expect("fixture is JSON")
 }

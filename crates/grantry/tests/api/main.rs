@@ -8,6 +8,7 @@ mod conventions;
 mod devclock;
 mod groups;
 mod packages;
+mod policies;
 mod query_options;
 mod rbac;
 mod users;

@@ -1,0 +1,269 @@
+//! Assignment policies: v1.0 `assignmentPolicies`, beta `accessPackageAssignmentPolicies`
+//! (both names under both roots), also nested under an access package and under
+//! `catalogs/{id}/accessPackages/{id}`, and directly under the version root as the old
+//! beta docs show (`POST /beta/accessPackageAssignmentPolicies`).
+//!
+//! PATCH is accepted as a partial update (Graph documents only PUT, but scripts send
+//! PATCH): the properties sent replace the policy's, everything else is kept.
+
+use crate::auth::Authed;
+use crate::error::ApiResult;
+use crate::extract::{GraphJson, RawQuery, Root};
+use crate::respond;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use grantry_core::policies::{self, PackageScope, PolicyFilter};
+use grantry_domain::Error;
+use grantry_domain::model::Policy;
+use grantry_graph::policy::{PolicyExpand, parse_policy, render_policy, render_policy_with};
+use grantry_graph::{Body, Dialect};
+use grantry_odata::ast::{BinaryOp, Expr, Literal};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+const NAMES: [&str; 2] = ["assignmentPolicies", "accessPackageAssignmentPolicies"];
+const BASES: [&str; 2] = ["/identityGovernance/entitlementManagement", ""];
+
+pub fn routes() -> Router<AppState> {
+    let mut r = Router::new();
+    for base in BASES {
+        for name in NAMES {
+            r = r
+                .route(&format!("{base}/{name}"), get(list).post(create))
+                .route(&format!("{base}/{name}/{{id}}"), get(read).put(replace).patch(patch).delete(remove))
+                .route(&format!("{base}/accessPackages/{{id}}/{name}"), get(list).post(create))
+                .route(&format!("{base}/accessPackages/{{id}}/{name}/{{policy_id}}"), get(read));
+            for catalogs in ["catalogs", "accessPackageCatalogs"] {
+                r = r.route(
+                    &format!("{base}/{catalogs}/{{id}}/accessPackages/{{package_id}}/{name}"),
+                    get(list).post(create),
+                );
+            }
+        }
+    }
+    r
+}
+
+fn set(d: Dialect) -> String {
+    format!("{}/{}", respond::EM, d.pick("assignmentPolicies", "accessPackageAssignmentPolicies"))
+}
+
+/// The package scope of a nested path, from its parameters.
+fn scope_of(params: &HashMap<String, String>) -> Option<PackageScope> {
+    match (params.get("package_id"), params.get("id")) {
+        (Some(pkg), catalog) => Some(PackageScope { access_package_id: pkg.clone(), catalog_id: catalog.cloned() }),
+        (None, Some(pkg)) => Some(PackageScope { access_package_id: pkg.clone(), catalog_id: None }),
+        _ => None,
+    }
+}
+
+/// What `$expand` asks for. `questions` and `customExtensionStageSettings` are always inline.
+struct Expand {
+    package: bool,
+    catalog: bool,
+    handlers: bool,
+}
+
+fn parse_expand(q: &RawQuery) -> Result<Expand, Error> {
+    let mut e = Expand { package: false, catalog: false, handlers: false };
+    let Some(raw) = q.get("$expand") else { return Ok(e) };
+    let items = grantry_odata::parse_expand(raw)
+        .map_err(|err| Error::bad_request("BadRequest", err.to_string()).with_target("$expand"))?;
+    for item in items {
+        let name = item.path.first().map(|s| s.to_ascii_lowercase()).unwrap_or_default();
+        match name.as_str() {
+            "*" => {
+                e.package = true;
+                e.catalog = true;
+                e.handlers = true;
+            }
+            "accesspackage" => e.package = true,
+            "catalog" | "accesspackagecatalog" => e.catalog = true,
+            "customextensionhandlers" => e.handlers = true,
+            "questions" | "customextensionstagesettings" => {}
+            _ => {
+                return Err(Error::bad_request(
+                    "BadRequest",
+                    format!(
+                        "'$expand={raw}': a policy can expand accessPackage, catalog (beta accessPackageCatalog), questions, customExtensionStageSettings and customExtensionHandlers."
+                    ),
+                )
+                .with_target("$expand"));
+            }
+        }
+    }
+    Ok(e)
+}
+
+fn parse_filters(q: &RawQuery) -> Result<Vec<PolicyFilter>, Error> {
+    let Some(raw) = q.get("$filter") else { return Ok(Vec::new()) };
+    let expr = grantry_odata::parse_filter(raw)
+        .map_err(|err| Error::bad_request("BadRequest", err.to_string()).with_target("$filter"))?;
+    let mut out = Vec::new();
+    collect(&expr, &mut out).map_err(|_| {
+        Error::bad_request(
+            "Request_UnsupportedQuery",
+            format!(
+                "'$filter={raw}' is not supported on policies; use displayName eq '…', accessPackage/id eq '…' (beta: accessPackageId eq '…'), joined with 'and'."
+            ),
+        )
+        .with_target("$filter")
+    })?;
+    Ok(out)
+}
+
+fn collect(e: &Expr, out: &mut Vec<PolicyFilter>) -> Result<(), ()> {
+    match e {
+        Expr::Binary { op: BinaryOp::And, left, right } => {
+            collect(left, out)?;
+            collect(right, out)
+        }
+        Expr::Binary { op: BinaryOp::Eq, left, right } => {
+            let (path, lit) = match (&**left, &**right) {
+                (Expr::Path(p), Expr::Literal(l)) | (Expr::Literal(l), Expr::Path(p)) => (p, l),
+                _ => return Err(()),
+            };
+            let value = match lit {
+                Literal::String(s) | Literal::Guid(s) => s.clone(),
+                _ => return Err(()),
+            };
+            let path = path.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>().join("/");
+            out.push(match path.as_str() {
+                "displayname" => PolicyFilter::DisplayName(value),
+                "accesspackage/id" | "accesspackageid" => PolicyFilter::AccessPackageId(value),
+                _ => return Err(()),
+            });
+            Ok(())
+        }
+        _ => Err(()),
+    }
+}
+
+async fn render_all(s: &AppState, d: Dialect, policies: &[Policy], e: &Expand) -> ApiResult<Vec<Value>> {
+    if !e.package && !e.catalog && !e.handlers {
+        return Ok(policies.iter().map(|p| render_policy(p, d)).collect());
+    }
+    let (packages, catalogs) = policies::related(&s.app, policies).await?;
+    Ok(policies
+        .iter()
+        .map(|p| {
+            render_policy_with(
+                p,
+                d,
+                &PolicyExpand {
+                    access_package: if e.package { packages.get(&p.access_package_id) } else { None },
+                    catalog: if e.catalog { catalogs.get(&p.catalog_id) } else { None },
+                    custom_extension_handlers: e.handlers,
+                },
+            )
+        })
+        .collect())
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    params: Option<Path<HashMap<String, String>>>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let params = params.map(|Path(p)| p).unwrap_or_default();
+    let filters = parse_filters(&q)?;
+    let expand = parse_expand(&q)?;
+    let page = policies::list_policies(&s.app, &caller, filters, scope_of(&params), q.page()?).await?;
+    let items = render_all(&s, d, &page.items, &expand).await?;
+    Ok(respond::collection(&s, d, &set(d), items, page.next_after_seq, &q, None))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    params: Option<Path<HashMap<String, String>>>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let params = params.map(|Path(p)| p).unwrap_or_default();
+    let input = parse_policy(&Body::root(&json)?, d)?;
+    let policy = policies::create_policy(&s.app, &caller, input, scope_of(&params)).await?;
+    Ok(respond::created(&s, d, &set(d), render_policy(&policy, d)))
+}
+
+async fn read(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    params: Option<Path<HashMap<String, String>>>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let params = params.map(|Path(p)| p).unwrap_or_default();
+    let expand = parse_expand(&q)?;
+    let (id, scope) = match params.get("policy_id") {
+        Some(pid) => (pid.clone(), scope_of(&params)),
+        None => (params.get("id").cloned().unwrap_or_default(), None),
+    };
+    let policy = policies::get_policy(&s.app, &caller, &id, scope).await?;
+    let mut items = render_all(&s, d, std::slice::from_ref(&policy), &expand).await?;
+    Ok(respond::entity(&s, d, &set(d), items.pop().unwrap_or(Value::Null)))
+}
+
+async fn replace(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let input = parse_policy(&Body::root(&json)?, d)?;
+    let policy = policies::replace_policy(&s.app, &caller, &id, input).await?;
+    Ok(respond::entity(&s, d, &set(d), render_policy(&policy, d)))
+}
+
+/// Top-level keys of the v1.0 rendering that a beta-named key in a PATCH body replaces.
+const BETA_REPLACES: &[(&str, &[&str])] = &[
+    ("durationInDays", &["expiration"]),
+    ("expirationDateTime", &["expiration"]),
+    ("accessReviewSettings", &["reviewSettings"]),
+    ("accessPackageNotificationSettings", &["notificationSettings"]),
+    ("customExtensionHandlers", &["customExtensionStageSettings"]),
+];
+
+async fn patch(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let current = policies::get_policy(&s.app, &caller, &id, None).await?;
+    let Value::Object(mut merged) = render_policy(&current, Dialect::V1) else {
+        return Err(Error::internal("policy rendering is not an object").into());
+    };
+    for k in ["id", "createdDateTime", "modifiedDateTime"] {
+        merged.remove(k);
+    }
+    let patch: Map<String, Value> = json.as_object().cloned().unwrap_or_default();
+    for (key, replaced) in BETA_REPLACES {
+        if patch.contains_key(*key) {
+            for r in *replaced {
+                merged.remove(*r);
+            }
+        }
+    }
+    if patch.get("requestorSettings").and_then(|r| r.get("scopeType")).is_some() {
+        merged.remove("allowedTargetScope");
+        merged.remove("specificAllowedTargets");
+    }
+    merged.extend(patch);
+    let merged = Value::Object(merged);
+    let input = parse_policy(&Body::root(&merged)?, d)?;
+    let policy = policies::replace_policy(&s.app, &caller, &id, input).await?;
+    Ok(respond::entity(&s, d, &set(d), render_policy(&policy, d)))
+}
+
+async fn remove(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
+    policies::delete_policy(&s.app, &caller, &id).await?;
+    Ok(respond::no_content())
+}
