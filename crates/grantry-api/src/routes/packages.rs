@@ -66,21 +66,31 @@ fn packages_set(d: Dialect) -> String {
 // Expansion
 
 /// The expansion of a package's assignment policies (`$expand=assignmentPolicies`, beta
-/// `accessPackageAssignmentPolicies`): package id → rendered policies. This is the hook
-/// for the assignment policy routes; until they provide it, the expansion is refused.
+/// `accessPackageAssignmentPolicies`): package id → rendered policies. The caller could read
+/// the packages, and a package's policies are readable with it.
 async fn policies_expansion(
-    _s: &AppState,
-    _d: Dialect,
+    s: &AppState,
+    d: Dialect,
     _caller: &Caller,
-    _package_ids: &[String],
-    item: &ExpandItem,
+    package_ids: &[String],
+    _item: &ExpandItem,
 ) -> ApiResult<HashMap<String, Vec<Value>>> {
-    Err(Error::bad_request(
-        "BadRequest",
-        format!("$expand={} is not supported yet on access packages.", item.path.join("/")),
-    )
-    .with_target("$expand")
-    .into())
+    let ids = package_ids.to_vec();
+    let policies = s
+        .app
+        .store
+        .read(move |c| {
+            let mut out = Vec::new();
+            for id in &ids {
+                out.push((id.clone(), grantry_core::policies::policies_for_package(c, id)?));
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(policies
+        .into_iter()
+        .map(|(id, list)| (id, list.iter().map(|p| grantry_graph::policy::render_policy(p, d)).collect()))
+        .collect())
 }
 
 fn role_scope_json(v: &RoleScopeView, d: Dialect, with_role: bool, with_scope: bool) -> Value {

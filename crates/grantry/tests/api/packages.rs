@@ -418,3 +418,32 @@ async fn incompatibilities() {
     let (_, list) = app.get(&app.admin, &em("v1.0", &format!("accessPackages/{a}/incompatibleAccessPackages"))).await;
     assert_eq!(list["value"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn packages_expand_their_assignment_policies_in_both_dialects() {
+    let app = TestApp::spawn().await;
+    let catalog = app.create_catalog("Expansions").await;
+    let package = app.create_package(&catalog, "With policies").await;
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &em("v1.0", "assignmentPolicies"),
+            serde_json::json!({
+                "displayName": "Direct", "allowedTargetScope": "notSpecified",
+                "expiration": { "type": "noExpiration" },
+                "accessPackage": { "id": package }
+            }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let (status, body) =
+        app.get(&app.admin, &em("v1.0", &format!("accessPackages/{package}?$expand=assignmentPolicies"))).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["assignmentPolicies"][0]["displayName"], "Direct");
+    assert_eq!(body["assignmentPolicies"][0]["allowedTargetScope"], "notSpecified");
+    let (status, body) =
+        app.get(&app.admin, &em("beta", "accessPackages?$expand=accessPackageAssignmentPolicies")).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let pkg = body["value"].as_array().unwrap().iter().find(|p| p["id"] == package.as_str()).unwrap();
+    assert_eq!(pkg["accessPackageAssignmentPolicies"][0]["requestorSettings"]["scopeType"], "NoSubjects");
+}
