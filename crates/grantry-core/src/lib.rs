@@ -3,12 +3,16 @@
 //! store. Nothing here knows about HTTP or JSON dialects.
 
 pub mod app;
+pub mod assignments;
 pub mod audit;
 pub mod auth;
+pub mod delivery;
 pub mod directory;
+pub mod filters;
 pub mod jobs;
 pub mod membership;
 pub mod page;
+pub mod requests;
 
 pub use app::App;
 pub use auth::{Caller, Principal, PrincipalKind};

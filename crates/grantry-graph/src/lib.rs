@@ -5,9 +5,11 @@
 //! names on v1.0 and the reverse where documented. Rendering is strict: v1.0 names and
 //! camelCase enums under `/v1.0`, beta names and PascalCase strings under `/beta`.
 
+pub mod assignment;
 pub mod body;
 pub mod directory;
 pub mod render;
+pub mod request;
 
 pub use body::Body;
 pub use render::{Dialect, odata_type, ts};

@@ -18,16 +18,9 @@ pub enum Expr {
     Not(Box<Expr>),
     /// A comparison (`eq`, `ne`, `gt`, `ge`, `lt`, `le`) or a logical
     /// `and` / `or`.
-    Binary {
-        op: BinaryOp,
-        left: Box<Expr>,
-        right: Box<Expr>,
-    },
+    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
     /// `<operand> in (<value>, ...)`; `values` is never empty when parsed.
-    In {
-        operand: Box<Expr>,
-        values: Vec<Expr>,
-    },
+    In { operand: Box<Expr>, values: Vec<Expr> },
     /// A built-in function call such as `startswith(displayName,'a')`. The
     /// argument count has been checked against [`Function::arity`].
     Call { function: Function, args: Vec<Expr> },
@@ -82,14 +75,8 @@ pub enum BinaryOp {
 
 impl BinaryOp {
     /// The comparison operators, in the order the parser tries them.
-    pub const COMPARISONS: [BinaryOp; 6] = [
-        BinaryOp::Eq,
-        BinaryOp::Ne,
-        BinaryOp::Gt,
-        BinaryOp::Ge,
-        BinaryOp::Lt,
-        BinaryOp::Le,
-    ];
+    pub const COMPARISONS: [BinaryOp; 6] =
+        [BinaryOp::Eq, BinaryOp::Ne, BinaryOp::Gt, BinaryOp::Ge, BinaryOp::Lt, BinaryOp::Le];
 
     /// The canonical (lower-case) keyword.
     pub fn as_str(self) -> &'static str {
@@ -168,18 +155,14 @@ impl Function {
 
     /// Looks a function up by name, case-insensitively.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|function| function.name().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|function| function.name().eq_ignore_ascii_case(name))
     }
 
     /// The smallest and largest number of arguments the function takes.
     pub fn arity(self) -> (usize, usize) {
         match self {
             Self::ToLower | Self::ToUpper | Self::Trim | Self::Length => (1, 1),
-            Self::StartsWith | Self::EndsWith | Self::Contains | Self::IndexOf | Self::Concat => {
-                (2, 2)
-            }
+            Self::StartsWith | Self::EndsWith | Self::Contains | Self::IndexOf | Self::Concat => (2, 2),
             Self::Substring => (2, 3),
         }
     }
@@ -273,26 +256,16 @@ impl Expr {
 
     /// A binary operation.
     pub fn binary(op: BinaryOp, left: Expr, right: Expr) -> Self {
-        Self::Binary {
-            op,
-            left: Box::new(left),
-            right: Box::new(right),
-        }
+        Self::Binary { op, left: Box::new(left), right: Box::new(right) }
     }
 
     fn precedence(&self) -> Precedence {
         match self {
-            Self::Binary {
-                op: BinaryOp::Or, ..
-            } => Precedence::Or,
-            Self::Binary {
-                op: BinaryOp::And, ..
-            } => Precedence::And,
+            Self::Binary { op: BinaryOp::Or, .. } => Precedence::Or,
+            Self::Binary { op: BinaryOp::And, .. } => Precedence::And,
             Self::Not(_) => Precedence::Not,
             Self::Binary { .. } | Self::In { .. } => Precedence::Comparison,
-            Self::Literal(_) | Self::Path(_) | Self::Call { .. } | Self::Lambda { .. } => {
-                Precedence::Primary
-            }
+            Self::Literal(_) | Self::Path(_) | Self::Call { .. } | Self::Lambda { .. } => Precedence::Primary,
         }
     }
 
@@ -489,11 +462,7 @@ impl QueryOptions {
 }
 
 fn join_display<T: fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]
@@ -506,35 +475,20 @@ mod tests {
 
     #[test]
     fn prints_only_needed_parentheses() {
-        let or_of_ands = Expr::binary(
-            BinaryOp::Or,
-            eq("a", 1),
-            Expr::binary(BinaryOp::And, eq("b", 2), eq("c", 3)),
-        );
+        let or_of_ands = Expr::binary(BinaryOp::Or, eq("a", 1), Expr::binary(BinaryOp::And, eq("b", 2), eq("c", 3)));
         assert_eq!(or_of_ands.to_string(), "a eq 1 or b eq 2 and c eq 3");
 
-        let and_of_ors = Expr::binary(
-            BinaryOp::And,
-            Expr::binary(BinaryOp::Or, eq("a", 1), eq("b", 2)),
-            eq("c", 3),
-        );
+        let and_of_ors = Expr::binary(BinaryOp::And, Expr::binary(BinaryOp::Or, eq("a", 1), eq("b", 2)), eq("c", 3));
         assert_eq!(and_of_ors.to_string(), "(a eq 1 or b eq 2) and c eq 3");
 
-        let right_nested = Expr::binary(
-            BinaryOp::Or,
-            eq("a", 1),
-            Expr::binary(BinaryOp::Or, eq("b", 2), eq("c", 3)),
-        );
+        let right_nested = Expr::binary(BinaryOp::Or, eq("a", 1), Expr::binary(BinaryOp::Or, eq("b", 2), eq("c", 3)));
         assert_eq!(right_nested.to_string(), "a eq 1 or (b eq 2 or c eq 3)");
 
         let not_cmp = Expr::Not(Box::new(eq("a", 1)));
         assert_eq!(not_cmp.to_string(), "not a eq 1");
 
-        let cmp_of_not = Expr::binary(
-            BinaryOp::Eq,
-            Expr::Not(Box::new(Expr::path(["a"]))),
-            Expr::Literal(Literal::Boolean(false)),
-        );
+        let cmp_of_not =
+            Expr::binary(BinaryOp::Eq, Expr::Not(Box::new(Expr::path(["a"]))), Expr::Literal(Literal::Boolean(false)));
         assert_eq!(cmp_of_not.to_string(), "(not a) eq false");
     }
 
@@ -544,22 +498,10 @@ mod tests {
             (Literal::Null, "null"),
             (Literal::Boolean(true), "true"),
             (Literal::Integer(-5), "-5"),
-            (
-                Literal::Decimal {
-                    value: 1.50,
-                    text: "1.50".into(),
-                },
-                "1.50",
-            ),
+            (Literal::Decimal { value: 1.50, text: "1.50".into() }, "1.50"),
             (Literal::String("O'Brien".into()), "'O''Brien'"),
             (Literal::Duration("P30D".into()), "duration'P30D'"),
-            (
-                Literal::Enum {
-                    type_name: "microsoft.graph.x".into(),
-                    value: "a".into(),
-                },
-                "microsoft.graph.x'a'",
-            ),
+            (Literal::Enum { type_name: "microsoft.graph.x".into(), value: "a".into() }, "microsoft.graph.x'a'"),
         ];
         for (literal, text) in cases {
             assert_eq!(literal.to_string(), text);
@@ -568,10 +510,7 @@ mod tests {
 
     #[test]
     fn function_lookup_is_case_insensitive() {
-        assert_eq!(
-            Function::from_name("StartsWith"),
-            Some(Function::StartsWith)
-        );
+        assert_eq!(Function::from_name("StartsWith"), Some(Function::StartsWith));
         assert_eq!(Function::from_name("TOLOWER"), Some(Function::ToLower));
         assert_eq!(Function::from_name("foo"), None);
     }

@@ -20,21 +20,13 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(option: &'static str, position: usize, message: impl Into<String>) -> Self {
-        Self {
-            option,
-            position,
-            message: message.into(),
-        }
+        Self { option, position, message: message.into() }
     }
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Syntax error at position {} in '{}': {}",
-            self.position, self.option, self.message
-        )
+        write!(f, "Syntax error at position {} in '{}': {}", self.position, self.option, self.message)
     }
 }
 
@@ -46,11 +38,7 @@ pub(crate) fn snippet(text: &str) -> String {
     const MAX_CHARS: usize = 40;
     let mut chars = text.chars();
     let short: String = chars.by_ref().take(MAX_CHARS).collect();
-    if chars.next().is_some() {
-        format!("{short}…")
-    } else {
-        short
-    }
+    if chars.next().is_some() { format!("{short}…") } else { short }
 }
 
 #[cfg(test)]
@@ -60,10 +48,7 @@ mod tests {
     #[test]
     fn display_format() {
         let err = ParseError::new("$filter", 14, "expected a closing ')'");
-        assert_eq!(
-            err.to_string(),
-            "Syntax error at position 14 in '$filter': expected a closing ')'"
-        );
+        assert_eq!(err.to_string(), "Syntax error at position 14 in '$filter': expected a closing ')'");
     }
 
     #[test]

@@ -36,19 +36,14 @@ pub(crate) fn parse(input: &str, option: &'static str) -> Result<Expr, ParseErro
         TokenKind::Eof => Ok(expr),
         TokenKind::RParen => Err(parser.error(
             parser.token.start,
-            format!(
-                "unbalanced parentheses: the ')' at position {} has no matching '('",
-                parser.token.start
-            ),
+            format!("unbalanced parentheses: the ')' at position {} has no matching '('", parser.token.start),
         )),
         _ => Err(parser.expected_operator(&expr, "")),
     }
 }
 
-const KEYWORD_OPERATORS: [&str; 16] = [
-    "eq", "ne", "gt", "ge", "lt", "le", "and", "or", "in", "has", "add", "sub", "mul", "div",
-    "divby", "mod",
-];
+const KEYWORD_OPERATORS: [&str; 16] =
+    ["eq", "ne", "gt", "ge", "lt", "le", "and", "or", "in", "has", "add", "sub", "mul", "div", "divby", "mod"];
 
 struct Parser<'a> {
     src: &'a str,
@@ -66,14 +61,7 @@ impl<'a> Parser<'a> {
     fn new(src: &'a str, option: &'static str) -> Result<Self, ParseError> {
         let mut lexer = Lexer::new(src, option);
         let token = lexer.next_token()?;
-        Ok(Self {
-            src,
-            lexer,
-            token,
-            previous: None,
-            depth: 0,
-            option,
-        })
+        Ok(Self { src, lexer, token, previous: None, depth: 0, option })
     }
 
     fn error(&self, position: usize, message: impl Into<String>) -> ParseError {
@@ -96,9 +84,7 @@ impl<'a> Parser<'a> {
         let TokenKind::Ident(word) = &self.token.kind else {
             return None;
         };
-        BinaryOp::COMPARISONS
-            .into_iter()
-            .find(|op| word.eq_ignore_ascii_case(op.as_str()))
+        BinaryOp::COMPARISONS.into_iter().find(|op| word.eq_ignore_ascii_case(op.as_str()))
     }
 
     /// Guards recursion: every construct that can contain a whole expression
@@ -106,10 +92,9 @@ impl<'a> Parser<'a> {
     fn enter(&mut self, position: usize) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.error(
-                position,
-                format!("the expression is nested too deeply (the limit is {MAX_DEPTH} levels)"),
-            ));
+            return Err(
+                self.error(position, format!("the expression is nested too deeply (the limit is {MAX_DEPTH} levels)"))
+            );
         }
         Ok(())
     }
@@ -122,17 +107,11 @@ impl<'a> Parser<'a> {
     /// already carry their quotes).
     fn quoted(&self, (start, end): (usize, usize)) -> String {
         let text = snippet(self.src.get(start..end).unwrap_or_default());
-        if text.starts_with('\'') {
-            text
-        } else {
-            format!("'{text}'")
-        }
+        if text.starts_with('\'') { text } else { format!("'{text}'") }
     }
 
     fn previous_text(&self) -> String {
-        self.previous
-            .map(|span| self.quoted(span))
-            .unwrap_or_default()
+        self.previous.map(|span| self.quoted(span)).unwrap_or_default()
     }
 
     /// The current token for a message, or "the end of the input".
@@ -159,9 +138,9 @@ impl<'a> Parser<'a> {
         };
         // `'O'Brien'`: a string immediately followed by more text is almost
         // always an unescaped quote.
-        let glued_to_string = self.previous.is_some_and(|(start, end)| {
-            end == self.token.start && self.src.as_bytes().get(start) == Some(&b'\'')
-        });
+        let glued_to_string = self
+            .previous
+            .is_some_and(|(start, end)| end == self.token.start && self.src.as_bytes().get(start) == Some(&b'\''));
         if glued_to_string {
             message.push_str("; a quote inside a string must be doubled, e.g. 'O''Brien'");
         }
@@ -175,10 +154,7 @@ impl<'a> Parser<'a> {
                 self.previous_text(),
                 self.found()
             ),
-            None => format!(
-                "expected a property, value or function call but found {}",
-                self.found()
-            ),
+            None => format!("expected a property, value or function call but found {}", self.found()),
         };
         self.error(self.token.start, message)
     }
@@ -191,15 +167,13 @@ impl<'a> Parser<'a> {
                 self.advance()?;
                 Ok(())
             }
-            (TokenKind::Eof, _) => Err(self.error(
-                self.token.start,
-                format!("expected a closing ')' for the '(' at position {open}"),
-            )),
+            (TokenKind::Eof, _) => {
+                Err(self.error(self.token.start, format!("expected a closing ')' for the '(' at position {open}")))
+            }
             (_, Some(expr)) => Err(self.expected_operator(expr, "a closing ')'")),
-            (_, None) => Err(self.error(
-                self.token.start,
-                format!("expected a closing ')' but found {}", self.found()),
-            )),
+            (_, None) => {
+                Err(self.error(self.token.start, format!("expected a closing ')' but found {}", self.found())))
+            }
         }
     }
 
@@ -268,8 +242,7 @@ impl<'a> Parser<'a> {
         };
         let word = word.to_ascii_lowercase();
         let message = match word.as_str() {
-            "has" => "the 'has' operator is not supported; compare enum values with 'eq' instead"
-                .to_owned(),
+            "has" => "the 'has' operator is not supported; compare enum values with 'eq' instead".to_owned(),
             "add" | "sub" | "mul" | "div" | "divby" | "mod" => {
                 format!("the arithmetic operator '{word}' is not supported")
             }
@@ -282,19 +255,13 @@ impl<'a> Parser<'a> {
         if self.token.kind != TokenKind::LParen {
             return Err(self.error(
                 self.token.start,
-                format!(
-                    "expected '(' after 'in' but found {}; write e.g. state in ('a','b')",
-                    self.found()
-                ),
+                format!("expected '(' after 'in' but found {}; write e.g. state in ('a','b')", self.found()),
             ));
         }
         let open = self.advance()?.start;
         self.enter(open)?;
         if self.token.kind == TokenKind::RParen {
-            return Err(self.error(
-                self.token.start,
-                "the list after 'in' must contain at least one value",
-            ));
+            return Err(self.error(self.token.start, "the list after 'in' must contain at least one value"));
         }
         let mut values = vec![self.parse_or()?];
         while self.token.kind == TokenKind::Comma {
@@ -303,10 +270,7 @@ impl<'a> Parser<'a> {
         }
         self.close_paren(open, values.last())?;
         self.leave();
-        Ok(Expr::In {
-            operand: Box::new(operand),
-            values,
-        })
+        Ok(Expr::In { operand: Box::new(operand), values })
     }
 
     fn parse_primary(&mut self) -> Result<Expr, ParseError> {
@@ -408,10 +372,7 @@ impl<'a> Parser<'a> {
             let TokenKind::Ident(segment) = &self.token.kind else {
                 return Err(self.error(
                     self.token.start,
-                    format!(
-                        "expected a property name after '/' but found {}",
-                        self.found()
-                    ),
+                    format!("expected a property name after '/' but found {}", self.found()),
                 ));
             };
             let segment = segment.clone();
@@ -448,10 +409,7 @@ impl<'a> Parser<'a> {
         self.enter(open)?;
         let body = if self.token.kind == TokenKind::RParen {
             if kind == LambdaKind::All {
-                return Err(self.error(
-                    self.token.start,
-                    "'all' needs a condition, e.g. all(x: x/state eq 'active')",
-                ));
+                return Err(self.error(self.token.start, "'all' needs a condition, e.g. all(x: x/state eq 'active')"));
             }
             None
         } else {
@@ -466,9 +424,7 @@ impl<'a> Parser<'a> {
     fn parse_lambda_body(&mut self, kind: LambdaKind) -> Result<LambdaBody, ParseError> {
         let variable = match &self.token.kind {
             TokenKind::Ident(name)
-                if !name.contains('.')
-                    && !is_keyword_operator(name)
-                    && keyword_literal(name).is_none() =>
+                if !name.contains('.') && !is_keyword_operator(name) && keyword_literal(name).is_none() =>
             {
                 name.clone()
             }
@@ -495,10 +451,7 @@ impl<'a> Parser<'a> {
         }
         self.advance()?;
         let predicate = self.parse_or()?;
-        Ok(LambdaBody {
-            variable,
-            predicate: Box::new(predicate),
-        })
+        Ok(LambdaBody { variable, predicate: Box::new(predicate) })
     }
 }
 
@@ -515,7 +468,5 @@ fn keyword_literal(word: &str) -> Option<Literal> {
 }
 
 fn is_keyword_operator(word: &str) -> bool {
-    KEYWORD_OPERATORS
-        .iter()
-        .any(|keyword| word.eq_ignore_ascii_case(keyword))
+    KEYWORD_OPERATORS.iter().any(|keyword| word.eq_ignore_ascii_case(keyword))
 }

@@ -39,11 +39,7 @@ pub(crate) struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub(crate) fn new(src: &'a str, option: &'static str) -> Self {
-        Self {
-            src,
-            pos: 0,
-            option,
-        }
+        Self { src, pos: 0, option }
     }
 
     pub(crate) fn next_token(&mut self) -> Result<Token, ParseError> {
@@ -52,11 +48,7 @@ impl<'a> Lexer<'a> {
         }
         let start = self.pos;
         let Some(first) = self.peek_char() else {
-            return Ok(Token {
-                kind: TokenKind::Eof,
-                start,
-                end: start,
-            });
+            return Ok(Token { kind: TokenKind::Eof, start, end: start });
         };
         let kind = match first {
             '(' => self.single(TokenKind::LParen),
@@ -71,11 +63,7 @@ impl<'a> Lexer<'a> {
             c if is_ident_start(c) => self.word()?,
             other => return Err(self.unexpected_char(other)),
         };
-        Ok(Token {
-            kind,
-            start,
-            end: self.pos,
-        })
+        Ok(Token { kind, start, end: self.pos })
     }
 
     fn error(&self, position: usize, message: impl Into<String>) -> ParseError {
@@ -107,10 +95,7 @@ impl<'a> Lexer<'a> {
         loop {
             let rest = self.rest();
             let Some(quote) = rest.find('\'') else {
-                return Err(self.error(
-                    start,
-                    format!("unterminated string literal starting at position {start}"),
-                ));
+                return Err(self.error(start, format!("unterminated string literal starting at position {start}")));
             };
             value.push_str(rest.get(..quote).unwrap_or_default());
             self.pos += quote + 1;
@@ -131,10 +116,8 @@ impl<'a> Lexer<'a> {
             return Ok(TokenKind::Literal(Literal::Guid(guid)));
         }
         let bytes = self.rest().as_bytes();
-        let looks_like_date = bytes
-            .get(..4)
-            .is_some_and(|y| y.iter().all(u8::is_ascii_digit))
-            && bytes.get(4) == Some(&b'-');
+        let looks_like_date =
+            bytes.get(..4).is_some_and(|y| y.iter().all(u8::is_ascii_digit)) && bytes.get(4) == Some(&b'-');
         if looks_like_date {
             return self.temporal();
         }
@@ -145,17 +128,13 @@ impl<'a> Lexer<'a> {
         let bytes = self.rest().as_bytes();
         let candidate = bytes.get(..36)?;
         // `…0b165bx` or `…-1234` is not a GUID followed by something else.
-        let glued = bytes
-            .get(36)
-            .is_some_and(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        let glued = bytes.get(36).is_some_and(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if !is_guid(candidate) || glued {
             return None;
         }
         self.pos += 36;
         // The candidate is ASCII, so this conversion cannot fail.
-        std::str::from_utf8(candidate)
-            .ok()
-            .map(str::to_ascii_lowercase)
+        std::str::from_utf8(candidate).ok().map(str::to_ascii_lowercase)
     }
 
     fn temporal(&mut self) -> Result<TokenKind, ParseError> {
@@ -207,21 +186,15 @@ impl<'a> Lexer<'a> {
 
         if is_decimal {
             match text.parse::<f64>() {
-                Ok(value) if value.is_finite() => Ok(TokenKind::Literal(Literal::Decimal {
-                    value,
-                    text: text.to_owned(),
-                })),
+                Ok(value) if value.is_finite() => {
+                    Ok(TokenKind::Literal(Literal::Decimal { value, text: text.to_owned() }))
+                }
                 _ => Err(self.error(start, format!("the number {text} is out of range"))),
             }
         } else {
             text.parse::<i64>()
                 .map(|value| TokenKind::Literal(Literal::Integer(value)))
-                .map_err(|_| {
-                    self.error(
-                        start,
-                        format!("the integer {text} does not fit in a 64-bit signed integer"),
-                    )
-                })
+                .map_err(|_| self.error(start, format!("the integer {text} does not fit in a 64-bit signed integer")))
         }
     }
 
@@ -237,9 +210,7 @@ impl<'a> Lexer<'a> {
     fn reject_glued(&self, what: &str, start: usize) -> Result<(), ParseError> {
         match self.peek_char() {
             Some(c) if is_ident_continue(c) || c == '.' => {
-                let end = self
-                    .rest()
-                    .find(|c: char| !is_ident_continue(c) && c != '.');
+                let end = self.rest().find(|c: char| !is_ident_continue(c) && c != '.');
                 let end = self.pos + end.unwrap_or(self.rest().len());
                 let text = self.src.get(start..end).unwrap_or_default();
                 Err(self.error(start, format!("invalid {what} literal '{}'", snippet(text))))
@@ -257,11 +228,7 @@ impl<'a> Lexer<'a> {
         let start = self.pos;
         self.skip_ident_part();
         while self.peek_char() == Some('.')
-            && self
-                .rest()
-                .get(1..)
-                .and_then(|r| r.chars().next())
-                .is_some_and(is_ident_start)
+            && self.rest().get(1..).and_then(|r| r.chars().next()).is_some_and(is_ident_start)
         {
             self.pos += 1;
             self.skip_ident_part();
@@ -273,8 +240,7 @@ impl<'a> Lexer<'a> {
         let is_guid_prefix = word.eq_ignore_ascii_case("guid");
         let is_duration_prefix = word.eq_ignore_ascii_case("duration");
         let is_enum_type = word.contains('.');
-        if self.peek_char() != Some('\'') || !(is_guid_prefix || is_duration_prefix || is_enum_type)
-        {
+        if self.peek_char() != Some('\'') || !(is_guid_prefix || is_duration_prefix || is_enum_type) {
             return Ok(TokenKind::Ident(word.to_owned()));
         }
         let value_start = self.pos;
@@ -283,10 +249,7 @@ impl<'a> Lexer<'a> {
             if !is_guid(value.as_bytes()) {
                 return Err(self.error(
                     value_start,
-                    format!(
-                        "invalid GUID '{}'; expected 32 hex digits in the form 8-4-4-4-12",
-                        snippet(&value)
-                    ),
+                    format!("invalid GUID '{}'; expected 32 hex digits in the form 8-4-4-4-12", snippet(&value)),
                 ));
             }
             Literal::Guid(value.to_ascii_lowercase())
@@ -305,10 +268,7 @@ impl<'a> Lexer<'a> {
             if value.is_empty() {
                 return Err(self.error(value_start, "an enum literal needs a member name"));
             }
-            Literal::Enum {
-                type_name: word.to_owned(),
-                value,
-            }
+            Literal::Enum { type_name: word.to_owned(), value }
         };
         Ok(TokenKind::Literal(literal))
     }
@@ -317,13 +277,7 @@ impl<'a> Lexer<'a> {
         let len = self
             .rest()
             .char_indices()
-            .find(|&(index, c)| {
-                if index == 0 {
-                    !is_ident_start(c)
-                } else {
-                    !is_ident_continue(c)
-                }
-            })
+            .find(|&(index, c)| if index == 0 { !is_ident_start(c) } else { !is_ident_continue(c) })
             .map_or(self.rest().len(), |(index, _)| index);
         self.pos += len;
     }
@@ -339,11 +293,7 @@ impl<'a> Lexer<'a> {
             '+' => "; if it stands for a space, encode spaces as %20",
             _ => "",
         };
-        let shown = if c.is_control() {
-            c.escape_debug().to_string()
-        } else {
-            c.to_string()
-        };
+        let shown = if c.is_control() { c.escape_debug().to_string() } else { c.to_string() };
         self.error(self.pos, format!("unexpected character '{shown}'{hint}"))
     }
 }
@@ -396,13 +346,7 @@ mod tests {
     fn words_and_punctuation() {
         assert_eq!(
             kinds("a/b eq'x'"),
-            vec![
-                ident("a"),
-                TokenKind::Slash,
-                ident("b"),
-                ident("eq"),
-                lit(Literal::String("x".into()))
-            ]
+            vec![ident("a"), TokenKind::Slash, ident("b"), ident("eq"), lit(Literal::String("x".into()))]
         );
         assert_eq!(
             kinds("f(x: *,)"),
@@ -421,32 +365,19 @@ mod tests {
     #[test]
     fn numbers() {
         assert_eq!(kinds("-12"), vec![lit(Literal::Integer(-12))]);
-        assert_eq!(
-            kinds("1.5e3"),
-            vec![lit(Literal::Decimal {
-                value: 1500.0,
-                text: "1.5e3".into()
-            })]
-        );
-        assert_eq!(
-            kinds("-9223372036854775808"),
-            vec![lit(Literal::Integer(i64::MIN))]
-        );
+        assert_eq!(kinds("1.5e3"), vec![lit(Literal::Decimal { value: 1500.0, text: "1.5e3".into() })]);
+        assert_eq!(kinds("-9223372036854775808"), vec![lit(Literal::Integer(i64::MIN))]);
     }
 
     #[test]
     fn guids_starting_with_digits_or_letters() {
         assert_eq!(
             kinds("7DEFF43E-1f17-44ef-9e5f-d516b0ba11d4"),
-            vec![lit(Literal::Guid(
-                "7deff43e-1f17-44ef-9e5f-d516b0ba11d4".into()
-            ))]
+            vec![lit(Literal::Guid("7deff43e-1f17-44ef-9e5f-d516b0ba11d4".into()))]
         );
         assert_eq!(
             kinds("a914b616-e04e-476b-aa37-91038f0b165b"),
-            vec![lit(Literal::Guid(
-                "a914b616-e04e-476b-aa37-91038f0b165b".into()
-            ))]
+            vec![lit(Literal::Guid("a914b616-e04e-476b-aa37-91038f0b165b".into()))]
         );
     }
 

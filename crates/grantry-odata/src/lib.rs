@@ -73,10 +73,7 @@ pub(crate) fn check_length(input: &str, option: &'static str) -> Result<(), Pars
         return Err(ParseError::new(
             option,
             MAX_INPUT_LEN,
-            format!(
-                "the value is too long ({} bytes; the limit is {MAX_INPUT_LEN})",
-                input.len()
-            ),
+            format!("the value is too long ({} bytes; the limit is {MAX_INPUT_LEN})", input.len()),
         ));
     }
     Ok(())

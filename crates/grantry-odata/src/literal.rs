@@ -24,62 +24,39 @@ pub(crate) enum Temporal {
 /// Calendar ranges are checked (month 1–12, day within the month, …).
 pub(crate) fn scan_temporal(bytes: &[u8]) -> Result<(Temporal, usize), String> {
     const DATE_HINT: &str = "invalid date literal; expected a date such as 2024-05-01";
-    const TIME_HINT: &str =
-        "invalid date-time literal; expected a time such as 2024-05-01T10:00:00Z after the date";
+    const TIME_HINT: &str = "invalid date-time literal; expected a time such as 2024-05-01T10:00:00Z after the date";
 
     let mut cursor = Cursor { bytes, pos: 0 };
     let year = cursor.fixed_digits(4).ok_or(DATE_HINT)?;
-    let month = cursor
-        .eat(b'-')
-        .then(|| cursor.fixed_digits(2))
-        .flatten()
-        .ok_or(DATE_HINT)?;
-    let day = cursor
-        .eat(b'-')
-        .then(|| cursor.fixed_digits(2))
-        .flatten()
-        .ok_or(DATE_HINT)?;
+    let month = cursor.eat(b'-').then(|| cursor.fixed_digits(2)).flatten().ok_or(DATE_HINT)?;
+    let day = cursor.eat(b'-').then(|| cursor.fixed_digits(2)).flatten().ok_or(DATE_HINT)?;
     if !(1..=12).contains(&month) {
-        return Err(format!(
-            "invalid date literal; month {month:02} is out of range"
-        ));
+        return Err(format!("invalid date literal; month {month:02} is out of range"));
     }
     if day == 0 || day > days_in_month(year, month) {
-        return Err(format!(
-            "invalid date literal; day {day:02} is out of range for {year:04}-{month:02}"
-        ));
+        return Err(format!("invalid date literal; day {day:02} is out of range for {year:04}-{month:02}"));
     }
     if !(cursor.eat(b'T') || cursor.eat(b't')) {
         return Ok((Temporal::Date, cursor.pos));
     }
 
     let hour = cursor.fixed_digits(2).ok_or(TIME_HINT)?;
-    let minute = cursor
-        .eat(b':')
-        .then(|| cursor.fixed_digits(2))
-        .flatten()
-        .ok_or(TIME_HINT)?;
+    let minute = cursor.eat(b':').then(|| cursor.fixed_digits(2)).flatten().ok_or(TIME_HINT)?;
     let mut second = 0;
     if cursor.eat(b':') {
         second = cursor.fixed_digits(2).ok_or(TIME_HINT)?;
         if cursor.eat(b'.') {
             let fraction = cursor.digit_run();
             if !(1..=12).contains(&fraction) {
-                return Err(
-                    "invalid date-time literal; expected 1 to 12 digits of fractional seconds"
-                        .into(),
-                );
+                return Err("invalid date-time literal; expected 1 to 12 digits of fractional seconds".into());
             }
         }
     }
     if hour > 23 || minute > 59 || second > 59 {
-        return Err(format!(
-            "invalid date-time literal; the time {hour:02}:{minute:02}:{second:02} is out of range"
-        ));
+        return Err(format!("invalid date-time literal; the time {hour:02}:{minute:02}:{second:02} is out of range"));
     }
 
-    const ZONE_HINT: &str =
-        "invalid date-time literal; expected a time zone such as 'Z' or '+02:00' after the time";
+    const ZONE_HINT: &str = "invalid date-time literal; expected a time zone such as 'Z' or '+02:00' after the time";
     if cursor.eat(b'Z') || cursor.eat(b'z') {
         return Ok((Temporal::DateTimeOffset, cursor.pos));
     }
@@ -87,11 +64,7 @@ pub(crate) fn scan_temporal(bytes: &[u8]) -> Result<(Temporal, usize), String> {
         return Err(ZONE_HINT.into());
     }
     let offset_hours = cursor.fixed_digits(2).ok_or(ZONE_HINT)?;
-    let offset_minutes = cursor
-        .eat(b':')
-        .then(|| cursor.fixed_digits(2))
-        .flatten()
-        .ok_or(ZONE_HINT)?;
+    let offset_minutes = cursor.eat(b':').then(|| cursor.fixed_digits(2)).flatten().ok_or(ZONE_HINT)?;
     if offset_hours > 23 || offset_minutes > 59 {
         return Err("invalid date-time literal; the time-zone offset is out of range".into());
     }
@@ -102,10 +75,7 @@ pub(crate) fn scan_temporal(bytes: &[u8]) -> Result<(Temporal, usize), String> {
 /// `-P1DT2H30M15.5S` or `P1Y2M`. At least one component is required and
 /// components must appear in order.
 pub(crate) fn is_duration(text: &str) -> bool {
-    let mut cursor = Cursor {
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    let mut cursor = Cursor { bytes: text.as_bytes(), pos: 0 };
     cursor.eat(b'-');
     if !(cursor.eat(b'P') || cursor.eat(b'p')) {
         return false;
@@ -221,11 +191,7 @@ mod tests {
             "2024-05-01T10:00:00.1234567+00:00",
             "2024-02-29T23:59:59-05:30",
         ] {
-            assert_eq!(
-                scan_temporal(text.as_bytes()),
-                Ok((Temporal::DateTimeOffset, text.len())),
-                "{text}"
-            );
+            assert_eq!(scan_temporal(text.as_bytes()), Ok((Temporal::DateTimeOffset, text.len())), "{text}");
         }
         for bad in [
             "2024-13-01",
@@ -246,9 +212,7 @@ mod tests {
         for good in ["P30D", "PT12H", "-P1DT2H30M15.5S", "P1Y2M", "P2W", "PT0.5S"] {
             assert!(is_duration(good), "{good}");
         }
-        for bad in [
-            "", "P", "PT", "30D", "P1H", "PT1D", "P1D2Y", "P1.5D", "P1DX", "P-1D",
-        ] {
+        for bad in ["", "P", "PT", "30D", "P1H", "PT1D", "P1D2Y", "P1.5D", "P1DX", "P-1D"] {
             assert!(!is_duration(bad), "{bad}");
         }
     }

@@ -52,11 +52,9 @@ impl OptionKind {
     /// Recognises `$filter`, `$Filter`, `filter`, ….
     fn from_key(key: &str) -> Option<Self> {
         let bare = key.strip_prefix('$').unwrap_or(key);
-        Self::ALL.into_iter().find(|kind| {
-            kind.name()
-                .strip_prefix('$')
-                .is_some_and(|name| name.eq_ignore_ascii_case(bare))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name().strip_prefix('$').is_some_and(|name| name.eq_ignore_ascii_case(bare)))
     }
 }
 
@@ -90,19 +88,10 @@ struct Builder {
 impl Builder {
     /// Parses `value` as option `kind`. `expand_depth` is the `$expand`
     /// nesting level the options belong to (0 at the top level).
-    fn apply(
-        &mut self,
-        kind: OptionKind,
-        value: &str,
-        expand_depth: usize,
-    ) -> Result<(), ParseError> {
+    fn apply(&mut self, kind: OptionKind, value: &str, expand_depth: usize) -> Result<(), ParseError> {
         let name = kind.name();
         if self.seen.contains(&kind) {
-            return Err(ParseError::new(
-                name,
-                0,
-                format!("the {name} option was given more than once"),
-            ));
+            return Err(ParseError::new(name, 0, format!("the {name} option was given more than once")));
         }
         self.seen.push(kind);
         check_length(value, name)?;
@@ -117,10 +106,7 @@ impl Builder {
             OptionKind::SkipToken => options.skiptoken = Some(value.to_owned()),
             OptionKind::Count => options.count = parse_bool(value, name)?,
             OptionKind::Search => {
-                let unquoted = value
-                    .strip_prefix('"')
-                    .and_then(|inner| inner.strip_suffix('"'))
-                    .unwrap_or(value);
+                let unquoted = value.strip_prefix('"').and_then(|inner| inner.strip_suffix('"')).unwrap_or(value);
                 options.search = Some(unquoted.to_owned());
             }
         }
@@ -134,19 +120,10 @@ fn parse_count_value(value: &str, option: &'static str) -> Result<u64, ParseErro
         return Err(ParseError::new(
             option,
             0,
-            format!(
-                "expected a non-negative integer but found '{}'",
-                snippet(value)
-            ),
+            format!("expected a non-negative integer but found '{}'", snippet(value)),
         ));
     }
-    value.parse().map_err(|_| {
-        ParseError::new(
-            option,
-            0,
-            format!("the number {} is too large", snippet(value)),
-        )
-    })
+    value.parse().map_err(|_| ParseError::new(option, 0, format!("the number {} is too large", snippet(value))))
 }
 
 fn parse_bool(value: &str, option: &'static str) -> Result<bool, ParseError> {
@@ -155,11 +132,7 @@ fn parse_bool(value: &str, option: &'static str) -> Result<bool, ParseError> {
     } else if value.eq_ignore_ascii_case("false") {
         Ok(false)
     } else {
-        Err(ParseError::new(
-            option,
-            0,
-            format!("expected 'true' or 'false' but found '{}'", snippet(value)),
-        ))
+        Err(ParseError::new(option, 0, format!("expected 'true' or 'false' but found '{}'", snippet(value))))
     }
 }
 
@@ -168,13 +141,7 @@ pub(crate) fn parse_select(input: &str) -> Result<Vec<Vec<String>>, ParseError> 
     check_length(input, OPTION)?;
     split_items(input, b',', OPTION)?
         .into_iter()
-        .map(|(offset, item)| {
-            if item == "*" {
-                Ok(vec!["*".to_owned()])
-            } else {
-                parse_path(item, offset, OPTION)
-            }
-        })
+        .map(|(offset, item)| if item == "*" { Ok(vec!["*".to_owned()]) } else { parse_path(item, offset, OPTION) })
         .collect()
 }
 
@@ -204,10 +171,7 @@ pub(crate) fn parse_orderby(input: &str) -> Result<Vec<OrderBy>, ParseError> {
                 return Err(ParseError::new(
                     OPTION,
                     offset + at,
-                    format!(
-                        "unexpected '{}'; separate $orderby items with ','",
-                        snippet(extra)
-                    ),
+                    format!("unexpected '{}'; separate $orderby items with ','", snippet(extra)),
                 ));
             }
             Ok(OrderBy { path, descending })
@@ -226,10 +190,7 @@ pub(crate) fn parse_expand(input: &str, depth: usize) -> Result<Vec<ExpandItem>,
             format!("$expand is nested too deeply (the limit is {MAX_DEPTH} levels)"),
         ));
     }
-    split_items(input, b',', OPTION)?
-        .into_iter()
-        .map(|(offset, item)| parse_expand_item(item, offset, depth))
-        .collect()
+    split_items(input, b',', OPTION)?.into_iter().map(|(offset, item)| parse_expand_item(item, offset, depth)).collect()
 }
 
 /// One `$expand` item, `path` or `path(options)`, found at `offset`.
@@ -237,10 +198,7 @@ fn parse_expand_item(item: &str, offset: usize, depth: usize) -> Result<ExpandIt
     const OPTION: &str = "$expand";
     // Paths contain no quotes, so the first '(' opens the options.
     let Some(open) = item.find('(') else {
-        return Ok(ExpandItem {
-            path: parse_expand_path(item, offset)?,
-            options: QueryOptions::default(),
-        });
+        return Ok(ExpandItem { path: parse_expand_path(item, offset)?, options: QueryOptions::default() });
     };
     let path_text = item.get(..open).unwrap_or_default().trim_end();
     let path = parse_expand_path(path_text, offset)?;
@@ -276,28 +234,17 @@ fn parse_expand_item(item: &str, offset: usize, depth: usize) -> Result<ExpandIt
 }
 
 fn parse_expand_path(text: &str, offset: usize) -> Result<Vec<String>, ParseError> {
-    if text == "*" {
-        Ok(vec!["*".to_owned()])
-    } else {
-        parse_path(text, offset, "$expand")
-    }
+    if text == "*" { Ok(vec!["*".to_owned()]) } else { parse_path(text, offset, "$expand") }
 }
 
 /// The `;`-separated options inside `path( … )`, found at `offset`.
-fn parse_expand_options(
-    text: &str,
-    offset: usize,
-    depth: usize,
-    item_path: &str,
-) -> Result<QueryOptions, ParseError> {
+fn parse_expand_options(text: &str, offset: usize, depth: usize, item_path: &str) -> Result<QueryOptions, ParseError> {
     const OPTION: &str = "$expand";
     if text.trim().is_empty() {
         return Err(ParseError::new(
             OPTION,
             offset,
-            format!(
-                "expected options such as $select=id inside the parentheses after '{item_path}'"
-            ),
+            format!("expected options such as $select=id inside the parentheses after '{item_path}'"),
         ));
     }
     let mut builder = Builder::default();
@@ -307,33 +254,23 @@ fn parse_expand_options(
             return Err(ParseError::new(
                 OPTION,
                 at,
-                format!(
-                    "expected '=' and a value after '{}' in the options of '{item_path}'",
-                    snippet(part)
-                ),
+                format!("expected '=' and a value after '{}' in the options of '{item_path}'", snippet(part)),
             ));
         };
         let key = part.get(..equals).unwrap_or_default().trim_end();
         let value = part.get(equals + 1..).unwrap_or_default();
-        let kind = OptionKind::from_key(key)
-            .filter(|kind| *kind != OptionKind::SkipToken)
-            .ok_or_else(|| {
-                ParseError::new(
-                    OPTION,
-                    at,
-                    format!(
-                        "unknown or unsupported option '{}' in the options of '{item_path}'",
-                        snippet(key)
-                    ),
-                )
-            })?;
-        builder
-            .apply(kind, value, depth)
-            .map_err(|err| ParseError {
-                option: OPTION,
-                position: at + equals + 1 + err.position,
-                message: format!("in {} of '{item_path}': {}", err.option, err.message),
-            })?;
+        let kind = OptionKind::from_key(key).filter(|kind| *kind != OptionKind::SkipToken).ok_or_else(|| {
+            ParseError::new(
+                OPTION,
+                at,
+                format!("unknown or unsupported option '{}' in the options of '{item_path}'", snippet(key)),
+            )
+        })?;
+        builder.apply(kind, value, depth).map_err(|err| ParseError {
+            option: OPTION,
+            position: at + equals + 1 + err.position,
+            message: format!("in {} of '{item_path}': {}", err.option, err.message),
+        })?;
     }
     Ok(builder.options)
 }
@@ -360,11 +297,7 @@ fn parse_path(text: &str, offset: usize, option: &'static str) -> Result<Vec<Str
 /// Splits `input` at each `separator` outside quotes and parentheses and
 /// trims the items, returning them with their offsets. Empty items are an
 /// error (`a,,b`, a trailing comma, or an empty value).
-fn split_items<'a>(
-    input: &'a str,
-    separator: u8,
-    option: &'static str,
-) -> Result<Vec<(usize, &'a str)>, ParseError> {
+fn split_items<'a>(input: &'a str, separator: u8, option: &'static str) -> Result<Vec<(usize, &'a str)>, ParseError> {
     let mut cuts = Vec::new();
     scan(input, option, |index, byte, depth| {
         if byte == separator && depth == 0 {
@@ -434,9 +367,7 @@ fn scan(
                 return Err(ParseError::new(
                     option,
                     index,
-                    format!(
-                        "unbalanced parentheses: the ')' at position {index} has no matching '('"
-                    ),
+                    format!("unbalanced parentheses: the ')' at position {index} has no matching '('"),
                 ));
             }
             _ => {}
@@ -500,12 +431,8 @@ mod tests {
 
     #[test]
     fn split_respects_quotes_and_parentheses() {
-        let items =
-            split_items("a($select=x,y), b($filter=n eq ',;(' )", b',', "$expand").expect("splits");
-        assert_eq!(
-            items,
-            vec![(0, "a($select=x,y)"), (16, "b($filter=n eq ',;(' )")]
-        );
+        let items = split_items("a($select=x,y), b($filter=n eq ',;(' )", b',', "$expand").expect("splits");
+        assert_eq!(items, vec![(0, "a($select=x,y)"), (16, "b($filter=n eq ',;(' )")]);
     }
 
     #[test]

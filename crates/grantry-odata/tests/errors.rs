@@ -1,8 +1,7 @@
 //! Errors: positions, messages, and the input limits.
 
 use grantry_odata::{
-    MAX_DEPTH, MAX_INPUT_LEN, ParseError, parse_expand, parse_filter, parse_orderby, parse_query,
-    parse_select,
+    MAX_DEPTH, MAX_INPUT_LEN, ParseError, parse_expand, parse_filter, parse_orderby, parse_query, parse_select,
 };
 
 fn filter_error(input: &str) -> ParseError {
@@ -19,10 +18,7 @@ fn filter_error(input: &str) -> ParseError {
 fn assert_filter_error(input: &str, position: usize, fragment: &str) {
     let err = filter_error(input);
     assert_eq!(err.position, position, "position for {input:?}: {err}");
-    assert!(
-        err.message.contains(fragment),
-        "message for {input:?} should contain {fragment:?}: {err}"
-    );
+    assert!(err.message.contains(fragment), "message for {input:?} should contain {fragment:?}: {err}");
 }
 
 #[test]
@@ -36,26 +32,14 @@ fn display_format() {
 
 #[test]
 fn missing_operator_names_the_previous_token() {
-    assert_filter_error(
-        "displayName 'x'",
-        12,
-        "expected an operator such as 'eq' after 'displayName'",
-    );
+    assert_filter_error("displayName 'x'", 12, "expected an operator such as 'eq' after 'displayName'");
     assert_filter_error("x eq 1 x", 7, "expected 'and' or 'or' after '1'");
-    assert_filter_error(
-        "(a eq 1 b)",
-        8,
-        "expected 'and' or 'or', or a closing ')', after '1'",
-    );
+    assert_filter_error("(a eq 1 b)", 8, "expected 'and' or 'or', or a closing ')', after '1'");
 }
 
 #[test]
 fn unterminated_string() {
-    assert_filter_error(
-        "a eq 'x' and b eq 'abc",
-        18,
-        "unterminated string literal starting at position 18",
-    );
+    assert_filter_error("a eq 'x' and b eq 'abc", 18, "unterminated string literal starting at position 18");
     assert_filter_error(
         "displayName eq 'O'Brien'",
         18,
@@ -72,16 +56,8 @@ fn unknown_function() {
 
 #[test]
 fn unbalanced_parentheses() {
-    assert_filter_error(
-        "a eq 1)",
-        6,
-        "unbalanced parentheses: the ')' at position 6 has no matching '('",
-    );
-    assert_filter_error(
-        "((a eq 1)",
-        9,
-        "expected a closing ')' for the '(' at position 0",
-    );
+    assert_filter_error("a eq 1)", 6, "unbalanced parentheses: the ')' at position 6 has no matching '('");
+    assert_filter_error("((a eq 1)", 9, "expected a closing ')' for the '(' at position 0");
     assert_filter_error("contains(a,'b'", 14, "expected a closing ')'");
 }
 
@@ -123,31 +99,15 @@ fn in_list_errors() {
 
 #[test]
 fn function_arity() {
-    assert_filter_error(
-        "startswith(a)",
-        0,
-        "function 'startswith' takes 2 arguments but 1 was given",
-    );
-    assert_filter_error(
-        "x eq tolower()",
-        5,
-        "function 'tolower' takes 1 argument but 0 were given",
-    );
-    assert_filter_error(
-        "substring(a,1,2,3) eq 'x'",
-        0,
-        "takes 2 to 3 arguments but 4 were given",
-    );
+    assert_filter_error("startswith(a)", 0, "function 'startswith' takes 2 arguments but 1 was given");
+    assert_filter_error("x eq tolower()", 5, "function 'tolower' takes 1 argument but 0 were given");
+    assert_filter_error("substring(a,1,2,3) eq 'x'", 0, "takes 2 to 3 arguments but 4 were given");
     assert_filter_error("startswith(a 'x')", 13, "or ',' or ')'");
 }
 
 #[test]
 fn lambda_errors() {
-    assert_filter_error(
-        "a/any(x eq 1)",
-        8,
-        "expected ':' after the range variable 'x'",
-    );
+    assert_filter_error("a/any(x eq 1)", 8, "expected ':' after the range variable 'x'");
     assert_filter_error("a/all()", 6, "'all' needs a condition");
     assert_filter_error("a/any(: x)", 6, "expected a range variable");
     assert_filter_error("a/any(x: x eq 1", 15, "expected a closing ')'");
@@ -204,17 +164,9 @@ fn input_length_limit() {
     assert!(parse_filter(&at_limit).is_ok());
 
     let long_select = vec!["abc"; 3000].join(",");
-    assert!(
-        parse_select(&long_select)
-            .expect_err("too long")
-            .message
-            .contains("too long")
-    );
+    assert!(parse_select(&long_select).expect_err("too long").message.contains("too long"));
     assert!(parse_orderby(&long_select).is_err());
     assert!(parse_expand(&long_select).is_err());
     let pairs = vec![("$skiptoken".to_owned(), "x".repeat(MAX_INPUT_LEN + 1))];
-    assert_eq!(
-        parse_query(&pairs).expect_err("too long").option,
-        "$skiptoken"
-    );
+    assert_eq!(parse_query(&pairs).expect_err("too long").option, "$skiptoken");
 }

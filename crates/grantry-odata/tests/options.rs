@@ -2,15 +2,11 @@
 
 use grantry_odata::ast::{BinaryOp, Expr};
 use grantry_odata::{
-    ExpandItem, MAX_DEPTH, OrderBy, ParseError, QueryOptions, parse_expand, parse_orderby,
-    parse_query, parse_select,
+    ExpandItem, MAX_DEPTH, OrderBy, ParseError, QueryOptions, parse_expand, parse_orderby, parse_query, parse_select,
 };
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-        .collect()
+    items.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect()
 }
 
 fn query(items: &[(&str, &str)]) -> Result<QueryOptions, ParseError> {
@@ -22,32 +18,19 @@ fn segments(path: &str) -> Vec<String> {
 }
 
 fn order(path: &str, descending: bool) -> OrderBy {
-    OrderBy {
-        path: segments(path),
-        descending,
-    }
+    OrderBy { path: segments(path), descending }
 }
 
 fn expand(path: &str, options: QueryOptions) -> ExpandItem {
-    ExpandItem {
-        path: segments(path),
-        options,
-    }
+    ExpandItem { path: segments(path), options }
 }
 
 #[test]
 fn orderby_items_and_directions() {
-    assert_eq!(
-        parse_orderby("displayName").expect("parses"),
-        vec![order("displayName", false)]
-    );
+    assert_eq!(parse_orderby("displayName").expect("parses"), vec![order("displayName", false)]);
     assert_eq!(
         parse_orderby(" createdDateTime DESC , accessPackage/displayName asc,id ").expect("parses"),
-        vec![
-            order("createdDateTime", true),
-            order("accessPackage/displayName", false),
-            order("id", false),
-        ]
+        vec![order("createdDateTime", true), order("accessPackage/displayName", false), order("id", false),]
     );
 }
 
@@ -59,20 +42,14 @@ fn orderby_errors() {
 
     let err = parse_orderby("a desc b").expect_err("missing comma");
     assert_eq!(err.position, 7);
-    assert!(
-        err.message.contains("separate $orderby items with ','"),
-        "{err}"
-    );
+    assert!(err.message.contains("separate $orderby items with ','"), "{err}");
 
     let err = parse_orderby("a,,b").expect_err("empty item");
     assert_eq!(err.position, 2);
 
     let err = parse_orderby("a, 1x desc").expect_err("bad name");
     assert_eq!(err.position, 3);
-    assert!(
-        err.message.contains("'1x' is not a valid property name"),
-        "{err}"
-    );
+    assert!(err.message.contains("'1x' is not a valid property name"), "{err}");
 
     assert!(parse_orderby("").is_err());
     assert!(parse_orderby("a,").is_err());
@@ -83,19 +60,12 @@ fn orderby_errors() {
 fn select_paths_and_star() {
     assert_eq!(
         parse_select("id, displayName ,accessPackage/id").expect("parses"),
-        vec![
-            segments("id"),
-            segments("displayName"),
-            segments("accessPackage/id")
-        ]
+        vec![segments("id"), segments("displayName"), segments("accessPackage/id")]
     );
     assert_eq!(parse_select("*").expect("parses"), vec![segments("*")]);
     assert_eq!(
         parse_select("microsoft.graph.group/displayName").expect("parses"),
-        vec![vec![
-            "microsoft.graph.group".to_owned(),
-            "displayName".to_owned()
-        ]]
+        vec![vec!["microsoft.graph.group".to_owned(), "displayName".to_owned()]]
     );
 }
 
@@ -106,10 +76,7 @@ fn select_errors() {
 
     let err = parse_select("id, display name").expect_err("space in name");
     assert_eq!(err.position, 4);
-    assert!(
-        err.message
-            .contains("'display name' is not a valid property name")
-    );
+    assert!(err.message.contains("'display name' is not a valid property name"));
 
     let err = parse_select("a//b").expect_err("empty segment");
     assert_eq!(err.position, 2);
@@ -142,10 +109,7 @@ fn expand_with_options() {
             expand(
                 "resourceRoleScopes",
                 QueryOptions {
-                    expand: vec![
-                        expand("role", QueryOptions::default()),
-                        expand("scope", QueryOptions::default()),
-                    ],
+                    expand: vec![expand("role", QueryOptions::default()), expand("scope", QueryOptions::default()),],
                     select: Some(vec![segments("id")]),
                     ..QueryOptions::default()
                 }
@@ -153,11 +117,7 @@ fn expand_with_options() {
             expand(
                 "accessPackageResourceRoleScopes",
                 QueryOptions {
-                    filter: Some(Expr::binary(
-                        BinaryOp::Eq,
-                        Expr::path(["originSystem"]),
-                        Expr::string("AadGroup"),
-                    )),
+                    filter: Some(Expr::binary(BinaryOp::Eq, Expr::path(["originSystem"]), Expr::string("AadGroup"),)),
                     top: Some(5),
                     orderby: vec![order("createdDateTime", true)],
                     ..QueryOptions::default()
@@ -171,17 +131,10 @@ fn expand_with_options() {
 fn expand_commas_and_semicolons_inside_parentheses_and_quotes() {
     let items = parse_expand("a($select=x,y;$filter=n eq 'p,q;(r'),b").expect("parses");
     assert_eq!(items.len(), 2);
-    assert_eq!(
-        items.first().and_then(|item| item.options.select.clone()),
-        Some(vec![segments("x"), segments("y")])
-    );
+    assert_eq!(items.first().and_then(|item| item.options.select.clone()), Some(vec![segments("x"), segments("y")]));
     assert_eq!(
         items.first().and_then(|item| item.options.filter.clone()),
-        Some(Expr::binary(
-            BinaryOp::Eq,
-            Expr::path(["n"]),
-            Expr::string("p,q;(r"),
-        ))
+        Some(Expr::binary(BinaryOp::Eq, Expr::path(["n"]), Expr::string("p,q;(r"),))
     );
 }
 
@@ -195,11 +148,7 @@ fn expand_nested_and_option_name_forms() {
             QueryOptions {
                 expand: vec![expand(
                     "b",
-                    QueryOptions {
-                        select: Some(vec![segments("x")]),
-                        top: Some(1),
-                        ..QueryOptions::default()
-                    }
+                    QueryOptions { select: Some(vec![segments("x")]), top: Some(1), ..QueryOptions::default() }
                 )],
                 count: true,
                 ..QueryOptions::default()
@@ -212,19 +161,11 @@ fn expand_nested_and_option_name_forms() {
 fn expand_errors_point_into_the_whole_value() {
     let err = parse_expand("a,b($filter=n eq)").expect_err("bad nested filter");
     assert_eq!((err.option, err.position), ("$expand", 16));
-    assert!(
-        err.message
-            .starts_with("in $filter of 'b': expected a property"),
-        "{err}"
-    );
+    assert!(err.message.starts_with("in $filter of 'b': expected a property"), "{err}");
 
     let err = parse_expand("a($expand=b($filter=x eq 'y' z))").expect_err("deep error");
     assert_eq!(err.position, 29);
-    assert!(
-        err.message
-            .starts_with("in $expand of 'a': in $filter of 'b': expected 'and' or 'or'"),
-        "{err}"
-    );
+    assert!(err.message.starts_with("in $expand of 'a': in $filter of 'b': expected 'and' or 'or'"), "{err}");
 
     let err = parse_expand("a($top=-1)").expect_err("bad top");
     assert_eq!(err.position, 7);
@@ -295,11 +236,7 @@ fn query_all_options() {
     assert_eq!(
         options,
         QueryOptions {
-            filter: Some(Expr::binary(
-                BinaryOp::Eq,
-                Expr::path(["state"]),
-                Expr::string("Delivered"),
-            )),
+            filter: Some(Expr::binary(BinaryOp::Eq, Expr::path(["state"]), Expr::string("Delivered"),)),
             select: Some(vec![segments("id"), segments("state")]),
             expand: vec![expand("target", QueryOptions::default())],
             orderby: vec![order("createdDateTime", true)],
@@ -316,16 +253,12 @@ fn query_all_options() {
 fn query_empty_and_unrelated_parameters() {
     assert_eq!(query(&[]).expect("parses"), QueryOptions::default());
     assert!(query(&[]).expect("parses").is_empty());
-    assert_eq!(
-        query(&[("api-version", "1"), ("foo", "bar")]).expect("parses"),
-        QueryOptions::default()
-    );
+    assert_eq!(query(&[("api-version", "1"), ("foo", "bar")]).expect("parses"), QueryOptions::default());
 }
 
 #[test]
 fn query_option_names_with_or_without_dollar_any_case() {
-    let options =
-        query(&[("$Filter", "a eq 1"), ("TOP", "3"), ("count", "false")]).expect("parses");
+    let options = query(&[("$Filter", "a eq 1"), ("TOP", "3"), ("count", "false")]).expect("parses");
     assert!(options.filter.is_some());
     assert_eq!(options.top, Some(3));
     assert!(!options.count);
@@ -388,10 +321,7 @@ fn to_pairs_round_trips() {
     let input = pairs(&[
         ("$filter", "STATE eq 'x' AND (a eq 1)"),
         ("$select", "id, state"),
-        (
-            "$expand",
-            "target($select=id;$filter=startswith(displayName,'a');$expand=manager($top=1)),*",
-        ),
+        ("$expand", "target($select=id;$filter=startswith(displayName,'a');$expand=manager($top=1)),*"),
         ("$orderby", "a desc, b ASC"),
         ("$top", "10"),
         ("$skip", "5"),
@@ -406,10 +336,7 @@ fn to_pairs_round_trips() {
         pairs(&[
             ("$filter", "STATE eq 'x' and a eq 1"),
             ("$select", "id,state"),
-            (
-                "$expand",
-                "target($filter=startswith(displayName,'a');$select=id;$expand=manager($top=1)),*",
-            ),
+            ("$expand", "target($filter=startswith(displayName,'a');$select=id;$expand=manager($top=1)),*",),
             ("$orderby", "a desc,b"),
             ("$top", "10"),
             ("$skip", "5"),

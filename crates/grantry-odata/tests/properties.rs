@@ -3,8 +3,7 @@
 
 use grantry_odata::ast::{BinaryOp, Expr, Function, LambdaBody, LambdaKind, Literal};
 use grantry_odata::{
-    ExpandItem, OrderBy, QueryOptions, parse_expand, parse_filter, parse_orderby, parse_query,
-    parse_select,
+    ExpandItem, OrderBy, QueryOptions, parse_expand, parse_filter, parse_orderby, parse_query, parse_select,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -72,19 +71,12 @@ const FRAGMENTS: &[&str] = &[
 ];
 
 fn odata_soup() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        prop_oneof![select(FRAGMENTS).prop_map(str::to_owned), "[ -~]{0,3}"],
-        0..40,
-    )
-    .prop_map(|parts| parts.concat())
+    prop::collection::vec(prop_oneof![select(FRAGMENTS).prop_map(str::to_owned), "[ -~]{0,3}"], 0..40)
+        .prop_map(|parts| parts.concat())
 }
 
 fn any_input() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        odata_soup(),
-        "[a-z0-9 '()/,:;=$.*\"-]{0,60}"
-    ]
+    prop_oneof![any::<String>(), odata_soup(), "[a-z0-9 '()/,:;=$.*\"-]{0,60}"]
 }
 
 fn try_everything(input: &str) {
@@ -92,9 +84,7 @@ fn try_everything(input: &str) {
     let _ = parse_orderby(input);
     let _ = parse_select(input);
     let _ = parse_expand(input);
-    for key in [
-        "$filter", "$expand", "$top", "$count", "$search", "$x", "select",
-    ] {
+    for key in ["$filter", "$expand", "$top", "$count", "$search", "$x", "select"] {
         let _ = parse_query(&[(key.to_owned(), input.to_owned())]);
     }
 }
@@ -130,15 +120,13 @@ proptest! {
 // Printed trees re-parse to themselves.
 
 const RESERVED: &[&str] = &[
-    "and", "or", "not", "eq", "ne", "gt", "ge", "lt", "le", "in", "has", "add", "sub", "mul",
-    "div", "divby", "mod", "true", "false", "null", "any", "all",
+    "and", "or", "not", "eq", "ne", "gt", "ge", "lt", "le", "in", "has", "add", "sub", "mul", "div", "divby", "mod",
+    "true", "false", "null", "any", "all",
 ];
 
 fn ident() -> impl Strategy<Value = String> {
     "[a-zA-Z_][a-zA-Z0-9_]{0,6}".prop_filter("keywords are not names", |name| {
-        !RESERVED
-            .iter()
-            .any(|keyword| keyword.eq_ignore_ascii_case(name))
+        !RESERVED.iter().any(|keyword| keyword.eq_ignore_ascii_case(name))
     })
 }
 
@@ -147,24 +135,19 @@ fn path() -> impl Strategy<Value = Vec<String>> {
 }
 
 fn decimal() -> impl Strategy<Value = Literal> {
-    (
-        any::<bool>(),
-        0u32..100_000,
-        "[0-9]{1,6}",
-        prop::option::of(-30i32..30),
-    )
-        .prop_map(|(negative, whole, fraction, exponent)| {
+    (any::<bool>(), 0u32..100_000, "[0-9]{1,6}", prop::option::of(-30i32..30)).prop_map(
+        |(negative, whole, fraction, exponent)| {
             let sign = if negative { "-" } else { "" };
             let exponent = exponent.map(|e| format!("e{e}")).unwrap_or_default();
             let text = format!("{sign}{whole}.{fraction}{exponent}");
             let value = text.parse().unwrap_or(0.0);
             Literal::Decimal { value, text }
-        })
+        },
+    )
 }
 
 fn date_text() -> impl Strategy<Value = String> {
-    (0u32..10_000, 1u32..=12, 1u32..=28)
-        .prop_map(|(year, month, day)| format!("{year:04}-{month:02}-{day:02}"))
+    (0u32..10_000, 1u32..=12, 1u32..=28).prop_map(|(year, month, day)| format!("{year:04}-{month:02}-{day:02}"))
 }
 
 fn date_time_text() -> impl Strategy<Value = String> {
@@ -190,15 +173,8 @@ fn date_time_text() -> impl Strategy<Value = String> {
 }
 
 fn duration_text() -> impl Strategy<Value = String> {
-    (
-        any::<bool>(),
-        prop::option::of(0u32..1000),
-        prop::option::of(0u32..24),
-        prop::option::of(0u32..60),
-    )
-        .prop_filter("a duration needs a component", |(_, d, h, m)| {
-            d.is_some() || h.is_some() || m.is_some()
-        })
+    (any::<bool>(), prop::option::of(0u32..1000), prop::option::of(0u32..24), prop::option::of(0u32..60))
+        .prop_filter("a duration needs a component", |(_, d, h, m)| d.is_some() || h.is_some() || m.is_some())
         .prop_map(|(negative, days, hours, minutes)| {
             let mut text = if negative { "-P" } else { "P" }.to_owned();
             if let Some(days) = days {
@@ -252,45 +228,25 @@ fn binary_op() -> impl Strategy<Value = BinaryOp> {
 }
 
 fn expr() -> impl Strategy<Value = Expr> {
-    let leaf = prop_oneof![
-        literal().prop_map(Expr::Literal),
-        path().prop_map(Expr::Path)
-    ];
+    let leaf = prop_oneof![literal().prop_map(Expr::Literal), path().prop_map(Expr::Path)];
     leaf.prop_recursive(5, 48, 4, |inner| {
         let args = inner.clone();
         let call = select(&Function::ALL[..]).prop_flat_map(move |function| {
             let (min, max) = function.arity();
-            prop::collection::vec(args.clone(), min..=max)
-                .prop_map(move |args| Expr::Call { function, args })
+            prop::collection::vec(args.clone(), min..=max).prop_map(move |args| Expr::Call { function, args })
         });
-        let lambda = (
-            path(),
-            any::<bool>(),
-            prop::option::of((ident(), inner.clone())),
-        )
-            .prop_map(|(path, all, body)| {
-                let body = body.map(|(variable, predicate)| LambdaBody {
-                    variable,
-                    predicate: Box::new(predicate),
-                });
+        let lambda =
+            (path(), any::<bool>(), prop::option::of((ident(), inner.clone()))).prop_map(|(path, all, body)| {
+                let body = body.map(|(variable, predicate)| LambdaBody { variable, predicate: Box::new(predicate) });
                 // `all()` without a condition is not valid OData.
-                let kind = if all && body.is_some() {
-                    LambdaKind::All
-                } else {
-                    LambdaKind::Any
-                };
+                let kind = if all && body.is_some() { LambdaKind::All } else { LambdaKind::Any };
                 Expr::Lambda { path, kind, body }
             });
         prop_oneof![
             inner.clone().prop_map(|e| Expr::Not(Box::new(e))),
-            (binary_op(), inner.clone(), inner.clone())
-                .prop_map(|(op, left, right)| Expr::binary(op, left, right)),
-            (inner.clone(), prop::collection::vec(inner.clone(), 1..4)).prop_map(
-                |(operand, values)| Expr::In {
-                    operand: Box::new(operand),
-                    values,
-                }
-            ),
+            (binary_op(), inner.clone(), inner.clone()).prop_map(|(op, left, right)| Expr::binary(op, left, right)),
+            (inner.clone(), prop::collection::vec(inner.clone(), 1..4))
+                .prop_map(|(operand, values)| Expr::In { operand: Box::new(operand), values }),
             call,
             lambda,
         ]
@@ -307,11 +263,8 @@ fn orderby() -> impl Strategy<Value = OrderBy> {
 
 /// Options as `$expand` items carry them (no `$skiptoken`).
 fn nested_options(depth: u32) -> BoxedStrategy<QueryOptions> {
-    let expand = if depth == 0 {
-        Just(Vec::new()).boxed()
-    } else {
-        prop::collection::vec(expand_item(depth - 1), 0..3).boxed()
-    };
+    let expand =
+        if depth == 0 { Just(Vec::new()).boxed() } else { prop::collection::vec(expand_item(depth - 1), 0..3).boxed() };
     (
         prop::option::of(expr()),
         prop::option::of(prop::collection::vec(select_item(), 1..4)),
@@ -322,27 +275,22 @@ fn nested_options(depth: u32) -> BoxedStrategy<QueryOptions> {
         any::<bool>(),
         prop::option::of("[a-z ]{0,12}"),
     )
-        .prop_map(
-            |(filter, select, expand, orderby, top, skip, count, search)| QueryOptions {
-                filter,
-                select,
-                expand,
-                orderby,
-                top,
-                skip,
-                skiptoken: None,
-                count,
-                search,
-            },
-        )
+        .prop_map(|(filter, select, expand, orderby, top, skip, count, search)| QueryOptions {
+            filter,
+            select,
+            expand,
+            orderby,
+            top,
+            skip,
+            skiptoken: None,
+            count,
+            search,
+        })
         .boxed()
 }
 
 fn expand_item(depth: u32) -> BoxedStrategy<ExpandItem> {
-    (
-        prop_oneof![1 => Just(vec!["*".to_owned()]), 4 => path()],
-        nested_options(depth),
-    )
+    (prop_oneof![1 => Just(vec!["*".to_owned()]), 4 => path()], nested_options(depth))
         .prop_map(|(path, options)| ExpandItem { path, options })
         .boxed()
 }

@@ -2,7 +2,9 @@
 //! mounted under both `/v1.0` and `/beta`; the root's [`Dialect`] travels in the request
 //! and selects the rendering. Both dialects' segment names are accepted under both roots.
 
+mod assignments;
 mod devclock;
+mod requests;
 mod users;
 
 use crate::error::{ApiError, not_found_route};
@@ -17,7 +19,7 @@ use grantry_graph::Dialect;
 
 /// The routes of one Graph root.
 fn graph_routes() -> Router<AppState> {
-    Router::new().merge(users::routes())
+    Router::new().merge(users::routes()).merge(requests::routes()).merge(assignments::routes())
 }
 
 /// The whole router, wrapped so that path normalisation happens before routing.

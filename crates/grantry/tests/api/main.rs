@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod assignments;
 mod conventions;
 mod devclock;
+mod requests;
 mod users;
