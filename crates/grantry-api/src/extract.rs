@@ -6,8 +6,12 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use grantry_core::PageRequest;
+use grantry_core::listing::ListOptions;
 use grantry_domain::{Error, ErrorKind};
 use grantry_graph::Dialect;
+use grantry_odata::QueryOptions;
+use grantry_store::Value as SqlValue;
+use grantry_store::query::Cursor;
 use serde_json::Value;
 
 /// Deepest JSON nesting accepted in a request body.
@@ -180,20 +184,85 @@ impl RawQuery {
 }
 
 pub fn encode_skiptoken(after_seq: i64) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("s1:{after_seq}"))
+    encode_cursor(&Cursor::Seq(after_seq))
 }
 
 fn decode_skiptoken(token: &str) -> Result<i64, ApiError> {
+    match decode_cursor(token)? {
+        Cursor::Seq(seq) => Ok(seq),
+        Cursor::Keys(..) => Err(bad_token().into()),
+    }
+}
+
+fn bad_token() -> Error {
+    Error::bad_request(
+        "BadRequest",
+        "The $skiptoken is not one this server issued for this query; follow @odata.nextLink as given.",
+    )
+    .with_target("$skiptoken")
+}
+
+/// Page tokens are opaque to clients: base64url of `s1:{seq}` (default order) or
+/// `k1:{"k":[sort key values],"s":seq}` (with `$orderby`).
+pub fn encode_cursor(cursor: &Cursor) -> String {
     use base64::Engine;
-    let bad = || {
-        Error::bad_request(
-            "BadRequest",
-            "The $skiptoken is not one this server issued; follow @odata.nextLink as given.",
-        )
-        .with_target("$skiptoken")
+    let text = match cursor {
+        Cursor::Seq(seq) => format!("s1:{seq}"),
+        Cursor::Keys(values, seq) => {
+            let keys: Vec<Value> = values
+                .iter()
+                .map(|v| match v {
+                    SqlValue::Null => Value::Null,
+                    SqlValue::Int(i) => Value::from(*i),
+                    SqlValue::Real(f) => Value::from(*f),
+                    SqlValue::Text(t) => Value::from(t.clone()),
+                })
+                .collect();
+            format!("k1:{}", serde_json::json!({ "k": keys, "s": seq }))
+        }
     };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    text.strip_prefix("s1:").and_then(|n| n.parse().ok()).ok_or_else(|| bad().into())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+pub fn decode_cursor(token: &str) -> Result<Cursor, ApiError> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| bad_token())?;
+    let text = String::from_utf8(raw).map_err(|_| bad_token())?;
+    if let Some(n) = text.strip_prefix("s1:") {
+        return n.parse().map(Cursor::Seq).map_err(|_| bad_token().into());
+    }
+    let json: Value = text.strip_prefix("k1:").and_then(|j| serde_json::from_str(j).ok()).ok_or_else(bad_token)?;
+    let seq = json["s"].as_i64().ok_or_else(bad_token)?;
+    let keys = json["k"]
+        .as_array()
+        .ok_or_else(bad_token)?
+        .iter()
+        .map(|v| match v {
+            Value::Null => Ok(SqlValue::Null),
+            Value::String(s) => Ok(SqlValue::Text(s.clone())),
+            Value::Number(n) => {
+                n.as_i64().map(SqlValue::Int).or_else(|| n.as_f64().map(SqlValue::Real)).ok_or_else(bad_token)
+            }
+            _ => Err(bad_token()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Cursor::Keys(keys, seq))
+}
+
+impl RawQuery {
+    /// All OData query options, parsed (unknown `$` options and malformed values are 400s).
+    pub fn odata(&self) -> Result<QueryOptions, ApiError> {
+        grantry_odata::parse_query(&self.pairs).map_err(|e| ApiError(grantry_store::query::parse_error(e)))
+    }
+
+    /// The options a collection query uses.
+    pub fn list_options(&self) -> Result<ListOptions, ApiError> {
+        let o = self.odata()?;
+        let size = o
+            .top
+            .map(|t| (t.min(usize::MAX as u64) as usize).min(grantry_core::page::MAX_PAGE_SIZE))
+            .unwrap_or(grantry_core::page::DEFAULT_PAGE_SIZE);
+        let after = o.skiptoken.as_deref().map(decode_cursor).transpose()?;
+        Ok(ListOptions { filter: o.filter, orderby: o.orderby, search: o.search, after, size, count: o.count })
+    }
 }

@@ -168,10 +168,19 @@ pub fn normalize_path(path: &str) -> String {
 /// Applied before routing (outside the router) so rewritten paths are what gets routed.
 pub fn rewrite_request(mut req: Request) -> Request {
     let original = req.uri().path().to_string();
-    let normalized = normalize_path(&original);
+    let mut normalized = normalize_path(&original);
     req.extensions_mut().insert(OriginalPath(original.clone()));
-    if normalized != original {
-        let pq = match req.uri().query() {
+    let mut query = req.uri().query().map(str::to_string);
+    // `/collection/$count`: query the collection with $count=true; the response layer
+    // turns the answer into the bare number.
+    if let Some(parent) = normalized.strip_suffix("/%24count").or_else(|| normalized.strip_suffix("/$count")) {
+        normalized = parent.to_string();
+        req.extensions_mut().insert(CountSegment);
+        let kept = query.unwrap_or_default();
+        query = Some(if kept.is_empty() { "$count=true&$top=1".into() } else { format!("{kept}&$count=true&$top=1") });
+    }
+    if normalized != original || req.extensions().get::<CountSegment>().is_some() {
+        let pq = match &query {
             Some(q) => format!("{normalized}?{q}"),
             None => normalized,
         };
@@ -242,4 +251,105 @@ mod tests {
             "/v1.0/x/accessPackages/filterByCurrentUser/(on='allowedRequestor')"
         );
     }
+}
+
+/// Set on requests whose path ended in `/$count`: the collection is queried with
+/// `$count=true` and the number is returned as text, as Graph does.
+#[derive(Debug, Clone, Copy)]
+pub struct CountSegment;
+
+/// Applies the options that shape any JSON response the same way, for every route:
+/// `$select` (keep only the named properties, plus `id` and annotations) and the `/$count`
+/// segment.
+pub async fn odata_response(req: Request, next: Next) -> Response {
+    use axum::http::{Method, StatusCode, header};
+    let counting = req.extensions().get::<CountSegment>().is_some();
+    let select = if req.method() == Method::GET {
+        req.uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| {
+                let k = percent_decode_str(k).decode_utf8_lossy();
+                k.trim_start_matches('$').eq_ignore_ascii_case("select")
+            })
+            .map(|(_, v)| percent_decode_str(v).decode_utf8_lossy().into_owned())
+    } else {
+        None
+    };
+    if !counting && select.is_none() {
+        return next.run(req).await;
+    }
+    let select = match select.map(|s| grantry_odata::parse_select(&s)).transpose() {
+        Ok(s) => s,
+        Err(e) => return ApiError(grantry_store::query::parse_error(e)).into_response(),
+    };
+    let response = next.run(req).await;
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError(Error::internal("cannot read the response body")).into_response();
+    };
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    if counting {
+        let Some(n) = json.get("@odata.count").and_then(|v| v.as_i64()) else {
+            return ApiError(Error::bad_request(
+                "BadRequest",
+                "The /$count segment is not supported on this collection.",
+            ))
+            .into_response();
+        };
+        let mut r = (StatusCode::OK, n.to_string()).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return r;
+    }
+    if let Some(select) = select
+        && let Err(e) = project(&mut json, &select)
+    {
+        return ApiError(e).into_response();
+    }
+    let mut r = Response::from_parts(parts, axum::body::Body::from(json.to_string()));
+    r.headers_mut().remove(header::CONTENT_LENGTH);
+    r
+}
+
+fn project(json: &mut serde_json::Value, select: &[Vec<String>]) -> Result<(), Error> {
+    if select.iter().any(|p| p.first().is_some_and(|s| s == "*")) {
+        return Ok(());
+    }
+    let names: Vec<&str> = select.iter().filter_map(|p| p.first().map(String::as_str)).collect();
+    let keep = |obj: &mut serde_json::Map<String, serde_json::Value>, check: bool| -> Result<(), Error> {
+        if check {
+            for n in &names {
+                if !obj.keys().any(|k| k.eq_ignore_ascii_case(n)) {
+                    return Err(Error::bad_request(
+                        "BadRequest",
+                        format!("Could not find a property named '{n}' to $select on this resource."),
+                    )
+                    .with_target("$select"));
+                }
+            }
+        }
+        obj.retain(|k, _| k.starts_with('@') || k == "id" || names.iter().any(|n| n.eq_ignore_ascii_case(k)));
+        Ok(())
+    };
+    match json {
+        serde_json::Value::Object(map) if map.get("value").is_some_and(|v| v.is_array()) => {
+            if let Some(serde_json::Value::Array(items)) = map.get_mut("value") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let serde_json::Value::Object(obj) = item {
+                        keep(obj, i == 0)?;
+                    }
+                }
+            }
+        }
+        serde_json::Value::Object(map) => keep(map, true)?,
+        _ => {}
+    }
+    Ok(())
 }

@@ -67,7 +67,34 @@ pub fn collection(
     json_response(StatusCode::OK, &Value::Object(body))
 }
 
+/// 200 with a page of a [`grantry_core::listing::Listed`] collection.
+pub fn listed(
+    state: &AppState,
+    dialect: Dialect,
+    set: &str,
+    listed: grantry_core::listing::Listed<Value>,
+    query: &RawQuery,
+) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert("@odata.context".into(), Value::String(context_url(state, dialect, set)));
+    if let Some(n) = listed.count {
+        body.insert("@odata.count".into(), Value::from(n));
+    }
+    body.insert("value".into(), Value::Array(listed.items));
+    if let Some(cursor) = &listed.next {
+        body.insert(
+            "@odata.nextLink".into(),
+            Value::String(next_link_token(state, query, &crate::extract::encode_cursor(cursor))),
+        );
+    }
+    json_response(StatusCode::OK, &Value::Object(body))
+}
+
 pub fn next_link(state: &AppState, query: &RawQuery, after_seq: i64) -> String {
+    next_link_token(state, query, &encode_skiptoken(after_seq))
+}
+
+fn next_link_token(state: &AppState, query: &RawQuery, token: &str) -> String {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
     let mut parts: Vec<String> = query
         .pairs
@@ -75,6 +102,6 @@ pub fn next_link(state: &AppState, query: &RawQuery, after_seq: i64) -> String {
         .filter(|(k, _)| !k.trim_start_matches('$').eq_ignore_ascii_case("skiptoken"))
         .map(|(k, v)| format!("{}={}", k, utf8_percent_encode(v, NON_ALPHANUMERIC)))
         .collect();
-    parts.push(format!("$skiptoken={}", encode_skiptoken(after_seq)));
+    parts.push(format!("$skiptoken={token}"));
     format!("{}{}?{}", state.config.public_base_url, query.path, parts.join("&"))
 }

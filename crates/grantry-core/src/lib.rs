@@ -3,15 +3,19 @@
 //! store. Nothing here knows about HTTP or JSON dialects.
 
 pub mod app;
+pub mod approvers;
 pub mod assignments;
 pub mod audit;
 pub mod auth;
 pub mod delivery;
 pub mod directory;
 pub mod filters;
+pub mod groups;
 pub mod jobs;
+pub mod listing;
 pub mod membership;
 pub mod page;
+pub mod rbac;
 pub mod requests;
 
 pub use app::App;

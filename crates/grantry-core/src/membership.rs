@@ -1,15 +1,16 @@
-//! Group memberships and ownerships as delivered by access package assignments.
+//! Group links as access package delivery sees them.
 //!
-//! A row of `group_links` exists while the link was made directly through the groups API
-//! (`direct = 1`) or while at least one active assignment resource role delivers it
-//! (`granted > 0`). Ending an assignment therefore removes a membership only when nothing
-//! else still grants it, and never removes one an administrator made directly.
+//! A row of `group_links` exists while `direct = 1` (the link was made through the groups
+//! API) or `granted > 0` (that many active assignment resource roles deliver it). Delivery
+//! calls [`grant`] and [`revoke`]; the groups API sets and clears `direct`. The two are
+//! independent, so ending an assignment never removes a membership an administrator made,
+//! and removing a membership through the API never takes away access an assignment gives.
 
 use grantry_domain::Result;
 use grantry_domain::model::GroupRelation;
 use grantry_store::{Conn, Value};
 
-/// Adds one grant of `member_id`'s `relation` in `group_id`.
+/// Records one more delivery of the link (inserting it with `direct = 0` if it is new).
 pub fn grant(c: &mut dyn Conn, group_id: &str, relation: GroupRelation, member_id: &str) -> Result<()> {
     c.execute(
         "INSERT INTO group_links (group_id, relation, member_id, direct, granted) VALUES (?, ?, ?, 0, 1) \
@@ -19,34 +20,41 @@ pub fn grant(c: &mut dyn Conn, group_id: &str, relation: GroupRelation, member_i
     Ok(())
 }
 
-/// Removes one grant; the link goes when it was not made directly and no grant remains.
+/// Records that one delivery of the link ended; the link goes when nothing else holds it.
 pub fn revoke(c: &mut dyn Conn, group_id: &str, relation: GroupRelation, member_id: &str) -> Result<()> {
-    let params = [Value::from(group_id), Value::from(relation.as_str()), Value::from(member_id)];
+    let key = [Value::from(group_id), Value::from(relation.as_str()), Value::from(member_id)];
     c.execute(
-        "UPDATE group_links SET granted = CASE WHEN granted > 0 THEN granted - 1 ELSE 0 END \
-         WHERE group_id = ? AND relation = ? AND member_id = ?",
-        &params,
+        "UPDATE group_links SET granted = granted - 1 WHERE group_id = ? AND relation = ? AND member_id = ? AND granted > 0",
+        &key,
     )?;
     c.execute(
         "DELETE FROM group_links WHERE group_id = ? AND relation = ? AND member_id = ? AND direct = 0 AND granted <= 0",
-        &params,
+        &key,
     )?;
     Ok(())
 }
 
+/// Whether `member_id` is a member of `group_id` (direct links only, not nested groups).
 pub fn is_member(c: &mut dyn Conn, group_id: &str, member_id: &str) -> Result<bool> {
+    has_link(c, group_id, GroupRelation::Member, member_id)
+}
+
+/// Whether the link exists, however it was made.
+pub fn has_link(c: &mut dyn Conn, group_id: &str, relation: GroupRelation, member_id: &str) -> Result<bool> {
     Ok(c.query_one(
-        "SELECT 1 FROM group_links WHERE group_id = ? AND relation = 'member' AND member_id = ?",
-        &[Value::from(group_id), Value::from(member_id)],
+        "SELECT 1 FROM group_links WHERE group_id = ? AND relation = ? AND member_id = ? AND (direct = 1 OR granted > 0)",
+        &[Value::from(group_id), Value::from(relation.as_str()), Value::from(member_id)],
     )?
     .is_some())
 }
 
-/// Direct members of `group_id` (user or group ids).
+/// The users that are members of `group_id`, in the order they were linked (direct
+/// members only; members of nested groups are not included).
 pub fn member_ids(c: &mut dyn Conn, group_id: &str) -> Result<Vec<String>> {
     c.query(
-        "SELECT member_id FROM group_links WHERE group_id = ? AND relation = 'member' ORDER BY seq",
-        &[Value::from(group_id)],
+        "SELECT l.member_id FROM group_links l JOIN users u ON u.id = l.member_id \
+         WHERE l.group_id = ? AND l.relation = ? AND (l.direct = 1 OR l.granted > 0) ORDER BY l.seq",
+        &[Value::from(group_id), Value::from(GroupRelation::Member.as_str())],
     )?
     .iter()
     .map(|r| r.text(0))

@@ -52,3 +52,88 @@ pub fn role_assignment(r: &RoleAssignment) -> Value {
     }
     v
 }
+
+/// `unifiedRoleDefinition` of a built-in role (id = template id).
+pub fn role_definition(id: &str, display_name: &str, description: Option<&str>) -> Value {
+    object([
+        ("@odata.type", odata_type("unifiedRoleDefinition")),
+        ("id", json!(id)),
+        ("displayName", json!(display_name)),
+        ("description", description.map(|d| json!(d)).unwrap_or(Value::Null)),
+        ("isBuiltIn", json!(true)),
+        ("isEnabled", json!(true)),
+        ("templateId", json!(id)),
+        ("version", json!("1")),
+        ("rolePermissions", json!([])),
+    ])
+}
+
+/// The target of an `@odata.id` reference such as
+/// `https://graph.microsoft.com/v1.0/directoryObjects/{id}`, `…/users/{id}`,
+/// `…/groups('{id}')` or a bare id: the entity set named before the key (lower-cased, when
+/// there is one) and the key. Any base URL is accepted.
+pub fn parse_odata_id(reference: &str) -> Option<(Option<String>, String)> {
+    let path = reference.trim();
+    let path = path.split(['?', '#']).next().unwrap_or("").trim_end_matches('/');
+    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let last = segments.pop()?;
+    let (set, key) = match last.find('(') {
+        Some(open) if last.ends_with(')') => {
+            let inner = &last[open + 1..last.len() - 1];
+            (Some(&last[..open]), inner.trim().trim_matches('\'').trim())
+        }
+        _ => (segments.last().copied(), last),
+    };
+    let key = percent_decode(key);
+    // A URL that ends in an entity set (`…/users/`) names no object.
+    let is_set_name =
+        ["users", "groups", "directoryObjects", "servicePrincipals"].iter().any(|n| n.eq_ignore_ascii_case(&key));
+    if key.is_empty() || is_set_name || key.contains(['/', '(', ')', '\'', ' ']) {
+        return None;
+    }
+    let set = set.filter(|s| !s.contains(':')).map(|s| s.to_ascii_lowercase());
+    Some((set, key))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_odata_id;
+
+    #[test]
+    fn odata_id_forms() {
+        let id = "5f4e0a5c-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
+        assert_eq!(
+            parse_odata_id(&format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")),
+            Some((Some("directoryobjects".into()), id.into()))
+        );
+        assert_eq!(
+            parse_odata_id(&format!("http://localhost:8080/beta/users/{id}/")),
+            Some((Some("users".into()), id.into()))
+        );
+        assert_eq!(parse_odata_id(&format!("https://x/v1.0/groups('{id}')")), Some((Some("groups".into()), id.into())));
+        assert_eq!(parse_odata_id(id), Some((None, id.into())));
+        assert_eq!(parse_odata_id("https://graph.microsoft.com/"), Some((None, "graph.microsoft.com".into())));
+        assert_eq!(parse_odata_id(""), None);
+        assert_eq!(parse_odata_id("https://x/users/a%20b"), None);
+        assert_eq!(parse_odata_id("https://x/v1.0/users/"), None);
+    }
+}

@@ -5,6 +5,7 @@
 //! names on v1.0 and the reverse where documented. Rendering is strict: v1.0 names and
 //! camelCase enums under `/v1.0`, beta names and PascalCase strings under `/beta`.
 
+pub mod approval;
 pub mod assignment;
 pub mod body;
 pub mod directory;

@@ -9,10 +9,13 @@
 
 mod conn;
 pub mod migrate;
+pub mod query;
 pub mod records;
 pub mod repo;
 mod sqlite;
 mod store;
+#[cfg(test)]
+mod writer_tests;
 
 pub use conn::{Backend, Conn, Row, Value};
 pub use store::{Store, StoreOptions};

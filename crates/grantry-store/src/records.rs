@@ -256,6 +256,23 @@ impl Record for Assignment {
     }
 }
 
+impl Record for Approval {
+    const TABLE: &'static str = "approvals";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Value)> {
+        let state = match self.state {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Denied => "denied",
+            ApprovalState::TimedOut => "timedOut",
+            ApprovalState::Canceled => "canceled",
+        };
+        vec![("state", state.into()), ("created_us", self.created_date_time.into())]
+    }
+}
+
 impl Record for AssignmentResourceRole {
     const TABLE: &'static str = "assignment_resource_roles";
     fn id(&self) -> &str {

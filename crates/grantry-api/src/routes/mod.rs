@@ -4,11 +4,14 @@
 
 mod assignments;
 mod devclock;
+mod groups;
+mod metadata;
+mod rbac;
 mod requests;
 mod users;
 
 use crate::error::{ApiError, not_found_route};
-use crate::middleware::{request_ids, rewrite_request};
+use crate::middleware::{odata_response, request_ids, rewrite_request};
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +22,13 @@ use grantry_graph::Dialect;
 
 /// The routes of one Graph root.
 fn graph_routes() -> Router<AppState> {
-    Router::new().merge(users::routes()).merge(requests::routes()).merge(assignments::routes())
+    Router::new()
+        .merge(users::routes())
+        .merge(groups::routes())
+        .merge(rbac::routes())
+        .merge(metadata::routes())
+        .merge(requests::routes())
+        .merge(assignments::routes())
 }
 
 /// The whole router, wrapped so that path normalisation happens before routing.
@@ -34,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(odata_response))
         .layer(axum::middleware::from_fn(request_ids))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
         .with_state(state);

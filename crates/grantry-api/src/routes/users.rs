@@ -1,4 +1,4 @@
-//! `/users`, `/me`.
+//! `/users`, `/me`, managers, direct reports and group memberships of users.
 
 use crate::auth::Authed;
 use crate::error::ApiResult;
@@ -8,13 +8,54 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
-use grantry_core::directory::{self, NewUser};
+use axum::routing::{get, put};
+use grantry_core::directory::{self, NewUser, UserPatch};
 use grantry_domain::enums::UserType;
+use grantry_domain::{Error, Result};
 use grantry_graph::{Body, directory as wire};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/users", get(list_users).post(create_user)).route("/users/{id}", get(get_user))
+    Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/{id}", get(get_user).patch(update_user).delete(delete_user))
+        .route("/me", get(me))
+        .route("/users/{id}/manager", get(get_manager))
+        .route("/users/{id}/manager/$ref", put(set_manager).delete(remove_manager))
+        .route("/users/{id}/directReports", get(direct_reports))
+        .route("/users/{id}/memberOf", get(member_of))
+}
+
+/// A nullable string property of a PATCH: absent → `None`, `null` → `Some(None)`.
+pub(crate) fn nullable_str(b: &Body<'_>, key: &str) -> Result<Option<Option<String>>> {
+    if !b.has(key) {
+        return Ok(None);
+    }
+    Ok(Some(b.str(&[key])?))
+}
+
+/// A property that may be left out of a PATCH but must not be emptied.
+pub(crate) fn patch_required_str(b: &Body<'_>, key: &str) -> Result<Option<String>> {
+    if !b.has(key) {
+        return Ok(None);
+    }
+    b.required_str(&[key]).map(Some)
+}
+
+/// The id named by a `$ref` body's `@odata.id`: (entity set, id).
+pub(crate) fn ref_body(json: &serde_json::Value) -> Result<(Option<String>, String)> {
+    let b = Body::root(json)?;
+    let reference = b.str(&["@odata.id"])?.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        Error::invalid_property(
+            "@odata.id",
+            "'@odata.id' is required: the URL of the object to reference, e.g. https://graph.microsoft.com/v1.0/directoryObjects/{id}.",
+        )
+    })?;
+    wire::parse_odata_id(&reference).ok_or_else(|| {
+        Error::invalid_property(
+            "@odata.id",
+            format!("'@odata.id' must be the URL of a directory object ending in its id, e.g. https://graph.microsoft.com/v1.0/users/{{id}}; got '{reference}'."),
+        )
+    })
 }
 
 async fn create_user(
@@ -50,13 +91,98 @@ async fn get_user(
     Ok(respond::entity(&s, d, "users", wire::user(&user)))
 }
 
+async fn me(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed) -> ApiResult<Response> {
+    let user = directory::me(&s.app, &caller).await?;
+    Ok(respond::entity(&s, d, "users", wire::user(&user)))
+}
+
+async fn update_user(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let b = Body::root(&json)?;
+    let patch = UserPatch {
+        display_name: patch_required_str(&b, "displayName")?,
+        user_principal_name: patch_required_str(&b, "userPrincipalName")?,
+        mail: nullable_str(&b, "mail")?,
+        given_name: nullable_str(&b, "givenName")?,
+        surname: nullable_str(&b, "surname")?,
+        job_title: nullable_str(&b, "jobTitle")?,
+        department: nullable_str(&b, "department")?,
+        account_enabled: b.bool(&["accountEnabled"])?,
+        user_type: b.enumeration(&["userType"], UserType::parse, &UserType::allowed())?,
+    };
+    directory::update_user(&s.app, &caller, &id, patch).await?;
+    Ok(respond::no_content())
+}
+
+async fn delete_user(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
+    directory::delete_user(&s.app, &caller, &id).await?;
+    Ok(respond::no_content())
+}
+
 async fn list_users(
     State(s): State<AppState>,
     Root(d): Root,
     Authed(caller): Authed,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let page = directory::list_users(&s.app, &caller, q.page()?).await?;
+    let listed = directory::list_users(&s.app, &caller, q.list_options()?).await?;
+    Ok(respond::listed(&s, d, "users", listed.map(|u| wire::user(&u)), &q))
+}
+
+async fn get_manager(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let manager = directory::get_manager(&s.app, &caller, &id).await?;
+    Ok(respond::entity(&s, d, "directoryObjects", wire::user(&manager)))
+}
+
+async fn set_manager(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let (_, manager_id) = ref_body(&json)?;
+    directory::set_manager(&s.app, &caller, &id, &manager_id).await?;
+    Ok(respond::no_content())
+}
+
+async fn remove_manager(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    directory::remove_manager(&s.app, &caller, &id).await?;
+    Ok(respond::no_content())
+}
+
+async fn direct_reports(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let page = directory::direct_reports(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(wire::user).collect();
-    Ok(respond::collection(&s, d, "users", items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, "directoryObjects", items, page.next_after_seq, &q, None))
+}
+
+async fn member_of(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let page = directory::member_of(&s.app, &caller, &id, q.page()?).await?;
+    let items = page.items.iter().map(wire::group).collect();
+    Ok(respond::collection(&s, d, "directoryObjects", items, page.next_after_seq, &q, None))
 }

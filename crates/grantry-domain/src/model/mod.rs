@@ -1,12 +1,14 @@
 //! Entities. Each is stored as one row (indexed columns plus the serialized entity) and
 //! rendered by `grantry-graph` in the dialect of the URL.
 
+pub mod approval;
 pub mod assignment;
 pub mod catalog;
 pub mod directory;
 pub mod policy;
 pub mod schedule;
 
+pub use approval::*;
 pub use assignment::*;
 pub use catalog::*;
 pub use directory::*;

@@ -149,3 +149,15 @@ async fn health_and_readiness() {
     let (status, body) = app.get("", "/ready").await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")));
 }
+
+#[tokio::test]
+async fn metadata_documents_are_served_per_root() {
+    let app = TestApp::spawn().await;
+    for root in ["v1.0", "beta"] {
+        let resp = app.client.get(app.url(&format!("/{root}/$metadata"))).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "application/xml");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("<edmx:Edmx") && text.contains("accessPackageAssignmentRequest"));
+    }
+}

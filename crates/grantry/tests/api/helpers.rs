@@ -11,6 +11,15 @@ use serde_json::{Value, json};
 pub const EM: &str = "identityGovernance/entitlementManagement";
 pub const IGA_ROLE: &str = "45d8d3c5-c802-45c6-b32a-1d70b5e1e86e";
 pub const GLOBAL_ADMIN_ROLE: &str = "62e90394-69f5-4237-9190-012177145e10";
+pub const USER_ADMIN_ROLE: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
+pub const GROUPS_ADMIN_ROLE: &str = "fdd7a751-b60b-444a-984c-02652fe8fa1c";
+pub const PRIVILEGED_ROLE_ADMIN_ROLE: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
+/// Entitlement management role definition ids (reference §11.3).
+pub const CATALOG_CREATOR: &str = "ba92d953-d8e0-4e39-a797-0cbedb0a89e8";
+pub const CATALOG_OWNER: &str = "ae79f266-94d4-4dab-b730-feca7e132178";
+pub const CATALOG_READER: &str = "44272f93-9762-48e8-af59-1b5351b1d6b3";
+pub const ACCESS_PACKAGE_MANAGER: &str = "7f480852-ebdc-47d4-87de-0d8498384a83";
+pub const ACCESS_PACKAGE_ASSIGNMENT_MANAGER: &str = "e2182095-804a-4656-ae11-64734e9b7ae5";
 
 /// Every application permission Grantry knows; the default admin token holds them all.
 pub const ALL_APP_ROLES: &[&str] = &[
@@ -64,7 +73,7 @@ impl TestApp {
         app
     }
 
-    fn state(&self) -> &grantry_api::AppState {
+    pub fn state(&self) -> &grantry_api::AppState {
         &self.server.as_ref().expect("server running").state
     }
 
@@ -175,6 +184,109 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "make IGA: {body}");
+    }
+
+    /// Gives `user_id` a directory role (template id); returns the assignment id.
+    pub async fn assign_directory_role(&self, user_id: &str, role: &str) -> String {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                "/v1.0/roleManagement/directory/roleAssignments",
+                json!({ "principalId": user_id, "roleDefinitionId": role, "directoryScopeId": "/" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "assign directory role {role}: {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Gives `user_id` an entitlement management role at `app_scope_id` ("/" or
+    /// "/AccessPackageCatalog/{id}"); returns the assignment id.
+    pub async fn assign_em_role(&self, user_id: &str, role: &str, app_scope_id: &str) -> String {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                "/v1.0/roleManagement/entitlementManagement/roleAssignments",
+                json!({ "principalId": user_id, "roleDefinitionId": role, "appScopeId": app_scope_id }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "assign EM role {role} at {app_scope_id}: {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Makes `user_id` an owner of the catalog.
+    pub async fn make_catalog_owner(&self, user_id: &str, catalog_id: &str) -> String {
+        self.assign_em_role(user_id, CATALOG_OWNER, &format!("/AccessPackageCatalog/{catalog_id}")).await
+    }
+
+    /// Inserts a catalog row straight into the store (a fixture for tests that only need a
+    /// catalog to exist); returns its id.
+    pub async fn insert_catalog(&self, name: &str) -> String {
+        use grantry_domain::enums::{CatalogState, CatalogType};
+        #[allow(clippy::disallowed_methods)]
+        let now = grantry_domain::clock::truncate_micros(chrono::Utc::now());
+        let catalog = grantry_domain::model::Catalog {
+            id: grantry_domain::ids::new_id(),
+            display_name: name.to_string(),
+            description: None,
+            is_externally_visible: false,
+            state: CatalogState::Published,
+            catalog_type: CatalogType::UserManaged,
+            unique_name: None,
+            created_by: None,
+            modified_by: None,
+            created_date_time: now,
+            modified_date_time: now,
+        };
+        let id = catalog.id.clone();
+        self.state().app.store.write(move |c| grantry_store::repo::insert(c, &catalog)).await.expect("insert catalog");
+        id
+    }
+
+    /// Creates a security group and returns its id.
+    pub async fn create_group(&self, name: &str) -> String {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                "/v1.0/groups",
+                json!({ "displayName": name, "mailNickname": name, "mailEnabled": false, "securityEnabled": true }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create group {name}: {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Adds a user or group as a member of a group.
+    pub async fn add_member(&self, group_id: &str, member_id: &str) {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                &format!("/v1.0/groups/{group_id}/members/$ref"),
+                json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{member_id}") }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "add member: {body}");
+    }
+
+    /// Adds a user as an owner of a group.
+    pub async fn add_owner(&self, group_id: &str, user_id: &str) {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                &format!("/v1.0/groups/{group_id}/owners/$ref"),
+                json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/users/{user_id}") }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "add owner: {body}");
+    }
+
+    /// The ids in a collection response's `value`.
+    pub fn ids_of(body: &Value) -> Vec<String> {
+        body["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a collection: {body}"))
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect()
     }
 }
 

@@ -6,5 +6,8 @@ mod helpers;
 mod assignments;
 mod conventions;
 mod devclock;
+mod groups;
+mod query_options;
+mod rbac;
 mod requests;
 mod users;

@@ -1,0 +1,184 @@
+//! `/roleManagement/directory` and `/roleManagement/entitlementManagement`: role
+//! definitions and role assignments.
+
+use crate::auth::Authed;
+use crate::error::ApiResult;
+use crate::extract::{GraphJson, RawQuery, Root};
+use crate::respond;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use grantry_core::rbac::{self, AssignmentView, Expand, NewRoleAssignment, RoleDefinition};
+use grantry_domain::model::RoleProvider;
+use grantry_graph::{Body, directory as wire};
+use serde_json::Value;
+
+const DIRECTORY: &str = "roleManagement/directory";
+const EM: &str = "roleManagement/entitlementManagement";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/roleManagement/directory/roleAssignments",
+            get(|s, r, a, q| list(s, r, a, q, RoleProvider::Directory))
+                .post(|s, r, a, b| create(s, r, a, b, RoleProvider::Directory)),
+        )
+        .route(
+            "/roleManagement/directory/roleAssignments/{id}",
+            get(|s, r, a, p, q| get_one(s, r, a, p, q, RoleProvider::Directory))
+                .delete(|s, a, p| remove(s, a, p, RoleProvider::Directory)),
+        )
+        .route(
+            "/roleManagement/directory/roleDefinitions",
+            get(|s, r, a, q| definitions(s, r, a, q, RoleProvider::Directory)),
+        )
+        .route(
+            "/roleManagement/directory/roleDefinitions/{id}",
+            get(|s, r, a, p| definition(s, r, a, p, RoleProvider::Directory)),
+        )
+        .route(
+            "/roleManagement/entitlementManagement/roleAssignments",
+            get(|s, r, a, q| list(s, r, a, q, RoleProvider::EntitlementManagement))
+                .post(|s, r, a, b| create(s, r, a, b, RoleProvider::EntitlementManagement)),
+        )
+        .route(
+            "/roleManagement/entitlementManagement/roleAssignments/{id}",
+            get(|s, r, a, p, q| get_one(s, r, a, p, q, RoleProvider::EntitlementManagement))
+                .delete(|s, a, p| remove(s, a, p, RoleProvider::EntitlementManagement)),
+        )
+        .route(
+            "/roleManagement/entitlementManagement/roleDefinitions",
+            get(|s, r, a, q| definitions(s, r, a, q, RoleProvider::EntitlementManagement)),
+        )
+        .route(
+            "/roleManagement/entitlementManagement/roleDefinitions/{id}",
+            get(|s, r, a, p| definition(s, r, a, p, RoleProvider::EntitlementManagement)),
+        )
+}
+
+fn base(provider: RoleProvider) -> &'static str {
+    match provider {
+        RoleProvider::Directory => DIRECTORY,
+        RoleProvider::EntitlementManagement => EM,
+    }
+}
+
+fn render_definition(r: &RoleDefinition) -> Value {
+    wire::role_definition(r.id, r.display_name, r.description)
+}
+
+fn render(view: &AssignmentView, expand: Expand) -> Value {
+    let mut v = wire::role_assignment(&view.assignment);
+    if let Value::Object(map) = &mut v {
+        if expand.principal {
+            map.insert("principal".into(), view.principal.as_ref().map(wire::user).unwrap_or(Value::Null));
+        }
+        if expand.role_definition {
+            let id = view.assignment.role_definition_id.as_str();
+            let definition = rbac::role_name(id).map(|name| {
+                let description = grantry_domain::model::em_roles::ALL
+                    .iter()
+                    .find(|(rid, ..)| *rid == id)
+                    .map(|(_, _, description, _)| *description);
+                wire::role_definition(id, name, description)
+            });
+            map.insert("roleDefinition".into(), definition.unwrap_or(Value::Null));
+        }
+    }
+    v
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    GraphJson(json): GraphJson,
+    provider: RoleProvider,
+) -> ApiResult<Response> {
+    let b = Body::root(&json)?;
+    let input = NewRoleAssignment {
+        principal_id: b.required_str(&["principalId"])?,
+        role_definition_id: b.required_str(&["roleDefinitionId"])?,
+        scope: match provider {
+            RoleProvider::Directory => b.str(&["directoryScopeId"])?,
+            RoleProvider::EntitlementManagement => b.str(&["appScopeId"])?,
+        },
+    };
+    let a = match provider {
+        RoleProvider::Directory => rbac::create_directory_assignment(&s.app, &caller, input).await?,
+        RoleProvider::EntitlementManagement => rbac::create_em_assignment(&s.app, &caller, input).await?,
+    };
+    let set = format!("{}/roleAssignments", base(provider));
+    Ok(respond::created(&s, d, &set, wire::role_assignment(&a)))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    q: RawQuery,
+    provider: RoleProvider,
+) -> ApiResult<Response> {
+    let expand = rbac::parse_expand(q.get("$expand"))?;
+    let page = rbac::list_assignments(&s.app, &caller, provider, q.get("$filter"), expand, q.page()?).await?;
+    let items = page.items.iter().map(|v| render(v, expand)).collect();
+    let set = format!("{}/roleAssignments", base(provider));
+    Ok(respond::collection(&s, d, &set, items, page.next_after_seq, &q, None))
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+    provider: RoleProvider,
+) -> ApiResult<Response> {
+    let expand = rbac::parse_expand(q.get("$expand"))?;
+    let view = rbac::get_assignment(&s.app, &caller, provider, &id, expand).await?;
+    let set = format!("{}/roleAssignments", base(provider));
+    Ok(respond::entity(&s, d, &set, render(&view, expand)))
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    provider: RoleProvider,
+) -> ApiResult<Response> {
+    rbac::delete_assignment(&s.app, &caller, provider, &id).await?;
+    Ok(respond::no_content())
+}
+
+async fn definitions(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    q: RawQuery,
+    provider: RoleProvider,
+) -> ApiResult<Response> {
+    let all = match provider {
+        RoleProvider::Directory => rbac::directory_role_definitions(&caller)?,
+        RoleProvider::EntitlementManagement => rbac::em_role_definitions(&caller)?,
+    };
+    let items = all.iter().map(render_definition).collect();
+    let set = format!("{}/roleDefinitions", base(provider));
+    Ok(respond::collection(&s, d, &set, items, None, &q, None))
+}
+
+async fn definition(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    provider: RoleProvider,
+) -> ApiResult<Response> {
+    let found = match provider {
+        RoleProvider::Directory => rbac::directory_role_definition(&caller, &id)?,
+        RoleProvider::EntitlementManagement => rbac::em_role_definition(&caller, &id)?,
+    };
+    let set = format!("{}/roleDefinitions", base(provider));
+    Ok(respond::entity(&s, d, &set, render_definition(&found)))
+}

@@ -1,0 +1,110 @@
+//! Collections with the OData query options: `$filter`, `$orderby`, `$search`, `$top`,
+//! `$skiptoken`, `$count`. Each entity set passes its field registry and the conditions
+//! that scope the caller's view; everything runs in the database.
+
+use grantry_domain::{Error, Result};
+use grantry_odata::ast::{Expr, OrderBy};
+use grantry_store::query::{self, Cursor, Field, Kind, ListQuery, Sql};
+use grantry_store::records::Record;
+use grantry_store::{Conn, Value, repo};
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub filter: Option<Expr>,
+    pub orderby: Vec<OrderBy>,
+    pub search: Option<String>,
+    pub after: Option<Cursor>,
+    pub size: usize,
+    pub count: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listed<T> {
+    pub items: Vec<T>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Cursor>,
+    /// `@odata.count`, when asked for.
+    pub count: Option<i64>,
+}
+
+impl<T> Listed<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listed<U> {
+        Listed { items: self.items.into_iter().map(f).collect(), next: self.next, count: self.count }
+    }
+}
+
+/// `$search`: `"term"` matches display names (and descriptions, where the set has them)
+/// containing the term, ignoring case; `"property:term"` searches one property.
+fn search_condition(search: &str, fields: &[Field]) -> Result<Sql> {
+    let raw = search.trim().trim_matches('"');
+    let (targets, term): (Vec<&Field>, &str) = match raw.split_once(':') {
+        Some((prop, term)) => {
+            let field = query::resolve(fields, &[prop.trim().to_string()]).ok_or_else(|| {
+                Error::bad_request("BadRequest", format!("'{prop}' cannot be searched here.")).with_target("$search")
+            })?;
+            (vec![field], term.trim())
+        }
+        None => (
+            fields
+                .iter()
+                .filter(|f| {
+                    f.names
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case("displayName") || n.eq_ignore_ascii_case("description"))
+                })
+                .collect(),
+            raw,
+        ),
+    };
+    if targets.is_empty() {
+        return Err(
+            Error::bad_request("BadRequest", "$search is not supported on this collection.").with_target("$search")
+        );
+    }
+    let escaped = term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let mut params = Vec::new();
+    let text = targets
+        .iter()
+        .map(|f| {
+            params.push(Value::Text(format!("%{escaped}%")));
+            format!("LOWER({}) LIKE ? ESCAPE '\\'", f.sql)
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    Ok(Sql { text, params })
+}
+
+/// Builds the list query for `options` over `fields`, within `scope` conditions.
+pub fn build_query(fields: &[Field], scope: Vec<Sql>, options: &ListOptions) -> Result<ListQuery> {
+    let mut q = ListQuery::new(options.size);
+    q.conditions = scope;
+    if let Some(filter) = &options.filter {
+        q.conditions.push(query::translate_filter(filter, fields)?);
+    }
+    if let Some(search) = &options.search {
+        q.conditions.push(search_condition(search, fields)?);
+    }
+    q.order = query::translate_orderby(&options.orderby, fields)?;
+    q.after = options.after.clone();
+    Ok(q)
+}
+
+/// Lists records of `R` with `options`, inside `scope`.
+pub fn list<R: Record>(
+    c: &mut dyn Conn,
+    fields: &[Field],
+    scope: Vec<Sql>,
+    options: &ListOptions,
+) -> Result<Listed<R>> {
+    let q = build_query(fields, scope, options)?;
+    let mut rows = query::run_list(c, R::TABLE, &q)?;
+    let more = rows.len() > options.size;
+    rows.truncate(options.size);
+    let next = if more { rows.last().map(|(_, cursor)| cursor.clone()) } else { None };
+    let items = rows.iter().map(|(body, _)| repo::from_body::<R>(body)).collect::<Result<Vec<_>>>()?;
+    let count = if options.count { Some(query::run_count(c, R::TABLE, &q)?) } else { None };
+    Ok(Listed { items, next, count })
+}
+
+/// Fields every entity set shares.
+pub const ID: Field = Field { names: &["id"], sql: "id", kind: Kind::Id };

@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""End-to-end test with the official, unmodified Microsoft Graph Python SDKs.
+
+Starts the grantry binary (GRANTRY_BIN) on a free loopback port with a fresh database and
+the development clock, mints tokens with `grantry token`, and drives the v1.0 SDK
+(msgraph-sdk) and the beta SDK (msgraph-beta-sdk) through the main flow: directory set-up,
+catalog, group resource, access package, policy, an adminAdd request, and reading the
+delivered assignment back with $filter/$expand/$select/$orderby/$top/$count.
+
+Background work is driven by the development clock (`POST /_grantry/clock/advance` runs all
+due work before answering), never by sleeping. Exit code 0 means every check passed.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import warnings
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+CHECKS: list[tuple[bool, str]] = []
+
+
+def check(cond: bool, what: str) -> None:
+    CHECKS.append((bool(cond), what))
+    print(f"  [{'ok' if cond else 'FAIL'}] {what}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, binary: str):
+        self.binary = binary
+        self.dir = tempfile.TemporaryDirectory(prefix="grantry-sdk-")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.dir.name, "--dev-clock"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.dir.name, "server.log"), "w"),
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.base}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)  # waiting for the process to start listening, not for work
+        raise RuntimeError("grantry did not become ready within 30 s")
+
+    def token(self, *args: str) -> str:
+        out = subprocess.run([self.binary, "token", "--data-dir", self.dir.name, *args], check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def call(self, method: str, path: str, token: str, body: dict | None = None) -> dict:
+        req = urllib.request.Request(f"{self.base}{path}", method=method, headers={"Authorization": f"Bearer {token}"})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, data=data, timeout=10) as r:
+            text = r.read().decode()
+            return json.loads(text) if text else {}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.dir.cleanup()
+
+
+def client_for(sdk: str, base_url: str, token: str):
+    """Recipe 1 of the SDK notes: GraphServiceClient with a static-token credential."""
+    from azure.core.credentials import AccessToken
+
+    class StaticTokenCredential:
+        def get_token(self, *scopes, claims=None, tenant_id=None, enable_cae=False, **kwargs):
+            return AccessToken(token, int(time.time()) + 3600)
+
+    if sdk == "v1.0":
+        from msgraph import GraphServiceClient
+    else:
+        from msgraph_beta import GraphServiceClient
+    client = GraphServiceClient(credentials=StaticTokenCredential(), scopes=["api://grantry/.default"])
+    client.request_adapter.base_url = base_url
+    return client
+
+
+async def flow_v1(server: Server, admin_token: str) -> None:
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.identity_governance.entitlement_management.assignments.assignments_request_builder import (
+        AssignmentsRequestBuilder,
+    )
+    from msgraph.generated.models.access_package import AccessPackage
+    from msgraph.generated.models.access_package_assignment import AccessPackageAssignment
+    from msgraph.generated.models.access_package_assignment_approval_settings import AccessPackageAssignmentApprovalSettings
+    from msgraph.generated.models.access_package_assignment_policy import AccessPackageAssignmentPolicy
+    from msgraph.generated.models.access_package_assignment_request import AccessPackageAssignmentRequest
+    from msgraph.generated.models.access_package_assignment_requestor_settings import AccessPackageAssignmentRequestorSettings
+    from msgraph.generated.models.access_package_assignment_state import AccessPackageAssignmentState
+    from msgraph.generated.models.access_package_catalog import AccessPackageCatalog
+    from msgraph.generated.models.access_package_request_state import AccessPackageRequestState
+    from msgraph.generated.models.access_package_request_type import AccessPackageRequestType
+    from msgraph.generated.models.access_package_resource import AccessPackageResource
+    from msgraph.generated.models.access_package_resource_request import AccessPackageResourceRequest
+    from msgraph.generated.models.access_package_resource_role import AccessPackageResourceRole
+    from msgraph.generated.models.access_package_resource_role_scope import AccessPackageResourceRoleScope
+    from msgraph.generated.models.access_package_resource_scope import AccessPackageResourceScope
+    from msgraph.generated.models.access_package_subject import AccessPackageSubject
+    from msgraph.generated.models.allowed_target_scope import AllowedTargetScope
+    from msgraph.generated.models.expiration_pattern import ExpirationPattern
+    from msgraph.generated.models.expiration_pattern_type import ExpirationPatternType
+    from msgraph.generated.models.group import Group
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.models.user import User
+    import datetime as dt
+
+    client = client_for("v1.0", f"{server.base}/v1.0", admin_token)
+    em = client.identity_governance.entitlement_management
+
+    print("v1.0 SDK:")
+    user = await client.users.post(User(display_name="Megan Bowen", user_principal_name="megan@contoso.com", account_enabled=True))
+    check(user is not None and user.id, "users.post creates a user")
+    group = await client.groups.post(Group(display_name="Marketing", mail_nickname="marketing", security_enabled=True, mail_enabled=False))
+    check(group is not None and group.id, "groups.post creates a group")
+
+    catalog = await em.catalogs.post(AccessPackageCatalog(display_name="Marketing", description="Marketing resources"))
+    check(catalog.id and catalog.display_name == "Marketing", "catalogs.post creates a catalog")
+    rr = await em.resource_requests.post(
+        AccessPackageResourceRequest(
+            request_type=AccessPackageRequestType.AdminAdd,
+            resource=AccessPackageResource(origin_id=group.id, origin_system="AadGroup"),
+            catalog=AccessPackageCatalog(id=catalog.id),
+        )
+    )
+    check(rr is not None and rr.state == AccessPackageRequestState.Delivered, "resourceRequests.post adds the group (state delivered)")
+    resources = await em.catalogs.by_access_package_catalog_id(catalog.id).resources.get()
+    resource = resources.value[0]
+    check(resource.origin_id == group.id, "the group is a resource of the catalog")
+
+    package = await em.access_packages.post(
+        AccessPackage(display_name="Marketing campaigns", description="Campaign tools", catalog=AccessPackageCatalog(id=catalog.id))
+    )
+    check(package.id, "accessPackages.post creates a package")
+    role_scope = await em.access_packages.by_access_package_id(package.id).resource_role_scopes.post(
+        AccessPackageResourceRoleScope(
+            role=AccessPackageResourceRole(
+                origin_id=f"Member_{group.id}", origin_system="AadGroup", resource=AccessPackageResource(id=resource.id)
+            ),
+            scope=AccessPackageResourceScope(origin_id=group.id, origin_system="AadGroup"),
+        )
+    )
+    check(role_scope is not None and role_scope.id and "_" in role_scope.id, "resourceRoleScopes.post attaches the Member role")
+
+    policy = await em.assignment_policies.post(
+        AccessPackageAssignmentPolicy(
+            display_name="Direct assignments",
+            description="Administrators assign directly",
+            allowed_target_scope=AllowedTargetScope.NotSpecified,
+            expiration=ExpirationPattern(type=ExpirationPatternType.AfterDuration, duration=dt.timedelta(days=365)),
+            requestor_settings=AccessPackageAssignmentRequestorSettings(enable_targets_to_self_add_access=False),
+            request_approval_settings=AccessPackageAssignmentApprovalSettings(
+                is_approval_required_for_add=False, is_approval_required_for_update=False
+            ),
+            access_package=AccessPackage(id=package.id),
+        )
+    )
+    check(policy is not None and policy.id, "assignmentPolicies.post accepts the SDK's str(timedelta) duration")
+    check(policy.expiration is not None and policy.expiration.duration == dt.timedelta(days=365), "policy expiration reads back as 365 days")
+
+    request = await em.assignment_requests.post(
+        AccessPackageAssignmentRequest(
+            request_type=AccessPackageRequestType.AdminAdd,
+            assignment=AccessPackageAssignment(
+                target=AccessPackageSubject(object_id=user.id),
+                assignment_policy=AccessPackageAssignmentPolicy(id=policy.id),
+                access_package=AccessPackage(id=package.id),
+            ),
+        )
+    )
+    check(request is not None and request.state == AccessPackageRequestState.Submitted, "adminAdd request is accepted as submitted")
+    server.call("POST", "/_grantry/clock/advance", admin_token, {"duration": "PT0S"})  # runs due work
+
+    request = await em.assignment_requests.by_access_package_assignment_request_id(request.id).get()
+    check(request.state == AccessPackageRequestState.Delivered, f"the request is delivered (state={request.state})")
+
+    qp = AssignmentsRequestBuilder.AssignmentsRequestBuilderGetQueryParameters(
+        filter=f"accessPackage/id eq '{package.id}' and state eq 'delivered'",
+        expand=["target", "accessPackage"],
+        top=50,
+        count=True,
+        orderby=["createdDateTime desc"],
+    )
+    cfg = RequestConfiguration(query_parameters=qp)
+    cfg.headers.add("ConsistencyLevel", "eventual")
+    page = await em.assignments.get(request_configuration=cfg)
+    check(page is not None and len(page.value) == 1, "assignments list with $filter/$expand/$top/$count/$orderby finds it")
+    if page and page.value:
+        a = page.value[0]
+        check(a.state == AccessPackageAssignmentState.Delivered, "assignment state delivered")
+        check(a.target is not None and a.target.object_id == user.id, "$expand=target gives the subject with objectId")
+        check(a.access_package is not None and a.access_package.display_name == "Marketing campaigns", "$expand=accessPackage")
+        check(page.odata_count == 1, "@odata.count is 1")
+
+    members = await client.groups.by_group_id(group.id).members.get()
+    check(any(m.id == user.id for m in members.value), "the user is now a member of the group")
+
+    try:
+        await em.access_packages.by_access_package_id("00000000-0000-0000-0000-000000000000").get()
+        check(False, "an unknown id raises")
+    except ODataError as e:
+        check(e.response_status_code == 404 and e.error is not None and e.error.code, "unknown id -> ODataError 404 with a code")
+
+
+async def flow_beta(server: Server, admin_token: str) -> None:
+    from msgraph_beta.generated.models.access_package_assignment import AccessPackageAssignment
+    from msgraph_beta.generated.models.access_package_assignment_request import AccessPackageAssignmentRequest
+
+    client = client_for("beta", f"{server.base}/beta", admin_token)
+    em = client.identity_governance.entitlement_management
+    print("beta SDK:")
+    packages = await em.access_packages.get()
+    check(packages is not None and len(packages.value) >= 1, "beta accessPackages.get lists the package")
+    package = packages.value[0]
+    policies = await em.access_package_assignment_policies.get()
+    check(policies is not None and len(policies.value) >= 1, "beta accessPackageAssignmentPolicies.get lists the policy")
+    policy = policies.value[0]
+    check(policy.access_package_id == package.id, "beta policy carries accessPackageId")
+    user = server.call("POST", "/v1.0/users", admin_token, {"displayName": "Lee Gu", "userPrincipalName": "lee@contoso.com"})
+    req = await em.access_package_assignment_requests.post(
+        AccessPackageAssignmentRequest(
+            request_type="AdminAdd",
+            access_package_assignment=AccessPackageAssignment(target_id=user["id"], assignment_policy_id=policy.id, access_package_id=package.id),
+        )
+    )
+    check(req is not None and req.request_state == "Submitted" and req.request_status == "Accepted", "beta legacy create: Submitted/Accepted")
+    server.call("POST", "/_grantry/clock/advance", admin_token, {"duration": "PT0S"})
+    assignments = await em.access_package_assignments.get()
+    mine = [a for a in assignments.value if a.target_id == user["id"]]
+    check(len(mine) == 1 and mine[0].assignment_state == "Delivered", "beta assignment is Delivered with targetId")
+
+
+def main() -> int:
+    binary = os.environ.get("GRANTRY_BIN")
+    if not binary or not os.path.exists(binary):
+        print("GRANTRY_BIN must name the grantry binary", file=sys.stderr)
+        return 2
+    server = Server(binary)
+    try:
+        roles = "EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,GroupMember.ReadWrite.All"
+        admin = server.token("--app", "sdk-e2e", "--roles", roles)
+        asyncio.run(flow_v1(server, admin))
+        asyncio.run(flow_beta(server, admin))
+    except Exception as e:  # an unexpected exception is a failure, reported with its type
+        import traceback
+
+        traceback.print_exc()
+        check(False, f"unexpected {type(e).__name__}: {e}")
+    finally:
+        server.stop()
+    failed = [w for ok, w in CHECKS if not ok]
+    print(f"sdk: {len(CHECKS) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
