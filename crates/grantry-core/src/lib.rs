@@ -3,10 +3,12 @@
 //! store. Nothing here knows about HTTP or JSON dialects.
 
 pub mod app;
+pub mod approvals;
 pub mod approvers;
 pub mod assignments;
 pub mod audit;
 pub mod auth;
+pub mod catalogs;
 pub mod delivery;
 pub mod directory;
 pub mod filters;
@@ -14,9 +16,11 @@ pub mod groups;
 pub mod jobs;
 pub mod listing;
 pub mod membership;
+pub mod packages;
 pub mod page;
 pub mod rbac;
 pub mod requests;
+pub mod resources;
 
 pub use app::App;
 pub use auth::{Caller, Principal, PrincipalKind};

@@ -8,6 +8,7 @@
 pub mod approval;
 pub mod assignment;
 pub mod body;
+pub mod catalog;
 pub mod directory;
 pub mod render;
 pub mod request;

@@ -4,7 +4,11 @@ use crate::conn::{Conn, Value};
 use grantry_domain::Result;
 
 /// (version, name, SQL) for SQLite, in order. Never edit a released migration; add one.
-pub const SQLITE: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
+pub const SQLITE: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql")),
+    (2, "catalogs", include_str!("../migrations/sqlite/0002_catalogs.sql")),
+    (10, "approvals", include_str!("../migrations/sqlite/0010_approvals.sql")),
+];
 
 /// Applies the migrations not yet recorded. Returns the versions applied.
 pub(crate) fn apply(conn: &rusqlite::Connection) -> Result<Vec<i64>> {

@@ -58,6 +58,9 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the signing key: {}", e.message))?;
     let app = App { store, clock, dev_clock, work_signal: Arc::new(Notify::new()), tenant_id: keys.tenant_id.clone() };
+    grantry_core::catalogs::ensure_defaults(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the built-in catalog: {}", e.message))?;
     Ok(AppState {
         app,
         config: Arc::new(ApiConfig { public_base_url: base_url, body_limit: config.body_limit }),

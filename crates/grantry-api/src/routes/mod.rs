@@ -3,9 +3,11 @@
 //! and selects the rendering. Both dialects' segment names are accepted under both roots.
 
 mod assignments;
+mod catalogs;
 mod devclock;
 mod groups;
 mod metadata;
+mod packages;
 mod rbac;
 mod requests;
 mod users;
@@ -29,6 +31,8 @@ fn graph_routes() -> Router<AppState> {
         .merge(metadata::routes())
         .merge(requests::routes())
         .merge(assignments::routes())
+        .merge(catalogs::routes())
+        .merge(packages::routes())
 }
 
 /// The whole router, wrapped so that path normalisation happens before routing.

@@ -290,6 +290,135 @@ impl TestApp {
     }
 }
 
+/// `/{root}/identityGovernance/entitlementManagement/{rest}`.
+pub fn em(root: &str, rest: &str) -> String {
+    format!("/{root}/{EM}/{rest}")
+}
+
+impl TestApp {
+    /// Inserts a security group directly into the store and returns its id.
+    pub async fn insert_group(&self, name: &str) -> String {
+        let group = grantry_domain::model::Group {
+            id: grantry_domain::ids::new_id(),
+            display_name: name.to_string(),
+            description: Some(format!("{name} group")),
+            mail_nickname: Some(name.to_string()),
+            mail: None,
+            mail_enabled: false,
+            security_enabled: true,
+            group_types: Vec::new(),
+            visibility: None,
+            #[allow(clippy::disallowed_methods)]
+            created_date_time: grantry_domain::clock::truncate_micros(chrono::Utc::now()),
+        };
+        let id = group.id.clone();
+        self.state().app.store.write(move |c| grantry_store::repo::insert(c, &group)).await.expect("insert group");
+        id
+    }
+
+    /// Makes `user_id` an owner of `group_id`, directly in the store.
+    pub async fn insert_group_owner(&self, group_id: &str, user_id: &str) {
+        let (g, u) = (group_id.to_string(), user_id.to_string());
+        self.state()
+            .app
+            .store
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO group_links (group_id, relation, member_id, direct, granted) VALUES (?, 'owner', ?, 1, 0)",
+                    &[g.into(), u.into()],
+                )
+                .map(|_| ())
+            })
+            .await
+            .expect("insert owner");
+    }
+
+    async fn insert_role(&self, provider: grantry_domain::model::RoleProvider, user_id: &str, role: &str, scope: &str) {
+        use grantry_domain::model::{RoleAssignment, RoleProvider};
+        let directory = provider == RoleProvider::Directory;
+        let assignment = RoleAssignment {
+            id: grantry_domain::ids::new_id(),
+            provider,
+            principal_id: user_id.to_string(),
+            role_definition_id: role.to_string(),
+            directory_scope_id: directory.then(|| scope.to_string()),
+            app_scope_id: (!directory).then(|| scope.to_string()),
+            #[allow(clippy::disallowed_methods)]
+            created_date_time: grantry_domain::clock::truncate_micros(chrono::Utc::now()),
+        };
+        self.state().app.store.write(move |c| grantry_store::repo::insert(c, &assignment)).await.expect("insert role");
+    }
+
+    /// Gives `user_id` a directory role (template id), directly in the store.
+    pub async fn grant_directory_role(&self, user_id: &str, role: &str) {
+        self.insert_role(grantry_domain::model::RoleProvider::Directory, user_id, role, "/").await
+    }
+
+    /// Gives `user_id` an entitlement management role in one catalog.
+    pub async fn grant_catalog_role(&self, user_id: &str, role: &str, catalog_id: &str) {
+        let scope = format!("/AccessPackageCatalog/{catalog_id}");
+        self.insert_role(grantry_domain::model::RoleProvider::EntitlementManagement, user_id, role, &scope).await
+    }
+
+    /// Gives `user_id` a tenant-wide entitlement management role (e.g. Catalog creator).
+    pub async fn grant_tenant_em_role(&self, user_id: &str, role: &str) {
+        self.insert_role(grantry_domain::model::RoleProvider::EntitlementManagement, user_id, role, "/").await
+    }
+
+    /// Creates a catalog (v1.0, as the admin application) and returns its id.
+    pub async fn create_catalog(&self, name: &str) -> String {
+        let (status, body) =
+            self.post(&self.admin, &em("v1.0", "catalogs"), json!({ "displayName": name, "description": name })).await;
+        assert_eq!(status, StatusCode::CREATED, "create catalog {name}: {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Adds `group_id` to `catalog_id` through a resource request; returns the resource id.
+    pub async fn add_group_resource(&self, catalog_id: &str, group_id: &str) -> String {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                &em("v1.0", "resourceRequests"),
+                json!({ "requestType": "adminAdd", "resource": { "originId": group_id, "originSystem": "AadGroup" }, "catalog": { "id": catalog_id } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "add group resource: {body}");
+        let path = em("v1.0", &format!("catalogs/{catalog_id}/resources?$filter=originId eq '{group_id}'"));
+        let (status, body) = self.get(&self.admin, &path).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["value"][0]["id"].as_str().expect("resource listed").to_string()
+    }
+
+    /// Creates an access package in `catalog_id`; returns its id.
+    pub async fn create_package(&self, catalog_id: &str, name: &str) -> String {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                &em("v1.0", "accessPackages"),
+                json!({ "displayName": name, "catalog": { "id": catalog_id } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create package {name}: {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Adds the group's Member role (root scope) to the package; returns the role scope.
+    pub async fn add_member_role_scope(&self, package_id: &str, resource_id: &str, group_id: &str) -> Value {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                &em("v1.0", &format!("accessPackages/{package_id}/resourceRoleScopes")),
+                json!({
+                    "role": { "originId": format!("Member_{group_id}"), "originSystem": "AadGroup", "resource": { "id": resource_id } },
+                    "scope": { "originId": group_id, "originSystem": "AadGroup" }
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "add role scope: {body}");
+        body
+    }
+}
+
 /// Asserts `body` is Graph's error envelope with `code`.
 #[track_caller]
 pub fn assert_error(body: &Value, code: &str) {
@@ -567,3 +696,21 @@ pub fn policy(
 }
 
 pub const SUBJECT_SCOPES: &[&str] = &["EntitlementMgmt-SubjectAccess.ReadWrite"];
+impl TestApp {
+    /// Inserts a bare active assignment row for `package_id` (only the columns matter).
+    pub async fn insert_active_assignment(&self, package_id: &str, catalog_id: &str) {
+        let (p, c2) = (package_id.to_string(), catalog_id.to_string());
+        self.state()
+            .app
+            .store
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO assignments (id, access_package_id, catalog_id, policy_id, target_subject_id, state, status, active, created_us, body) VALUES (?, ?, ?, 'p', 's', 'delivered', 'Delivered', 1, 0, '{}')",
+                    &[grantry_domain::ids::new_id().into(), p.into(), c2.into()],
+                )
+                .map(|_| ())
+            })
+            .await
+            .expect("insert assignment");
+    }
+}

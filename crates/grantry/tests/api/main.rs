@@ -4,9 +4,11 @@
 mod helpers;
 
 mod assignments;
+mod catalogs;
 mod conventions;
 mod devclock;
 mod groups;
+mod packages;
 mod query_options;
 mod rbac;
 mod requests;

@@ -1,0 +1,660 @@
+//! `/catalogs` (beta `/accessPackageCatalogs`) with their resources, roles and scopes;
+//! `/resourceRequests` (beta `/accessPackageResourceRequests`); tenant-level `/resources`;
+//! `/settings`. Also the helpers the entitlement management routes share: registering a
+//! path under both dialects' segment names, and the simple `$filter` / `$expand` readers.
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{GraphJson, RawQuery, Root};
+use crate::respond::{self, EM};
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{MethodRouter, get};
+use grantry_core::catalogs::{self, CatalogPatch, FieldFilter, Match, NewCatalog, SettingsPatch};
+use grantry_core::resources::{self, NewResourceRequest};
+use grantry_domain::Error;
+use grantry_domain::enums::{CatalogState, ExternalUserLifecycleAction, RequestType};
+use grantry_domain::model::{Resource, ResourceRole, ResourceScope};
+use grantry_graph::catalog::{self as wire, nav, sets};
+use grantry_graph::{Body, Dialect};
+use grantry_odata::ExpandItem;
+use grantry_odata::ast::{BinaryOp, Expr, Function, Literal};
+use serde_json::Value;
+use std::collections::HashMap;
+
+// ---------------------------------------------------------------------------------------
+// Shared helpers
+
+/// Registers `pattern` (below `/identityGovernance/entitlementManagement/`) once for each
+/// combination of alternative segment names written `[a|b]`, so both dialects' names are
+/// routed under both roots.
+pub(crate) fn em_route(router: Router<AppState>, pattern: &str, handler: MethodRouter<AppState>) -> Router<AppState> {
+    let mut paths = vec![String::new()];
+    for segment in pattern.split('/') {
+        let options: Vec<&str> = match segment.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            Some(alts) => alts.split('|').collect(),
+            None => vec![segment],
+        };
+        paths = paths.iter().flat_map(|p| options.iter().map(move |o| format!("{p}/{o}"))).collect();
+    }
+    paths.into_iter().fold(router, |r, p| r.route(&format!("/{EM}{p}"), handler.clone()))
+}
+
+/// The `@odata.context` set path for a collection below the EM root.
+pub(crate) fn set(d: Dialect, pair: (&'static str, &'static str)) -> String {
+    format!("{EM}/{}", wire::name(d, pair))
+}
+
+fn bad_filter(message: impl Into<String>) -> ApiError {
+    Error::bad_request("BadRequest", message).with_target("$filter").into()
+}
+
+fn literal_text(l: &Literal) -> Option<String> {
+    match l {
+        Literal::String(s) | Literal::Guid(s) => Some(s.clone()),
+        Literal::Boolean(b) => Some(b.to_string()),
+        Literal::Integer(i) => Some(i.to_string()),
+        Literal::Enum { value, .. } => Some(value.clone()),
+        _ => None,
+    }
+}
+
+fn term(e: &Expr, out: &mut Vec<FieldFilter>) -> Result<(), ApiError> {
+    const HELP: &str = "Only terms of the form prop eq 'value' and contains(tolower(prop),'value'), joined with 'and', are supported here.";
+    match e {
+        Expr::Binary { op: BinaryOp::And, left, right } => {
+            term(left, out)?;
+            term(right, out)
+        }
+        Expr::Binary { op: BinaryOp::Eq, left, right } => {
+            let (path, lit) = match (left.as_ref(), right.as_ref()) {
+                (Expr::Path(p), Expr::Literal(l)) | (Expr::Literal(l), Expr::Path(p)) => (p, l),
+                _ => return Err(bad_filter(format!("The $filter term '{e}' is not supported. {HELP}"))),
+            };
+            let value = literal_text(lit)
+                .ok_or_else(|| bad_filter(format!("The value in '{e}' must be a quoted string. {HELP}")))?;
+            out.push(FieldFilter { field: path.join("/"), op: Match::Eq, value });
+            Ok(())
+        }
+        Expr::Call { function: Function::Contains, args } => {
+            let path = match args.first() {
+                Some(Expr::Path(p)) => p,
+                Some(Expr::Call { function: Function::ToLower | Function::ToUpper, args: inner }) => {
+                    match inner.first() {
+                        Some(Expr::Path(p)) => p,
+                        _ => return Err(bad_filter(format!("The $filter term '{e}' is not supported. {HELP}"))),
+                    }
+                }
+                _ => return Err(bad_filter(format!("The $filter term '{e}' is not supported. {HELP}"))),
+            };
+            let value = match args.get(1) {
+                Some(Expr::Literal(Literal::String(s))) => s.clone(),
+                _ => return Err(bad_filter(format!("The second argument of '{e}' must be a quoted string."))),
+            };
+            out.push(FieldFilter { field: path.join("/"), op: Match::Contains, value });
+            Ok(())
+        }
+        _ => Err(bad_filter(format!("The $filter expression '{e}' is not supported. {HELP}"))),
+    }
+}
+
+/// Reads a `$filter` made of `eq` and `contains` terms joined with `and`.
+pub(crate) fn simple_filters(q: &RawQuery) -> ApiResult<Vec<FieldFilter>> {
+    let Some(text) = q.get("$filter") else { return Ok(Vec::new()) };
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let expr = grantry_odata::parse_filter(text).map_err(|e| bad_filter(e.to_string()))?;
+    let mut out = Vec::new();
+    term(&expr, &mut out)?;
+    Ok(out)
+}
+
+/// Reads `$expand`.
+pub(crate) fn expands(q: &RawQuery) -> ApiResult<Vec<ExpandItem>> {
+    match q.get("$expand") {
+        Some(text) if !text.trim().is_empty() => grantry_odata::parse_expand(text)
+            .map_err(|e| Error::bad_request("BadRequest", e.to_string()).with_target("$expand").into()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The navigation name of an `$expand` item, lower-cased.
+pub(crate) fn expand_name(item: &ExpandItem) -> String {
+    item.path.join("/").to_ascii_lowercase()
+}
+
+pub(crate) fn unsupported_expand(item: &ExpandItem, supported: &[&str]) -> ApiError {
+    Error::bad_request(
+        "BadRequest",
+        format!(
+            "$expand={} is not supported here; the navigation properties that can be expanded are: {}.",
+            item.path.join("/"),
+            supported.join(", ")
+        ),
+    )
+    .with_target("$expand")
+    .into()
+}
+
+pub(crate) fn insert(v: &mut Value, key: &str, value: Value) {
+    if let Value::Object(m) = v {
+        m.insert(key.to_string(), value);
+    }
+}
+
+/// A string property that may be set to null in a PATCH: `Some(None)` clears it.
+pub(crate) fn nullable_str(b: &Body, key: &str) -> ApiResult<Option<Option<String>>> {
+    match b.map().get(key) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(_) => Ok(Some(b.str(&[key])?)),
+    }
+}
+
+/// A display name in a PATCH: absent, or a non-empty string.
+pub(crate) fn patch_display_name(b: &Body) -> ApiResult<Option<String>> {
+    if b.has("displayName") { Ok(Some(b.required_str(&["displayName"])?)) } else { Ok(None) }
+}
+
+// ---------------------------------------------------------------------------------------
+// Routes
+
+pub fn routes() -> Router<AppState> {
+    let mut r = Router::new();
+    r = em_route(r, "[catalogs|accessPackageCatalogs]", get(list_catalogs).post(create_catalog));
+    r = em_route(
+        r,
+        "[catalogs|accessPackageCatalogs]/{id}",
+        get(get_catalog).patch(update_catalog).delete(delete_catalog),
+    );
+    r = em_route(r, "[catalogs|accessPackageCatalogs]/{id}/accessPackages", get(list_catalog_packages));
+    r = em_route(
+        r,
+        "[catalogs|accessPackageCatalogs]/{id}/[resources|accessPackageResources]",
+        get(list_catalog_resources),
+    );
+    r = em_route(
+        r,
+        "[catalogs|accessPackageCatalogs]/{id}/[resources|accessPackageResources]/{rid}",
+        get(get_catalog_resource),
+    );
+    r = em_route(
+        r,
+        "[catalogs|accessPackageCatalogs]/{id}/[resources|accessPackageResources]/{rid}/[roles|accessPackageResourceRoles]",
+        get(list_resource_roles_of_resource),
+    );
+    r = em_route(
+        r,
+        "[catalogs|accessPackageCatalogs]/{id}/[resources|accessPackageResources]/{rid}/[scopes|accessPackageResourceScopes]",
+        get(list_resource_scopes_of_resource),
+    );
+    r = em_route(
+        r,
+        "[catalogs|accessPackageCatalogs]/{id}/[resourceRoles|accessPackageResourceRoles]",
+        get(list_catalog_roles),
+    );
+    r = em_route(
+        r,
+        "[catalogs|accessPackageCatalogs]/{id}/[resourceScopes|accessPackageResourceScopes]",
+        get(list_catalog_scopes),
+    );
+    r = em_route(
+        r,
+        "[resourceRequests|accessPackageResourceRequests]",
+        get(list_resource_requests).post(create_resource_request),
+    );
+    r = em_route(r, "[resourceRequests|accessPackageResourceRequests]/{id}", get(get_resource_request));
+    r = em_route(r, "[resources|accessPackageResources]", get(list_all_resources));
+    r = em_route(r, "[resources|accessPackageResources]/{id}", get(get_any_resource));
+    r = em_route(r, "settings", get(get_settings).patch(update_settings));
+    r
+}
+
+// ---------------------------------------------------------------------------------------
+// Catalogs
+
+async fn create_catalog(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let b = Body::root(&json)?;
+    let input = NewCatalog {
+        display_name: b.required_str(&["displayName"])?,
+        description: b.str(&["description"])?,
+        is_externally_visible: b.bool(&["isExternallyVisible"])?,
+        state: b.enumeration(&["state", "catalogStatus"], CatalogState::parse, &CatalogState::allowed())?,
+        unique_name: b.str(&["uniqueName"])?,
+    };
+    let catalog = catalogs::create_catalog(&s.app, &caller, input).await?;
+    Ok(respond::created(&s, d, &set(d, sets::CATALOGS), wire::catalog(&catalog, d)))
+}
+
+async fn render_catalogs(
+    s: &AppState,
+    d: Dialect,
+    list: &[grantry_domain::model::Catalog],
+    expand: &[ExpandItem],
+) -> ApiResult<Vec<Value>> {
+    let mut items: Vec<Value> = list.iter().map(|c| wire::catalog(c, d)).collect();
+    for item in expand {
+        match expand_name(item).as_str() {
+            "accesspackages" => {
+                let ids = list.iter().map(|c| c.id.clone()).collect();
+                let packages = grantry_core::packages::packages_of_catalogs(&s.app, ids).await?;
+                for (v, c) in items.iter_mut().zip(list) {
+                    let mine: Vec<Value> = packages
+                        .iter()
+                        .filter(|p| p.catalog_id == c.id)
+                        .map(|p| grantry_graph::catalog::access_package(p, d))
+                        .collect();
+                    insert(v, "accessPackages", Value::Array(mine));
+                }
+            }
+            _ => return Err(unsupported_expand(item, &["accessPackages"])),
+        }
+    }
+    Ok(items)
+}
+
+async fn get_catalog(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let expand = expands(&q)?;
+    let catalog = catalogs::get_catalog(&s.app, &caller, &id).await?;
+    let mut items = render_catalogs(&s, d, std::slice::from_ref(&catalog), &expand).await?;
+    let item = items.pop().unwrap_or(Value::Null);
+    Ok(respond::entity(&s, d, &set(d, sets::CATALOGS), item))
+}
+
+async fn list_catalogs(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let filters = simple_filters(&q)?;
+    let expand = expands(&q)?;
+    let page = catalogs::list_catalogs(&s.app, &caller, &filters, q.page()?).await?;
+    let items = render_catalogs(&s, d, &page.items, &expand).await?;
+    Ok(respond::collection(&s, d, &set(d, sets::CATALOGS), items, page.next_after_seq, &q, None))
+}
+
+async fn update_catalog(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let b = Body::root(&json)?;
+    let patch = CatalogPatch {
+        display_name: patch_display_name(&b)?,
+        description: nullable_str(&b, "description")?,
+        is_externally_visible: b.bool(&["isExternallyVisible"])?,
+        state: b.enumeration(&["state", "catalogStatus"], CatalogState::parse, &CatalogState::allowed())?,
+        unique_name: nullable_str(&b, "uniqueName")?,
+    };
+    catalogs::update_catalog(&s.app, &caller, &id, patch).await?;
+    Ok(respond::no_content())
+}
+
+async fn delete_catalog(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    catalogs::delete_catalog(&s.app, &caller, &id).await?;
+    Ok(respond::no_content())
+}
+
+async fn list_catalog_packages(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let page = catalogs::list_catalog_packages(&s.app, &caller, &id, q.page()?).await?;
+    let items = page.items.iter().map(|p| wire::access_package(p, d)).collect();
+    let ctx = format!("{}/{id}/accessPackages", set(d, sets::CATALOGS));
+    Ok(respond::collection(&s, d, &ctx, items, page.next_after_seq, &q, None))
+}
+
+// ---------------------------------------------------------------------------------------
+// Resources, roles, scopes
+
+async fn render_resources(s: &AppState, d: Dialect, list: &[Resource], expand: &[ExpandItem]) -> ApiResult<Vec<Value>> {
+    let mut items: Vec<Value> = list.iter().map(|r| wire::resource(r, d)).collect();
+    let ids: Vec<String> = list.iter().map(|r| r.id.clone()).collect();
+    for item in expand {
+        match expand_name(item).as_str() {
+            "roles" | "accesspackageresourceroles" => {
+                let roles = resources::roles_of(&s.app, ids.clone()).await?;
+                for (v, r) in items.iter_mut().zip(list) {
+                    let mine =
+                        roles.iter().filter(|x| x.resource_id == r.id).map(|x| wire::resource_role(x, d)).collect();
+                    insert(v, wire::name(d, nav::ROLES), Value::Array(mine));
+                }
+            }
+            "scopes" | "accesspackageresourcescopes" => {
+                let scopes = resources::scopes_of(&s.app, ids.clone()).await?;
+                for (v, r) in items.iter_mut().zip(list) {
+                    let mine =
+                        scopes.iter().filter(|x| x.resource_id == r.id).map(|x| wire::resource_scope(x, d)).collect();
+                    insert(v, wire::name(d, nav::SCOPES), Value::Array(mine));
+                }
+            }
+            _ => {
+                return Err(unsupported_expand(item, &[wire::name(d, nav::ROLES), wire::name(d, nav::SCOPES)]));
+            }
+        }
+    }
+    Ok(items)
+}
+
+async fn list_catalog_resources(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let filters = simple_filters(&q)?;
+    let expand = expands(&q)?;
+    let page = resources::list_resources(&s.app, &caller, Some(&id), &filters, q.page()?).await?;
+    let items = render_resources(&s, d, &page.items, &expand).await?;
+    let ctx = format!("{}/{id}/{}", set(d, sets::CATALOGS), wire::name(d, sets::RESOURCES));
+    Ok(respond::collection(&s, d, &ctx, items, page.next_after_seq, &q, None))
+}
+
+async fn get_catalog_resource(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((id, rid)): Path<(String, String)>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let expand = expands(&q)?;
+    let resource = resources::get_resource(&s.app, &caller, Some(&id), &rid).await?;
+    let item = render_resources(&s, d, std::slice::from_ref(&resource), &expand).await?.pop().unwrap_or(Value::Null);
+    let ctx = format!("{}/{id}/{}", set(d, sets::CATALOGS), wire::name(d, sets::RESOURCES));
+    Ok(respond::entity(&s, d, &ctx, item))
+}
+
+async fn list_all_resources(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let filters = simple_filters(&q)?;
+    let expand = expands(&q)?;
+    let page = resources::list_resources(&s.app, &caller, None, &filters, q.page()?).await?;
+    let items = render_resources(&s, d, &page.items, &expand).await?;
+    Ok(respond::collection(&s, d, &set(d, sets::RESOURCES), items, page.next_after_seq, &q, None))
+}
+
+async fn get_any_resource(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let expand = expands(&q)?;
+    let resource = resources::get_resource(&s.app, &caller, None, &id).await?;
+    let item = render_resources(&s, d, std::slice::from_ref(&resource), &expand).await?.pop().unwrap_or(Value::Null);
+    Ok(respond::entity(&s, d, &set(d, sets::RESOURCES), item))
+}
+
+/// Adds the expanded `resource` (beta `accessPackageResource`) to roles or scopes.
+async fn expand_parent_resource(
+    s: &AppState,
+    d: Dialect,
+    items: &mut [Value],
+    resource_ids: Vec<String>,
+    expand: &[ExpandItem],
+) -> ApiResult<()> {
+    for item in expand {
+        match expand_name(item).as_str() {
+            "resource" | "accesspackageresource" => {
+                let mut unique = resource_ids.clone();
+                unique.sort();
+                unique.dedup();
+                let found: HashMap<String, Resource> =
+                    resources::resources_by_ids(&s.app, unique).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+                for (v, rid) in items.iter_mut().zip(&resource_ids) {
+                    let value = found.get(rid).map(|r| wire::resource(r, d)).unwrap_or(Value::Null);
+                    insert(v, wire::name(d, nav::RESOURCE), value);
+                }
+            }
+            _ => return Err(unsupported_expand(item, &[wire::name(d, nav::RESOURCE)])),
+        }
+    }
+    Ok(())
+}
+
+async fn roles_response(
+    s: &AppState,
+    d: Dialect,
+    q: &RawQuery,
+    ctx: String,
+    page: grantry_core::Page<ResourceRole>,
+) -> ApiResult<Response> {
+    let expand = expands(q)?;
+    let mut items: Vec<Value> = page.items.iter().map(|r| wire::resource_role(r, d)).collect();
+    expand_parent_resource(s, d, &mut items, page.items.iter().map(|r| r.resource_id.clone()).collect(), &expand)
+        .await?;
+    Ok(respond::collection(s, d, &ctx, items, page.next_after_seq, q, None))
+}
+
+async fn scopes_response(
+    s: &AppState,
+    d: Dialect,
+    q: &RawQuery,
+    ctx: String,
+    page: grantry_core::Page<ResourceScope>,
+) -> ApiResult<Response> {
+    let expand = expands(q)?;
+    let mut items: Vec<Value> = page.items.iter().map(|r| wire::resource_scope(r, d)).collect();
+    expand_parent_resource(s, d, &mut items, page.items.iter().map(|r| r.resource_id.clone()).collect(), &expand)
+        .await?;
+    Ok(respond::collection(s, d, &ctx, items, page.next_after_seq, q, None))
+}
+
+async fn list_catalog_roles(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let filters = simple_filters(&q)?;
+    let page = resources::list_resource_roles(&s.app, &caller, &id, None, &filters, q.page()?).await?;
+    let ctx = format!("{}/{id}/{}", set(d, sets::CATALOGS), wire::name(d, sets::RESOURCE_ROLES));
+    roles_response(&s, d, &q, ctx, page).await
+}
+
+async fn list_catalog_scopes(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let filters = simple_filters(&q)?;
+    let page = resources::list_resource_scopes(&s.app, &caller, &id, None, &filters, q.page()?).await?;
+    let ctx = format!("{}/{id}/{}", set(d, sets::CATALOGS), wire::name(d, sets::RESOURCE_SCOPES));
+    scopes_response(&s, d, &q, ctx, page).await
+}
+
+async fn list_resource_roles_of_resource(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((id, rid)): Path<(String, String)>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let filters = simple_filters(&q)?;
+    let page = resources::list_resource_roles(&s.app, &caller, &id, Some(&rid), &filters, q.page()?).await?;
+    let ctx = format!(
+        "{}/{id}/{}/{rid}/{}",
+        set(d, sets::CATALOGS),
+        wire::name(d, sets::RESOURCES),
+        wire::name(d, nav::ROLES)
+    );
+    roles_response(&s, d, &q, ctx, page).await
+}
+
+async fn list_resource_scopes_of_resource(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((id, rid)): Path<(String, String)>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let filters = simple_filters(&q)?;
+    let page = resources::list_resource_scopes(&s.app, &caller, &id, Some(&rid), &filters, q.page()?).await?;
+    let ctx = format!(
+        "{}/{id}/{}/{rid}/{}",
+        set(d, sets::CATALOGS),
+        wire::name(d, sets::RESOURCES),
+        wire::name(d, nav::SCOPES)
+    );
+    scopes_response(&s, d, &q, ctx, page).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Resource requests
+
+async fn create_resource_request(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let b = Body::root(&json)?;
+    let catalog_property =
+        if b.has("catalogId") || (d.is_beta() && !b.has("catalog")) { "catalogId" } else { "catalog" };
+    let catalog_id = b.bound_id(&["catalog", "accessPackageCatalog"], &["catalogId"])?.ok_or_else(|| {
+        Error::invalid_property(
+            catalog_property,
+            format!("'{catalog_property}' is required: the catalog to add the resource to."),
+        )
+    })?;
+    let resource_property = if b.has("accessPackageResource") || (d.is_beta() && !b.has("resource")) {
+        "accessPackageResource"
+    } else {
+        "resource"
+    };
+    let r = b.object(&["resource", "accessPackageResource"])?.ok_or_else(|| {
+        Error::invalid_property(
+            resource_property,
+            format!("'{resource_property}' is required: the resource (originId and originSystem) to add or remove."),
+        )
+    })?;
+    let attributes = r.array(&["attributes"])?.map(|(items, _)| items.iter().map(wire::attribute_to_v1).collect());
+    let input = NewResourceRequest {
+        catalog_id,
+        request_type: b.enumeration(&["requestType"], RequestType::parse, "adminAdd, adminUpdate, adminRemove")?,
+        justification: b.str(&["justification"])?,
+        resource_id: r.str(&["id"])?,
+        origin_id: r.str(&["originId"])?,
+        origin_system: r.str(&["originSystem"])?,
+        display_name: r.str(&["displayName"])?,
+        description: r.str(&["description"])?,
+        resource_type: r.str(&["resourceType"])?,
+        url: r.str(&["url"])?,
+        attributes,
+        resource_property: resource_property.into(),
+        catalog_property: catalog_property.into(),
+    };
+    let request = resources::create_resource_request(&s.app, &caller, input).await?;
+    Ok(respond::created(&s, d, &set(d, sets::RESOURCE_REQUESTS), wire::resource_request(&request, d)))
+}
+
+fn render_requests(
+    d: Dialect,
+    list: &[grantry_domain::model::ResourceRequest],
+    expand: &[ExpandItem],
+) -> ApiResult<Vec<Value>> {
+    let mut items: Vec<Value> = list.iter().map(|r| wire::resource_request(r, d)).collect();
+    for item in expand {
+        match expand_name(item).as_str() {
+            "resource" | "accesspackageresource" => {
+                for (v, r) in items.iter_mut().zip(list) {
+                    let value = r.resource.as_ref().map(|x| wire::resource(x, d)).unwrap_or(Value::Null);
+                    insert(v, wire::name(d, nav::RESOURCE), value);
+                }
+            }
+            _ => return Err(unsupported_expand(item, &[wire::name(d, nav::RESOURCE)])),
+        }
+    }
+    Ok(items)
+}
+
+async fn get_resource_request(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let expand = expands(&q)?;
+    let request = resources::get_resource_request(&s.app, &caller, &id).await?;
+    let item = render_requests(d, std::slice::from_ref(&request), &expand)?.pop().unwrap_or(Value::Null);
+    Ok(respond::entity(&s, d, &set(d, sets::RESOURCE_REQUESTS), item))
+}
+
+async fn list_resource_requests(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let filters = simple_filters(&q)?;
+    let expand = expands(&q)?;
+    let page = resources::list_resource_requests(&s.app, &caller, &filters, q.page()?).await?;
+    let items = render_requests(d, &page.items, &expand)?;
+    Ok(respond::collection(&s, d, &set(d, sets::RESOURCE_REQUESTS), items, page.next_after_seq, &q, None))
+}
+
+// ---------------------------------------------------------------------------------------
+// Settings
+
+async fn get_settings(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed) -> ApiResult<Response> {
+    let settings = catalogs::get_settings(&s.app, &caller).await?;
+    Ok(respond::entity(&s, d, &format!("{EM}/settings"), wire::settings(&settings, d)))
+}
+
+async fn update_settings(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let b = Body::root(&json)?;
+    let duration = match b.duration(&["durationUntilExternalUserDeletedAfterBlocked"])? {
+        Some(d) => Some(d),
+        None => {
+            b.i32(&["daysUntilExternalUserDeletedAfterBlocked"])?.map(|days| chrono::Duration::days(i64::from(days)))
+        }
+    };
+    let patch = SettingsPatch {
+        external_user_lifecycle_action: b.enumeration(
+            &["externalUserLifecycleAction"],
+            ExternalUserLifecycleAction::parse,
+            &ExternalUserLifecycleAction::allowed(),
+        )?,
+        duration_until_external_user_deleted_after_blocked: duration,
+    };
+    catalogs::update_settings(&s.app, &caller, patch).await?;
+    Ok(respond::no_content())
+}

@@ -1,0 +1,345 @@
+//! Approval of assignment requests: stages started one after another, decisions, automatic
+//! denial when a stage times out, and escalation.
+//!
+//! Every transition is a compare-and-set inside a write transaction: a decision applies
+//! only to the stage that is in progress, so of two approvers deciding at once the second
+//! gets 409, and a timeout that races a decision finds the stage already completed and does
+//! nothing.
+
+use crate::approvers::{self, Parties};
+use crate::audit::{self, AuditEvent};
+use crate::jobs;
+use chrono::{DateTime, Utc};
+use grantry_domain::enums::RequestState;
+use grantry_domain::model::{
+    Approval, ApprovalStageRecord, ApprovalState, AssignmentRequest, Identity, Policy, ReviewResult, StageStatus,
+    Subject, User,
+};
+use grantry_domain::{Error, ErrorKind, Result, ids};
+use grantry_store::{Conn, Value, repo};
+use serde_json::json;
+
+pub const JOB_TIMEOUT: &str = "approval.timeout";
+pub const JOB_ESCALATE: &str = "approval.escalate";
+
+/// How starting an approval went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// The first stage is waiting for its approvers.
+    Waiting,
+    /// Nobody can approve the first stage (no approver and no fallback resolves, once the
+    /// requestor and target are excluded): the request is denied.
+    NoApprovers,
+}
+
+/// The directory users on both sides of a request.
+pub fn parties_of(c: &mut dyn Conn, request: &AssignmentRequest) -> Result<(Option<String>, Option<String>)> {
+    let target = repo::get::<Subject>(c, &request.target_subject_id)?.and_then(|s| s.object_id);
+    let requestor = match &request.requestor_subject_id {
+        Some(id) => repo::get::<Subject>(c, id)?.and_then(|s| s.object_id),
+        None => None,
+    };
+    Ok((target, requestor))
+}
+
+/// Resolves the approvers of `policy`'s stage `index` and starts it at `now`.
+fn start_stage(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    approval: &mut Approval,
+    policy: &Policy,
+    index: usize,
+    request: &AssignmentRequest,
+) -> Result<bool> {
+    let Some(settings) = policy.approval.stages.get(index) else { return Ok(false) };
+    let (target, requestor) = parties_of(c, request)?;
+    let parties = Parties { target_user_id: target.as_deref(), requestor_user_id: requestor.as_deref() };
+    let mut primary = approvers::resolve(c, &settings.primary_approvers, &parties)?;
+    if primary.is_empty() {
+        primary = approvers::resolve(c, &settings.fallback_primary_approvers, &parties)?;
+    }
+    let mut escalation = Vec::new();
+    if settings.is_escalation_enabled {
+        escalation = approvers::resolve(c, &settings.escalation_approvers, &parties)?;
+        if escalation.is_empty() {
+            escalation = approvers::resolve(c, &settings.fallback_escalation_approvers, &parties)?;
+        }
+    }
+    if primary.is_empty() && escalation.is_empty() {
+        return Ok(false);
+    }
+    let due = settings.duration_before_automatic_denial.and_then(|d| now.checked_add_signed(d));
+    let escalate_at = if settings.is_escalation_enabled {
+        settings.duration_before_escalation.and_then(|d| now.checked_add_signed(d))
+    } else {
+        None
+    };
+    let stage = &mut approval.stages[index];
+    stage.status = StageStatus::InProgress;
+    stage.started_date_time = Some(now);
+    stage.approver_ids = primary.clone();
+    stage.escalation_approver_ids = escalation;
+    stage.due_date_time = due;
+    stage.escalation_date_time = escalate_at;
+    for user in &primary {
+        add_approver(c, &approval.id, index, user, false)?;
+    }
+    if let Some(due) = due {
+        jobs::enqueue(c, JOB_TIMEOUT, &approval.id, due, json!({ "stage": index }))?;
+    }
+    if let Some(at) = escalate_at {
+        jobs::enqueue(c, JOB_ESCALATE, &approval.id, at, json!({ "stage": index }))?;
+    }
+    Ok(true)
+}
+
+fn add_approver(c: &mut dyn Conn, approval_id: &str, index: usize, user_id: &str, escalation: bool) -> Result<()> {
+    c.execute(
+        "INSERT INTO approval_approvers (approval_id, stage_index, user_id, escalation) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        &[Value::from(approval_id), Value::Int(index as i64), Value::from(user_id), Value::from(escalation)],
+    )?;
+    Ok(())
+}
+
+/// Creates the approval of `request` (same id) and starts its first stage. The caller has
+/// put the request in `pendingApproval`.
+pub fn begin(c: &mut dyn Conn, now: DateTime<Utc>, request: &AssignmentRequest, policy: &Policy) -> Result<Begin> {
+    let stages = policy
+        .approval
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, _)| ApprovalStageRecord {
+            id: ids::new_id(),
+            index: i,
+            display_name: format!("Stage {}", i + 1),
+            status: StageStatus::NotStarted,
+            review_result: ReviewResult::NotReviewed,
+            reviewed_by: None,
+            reviewed_date_time: None,
+            justification: None,
+            approver_ids: Vec::new(),
+            escalation_approver_ids: Vec::new(),
+            escalated: false,
+            started_date_time: None,
+            due_date_time: None,
+            escalation_date_time: None,
+        })
+        .collect();
+    let mut approval = Approval {
+        id: request.id.clone(),
+        policy_id: policy.id.clone(),
+        state: ApprovalState::Pending,
+        stages,
+        created_date_time: now,
+    };
+    if !start_stage(c, now, &mut approval, policy, 0, request)? {
+        approval.state = ApprovalState::Denied;
+        repo::insert(c, &approval)?;
+        return Ok(Begin::NoApprovers);
+    }
+    repo::insert(c, &approval)?;
+    Ok(Begin::Waiting)
+}
+
+/// What a decision led to, for the request's processing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Another stage now waits.
+    NextStage,
+    /// Every stage approved: deliver.
+    Approved,
+    /// Denied (by an approver, by timeout, or because no approver could be found).
+    Denied,
+}
+
+/// An approver's decision on stage `stage_id` of approval `approval_id`.
+pub struct Decision<'a> {
+    pub approver_id: &'a str,
+    pub approver_name: Option<String>,
+    pub approve: bool,
+    pub justification: Option<String>,
+}
+
+/// Applies `decision` (compare-and-set on the stage in progress).
+pub fn decide(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    approval_id: &str,
+    stage_id: &str,
+    decision: Decision<'_>,
+) -> Result<Outcome> {
+    let mut approval =
+        repo::get::<Approval>(c, approval_id)?.ok_or_else(|| Error::not_found("approval", approval_id))?;
+    let index = approval
+        .stages
+        .iter()
+        .position(|s| s.id.eq_ignore_ascii_case(stage_id))
+        .ok_or_else(|| Error::not_found("approval stage", stage_id))?;
+    let request =
+        repo::get::<AssignmentRequest>(c, approval_id)?.ok_or_else(|| Error::not_found("approval", approval_id))?;
+    let (target, requestor) = parties_of(c, &request)?;
+    if Some(decision.approver_id) == target.as_deref() || Some(decision.approver_id) == requestor.as_deref() {
+        return Err(
+            Error::forbidden("A requestor cannot approve or deny their own request.").with_target("reviewResult")
+        );
+    }
+    let stage = &approval.stages[index];
+    match stage.status {
+        StageStatus::InProgress => {}
+        StageStatus::Completed | StageStatus::Expired => {
+            return Err(Error::conflict(
+                "StageAlreadyDecided",
+                "This stage has already been decided (or it expired); the first decision in a stage settles it.",
+            ));
+        }
+        StageStatus::NotStarted => {
+            return Err(Error::bad_request(
+                "StageNotActive",
+                "This stage has not started yet; decide the stage in progress first.",
+            ));
+        }
+    }
+    if approval.state != ApprovalState::Pending {
+        return Err(Error::conflict("ApprovalCompleted", "This approval is no longer pending."));
+    }
+    if !stage.may_decide(decision.approver_id) {
+        return Err(Error::forbidden("You are not an approver of this stage of the request."));
+    }
+    let policy = repo::get::<Policy>(c, &approval.policy_id)?;
+    let justification_required = policy
+        .as_ref()
+        .and_then(|p| p.approval.stages.get(index))
+        .is_some_and(|s| s.is_approver_justification_required);
+    if justification_required && decision.justification.as_deref().is_none_or(|j| j.trim().is_empty()) {
+        return Err(Error::bad_request(
+            "JustificationRequired",
+            "This stage requires a justification with the decision.",
+        )
+        .with_target("justification"));
+    }
+    let stage = &mut approval.stages[index];
+    stage.status = StageStatus::Completed;
+    stage.review_result = if decision.approve { ReviewResult::Approved } else { ReviewResult::Denied };
+    stage.reviewed_by =
+        Some(Identity { id: decision.approver_id.to_string(), display_name: decision.approver_name.clone() });
+    stage.reviewed_date_time = Some(now);
+    stage.justification = decision.justification.clone();
+    audit::record(
+        c,
+        AuditEvent {
+            at: now,
+            actor_id: Some(decision.approver_id),
+            entity_type: "approval",
+            entity_id: approval_id,
+            action: if decision.approve { "stageApproved" } else { "stageDenied" },
+            detail: json!({ "stage": index + 1, "justification": decision.justification }),
+        },
+    )?;
+    let outcome = if !decision.approve {
+        approval.state = ApprovalState::Denied;
+        Outcome::Denied
+    } else if index + 1 < approval.stages.len() {
+        match &policy {
+            Some(p) if start_stage(c, now, &mut approval, p, index + 1, &request)? => Outcome::NextStage,
+            _ => {
+                approval.state = ApprovalState::Denied;
+                Outcome::Denied
+            }
+        }
+    } else {
+        approval.state = ApprovalState::Approved;
+        Outcome::Approved
+    };
+    repo::update(c, &approval)?;
+    Ok(outcome)
+}
+
+/// Job: an undecided stage reached its deadline; the request is denied. Returns whether it
+/// acted (false when the stage was decided in time).
+pub fn on_timeout(c: &mut dyn Conn, now: DateTime<Utc>, approval_id: &str, index: usize) -> Result<bool> {
+    let Some(mut approval) = repo::get::<Approval>(c, approval_id)? else { return Ok(false) };
+    let still_waiting = approval.state == ApprovalState::Pending
+        && approval
+            .stages
+            .get(index)
+            .is_some_and(|s| s.status == StageStatus::InProgress && s.due_date_time.is_some_and(|d| d <= now));
+    if !still_waiting {
+        return Ok(false);
+    }
+    approval.stages[index].status = StageStatus::Expired;
+    approval.state = ApprovalState::TimedOut;
+    repo::update(c, &approval)?;
+    Ok(true)
+}
+
+/// Job: a stage reached its escalation time; escalation approvers may now decide too.
+pub fn on_escalate(c: &mut dyn Conn, now: DateTime<Utc>, approval_id: &str, index: usize) -> Result<bool> {
+    let Some(mut approval) = repo::get::<Approval>(c, approval_id)? else { return Ok(false) };
+    let due = approval.state == ApprovalState::Pending
+        && approval.stages.get(index).is_some_and(|s| {
+            s.status == StageStatus::InProgress && !s.escalated && s.escalation_date_time.is_some_and(|d| d <= now)
+        });
+    if !due {
+        return Ok(false);
+    }
+    let stage = &mut approval.stages[index];
+    stage.escalated = true;
+    let escalation = stage.escalation_approver_ids.clone();
+    repo::update(c, &approval)?;
+    for user in &escalation {
+        add_approver(c, approval_id, index, user, true)?;
+    }
+    audit::record(
+        c,
+        AuditEvent {
+            at: now,
+            actor_id: None,
+            entity_type: "approval",
+            entity_id: approval_id,
+            action: "stageEscalated",
+            detail: json!({ "stage": index + 1, "escalationApprovers": escalation }),
+        },
+    )?;
+    Ok(true)
+}
+
+/// The request was canceled: close its approval so nothing more can be decided.
+pub fn cancel(c: &mut dyn Conn, approval_id: &str) -> Result<()> {
+    if let Some(mut approval) = repo::get::<Approval>(c, approval_id)?
+        && approval.state == ApprovalState::Pending
+    {
+        approval.state = ApprovalState::Canceled;
+        for stage in approval.stages.iter_mut().filter(|s| s.status == StageStatus::InProgress) {
+            stage.status = StageStatus::Completed;
+        }
+        repo::update(c, &approval)?;
+    }
+    jobs::cancel(c, JOB_TIMEOUT, approval_id)?;
+    jobs::cancel(c, JOB_ESCALATE, approval_id)?;
+    Ok(())
+}
+
+/// Whether `user_id` is or was an approver of any stage of `approval_id`.
+pub fn is_approver(c: &mut dyn Conn, approval_id: &str, user_id: &str) -> Result<bool> {
+    Ok(c.query_one(
+        "SELECT 1 FROM approval_approvers WHERE approval_id = ? AND user_id = ?",
+        &[Value::from(approval_id), Value::from(user_id)],
+    )?
+    .is_some())
+}
+
+/// The display name of a user, for `reviewedBy`.
+pub fn user_name(c: &mut dyn Conn, user_id: &str) -> Result<Option<String>> {
+    Ok(repo::get::<User>(c, user_id)?.map(|u| u.display_name))
+}
+
+/// A request in `pendingApproval` whose approval is still pending.
+pub fn pending_request(c: &mut dyn Conn, approval_id: &str) -> Result<Option<AssignmentRequest>> {
+    Ok(repo::get::<AssignmentRequest>(c, approval_id)?.filter(|r| r.state == RequestState::PendingApproval))
+}
+
+#[allow(dead_code)]
+fn unavailable() -> Error {
+    Error::new(ErrorKind::Unavailable, "serviceNotAvailable", "retry")
+}
