@@ -5,10 +5,13 @@
 pub mod app;
 pub mod approvals;
 pub mod approvers;
+pub mod assignments;
 pub mod audit;
 pub mod auth;
 pub mod catalogs;
+pub mod delivery;
 pub mod directory;
+pub mod filters;
 pub mod groups;
 pub mod jobs;
 pub mod listing;
@@ -17,6 +20,7 @@ pub mod packages;
 pub mod page;
 pub mod policies;
 pub mod rbac;
+pub mod requests;
 pub mod resources;
 
 pub use app::App;

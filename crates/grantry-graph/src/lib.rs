@@ -6,11 +6,13 @@
 //! camelCase enums under `/v1.0`, beta names and PascalCase strings under `/beta`.
 
 pub mod approval;
+pub mod assignment;
 pub mod body;
 pub mod catalog;
 pub mod directory;
 pub mod policy;
 pub mod render;
+pub mod request;
 
 pub use body::Body;
 pub use render::{Dialect, odata_type, ts};

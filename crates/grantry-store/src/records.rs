@@ -272,3 +272,22 @@ impl Record for Approval {
         vec![("state", state.into()), ("created_us", self.created_date_time.into())]
     }
 }
+
+impl Record for AssignmentResourceRole {
+    const TABLE: &'static str = "assignment_resource_roles";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("assignment_id", (&self.assignment_id).into()),
+            ("access_package_id", (&self.access_package_id).into()),
+            ("subject_id", (&self.subject_id).into()),
+            ("role_id", (&self.role_id).into()),
+            ("scope_id", (&self.scope_id).into()),
+            ("origin_system", (&self.origin_system).into()),
+            ("origin_id", (&self.origin_id).into()),
+            ("status", (&self.status).into()),
+        ]
+    }
+}

@@ -2,6 +2,7 @@
 //! mounted under both `/v1.0` and `/beta`; the root's [`Dialect`] travels in the request
 //! and selects the rendering. Both dialects' segment names are accepted under both roots.
 
+mod assignments;
 mod catalogs;
 mod devclock;
 mod groups;
@@ -9,6 +10,7 @@ mod metadata;
 mod packages;
 mod policies;
 mod rbac;
+mod requests;
 mod users;
 
 use crate::error::{ApiError, not_found_route};
@@ -28,6 +30,8 @@ fn graph_routes() -> Router<AppState> {
         .merge(groups::routes())
         .merge(rbac::routes())
         .merge(metadata::routes())
+        .merge(requests::routes())
+        .merge(assignments::routes())
         .merge(catalogs::routes())
         .merge(packages::routes())
         .merge(policies::routes())

@@ -75,3 +75,46 @@ pub struct Assignment {
     pub created_date_time: DateTime<Utc>,
     pub custom_extension_callout_instances: Vec<serde_json::Value>,
 }
+
+/// One delivered (or to-be-delivered) resource role of one assignment (beta
+/// `accessPackageAssignmentResourceRole`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentResourceRole {
+    pub id: String,
+    pub assignment_id: String,
+    pub access_package_id: String,
+    pub subject_id: String,
+    pub role_id: String,
+    pub scope_id: String,
+    pub origin_system: String,
+    pub origin_id: String,
+    /// `Fulfilled`, `DeliveryFailed` or `Removed`.
+    pub status: String,
+    pub created_date_time: DateTime<Utc>,
+}
+
+/// Who a new request is for, as the client named it: a directory object id, or an email
+/// address (an external user who may not be in the directory yet).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TargetRef {
+    pub object_id: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// A create-request body, after the wire layer has read whichever shape the client sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRequest {
+    pub request_type: RequestType,
+    /// The assignment an update or remove request concerns.
+    pub assignment_id: Option<String>,
+    pub target: Option<TargetRef>,
+    pub policy_id: Option<String>,
+    pub access_package_id: Option<String>,
+    /// `None` when the client sent no schedule (or one with nothing in it).
+    pub schedule: Option<Schedule>,
+    pub answers: Vec<Answer>,
+    pub justification: Option<String>,
+    pub is_validation_only: bool,
+}

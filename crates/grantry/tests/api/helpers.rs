@@ -430,6 +430,272 @@ pub fn assert_error(body: &Value, code: &str) {
     assert!(error["innerError"]["date"].as_str().is_some(), "error without date: {body}");
 }
 
+/// Ids of a seeded catalog, package (granting membership of a group) and policies.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub catalog_id: String,
+    pub package_id: String,
+    pub group_id: String,
+    pub role_id: String,
+    /// Admin-only direct assignment policy.
+    pub admin_policy_id: String,
+    /// Self-service policy for all member users (no approval, no questions).
+    pub self_policy_id: String,
+}
+
+impl TestApp {
+    /// Runs every background job that is due now.
+    pub async fn drain(&self) -> usize {
+        grantry_core::jobs::drain(&self.state().app).await.expect("drain")
+    }
+
+    /// Inserts domain records directly through the store.
+    pub async fn seed<F>(&self, f: F)
+    where
+        F: FnOnce(&mut dyn grantry_store::Conn) -> grantry_domain::Result<()> + Send + 'static,
+    {
+        self.state().app.store.write(f).await.expect("seed");
+    }
+
+    pub async fn read<T: Send + 'static, F>(&self, f: F) -> T
+    where
+        F: FnOnce(&mut dyn grantry_store::Conn) -> grantry_domain::Result<T> + Send + 'static,
+    {
+        self.state().app.store.read(f).await.expect("read")
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.state().app.now()
+    }
+
+    pub async fn is_member(&self, group_id: &str, user_id: &str) -> bool {
+        let (g, u) = (group_id.to_string(), user_id.to_string());
+        self.read(move |c| grantry_core::membership::is_member(c, &g, &u)).await
+    }
+
+    /// A group, a published catalog with the group as resource, a package granting
+    /// `Member_{group}`, an admin-only policy and a self-service all-members policy.
+    pub async fn seed_package_with_group(&self) -> Fixture {
+        self.seed_package(true).await
+    }
+
+    pub async fn seed_package(&self, externally_visible: bool) -> Fixture {
+        use grantry_domain::enums::*;
+        use grantry_domain::ids::new_id;
+        use grantry_domain::model::*;
+        use grantry_store::repo::insert;
+        let now = self.now();
+        let f = Fixture {
+            catalog_id: new_id(),
+            package_id: new_id(),
+            group_id: new_id(),
+            role_id: new_id(),
+            admin_policy_id: new_id(),
+            self_policy_id: new_id(),
+        };
+        let fx = f.clone();
+        self.seed(move |c| {
+            insert(
+                c,
+                &Group {
+                    id: fx.group_id.clone(),
+                    display_name: "Sales".into(),
+                    description: None,
+                    mail_nickname: None,
+                    mail: None,
+                    mail_enabled: false,
+                    security_enabled: true,
+                    group_types: vec![],
+                    visibility: None,
+                    created_date_time: now,
+                },
+            )?;
+            insert(
+                c,
+                &Catalog {
+                    id: fx.catalog_id.clone(),
+                    display_name: "Marketing".into(),
+                    description: None,
+                    is_externally_visible: externally_visible,
+                    state: CatalogState::Published,
+                    catalog_type: CatalogType::UserManaged,
+                    unique_name: None,
+                    created_by: None,
+                    modified_by: None,
+                    created_date_time: now,
+                    modified_date_time: now,
+                },
+            )?;
+            let resource_id = new_id();
+            insert(
+                c,
+                &Resource {
+                    id: resource_id.clone(),
+                    catalog_id: fx.catalog_id.clone(),
+                    origin_id: fx.group_id.clone(),
+                    origin_system: "AadGroup".into(),
+                    display_name: Some("Sales".into()),
+                    description: None,
+                    resource_type: Some("Security Group".into()),
+                    url: None,
+                    attributes: vec![],
+                    added_by: None,
+                    created_date_time: now,
+                    modified_date_time: now,
+                },
+            )?;
+            insert(
+                c,
+                &ResourceRole {
+                    id: fx.role_id.clone(),
+                    resource_id: resource_id.clone(),
+                    catalog_id: fx.catalog_id.clone(),
+                    origin_id: format!("Member_{}", fx.group_id),
+                    origin_system: "AadGroup".into(),
+                    display_name: "Member".into(),
+                    description: None,
+                },
+            )?;
+            let scope_id = new_id();
+            insert(
+                c,
+                &ResourceScope {
+                    id: scope_id.clone(),
+                    resource_id,
+                    catalog_id: fx.catalog_id.clone(),
+                    origin_id: fx.group_id.clone(),
+                    origin_system: "AadGroup".into(),
+                    display_name: None,
+                    description: None,
+                    is_root_scope: true,
+                },
+            )?;
+            insert(
+                c,
+                &AccessPackage {
+                    id: fx.package_id.clone(),
+                    catalog_id: fx.catalog_id.clone(),
+                    display_name: "Sales access".into(),
+                    description: None,
+                    is_hidden: false,
+                    is_role_scopes_visible: false,
+                    unique_name: None,
+                    created_by: None,
+                    modified_by: None,
+                    created_date_time: now,
+                    modified_date_time: now,
+                },
+            )?;
+            insert(
+                c,
+                &RoleScope {
+                    id: RoleScope::make_id(&fx.role_id, &scope_id),
+                    access_package_id: fx.package_id.clone(),
+                    role_id: fx.role_id.clone(),
+                    scope_id,
+                    created_by: None,
+                    created_date_time: now,
+                },
+            )?;
+            insert(c, &policy(&fx.admin_policy_id, &fx, AllowedTargetScope::NotSpecified, now, |_| {}))?;
+            insert(
+                c,
+                &policy(
+                    &fx.self_policy_id,
+                    &fx,
+                    AllowedTargetScope::AllMemberUsers,
+                    now + chrono::Duration::microseconds(1),
+                    |p| {
+                        p.requestor_settings.enable_targets_to_self_add_access = true;
+                        p.requestor_settings.enable_targets_to_self_update_access = true;
+                        p.requestor_settings.enable_targets_to_self_remove_access = true;
+                    },
+                ),
+            )?;
+            Ok(())
+        })
+        .await;
+        f
+    }
+
+    /// Adds a policy to the fixture's package, shaped by `edit`; returns its id.
+    pub async fn seed_policy(
+        &self,
+        f: &Fixture,
+        scope: grantry_domain::enums::AllowedTargetScope,
+        edit: impl FnOnce(&mut grantry_domain::model::Policy) + Send + 'static,
+    ) -> String {
+        let id = grantry_domain::ids::new_id();
+        let (fx, pid, now) = (f.clone(), id.clone(), self.now());
+        self.seed(move |c| grantry_store::repo::insert(c, &policy(&pid, &fx, scope, now, edit))).await;
+        id
+    }
+
+    /// Sets the manager of `user_id`.
+    pub async fn set_manager(&self, user_id: &str, manager_id: &str) {
+        let (u, m) = (user_id.to_string(), manager_id.to_string());
+        self.seed(move |c| {
+            let mut user: grantry_domain::model::User = grantry_store::repo::get(c, &u)?.expect("user");
+            user.manager_id = Some(m);
+            grantry_store::repo::update(c, &user).map(|_| ())
+        })
+        .await;
+    }
+
+    /// Posts an adminAdd for `user` on the admin-only policy and waits for delivery;
+    /// returns (request id, assignment id).
+    pub async fn admin_assign(&self, f: &Fixture, user: &str) -> (String, String) {
+        let (status, body) = self
+            .post(
+                &self.admin,
+                &format!("/v1.0/{EM}/assignmentRequests"),
+                json!({"requestType": "adminAdd", "assignment": {"targetId": user, "assignmentPolicyId": f.admin_policy_id, "accessPackageId": f.package_id}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        self.drain().await;
+        let id = body["id"].as_str().unwrap().to_string();
+        let (_, r) = self.get(&self.admin, &format!("/v1.0/{EM}/assignmentRequests/{id}?$expand=assignment")).await;
+        assert_eq!(r["state"], "delivered", "{r}");
+        (id, r["assignment"]["id"].as_str().unwrap().to_string())
+    }
+}
+
+pub fn policy(
+    id: &str,
+    f: &Fixture,
+    scope: grantry_domain::enums::AllowedTargetScope,
+    now: chrono::DateTime<chrono::Utc>,
+    edit: impl FnOnce(&mut grantry_domain::model::Policy),
+) -> grantry_domain::model::Policy {
+    use grantry_domain::model::*;
+    let mut p = Policy {
+        id: id.to_string(),
+        access_package_id: f.package_id.clone(),
+        catalog_id: f.catalog_id.clone(),
+        display_name: format!("policy {id}"),
+        description: None,
+        allowed_target_scope: scope,
+        specific_allowed_targets: vec![],
+        expiration: Expiration::never(),
+        requestor_settings: RequestorSettings::default(),
+        approval: ApprovalSettings::default(),
+        review_settings: None,
+        questions: vec![],
+        automatic_request_settings: None,
+        notification_settings: None,
+        verifiable_credential_settings: None,
+        custom_extension_stage_settings: vec![],
+        created_by: None,
+        modified_by: None,
+        created_date_time: now,
+        modified_date_time: now,
+    };
+    edit(&mut p);
+    p
+}
+
+pub const SUBJECT_SCOPES: &[&str] = &["EntitlementMgmt-SubjectAccess.ReadWrite"];
 impl TestApp {
     /// Inserts a bare active assignment row for `package_id` (only the columns matter).
     pub async fn insert_active_assignment(&self, package_id: &str, catalog_id: &str) {

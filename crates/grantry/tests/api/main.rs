@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod assignments;
 mod catalogs;
 mod conventions;
 mod devclock;
@@ -11,4 +12,5 @@ mod packages;
 mod policies;
 mod query_options;
 mod rbac;
+mod requests;
 mod users;

@@ -1,0 +1,280 @@
+//! Assignments (`assignments`, beta `accessPackageAssignments`), their delivered resource
+//! roles (beta), and the end-user package functions `getApplicablePolicyRequirements` and
+//! `filterByCurrentUser(on='allowedRequestor')`.
+
+use crate::auth::Authed;
+use crate::error::ApiResult;
+use crate::extract::{GraphJson, RawQuery, Root};
+use crate::respond::{self, EM};
+use crate::routes::requests::{expand_items, filter_expr, unknown_expand};
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use grantry_core::assignments;
+use grantry_core::requests::{self, Mine};
+use grantry_core::{App, Caller};
+use grantry_domain::enums::RequestType;
+use grantry_domain::model::Assignment;
+use grantry_domain::{Error, ErrorKind, Result};
+use grantry_graph::{Dialect, assignment as wire, request as rwire};
+use grantry_odata::ExpandItem;
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<AppState> {
+    let mut r = Router::new();
+    for set in ["assignments", "accessPackageAssignments"] {
+        let base = format!("/{EM}/{set}");
+        r = r
+            .route(&base, get(list).post(create_direct))
+            .route(&format!("{base}/{{id}}"), get(get_one))
+            .route(&format!("{base}/{{id}}/reprocess"), post(reprocess))
+            .route(&format!("{base}/filterByCurrentUser/{{args}}"), get(filter_by_current_user))
+            .route(&format!("{base}/My/{{args}}"), get(my))
+            .route(&format!("{base}/additionalAccess/{{args}}"), get(additional_access));
+    }
+    let roles = format!("/{EM}/accessPackageAssignmentResourceRoles");
+    r.route("/accessPackageAssignments", post(create_direct))
+        .route(&roles, get(list_roles))
+        .route(&format!("{roles}/{{id}}"), get(get_role))
+        .route(&format!("{roles}/My/{{args}}"), get(my_roles))
+        .route(&format!("/{EM}/accessPackages/{{id}}/getApplicablePolicyRequirements"), post(requirements))
+        .route(&format!("/{EM}/accessPackages/filterByCurrentUser/{{args}}"), get(allowed_packages))
+}
+
+fn set_name(d: Dialect) -> String {
+    format!("{EM}/{}", d.pick("assignments", "accessPackageAssignments"))
+}
+
+async fn render(app: &App, d: Dialect, a: &Assignment, expand: &[ExpandItem]) -> Result<Value> {
+    let mut v = wire::assignment(a, d);
+    if expand.is_empty() {
+        return Ok(v);
+    }
+    let (target, package, policy) = assignments::assignment_related(app, a).await?;
+    let Value::Object(map) = &mut v else { return Ok(v) };
+    for item in expand {
+        match item.path.join("/").to_ascii_lowercase().as_str() {
+            "target" => {
+                map.insert("target".into(), target.as_ref().map(|s| rwire::subject(s, d)).unwrap_or(Value::Null));
+            }
+            "accesspackage" => {
+                map.insert(
+                    "accessPackage".into(),
+                    package.as_ref().map(|p| wire::package(p, d)).unwrap_or(Value::Null),
+                );
+            }
+            "assignmentpolicy" | "accesspackageassignmentpolicy" => {
+                map.insert(
+                    d.pick("assignmentPolicy", "accessPackageAssignmentPolicy").into(),
+                    policy.as_ref().map(|p| wire::policy_summary(p, d)).unwrap_or(Value::Null),
+                );
+            }
+            other => return Err(unknown_expand(other, "accessPackageAssignment")),
+        }
+    }
+    Ok(v)
+}
+
+async fn respond_page(
+    s: &AppState,
+    d: Dialect,
+    q: &RawQuery,
+    page: grantry_core::Page<Assignment>,
+    expand: &[ExpandItem],
+) -> ApiResult<Response> {
+    let mut items = Vec::with_capacity(page.items.len());
+    for a in &page.items {
+        items.push(render(&s.app, d, a, expand).await?);
+    }
+    Ok(respond::collection(s, d, &set_name(d), items, page.next_after_seq, q, None))
+}
+
+async fn list_with(s: &AppState, d: Dialect, caller: &Caller, q: &RawQuery, mine: Mine) -> ApiResult<Response> {
+    let expand = expand_items(q)?;
+    let page = assignments::list_assignments(&s.app, caller, mine, filter_expr(q)?, None, q.page()?).await?;
+    respond_page(s, d, q, page, &expand).await
+}
+
+async fn list(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed, q: RawQuery) -> ApiResult<Response> {
+    list_with(&s, d, &caller, &q, Mine::All).await
+}
+
+async fn filter_by_current_user(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(args): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let mine = Mine::parse_on(&args, &[Mine::Target, Mine::CreatedBy])?;
+    list_with(&s, d, &caller, &q, mine).await
+}
+
+async fn my(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed, q: RawQuery) -> ApiResult<Response> {
+    list_with(&s, d, &caller, &q, Mine::Target).await
+}
+
+/// Reads `name='value'` from a function's argument segment such as
+/// `(accessPackageId='a',incompatibleAccessPackageId='b')`.
+fn function_arg(args: &str, name: &str) -> Option<String> {
+    let inner = args.trim().trim_start_matches('(').trim_end_matches(')');
+    inner.split(',').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().trim_matches('\'').to_string())
+    })
+}
+
+async fn additional_access(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(args): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let expand = expand_items(&q)?;
+    let a = function_arg(&args, "accessPackageId").unwrap_or_default();
+    let b = function_arg(&args, "incompatibleAccessPackageId").unwrap_or_default();
+    let page = assignments::additional_access(&s.app, &caller, &a, &b, filter_expr(&q)?, q.page()?).await?;
+    respond_page(&s, d, &q, page, &expand).await
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let expand = expand_items(&q)?;
+    let a = assignments::get_assignment(&s.app, &caller, &id).await?;
+    Ok(respond::entity(&s, d, &set_name(d), render(&s.app, d, &a, &expand).await?))
+}
+
+async fn reprocess(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
+    assignments::reprocess_assignment(&s.app, &caller, &id).await?;
+    Ok(respond::accepted())
+}
+
+/// The old beta `POST accessPackageAssignments` (seed: "Create accessPackageAssignment"):
+/// an adminAdd request through the same rules, processed before answering; 201 with the
+/// assignment once delivered.
+async fn create_direct(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let mut body = json.clone();
+    if let Value::Object(m) = &mut body {
+        m.insert("requestType".into(), json!("AdminAdd"));
+        let mut assignment = serde_json::Map::new();
+        for key in [
+            "targetId",
+            "target",
+            "assignmentPolicyId",
+            "assignmentPolicy",
+            "accessPackageId",
+            "accessPackage",
+            "schedule",
+        ] {
+            if let Some(v) = m.get(key) {
+                assignment.insert(key.into(), v.clone());
+            }
+        }
+        m.insert("accessPackageAssignment".into(), Value::Object(assignment));
+        m.remove("schedule");
+    }
+    let mut input = rwire::parse_new_request(&body)?;
+    input.request_type = RequestType::AdminAdd;
+    let r = requests::create_request(&s.app, &caller, input).await?;
+    grantry_core::jobs::drain(&s.app).await?;
+    let r = requests::get_request(&s.app, &caller, &r.id).await?;
+    let Some(aid) = r.assignment_id.clone() else {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "InvalidRequestState",
+            format!("The assignment was not delivered: its request '{}' is {} ({}).", r.id, r.state.v1(), r.status),
+        )
+        .into());
+    };
+    let a = assignments::get_assignment(&s.app, &caller, &aid).await?;
+    let mut v = wire::assignment(&a, d);
+    if let Value::Object(m) = &mut v {
+        m.insert("@odata.type".into(), json!("#microsoft.graph.accessPackageAssignment"));
+    }
+    Ok(respond::created(&s, d, &set_name(d), v))
+}
+
+fn roles_set() -> String {
+    format!("{EM}/accessPackageAssignmentResourceRoles")
+}
+
+async fn list_roles(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let page = assignments::list_resource_roles(&s.app, &caller, false, q.page()?).await?;
+    let items = page.items.iter().map(wire::resource_role).collect();
+    Ok(respond::collection(&s, d, &roles_set(), items, page.next_after_seq, &q, None))
+}
+
+async fn my_roles(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let page = assignments::list_resource_roles(&s.app, &caller, true, q.page()?).await?;
+    let items = page.items.iter().map(wire::resource_role).collect();
+    Ok(respond::collection(&s, d, &roles_set(), items, page.next_after_seq, &q, None))
+}
+
+async fn get_role(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let r = assignments::get_resource_role(&s.app, &caller, &id).await?;
+    Ok(respond::entity(&s, d, &roles_set(), wire::resource_role(&r)))
+}
+
+async fn requirements(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let policies = assignments::applicable_policy_requirements(&s.app, &caller, &id).await?;
+    let value: Vec<Value> = policies.iter().map(|p| wire::requirements(p, d)).collect();
+    let body = json!({
+        "@odata.context": respond::context_url(&s, d, "Collection(microsoft.graph.accessPackageAssignmentRequestRequirements)"),
+        "value": value,
+    });
+    Ok(respond::json_response(axum::http::StatusCode::OK, &body))
+}
+
+async fn allowed_packages(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(args): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let on = function_arg(&args, "on").unwrap_or_default();
+    if !on.eq_ignore_ascii_case("allowedRequestor") {
+        return Err(Error::bad_request(
+            "BadRequest",
+            format!("accessPackages/filterByCurrentUser: 'on' must be 'allowedRequestor'; got '{on}'."),
+        )
+        .with_target("on")
+        .into());
+    }
+    let page = assignments::requestable_packages(&s.app, &caller, q.page()?).await?;
+    let items = page.items.iter().map(|p| wire::package(p, d)).collect();
+    Ok(respond::collection(&s, d, &format!("{EM}/accessPackages"), items, page.next_after_seq, &q, None))
+}

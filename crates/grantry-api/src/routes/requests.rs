@@ -1,0 +1,228 @@
+//! Assignment requests: `assignmentRequests` (v1.0 and beta) and
+//! `accessPackageAssignmentRequests` (beta, also routed on v1.0), including the old
+//! paths directly under the version root and under an assignment.
+
+use crate::auth::Authed;
+use crate::error::ApiResult;
+use crate::extract::{GraphJson, RawQuery, Root};
+use crate::respond::{self, EM};
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use grantry_core::requests::{self, Mine};
+use grantry_core::{App, Caller};
+use grantry_domain::model::AssignmentRequest;
+use grantry_domain::{Error, Result};
+use grantry_graph::{Dialect, assignment as awire, request as wire};
+use grantry_odata::ExpandItem;
+use serde_json::Value;
+
+pub fn routes() -> Router<AppState> {
+    let mut r = Router::new();
+    for set in ["assignmentRequests", "accessPackageAssignmentRequests"] {
+        let base = format!("/{EM}/{set}");
+        r = r
+            .route(&base, get(list).post(create))
+            .route(&format!("{base}/{{id}}"), get(get_one).delete(delete_one))
+            .route(&format!("{base}/{{id}}/cancel"), post(cancel))
+            .route(&format!("{base}/{{id}}/reprocess"), post(reprocess))
+            .route(&format!("{base}/filterByCurrentUser/{{args}}"), get(filter_by_current_user))
+            .route(&format!("{base}/My/{{args}}"), get(my));
+    }
+    r.route("/accessPackageAssignmentRequests", get(list).post(create))
+        .route(
+            &format!("/{EM}/accessPackageAssignments/{{id}}/accessPackageAssignmentRequests"),
+            post(create_for_assignment),
+        )
+        .route(&format!("/{EM}/assignments/{{id}}/accessPackageAssignmentRequests"), post(create_for_assignment))
+        .route("/accessPackageAssignments/{id}/accessPackageAssignmentRequests", post(create_for_assignment))
+}
+
+fn set_name(d: Dialect) -> String {
+    format!("{EM}/{}", d.pick("assignmentRequests", "accessPackageAssignmentRequests"))
+}
+
+pub(crate) fn expand_items(q: &RawQuery) -> Result<Vec<ExpandItem>> {
+    match q.get("$expand") {
+        None => Ok(Vec::new()),
+        Some(e) => grantry_odata::parse_expand(e)
+            .map_err(|e| Error::bad_request("BadRequest", format!("$expand: {e}")).with_target("$expand")),
+    }
+}
+
+pub(crate) fn filter_expr(q: &RawQuery) -> Result<Option<grantry_odata::Expr>> {
+    match q.get("$filter") {
+        None => Ok(None),
+        Some(f) if f.trim().is_empty() => Ok(None),
+        Some(f) => grantry_odata::parse_filter(f)
+            .map(Some)
+            .map_err(|e| Error::bad_request("BadRequest", format!("$filter: {e}")).with_target("$filter")),
+    }
+}
+
+/// Renders a request with the navigation properties named in `$expand`.
+async fn render(app: &App, d: Dialect, r: &AssignmentRequest, expand: &[ExpandItem]) -> Result<Value> {
+    let mut v = wire::request(r, d);
+    if expand.is_empty() {
+        return Ok(v);
+    }
+    let (package, requestor, assignment, target) = requests::request_related(app, r).await?;
+    let Value::Object(map) = &mut v else { return Ok(v) };
+    for item in expand {
+        let name = item.path.join("/");
+        match name.to_ascii_lowercase().as_str() {
+            "accesspackage" => {
+                map.insert(
+                    "accessPackage".into(),
+                    package.as_ref().map(|p| awire::package(p, d)).unwrap_or(Value::Null),
+                );
+            }
+            "requestor" => {
+                map.insert("requestor".into(), requestor.as_ref().map(|s| wire::subject(s, d)).unwrap_or(Value::Null));
+            }
+            "target" => {
+                map.insert("target".into(), target.as_ref().map(|s| wire::subject(s, d)).unwrap_or(Value::Null));
+            }
+            "assignment" | "accesspackageassignment" => {
+                let mut a = assignment.as_ref().map(|a| awire::assignment(a, d)).unwrap_or(Value::Null);
+                if let (Some(asg), Value::Object(am)) = (&assignment, &mut a) {
+                    for sub in &item.options.expand {
+                        let (t, p, pol) = grantry_core::assignments::assignment_related(app, asg).await?;
+                        match sub.path.join("/").to_ascii_lowercase().as_str() {
+                            "target" => {
+                                am.insert(
+                                    "target".into(),
+                                    t.as_ref().map(|s| wire::subject(s, d)).unwrap_or(Value::Null),
+                                );
+                            }
+                            "accesspackage" => {
+                                am.insert(
+                                    "accessPackage".into(),
+                                    p.as_ref().map(|p| awire::package(p, d)).unwrap_or(Value::Null),
+                                );
+                            }
+                            "assignmentpolicy" | "accesspackageassignmentpolicy" => {
+                                am.insert(
+                                    d.pick("assignmentPolicy", "accessPackageAssignmentPolicy").into(),
+                                    pol.as_ref().map(|p| awire::policy_summary(p, d)).unwrap_or(Value::Null),
+                                );
+                            }
+                            other => return Err(unknown_expand(other, "assignment")),
+                        }
+                    }
+                }
+                map.insert(d.pick("assignment", "accessPackageAssignment").into(), a);
+            }
+            other => return Err(unknown_expand(other, "accessPackageAssignmentRequest")),
+        }
+    }
+    Ok(v)
+}
+
+pub(crate) fn unknown_expand(name: &str, on: &str) -> Error {
+    Error::bad_request(
+        "BadRequest",
+        format!(
+            "$expand: '{name}' is not a navigation property of {on} that Grantry expands; use accessPackage, requestor, assignment (beta accessPackageAssignment) with target, accessPackage or assignmentPolicy."
+        ),
+    )
+    .with_target("$expand")
+}
+
+async fn respond_created(s: &AppState, d: Dialect, r: &AssignmentRequest) -> Response {
+    respond::created(s, d, &set_name(d), wire::request(r, d))
+}
+
+async fn create_with(
+    s: &AppState,
+    d: Dialect,
+    caller: &Caller,
+    json: &Value,
+    assignment_id: Option<String>,
+) -> ApiResult<Response> {
+    let mut input = wire::parse_new_request(json)?;
+    if input.assignment_id.is_none() {
+        input.assignment_id = assignment_id.map(|a| grantry_domain::ids::normalize(&a));
+    }
+    let r = requests::create_request(&s.app, caller, input).await?;
+    Ok(respond_created(s, d, &r).await)
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    create_with(&s, d, &caller, &json, None).await
+}
+
+async fn create_for_assignment(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    create_with(&s, d, &caller, &json, Some(id)).await
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let expand = expand_items(&q)?;
+    let r = requests::get_request(&s.app, &caller, &id).await?;
+    Ok(respond::entity(&s, d, &set_name(d), render(&s.app, d, &r, &expand).await?))
+}
+
+async fn list_with(s: &AppState, d: Dialect, caller: &Caller, q: &RawQuery, mine: Mine) -> ApiResult<Response> {
+    let expand = expand_items(q)?;
+    let filter = filter_expr(q)?;
+    let page = requests::list_requests(&s.app, caller, mine, filter, q.page()?).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for r in &page.items {
+        items.push(render(&s.app, d, r, &expand).await?);
+    }
+    Ok(respond::collection(s, d, &set_name(d), items, page.next_after_seq, q, None))
+}
+
+async fn list(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed, q: RawQuery) -> ApiResult<Response> {
+    list_with(&s, d, &caller, &q, Mine::All).await
+}
+
+async fn filter_by_current_user(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(args): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let mine = Mine::parse_on(&args, &[Mine::Target, Mine::CreatedBy, Mine::Approver])?;
+    list_with(&s, d, &caller, &q, mine).await
+}
+
+async fn my(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed, q: RawQuery) -> ApiResult<Response> {
+    list_with(&s, d, &caller, &q, Mine::Mine).await
+}
+
+async fn delete_one(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
+    requests::delete_request(&s.app, &caller, &id).await?;
+    Ok(respond::no_content())
+}
+
+async fn cancel(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
+    requests::cancel_request(&s.app, &caller, &id).await?;
+    Ok(respond::no_content())
+}
+
+async fn reprocess(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
+    requests::reprocess_request(&s.app, &caller, &id).await?;
+    s.app.work_signal.notify_one();
+    Ok(respond::accepted())
+}

@@ -1,0 +1,511 @@
+//! Processing and delivery of assignment requests, and the end of assignments.
+//!
+//! Everything here runs inside a job's (or a caller's) write transaction and is idempotent:
+//! a handler acts only if the entity is still in the state it expects.
+
+use crate::audit::{self, AuditEvent};
+use crate::jobs::{Job, JobContext, cancel, enqueue};
+use crate::membership;
+use crate::requests::{JOB_PROCESS, JOB_START};
+use chrono::{DateTime, Utc};
+use grantry_domain::enums::{AssignmentState, ExpirationType, RequestState, RequestType, UserType};
+use grantry_domain::model::*;
+use grantry_domain::{Error, Result, ids};
+use grantry_store::{Conn, Value, repo};
+use serde_json::json;
+
+pub const JOB_EXPIRE: &str = "assignment.expire";
+
+/// The id recorded as creator of requests the service makes itself.
+pub const SYSTEM_ACTOR: &str = "00000000-0000-0000-0000-000000000000";
+
+fn record(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    entity_type: &str,
+    id: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    audit::record(c, AuditEvent { at: now, actor_id: None, entity_type, entity_id: id, action, detail })
+}
+
+fn set_state(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    state: RequestState,
+    status: &str,
+) -> Result<()> {
+    r.state = state;
+    r.status = status.to_string();
+    if state.is_final() {
+        r.completed_date_time = Some(now);
+    }
+    repo::update(c, r)?;
+    record(c, now, "accessPackageAssignmentRequest", &r.id, state.v1(), json!({ "status": status }))
+}
+
+/// Job `request.process`: approval, scheduling or delivery of a submitted request.
+pub fn process_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
+    let Some(mut r) = repo::get::<AssignmentRequest>(c, &job.entity_id)? else { return Ok(()) };
+    if r.state != RequestState::Submitted {
+        return Ok(());
+    }
+    let policy = match &r.policy_id {
+        Some(p) => repo::get::<Policy>(c, p)?,
+        None => None,
+    };
+    // Administrators' direct assignments do not wait for approval (as through Graph in
+    // Entra); users' adds and updates do when the policy requires it.
+    let needs_approval = policy.as_ref().is_some_and(|p| {
+        let a = &p.approval;
+        r.request_type.is_user()
+            && !a.stages.is_empty()
+            && ((r.request_type.is_add() && a.is_approval_required_for_add)
+                || (r.request_type.is_update() && a.is_approval_required_for_update))
+    });
+    if needs_approval {
+        return set_state(c, ctx.now, &mut r, RequestState::PendingApproval, "PendingApproval");
+    }
+    advance(c, ctx.now, &mut r)
+}
+
+/// Continues a request that needs no (more) approval: waits for a future start, or delivers.
+pub fn advance(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
+    if r.request_type.is_add()
+        && let Some(start) = r.schedule.start_date_time
+        && start > now
+    {
+        enqueue(c, JOB_START, &r.id, start, json!({}))?;
+        return set_state(c, now, r, RequestState::Scheduled, "PendingNotBefore");
+    }
+    deliver(c, now, r)
+}
+
+/// Job `request.start`: a scheduled request whose start has come.
+pub fn start_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
+    let Some(mut r) = repo::get::<AssignmentRequest>(c, &job.entity_id)? else { return Ok(()) };
+    if r.state != RequestState::Scheduled {
+        return Ok(());
+    }
+    deliver(c, ctx.now, &mut r)
+}
+
+/// When an assignment's access ends, if ever.
+pub fn assignment_end(a: &Assignment) -> Option<DateTime<Utc>> {
+    let start = a.schedule.start_date_time.unwrap_or(a.created_date_time);
+    match a.schedule.expiration.kind {
+        ExpirationType::NoExpiration | ExpirationType::NotSpecified => None,
+        _ => a.schedule.expiration.end_date_time.or_else(|| a.schedule.expiration.end_for(start)),
+    }
+}
+
+/// Delivers a request now, whatever its type.
+pub fn deliver(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
+    if r.request_type.is_add() {
+        deliver_add(c, now, r)
+    } else if r.request_type.is_remove() {
+        deliver_remove(c, now, r)
+    } else {
+        deliver_update(c, now, r)
+    }
+}
+
+/// The group and relation an AadGroup resource role (`Member_{id}` / `Owner_{id}`) grants.
+fn group_role(role: &ResourceRole) -> Option<(String, GroupRelation)> {
+    if !role.origin_system.eq_ignore_ascii_case(origin_system::AAD_GROUP) {
+        return None;
+    }
+    let (kind, gid) = role.origin_id.split_once('_')?;
+    let rel = if kind.eq_ignore_ascii_case("Owner") { GroupRelation::Owner } else { GroupRelation::Member };
+    Some((ids::normalize(gid), rel))
+}
+
+/// Creates a guest user for an external subject and links the subject to it.
+fn provision_guest(c: &mut dyn Conn, now: DateTime<Utc>, subject: &mut Subject) -> Result<String> {
+    let email = subject.email.clone().ok_or_else(|| Error::internal("external subject without email"))?;
+    let upn = format!("{}#EXT#@grantry.local", email.replace('@', "_"));
+    let existing: Option<User> = repo::find_one(c, "upn_lower = ?", &[Value::from(upn.to_lowercase())])?;
+    let user_id = match existing {
+        Some(u) => u.id,
+        None => {
+            let u = User {
+                id: ids::new_id(),
+                display_name: subject.display_name.clone().unwrap_or_else(|| email.clone()),
+                user_principal_name: upn,
+                mail: Some(email.clone()),
+                given_name: None,
+                surname: None,
+                job_title: None,
+                department: None,
+                mail_nickname: email.split('@').next().map(str::to_string),
+                user_type: UserType::Guest,
+                account_enabled: true,
+                manager_id: None,
+                external_user_state: Some("Accepted".into()),
+                created_date_time: now,
+            };
+            repo::insert(c, &u)?;
+            record(c, now, "user", &u.id, "guestInvited", json!({ "mail": email }))?;
+            u.id
+        }
+    };
+    subject.object_id = Some(user_id.clone());
+    subject.principal_name = Some(format!("{}#EXT#@grantry.local", email.replace('@', "_")));
+    repo::update(c, subject)?;
+    Ok(user_id)
+}
+
+/// Delivers every role scope of the assignment's package not yet fulfilled. Returns the
+/// number of roles that could not be delivered.
+fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id: &str) -> Result<usize> {
+    let scopes: Vec<RoleScope> = repo::find_all(c, "access_package_id = ?", &[Value::from(&a.access_package_id)])?;
+    let existing: Vec<AssignmentResourceRole> = repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?;
+    let mut failed = 0;
+    for rs in scopes {
+        let prior = existing.iter().find(|x| x.role_id == rs.role_id && x.scope_id == rs.scope_id);
+        if prior.is_some_and(|p| p.status == "Fulfilled") {
+            continue;
+        }
+        let role = repo::get::<ResourceRole>(c, &rs.role_id)?;
+        let ok = match &role {
+            None => false,
+            Some(role) => match group_role(role) {
+                Some((gid, rel)) => {
+                    if repo::get::<Group>(c, &gid)?.is_some() {
+                        membership::grant(c, &gid, rel, member_id)?;
+                        record(
+                            c,
+                            now,
+                            "groupMembership",
+                            &gid,
+                            "granted",
+                            json!({ "memberId": member_id, "relation": rel.as_str(), "assignmentId": a.id }),
+                        )?;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                // Other origin systems have nothing to deliver into in Grantry itself.
+                None => true,
+            },
+        };
+        if !ok {
+            failed += 1;
+        }
+        let status = if ok { "Fulfilled" } else { "DeliveryFailed" }.to_string();
+        match prior {
+            Some(p) => {
+                let mut p = p.clone();
+                p.status = status;
+                repo::update(c, &p)?;
+            }
+            None => {
+                let (origin_system, origin_id) =
+                    role.as_ref().map(|r| (r.origin_system.clone(), r.origin_id.clone())).unwrap_or_default();
+                repo::insert(
+                    c,
+                    &AssignmentResourceRole {
+                        id: ids::new_id(),
+                        assignment_id: a.id.clone(),
+                        access_package_id: a.access_package_id.clone(),
+                        subject_id: a.target_subject_id.clone(),
+                        role_id: rs.role_id.clone(),
+                        scope_id: rs.scope_id.clone(),
+                        origin_system,
+                        origin_id,
+                        status,
+                        created_date_time: now,
+                    },
+                )?;
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// Removes every membership the assignment delivered.
+fn revoke_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result<()> {
+    let subject = repo::get::<Subject>(c, &a.target_subject_id)?;
+    let member = subject.and_then(|s| s.object_id);
+    let roles: Vec<AssignmentResourceRole> = repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?;
+    for mut r in roles {
+        if r.status != "Fulfilled" {
+            continue;
+        }
+        if let (Some(member), Some(role)) = (&member, repo::get::<ResourceRole>(c, &r.role_id)?)
+            && let Some((gid, rel)) = group_role(&role)
+        {
+            membership::revoke(c, &gid, rel, member)?;
+            record(
+                c,
+                now,
+                "groupMembership",
+                &gid,
+                "revoked",
+                json!({ "memberId": member, "relation": rel.as_str(), "assignmentId": a.id }),
+            )?;
+        }
+        r.status = "Removed".into();
+        repo::update(c, &r)?;
+    }
+    Ok(())
+}
+
+fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
+    let Some(mut subject) = repo::get::<Subject>(c, &r.target_subject_id)? else {
+        return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+    };
+    let active = c.query_one(
+        "SELECT 1 FROM assignments WHERE target_subject_id = ? AND access_package_id = ? AND active = 1",
+        &[Value::from(&subject.id), Value::from(&r.access_package_id)],
+    )?;
+    if active.is_some() {
+        return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+    }
+    let member_id = match subject.object_id.clone() {
+        Some(o) => o,
+        None => provision_guest(c, now, &mut subject)?,
+    };
+    let policy = match &r.policy_id {
+        Some(p) => repo::get::<Policy>(c, p)?,
+        None => None,
+    };
+    let start = r.schedule.start_date_time.filter(|s| *s <= now).unwrap_or(now);
+    let pattern = if r.schedule.expiration.kind != ExpirationType::NotSpecified {
+        r.schedule.expiration.clone()
+    } else {
+        policy.as_ref().map(|p| p.expiration.clone()).unwrap_or_default()
+    };
+    let end = pattern.end_for(start);
+    let mut a = Assignment {
+        id: ids::new_id(),
+        access_package_id: r.access_package_id.clone(),
+        catalog_id: r.catalog_id.clone(),
+        policy_id: r.policy_id.clone().unwrap_or_default(),
+        target_subject_id: subject.id.clone(),
+        state: AssignmentState::Delivering,
+        status: "Delivering".into(),
+        schedule: Schedule {
+            start_date_time: Some(start),
+            expiration: Expiration {
+                kind: pattern.kind,
+                end_date_time: end.or(pattern.end_date_time),
+                duration: pattern.duration,
+            },
+            recurrence: None,
+        },
+        answers: r.answers.clone(),
+        is_extended: false,
+        expired_date_time: None,
+        created_date_time: now,
+        custom_extension_callout_instances: Vec::new(),
+    };
+    repo::insert(c, &a).map_err(crate::requests::map_conflict)?;
+    let failed = deliver_roles(c, now, &a, &member_id)?;
+    let (astate, rstate, status) = if failed == 0 {
+        (AssignmentState::Delivered, RequestState::Delivered, "Delivered")
+    } else {
+        (AssignmentState::PartiallyDelivered, RequestState::PartiallyDelivered, "PartiallyDelivered")
+    };
+    a.state = astate;
+    a.status = status.into();
+    repo::update(c, &a)?;
+    record(
+        c,
+        now,
+        "accessPackageAssignment",
+        &a.id,
+        astate.v1(),
+        json!({ "requestId": r.id, "targetSubjectId": a.target_subject_id }),
+    )?;
+    if let Some(end) = assignment_end(&a) {
+        enqueue(c, JOB_EXPIRE, &a.id, end, json!({}))?;
+    }
+    r.assignment_id = Some(a.id.clone());
+    set_state(c, now, r, rstate, status)
+}
+
+/// Ends an active assignment: expired, memberships revoked, expiry job dropped.
+pub fn end_assignment(c: &mut dyn Conn, now: DateTime<Utc>, a: &mut Assignment) -> Result<()> {
+    revoke_roles(c, now, a)?;
+    a.state = AssignmentState::Expired;
+    a.status = "Expired".into();
+    a.expired_date_time = Some(now);
+    repo::update(c, a)?;
+    cancel(c, JOB_EXPIRE, &a.id)?;
+    record(c, now, "accessPackageAssignment", &a.id, "expired", json!({}))
+}
+
+fn deliver_remove(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
+    let Some(aid) = r.assignment_id.clone() else {
+        return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+    };
+    if let Some(mut a) = repo::get::<Assignment>(c, &aid)?
+        && a.state.is_active()
+    {
+        end_assignment(c, now, &mut a)?;
+    }
+    set_state(c, now, r, RequestState::Delivered, "Delivered")
+}
+
+fn deliver_update(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
+    let aid = r.assignment_id.clone().unwrap_or_default();
+    let Some(mut a) = repo::get::<Assignment>(c, &aid)?.filter(|a| a.state.is_active()) else {
+        return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+    };
+    let requested = &r.schedule;
+    if let Some(start) = requested.start_date_time {
+        a.schedule.start_date_time = Some(start);
+    }
+    if requested.expiration.kind != ExpirationType::NotSpecified {
+        let start = a.schedule.start_date_time.unwrap_or(a.created_date_time);
+        let e = &requested.expiration;
+        a.schedule.expiration =
+            Expiration { kind: e.kind, end_date_time: e.end_for(start).or(e.end_date_time), duration: e.duration };
+        a.is_extended = true;
+    }
+    if r.request_type == RequestType::UserExtend {
+        a.is_extended = true;
+    }
+    for ans in &r.answers {
+        match a.answers.iter_mut().find(|x| x.question_id.eq_ignore_ascii_case(&ans.question_id)) {
+            Some(x) => {
+                x.value = ans.value.clone();
+                if ans.display_value.is_some() {
+                    x.display_value = ans.display_value.clone();
+                }
+                if ans.question_type.is_some() {
+                    x.question_type = ans.question_type.clone();
+                }
+            }
+            None => a.answers.push(ans.clone()),
+        }
+    }
+    repo::update(c, &a)?;
+    cancel(c, JOB_EXPIRE, &a.id)?;
+    if let Some(end) = assignment_end(&a) {
+        enqueue(c, JOB_EXPIRE, &a.id, end, json!({}))?;
+    }
+    record(
+        c,
+        now,
+        "accessPackageAssignment",
+        &a.id,
+        "updated",
+        json!({ "requestId": r.id, "isExtended": a.is_extended }),
+    )?;
+    set_state(c, now, r, RequestState::Delivered, "Delivered")
+}
+
+/// Re-runs delivery of a request that failed in whole or in part.
+pub fn redeliver(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
+    let existing = match &r.assignment_id {
+        Some(aid) => repo::get::<Assignment>(c, aid)?,
+        None => None,
+    };
+    match existing {
+        Some(mut a) if r.request_type.is_add() && a.state.is_active() => {
+            let subject = repo::get::<Subject>(c, &a.target_subject_id)?;
+            let member = subject.and_then(|s| s.object_id).unwrap_or_default();
+            let failed = deliver_roles(c, now, &a, &member)?;
+            let (astate, rstate, status) = if failed == 0 {
+                (AssignmentState::Delivered, RequestState::Delivered, "Delivered")
+            } else {
+                (AssignmentState::PartiallyDelivered, RequestState::PartiallyDelivered, "PartiallyDelivered")
+            };
+            a.state = astate;
+            a.status = status.into();
+            repo::update(c, &a)?;
+            set_state(c, now, r, rstate, status)
+        }
+        _ => deliver(c, now, r),
+    }
+}
+
+/// Re-grants the memberships of a delivered assignment that have gone missing.
+pub fn reenforce(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result<()> {
+    let subject = repo::get::<Subject>(c, &a.target_subject_id)?;
+    let Some(member) = subject.and_then(|s| s.object_id) else { return Ok(()) };
+    let roles: Vec<AssignmentResourceRole> = repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?;
+    for r in roles.iter().filter(|r| r.status == "Fulfilled") {
+        if let Some(role) = repo::get::<ResourceRole>(c, &r.role_id)?
+            && let Some((gid, rel)) = group_role(&role)
+            && repo::get::<Group>(c, &gid)?.is_some()
+        {
+            let linked = c
+                .query_one(
+                    "SELECT 1 FROM group_links WHERE group_id = ? AND relation = ? AND member_id = ?",
+                    &[Value::from(&gid), Value::from(rel.as_str()), Value::from(&member)],
+                )?
+                .is_some();
+            if !linked {
+                membership::grant(c, &gid, rel, &member)?;
+                record(
+                    c,
+                    now,
+                    "groupMembership",
+                    &gid,
+                    "granted",
+                    json!({ "memberId": member, "relation": rel.as_str(), "assignmentId": a.id, "reprocess": true }),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Job `assignment.expire`: ends an assignment whose time is up, recording a systemRemove.
+pub fn expire_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
+    let Some(mut a) = repo::get::<Assignment>(c, &job.entity_id)? else { return Ok(()) };
+    if !a.state.is_active() {
+        return Ok(());
+    }
+    let Some(end) = assignment_end(&a) else { return Ok(()) };
+    if end > ctx.now {
+        // The assignment was extended after this job was written: wait for the new end.
+        return enqueue(c, JOB_EXPIRE, &a.id, end, json!({}));
+    }
+    end_assignment(c, ctx.now, &mut a)?;
+    let r = AssignmentRequest {
+        id: ids::new_id(),
+        request_type: RequestType::SystemRemove,
+        state: RequestState::Delivered,
+        status: "Delivered".into(),
+        access_package_id: a.access_package_id.clone(),
+        catalog_id: a.catalog_id.clone(),
+        policy_id: Some(a.policy_id.clone()),
+        assignment_id: Some(a.id.clone()),
+        target_subject_id: a.target_subject_id.clone(),
+        requestor_subject_id: None,
+        created_by: SYSTEM_ACTOR.into(),
+        justification: Some("The assignment reached the end of its schedule.".into()),
+        answers: Vec::new(),
+        schedule: Schedule::default(),
+        is_validation_only: false,
+        created_date_time: ctx.now,
+        completed_date_time: Some(ctx.now),
+        custom_extension_callout_instances: Vec::new(),
+    };
+    repo::insert(c, &r)?;
+    record(
+        c,
+        ctx.now,
+        "accessPackageAssignmentRequest",
+        &r.id,
+        "delivered",
+        json!({ "requestType": "systemRemove", "assignmentId": a.id }),
+    )
+}
+
+/// Job kinds handled here, for the runner's table.
+pub fn handler(kind: &str) -> Option<crate::jobs::Handler> {
+    match kind {
+        JOB_PROCESS => Some(process_job),
+        JOB_START => Some(start_job),
+        JOB_EXPIRE => Some(expire_job),
+        _ => None,
+    }
+}
