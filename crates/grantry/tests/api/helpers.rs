@@ -476,10 +476,10 @@ impl TestApp {
     /// A group, a published catalog with the group as resource, a package granting
     /// `Member_{group}`, an admin-only policy and a self-service all-members policy.
     pub async fn seed_package_with_group(&self) -> Fixture {
-        self.seed_package(true).await
+        self.seed_package_fixture(true).await
     }
 
-    pub async fn seed_package(&self, externally_visible: bool) -> Fixture {
+    pub async fn seed_package_fixture(&self, externally_visible: bool) -> Fixture {
         use grantry_domain::enums::*;
         use grantry_domain::ids::new_id;
         use grantry_domain::model::*;
@@ -686,6 +686,7 @@ pub fn policy(
         notification_settings: None,
         verifiable_credential_settings: None,
         custom_extension_stage_settings: vec![],
+        beta_extra: Default::default(),
         created_by: None,
         modified_by: None,
         created_date_time: now,

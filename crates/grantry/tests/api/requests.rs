@@ -443,7 +443,7 @@ async fn seed004_example6_admin_add_for_an_external_email_creates_a_guest() {
     assert!(app.is_member(&f.group_id, &guest).await);
 
     // A catalog that is not externally visible refuses external targets.
-    let hidden = app.seed_package(false).await;
+    let hidden = app.seed_package_fixture(false).await;
     let ext2 = app.seed_policy(&hidden, AllowedTargetScope::AllExternalUsers, |_| {}).await;
     let (status, err) = app
         .post(
