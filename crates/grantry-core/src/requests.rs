@@ -9,13 +9,14 @@
 use crate::audit::{self, AuditEvent};
 use crate::auth::{CatalogRight, perms};
 use crate::delivery;
-use crate::{App, Caller, Page, PageRequest};
+use crate::{App, Caller};
 use chrono::{DateTime, Utc};
 use grantry_domain::enums::{
     AllowedTargetScope, ExpirationType, RequestState, RequestType, SubjectLifecycle, SubjectType, UserType,
 };
 use grantry_domain::model::*;
 use grantry_domain::{Error, ErrorKind, Result, ids};
+use grantry_store::query::Sql;
 use grantry_store::{Conn, Value, repo};
 use serde_json::json;
 
@@ -1027,20 +1028,14 @@ pub async fn list_requests(
     app: &App,
     caller: &Caller,
     mine: Mine,
-    filter: Option<grantry_odata::Expr>,
-    page: PageRequest,
-) -> Result<Page<AssignmentRequest>> {
-    let (fsql, fparams) = match &filter {
-        Some(f) => crate::filters::translate(f, crate::filters::Table::Requests)?,
-        None => (String::new(), vec![]),
-    };
+    options: crate::listing::ListOptions,
+) -> Result<crate::listing::Listed<AssignmentRequest>> {
     let caller = caller.clone();
     app.store
         .read(move |c| {
-            let (vsql, mut params) = visibility(c, &caller, mine, "requests")?;
-            let where_sql = crate::filters::join(&vsql, &fsql);
-            params.extend(fparams);
-            Ok(Page::from_rows(repo::list(c, &where_sql, &params, page.after_seq, page.size + 1)?, page.size))
+            let (text, params) = visibility(c, &caller, mine, "requests")?;
+            let scope = if text.trim().is_empty() { Vec::new() } else { vec![Sql { text, params }] };
+            crate::listing::list(c, crate::filters::REQUEST_FIELDS, scope, &options)
         })
         .await
 }
