@@ -30,12 +30,26 @@ fn record(
     audit::record(c, AuditEvent { at: now, actor_id: None, entity_type, entity_id: id, action, detail })
 }
 
-fn set_state(
+pub(crate) fn set_state(
     c: &mut dyn Conn,
     now: DateTime<Utc>,
     r: &mut AssignmentRequest,
     state: RequestState,
     status: &str,
+) -> Result<()> {
+    set_state_by(c, now, r, state, status, None, json!({}))
+}
+
+/// Moves a request to `state`/`status`, recording who caused it and `detail` (merged with
+/// the status) in the audit trail.
+pub(crate) fn set_state_by(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    state: RequestState,
+    status: &str,
+    actor_id: Option<&str>,
+    detail: serde_json::Value,
 ) -> Result<()> {
     r.state = state;
     r.status = status.to_string();
@@ -43,7 +57,17 @@ fn set_state(
         r.completed_date_time = Some(now);
     }
     repo::update(c, r)?;
-    record(c, now, "accessPackageAssignmentRequest", &r.id, state.v1(), json!({ "status": status }))
+    let mut detail = detail;
+    match &mut detail {
+        serde_json::Value::Object(m) => {
+            m.insert("status".into(), json!(status));
+        }
+        _ => detail = json!({ "status": status }),
+    }
+    audit::record(
+        c,
+        AuditEvent { at: now, actor_id, entity_type: "accessPackageAssignmentRequest", entity_id: &r.id, action: state.v1(), detail },
+    )
 }
 
 /// Job `request.process`: approval, scheduling or delivery of a submitted request.
@@ -65,8 +89,8 @@ pub fn process_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> 
             && ((r.request_type.is_add() && a.is_approval_required_for_add)
                 || (r.request_type.is_update() && a.is_approval_required_for_update))
     });
-    if needs_approval {
-        return set_state(c, ctx.now, &mut r, RequestState::PendingApproval, "PendingApproval");
+    if needs_approval && let Some(policy) = &policy {
+        return crate::approvals::start_for_request(c, ctx.now, &mut r, policy);
     }
     advance(c, ctx.now, &mut r)
 }
