@@ -371,7 +371,6 @@ pub fn pending_request(c: &mut dyn Conn, approval_id: &str) -> Result<Option<Ass
     Ok(repo::get::<AssignmentRequest>(c, approval_id)?.filter(|r| r.state == RequestState::PendingApproval))
 }
 
-
 /// Approvals whose stage in progress `user_id` may decide now, oldest first.
 pub fn awaiting_ids(c: &mut dyn Conn, user_id: &str) -> Result<Vec<String>> {
     let rows = c.query(
@@ -436,7 +435,8 @@ pub fn start_for_request(
 /// Whether the caller may read the approval of `request`: approvers of any stage, the
 /// requestor, the target, and administrators of its catalog.
 fn may_view(c: &mut dyn Conn, caller: &Caller, request: &AssignmentRequest) -> Result<bool> {
-    if caller.has_permission(perms::EM_READ) && caller.may_in_catalog(&request.catalog_id, CatalogRight::ManageAssignments)
+    if caller.has_permission(perms::EM_READ)
+        && caller.may_in_catalog(&request.catalog_id, CatalogRight::ManageAssignments)
     {
         return Ok(true);
     }

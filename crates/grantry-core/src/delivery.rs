@@ -66,7 +66,14 @@ pub(crate) fn set_state_by(
     }
     audit::record(
         c,
-        AuditEvent { at: now, actor_id, entity_type: "accessPackageAssignmentRequest", entity_id: &r.id, action: state.v1(), detail },
+        AuditEvent {
+            at: now,
+            actor_id,
+            entity_type: "accessPackageAssignmentRequest",
+            entity_id: &r.id,
+            action: state.v1(),
+            detail,
+        },
     )
 }
 
