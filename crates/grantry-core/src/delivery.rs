@@ -397,6 +397,19 @@ fn deliver_update(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentReques
         a.schedule.expiration =
             Expiration { kind: e.kind, end_date_time: e.end_for(start).or(e.end_date_time), duration: e.duration };
         a.is_extended = true;
+    } else if r.request_type.is_user() && r.answers.is_empty() {
+        // An extension that names no new end renews for the policy's lifetime from now.
+        if let Some(policy) = repo::get::<Policy>(c, &a.policy_id)?
+            && let Some(end) = policy.expiration.end_for(now)
+            && assignment_end(&a).is_none_or(|current| end > current)
+        {
+            a.schedule.expiration = Expiration {
+                kind: policy.expiration.kind,
+                end_date_time: Some(end),
+                duration: policy.expiration.duration,
+            };
+            a.is_extended = true;
+        }
     }
     if r.request_type == RequestType::UserExtend {
         a.is_extended = true;

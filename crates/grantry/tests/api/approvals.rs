@@ -683,3 +683,110 @@ async fn audit_trail_is_for_administrators_and_pages_newest_first() {
     let (status, _) = app.get("", "/_grantry/audit").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn beta_policy_with_duration_in_days_approved_through_steps_then_expires() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let approvers = app.create_group("approvers").await;
+    let a = app.create_user("alice").await;
+    app.add_member(&approvers, &a).await;
+    let user = app.create_user("uma").await;
+    // Shaped like the beta docs' multi-stage example (fixtures/beta_create_multistage.json).
+    let (status, p) = app
+        .post(
+            &app.admin,
+            &format!("/beta/{EM}/accessPackageAssignmentPolicies"),
+            json!({
+                "accessPackageId": f.package_id,
+                "displayName": "Members, approved by the approvers group, 30 days",
+                "canExtend": true,
+                "durationInDays": 30,
+                "expirationDateTime": null,
+                "requestorSettings": {"scopeType": "AllExistingDirectoryMemberUsers", "acceptRequests": true, "allowedRequestors": []},
+                "requestApprovalSettings": {
+                    "isApprovalRequired": true,
+                    "isApprovalRequiredForExtension": false,
+                    "isRequestorJustificationRequired": false,
+                    "approvalMode": "SingleStage",
+                    "approvalStages": [{
+                        "approvalStageTimeOutInDays": 14,
+                        "isApproverJustificationRequired": false,
+                        "isEscalationEnabled": false,
+                        "primaryApprovers": [{"@odata.type": "#microsoft.graph.groupMembers", "isBackup": false, "id": approvers}]
+                    }]
+                }
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let policy = p["id"].as_str().unwrap().to_string();
+    let token = app.user_token(&user, SUBJECT_SCOPES);
+    let (status, r) = app
+        .post(
+            &token,
+            &format!("/beta/{EM}/accessPackageAssignmentRequests"),
+            json!({"requestType": "UserAdd", "accessPackageAssignment": {"accessPackageId": f.package_id, "assignmentPolicyId": policy}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    app.drain().await;
+    let id = r["id"].as_str().unwrap().to_string();
+    let atoken = app.user_token(&a, SUBJECT_SCOPES);
+    let (status, b) = app.get(&atoken, &approvals("beta", &id)).await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    assert_eq!(b["steps"][0]["assignedToMe"], true, "{b}");
+    let step = b["steps"][0]["id"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .patch(
+            &atoken,
+            &approvals("beta", &format!("{id}/steps/{step}")),
+            json!({"reviewResult": "Approve", "justification": "ok"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.drain().await;
+    let (_, r) = app.get(&token, &format!("/beta/{EM}/accessPackageAssignmentRequests/{id}")).await;
+    assert_eq!(r["requestState"], "Delivered", "{r}");
+    let (_, completed) = app.get(&atoken, &approvals("beta", &format!("{id}/completedSteps"))).await;
+    assert_eq!(TestApp::ids_of(&completed), vec![step]);
+    assert!(app.is_member(&f.group_id, &user).await);
+    advance(&app, "P30DT1M").await;
+    assert!(!app.is_member(&f.group_id, &user).await, "durationInDays 30 ends the access");
+}
+
+#[tokio::test]
+async fn user_extend_without_a_schedule_renews_for_the_policy_lifetime() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let a = app.create_user("alice").await;
+    let user = app.create_user("uma").await;
+    let a2 = a.clone();
+    let policy = approval_policy(&app, &f, vec![stage(vec![user_set(&a2)])], |p| {
+        p.approval.is_approval_required_for_add = false;
+        p.expiration = thirty_days();
+    })
+    .await;
+    let id = request_access(&app, &f, &user, &policy).await;
+    assert_eq!(state_of(&app, &id).await.0, "delivered");
+    advance(&app, "P20D").await;
+    let token = app.user_token(&user, SUBJECT_SCOPES);
+    let (status, r) = app
+        .post(
+            &token,
+            &format!("/beta/{EM}/accessPackageAssignmentRequests"),
+            json!({"requestType": "UserExtend", "accessPackageAssignment": {"targetId": user, "assignmentPolicyId": policy, "accessPackageId": f.package_id}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    app.drain().await;
+    let ext = r["id"].as_str().unwrap().to_string();
+    assert_eq!(state_of(&app, &ext).await.0, "pendingApproval");
+    let (status, _) = approve(&app, &a, &ext, &stage_id(&app, &ext, 0).await).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.drain().await;
+    advance(&app, "P11D").await;
+    assert!(app.is_member(&f.group_id, &user).await, "renewed for 30 days from the extension");
+    advance(&app, "P20D").await;
+    assert!(!app.is_member(&f.group_id, &user).await);
+}
