@@ -77,7 +77,8 @@ async fn seed004_example1_admin_add_on_beta_is_delivered_into_the_group() {
     assert_eq!(r["schedule"]["expiration"]["type"], "notSpecified");
     assert_eq!(r["verifiedCredentialsData"], json!([]));
     assert!(r.get("state").is_none() && r.get("status").is_none(), "beta names only: {r}");
-    assert!(!app.is_member(&f.group_id, &user).await);
+    // (Membership is not checked before draining: the background runner may already have
+    // delivered the request, which made this test flaky under load.)
     app.drain().await;
     assert!(app.is_member(&f.group_id, &user).await);
     let id = r["id"].as_str().unwrap();
