@@ -400,7 +400,7 @@ async fn three_stages_with_manager_fallback_escalation_and_timeout() {
     assert_eq!(a["stages"][2]["status"], "Expired");
     assert_eq!(a["stages"][2]["reviewResult"], "NotReviewed");
     assert!(!app.is_member(&f.group_id, &user).await);
-    // The other request timed out in stage 1 long ago (14 days have not passed: still waiting).
+    // The other request is still in stage 1: its 14 days have not passed.
     assert_eq!(state_of(&app, &mid).await.0, "pendingApproval");
 }
 
