@@ -992,7 +992,9 @@ pub(crate) fn visibility(c: &mut dyn Conn, caller: &Caller, mine: Mine, table: &
                 )
             });
         }
-        Mine::Approver => return Ok(("1 = 0".into(), vec![])),
+        Mine::Approver => {
+            return Ok(crate::approvals::id_in("id", &crate::approvals::awaiting_ids(c, caller.id())?));
+        }
         Mine::Mine => {
             let mut p = vec![Value::from(&me)];
             if table == "requests" {
@@ -1078,6 +1080,9 @@ pub async fn cancel_request(app: &App, caller: &Caller, id: &str) -> Result<()> 
             let mut r = load_for_action(c, &caller, &id, true)?;
             if !matches!(r.state, RequestState::Submitted | RequestState::PendingApproval | RequestState::Scheduled) {
                 return Err(invalid_state(&r, "canceled", "submitted, pendingApproval or scheduled"));
+            }
+            if r.state == RequestState::PendingApproval {
+                crate::approvals::cancel(c, &r.id)?;
             }
             r.state = RequestState::Canceled;
             r.status = "Canceled".into();
