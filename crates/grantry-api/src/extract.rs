@@ -279,6 +279,14 @@ impl RawQuery {
     /// The options a collection query uses.
     pub fn list_options(&self) -> Result<ListOptions, ApiError> {
         let o = self.odata()?;
+        if o.skip.is_some() {
+            return Err(Error::bad_request(
+                "BadRequest",
+                "$skip is not supported on entitlement management collections; page with $top and follow @odata.nextLink.",
+            )
+            .with_target("$skip")
+            .into());
+        }
         let size = o
             .top
             .map(|t| (t.min(usize::MAX as u64) as usize).min(grantry_core::page::MAX_PAGE_SIZE))
