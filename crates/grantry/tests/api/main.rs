@@ -9,6 +9,7 @@ mod catalogs;
 mod conventions;
 mod devclock;
 mod groups;
+mod idempotency;
 mod packages;
 mod policies;
 mod query_options;
