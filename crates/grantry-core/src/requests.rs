@@ -3,7 +3,7 @@
 //!
 //! A new request is evaluated on a read first, so refusals never wait for the writer;
 //! the write evaluates again (cheaply, on the writer's consistent view) and inserts. The
-//! database also enforces one open add/update request per target and package and one
+//! database also enforces one open add/update/remove request per target and package and one
 //! active assignment per target and package.
 
 use crate::audit::{self, AuditEvent};
