@@ -15,6 +15,7 @@ mod invariants;
 mod packages;
 mod policies;
 mod query_options;
+mod races;
 mod rbac;
 mod requests;
 mod users;
