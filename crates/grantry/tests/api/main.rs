@@ -12,6 +12,7 @@ mod devclock;
 mod groups;
 mod idempotency;
 mod invariants;
+mod model;
 mod packages;
 mod policies;
 mod query_options;
