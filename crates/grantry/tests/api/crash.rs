@@ -158,6 +158,28 @@ impl Client {
     async fn post(&self, token: &str, path: &str, body: Value) -> Result<(StatusCode, Value), reqwest::Error> {
         self.call(reqwest::Method::POST, token, path, Some(&body)).await
     }
+    /// A POST with `client-request-id`; also says whether the answer was a replay.
+    async fn post_keyed(
+        &self,
+        token: &str,
+        path: &str,
+        crid: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, Value, bool), reqwest::Error> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("client-request-id", crid)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await?;
+        let status = resp.status();
+        let replayed = resp.headers().get("grantry-idempotent-replay").is_some();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null), replayed))
+    }
     async fn get(&self, token: &str, path: &str) -> Result<(StatusCode, Value), reqwest::Error> {
         self.call(reqwest::Method::GET, token, path, None).await
     }
@@ -319,6 +341,8 @@ struct Tally {
     approved: Vec<String>,
     statuses: BTreeMap<u16, usize>,
     server_errors: Vec<String>,
+    /// An adminAdd (client-request-id, body) that had no answer when the server died.
+    unanswered: Option<(String, Value)>,
 }
 
 async fn worker(client: Client, world: Arc<World>, mut rng: Rng, stop: Arc<AtomicBool>, deadline: Instant) -> Tally {
@@ -327,9 +351,18 @@ async fn worker(client: Client, world: Arc<World>, mut rng: Rng, stop: Arc<Atomi
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         let pick = rng.below(100);
         let outcome = if pick < 40 {
+            // Sent with a client-request-id: if the kill cuts it off, it is retried after
+            // the restart and must not create a second request.
             let user = world.pool[rng.below(world.pool.len())].clone();
             let body = json!({"requestType": "adminAdd", "assignment": {"targetId": user, "assignmentPolicyId": world.admin_policy, "accessPackageId": world.package_id}});
-            client.post(&world.admin, &reqs, body).await.map(|r| (r, Some(user)))
+            let crid = format!("crash-{:016x}", rng.next_u64());
+            match client.post_keyed(&world.admin, &reqs, &crid, &body).await {
+                Ok((s, v, _)) => Ok(((s, v), Some(user))),
+                Err(e) => {
+                    t.unanswered = Some((crid, body));
+                    Err(e)
+                }
+            }
         } else if pick < 65 {
             let (user, token) = world.requesters[rng.below(world.requesters.len())].clone();
             let body = json!({"requestType": "userAdd", "assignment": {"accessPackageId": world.package_id, "assignmentPolicyId": world.approval_policy}, "justification": "crash test"});
@@ -428,6 +461,10 @@ struct Report {
     acknowledged: usize,
     approvals_acknowledged: usize,
     pending_at_kill: usize,
+    /// Keyed POSTs cut off by the kill and resent after the restart.
+    retried_after_kill: usize,
+    /// Of those, the ones that had committed before the kill (answered by a replay).
+    retried_replayed: usize,
     lost_writes: usize,
     duplicate_grants: usize,
     server_errors: usize,
@@ -466,6 +503,7 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
         report.kills += 1;
         stop.store(true, Ordering::SeqCst);
         let mut round_acked = 0;
+        let mut unanswered = Vec::new();
         for t in tasks {
             let t = t.await.expect("worker ends");
             round_acked += t.acked.len();
@@ -479,6 +517,7 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
                 all_acked.insert(a.id.clone(), a);
             }
             all_approved.extend(t.approved);
+            unanswered.extend(t.unanswered);
         }
         report.acknowledged += round_acked;
 
@@ -490,9 +529,59 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
             stmt.query_map([], |r| r.get::<_, String>(0)).expect("query").map(|r| r.expect("row")).collect()
         };
         report.pending_at_kill += pending.len();
+        // Which of the cut-off keyed POSTs committed before the kill (and with which id).
+        let committed: HashMap<String, String> = {
+            let c = open_ro(&data);
+            unanswered
+                .iter()
+                .filter_map(|(crid, _)| {
+                    c.query_row("SELECT response FROM idempotency_keys WHERE client_request_id = ?", [crid], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .ok()
+                    .map(|body| {
+                        let v: Value = serde_json::from_str(&body).expect("stored response is JSON");
+                        (crid.clone(), v["id"].as_str().unwrap_or_default().to_string())
+                    })
+                })
+                .collect()
+        };
 
         server = Server::start(&data);
         client = Client { http: http.clone(), base: server.base.clone() };
+        // The client retries what got no answer: a committed one is replayed with its id,
+        // an uncommitted one is made now (or refused); never both.
+        let reqs = format!("/v1.0/{EM}/assignmentRequests");
+        for (crid, body) in &unanswered {
+            let (status, got, replayed) =
+                client.post_keyed(&world.admin, &reqs, crid, body).await.expect("server answers");
+            assert!(!status.is_server_error(), "round {round}: retry of {crid}: {status} {got}");
+            report.retried_after_kill += 1;
+            match committed.get(crid) {
+                Some(id) => {
+                    assert!(
+                        replayed && status == StatusCode::CREATED,
+                        "round {round}: committed {crid} must be replayed: {status} {got}"
+                    );
+                    assert_eq!(
+                        got["id"].as_str(),
+                        Some(id.as_str()),
+                        "round {round}: replay of {crid} names another request"
+                    );
+                    report.retried_replayed += 1;
+                }
+                None => assert!(!replayed, "round {round}: {crid} did not commit, yet was replayed: {got}"),
+            }
+            if status == StatusCode::CREATED {
+                let id = got["id"].as_str().unwrap_or_default().to_string();
+                let target_user = body["assignment"]["targetId"].as_str().unwrap_or_default().to_string();
+                let (request_type, created) = (
+                    got["requestType"].as_str().unwrap_or_default().to_string(),
+                    got["createdDateTime"].as_str().unwrap_or_default().to_string(),
+                );
+                all_acked.insert(id.clone(), Acked { id, request_type, target_user, created });
+            }
+        }
         // Every acknowledged request is there, as acknowledged.
         let c = open_ro(&data);
         for a in all_acked.values() {

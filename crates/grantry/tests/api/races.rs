@@ -3,7 +3,7 @@
 //! expiry, two adminRemoves. After every round the database invariants
 //! (`invariants::CHECKS`) must hold and every request must end in exactly one final state.
 //!
-//! Bounded: `GRANTRY_RACE_ROUNDS` rounds per race (default 6).
+//! Bounded: `GRANTRY_RACE_ROUNDS` rounds per race (default 10).
 
 use crate::helpers::*;
 use crate::invariants::assert_holds;
@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 fn rounds() -> usize {
-    std::env::var("GRANTRY_RACE_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6)
+    std::env::var("GRANTRY_RACE_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10)
 }
 
 fn reqs() -> String {
