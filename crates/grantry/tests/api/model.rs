@@ -358,3 +358,29 @@ proptest! {
         rt.block_on(run(&ops));
     }
 }
+
+/// A fixed sequence through every operation (kept as a regression test: approval, expiry
+/// and renewal, extension, denial, cancellation and removal of one user after another).
+#[tokio::test]
+async fn a_fixed_sequence_follows_the_model() {
+    use Op::*;
+    run(&[
+        CreatePolicy { approval: true, expire_days: Some(3) },
+        Add { user: 0, policy: 2, admin: false },
+        Approve { user: 0 },
+        Add { user: 1, policy: 2, admin: false },
+        Advance { days: 2 },
+        Extend { user: 0 },
+        Advance { days: 2 },
+        Add { user: 1, policy: 2, admin: false },
+        Deny { user: 1 },
+        Add { user: 2, policy: 2, admin: false },
+        Cancel { user: 2 },
+        Add { user: 2, policy: 0, admin: true },
+        Extend { user: 2 },
+        AdminRemove { user: 0 },
+        Advance { days: 3 },
+        Add { user: 0, policy: 1, admin: false },
+    ])
+    .await;
+}
