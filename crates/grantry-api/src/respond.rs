@@ -33,7 +33,12 @@ pub fn entity(state: &AppState, dialect: Dialect, set: &str, value: Value) -> Re
 }
 
 pub fn created(state: &AppState, dialect: Dialect, set: &str, value: Value) -> Response {
-    json_response(StatusCode::CREATED, &with_context(state, dialect, set, value))
+    json_response(StatusCode::CREATED, &created_value(state, dialect, set, value))
+}
+
+/// The body [`created`] sends.
+pub fn created_value(state: &AppState, dialect: Dialect, set: &str, value: Value) -> Value {
+    with_context(state, dialect, set, value)
 }
 
 pub fn no_content() -> Response {

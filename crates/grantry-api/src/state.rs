@@ -15,4 +15,6 @@ pub struct AppState {
     pub app: App,
     pub config: Arc<ApiConfig>,
     pub keys: Arc<crate::auth::TokenKeys>,
+    /// POSTs with `client-request-id` being processed (see [`crate::idempotency`]).
+    pub inflight: Arc<crate::idempotency::InFlight>,
 }

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod directory;
 pub mod filters;
 pub mod groups;
+pub mod idempotency;
 pub mod jobs;
 pub mod listing;
 pub mod membership;

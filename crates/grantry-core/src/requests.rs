@@ -3,7 +3,7 @@
 //!
 //! A new request is evaluated on a read first, so refusals never wait for the writer;
 //! the write evaluates again (cheaply, on the writer's consistent view) and inserts. The
-//! database also enforces one open add/update request per target and package and one
+//! database also enforces one open add/update/remove request per target and package and one
 //! active assignment per target and package.
 
 use crate::audit::{self, AuditEvent};
@@ -847,6 +847,17 @@ fn build_request(
 /// Creates an assignment request (201 as submitted/Accepted); processing follows in the
 /// background. With `isValidationOnly` the request is checked and echoed, not stored.
 pub async fn create_request(app: &App, caller: &Caller, input: NewRequest) -> Result<AssignmentRequest> {
+    create_request_recorded(app, caller, input, None).await
+}
+
+/// [`create_request`], also recording the rendered response under an idempotency key in
+/// the same transaction as the request (see [`crate::idempotency`]).
+pub async fn create_request_recorded(
+    app: &App,
+    caller: &Caller,
+    input: NewRequest,
+    save: Option<crate::idempotency::Save<AssignmentRequest>>,
+) -> Result<AssignmentRequest> {
     let now = app.now();
     {
         let (c2, i2) = (caller.clone(), input.clone());
@@ -887,6 +898,9 @@ pub async fn create_request(app: &App, caller: &Caller, input: NewRequest) -> Re
                                     "targetSubjectId": r.target_subject_id, "justification": r.justification }),
                 },
             )?;
+            if let Some(save) = save {
+                save.record(c, &r, now)?;
+            }
             Ok(r)
         })
         .await?;

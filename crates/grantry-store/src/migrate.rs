@@ -8,6 +8,7 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql")),
     (2, "catalogs", include_str!("../migrations/sqlite/0002_catalogs.sql")),
     (10, "approvals", include_str!("../migrations/sqlite/0010_approvals.sql")),
+    (20, "idempotency", include_str!("../migrations/sqlite/0020_idempotency.sql")),
 ];
 
 /// Applies the migrations not yet recorded. Returns the versions applied.

@@ -216,7 +216,7 @@ impl Record for AssignmentRequest {
         } else if self.request_type.is_update() {
             Some("update")
         } else {
-            None
+            Some("remove")
         };
         vec![
             ("request_type", self.request_type.v1().into()),

@@ -65,6 +65,7 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         app,
         config: Arc::new(ApiConfig { public_base_url: base_url, body_limit: config.body_limit }),
         keys: Arc::new(keys),
+        inflight: Default::default(),
     })
 }
 

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::layer))
         .layer(axum::middleware::from_fn(odata_response))
         .layer(axum::middleware::from_fn(request_ids))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))

@@ -5,12 +5,13 @@
 use crate::auth::Authed;
 use crate::error::ApiResult;
 use crate::extract::{GraphJson, RawQuery, Root};
+use crate::idempotency::IdempotencySlot;
 use crate::respond::{self, EM};
 use crate::state::AppState;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use grantry_core::requests::{self, Mine};
 use grantry_core::{App, Caller};
 use grantry_domain::model::AssignmentRequest;
@@ -154,12 +155,29 @@ async fn create_with(
     caller: &Caller,
     json: &Value,
     assignment_id: Option<String>,
+    slot: Option<IdempotencySlot>,
 ) -> ApiResult<Response> {
     let mut input = wire::parse_new_request(json)?;
     if input.assignment_id.is_none() {
         input.assignment_id = assignment_id.map(|a| grantry_domain::ids::normalize(&a));
     }
-    let r = requests::create_request(&s.app, caller, input).await?;
+    // The response is recorded for idempotent retries in the request's own transaction;
+    // it must be the exact body `respond_created` sends.
+    let save = slot.as_ref().filter(|_| !input.is_validation_only).map(|slot| {
+        let state = s.clone();
+        grantry_core::idempotency::Save::<AssignmentRequest> {
+            key: slot.key.clone(),
+            status: 201,
+            render: Box::new(move |r: &AssignmentRequest| {
+                respond::created_value(&state, d, &set_name(d), wire::request(r, d)).to_string()
+            }),
+        }
+    });
+    let recorded = save.is_some();
+    let r = requests::create_request_recorded(&s.app, caller, input, save).await?;
+    if recorded && let Some(slot) = &slot {
+        slot.mark_recorded();
+    }
     Ok(respond_created(s, d, &r).await)
 }
 
@@ -167,9 +185,10 @@ async fn create(
     State(s): State<AppState>,
     Root(d): Root,
     Authed(caller): Authed,
+    slot: Option<Extension<IdempotencySlot>>,
     GraphJson(json): GraphJson,
 ) -> ApiResult<Response> {
-    create_with(&s, d, &caller, &json, None).await
+    create_with(&s, d, &caller, &json, None, slot.map(|Extension(x)| x)).await
 }
 
 async fn create_for_assignment(
@@ -177,9 +196,10 @@ async fn create_for_assignment(
     Root(d): Root,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    slot: Option<Extension<IdempotencySlot>>,
     GraphJson(json): GraphJson,
 ) -> ApiResult<Response> {
-    create_with(&s, d, &caller, &json, Some(id)).await
+    create_with(&s, d, &caller, &json, Some(id), slot.map(|Extension(x)| x)).await
 }
 
 async fn get_one(

@@ -1,0 +1,668 @@
+//! Crash safety: the real `grantry` binary under concurrent load is killed with SIGKILL at
+//! a random moment, restarted on the same data directory, and checked: every write it
+//! acknowledged is there unchanged, nothing is half-written, and work that was pending
+//! at the kill runs exactly once after the restart.
+//!
+//! Bounded: `GRANTRY_CRASH_ROUNDS` rounds (default 5), each a few seconds at most; the
+//! seed is printed and `GRANTRY_CRASH_SEED` replays it. Loopback only.
+
+use crate::invariants;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const EM: &str = "identityGovernance/entitlementManagement";
+const SUBJECT_SCOPES: &str = "EntitlementMgmt-SubjectAccess.ReadWrite";
+const ADMIN_ROLES: &str = "EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,GroupMember.ReadWrite.All,RoleManagement.ReadWrite.Directory,Directory.ReadWrite.All";
+const WORKERS: usize = 16;
+
+/// A small deterministic generator (splitmix64): the seed replays a run.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// The seed from `var`, or one from the time; printed so a failure can be replayed.
+pub fn seed_from(var: &str) -> u64 {
+    std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        #[allow(clippy::disallowed_methods)]
+        let t = chrono::Utc::now().timestamp_micros() as u64;
+        t
+    })
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_grantry")
+}
+
+/// Mints a token with the `grantry token` command.
+fn token(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .arg("token")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .args(["--expires-in", "4h"])
+        .env("GRANTRY_LOG", "error")
+        .output()
+        .expect("grantry token runs");
+    assert!(out.status.success(), "grantry token failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("token is text").trim().to_string()
+}
+
+/// A `grantry serve` child process on a loopback port chosen by the system.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--dev-clock", "--log-format", "json"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("GRANTRY_LOG", "info")
+            .env_remove("GRANTRY_CONFIG")
+            .env_remove("GRANTRY_DATABASE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("grantry serve starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        // Reads the log until the process ends: the "listening" line gives the address;
+        // the rest is drained so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(t) = &tx
+                    && let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["fields"]["message"] == "grantry is listening"
+                {
+                    let _ = t.send(v["fields"]["address"].as_str().unwrap_or_default().to_string());
+                    tx = None;
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("grantry serve did not report its address within 30 s");
+            }
+        };
+        Server { child, base: format!("http://{addr}") }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(mut self) {
+        self.child.kill().expect("kill the server");
+        self.child.wait().expect("reap the server");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), reqwest::Error> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+    async fn post(&self, token: &str, path: &str, body: Value) -> Result<(StatusCode, Value), reqwest::Error> {
+        self.call(reqwest::Method::POST, token, path, Some(&body)).await
+    }
+    /// A POST with `client-request-id`; also says whether the answer was a replay.
+    async fn post_keyed(
+        &self,
+        token: &str,
+        path: &str,
+        crid: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, Value, bool), reqwest::Error> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("client-request-id", crid)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await?;
+        let status = resp.status();
+        let replayed = resp.headers().get("grantry-idempotent-replay").is_some();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null), replayed))
+    }
+    async fn get(&self, token: &str, path: &str) -> Result<(StatusCode, Value), reqwest::Error> {
+        self.call(reqwest::Method::GET, token, path, None).await
+    }
+    /// A call that must succeed with `expected` (set-up and checks, not the load).
+    async fn must(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+        expected: StatusCode,
+    ) -> Value {
+        let (status, v) = self.call(method, token, path, body.as_ref()).await.expect("server answers");
+        assert_eq!(status, expected, "{path}: {v}");
+        v
+    }
+}
+
+/// What the catalog set-up made.
+struct World {
+    admin: String,
+    package_id: String,
+    group_id: String,
+    admin_policy: String,
+    approval_policy: String,
+    approver_token: String,
+    /// Users that only receive access.
+    pool: Vec<String>,
+    /// Users that ask for access themselves: (id, token).
+    requesters: Vec<(String, String)>,
+}
+
+async fn seed_world(data_dir: &Path, client: &Client, admin: String) -> World {
+    use reqwest::Method as M;
+    let created = StatusCode::CREATED;
+    let mut users = Vec::new();
+    for i in 0..72 {
+        let v = client
+            .must(M::POST, &admin, "/v1.0/users", Some(json!({"displayName": format!("u{i}"), "userPrincipalName": format!("u{i}@contoso.com"), "mail": format!("u{i}@contoso.com")})), created)
+            .await;
+        users.push(v["id"].as_str().expect("user id").to_string());
+    }
+    let group = client
+        .must(
+            M::POST,
+            &admin,
+            "/v1.0/groups",
+            Some(
+                json!({"displayName": "Crash", "mailNickname": "crash", "mailEnabled": false, "securityEnabled": true}),
+            ),
+            created,
+        )
+        .await["id"]
+        .as_str()
+        .expect("group id")
+        .to_string();
+    let catalog = client
+        .must(M::POST, &admin, &format!("/v1.0/{EM}/catalogs"), Some(json!({"displayName": "Crash catalog"})), created)
+        .await["id"]
+        .as_str()
+        .expect("catalog id")
+        .to_string();
+    client
+        .must(
+            M::POST,
+            &admin,
+            &format!("/v1.0/{EM}/resourceRequests"),
+            Some(json!({"requestType": "adminAdd", "resource": {"originId": group, "originSystem": "AadGroup"}, "catalog": {"id": catalog}})),
+            created,
+        )
+        .await;
+    let resources =
+        client.must(M::GET, &admin, &format!("/v1.0/{EM}/catalogs/{catalog}/resources"), None, StatusCode::OK).await;
+    let resource = resources["value"][0]["id"].as_str().expect("resource id").to_string();
+    let package = client
+        .must(
+            M::POST,
+            &admin,
+            &format!("/v1.0/{EM}/accessPackages"),
+            Some(json!({"displayName": "Crash access", "catalog": {"id": catalog}})),
+            created,
+        )
+        .await["id"]
+        .as_str()
+        .expect("package id")
+        .to_string();
+    client
+        .must(
+            M::POST,
+            &admin,
+            &format!("/v1.0/{EM}/accessPackages/{package}/resourceRoleScopes"),
+            Some(json!({
+                "role": {"originId": format!("Member_{group}"), "originSystem": "AadGroup", "resource": {"id": resource}},
+                "scope": {"originId": group, "originSystem": "AadGroup"}
+            })),
+            created,
+        )
+        .await;
+    let approver = users[0].clone();
+    let admin_policy = client
+        .must(
+            M::POST,
+            &admin,
+            &format!("/v1.0/{EM}/assignmentPolicies"),
+            Some(json!({"displayName": "Direct", "description": "admins assign", "allowedTargetScope": "notSpecified",
+                        "expiration": {"type": "noExpiration"}, "accessPackage": {"id": package}})),
+            created,
+        )
+        .await["id"]
+        .as_str()
+        .expect("policy id")
+        .to_string();
+    let approval_policy = client
+        .must(
+            M::POST,
+            &admin,
+            &format!("/v1.0/{EM}/assignmentPolicies"),
+            Some(json!({"displayName": "Ask", "description": "one approval stage", "allowedTargetScope": "allMemberUsers",
+                        "expiration": {"type": "noExpiration"},
+                        "requestorSettings": {"enableTargetsToSelfAddAccess": true, "enableTargetsToSelfRemoveAccess": true},
+                        "requestApprovalSettings": {"isApprovalRequiredForAdd": true, "isApprovalRequiredForUpdate": false, "stages": [
+                            {"durationBeforeAutomaticDenial": "P14D", "isApproverJustificationRequired": false, "isEscalationEnabled": false,
+                             "primaryApprovers": [{"@odata.type": "#microsoft.graph.singleUser", "userId": approver}]}]},
+                        "accessPackage": {"id": package}})),
+            created,
+        )
+        .await["id"]
+        .as_str()
+        .expect("policy id")
+        .to_string();
+    let approver_token = token(data_dir, &["--user", &approver, "--scopes", SUBJECT_SCOPES]);
+    let requesters =
+        users[1..11].iter().map(|u| (u.clone(), token(data_dir, &["--user", u, "--scopes", SUBJECT_SCOPES]))).collect();
+    World {
+        admin,
+        package_id: package,
+        group_id: group,
+        admin_policy,
+        approval_policy,
+        approver_token,
+        pool: users[11..].to_vec(),
+        requesters,
+    }
+}
+
+/// A request the server acknowledged with 201.
+#[derive(Debug, Clone)]
+struct Acked {
+    id: String,
+    request_type: String,
+    target_user: String,
+    created: String,
+}
+
+#[derive(Default)]
+struct Tally {
+    acked: Vec<Acked>,
+    /// Requests whose approval was acknowledged (204).
+    approved: Vec<String>,
+    statuses: BTreeMap<u16, usize>,
+    server_errors: Vec<String>,
+    /// An adminAdd (client-request-id, body) that had no answer when the server died.
+    unanswered: Option<(String, Value)>,
+}
+
+async fn worker(client: Client, world: Arc<World>, mut rng: Rng, stop: Arc<AtomicBool>, deadline: Instant) -> Tally {
+    let mut t = Tally::default();
+    let reqs = format!("/v1.0/{EM}/assignmentRequests");
+    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        let pick = rng.below(100);
+        let outcome = if pick < 40 {
+            // Sent with a client-request-id: if the kill cuts it off, it is retried after
+            // the restart and must not create a second request.
+            let user = world.pool[rng.below(world.pool.len())].clone();
+            let body = json!({"requestType": "adminAdd", "assignment": {"targetId": user, "assignmentPolicyId": world.admin_policy, "accessPackageId": world.package_id}});
+            let crid = format!("crash-{:016x}", rng.next_u64());
+            match client.post_keyed(&world.admin, &reqs, &crid, &body).await {
+                Ok((s, v, _)) => Ok(((s, v), Some(user))),
+                Err(e) => {
+                    t.unanswered = Some((crid, body));
+                    Err(e)
+                }
+            }
+        } else if pick < 65 {
+            let (user, token) = world.requesters[rng.below(world.requesters.len())].clone();
+            let body = json!({"requestType": "userAdd", "assignment": {"accessPackageId": world.package_id, "assignmentPolicyId": world.approval_policy}, "justification": "crash test"});
+            client.post(&token, &reqs, body).await.map(|r| (r, Some(user)))
+        } else if pick < 85 {
+            let list = format!("/v1.0/{EM}/accessPackageAssignmentApprovals/filterByCurrentUser(on='approver')");
+            match client.get(&world.approver_token, &list).await {
+                Err(e) => Err(e),
+                Ok((_, v)) => {
+                    let items = v["value"].as_array().cloned().unwrap_or_default();
+                    if items.is_empty() {
+                        continue;
+                    }
+                    let a = &items[rng.below(items.len())];
+                    let (id, sid) =
+                        (a["id"].as_str().unwrap_or_default(), a["stages"][0]["id"].as_str().unwrap_or_default());
+                    let path = format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{id}/stages/{sid}");
+                    let r = client
+                        .call(
+                            reqwest::Method::PATCH,
+                            &world.approver_token,
+                            &path,
+                            Some(&json!({"reviewResult": "Approve", "justification": "ok"})),
+                        )
+                        .await;
+                    if let Ok((StatusCode::NO_CONTENT, _)) = &r {
+                        t.approved.push(id.to_string());
+                    }
+                    r.map(|r| (r, None))
+                }
+            }
+        } else {
+            let list = format!("/v1.0/{EM}/assignments?$filter=state eq 'delivered'&$top=20");
+            match client.get(&world.admin, &list).await {
+                Err(e) => Err(e),
+                Ok((_, v)) => {
+                    let items = v["value"].as_array().cloned().unwrap_or_default();
+                    if items.is_empty() {
+                        continue;
+                    }
+                    let a = &items[rng.below(items.len())];
+                    let body = json!({"requestType": "adminRemove", "assignment": {"id": a["id"]}});
+                    client.post(&world.admin, &reqs, body).await.map(|r| (r, None))
+                }
+            }
+        };
+        match outcome {
+            // The server is gone (killed): this worker's round is over.
+            Err(_) => break,
+            Ok(((status, body), target)) => {
+                *t.statuses.entry(status.as_u16()).or_default() += 1;
+                if status.is_server_error() {
+                    t.server_errors.push(format!("{status}: {body}"));
+                }
+                if status == StatusCode::CREATED {
+                    let target_user = target.unwrap_or_default();
+                    t.acked.push(Acked {
+                        id: body["id"].as_str().unwrap_or_default().to_string(),
+                        request_type: body["requestType"].as_str().unwrap_or_default().to_string(),
+                        target_user,
+                        created: body["createdDateTime"].as_str().unwrap_or_default().to_string(),
+                    });
+                }
+            }
+        }
+    }
+    t
+}
+
+fn db_path(dir: &Path) -> PathBuf {
+    dir.join("grantry.db")
+}
+
+fn open_ro(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(db_path(dir), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open the database read-only")
+}
+
+fn count(c: &rusqlite::Connection, sql: &str) -> i64 {
+    c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Integrity and every invariant, on the file.
+fn check_file(dir: &Path, context: &str) {
+    let c = open_ro(dir);
+    let integrity: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check");
+    assert_eq!(integrity, "ok", "{context}: PRAGMA integrity_check");
+    let broken = invariants::violations(|sql| count(&c, sql));
+    assert!(broken.is_empty(), "{context}: invariants broken: {broken:#?}");
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    rounds: usize,
+    kills: usize,
+    acknowledged: usize,
+    approvals_acknowledged: usize,
+    pending_at_kill: usize,
+    /// Keyed POSTs cut off by the kill and resent after the restart.
+    retried_after_kill: usize,
+    /// Of those, the ones that had committed before the kill (answered by a replay).
+    retried_replayed: usize,
+    lost_writes: usize,
+    duplicate_grants: usize,
+    server_errors: usize,
+    statuses: BTreeMap<u16, usize>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
+    let rounds: usize = std::env::var("GRANTRY_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let seed = seed_from("GRANTRY_CRASH_SEED");
+    println!("crash test: seed {seed} (GRANTRY_CRASH_SEED={seed} replays it), {rounds} rounds");
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_path_buf();
+    let admin = token(&data, &["--app", "crash-admin", "--roles", ADMIN_ROLES]);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let mut server = Server::start(&data);
+    let mut client = Client { http: http.clone(), base: server.base.clone() };
+    let world = Arc::new(seed_world(&data, &client, admin).await);
+    let mut all_acked: HashMap<String, Acked> = HashMap::new();
+    let mut all_approved: Vec<String> = Vec::new();
+    let mut report = Report::default();
+    for round in 0..rounds {
+        let stop = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let tasks: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let r = Rng::new(rng.next_u64());
+                tokio::spawn(worker(client.clone(), world.clone(), r, stop.clone(), deadline))
+            })
+            .collect();
+        // Let the load run for a random while, then kill the server mid-flight.
+        let kill_after = Duration::from_millis(300 + rng.below(1700) as u64);
+        tokio::time::sleep(kill_after).await;
+        server.kill();
+        report.kills += 1;
+        stop.store(true, Ordering::SeqCst);
+        let mut round_acked = 0;
+        let mut unanswered = Vec::new();
+        for t in tasks {
+            let t = t.await.expect("worker ends");
+            round_acked += t.acked.len();
+            report.approvals_acknowledged += t.approved.len();
+            report.server_errors += t.server_errors.len();
+            assert!(t.server_errors.is_empty(), "round {round} (seed {seed}): 5xx answers: {:?}", t.server_errors);
+            for (s, n) in t.statuses {
+                *report.statuses.entry(s).or_default() += n;
+            }
+            for a in t.acked {
+                all_acked.insert(a.id.clone(), a);
+            }
+            all_approved.extend(t.approved);
+            unanswered.extend(t.unanswered);
+        }
+        report.acknowledged += round_acked;
+
+        // The file as the kill left it: intact and consistent before any recovery code.
+        check_file(&data, &format!("round {round} (seed {seed}) after SIGKILL"));
+        let pending: Vec<String> = {
+            let c = open_ro(&data);
+            let mut stmt = c.prepare("SELECT id FROM requests WHERE state = 'submitted'").expect("prepare");
+            stmt.query_map([], |r| r.get::<_, String>(0)).expect("query").map(|r| r.expect("row")).collect()
+        };
+        report.pending_at_kill += pending.len();
+        // Which of the cut-off keyed POSTs committed before the kill (and with which id).
+        let committed: HashMap<String, String> = {
+            let c = open_ro(&data);
+            unanswered
+                .iter()
+                .filter_map(|(crid, _)| {
+                    c.query_row("SELECT response FROM idempotency_keys WHERE client_request_id = ?", [crid], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .ok()
+                    .map(|body| {
+                        let v: Value = serde_json::from_str(&body).expect("stored response is JSON");
+                        (crid.clone(), v["id"].as_str().unwrap_or_default().to_string())
+                    })
+                })
+                .collect()
+        };
+
+        server = Server::start(&data);
+        client = Client { http: http.clone(), base: server.base.clone() };
+        // The client retries what got no answer: a committed one is replayed with its id,
+        // an uncommitted one is made now (or refused); never both.
+        let reqs = format!("/v1.0/{EM}/assignmentRequests");
+        for (crid, body) in &unanswered {
+            let (status, got, replayed) =
+                client.post_keyed(&world.admin, &reqs, crid, body).await.expect("server answers");
+            assert!(!status.is_server_error(), "round {round}: retry of {crid}: {status} {got}");
+            report.retried_after_kill += 1;
+            match committed.get(crid) {
+                Some(id) => {
+                    assert!(
+                        replayed && status == StatusCode::CREATED,
+                        "round {round}: committed {crid} must be replayed: {status} {got}"
+                    );
+                    assert_eq!(
+                        got["id"].as_str(),
+                        Some(id.as_str()),
+                        "round {round}: replay of {crid} names another request"
+                    );
+                    report.retried_replayed += 1;
+                }
+                None => assert!(!replayed, "round {round}: {crid} did not commit, yet was replayed: {got}"),
+            }
+            if status == StatusCode::CREATED {
+                let id = got["id"].as_str().unwrap_or_default().to_string();
+                let target_user = body["assignment"]["targetId"].as_str().unwrap_or_default().to_string();
+                let (request_type, created) = (
+                    got["requestType"].as_str().unwrap_or_default().to_string(),
+                    got["createdDateTime"].as_str().unwrap_or_default().to_string(),
+                );
+                all_acked.insert(id.clone(), Acked { id, request_type, target_user, created });
+            }
+        }
+        // Every acknowledged request is there, as acknowledged.
+        let c = open_ro(&data);
+        for a in all_acked.values() {
+            let (status, got) = client
+                .get(&world.admin, &format!("/v1.0/{EM}/assignmentRequests/{}", a.id))
+                .await
+                .expect("server answers");
+            let same = status == StatusCode::OK
+                && got["requestType"] == a.request_type.as_str()
+                && got["createdDateTime"] == a.created.as_str();
+            let row: Option<(String, String, Option<String>)> = c
+                .query_row(
+                    "SELECT r.request_type, r.access_package_id, s.object_id FROM requests r LEFT JOIN subjects s ON s.id = r.target_subject_id WHERE r.id = ?",
+                    [&a.id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .ok();
+            let stored_same = row.as_ref().is_some_and(|(t, p, target)| {
+                t == &a.request_type
+                    && p == &world.package_id
+                    && (a.target_user.is_empty() || target.as_deref() == Some(a.target_user.as_str()))
+            });
+            if !(same && stored_same) {
+                report.lost_writes += 1;
+                panic!(
+                    "round {round} (seed {seed}): acknowledged request {a:?} is lost or changed: {status} {got} / {row:?}"
+                );
+            }
+        }
+        // Acknowledged approvals are not undone.
+        for id in &all_approved {
+            let state: String = c
+                .query_row("SELECT state FROM requests WHERE id = ?", [id], |r| r.get(0))
+                .expect("approved request exists");
+            if state == "pendingApproval" || state == "submitted" {
+                report.lost_writes += 1;
+                panic!("round {round} (seed {seed}): approval of {id} was acknowledged but the request is {state}");
+            }
+        }
+        drop(c);
+        // Work pending at the kill runs once after the restart.
+        let (status, body) =
+            client.post(&world.admin, "/_grantry/clock/advance", json!({"duration": "PT0S"})).await.expect("advance");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let c = open_ro(&data);
+        assert_eq!(
+            count(&c, "SELECT COUNT(*) FROM requests WHERE state = 'submitted'"),
+            0,
+            "round {round}: submitted requests remain after the restart drained"
+        );
+        for id in &pending {
+            let (state, delivered): (String, i64) = c
+                .query_row(
+                    "SELECT state, (SELECT COUNT(*) FROM audit_events e WHERE e.entity_id = r.id AND e.action = 'delivered') FROM requests r WHERE r.id = ?",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .expect("pending request exists");
+            assert_ne!(state, "submitted", "round {round}: request {id} pending at the kill was not processed");
+            assert!(delivered <= 1, "round {round}: request {id} was delivered {delivered} times");
+        }
+        let duplicates = count(
+            &c,
+            "SELECT COUNT(*) FROM (SELECT target_subject_id FROM assignments WHERE active = 1 GROUP BY target_subject_id, access_package_id HAVING COUNT(*) > 1) x",
+        ) + count(&c, "SELECT COUNT(*) FROM group_links WHERE granted > 1");
+        report.duplicate_grants += duplicates as usize;
+        drop(c);
+        check_file(&data, &format!("round {round} (seed {seed}) after restart"));
+        let members =
+            count(&open_ro(&data), &format!("SELECT COUNT(*) FROM group_links WHERE group_id = '{}'", world.group_id));
+        println!(
+            "round {round}: killed after {} ms, {round_acked} requests acknowledged, {} pending at the kill, {members} members now",
+            kill_after.as_millis(),
+            pending.len()
+        );
+        report.rounds += 1;
+    }
+    server.kill();
+    println!("crash test result (seed {seed}): {report:?}");
+    assert_eq!(report.lost_writes, 0);
+    assert_eq!(report.duplicate_grants, 0);
+    assert_eq!(report.server_errors, 0);
+    assert!(report.acknowledged > 0, "the load acknowledged nothing: {report:?}");
+}
