@@ -2,13 +2,15 @@
 //!
 //! Use cases talk to the database through [`Conn`], a small executor for portable SQL
 //! (`?` placeholders, integers for booleans and timestamps, JSON text bodies), so the same
-//! repository code serves SQLite and, later, PostgreSQL. On SQLite all writes go through one
-//! writer thread that commits many callers' work in one transaction (group commit), each
-//! caller isolated by a savepoint; reads run on a pool of separate connections and never
-//! wait for the writer.
+//! repository code serves SQLite (embedded, the default) and PostgreSQL. On both, all writes
+//! of a process go through one writer thread that commits many callers' work in one
+//! transaction (group commit), each caller isolated by a savepoint; on PostgreSQL an
+//! advisory lock serializes write transactions across processes. Reads run on a pool of
+//! separate connections and never wait for the writer.
 
 mod conn;
 pub mod migrate;
+mod pg;
 pub mod query;
 pub mod records;
 pub mod repo;
@@ -18,4 +20,4 @@ mod store;
 mod writer_tests;
 
 pub use conn::{Backend, Conn, Row, Value};
-pub use store::{Store, StoreOptions};
+pub use store::{Location, Store, StoreOptions};
