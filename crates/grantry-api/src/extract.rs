@@ -153,8 +153,12 @@ impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
     }
 }
 
+/// Decodes a query string component. As in Graph, `+` stands for a space (form encoding,
+/// which curl's `--data-urlencode` and many HTTP libraries produce); a literal plus sign
+/// is sent as `%2B`.
 fn decode(s: &str) -> Result<String, ApiError> {
-    percent_encoding::percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| {
+    let s = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&s).decode_utf8().map(|c| c.into_owned()).map_err(|_| {
         Error::bad_request("BadRequest", "The query string is not valid UTF-8 after percent-decoding.").into()
     })
 }

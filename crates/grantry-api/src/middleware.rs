@@ -274,7 +274,7 @@ pub async fn odata_response(req: Request, next: Next) -> Response {
                 let k = percent_decode_str(k).decode_utf8_lossy();
                 k.trim_start_matches('$').eq_ignore_ascii_case("select")
             })
-            .map(|(_, v)| percent_decode_str(v).decode_utf8_lossy().into_owned())
+            .map(|(_, v)| percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
     } else {
         None
     };

@@ -8,7 +8,9 @@
 
 use crate::approvers::{self, Parties};
 use crate::audit::{self, AuditEvent};
-use crate::jobs;
+use crate::auth::{CatalogRight, perms};
+use crate::jobs::{self, Job, JobContext};
+use crate::{App, Caller, Page, PageRequest, delivery};
 use chrono::{DateTime, Utc};
 use grantry_domain::enums::RequestState;
 use grantry_domain::model::{
@@ -149,8 +151,10 @@ pub enum Outcome {
     NextStage,
     /// Every stage approved: deliver.
     Approved,
-    /// Denied (by an approver, by timeout, or because no approver could be found).
+    /// Denied by the approver.
     Denied,
+    /// The stage was approved, but nobody can approve the next one: denied.
+    NoApprovers,
 }
 
 /// An approver's decision on stage `stage_id` of approval `approval_id`.
@@ -159,6 +163,16 @@ pub struct Decision<'a> {
     pub approver_name: Option<String>,
     pub approve: bool,
     pub justification: Option<String>,
+}
+
+/// The refusal for a requestor or target deciding their own request.
+pub fn self_approval() -> Error {
+    Error::new(
+        ErrorKind::Forbidden,
+        "SelfApprovalNotAllowed",
+        "You cannot approve or deny a request for your own access, nor one you made; another approver must decide it.",
+    )
+    .with_target("reviewResult")
 }
 
 /// Applies `decision` (compare-and-set on the stage in progress).
@@ -180,31 +194,46 @@ pub fn decide(
         repo::get::<AssignmentRequest>(c, approval_id)?.ok_or_else(|| Error::not_found("approval", approval_id))?;
     let (target, requestor) = parties_of(c, &request)?;
     if Some(decision.approver_id) == target.as_deref() || Some(decision.approver_id) == requestor.as_deref() {
-        return Err(
-            Error::forbidden("A requestor cannot approve or deny their own request.").with_target("reviewResult")
-        );
+        return Err(self_approval());
     }
     let stage = &approval.stages[index];
+    if stage.status == StageStatus::NotStarted {
+        return Err(Error::bad_request(
+            "StageNotActive",
+            "This stage has not started yet; the stage in progress must be decided first.",
+        ));
+    }
+    let is_stage_approver = stage.approver_ids.iter().any(|a| a == decision.approver_id)
+        || stage.escalation_approver_ids.iter().any(|a| a == decision.approver_id);
+    if !is_stage_approver {
+        return Err(Error::forbidden("You are not an approver of this stage of the request."));
+    }
     match stage.status {
-        StageStatus::InProgress => {}
-        StageStatus::Completed | StageStatus::Expired => {
+        StageStatus::InProgress if approval.state == ApprovalState::Pending => {}
+        StageStatus::Expired => {
+            return Err(Error::conflict(
+                "StageExpired",
+                "Nobody decided this stage in time, so the request was denied automatically; the requestor must submit a new request.",
+            ));
+        }
+        StageStatus::InProgress | StageStatus::Completed | StageStatus::NotStarted => {
             return Err(Error::conflict(
                 "StageAlreadyDecided",
-                "This stage has already been decided (or it expired); the first decision in a stage settles it.",
-            ));
-        }
-        StageStatus::NotStarted => {
-            return Err(Error::bad_request(
-                "StageNotActive",
-                "This stage has not started yet; decide the stage in progress first.",
+                "This stage has already been decided (the first decision in a stage settles it), or the request is no longer pending.",
             ));
         }
     }
-    if approval.state != ApprovalState::Pending {
-        return Err(Error::conflict("ApprovalCompleted", "This approval is no longer pending."));
+    if stage.due_date_time.is_some_and(|d| d <= now) {
+        // The timeout job is due and will deny the request; a late decision does not count.
+        return Err(Error::conflict(
+            "StageExpired",
+            "This stage reached its deadline (durationBeforeAutomaticDenial) without a decision; the request is denied automatically.",
+        ));
     }
     if !stage.may_decide(decision.approver_id) {
-        return Err(Error::forbidden("You are not an approver of this stage of the request."));
+        return Err(Error::forbidden(
+            "You are an escalation approver of this stage; you can decide once the stage has been escalated.",
+        ));
     }
     let policy = repo::get::<Policy>(c, &approval.policy_id)?;
     let justification_required = policy
@@ -214,7 +243,7 @@ pub fn decide(
     if justification_required && decision.justification.as_deref().is_none_or(|j| j.trim().is_empty()) {
         return Err(Error::bad_request(
             "JustificationRequired",
-            "This stage requires a justification with the decision.",
+            "This stage requires a justification with the decision; add 'justification'.",
         )
         .with_target("justification"));
     }
@@ -225,6 +254,9 @@ pub fn decide(
         Some(Identity { id: decision.approver_id.to_string(), display_name: decision.approver_name.clone() });
     stage.reviewed_date_time = Some(now);
     stage.justification = decision.justification.clone();
+    // This stage's timeout and escalation no longer apply; the next stage schedules its own.
+    jobs::cancel(c, JOB_TIMEOUT, approval_id)?;
+    jobs::cancel(c, JOB_ESCALATE, approval_id)?;
     audit::record(
         c,
         AuditEvent {
@@ -233,7 +265,7 @@ pub fn decide(
             entity_type: "approval",
             entity_id: approval_id,
             action: if decision.approve { "stageApproved" } else { "stageDenied" },
-            detail: json!({ "stage": index + 1, "justification": decision.justification }),
+            detail: json!({ "stage": index + 1, "stageId": approval.stages[index].id, "justification": decision.justification }),
         },
     )?;
     let outcome = if !decision.approve {
@@ -244,7 +276,7 @@ pub fn decide(
             Some(p) if start_stage(c, now, &mut approval, p, index + 1, &request)? => Outcome::NextStage,
             _ => {
                 approval.state = ApprovalState::Denied;
-                Outcome::Denied
+                Outcome::NoApprovers
             }
         }
     } else {
@@ -339,7 +371,250 @@ pub fn pending_request(c: &mut dyn Conn, approval_id: &str) -> Result<Option<Ass
     Ok(repo::get::<AssignmentRequest>(c, approval_id)?.filter(|r| r.state == RequestState::PendingApproval))
 }
 
-#[allow(dead_code)]
-fn unavailable() -> Error {
-    Error::new(ErrorKind::Unavailable, "serviceNotAvailable", "retry")
+/// Approvals whose stage in progress `user_id` may decide now, oldest first.
+pub fn awaiting_ids(c: &mut dyn Conn, user_id: &str) -> Result<Vec<String>> {
+    let rows = c.query(
+        "SELECT DISTINCT a.seq, a.id FROM approval_approvers aa JOIN approvals a ON a.id = aa.approval_id \
+         WHERE aa.user_id = ? AND a.state = 'pending' ORDER BY a.seq",
+        &[Value::from(user_id)],
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        let id = row.text(1)?;
+        if let Some(a) = repo::get::<Approval>(c, &id)?
+            && a.current_stage().is_some_and(|s| s.may_decide(user_id))
+        {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// `id IN (…)` over `ids` (or a clause matching nothing), for list queries.
+pub fn id_in(column: &str, ids: &[String]) -> (String, Vec<Value>) {
+    if ids.is_empty() {
+        return ("1 = 0".into(), Vec::new());
+    }
+    (format!("{column} IN ({})", vec!["?"; ids.len()].join(", ")), ids.iter().map(Value::from).collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// The request's side: starting approval, decisions, timeouts and escalation.
+// ---------------------------------------------------------------------------------------
+
+/// A submitted request whose policy requires approval: starts the approval and moves the
+/// request to `pendingApproval`, or denies it when nobody could approve.
+pub fn start_for_request(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    policy: &Policy,
+) -> Result<()> {
+    match begin(c, now, r, policy)? {
+        Begin::Waiting => delivery::set_state_by(
+            c,
+            now,
+            r,
+            RequestState::PendingApproval,
+            "PendingApproval",
+            None,
+            json!({ "approvalId": r.id, "stages": policy.approval.stages.len() }),
+        ),
+        Begin::NoApprovers => delivery::set_state_by(
+            c,
+            now,
+            r,
+            RequestState::Denied,
+            "Denied",
+            None,
+            json!({ "reason": "No approver could be resolved for stage 1: its primary and fallback approvers resolve to nobody once the requestor and target are excluded." }),
+        ),
+    }
+}
+
+/// Whether the caller may read the approval of `request`: approvers of any stage, the
+/// requestor, the target, and administrators of its catalog.
+fn may_view(c: &mut dyn Conn, caller: &Caller, request: &AssignmentRequest) -> Result<bool> {
+    if caller.has_permission(perms::EM_READ)
+        && caller.may_in_catalog(&request.catalog_id, CatalogRight::ManageAssignments)
+    {
+        return Ok(true);
+    }
+    let Some(uid) = caller.user_id() else { return Ok(false) };
+    if is_approver(c, &request.id, uid)? {
+        return Ok(true);
+    }
+    let (target, requestor) = parties_of(c, request)?;
+    Ok(target.as_deref() == Some(uid) || requestor.as_deref() == Some(uid))
+}
+
+/// `GET accessPackageAssignmentApprovals/{id}`.
+pub async fn get_approval(app: &App, caller: &Caller, id: &str) -> Result<Approval> {
+    caller.require(perms::EM_SUBJECT_READ)?;
+    let id = ids::normalize(id);
+    let caller = caller.clone();
+    app.store
+        .read(move |c| {
+            let approval = repo::get::<Approval>(c, &id)?.ok_or_else(|| Error::not_found("approval", &id))?;
+            let request = repo::get::<AssignmentRequest>(c, &id)?.ok_or_else(|| Error::not_found("approval", &id))?;
+            if may_view(c, &caller, &request)? { Ok(approval) } else { Err(Error::not_found("approval", &id)) }
+        })
+        .await
+}
+
+/// `GET accessPackageAssignmentApprovals/filterByCurrentUser(on='approver')`.
+pub async fn list_awaiting(app: &App, caller: &Caller, page: PageRequest) -> Result<Page<Approval>> {
+    let Some(uid) = caller.user_id().map(str::to_string) else {
+        return Err(Error::forbidden(
+            "filterByCurrentUser(on='approver') lists the approvals waiting for the signed-in user; call it with a delegated token.",
+        ));
+    };
+    caller.require(perms::EM_SUBJECT_READ)?;
+    app.store
+        .read(move |c| {
+            let ids = awaiting_ids(c, &uid)?;
+            let (sql, params) = id_in("id", &ids);
+            Ok(Page::from_rows(repo::list::<Approval>(c, &sql, &params, page.after_seq, page.size + 1)?, page.size))
+        })
+        .await
+}
+
+/// An approver's decision as sent in a PATCH of a stage (or step).
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub approve: bool,
+    pub justification: Option<String>,
+}
+
+/// `PATCH accessPackageAssignmentApprovals/{id}/stages/{stageId}`: records the decision
+/// and moves the request on (next stage, delivery or denial) in the same transaction.
+pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_id: &str, review: Review) -> Result<()> {
+    let Some(uid) = caller.user_id().map(str::to_string) else {
+        return Err(Error::forbidden(
+            "Approval decisions are made by a signed-in approver; an application token cannot approve or deny requests. Call with a delegated token of the approver.",
+        ));
+    };
+    caller.require(perms::EM_SUBJECT)?;
+    let (approval_id, stage_id) = (ids::normalize(approval_id), ids::normalize(stage_id));
+    let now = app.now();
+    app.store
+        .write(move |c| {
+            let name = user_name(c, &uid)?;
+            let justification = review.justification.clone();
+            let outcome = decide(
+                c,
+                now,
+                &approval_id,
+                &stage_id,
+                Decision { approver_id: &uid, approver_name: name, approve: review.approve, justification: justification.clone() },
+            )?;
+            let Some(mut r) = pending_request(c, &approval_id)? else { return Ok(()) };
+            let detail = json!({ "approvalId": approval_id, "stageId": stage_id, "justification": justification });
+            match outcome {
+                Outcome::NextStage => delivery::set_state_by(
+                    c,
+                    now,
+                    &mut r,
+                    RequestState::PendingApproval,
+                    "PendingApproval",
+                    Some(&uid),
+                    detail,
+                ),
+                Outcome::Approved => {
+                    audit::record(
+                        c,
+                        AuditEvent {
+                            at: now,
+                            actor_id: Some(&uid),
+                            entity_type: "accessPackageAssignmentRequest",
+                            entity_id: &r.id,
+                            action: "approved",
+                            detail,
+                        },
+                    )?;
+                    delivery::advance(c, now, &mut r)
+                }
+                Outcome::Denied => {
+                    delivery::set_state_by(c, now, &mut r, RequestState::Denied, "Denied", Some(&uid), detail)
+                }
+                Outcome::NoApprovers => delivery::set_state_by(
+                    c,
+                    now,
+                    &mut r,
+                    RequestState::Denied,
+                    "Denied",
+                    Some(&uid),
+                    json!({ "approvalId": approval_id, "reason": "The stage was approved, but no approver could be resolved for the next stage." }),
+                ),
+            }
+        })
+        .await?;
+    app.work_signal.notify_one();
+    Ok(())
+}
+
+fn stage_of(job: &Job) -> usize {
+    job.payload.get("stage").and_then(|v| v.as_u64()).map(|v| v as usize).unwrap_or(0)
+}
+
+/// Job `approval.timeout`: the stage in progress was not decided in time; the request is
+/// denied with status `Expired` and cannot be approved any more.
+pub fn timeout_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
+    let index = stage_of(job);
+    if !on_timeout(c, ctx.now, &job.entity_id, index)? {
+        return Ok(());
+    }
+    jobs::cancel(c, JOB_ESCALATE, &job.entity_id)?;
+    audit::record(
+        c,
+        AuditEvent {
+            at: ctx.now,
+            actor_id: None,
+            entity_type: "approval",
+            entity_id: &job.entity_id,
+            action: "stageTimedOut",
+            detail: json!({ "stage": index + 1 }),
+        },
+    )?;
+    if let Some(mut r) = pending_request(c, &job.entity_id)? {
+        delivery::set_state_by(
+            c,
+            ctx.now,
+            &mut r,
+            RequestState::Denied,
+            "Expired",
+            None,
+            json!({ "reason": format!("Stage {} was not decided before its deadline (durationBeforeAutomaticDenial).", index + 1) }),
+        )?;
+    }
+    Ok(())
+}
+
+/// Job `approval.escalate`: escalation approvers may now decide; the request shows
+/// `PendingApprovalEscalated`.
+pub fn escalate_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
+    if !on_escalate(c, ctx.now, &job.entity_id, stage_of(job))? {
+        return Ok(());
+    }
+    if let Some(mut r) = pending_request(c, &job.entity_id)? {
+        delivery::set_state_by(
+            c,
+            ctx.now,
+            &mut r,
+            RequestState::PendingApproval,
+            "PendingApprovalEscalated",
+            None,
+            json!({ "stage": stage_of(job) + 1 }),
+        )?;
+    }
+    Ok(())
+}
+
+/// Job kinds handled here, for the runner's table.
+pub fn handler(kind: &str) -> Option<jobs::Handler> {
+    match kind {
+        JOB_TIMEOUT => Some(timeout_job),
+        JOB_ESCALATE => Some(escalate_job),
+        _ => None,
+    }
 }

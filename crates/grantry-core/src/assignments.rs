@@ -2,11 +2,13 @@
 //! the end-user questions "what may I request, and how".
 
 use crate::auth::{CatalogRight, perms};
+use crate::listing::{ListOptions, Listed};
 use crate::requests::{self, Mine, Target, caller_subject_id, visibility};
 use crate::{App, Caller, Page, PageRequest};
 use grantry_domain::enums::RequestType;
 use grantry_domain::model::*;
 use grantry_domain::{Error, Result, ids};
+use grantry_store::query::Sql;
 use grantry_store::{Conn, Value, repo};
 
 fn may_read(c: &mut dyn Conn, caller: &Caller, a: &Assignment) -> Result<bool> {
@@ -32,25 +34,16 @@ pub async fn list_assignments(
     app: &App,
     caller: &Caller,
     mine: Mine,
-    filter: Option<grantry_odata::Expr>,
-    extra: Option<(String, Vec<Value>)>,
-    page: PageRequest,
-) -> Result<Page<Assignment>> {
-    let (fsql, fparams) = match &filter {
-        Some(f) => crate::filters::translate(f, crate::filters::Table::Assignments)?,
-        None => (String::new(), vec![]),
-    };
+    options: ListOptions,
+    extra: Option<Sql>,
+) -> Result<Listed<Assignment>> {
     let caller = caller.clone();
     app.store
         .read(move |c| {
-            let (vsql, mut params) = visibility(c, &caller, mine, "assignments")?;
-            let mut where_sql = crate::filters::join(&vsql, &fsql);
-            params.extend(fparams);
-            if let Some((esql, eparams)) = extra {
-                where_sql = crate::filters::join(&where_sql, &esql);
-                params.extend(eparams);
-            }
-            Ok(Page::from_rows(repo::list(c, &where_sql, &params, page.after_seq, page.size + 1)?, page.size))
+            let (text, params) = visibility(c, &caller, mine, "assignments")?;
+            let mut scope = if text.trim().is_empty() { Vec::new() } else { vec![Sql { text, params }] };
+            scope.extend(extra);
+            crate::listing::list(c, crate::filters::ASSIGNMENT_FIELDS, scope, &options)
         })
         .await
 }
@@ -62,9 +55,8 @@ pub async fn additional_access(
     caller: &Caller,
     package_id: &str,
     incompatible_id: &str,
-    filter: Option<grantry_odata::Expr>,
-    page: PageRequest,
-) -> Result<Page<Assignment>> {
+    options: ListOptions,
+) -> Result<Listed<Assignment>> {
     let (a, b) = (ids::normalize(package_id), ids::normalize(incompatible_id));
     if a.is_empty() || b.is_empty() {
         return Err(Error::bad_request(
@@ -78,12 +70,12 @@ pub async fn additional_access(
             "additionalAccess: accessPackageId and incompatibleAccessPackageId must differ.",
         ));
     }
-    let extra = (
-        "access_package_id = ? AND active = 1 AND target_subject_id IN (SELECT target_subject_id FROM assignments WHERE access_package_id = ? AND active = 1)"
+    let extra = Sql {
+        text: "access_package_id = ? AND active = 1 AND target_subject_id IN (SELECT target_subject_id FROM assignments WHERE access_package_id = ? AND active = 1)"
             .to_string(),
-        vec![Value::from(a), Value::from(b)],
-    );
-    list_assignments(app, caller, Mine::All, filter, Some(extra), page).await
+        params: vec![Value::from(a), Value::from(b)],
+    };
+    list_assignments(app, caller, Mine::All, options, Some(extra)).await
 }
 
 /// `POST assignments/{id}/reprocess`: re-grants a delivered assignment's memberships.

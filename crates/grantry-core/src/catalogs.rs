@@ -2,12 +2,14 @@
 //! settings.
 
 use crate::auth::{CatalogRight, perms};
+use crate::listing::{ListOptions, Listed};
 use crate::{App, Caller, Page, PageRequest, audit};
 use grantry_domain::enums::{CatalogState, CatalogType};
 use grantry_domain::model::{
     AccessPackage, Catalog, RoleAssignment, RoleProvider, Settings, User, directory_roles as dr, em_roles,
 };
 use grantry_domain::{Error, ErrorKind, Result, ids};
+use grantry_store::query::{Field, Kind, Sql};
 use grantry_store::{Conn, Value, repo};
 
 /// How a simple `$filter` term compares a property with a value.
@@ -247,31 +249,45 @@ pub async fn catalogs_by_ids(app: &App, ids: Vec<String>) -> Result<Vec<Catalog>
         .await
 }
 
-pub async fn list_catalogs(
-    app: &App,
-    caller: &Caller,
-    filters: &[FieldFilter],
-    page: PageRequest,
-) -> Result<Page<Catalog>> {
+fn catalog_state(s: &str) -> Option<&'static str> {
+    CatalogState::parse(s).map(|v| v.v1())
+}
+fn catalog_type(s: &str) -> Option<&'static str> {
+    CatalogType::parse(s).map(|v| v.v1())
+}
+
+/// Filterable and sortable catalog properties.
+pub const CATALOG_FIELDS: &[Field] = &[
+    crate::listing::ID,
+    Field { names: &["displayName"], sql: "display_name", kind: Kind::TextIgnoreCase },
+    Field { names: &["description"], sql: "json_extract(body, '$.description')", kind: Kind::TextIgnoreCase },
+    Field {
+        names: &["state", "catalogStatus"],
+        sql: "state",
+        kind: Kind::Enum { normalize: catalog_state, allowed: CatalogState::allowed },
+    },
+    Field {
+        names: &["catalogType"],
+        sql: "catalog_type",
+        kind: Kind::Enum { normalize: catalog_type, allowed: CatalogType::allowed },
+    },
+    Field { names: &["uniqueName"], sql: "unique_name", kind: Kind::TextIgnoreCase },
+    Field { names: &["createdDateTime"], sql: "created_us", kind: Kind::Time },
+    Field { names: &["modifiedDateTime"], sql: "modified_us", kind: Kind::Time },
+];
+
+/// The catalogs a delegated caller may read, as a scope condition on `catalog_column`.
+pub(crate) fn readable_scope(caller: &Caller, catalog_column: &str) -> Vec<Sql> {
+    let mut clauses = Vec::new();
+    let mut params = Vec::new();
+    readable_clause(caller, catalog_column, &mut clauses, &mut params);
+    clauses.into_iter().map(|text| Sql { text, params: std::mem::take(&mut params) }).collect()
+}
+
+pub async fn list_catalogs(app: &App, caller: &Caller, options: ListOptions) -> Result<Listed<Catalog>> {
     caller.require(perms::EM_READ)?;
-    let (filter, mut params) = filter_sql(
-        filters,
-        &[
-            ("displayName", "display_name"),
-            ("id", "id"),
-            ("state", "state"),
-            ("catalogStatus", "state"),
-            ("catalogType", "catalog_type"),
-            ("uniqueName", "unique_name"),
-        ],
-        "catalogs",
-    )?;
-    let mut clauses = vec![filter];
-    readable_clause(caller, "id", &mut clauses, &mut params);
-    let sql = join_where(&clauses);
-    app.store
-        .read(move |c| Ok(Page::from_rows(repo::list(c, &sql, &params, page.after_seq, page.size + 1)?, page.size)))
-        .await
+    let scope = readable_scope(caller, "id");
+    app.store.read(move |c| crate::listing::list(c, CATALOG_FIELDS, scope, &options)).await
 }
 
 pub async fn update_catalog(app: &App, caller: &Caller, id: &str, patch: CatalogPatch) -> Result<()> {

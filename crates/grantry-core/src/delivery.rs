@@ -30,12 +30,26 @@ fn record(
     audit::record(c, AuditEvent { at: now, actor_id: None, entity_type, entity_id: id, action, detail })
 }
 
-fn set_state(
+pub(crate) fn set_state(
     c: &mut dyn Conn,
     now: DateTime<Utc>,
     r: &mut AssignmentRequest,
     state: RequestState,
     status: &str,
+) -> Result<()> {
+    set_state_by(c, now, r, state, status, None, json!({}))
+}
+
+/// Moves a request to `state`/`status`, recording who caused it and `detail` (merged with
+/// the status) in the audit trail.
+pub(crate) fn set_state_by(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    state: RequestState,
+    status: &str,
+    actor_id: Option<&str>,
+    detail: serde_json::Value,
 ) -> Result<()> {
     r.state = state;
     r.status = status.to_string();
@@ -43,7 +57,24 @@ fn set_state(
         r.completed_date_time = Some(now);
     }
     repo::update(c, r)?;
-    record(c, now, "accessPackageAssignmentRequest", &r.id, state.v1(), json!({ "status": status }))
+    let mut detail = detail;
+    match &mut detail {
+        serde_json::Value::Object(m) => {
+            m.insert("status".into(), json!(status));
+        }
+        _ => detail = json!({ "status": status }),
+    }
+    audit::record(
+        c,
+        AuditEvent {
+            at: now,
+            actor_id,
+            entity_type: "accessPackageAssignmentRequest",
+            entity_id: &r.id,
+            action: state.v1(),
+            detail,
+        },
+    )
 }
 
 /// Job `request.process`: approval, scheduling or delivery of a submitted request.
@@ -65,8 +96,8 @@ pub fn process_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> 
             && ((r.request_type.is_add() && a.is_approval_required_for_add)
                 || (r.request_type.is_update() && a.is_approval_required_for_update))
     });
-    if needs_approval {
-        return set_state(c, ctx.now, &mut r, RequestState::PendingApproval, "PendingApproval");
+    if needs_approval && let Some(policy) = &policy {
+        return crate::approvals::start_for_request(c, ctx.now, &mut r, policy);
     }
     advance(c, ctx.now, &mut r)
 }
@@ -366,6 +397,19 @@ fn deliver_update(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentReques
         a.schedule.expiration =
             Expiration { kind: e.kind, end_date_time: e.end_for(start).or(e.end_date_time), duration: e.duration };
         a.is_extended = true;
+    } else if r.request_type.is_user() && r.answers.is_empty() {
+        // An extension that names no new end renews for the policy's lifetime from now.
+        if let Some(policy) = repo::get::<Policy>(c, &a.policy_id)?
+            && let Some(end) = policy.expiration.end_for(now)
+            && assignment_end(&a).is_none_or(|current| end > current)
+        {
+            a.schedule.expiration = Expiration {
+                kind: policy.expiration.kind,
+                end_date_time: Some(end),
+                duration: policy.expiration.duration,
+            };
+            a.is_extended = true;
+        }
     }
     if r.request_type == RequestType::UserExtend {
         a.is_extended = true;

@@ -42,7 +42,7 @@ pub type Handler = fn(&JobContext, &mut dyn Conn, &Job) -> Result<()>;
 fn handler(kind: &str) -> Option<Handler> {
     #[allow(clippy::match_single_binding)]
     match kind {
-        _ => crate::delivery::handler(kind),
+        _ => crate::delivery::handler(kind).or_else(|| crate::approvals::handler(kind)),
     }
 }
 

@@ -1,13 +1,15 @@
 //! Access packages, the resource role scopes they grant, and their incompatibilities.
 
 use crate::auth::{CatalogRight, perms};
-use crate::catalogs::{FieldFilter, actor_name, filter_sql, join_where, load_catalog, readable_clause};
+use crate::catalogs::{actor_name, join_where, load_catalog, readable_clause};
+use crate::listing::{ListOptions, Listed};
 use crate::{App, Caller, Page, PageRequest, audit};
 use grantry_domain::model::{
     AccessPackage, Assignment, AssignmentRequest, Catalog, Group, Policy, Resource, ResourceRole, ResourceScope,
     RoleScope,
 };
 use grantry_domain::{Error, ErrorKind, Result, ids};
+use grantry_store::query::{Field, Kind};
 use grantry_store::{Conn, Value, repo};
 
 #[derive(Debug, Clone, Default)]
@@ -123,21 +125,23 @@ pub const PACKAGE_FILTER_COLUMNS: &[(&str, &str)] = &[
     ("uniqueName", "unique_name"),
 ];
 
-/// Packages the caller can read, across catalogs (or in one catalog).
-pub async fn list_packages(
-    app: &App,
-    caller: &Caller,
-    filters: &[FieldFilter],
-    page: PageRequest,
-) -> Result<Page<AccessPackage>> {
+/// Filterable and sortable access package properties.
+pub const PACKAGE_FIELDS: &[Field] = &[
+    crate::listing::ID,
+    Field { names: &["displayName"], sql: "display_name", kind: Kind::TextIgnoreCase },
+    Field { names: &["description"], sql: "json_extract(body, '$.description')", kind: Kind::TextIgnoreCase },
+    Field { names: &["isHidden"], sql: "is_hidden", kind: Kind::Bool },
+    Field { names: &["catalog/id", "catalogId", "accessPackageCatalog/id"], sql: "catalog_id", kind: Kind::Id },
+    Field { names: &["uniqueName"], sql: "unique_name", kind: Kind::TextIgnoreCase },
+    Field { names: &["createdDateTime"], sql: "created_us", kind: Kind::Time },
+    Field { names: &["modifiedDateTime"], sql: "modified_us", kind: Kind::Time },
+];
+
+/// Packages the caller can read, across catalogs.
+pub async fn list_packages(app: &App, caller: &Caller, options: ListOptions) -> Result<Listed<AccessPackage>> {
     caller.require(perms::EM_READ)?;
-    let (filter, mut params) = filter_sql(filters, PACKAGE_FILTER_COLUMNS, "access packages")?;
-    let mut clauses = vec![filter];
-    readable_clause(caller, "catalog_id", &mut clauses, &mut params);
-    let sql = join_where(&clauses);
-    app.store
-        .read(move |c| Ok(Page::from_rows(repo::list(c, &sql, &params, page.after_seq, page.size + 1)?, page.size)))
-        .await
+    let scope = crate::catalogs::readable_scope(caller, "catalog_id");
+    app.store.read(move |c| crate::listing::list(c, PACKAGE_FIELDS, scope, &options)).await
 }
 
 pub async fn packages_by_ids(app: &App, ids: Vec<String>) -> Result<Vec<AccessPackage>> {

@@ -9,13 +9,14 @@
 use crate::audit::{self, AuditEvent};
 use crate::auth::{CatalogRight, perms};
 use crate::delivery;
-use crate::{App, Caller, Page, PageRequest};
+use crate::{App, Caller};
 use chrono::{DateTime, Utc};
 use grantry_domain::enums::{
     AllowedTargetScope, ExpirationType, RequestState, RequestType, SubjectLifecycle, SubjectType, UserType,
 };
 use grantry_domain::model::*;
 use grantry_domain::{Error, ErrorKind, Result, ids};
+use grantry_store::query::Sql;
 use grantry_store::{Conn, Value, repo};
 use serde_json::json;
 
@@ -991,7 +992,9 @@ pub(crate) fn visibility(c: &mut dyn Conn, caller: &Caller, mine: Mine, table: &
                 )
             });
         }
-        Mine::Approver => return Ok(("1 = 0".into(), vec![])),
+        Mine::Approver => {
+            return Ok(crate::approvals::id_in("id", &crate::approvals::awaiting_ids(c, caller.id())?));
+        }
         Mine::Mine => {
             let mut p = vec![Value::from(&me)];
             if table == "requests" {
@@ -1027,20 +1030,14 @@ pub async fn list_requests(
     app: &App,
     caller: &Caller,
     mine: Mine,
-    filter: Option<grantry_odata::Expr>,
-    page: PageRequest,
-) -> Result<Page<AssignmentRequest>> {
-    let (fsql, fparams) = match &filter {
-        Some(f) => crate::filters::translate(f, crate::filters::Table::Requests)?,
-        None => (String::new(), vec![]),
-    };
+    options: crate::listing::ListOptions,
+) -> Result<crate::listing::Listed<AssignmentRequest>> {
     let caller = caller.clone();
     app.store
         .read(move |c| {
-            let (vsql, mut params) = visibility(c, &caller, mine, "requests")?;
-            let where_sql = crate::filters::join(&vsql, &fsql);
-            params.extend(fparams);
-            Ok(Page::from_rows(repo::list(c, &where_sql, &params, page.after_seq, page.size + 1)?, page.size))
+            let (text, params) = visibility(c, &caller, mine, "requests")?;
+            let scope = if text.trim().is_empty() { Vec::new() } else { vec![Sql { text, params }] };
+            crate::listing::list(c, crate::filters::REQUEST_FIELDS, scope, &options)
         })
         .await
 }
@@ -1083,6 +1080,9 @@ pub async fn cancel_request(app: &App, caller: &Caller, id: &str) -> Result<()> 
             let mut r = load_for_action(c, &caller, &id, true)?;
             if !matches!(r.state, RequestState::Submitted | RequestState::PendingApproval | RequestState::Scheduled) {
                 return Err(invalid_state(&r, "canceled", "submitted, pendingApproval or scheduled"));
+            }
+            if r.state == RequestState::PendingApproval {
+                crate::approvals::cancel(c, &r.id)?;
             }
             r.state = RequestState::Canceled;
             r.status = "Canceled".into();

@@ -1,6 +1,6 @@
 //! Approvals: v1.0 `approval` with `stages`, beta `approval` with `steps`.
 
-use crate::render::{Dialect, object, odata_type, opt_str, ts_opt};
+use crate::render::{Dialect, object, odata_type, ts_opt};
 use grantry_domain::model::{Approval, ApprovalStageRecord};
 use serde_json::{Value, json};
 
@@ -14,7 +14,8 @@ pub fn stage(s: &ApprovalStageRecord, dialect: Dialect, viewer: Option<&str>) ->
         ("reviewResult", json!(s.review_result.as_str())),
         ("status", json!(s.status.as_str())),
         ("assignedToMe", json!(viewer.is_some_and(|v| s.may_decide(v)))),
-        ("justification", opt_str(&s.justification)),
+        // The docs example shows "" for a stage nobody has reviewed yet.
+        ("justification", json!(s.justification.clone().unwrap_or_default())),
         (
             "reviewedBy",
             s.reviewed_by.as_ref().map(|i| json!({ "id": i.id, "displayName": i.display_name })).unwrap_or(Value::Null),

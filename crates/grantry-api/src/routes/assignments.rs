@@ -6,7 +6,7 @@ use crate::auth::Authed;
 use crate::error::ApiResult;
 use crate::extract::{GraphJson, RawQuery, Root};
 use crate::respond::{self, EM};
-use crate::routes::requests::{expand_items, filter_expr, unknown_expand};
+use crate::routes::requests::{expand_items, unknown_expand};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -81,19 +81,20 @@ async fn respond_page(
     s: &AppState,
     d: Dialect,
     q: &RawQuery,
-    page: grantry_core::Page<Assignment>,
+    listed: grantry_core::listing::Listed<Assignment>,
     expand: &[ExpandItem],
 ) -> ApiResult<Response> {
-    let mut items = Vec::with_capacity(page.items.len());
-    for a in &page.items {
+    let mut items = Vec::with_capacity(listed.items.len());
+    for a in &listed.items {
         items.push(render(&s.app, d, a, expand).await?);
     }
-    Ok(respond::collection(s, d, &set_name(d), items, page.next_after_seq, q, None))
+    let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
+    Ok(respond::listed(s, d, &set_name(d), listed, q))
 }
 
 async fn list_with(s: &AppState, d: Dialect, caller: &Caller, q: &RawQuery, mine: Mine) -> ApiResult<Response> {
     let expand = expand_items(q)?;
-    let page = assignments::list_assignments(&s.app, caller, mine, filter_expr(q)?, None, q.page()?).await?;
+    let page = assignments::list_assignments(&s.app, caller, mine, q.list_options()?, None).await?;
     respond_page(s, d, q, page, &expand).await
 }
 
@@ -136,7 +137,7 @@ async fn additional_access(
     let expand = expand_items(&q)?;
     let a = function_arg(&args, "accessPackageId").unwrap_or_default();
     let b = function_arg(&args, "incompatibleAccessPackageId").unwrap_or_default();
-    let page = assignments::additional_access(&s.app, &caller, &a, &b, filter_expr(&q)?, q.page()?).await?;
+    let page = assignments::additional_access(&s.app, &caller, &a, &b, q.list_options()?).await?;
     respond_page(&s, d, &q, page, &expand).await
 }
 

@@ -281,11 +281,11 @@ async fn list_catalogs(
     Authed(caller): Authed,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let filters = simple_filters(&q)?;
     let expand = expands(&q)?;
-    let page = catalogs::list_catalogs(&s.app, &caller, &filters, q.page()?).await?;
-    let items = render_catalogs(&s, d, &page.items, &expand).await?;
-    Ok(respond::collection(&s, d, &set(d, sets::CATALOGS), items, page.next_after_seq, &q, None))
+    let listed = catalogs::list_catalogs(&s.app, &caller, q.list_options()?).await?;
+    let items = render_catalogs(&s, d, &listed.items, &expand).await?;
+    let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
+    Ok(respond::listed(&s, d, &set(d, sets::CATALOGS), listed, &q))
 }
 
 async fn update_catalog(

@@ -2,7 +2,9 @@
 //! mounted under both `/v1.0` and `/beta`; the root's [`Dialect`] travels in the request
 //! and selects the rendering. Both dialects' segment names are accepted under both roots.
 
+mod approvals;
 mod assignments;
+mod audit;
 mod catalogs;
 mod devclock;
 mod groups;
@@ -35,6 +37,7 @@ fn graph_routes() -> Router<AppState> {
         .merge(catalogs::routes())
         .merge(packages::routes())
         .merge(policies::routes())
+        .merge(approvals::routes())
 }
 
 /// The whole router, wrapped so that path normalisation happens before routing.
@@ -44,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1.0", graph_routes().layer(Extension(Dialect::V1)))
         .nest("/beta", graph_routes().layer(Extension(Dialect::Beta)))
         .merge(devclock::routes())
+        .merge(audit::routes())
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(fallback)

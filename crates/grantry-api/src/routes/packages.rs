@@ -2,7 +2,7 @@
 //! `/resourceRoleScopes` (beta `/accessPackageResourceRoleScopes`).
 
 use super::catalogs::{
-    em_route, expand_name, expands, insert, nullable_str, patch_display_name, set, simple_filters, unsupported_expand,
+    em_route, expand_name, expands, insert, nullable_str, patch_display_name, set, unsupported_expand,
 };
 use crate::auth::Authed;
 use crate::error::ApiResult;
@@ -242,11 +242,11 @@ async fn list_packages(
     Authed(caller): Authed,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let filters = simple_filters(&q)?;
     let expand = expands(&q)?;
-    let page = packages::list_packages(&s.app, &caller, &filters, q.page()?).await?;
-    let items = render_packages(&s, d, &caller, &page.items, &expand).await?;
-    Ok(respond::collection(&s, d, &packages_set(d), items, page.next_after_seq, &q, None))
+    let listed = packages::list_packages(&s.app, &caller, q.list_options()?).await?;
+    let items = render_packages(&s, d, &caller, &listed.items, &expand).await?;
+    let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
+    Ok(respond::listed(&s, d, &packages_set(d), listed, &q))
 }
 
 async fn update_package(

@@ -52,16 +52,6 @@ pub(crate) fn expand_items(q: &RawQuery) -> Result<Vec<ExpandItem>> {
     }
 }
 
-pub(crate) fn filter_expr(q: &RawQuery) -> Result<Option<grantry_odata::Expr>> {
-    match q.get("$filter") {
-        None => Ok(None),
-        Some(f) if f.trim().is_empty() => Ok(None),
-        Some(f) => grantry_odata::parse_filter(f)
-            .map(Some)
-            .map_err(|e| Error::bad_request("BadRequest", format!("$filter: {e}")).with_target("$filter")),
-    }
-}
-
 /// Renders a request with the navigation properties named in `$expand`.
 async fn render(app: &App, d: Dialect, r: &AssignmentRequest, expand: &[ExpandItem]) -> Result<Value> {
     let mut v = wire::request(r, d);
@@ -183,13 +173,13 @@ async fn get_one(
 
 async fn list_with(s: &AppState, d: Dialect, caller: &Caller, q: &RawQuery, mine: Mine) -> ApiResult<Response> {
     let expand = expand_items(q)?;
-    let filter = filter_expr(q)?;
-    let page = requests::list_requests(&s.app, caller, mine, filter, q.page()?).await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for r in &page.items {
+    let listed = requests::list_requests(&s.app, caller, mine, q.list_options()?).await?;
+    let mut items = Vec::with_capacity(listed.items.len());
+    for r in &listed.items {
         items.push(render(&s.app, d, r, &expand).await?);
     }
-    Ok(respond::collection(s, d, &set_name(d), items, page.next_after_seq, q, None))
+    let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
+    Ok(respond::listed(s, d, &set_name(d), listed, q))
 }
 
 async fn list(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed, q: RawQuery) -> ApiResult<Response> {

@@ -96,7 +96,12 @@ async fn catalog_lifecycle_in_both_dialects() {
     let (_, list) =
         app.get(&app.admin, &em("v1.0", "catalogs?$filter=contains(tolower(displayName),'catalog o')")).await;
     assert_eq!(list["value"].as_array().unwrap().len(), 1, "{list}");
-    let (status, body) = app.get(&app.admin, &em("v1.0", "catalogs?$filter=displayName ne 'x'")).await;
+    let (status, list) =
+        app.get(&app.admin, &em("v1.0", "catalogs?$filter=displayName ne 'General'&$orderby=displayName desc")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["value"][0]["displayName"], "Catalog One", "{list}");
+    assert_eq!(list["value"].as_array().unwrap().len(), 2, "{list}");
+    let (status, body) = app.get(&app.admin, &em("v1.0", "catalogs?$filter=color eq 'x'")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["target"], "$filter");
 

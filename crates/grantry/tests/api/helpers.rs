@@ -856,3 +856,24 @@ pub fn fixture(name: &str) -> Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).expect("fixture is JSON")
 }
+
+impl TestApp {
+    /// Stops the server and starts it again on the same database (a new port; the dev
+    /// clock starts again at wall-clock time). Tokens stay valid: the signing key is stored.
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: Database::Sqlite(self.dir.path().join("grantry.db")),
+            public_base_url: None,
+            log_format: LogFormat::Text,
+            body_limit: Options::default().body_limit,
+            dev_clock: true,
+        };
+        let server = grantry::start(config).await.expect("server restarts");
+        self.base = server.base_url.clone();
+        self.server = Some(server);
+    }
+}

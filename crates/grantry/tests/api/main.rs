@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod approvals;
 mod assignments;
 mod catalogs;
 mod conventions;

@@ -116,3 +116,16 @@ async fn keyset_pages_do_not_skip_or_repeat_with_ties() {
     assert_eq!(upns.len(), 7);
     assert_eq!(unique.len(), 7);
 }
+
+#[tokio::test]
+async fn plus_in_a_query_string_is_a_space_as_in_graph() {
+    let app = TestApp::spawn().await;
+    app.create_user("plus").await;
+    let (status, body) = app.get(&app.admin, "/v1.0/users?$filter=displayName+eq+'plus'").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["value"].as_array().unwrap().len(), 1);
+    let (status, body) =
+        app.get(&app.admin, "/v1.0/users?$filter=createdDateTime%20ge%202020-01-01T00:00:00%2B00:00").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["value"].as_array().unwrap().len(), 1);
+}
