@@ -96,6 +96,14 @@ impl Drop for PgTestDatabase {
     }
 }
 
+/// The database of a test: its PostgreSQL database, or SQLite in its temporary directory.
+fn database_of(dir: &tempfile::TempDir, pg: &Option<PgTestDatabase>) -> Database {
+    match pg {
+        Some(db) => Database::Postgres(db.url.clone()),
+        None => Database::Sqlite(dir.path().join("grantry.db")),
+    }
+}
+
 /// True when the suite runs against PostgreSQL (`GRANTRY_TEST_DATABASE_URL` is set).
 pub fn on_postgres() -> bool {
     std::env::var(TEST_DATABASE_ENV).is_ok_and(|u| !u.trim().is_empty())
@@ -120,13 +128,9 @@ impl TestApp {
     pub async fn spawn_with(options: Options) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let pg = PgTestDatabase::create();
-        let database = match &pg {
-            Some(db) => Database::Postgres(db.url.clone()),
-            None => Database::Sqlite(dir.path().join("grantry.db")),
-        };
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database,
+            database: database_of(&dir, &pg),
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: options.body_limit,
@@ -866,7 +870,7 @@ impl TestApp {
         }
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database: Database::Sqlite(self.dir.path().join("grantry.db")),
+            database: database_of(&self.dir, &self.pg),
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: Options::default().body_limit,
