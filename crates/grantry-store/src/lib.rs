@@ -11,11 +11,15 @@
 mod conn;
 pub mod migrate;
 mod pg;
+#[cfg(test)]
+mod pg_tests;
 pub mod query;
 pub mod records;
 pub mod repo;
 mod sqlite;
 mod store;
+#[cfg(test)]
+mod test_db;
 #[cfg(test)]
 mod writer_tests;
 

@@ -210,6 +210,50 @@ impl ToSql for Param<'_> {
     to_sql_checked!();
 }
 
+/// A NUMERIC (e.g. the result of `SUM` over BIGINT or a literal like `2.5`): an integer
+/// when it has no fractional digits and fits, else a float.
+struct Numeric(Value);
+
+impl<'a> postgres::types::FromSql<'a> for Numeric {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let word = |i: usize| -> std::result::Result<i16, Box<dyn std::error::Error + Sync + Send>> {
+            raw.get(i * 2..i * 2 + 2)
+                .map(|b| i16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| "truncated numeric".into())
+        };
+        let (ndigits, weight, sign, dscale) = (word(0)?, word(1)?, word(2)? as u16, word(3)?);
+        if sign == 0xC000 {
+            return Ok(Numeric(Value::Real(f64::NAN)));
+        }
+        let negative = sign == 0x4000;
+        let mut float = 0f64;
+        let mut int: Option<i128> = Some(0);
+        for i in 0..ndigits.max(0) as usize {
+            let digit = word(4 + i)?;
+            let exponent = i32::from(weight) - i as i32;
+            float += f64::from(digit) * 10_000f64.powi(exponent);
+            int = match (int, exponent >= 0) {
+                (Some(acc), true) => u32::try_from(exponent)
+                    .ok()
+                    .and_then(|e| 10_000i128.checked_pow(e))
+                    .and_then(|p| p.checked_mul(i128::from(digit)))
+                    .and_then(|v| acc.checked_add(v)),
+                (acc, false) if digit == 0 => acc,
+                _ => None,
+            };
+        }
+        let int = int.map(|v| if negative { -v } else { v }).and_then(|v| i64::try_from(v).ok());
+        Ok(Numeric(match int {
+            Some(v) if dscale == 0 => Value::Int(v),
+            _ => Value::Real(if negative { -float } else { float }),
+        }))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+}
+
 fn column_value(row: &postgres::Row, i: usize) -> Result<Value> {
     let ty = row.columns()[i].type_().clone();
     let bad = |e: postgres::Error| Error::internal(format!("cannot read column {i} ({ty}): {e}"));
@@ -220,6 +264,7 @@ fn column_value(row: &postgres::Row, i: usize) -> Result<Value> {
         Type::BOOL => row.try_get::<_, Option<bool>>(i).map_err(bad)?.map(|v| Value::Int(v.into())),
         Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map_err(bad)?.map(Value::Real),
         Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map_err(bad)?.map(|v| Value::Real(v.into())),
+        Type::NUMERIC => row.try_get::<_, Option<Numeric>>(i).map_err(bad)?.map(|n| n.0),
         _ => row.try_get::<_, Option<String>>(i).map_err(bad)?.map(Value::Text),
     }
     .unwrap_or(Value::Null))
