@@ -12,57 +12,6 @@ use grantry_domain::{Error, ErrorKind, Result, ids};
 use grantry_store::query::{Field, Kind, Sql};
 use grantry_store::{Conn, Value, repo};
 
-/// How a simple `$filter` term compares a property with a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Match {
-    /// `prop eq 'v'` (case-insensitive, as Entra compares strings).
-    Eq,
-    /// `contains(tolower(prop),'v')` or `contains(prop,'v')`.
-    Contains,
-}
-
-/// One term of a `$filter` made only of terms joined with `and`. `field` is the property
-/// path in lower case with `/` between segments, e.g. `displayname`, `resource/id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldFilter {
-    pub field: String,
-    pub op: Match,
-    pub value: String,
-}
-
-/// Translates `filters` into a WHERE fragment over `columns` (field → column). A field not
-/// in `columns` is refused with a message listing the supported ones.
-pub fn filter_sql(filters: &[FieldFilter], columns: &[(&str, &str)], collection: &str) -> Result<(String, Vec<Value>)> {
-    let mut clauses = Vec::new();
-    let mut params = Vec::new();
-    for f in filters {
-        let Some((_, column)) = columns.iter().find(|(name, _)| name.eq_ignore_ascii_case(&f.field)) else {
-            let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
-            return Err(Error::bad_request(
-                "BadRequest",
-                format!(
-                    "$filter on '{}' is not supported for {collection}; the properties that can be filtered are: {}.",
-                    f.field,
-                    names.join(", ")
-                ),
-            )
-            .with_target("$filter"));
-        };
-        match f.op {
-            Match::Eq => {
-                clauses.push(format!("LOWER({column}) = ?"));
-                params.push(Value::from(f.value.to_lowercase()));
-            }
-            Match::Contains => {
-                let escaped = f.value.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-                clauses.push(format!("LOWER({column}) LIKE ? ESCAPE '\\'"));
-                params.push(Value::from(format!("%{escaped}%")));
-            }
-        }
-    }
-    Ok((clauses.join(" AND "), params))
-}
-
 /// Adds `catalog_column IN (...)` for the catalogs a delegated caller may read.
 pub(crate) fn readable_clause(
     caller: &Caller,

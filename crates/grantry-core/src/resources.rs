@@ -2,13 +2,13 @@
 //! A group resource has two roles (`Member`, `Owner`) and one root scope.
 
 use crate::auth::{CatalogRight, perms};
-use crate::catalogs::{
-    FieldFilter, actor_name, filter_sql, join_where, load_catalog, may_manage_group, readable_clause,
-};
-use crate::{App, Caller, Page, PageRequest, audit};
+use crate::catalogs::{actor_name, join_where, load_catalog, may_manage_group};
+use crate::listing::{ListOptions, Listed};
+use crate::{App, Caller, audit};
 use grantry_domain::enums::{RequestState, RequestType};
 use grantry_domain::model::{Group, Resource, ResourceRequest, ResourceRole, ResourceScope, origin_system};
 use grantry_domain::{Error, ErrorKind, Result, ids};
+use grantry_store::query::{Field, Kind, Sql};
 use grantry_store::{Conn, Value, repo};
 
 /// A resource request as the wire layer read it (either dialect's body).
@@ -344,69 +344,62 @@ pub async fn get_resource_request(app: &App, caller: &Caller, id: &str) -> Resul
     Ok(request)
 }
 
+pub const RESOURCE_REQUEST_FIELDS: &[Field] = &[
+    crate::listing::ID,
+    Field { names: &["catalog/id", "catalogId"], sql: "catalog_id", kind: Kind::Id },
+    Field {
+        names: &["requestType"],
+        sql: "request_type",
+        kind: Kind::Enum { normalize: |s| RequestType::parse(s).map(|v| v.v1()), allowed: RequestType::allowed },
+    },
+    Field {
+        names: &["state", "requestState"],
+        sql: "state",
+        kind: Kind::Enum { normalize: |s| RequestState::parse(s).map(|v| v.v1()), allowed: RequestState::allowed },
+    },
+    Field { names: &["createdDateTime"], sql: "created_us", kind: Kind::Time },
+];
+
 pub async fn list_resource_requests(
     app: &App,
     caller: &Caller,
-    filters: &[FieldFilter],
-    page: PageRequest,
-) -> Result<Page<ResourceRequest>> {
+    options: ListOptions,
+) -> Result<Listed<ResourceRequest>> {
     caller.require(perms::EM_READ)?;
-    let (filter, mut params) = filter_sql(
-        filters,
-        &[
-            ("id", "id"),
-            ("catalogId", "catalog_id"),
-            ("catalog/id", "catalog_id"),
-            ("requestType", "request_type"),
-            ("state", "state"),
-            ("requestState", "state"),
-        ],
-        "resource requests",
-    )?;
-    let mut clauses = vec![filter];
-    readable_clause(caller, "catalog_id", &mut clauses, &mut params);
-    let sql = join_where(&clauses);
-    app.store
-        .read(move |c| Ok(Page::from_rows(repo::list(c, &sql, &params, page.after_seq, page.size + 1)?, page.size)))
-        .await
+    let scope = crate::catalogs::readable_scope(caller, "catalog_id");
+    app.store.read(move |c| crate::listing::list(c, RESOURCE_REQUEST_FIELDS, scope, &options)).await
 }
 
 /// Resources of one catalog, or of every catalog the caller can read when `catalog_id` is
 /// `None`.
+pub const RESOURCE_FIELDS: &[Field] = &[
+    crate::listing::ID,
+    Field { names: &["originId"], sql: "origin_id", kind: Kind::Text },
+    Field { names: &["originSystem"], sql: "origin_system", kind: Kind::TextIgnoreCase },
+    Field { names: &["displayName"], sql: "display_name", kind: Kind::TextIgnoreCase },
+    Field { names: &["description"], sql: "json_extract(body, '$.description')", kind: Kind::TextIgnoreCase },
+    Field { names: &["resourceType"], sql: "json_extract(body, '$.resourceType')", kind: Kind::TextIgnoreCase },
+    Field { names: &["catalog/id", "catalogId"], sql: "catalog_id", kind: Kind::Id },
+    Field { names: &["createdDateTime", "addedOn"], sql: "created_us", kind: Kind::Time },
+];
+
 pub async fn list_resources(
     app: &App,
     caller: &Caller,
     catalog_id: Option<&str>,
-    filters: &[FieldFilter],
-    page: PageRequest,
-) -> Result<Page<Resource>> {
+    options: ListOptions,
+) -> Result<Listed<Resource>> {
     caller.require(perms::EM_READ)?;
-    let (filter, mut params) = filter_sql(
-        filters,
-        &[
-            ("id", "id"),
-            ("originId", "origin_id"),
-            ("originSystem", "origin_system"),
-            ("displayName", "display_name"),
-            ("catalogId", "catalog_id"),
-        ],
-        "resources",
-    )?;
-    let mut clauses = vec![filter];
-    match catalog_id {
+    let scope = match catalog_id {
         Some(cid) => {
             let key = cid.to_string();
             let catalog = app.store.read(move |c| load_catalog(c, &key)).await?;
             caller.require_in_catalog(&catalog.id, CatalogRight::Read)?;
-            clauses.push("catalog_id = ?".into());
-            params.push(Value::from(catalog.id));
+            vec![Sql { text: "catalog_id = ?".into(), params: vec![Value::from(catalog.id)] }]
         }
-        None => readable_clause(caller, "catalog_id", &mut clauses, &mut params),
-    }
-    let sql = join_where(&clauses);
-    app.store
-        .read(move |c| Ok(Page::from_rows(repo::list(c, &sql, &params, page.after_seq, page.size + 1)?, page.size)))
-        .await
+        None => crate::catalogs::readable_scope(caller, "catalog_id"),
+    };
+    app.store.read(move |c| crate::listing::list(c, RESOURCE_FIELDS, scope, &options)).await
 }
 
 /// One resource; with `catalog_id`, it must belong to that catalog.
@@ -504,61 +497,44 @@ pub async fn scopes_by_ids(app: &App, ids: Vec<String>) -> Result<Vec<ResourceSc
 
 /// Roles of a catalog's resources (`/catalogs/{id}/resourceRoles`), optionally of one
 /// resource (`/catalogs/{id}/resources/{rid}/roles`).
+pub const RESOURCE_ROLE_FIELDS: &[Field] = &[
+    crate::listing::ID,
+    Field { names: &["originId"], sql: "origin_id", kind: Kind::Text },
+    Field { names: &["originSystem"], sql: "origin_system", kind: Kind::TextIgnoreCase },
+    Field { names: &["displayName"], sql: "display_name", kind: Kind::TextIgnoreCase },
+    Field { names: &["resource/id", "accessPackageResource/id"], sql: "resource_id", kind: Kind::Id },
+];
+
 pub async fn list_resource_roles(
     app: &App,
     caller: &Caller,
     catalog_id: &str,
     resource_id: Option<&str>,
-    filters: &[FieldFilter],
-    page: PageRequest,
-) -> Result<Page<ResourceRole>> {
-    let (mut clauses, mut params) = child_scope(app, caller, catalog_id, resource_id).await?;
-    let (filter, fparams) = filter_sql(
-        filters,
-        &[
-            ("id", "id"),
-            ("originId", "origin_id"),
-            ("originSystem", "origin_system"),
-            ("displayName", "display_name"),
-            ("resource/id", "resource_id"),
-            ("accessPackageResource/id", "resource_id"),
-        ],
-        "resource roles",
-    )?;
-    clauses.push(filter);
-    params.extend(fparams);
-    let sql = join_where(&clauses);
-    app.store
-        .read(move |c| Ok(Page::from_rows(repo::list(c, &sql, &params, page.after_seq, page.size + 1)?, page.size)))
-        .await
+    options: ListOptions,
+) -> Result<Listed<ResourceRole>> {
+    let (clauses, params) = child_scope(app, caller, catalog_id, resource_id).await?;
+    let scope = vec![Sql { text: join_where(&clauses), params }];
+    app.store.read(move |c| crate::listing::list(c, RESOURCE_ROLE_FIELDS, scope, &options)).await
 }
+
+pub const RESOURCE_SCOPE_FIELDS: &[Field] = &[
+    crate::listing::ID,
+    Field { names: &["originId"], sql: "origin_id", kind: Kind::Text },
+    Field { names: &["originSystem"], sql: "origin_system", kind: Kind::TextIgnoreCase },
+    Field { names: &["displayName"], sql: "json_extract(body, '$.displayName')", kind: Kind::TextIgnoreCase },
+    Field { names: &["resource/id", "accessPackageResource/id"], sql: "resource_id", kind: Kind::Id },
+];
 
 pub async fn list_resource_scopes(
     app: &App,
     caller: &Caller,
     catalog_id: &str,
     resource_id: Option<&str>,
-    filters: &[FieldFilter],
-    page: PageRequest,
-) -> Result<Page<ResourceScope>> {
-    let (mut clauses, mut params) = child_scope(app, caller, catalog_id, resource_id).await?;
-    let (filter, fparams) = filter_sql(
-        filters,
-        &[
-            ("id", "id"),
-            ("originId", "origin_id"),
-            ("originSystem", "origin_system"),
-            ("resource/id", "resource_id"),
-            ("accessPackageResource/id", "resource_id"),
-        ],
-        "resource scopes",
-    )?;
-    clauses.push(filter);
-    params.extend(fparams);
-    let sql = join_where(&clauses);
-    app.store
-        .read(move |c| Ok(Page::from_rows(repo::list(c, &sql, &params, page.after_seq, page.size + 1)?, page.size)))
-        .await
+    options: ListOptions,
+) -> Result<Listed<ResourceScope>> {
+    let (clauses, params) = child_scope(app, caller, catalog_id, resource_id).await?;
+    let scope = vec![Sql { text: join_where(&clauses), params }];
+    app.store.read(move |c| crate::listing::list(c, RESOURCE_SCOPE_FIELDS, scope, &options)).await
 }
 
 async fn child_scope(

@@ -12,7 +12,8 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
-use grantry_core::catalogs::{self, CatalogPatch, FieldFilter, Match, NewCatalog, SettingsPatch};
+use grantry_core::catalogs::{self, CatalogPatch, NewCatalog, SettingsPatch};
+use grantry_core::listing::Listed;
 use grantry_core::resources::{self, NewResourceRequest};
 use grantry_domain::Error;
 use grantry_domain::enums::{CatalogState, ExternalUserLifecycleAction, RequestType};
@@ -20,7 +21,6 @@ use grantry_domain::model::{Resource, ResourceRole, ResourceScope};
 use grantry_graph::catalog::{self as wire, nav, sets};
 use grantry_graph::{Body, Dialect};
 use grantry_odata::ExpandItem;
-use grantry_odata::ast::{BinaryOp, Expr, Function, Literal};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -45,71 +45,6 @@ pub(crate) fn em_route(router: Router<AppState>, pattern: &str, handler: MethodR
 /// The `@odata.context` set path for a collection below the EM root.
 pub(crate) fn set(d: Dialect, pair: (&'static str, &'static str)) -> String {
     format!("{EM}/{}", wire::name(d, pair))
-}
-
-fn bad_filter(message: impl Into<String>) -> ApiError {
-    Error::bad_request("BadRequest", message).with_target("$filter").into()
-}
-
-fn literal_text(l: &Literal) -> Option<String> {
-    match l {
-        Literal::String(s) | Literal::Guid(s) => Some(s.clone()),
-        Literal::Boolean(b) => Some(b.to_string()),
-        Literal::Integer(i) => Some(i.to_string()),
-        Literal::Enum { value, .. } => Some(value.clone()),
-        _ => None,
-    }
-}
-
-fn term(e: &Expr, out: &mut Vec<FieldFilter>) -> Result<(), ApiError> {
-    const HELP: &str = "Only terms of the form prop eq 'value' and contains(tolower(prop),'value'), joined with 'and', are supported here.";
-    match e {
-        Expr::Binary { op: BinaryOp::And, left, right } => {
-            term(left, out)?;
-            term(right, out)
-        }
-        Expr::Binary { op: BinaryOp::Eq, left, right } => {
-            let (path, lit) = match (left.as_ref(), right.as_ref()) {
-                (Expr::Path(p), Expr::Literal(l)) | (Expr::Literal(l), Expr::Path(p)) => (p, l),
-                _ => return Err(bad_filter(format!("The $filter term '{e}' is not supported. {HELP}"))),
-            };
-            let value = literal_text(lit)
-                .ok_or_else(|| bad_filter(format!("The value in '{e}' must be a quoted string. {HELP}")))?;
-            out.push(FieldFilter { field: path.join("/"), op: Match::Eq, value });
-            Ok(())
-        }
-        Expr::Call { function: Function::Contains, args } => {
-            let path = match args.first() {
-                Some(Expr::Path(p)) => p,
-                Some(Expr::Call { function: Function::ToLower | Function::ToUpper, args: inner }) => {
-                    match inner.first() {
-                        Some(Expr::Path(p)) => p,
-                        _ => return Err(bad_filter(format!("The $filter term '{e}' is not supported. {HELP}"))),
-                    }
-                }
-                _ => return Err(bad_filter(format!("The $filter term '{e}' is not supported. {HELP}"))),
-            };
-            let value = match args.get(1) {
-                Some(Expr::Literal(Literal::String(s))) => s.clone(),
-                _ => return Err(bad_filter(format!("The second argument of '{e}' must be a quoted string."))),
-            };
-            out.push(FieldFilter { field: path.join("/"), op: Match::Contains, value });
-            Ok(())
-        }
-        _ => Err(bad_filter(format!("The $filter expression '{e}' is not supported. {HELP}"))),
-    }
-}
-
-/// Reads a `$filter` made of `eq` and `contains` terms joined with `and`.
-pub(crate) fn simple_filters(q: &RawQuery) -> ApiResult<Vec<FieldFilter>> {
-    let Some(text) = q.get("$filter") else { return Ok(Vec::new()) };
-    if text.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    let expr = grantry_odata::parse_filter(text).map_err(|e| bad_filter(e.to_string()))?;
-    let mut out = Vec::new();
-    term(&expr, &mut out)?;
-    Ok(out)
 }
 
 /// Reads `$expand`.
@@ -367,12 +302,11 @@ async fn list_catalog_resources(
     Path(id): Path<String>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let filters = simple_filters(&q)?;
     let expand = expands(&q)?;
-    let page = resources::list_resources(&s.app, &caller, Some(&id), &filters, q.page()?).await?;
-    let items = render_resources(&s, d, &page.items, &expand).await?;
+    let listed = resources::list_resources(&s.app, &caller, Some(&id), q.list_options()?).await?;
+    let items = render_resources(&s, d, &listed.items, &expand).await?;
     let ctx = format!("{}/{id}/{}", set(d, sets::CATALOGS), wire::name(d, sets::RESOURCES));
-    Ok(respond::collection(&s, d, &ctx, items, page.next_after_seq, &q, None))
+    Ok(respond::listed(&s, d, &ctx, Listed { items, next: listed.next, count: listed.count }, &q))
 }
 
 async fn get_catalog_resource(
@@ -395,11 +329,10 @@ async fn list_all_resources(
     Authed(caller): Authed,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let filters = simple_filters(&q)?;
     let expand = expands(&q)?;
-    let page = resources::list_resources(&s.app, &caller, None, &filters, q.page()?).await?;
-    let items = render_resources(&s, d, &page.items, &expand).await?;
-    Ok(respond::collection(&s, d, &set(d, sets::RESOURCES), items, page.next_after_seq, &q, None))
+    let listed = resources::list_resources(&s.app, &caller, None, q.list_options()?).await?;
+    let items = render_resources(&s, d, &listed.items, &expand).await?;
+    Ok(respond::listed(&s, d, &set(d, sets::RESOURCES), Listed { items, next: listed.next, count: listed.count }, &q))
 }
 
 async fn get_any_resource(
@@ -447,13 +380,13 @@ async fn roles_response(
     d: Dialect,
     q: &RawQuery,
     ctx: String,
-    page: grantry_core::Page<ResourceRole>,
+    page: Listed<ResourceRole>,
 ) -> ApiResult<Response> {
     let expand = expands(q)?;
     let mut items: Vec<Value> = page.items.iter().map(|r| wire::resource_role(r, d)).collect();
     expand_parent_resource(s, d, &mut items, page.items.iter().map(|r| r.resource_id.clone()).collect(), &expand)
         .await?;
-    Ok(respond::collection(s, d, &ctx, items, page.next_after_seq, q, None))
+    Ok(respond::listed(s, d, &ctx, Listed { items, next: page.next, count: page.count }, q))
 }
 
 async fn scopes_response(
@@ -461,13 +394,13 @@ async fn scopes_response(
     d: Dialect,
     q: &RawQuery,
     ctx: String,
-    page: grantry_core::Page<ResourceScope>,
+    page: Listed<ResourceScope>,
 ) -> ApiResult<Response> {
     let expand = expands(q)?;
     let mut items: Vec<Value> = page.items.iter().map(|r| wire::resource_scope(r, d)).collect();
     expand_parent_resource(s, d, &mut items, page.items.iter().map(|r| r.resource_id.clone()).collect(), &expand)
         .await?;
-    Ok(respond::collection(s, d, &ctx, items, page.next_after_seq, q, None))
+    Ok(respond::listed(s, d, &ctx, Listed { items, next: page.next, count: page.count }, q))
 }
 
 async fn list_catalog_roles(
@@ -477,8 +410,7 @@ async fn list_catalog_roles(
     Path(id): Path<String>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let filters = simple_filters(&q)?;
-    let page = resources::list_resource_roles(&s.app, &caller, &id, None, &filters, q.page()?).await?;
+    let page = resources::list_resource_roles(&s.app, &caller, &id, None, q.list_options()?).await?;
     let ctx = format!("{}/{id}/{}", set(d, sets::CATALOGS), wire::name(d, sets::RESOURCE_ROLES));
     roles_response(&s, d, &q, ctx, page).await
 }
@@ -490,8 +422,7 @@ async fn list_catalog_scopes(
     Path(id): Path<String>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let filters = simple_filters(&q)?;
-    let page = resources::list_resource_scopes(&s.app, &caller, &id, None, &filters, q.page()?).await?;
+    let page = resources::list_resource_scopes(&s.app, &caller, &id, None, q.list_options()?).await?;
     let ctx = format!("{}/{id}/{}", set(d, sets::CATALOGS), wire::name(d, sets::RESOURCE_SCOPES));
     scopes_response(&s, d, &q, ctx, page).await
 }
@@ -503,8 +434,7 @@ async fn list_resource_roles_of_resource(
     Path((id, rid)): Path<(String, String)>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let filters = simple_filters(&q)?;
-    let page = resources::list_resource_roles(&s.app, &caller, &id, Some(&rid), &filters, q.page()?).await?;
+    let page = resources::list_resource_roles(&s.app, &caller, &id, Some(&rid), q.list_options()?).await?;
     let ctx = format!(
         "{}/{id}/{}/{rid}/{}",
         set(d, sets::CATALOGS),
@@ -521,8 +451,7 @@ async fn list_resource_scopes_of_resource(
     Path((id, rid)): Path<(String, String)>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let filters = simple_filters(&q)?;
-    let page = resources::list_resource_scopes(&s.app, &caller, &id, Some(&rid), &filters, q.page()?).await?;
+    let page = resources::list_resource_scopes(&s.app, &caller, &id, Some(&rid), q.list_options()?).await?;
     let ctx = format!(
         "{}/{id}/{}/{rid}/{}",
         set(d, sets::CATALOGS),
@@ -620,11 +549,11 @@ async fn list_resource_requests(
     Authed(caller): Authed,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let filters = simple_filters(&q)?;
     let expand = expands(&q)?;
-    let page = resources::list_resource_requests(&s.app, &caller, &filters, q.page()?).await?;
-    let items = render_requests(d, &page.items, &expand)?;
-    Ok(respond::collection(&s, d, &set(d, sets::RESOURCE_REQUESTS), items, page.next_after_seq, &q, None))
+    let listed = resources::list_resource_requests(&s.app, &caller, q.list_options()?).await?;
+    let items = render_requests(d, &listed.items, &expand)?;
+    let listed = Listed { items, next: listed.next, count: listed.count };
+    Ok(respond::listed(&s, d, &set(d, sets::RESOURCE_REQUESTS), listed, &q))
 }
 
 // ---------------------------------------------------------------------------------------
