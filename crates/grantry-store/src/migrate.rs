@@ -62,7 +62,7 @@ pub(crate) fn apply(conn: &rusqlite::Connection) -> Result<Vec<i64>> {
 pub(crate) fn apply_postgres(client: &mut crate::pg::PgClient) -> Result<Vec<i64>> {
     use crate::pg::PgConn;
     client.batch(&format!(
-        "BEGIN; SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK}); \
+        "BEGIN; SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK}); \
          CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_us BIGINT NOT NULL)"
     ))?;
     let result = (|| {

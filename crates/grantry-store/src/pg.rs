@@ -27,7 +27,7 @@ impl PgClient {
             Error::new(
                 ErrorKind::Unavailable,
                 "serviceNotAvailable",
-                format!("cannot connect to PostgreSQL at {}: {e}", redact(url)),
+                format!("cannot connect to PostgreSQL at {}: {}", redact(url), with_causes(&e)),
             )
         })?;
         Ok(PgClient { client, statements: HashMap::new() })
@@ -53,6 +53,19 @@ impl PgClient {
         self.statements.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
+}
+
+/// An error's message followed by its causes ("error connecting to server: Connection
+/// refused …").
+fn with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Drops `clients` on a thread of their own: closing a synchronous client blocks, which is
@@ -148,7 +161,7 @@ pub(crate) fn map_err(e: postgres::Error) -> Error {
             "The database connection was lost; retry the request.",
         );
     }
-    Error::internal(format!("database error: {e}"))
+    Error::internal(format!("database error: {}", with_causes(&e)))
 }
 
 /// A bound parameter: converted to whatever type the server expects for its position.

@@ -148,3 +148,27 @@ pub fn parse_database(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Data
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_choose_the_backend() {
+        let dir = Path::new("/data");
+        assert_eq!(parse_database(None, dir).unwrap(), Database::Sqlite(PathBuf::from("/data/grantry.db")));
+        assert_eq!(parse_database(Some("sqlite:/x/g.db"), dir).unwrap(), Database::Sqlite(PathBuf::from("/x/g.db")));
+        assert_eq!(parse_database(Some("g.db"), dir).unwrap(), Database::Sqlite(PathBuf::from("g.db")));
+        assert_eq!(
+            parse_database(Some("postgres://u:secret@db:5432/grantry"), dir).unwrap(),
+            Database::Postgres("postgres://u:secret@db:5432/grantry".into())
+        );
+        assert!(matches!(parse_database(Some("postgresql://db/g"), dir).unwrap(), Database::Postgres(_)));
+        let e = parse_database(Some("mysql://db/g"), dir).unwrap_err().to_string();
+        assert!(e.contains("postgres://"), "{e}");
+        assert!(parse_database(Some("sqlite:"), dir).is_err());
+        // Passwords never reach logs.
+        let shown = format!("{:?}", Database::Postgres("postgres://u:secret@db/g".into()));
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+}
