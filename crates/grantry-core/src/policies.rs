@@ -14,18 +14,13 @@
 
 use crate::audit::{self, AuditEvent};
 use crate::auth::{CatalogRight, perms};
-use crate::{App, Caller, Page, PageRequest};
+use crate::listing::{ListOptions, Listed};
+use crate::{App, Caller};
 use grantry_domain::model::{AccessPackage, Catalog, Policy, PolicyInput};
 use grantry_domain::{Error, ErrorKind, Result, ids};
+use grantry_store::query::{Field, Kind, Sql};
 use grantry_store::{Conn, Value, repo};
 use std::collections::HashMap;
-
-/// A `$filter` term the policy list understands.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PolicyFilter {
-    DisplayName(String),
-    AccessPackageId(String),
-}
 
 /// Where a nested path put the request: `/accessPackages/{id}/…` or
 /// `/catalogs/{catalog}/accessPackages/{id}/…`.
@@ -171,49 +166,45 @@ pub async fn get_policy(app: &App, caller: &Caller, id: &str, scope: Option<Pack
     Ok(policy)
 }
 
+fn allowed_scope(s: &str) -> Option<&'static str> {
+    grantry_domain::enums::AllowedTargetScope::parse_lenient(s).map(|v| v.v1())
+}
+
+/// Filterable and sortable policy properties.
+pub const POLICY_FIELDS: &[Field] = &[
+    crate::listing::ID,
+    Field { names: &["displayName"], sql: "display_name", kind: Kind::TextIgnoreCase },
+    Field { names: &["description"], sql: "json_extract(body, '$.description')", kind: Kind::TextIgnoreCase },
+    Field { names: &["accessPackage/id", "accessPackageId"], sql: "access_package_id", kind: Kind::Id },
+    Field { names: &["catalog/id", "accessPackageCatalog/id", "catalogId"], sql: "catalog_id", kind: Kind::Id },
+    Field {
+        names: &["allowedTargetScope", "requestorSettings/scopeType"],
+        sql: "allowed_target_scope",
+        kind: Kind::Enum { normalize: allowed_scope, allowed: grantry_domain::enums::AllowedTargetScope::allowed },
+    },
+    Field { names: &["createdDateTime"], sql: "created_us", kind: Kind::Time },
+    Field { names: &["modifiedDateTime"], sql: "modified_us", kind: Kind::Time },
+];
+
 /// Lists policies the caller may read: all of them for tenant-wide readers, those in the
 /// caller's catalogs otherwise. `scope` restricts to one package (read right on its catalog
 /// needed).
 pub async fn list_policies(
     app: &App,
     caller: &Caller,
-    filters: Vec<PolicyFilter>,
+    options: ListOptions,
     scope: Option<PackageScope>,
-    page: PageRequest,
-) -> Result<Page<Policy>> {
+) -> Result<Listed<Policy>> {
     caller.require(perms::EM_READ)?;
-    let mut clauses: Vec<String> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    if let Some(scope) = &scope {
-        let package = scoped_package(app, scope).await?;
-        caller.require_in_catalog(&package.catalog_id, CatalogRight::Read)?;
-        clauses.push("access_package_id = ?".into());
-        params.push(Value::from(package.id));
-    } else if let Some(catalogs) = caller.readable_catalogs() {
-        if catalogs.is_empty() {
-            return Ok(Page { items: Vec::new(), next_after_seq: None });
+    let conditions = match &scope {
+        Some(scope) => {
+            let package = scoped_package(app, scope).await?;
+            caller.require_in_catalog(&package.catalog_id, CatalogRight::Read)?;
+            vec![Sql { text: "access_package_id = ?".into(), params: vec![Value::from(package.id)] }]
         }
-        clauses.push(format!("catalog_id IN ({})", vec!["?"; catalogs.len()].join(", ")));
-        params.extend(catalogs.into_iter().map(Value::from));
-    }
-    for f in filters {
-        match f {
-            PolicyFilter::DisplayName(n) => {
-                clauses.push("display_name = ?".into());
-                params.push(Value::from(n));
-            }
-            PolicyFilter::AccessPackageId(id) => {
-                clauses.push("access_package_id = ?".into());
-                params.push(Value::from(ids::normalize(&id)));
-            }
-        }
-    }
-    let where_sql = clauses.join(" AND ");
-    app.store
-        .read(move |c| {
-            Ok(Page::from_rows(repo::list(c, &where_sql, &params, page.after_seq, page.size + 1)?, page.size))
-        })
-        .await
+        None => crate::catalogs::readable_scope(caller, "catalog_id"),
+    };
+    app.store.read(move |c| crate::listing::list(c, POLICY_FIELDS, conditions, &options)).await
 }
 
 /// The packages and catalogs of `policies`, for `$expand`.

@@ -7,6 +7,7 @@ mod assignments;
 mod audit;
 mod catalogs;
 mod devclock;
+mod environments;
 mod groups;
 mod metadata;
 mod packages;
@@ -36,6 +37,7 @@ fn graph_routes() -> Router<AppState> {
         .merge(assignments::routes())
         .merge(catalogs::routes())
         .merge(packages::routes())
+        .merge(environments::routes())
         .merge(policies::routes())
         .merge(approvals::routes())
 }

@@ -15,12 +15,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
-use grantry_core::policies::{self, PackageScope, PolicyFilter};
+use grantry_core::policies::{self, PackageScope};
 use grantry_domain::Error;
 use grantry_domain::model::Policy;
 use grantry_graph::policy::{PolicyExpand, parse_policy, render_policy, render_policy_with};
 use grantry_graph::{Body, Dialect};
-use grantry_odata::ast::{BinaryOp, Expr, Literal};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -98,50 +97,6 @@ fn parse_expand(q: &RawQuery) -> Result<Expand, Error> {
     Ok(e)
 }
 
-fn parse_filters(q: &RawQuery) -> Result<Vec<PolicyFilter>, Error> {
-    let Some(raw) = q.get("$filter") else { return Ok(Vec::new()) };
-    let expr = grantry_odata::parse_filter(raw)
-        .map_err(|err| Error::bad_request("BadRequest", err.to_string()).with_target("$filter"))?;
-    let mut out = Vec::new();
-    collect(&expr, &mut out).map_err(|_| {
-        Error::bad_request(
-            "Request_UnsupportedQuery",
-            format!(
-                "'$filter={raw}' is not supported on policies; use displayName eq '…', accessPackage/id eq '…' (beta: accessPackageId eq '…'), joined with 'and'."
-            ),
-        )
-        .with_target("$filter")
-    })?;
-    Ok(out)
-}
-
-fn collect(e: &Expr, out: &mut Vec<PolicyFilter>) -> Result<(), ()> {
-    match e {
-        Expr::Binary { op: BinaryOp::And, left, right } => {
-            collect(left, out)?;
-            collect(right, out)
-        }
-        Expr::Binary { op: BinaryOp::Eq, left, right } => {
-            let (path, lit) = match (&**left, &**right) {
-                (Expr::Path(p), Expr::Literal(l)) | (Expr::Literal(l), Expr::Path(p)) => (p, l),
-                _ => return Err(()),
-            };
-            let value = match lit {
-                Literal::String(s) | Literal::Guid(s) => s.clone(),
-                _ => return Err(()),
-            };
-            let path = path.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>().join("/");
-            out.push(match path.as_str() {
-                "displayname" => PolicyFilter::DisplayName(value),
-                "accesspackage/id" | "accesspackageid" => PolicyFilter::AccessPackageId(value),
-                _ => return Err(()),
-            });
-            Ok(())
-        }
-        _ => Err(()),
-    }
-}
-
 async fn render_all(s: &AppState, d: Dialect, policies: &[Policy], e: &Expand) -> ApiResult<Vec<Value>> {
     if !e.package && !e.catalog && !e.handlers {
         return Ok(policies.iter().map(|p| render_policy(p, d)).collect());
@@ -171,11 +126,11 @@ async fn list(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let params = params.map(|Path(p)| p).unwrap_or_default();
-    let filters = parse_filters(&q)?;
     let expand = parse_expand(&q)?;
-    let page = policies::list_policies(&s.app, &caller, filters, scope_of(&params), q.page()?).await?;
-    let items = render_all(&s, d, &page.items, &expand).await?;
-    Ok(respond::collection(&s, d, &set(d), items, page.next_after_seq, &q, None))
+    let listed = policies::list_policies(&s.app, &caller, q.list_options()?, scope_of(&params)).await?;
+    let items = render_all(&s, d, &listed.items, &expand).await?;
+    let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
+    Ok(respond::listed(&s, d, &set(d), listed, &q))
 }
 
 async fn create(

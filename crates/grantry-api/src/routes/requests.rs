@@ -44,6 +44,29 @@ fn set_name(d: Dialect) -> String {
     format!("{EM}/{}", d.pick("assignmentRequests", "accessPackageAssignmentRequests"))
 }
 
+/// A subject for `$expand`, with its own nested `$expand=connectedOrganization`. Connected
+/// organizations are not modelled yet, so that navigation is always null.
+fn subject_with(subject: Option<&grantry_domain::model::Subject>, d: Dialect, item: &ExpandItem) -> Result<Value> {
+    let Some(subject) = subject else { return Ok(Value::Null) };
+    let mut v = wire::subject(subject, d);
+    for sub in &item.options.expand {
+        if !sub.path.join("/").eq_ignore_ascii_case("connectedOrganization") {
+            return Err(Error::bad_request(
+                "BadRequest",
+                format!(
+                    "$expand: '{}' cannot be expanded on a subject; use connectedOrganization.",
+                    sub.path.join("/")
+                ),
+            )
+            .with_target("$expand"));
+        }
+        if let Value::Object(m) = &mut v {
+            m.insert("connectedOrganization".into(), Value::Null);
+        }
+    }
+    Ok(v)
+}
+
 pub(crate) fn expand_items(q: &RawQuery) -> Result<Vec<ExpandItem>> {
     match q.get("$expand") {
         None => Ok(Vec::new()),
@@ -70,10 +93,10 @@ async fn render(app: &App, d: Dialect, r: &AssignmentRequest, expand: &[ExpandIt
                 );
             }
             "requestor" => {
-                map.insert("requestor".into(), requestor.as_ref().map(|s| wire::subject(s, d)).unwrap_or(Value::Null));
+                map.insert("requestor".into(), subject_with(requestor.as_ref(), d, item)?);
             }
             "target" => {
-                map.insert("target".into(), target.as_ref().map(|s| wire::subject(s, d)).unwrap_or(Value::Null));
+                map.insert("target".into(), subject_with(target.as_ref(), d, item)?);
             }
             "assignment" | "accesspackageassignment" => {
                 let mut a = assignment.as_ref().map(|a| awire::assignment(a, d)).unwrap_or(Value::Null);

@@ -485,8 +485,10 @@ async fn list_filters_and_nested_paths() {
     let (status, _) = app.get(&app.admin, &format!("{nested}/{}", b["id"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, resp) = app.get(&app.admin, &format!("{V1}?$filter=startswith(displayName,'O')")).await;
+    assert_eq!((status, count(&resp)), (StatusCode::OK, 1), "{resp}");
+    let (status, resp) = app.get(&app.admin, &format!("{V1}?$filter=reviewSettings eq null")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_error(&resp, "Request_UnsupportedQuery");
+    assert_error(&resp, "InvalidFilter");
     assert_eq!(resp["error"]["target"], "$filter");
     let (status, _) = app.get(&app.admin, &format!("{V1}?$expand=resources")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

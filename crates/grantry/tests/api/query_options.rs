@@ -129,3 +129,63 @@ async fn plus_in_a_query_string_is_a_space_as_in_graph() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["value"].as_array().unwrap().len(), 1);
 }
+
+/// Every query string of a GET example in the Graph documentation
+/// (`docs-examples.jsonl`, the examples whose path has a query), with this server's ids in
+/// place of the documentation's. The query strings are kept as the docs write them,
+/// including `+` for spaces and `%27` quotes.
+#[tokio::test]
+async fn documented_query_strings_are_answered() {
+    let app = TestApp::spawn().await;
+    let catalog = app.create_catalog("Docs").await;
+    let group = app.create_group("docs-group").await;
+    let resource = app.add_group_resource(&catalog, &group).await;
+    let package = app.create_package(&catalog, "Docs package").await;
+    let other = app.create_package(&catalog, "Other package").await;
+    app.add_member_role_scope(&package, &resource, &group).await;
+    let (status, policy) = app
+        .post(
+            &app.admin,
+            &em("beta", "accessPackageAssignmentPolicies"),
+            serde_json::json!({ "accessPackageId": package, "displayName": "p", "requestorSettings": { "scopeType": "NoSubjects", "acceptRequests": true } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{policy}");
+    let policy = policy["id"].as_str().unwrap().to_string();
+    let cases = [
+        format!(
+            "beta/{EM}/accessPackages/{package}?$expand=accessPackageResourceRoleScopes($expand=accessPackageResourceRole,accessPackageResourceScope)"
+        ),
+        format!(
+            "beta/{EM}/accessPackageAssignments/additionalAccess(accessPackageId='{package}',incompatibleAccessPackageId='{other}')?$expand=target"
+        ),
+        format!(
+            "beta/{EM}/accessPackageAssignmentPolicies/{policy}?$expand=customExtensionHandlers($expand=customExtension)"
+        ),
+        format!(
+            "beta/{EM}/accessPackageCatalogs/{catalog}/accessPackageResourceRoles?$filter=(originSystem+eq+%27AadGroup%27+and+accessPackageResource/id+eq+%27{resource}%27)&$expand=accessPackageResource"
+        ),
+        format!(
+            "beta/{EM}/accessPackageCatalogs/{catalog}/accessPackageResourceRoles?$filter=(originSystem+eq+%27SharePointOnline%27+and+accessPackageResource/id+eq+%27{resource}%27)&$select=displayName,originId"
+        ),
+        format!(
+            "beta/{EM}/accessPackageCatalogs/{catalog}/accessPackageResources?$filter=resourceType eq 'Application'&$expand=accessPackageResourceScopes"
+        ),
+        format!(
+            "beta/{EM}/accessPackageAssignmentRequests?$expand=requestor($expand=connectedOrganization)&$filter=(requestState eq 'PendingApproval')"
+        ),
+        format!("beta/{EM}/accessPackageResourceEnvironments?$filter=originSystem eq 'SharePointOnline'"),
+        format!("v1.0/{EM}/catalogs/{catalog}/resources?$expand=scopes"),
+        format!("v1.0/{EM}/catalogs/{catalog}/resources?$expand=roles,scopes&$filter=id eq '{resource}'"),
+        format!("v1.0/{EM}/catalogs/{catalog}/resources?$expand=roles,scopes&$filter=originId eq '{group}'"),
+    ];
+    for path in &cases {
+        let (status, body) = app.get(&app.admin, &format!("/{path}")).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (_, body) = app.get(&app.admin, &format!("/{}", cases[10])).await;
+    assert_eq!(body["value"][0]["roles"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(body["value"][0]["scopes"].as_array().unwrap().len(), 1, "{body}");
+    let (_, body) = app.get(&app.admin, &format!("/{}", cases[3])).await;
+    assert_eq!(body["value"].as_array().unwrap().len(), 2, "{body}");
+}
