@@ -115,6 +115,13 @@ async fn values_round_trip_and_null_binds_to_any_column() {
             Value::Real(-12_345_678_901_000.0),
         ]
     );
+    // SQLite's json_extract exists for text properties of JSON bodies.
+    let a = store
+        .read(|c| c.query_one("SELECT json_extract(payload, '$.a'), json_extract(payload, '$.b') FROM jobs", &[]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.0, vec![Value::from("it's ? here"), Value::Null]);
     // Unique violations are conflicts that name the table.
     let e = store
         .write(|c| {

@@ -284,3 +284,10 @@ CREATE TABLE audit_events (
     body        TEXT NOT NULL
 );
 CREATE INDEX audit_events_entity ON audit_events (entity_id, seq);
+
+-- SQLite's json_extract(json, '$.a.b') for dotted paths, so portable SQL may read a text
+-- property of a JSON body (e.g. a filter on a property that has no column). It returns
+-- text: compare it with text only.
+CREATE FUNCTION json_extract(doc TEXT, path TEXT) RETURNS TEXT
+    LANGUAGE SQL IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT (doc::jsonb) #>> string_to_array(substr(path, 3), '.') $$;
