@@ -169,9 +169,26 @@ impl RawQuery {
         self.pairs.iter().find(|(k, _)| k.trim_start_matches('$').eq_ignore_ascii_case(bare)).map(|(_, v)| v.as_str())
     }
 
-    /// `$top` and `$skiptoken` as a page request. `$top` above the maximum is capped (the
-    /// client follows `@odata.nextLink` for the rest).
+    /// `$top` and `$skiptoken` as a page request, for collections that take no other query
+    /// option: `$filter`, `$orderby` and `$search` are refused rather than ignored, so a
+    /// client never mistakes an unfiltered page for a filtered one. `$top` above the maximum
+    /// is capped (the client follows `@odata.nextLink` for the rest).
     pub fn page(&self) -> Result<PageRequest, ApiError> {
+        for option in ["$filter", "$orderby", "$search"] {
+            if self.get(option).is_some() {
+                return Err(Error::bad_request(
+                    "BadRequest",
+                    format!("{option} is not supported on this collection; only $top, $select and $expand are."),
+                )
+                .with_target(option)
+                .into());
+            }
+        }
+        self.page_with_own_filter()
+    }
+
+    /// As [`RawQuery::page`], for handlers that evaluate `$filter` themselves.
+    pub fn page_with_own_filter(&self) -> Result<PageRequest, ApiError> {
         let mut page = PageRequest::default();
         if let Some(top) = self.get("$top") {
             let n: u64 = top.trim().parse().map_err(|_| {
@@ -262,6 +279,14 @@ impl RawQuery {
     /// The options a collection query uses.
     pub fn list_options(&self) -> Result<ListOptions, ApiError> {
         let o = self.odata()?;
+        if o.skip.is_some() {
+            return Err(Error::bad_request(
+                "BadRequest",
+                "$skip is not supported on entitlement management collections; page with $top and follow @odata.nextLink.",
+            )
+            .with_target("$skip")
+            .into());
+        }
         let size = o
             .top
             .map(|t| (t.min(usize::MAX as u64) as usize).min(grantry_core::page::MAX_PAGE_SIZE))

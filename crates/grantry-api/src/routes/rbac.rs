@@ -122,7 +122,8 @@ async fn list(
     provider: RoleProvider,
 ) -> ApiResult<Response> {
     let expand = rbac::parse_expand(q.get("$expand"))?;
-    let page = rbac::list_assignments(&s.app, &caller, provider, q.get("$filter"), expand, q.page()?).await?;
+    let page =
+        rbac::list_assignments(&s.app, &caller, provider, q.get("$filter"), expand, q.page_with_own_filter()?).await?;
     let items = page.items.iter().map(|v| render(v, expand)).collect();
     let set = format!("{}/roleAssignments", base(provider));
     Ok(respond::collection(&s, d, &set, items, page.next_after_seq, &q, None))

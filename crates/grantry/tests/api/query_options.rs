@@ -189,3 +189,14 @@ async fn documented_query_strings_are_answered() {
     let (_, body) = app.get(&app.admin, &format!("/{}", cases[3])).await;
     assert_eq!(body["value"].as_array().unwrap().len(), 2, "{body}");
 }
+
+#[tokio::test]
+async fn collections_without_filtering_refuse_filter_rather_than_ignore_it() {
+    let app = TestApp::spawn().await;
+    let group = app.create_group("members").await;
+    let (status, body) = app.get(&app.admin, &format!("/v1.0/groups/{group}/members?$filter=displayName eq 'x'")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["target"], "$filter");
+    let (status, _) = app.get(&app.admin, &format!("/v1.0/groups/{group}/members?$top=5")).await;
+    assert_eq!(status, StatusCode::OK);
+}
