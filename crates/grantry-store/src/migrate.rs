@@ -11,6 +11,20 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (20, "idempotency", include_str!("../migrations/sqlite/0020_idempotency.sql")),
 ];
 
+/// The same migrations for PostgreSQL: the same versions and names, PostgreSQL types
+/// (`BIGINT` identity `seq`, `BIGINT` timestamps and booleans). Add each new migration to
+/// both lists.
+pub const POSTGRES: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
+    (2, "catalogs", include_str!("../migrations/postgres/0002_catalogs.sql")),
+    (10, "approvals", include_str!("../migrations/postgres/0010_approvals.sql")),
+    (20, "idempotency", include_str!("../migrations/postgres/0020_idempotency.sql")),
+];
+
+/// Advisory lock taken by the migration transaction on PostgreSQL, so that processes
+/// starting at once apply each migration exactly once.
+const PG_MIGRATION_LOCK: i64 = 0x4752_414e_5452_594d; // "GRANTRYM"
+
 /// Applies the migrations not yet recorded. Returns the versions applied.
 pub(crate) fn apply(conn: &rusqlite::Connection) -> Result<Vec<i64>> {
     use crate::sqlite::{SqliteConn, map_err};
@@ -43,4 +57,56 @@ pub(crate) fn apply(conn: &rusqlite::Connection) -> Result<Vec<i64>> {
         applied.push(*version);
     }
     Ok(applied)
+}
+
+/// Applies the PostgreSQL migrations not yet recorded, all in one transaction under an
+/// advisory lock (PostgreSQL's DDL is transactional). Returns the versions applied.
+pub(crate) fn apply_postgres(client: &mut crate::pg::PgClient) -> Result<Vec<i64>> {
+    use crate::pg::PgConn;
+    client.batch(&format!(
+        "BEGIN; SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK}); \
+         CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_us BIGINT NOT NULL)"
+    ))?;
+    let result = (|| {
+        let mut applied = Vec::new();
+        for (version, name, sql) in POSTGRES {
+            let done = PgConn(&mut *client)
+                .query_one("SELECT version FROM schema_migrations WHERE version = ?", &[Value::Int(*version)])?
+                .is_some();
+            if done {
+                continue;
+            }
+            client.batch(sql)?;
+            PgConn(&mut *client).execute(
+                "INSERT INTO schema_migrations (version, name, applied_us) VALUES (?, ?, 0)",
+                &[Value::Int(*version), Value::from(*name)],
+            )?;
+            applied.push(*version);
+        }
+        Ok(applied)
+    })();
+    match result {
+        Ok(applied) => {
+            client.batch("COMMIT")?;
+            Ok(applied)
+        }
+        Err(e) => {
+            let _ = client.batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn both_backends_have_the_same_migrations() {
+        let sqlite: Vec<(i64, &str)> = super::SQLITE.iter().map(|(v, n, _)| (*v, *n)).collect();
+        let postgres: Vec<(i64, &str)> = super::POSTGRES.iter().map(|(v, n, _)| (*v, *n)).collect();
+        assert_eq!(
+            sqlite, postgres,
+            "add every migration for both SQLite and PostgreSQL, with the same version and name"
+        );
+        assert!(sqlite.windows(2).all(|w| w[0].0 < w[1].0), "migrations must be listed in increasing version order");
+    }
 }

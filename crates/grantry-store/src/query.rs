@@ -290,11 +290,7 @@ pub fn translate_orderby(items: &[OrderBy], fields: &[Field]) -> Result<Vec<(Str
                 )
                 .with_target("$orderby")
             })?;
-            let sql = match field.kind {
-                Kind::TextIgnoreCase => format!("LOWER({})", field.sql),
-                _ => field.sql.to_string(),
-            };
-            Ok((sql, item.descending))
+            Ok((sort_key(field), item.descending))
         })
         .collect()
 }
@@ -378,7 +374,8 @@ pub enum Cursor {
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub conditions: Vec<Sql>,
-    /// (SQL expression, descending); `seq` is always the final tie-breaker.
+    /// (SQL expression, descending); `seq` is always the final tie-breaker. Expressions
+    /// must never be NULL ([`translate_orderby`] makes them so).
     pub order: Vec<(String, bool)>,
     pub after: Option<Cursor>,
     pub limit: usize,
@@ -427,12 +424,12 @@ impl ListQuery {
                 for i in 0..=self.order.len() {
                     let mut terms = Vec::new();
                     for (j, (key, _)) in self.order.iter().enumerate().take(i) {
-                        terms.push(format!("{} = ?", sortable(key)));
+                        terms.push(format!("{key} = ?"));
                         params.push(values[j].clone());
                     }
                     if i < self.order.len() {
                         let (key, desc) = &self.order[i];
-                        terms.push(format!("{} {} ?", sortable(key), if *desc { "<" } else { ">" }));
+                        terms.push(format!("{key} {} ?", if *desc { "<" } else { ">" }));
                         params.push(values[i].clone());
                     } else {
                         terms.push("seq > ?".into());
@@ -446,9 +443,16 @@ impl ListQuery {
     }
 }
 
-/// Sort keys never compare NULL (which sorts differently per database): NULL reads as ''.
-fn sortable(key: &str) -> String {
-    format!("COALESCE({key}, '')")
+/// The sort-key expression of `field`. Sort keys never hold NULL (which sorts differently
+/// per database, and cannot be compared in a keyset condition): a missing value reads as
+/// a value of the column's own type that sorts after every real one for numbers and
+/// before every real one for text ('').
+fn sort_key(field: &Field) -> String {
+    match field.kind {
+        Kind::TextIgnoreCase => format!("COALESCE(LOWER({}), '')", field.sql),
+        Kind::Text | Kind::Id | Kind::Enum { .. } => format!("COALESCE({}, '')", field.sql),
+        Kind::Bool | Kind::Time | Kind::Int => format!("COALESCE({}, {})", field.sql, i64::MAX),
+    }
 }
 
 /// Runs `query` against `table`, returning `(body, cursor-after-this-row)` for up to `limit + 1`
@@ -459,12 +463,9 @@ pub fn run_list(c: &mut dyn crate::Conn, table: &str, query: &ListQuery) -> Resu
         where_text = format!("({where_text}) AND ({})", after.text);
         params.extend(after.params);
     }
-    let key_columns: String = query.order.iter().map(|(k, _)| format!(", {}", sortable(k))).collect();
-    let order_by: String = query
-        .order
-        .iter()
-        .map(|(k, desc)| format!("{} {}, ", sortable(k), if *desc { "DESC" } else { "ASC" }))
-        .collect();
+    let key_columns: String = query.order.iter().map(|(k, _)| format!(", {k}")).collect();
+    let order_by: String =
+        query.order.iter().map(|(k, desc)| format!("{k} {}, ", if *desc { "DESC" } else { "ASC" })).collect();
     let sql = format!(
         "SELECT seq, body{key_columns} FROM {table} WHERE {where_text} ORDER BY {order_by}seq LIMIT {}",
         query.limit + 1

@@ -1,6 +1,15 @@
-//! The store handle: a writer thread with group commit and a pool of readers.
+//! The store handle: a writer thread with group commit and a pool of readers, over SQLite
+//! (embedded) or PostgreSQL.
+//!
+//! Both backends share the same write path: one writer thread per process takes every
+//! waiting caller's work, runs each inside its own savepoint of one transaction and commits
+//! once. On PostgreSQL each write transaction first takes a cluster-wide advisory lock, so
+//! writes from several Grantry processes sharing one database are serialized exactly as
+//! SQLite's single writer serializes them; reads run on pooled connections in read-only
+//! snapshot transactions and never wait for writers.
 
 use crate::conn::Conn;
+use crate::pg::{self, PgClient, PgConn};
 use crate::sqlite::{self, SqliteConn, map_err};
 use grantry_domain::{Error, ErrorKind, Result};
 use rusqlite::Connection;
@@ -14,19 +23,67 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 type WriteJob = Box<dyn FnOnce(&mut dyn Conn) -> (bool, Deliver) + Send>;
 type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
 
+/// Advisory lock held by every PostgreSQL write transaction (serializes writers across
+/// processes).
+pub(crate) const PG_WRITE_LOCK: i64 = 0x4752_414e_5452_5957; // "GRANTRYW"
+
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// `PRAGMA synchronous=FULL` (the default): every acknowledged write survives power loss.
     pub synchronous_full: bool,
-    /// Number of read connections.
+    /// Number of SQLite read connections.
     pub readers: usize,
+    /// Most PostgreSQL read connections (opened on demand).
+    pub pg_pool_size: usize,
     /// Most callers' writes committed in one transaction.
     pub max_batch: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { synchronous_full: true, readers: 8, max_batch: 512 }
+        StoreOptions { synchronous_full: true, readers: 8, pg_pool_size: 16, max_batch: 512 }
+    }
+}
+
+/// Where a store keeps its data, parsed from a database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// `postgres://…` / `postgresql://…`, or `sqlite:PATH`, `sqlite://PATH` or a bare path.
+    pub fn parse(url: &str) -> Result<Location> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Location::Postgres(url.to_string()));
+        }
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        if url.contains("://") && !url.starts_with("sqlite://") {
+            return Err(Error::bad_request(
+                "BadRequest",
+                format!(
+                    "database URL '{}' is not supported; use sqlite:PATH or postgres://USER@HOST:PORT/DB",
+                    pg::redact(url)
+                ),
+            ));
+        }
+        if path.is_empty() {
+            return Err(Error::bad_request(
+                "BadRequest",
+                format!("database URL '{url}' names no file; use sqlite:PATH"),
+            ));
+        }
+        Ok(Location::Sqlite(PathBuf::from(path)))
+    }
+
+    /// A description safe for logs (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Location::Postgres(u) => pg::redact(u),
+        }
     }
 }
 
@@ -35,14 +92,84 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+enum Readers {
+    Sqlite(Mutex<Vec<Connection>>),
+    Postgres { url: String, idle: Mutex<Vec<PgClient>> },
+}
+
 struct Inner {
     writer: mpsc::Sender<WriteJob>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Readers,
     reader_permits: Semaphore,
-    path: PathBuf,
+    location: Location,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Readers::Postgres { idle, .. } = &self.readers {
+            pg::close_elsewhere(std::mem::take(&mut *idle.lock().unwrap_or_else(|e| e.into_inner())));
+        }
+    }
+}
+
+/// Runs blocking set-up work (connecting, migrating) off the async runtime's threads.
+fn off_runtime<T: Send>(work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(work).join().unwrap_or_else(|_| Err(Error::internal("opening the database was interrupted")))
+    })
 }
 
 impl Store {
+    /// Opens the database named by `url` (see [`Location::parse`]), creating it if needed
+    /// (SQLite), and applies migrations.
+    pub fn open(url: &str, options: StoreOptions) -> Result<Store> {
+        Self::open_location(&Location::parse(url)?, options)
+    }
+
+    pub fn open_location(location: &Location, options: StoreOptions) -> Result<Store> {
+        match location {
+            Location::Sqlite(path) => Self::open_sqlite(path, options),
+            Location::Postgres(url) => Self::open_postgres(url, options),
+        }
+    }
+
+    /// Applies migrations to the database named by `url` and returns the versions applied.
+    pub fn migrate(url: &str) -> Result<Vec<i64>> {
+        match Location::parse(url)? {
+            Location::Sqlite(path) => Self::migrate_sqlite(&path),
+            Location::Postgres(url) => off_runtime(move || {
+                let mut client = PgClient::connect(&url)?;
+                crate::migrate::apply_postgres(&mut client)
+            }),
+        }
+    }
+
+    /// Connects to the PostgreSQL database at `url` and applies migrations. Several
+    /// processes may do this at once: migrations are applied under an advisory lock.
+    pub fn open_postgres(url: &str, options: StoreOptions) -> Result<Store> {
+        let owned = url.to_string();
+        let writer_client = off_runtime(move || {
+            let mut client = PgClient::connect(&owned)?;
+            crate::migrate::apply_postgres(&mut client)?;
+            Ok(client)
+        })?;
+        let (tx, rx) = mpsc::channel::<WriteJob>(16_384);
+        let max_batch = options.max_batch.max(1);
+        let writer = PgWriter { url: url.to_string(), client: Some(writer_client) };
+        std::thread::Builder::new()
+            .name("grantry-writer".into())
+            .spawn(move || writer_loop(writer, rx, max_batch))
+            .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                writer: tx,
+                readers: Readers::Postgres { url: url.to_string(), idle: Mutex::new(Vec::new()) },
+                reader_permits: Semaphore::new(options.pg_pool_size.max(1)),
+                location: Location::Postgres(url.to_string()),
+            }),
+        })
+    }
+
     /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
     pub fn open_sqlite(path: &Path, options: StoreOptions) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -59,15 +186,15 @@ impl Store {
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("grantry-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, max_batch))
+            .spawn(move || writer_loop(SqliteWriter(writer_conn), rx, max_batch))
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
         let permits = readers.len();
         Ok(Store {
             inner: Arc::new(Inner {
                 writer: tx,
-                readers: Mutex::new(readers),
+                readers: Readers::Sqlite(Mutex::new(readers)),
                 reader_permits: Semaphore::new(permits),
-                path: path.to_path_buf(),
+                location: Location::Sqlite(path.to_path_buf()),
             }),
         })
     }
@@ -82,8 +209,17 @@ impl Store {
         crate::migrate::apply(&conn)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// Where this store keeps its data.
+    pub fn location(&self) -> &Location {
+        &self.inner.location
+    }
+
+    /// The backend this store runs on.
+    pub fn backend(&self) -> crate::Backend {
+        match self.inner.location {
+            Location::Sqlite(_) => crate::Backend::Sqlite,
+            Location::Postgres(_) => crate::Backend::Postgres,
+        }
     }
 
     /// Runs `work` in a write transaction shared with other callers (group commit). The
@@ -123,16 +259,29 @@ impl Store {
         let _permit =
             self.inner.reader_permits.acquire().await.map_err(|_| Error::internal("the reader pool is closed"))?;
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()
-                .ok_or_else(|| Error::internal("no read connection available"))?;
-            let result = run_read(&conn, work);
-            inner.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-            result
+        tokio::task::spawn_blocking(move || match &inner.readers {
+            Readers::Sqlite(pool) => {
+                let conn = pool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop()
+                    .ok_or_else(|| Error::internal("no read connection available"))?;
+                let result = run_read(&conn, work);
+                pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+                result
+            }
+            Readers::Postgres { url, idle } => {
+                let pooled = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let mut client = match pooled {
+                    Some(c) if !c.is_closed() => c,
+                    _ => PgClient::connect(url)?,
+                };
+                let result = run_read_pg(&mut client, work);
+                if !client.is_closed() {
+                    idle.lock().unwrap_or_else(|e| e.into_inner()).push(client);
+                }
+                result
+            }
         })
         .await
         .map_err(|_| Error::internal("a read was interrupted"))?
@@ -147,9 +296,77 @@ fn run_read<T>(conn: &Connection, work: impl FnOnce(&mut dyn Conn) -> Result<T>)
     result
 }
 
+fn run_read_pg<T>(client: &mut PgClient, work: impl FnOnce(&mut dyn Conn) -> Result<T>) -> Result<T> {
+    client.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    let result = catch_unwind(AssertUnwindSafe(|| work(&mut PgConn(&mut *client))))
+        .unwrap_or_else(|_| Err(Error::internal("an internal error interrupted this read")));
+    if client.batch("COMMIT").is_err() {
+        let _ = client.batch("ROLLBACK");
+    }
+    result
+}
+
+/// The writer's side of a backend: opening a write transaction, running statements
+/// without parameters, and running a caller's work.
+trait Writer {
+    fn begin(&mut self) -> Result<()>;
+    fn batch(&mut self, sql: &str) -> Result<()>;
+    fn run(&mut self, job: WriteJob) -> (bool, Deliver);
+}
+
+struct SqliteWriter(Connection);
+
+impl Writer for SqliteWriter {
+    fn begin(&mut self) -> Result<()> {
+        self.0.execute_batch("BEGIN IMMEDIATE").map_err(map_err)
+    }
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        self.0.execute_batch(sql).map_err(map_err)
+    }
+    fn run(&mut self, job: WriteJob) -> (bool, Deliver) {
+        job(&mut SqliteConn(&self.0))
+    }
+}
+
+/// The PostgreSQL writer connection, reopened when the server drops it.
+struct PgWriter {
+    url: String,
+    client: Option<PgClient>,
+}
+
+impl PgWriter {
+    fn client(&mut self) -> Result<&mut PgClient> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            self.client = None;
+            self.client = Some(PgClient::connect(&self.url)?);
+        }
+        self.client.as_mut().ok_or_else(|| Error::internal("no database connection"))
+    }
+}
+
+impl Writer for PgWriter {
+    fn begin(&mut self) -> Result<()> {
+        let client = self.client()?;
+        let begun = client.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"));
+        if begun.is_err() {
+            let _ = client.batch("ROLLBACK");
+        }
+        begun
+    }
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        self.client()?.batch(sql)
+    }
+    fn run(&mut self, job: WriteJob) -> (bool, Deliver) {
+        match self.client() {
+            Ok(client) => job(&mut PgConn(client)),
+            Err(e) => job(&mut FailingConn(e)),
+        }
+    }
+}
+
 /// The single writer: takes every job waiting (up to `max_batch`), runs each inside its own
 /// savepoint of one transaction, commits once, then answers every caller.
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>, max_batch: usize) {
+fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batch: usize) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -160,7 +377,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>, max_batch: us
             }
         }
         let mut delivers = Vec::with_capacity(batch.len());
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err) {
+        if let Err(e) = conn.begin() {
             for job in batch.drain(..) {
                 // Answer without running: nothing can be written.
                 let (_, deliver) = (job)(&mut FailingConn(e.clone()));
@@ -169,20 +386,26 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>, max_batch: us
             continue;
         }
         for job in batch.drain(..) {
-            let savepoint = conn.execute_batch("SAVEPOINT job").map_err(map_err);
-            if let Err(e) = savepoint {
+            if let Err(e) = conn.batch("SAVEPOINT job") {
                 let (_, deliver) = (job)(&mut FailingConn(e.clone()));
                 delivers.push((deliver, Some(e)));
                 continue;
             }
-            let (ok, deliver) = (job)(&mut SqliteConn(&conn));
-            let finish = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-            let finished = conn.execute_batch(finish).map_err(map_err).err();
+            let (ok, deliver) = conn.run(job);
+            let finished = if ok {
+                // A release that fails (e.g. the work hid a failed statement, which leaves
+                // a PostgreSQL transaction aborted) undoes this caller's work alone.
+                conn.batch("RELEASE job").err().inspect(|_| {
+                    let _ = conn.batch("ROLLBACK TO job; RELEASE job");
+                })
+            } else {
+                conn.batch("ROLLBACK TO job; RELEASE job").err()
+            };
             delivers.push((deliver, finished));
         }
-        let commit = conn.execute_batch("COMMIT").map_err(map_err);
+        let commit = conn.batch("COMMIT");
         if commit.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = conn.batch("ROLLBACK");
         }
         for (deliver, own_error) in delivers {
             match (&commit, own_error) {

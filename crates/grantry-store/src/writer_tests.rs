@@ -1,13 +1,9 @@
 //! Tests of the group-committing writer: many callers in one transaction, each isolated.
+//! They run on PostgreSQL when `GRANTRY_TEST_DATABASE_URL` is set (see `test_db`).
 
-use crate::{Store, StoreOptions, Value, repo};
+use crate::test_db::open;
+use crate::{Store, Value, repo};
 use grantry_domain::{Error, ErrorKind};
-
-fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("t.db"), StoreOptions::default()).unwrap();
-    (dir, store)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_all_commit_and_a_failing_one_is_rolled_back_alone() {

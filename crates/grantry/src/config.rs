@@ -18,7 +18,8 @@ pub struct ServeArgs {
     /// Directory for the embedded database (used when --database is not given).
     #[arg(long, env = "GRANTRY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL: `sqlite:PATH` (embedded, the default). `postgres://…` is not supported yet.
+    /// Database URL: `sqlite:PATH` (embedded, the default) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (several servers may share it).
     #[arg(long, env = "GRANTRY_DATABASE", value_name = "URL")]
     pub database: Option<String>,
     /// Externally visible base URL, used in @odata.context and @odata.nextLink
@@ -59,9 +60,28 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     Sqlite(PathBuf),
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// A description for messages and logs (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("sqlite:{}", path.display()),
+            Database::Postgres(url) => grantry_store::Location::Postgres(url.clone()).describe(),
+        }
+    }
+}
+
+/// Never prints a PostgreSQL password.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 /// Fully resolved settings.
@@ -116,22 +136,39 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("configuration file {} is not valid", path.display()))
 }
 
-/// `sqlite:PATH`, `sqlite://PATH` or a bare path; `postgres://` is refused for now.
+/// `sqlite:PATH`, `sqlite://PATH` or a bare path, or `postgres://…` / `postgresql://…`;
+/// without a URL, `grantry.db` in `data_dir`.
 pub fn parse_database(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Database> {
-    match url {
+    match url.map(str::trim) {
         None => Ok(Database::Sqlite(data_dir.join("grantry.db"))),
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => bail!(
-            "PostgreSQL is not supported yet in this version of Grantry; use the embedded SQLite database (omit --database, or pass sqlite:PATH)"
-        ),
-        Some(u) => {
-            let path = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")).unwrap_or(u);
-            if path.is_empty() {
-                bail!("database URL '{u}' names no file; use sqlite:PATH");
-            }
-            if u.contains("://") && !u.starts_with("sqlite://") {
-                bail!("database URL '{u}' is not supported; use sqlite:PATH");
-            }
-            Ok(Database::Sqlite(PathBuf::from(path)))
-        }
+        Some(u) => match grantry_store::Location::parse(u) {
+            Ok(grantry_store::Location::Postgres(url)) => Ok(Database::Postgres(url)),
+            Ok(grantry_store::Location::Sqlite(path)) => Ok(Database::Sqlite(path)),
+            Err(e) => bail!("{}", e.message),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_choose_the_backend() {
+        let dir = Path::new("/data");
+        assert_eq!(parse_database(None, dir).unwrap(), Database::Sqlite(PathBuf::from("/data/grantry.db")));
+        assert_eq!(parse_database(Some("sqlite:/x/g.db"), dir).unwrap(), Database::Sqlite(PathBuf::from("/x/g.db")));
+        assert_eq!(parse_database(Some("g.db"), dir).unwrap(), Database::Sqlite(PathBuf::from("g.db")));
+        assert_eq!(
+            parse_database(Some("postgres://u:secret@db:5432/grantry"), dir).unwrap(),
+            Database::Postgres("postgres://u:secret@db:5432/grantry".into())
+        );
+        assert!(matches!(parse_database(Some("postgresql://db/g"), dir).unwrap(), Database::Postgres(_)));
+        let e = parse_database(Some("mysql://db/g"), dir).unwrap_err().to_string();
+        assert!(e.contains("postgres://"), "{e}");
+        assert!(parse_database(Some("sqlite:"), dir).is_err());
+        // Passwords never reach logs.
+        let shown = format!("{:?}", Database::Postgres("postgres://u:secret@db/g".into()));
+        assert!(!shown.contains("secret"), "{shown}");
     }
 }

@@ -41,10 +41,11 @@ impl Server {
 
 /// Opens the store named by the configuration (creating and migrating it).
 pub fn open_store(database: &Database) -> anyhow::Result<Store> {
-    match database {
-        Database::Sqlite(path) => Store::open_sqlite(path, StoreOptions::default())
-            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {}", path.display(), e.message)),
-    }
+    let opened = match database {
+        Database::Sqlite(path) => Store::open_sqlite(path, StoreOptions::default()),
+        Database::Postgres(url) => Store::open_postgres(url, StoreOptions::default()),
+    };
+    opened.map_err(|e| anyhow::anyhow!("cannot open the database {}: {}", database.describe(), e.message))
 }
 
 /// Builds the application around `store`.

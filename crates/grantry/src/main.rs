@@ -36,7 +36,7 @@ struct DbArgs {
     /// Directory of the embedded database (used when --database is not given).
     #[arg(long, env = "GRANTRY_DATA_DIR", value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
-    /// Database URL (`sqlite:PATH`).
+    /// Database URL (`sqlite:PATH` or `postgres://USER@HOST:PORT/DB`).
     #[arg(long, env = "GRANTRY_DATABASE", value_name = "URL")]
     database: Option<String>,
 }
@@ -119,12 +119,16 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate(db) => {
-            let Database::Sqlite(path) = config::parse_database(db.database.as_deref(), &db.data_dir)?;
-            let applied = grantry_store::Store::migrate_sqlite(&path).map_err(|e| anyhow::anyhow!(e.message))?;
+            let database = config::parse_database(db.database.as_deref(), &db.data_dir)?;
+            let applied = match &database {
+                Database::Sqlite(path) => grantry_store::Store::migrate_sqlite(path),
+                Database::Postgres(url) => grantry_store::Store::migrate(url),
+            }
+            .map_err(|e| anyhow::anyhow!("cannot migrate {}: {}", database.describe(), e.message))?;
             if applied.is_empty() {
-                println!("{}: schema is up to date", path.display());
+                println!("{}: schema is up to date", database.describe());
             } else {
-                println!("{}: applied migrations {:?}", path.display(), applied);
+                println!("{}: applied migrations {:?}", database.describe(), applied);
             }
             Ok(())
         }

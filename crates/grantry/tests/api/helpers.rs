@@ -38,6 +38,75 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// Application token with every permission.
     pub admin: String,
+    /// The PostgreSQL database of this test, when the suite runs against PostgreSQL.
+    pub pg: Option<PgTestDatabase>,
+}
+
+/// With `GRANTRY_TEST_DATABASE_URL` set to a PostgreSQL server URL (e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`), every test runs on a fresh database of
+/// its own on that server instead of SQLite in a temporary directory.
+pub const TEST_DATABASE_ENV: &str = "GRANTRY_TEST_DATABASE_URL";
+
+/// A database created for one test, dropped when the test ends.
+pub struct PgTestDatabase {
+    /// The maintenance connection URL (from `GRANTRY_TEST_DATABASE_URL`).
+    server_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+/// Replaces the database name (the path) of a PostgreSQL URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..].find('/').map(|i| scheme_end + i).unwrap_or(base.len());
+    format!("{}/{name}{query}", &base[..host_end])
+}
+
+/// Runs `sql` on the maintenance database, on a thread of its own (the synchronous client
+/// must not run on the test's async runtime).
+fn pg_admin(server_url: &str, sql: String) -> Result<(), String> {
+    let url = server_url.to_string();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).map_err(|e| e.to_string())?;
+        client.batch_execute(&sql).map_err(|e| e.to_string())
+    })
+    .join()
+    .map_err(|_| "the PostgreSQL admin thread panicked".to_string())?
+}
+
+impl PgTestDatabase {
+    /// Creates a fresh database when `GRANTRY_TEST_DATABASE_URL` is set.
+    pub fn create() -> Option<PgTestDatabase> {
+        let server_url = std::env::var(TEST_DATABASE_ENV).ok().filter(|u| !u.trim().is_empty())?;
+        let name = format!("grantry_test_{}", grantry_domain::ids::new_id().replace('-', ""));
+        pg_admin(&server_url, format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("cannot create a test database on {TEST_DATABASE_ENV}: {e}"));
+        let url = with_database(&server_url, &name);
+        Some(PgTestDatabase { server_url, name, url })
+    }
+}
+
+impl Drop for PgTestDatabase {
+    fn drop(&mut self) {
+        let _ = pg_admin(&self.server_url, format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+/// The database of a test: its PostgreSQL database, or SQLite in its temporary directory.
+fn database_of(dir: &tempfile::TempDir, pg: &Option<PgTestDatabase>) -> Database {
+    match pg {
+        Some(db) => Database::Postgres(db.url.clone()),
+        None => Database::Sqlite(dir.path().join("grantry.db")),
+    }
+}
+
+/// True when the suite runs against PostgreSQL (`GRANTRY_TEST_DATABASE_URL` is set).
+pub fn on_postgres() -> bool {
+    std::env::var(TEST_DATABASE_ENV).is_ok_and(|u| !u.trim().is_empty())
 }
 
 pub struct Options {
@@ -58,9 +127,10 @@ impl TestApp {
 
     pub async fn spawn_with(options: Options) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
+        let pg = PgTestDatabase::create();
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database: Database::Sqlite(dir.path().join("grantry.db")),
+            database: database_of(&dir, &pg),
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: options.body_limit,
@@ -68,7 +138,8 @@ impl TestApp {
         };
         let server = grantry::start(config).await.expect("server starts");
         let base = server.base_url.clone();
-        let mut app = TestApp { base, server: Some(server), client: reqwest::Client::new(), dir, admin: String::new() };
+        let mut app =
+            TestApp { base, server: Some(server), client: reqwest::Client::new(), dir, admin: String::new(), pg };
         app.admin = app.app_token(ALL_APP_ROLES);
         app
     }
@@ -799,7 +870,7 @@ impl TestApp {
         }
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database: Database::Sqlite(self.dir.path().join("grantry.db")),
+            database: database_of(&self.dir, &self.pg),
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: Options::default().body_limit,
