@@ -5,6 +5,7 @@ mod helpers;
 
 mod approvals;
 mod assignments;
+mod authz;
 mod catalogs;
 mod conventions;
 mod devclock;
