@@ -423,7 +423,7 @@ fn check_schedule(policy: &Policy, input: &NewRequest, now: DateTime<Utc>) -> Re
     Ok(())
 }
 
-fn check_incompatible(c: &mut dyn Conn, package_id: &str, target: &Target) -> Result<()> {
+pub(crate) fn check_incompatible(c: &mut dyn Conn, package_id: &str, target: &Target) -> Result<()> {
     if let Some(subject) = &target.subject {
         let row = c.query_one(
             "SELECT access_package_id FROM assignments WHERE target_subject_id = ? AND active = 1 AND access_package_id IN \
