@@ -842,3 +842,324 @@ fn authz_matrix_doc_is_in_sync() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Abuse cases.
+
+#[tokio::test]
+async fn requestor_cannot_approve_their_own_request_even_when_listed_as_approver() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let user = app.create_user("selfish").await;
+    let u2 = user.clone();
+    let policy = app
+        .seed_policy(&f, AllowedTargetScope::AllMemberUsers, move |p| {
+            p.requestor_settings.enable_targets_to_self_add_access = true;
+            p.approval.is_approval_required_for_add = true;
+            p.approval.stages = vec![stage(vec![user_set(&u2)])];
+        })
+        .await;
+    let id = app.user_request(&user, &f.package_id, &policy).await;
+    let (_, r) = app.get(&app.admin, &format!("{}/{id}", reqs())).await;
+    // Either nobody is left to approve (denied at once), or the stage waits; the requestor
+    // may never decide it.
+    if r["state"] == "pendingApproval" {
+        let sid = app.stage_id(&id, 0).await;
+        let token = app.user_token(&user, DELEGATED_SCOPES);
+        let path = em("v1.0", &format!("accessPackageAssignmentApprovals/{id}/stages/{sid}"));
+        let (status, body) = app.patch(&token, &path, json!({"reviewResult": "Approve", "justification": "me"})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_error(&body, "accessDenied");
+    } else {
+        assert_eq!(r["state"], "denied", "{r}");
+    }
+    app.drain().await;
+    assert!(!app.is_member(&f.group_id, &user).await, "the requestor approved themselves");
+}
+
+#[tokio::test]
+async fn requesting_on_behalf_of_someone_who_is_not_a_direct_report_is_refused() {
+    let app = TestApp::spawn().await;
+    let sc = scenario(&app).await;
+    // `other` is nobody's manager; `manager` manages only the requestor.
+    let stranger = app.create_user("stranger").await;
+    for (caller, target) in [(&sc.other, &sc.requestor), (&sc.manager, &stranger)] {
+        let token = app.user_token(caller, DELEGATED_SCOPES);
+        let (status, body) = app
+            .post(
+                &token,
+                &reqs(),
+                json!({"requestType": "userAdd", "assignment": {"targetId": target, "accessPackageId": sc.obo_pkg.package_id, "assignmentPolicyId": sc.obo_pkg.self_policy_id}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_error(&body, "RequestorNotAllowed");
+    }
+}
+
+#[tokio::test]
+async fn reading_another_users_request_or_assignment_by_id_is_not_found() {
+    let app = TestApp::spawn().await;
+    let sc = scenario(&app).await;
+    let token = app.user_token(&sc.other, DELEGATED_SCOPES);
+    for path in [
+        format!("{}/{}", reqs(), sc.request),
+        format!("{}/{}?$expand=assignment", reqs(), sc.request),
+        em("v1.0", &format!("assignments/{}", sc.held_assignment)),
+        em("v1.0", &format!("assignments/{}?$expand=target", sc.held_assignment)),
+        em("v1.0", &format!("accessPackageAssignmentApprovals/{}", sc.request)),
+        format!("/beta/{EM}/accessPackageAssignments/{}", sc.held_assignment),
+        format!("/beta/{EM}/accessPackageAssignmentRequests/{}", sc.request),
+    ] {
+        let (status, body) = app.get(&token, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_error(&body, "ResourceNotFound");
+    }
+}
+
+#[tokio::test]
+async fn catalog_roles_do_not_reach_outside_their_catalog() {
+    let app = TestApp::spawn().await;
+    let sc = scenario(&app).await;
+    let (g, outside) = (&sc.g, &sc.outside_assignment);
+    for user in [&sc.owner, &sc.reader, &sc.apm, &sc.aam] {
+        let token = app.user_token(user, DELEGATED_SCOPES);
+        let denied = |s: StatusCode| s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND;
+        for path in [
+            em("v1.0", &format!("catalogs/{}", g.catalog_id)),
+            em("v1.0", &format!("accessPackages/{}", g.package_id)),
+            em("v1.0", &format!("accessPackages/{}?$expand=assignmentPolicies", g.package_id)),
+            em("v1.0", &format!("assignmentPolicies/{}", g.self_policy_id)),
+            em("v1.0", &format!("assignments/{outside}")),
+            em("v1.0", &format!("catalogs/{}/resources", g.catalog_id)),
+            em("v1.0", &format!("catalogs/{}/accessPackages", g.catalog_id)),
+        ] {
+            let (status, body) = app.get(&token, &path).await;
+            assert!(denied(status), "{path}: {status} {body}");
+        }
+        // Lists are filtered to catalog A: nothing of B appears, whatever is expanded.
+        for path in [
+            em("v1.0", "accessPackages?$expand=catalog,assignmentPolicies"),
+            em("v1.0", "assignmentPolicies?$expand=accessPackage"),
+            em("v1.0", "assignments?$expand=accessPackage($expand=catalog),target"),
+            em("v1.0", "assignmentRequests?$expand=accessPackage,assignment"),
+            em("v1.0", "catalogs"),
+            em("v1.0", &format!("assignments?$filter=accessPackage/id eq '{}'", g.package_id)),
+            em("v1.0", &format!("assignmentRequests?$filter=accessPackage/id eq '{}'", g.package_id)),
+        ] {
+            let (status, body) = app.get(&token, &path).await;
+            assert!(status.is_success() || status == StatusCode::BAD_REQUEST, "{path}: {status} {body}");
+            let text = body.to_string();
+            for id in [&g.catalog_id, &g.package_id, &g.self_policy_id, outside] {
+                assert!(!text.contains(id.as_str()), "{path} leaks {id} of catalog B: {text}");
+            }
+        }
+        // Writes into catalog B.
+        let (status, body) = app
+            .post(
+                &token,
+                &reqs(),
+                json!({"requestType": "adminAdd", "assignment": {"targetId": sc.other, "assignmentPolicyId": g.admin_policy_id, "accessPackageId": g.package_id}}),
+            )
+            .await;
+        assert!(denied(status), "adminAdd into B: {status} {body}");
+        let (status, body) = app
+            .post(&token, &em("v1.0", "accessPackages"), json!({"displayName": "x", "catalog": {"id": g.catalog_id}}))
+            .await;
+        assert!(denied(status), "package into B: {status} {body}");
+        let (status, body) = app
+            .patch(&token, &em("v1.0", &format!("accessPackages/{}", g.package_id)), json!({"description": "x"}))
+            .await;
+        assert!(denied(status), "edit package of B: {status} {body}");
+        // Moving a package of A into B needs rights in B too.
+        let (status, body) = app
+            .post(
+                &token,
+                &em("v1.0", &format!("accessPackages/{}/moveToCatalog", sc.f.package_id)),
+                json!({"catalogId": g.catalog_id}),
+            )
+            .await;
+        assert!(denied(status), "move into B: {status} {body}");
+    }
+}
+
+#[tokio::test]
+async fn expand_and_select_reveal_nothing_the_caller_may_not_read() {
+    let app = TestApp::spawn().await;
+    let sc = scenario(&app).await;
+    // The manager asks on the requestor's behalf; the requestor then reads their requests
+    // and assignments with every expansion a client could ask for.
+    let mtoken = app.user_token(&sc.manager, DELEGATED_SCOPES);
+    let (status, body) = app
+        .post(
+            &mtoken,
+            &reqs(),
+            json!({"requestType": "userAdd", "assignment": {"targetId": sc.requestor, "accessPackageId": sc.obo_pkg.package_id, "assignmentPolicyId": sc.obo_pkg.self_policy_id}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.drain().await;
+    let token = app.user_token(&sc.requestor, DELEGATED_SCOPES);
+    let outsiders = [&sc.other, &sc.owner, &sc.reader, &sc.apm, &sc.aam, &sc.iga, &sc.outside_assignment];
+    for path in [
+        format!("{}/{}?$expand=requestor,assignment($expand=target),accessPackage", reqs(), sc.request),
+        format!("{}/filterByCurrentUser(on='target')?$expand=requestor,assignment($expand=target)", reqs()),
+        format!("{}?$expand=requestor,assignment($expand=target)", reqs()),
+        em("v1.0", "assignments/filterByCurrentUser(on='target')?$expand=target,accessPackage"),
+        em("v1.0", &format!("assignments/{}?$expand=target,accessPackage,assignmentPolicy", sc.held_assignment)),
+        em("v1.0", &format!("assignments/{}?$select=id,target", sc.held_assignment)),
+    ] {
+        let (status, body) = app.get(&token, &path).await;
+        assert!(status.is_success() || status == StatusCode::BAD_REQUEST, "{path}: {status} {body}");
+        let text = body.to_string();
+        for id in outsiders {
+            assert!(!text.contains(id.as_str()), "{path} leaks {id}: {text}");
+        }
+    }
+    // The other user's lists stay empty of the requestor's data whatever they expand.
+    let otoken = app.user_token(&sc.other, DELEGATED_SCOPES);
+    for path in [
+        format!("{}?$expand=requestor,assignment($expand=target)", reqs()),
+        em("v1.0", "assignments?$expand=target"),
+        em("v1.0", "assignments/filterByCurrentUser(on='target')?$expand=target"),
+        em("v1.0", "accessPackageAssignmentApprovals/filterByCurrentUser(on='approver')"),
+    ] {
+        let (status, body) = app.get(&otoken, &path).await;
+        assert!(status.is_success() || status == StatusCode::BAD_REQUEST, "{path}: {status} {body}");
+        let text = body.to_string();
+        for id in [&sc.requestor, &sc.request, &sc.held_assignment] {
+            assert!(!text.contains(id.as_str()), "{path} leaks {id}: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn tokens_of_disabled_or_deleted_users_are_refused() {
+    let app = TestApp::spawn().await;
+    let (disabled, deleted) = (app.create_user("disabled").await, app.create_user("deleted").await);
+    app.grant_directory_role(&disabled, IGA_ROLE).await;
+    app.grant_directory_role(&deleted, IGA_ROLE).await;
+    let (dt, xt) = (app.user_token(&disabled, DELEGATED_SCOPES), app.user_token(&deleted, DELEGATED_SCOPES));
+    assert_eq!(app.get(&dt, &em("v1.0", "catalogs")).await.0, StatusCode::OK);
+    let (status, body) =
+        app.patch(&app.admin, &format!("/v1.0/users/{disabled}"), json!({"accountEnabled": false})).await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = app.delete(&app.admin, &format!("/v1.0/users/{deleted}")).await;
+    assert!(status.is_success(), "{body}");
+    for token in [&dt, &xt] {
+        for path in [em("v1.0", "catalogs"), "/v1.0/me".to_string(), reqs()] {
+            let (status, body) = app.get(token, &path).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+            assert!(body["error"]["code"].is_string(), "{body}");
+        }
+    }
+    // A token for an id that never existed is refused as well.
+    let ghost = app.user_token(&grantry_domain::ids::new_id(), DELEGATED_SCOPES);
+    assert_eq!(app.get(&ghost, &em("v1.0", "catalogs")).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn expired_malformed_or_wrongly_signed_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("alice").await;
+    let good = app.user_token(&user, DELEGATED_SCOPES);
+    let expired = app.expired_token(&user);
+    // Same claims, signed with another key.
+    let parts: Vec<&str> = good.split('.').collect();
+    let forged_sig = format!("{}.{}.{}", parts[0], parts[1], "c2lnbmF0dXJl");
+    // Claims edited (a role added) under the original signature.
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: Value = serde_json::from_slice(&engine.decode(parts[1]).unwrap()).unwrap();
+    claims["idtyp"] = json!("app");
+    claims["roles"] = json!(["EntitlementManagement.ReadWrite.All"]);
+    let tampered = format!("{}.{}.{}", parts[0], engine.encode(claims.to_string()), parts[2]);
+    // alg "none".
+    let none_header = engine.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let unsigned = format!("{none_header}.{}.", parts[1]);
+    // Signed with a key of another Grantry server.
+    let other = TestApp::spawn().await;
+    let foreign = other.user_token(&user, DELEGATED_SCOPES);
+    for (name, token) in [
+        ("expired", expired.as_str()),
+        ("forged signature", &forged_sig),
+        ("tampered claims", &tampered),
+        ("alg none", &unsigned),
+        ("other server", &foreign),
+        ("garbage", "not-a-jwt"),
+        ("empty segments", ".."),
+    ] {
+        for path in [em("v1.0", "catalogs"), "/v1.0/me".to_string()] {
+            let (status, body) = app.get(token, &path).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{name} on {path}: {body}");
+            assert!(body["error"]["code"].is_string(), "{name}: {body}");
+        }
+    }
+    // Odd Authorization headers.
+    for header in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer  ", "bearer\tx", "Token abc"] {
+        let resp = app.client.get(app.url("/v1.0/me")).header("Authorization", header).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{header}");
+    }
+    assert_eq!(app.get(&good, "/v1.0/me").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_incompatible_packages_deliver_at_most_one() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let mut other = app.add_package_to(&f, "Incompatible").await;
+    other.self_policy_id = app
+        .seed_policy(&other, AllowedTargetScope::AllMemberUsers, |p| {
+            p.requestor_settings.enable_targets_to_self_add_access = true;
+        })
+        .await;
+    let target = format!("https://graph.microsoft.com/v1.0/{EM}/accessPackages/{}", other.package_id);
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &em("v1.0", &format!("accessPackages/{}/incompatibleAccessPackages/$ref", f.package_id)),
+            json!({"@odata.id": target}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for round in 0..5 {
+        let user = app.create_user(&format!("racer{round}")).await;
+        let token = app.user_token(&user, SUBJECT_SCOPES);
+        let send = |pkg: String, policy: String| {
+            let (app, token) = (&app, token.clone());
+            async move {
+                app.post(
+                    &token,
+                    &reqs(),
+                    json!({"requestType": "userAdd", "assignment": {"accessPackageId": pkg, "assignmentPolicyId": policy}}),
+                )
+                .await
+            }
+        };
+        let (a, b) = tokio::join!(
+            send(f.package_id.clone(), f.self_policy_id.clone()),
+            send(other.package_id.clone(), other.self_policy_id.clone())
+        );
+        for (status, body) in [&a, &b] {
+            assert!(
+                *status == StatusCode::CREATED || *status == StatusCode::BAD_REQUEST,
+                "a refusal must be a 4xx: {status} {body}"
+            );
+        }
+        app.drain().await;
+        let uid = user.clone();
+        let active: i64 = app
+            .read(move |c| {
+                c.query_one(
+                    "SELECT COUNT(*) FROM assignments WHERE target_subject_id = ? AND active = 1",
+                    &[uid.into()],
+                )?
+                .map(|r| r.int(0))
+                .transpose()
+                .map(|n| n.unwrap_or(0))
+            })
+            .await;
+        assert!(active <= 1, "round {round}: both incompatible packages were delivered");
+        assert_eq!(active, 1, "round {round}: one of the two should be delivered");
+    }
+}
