@@ -178,8 +178,6 @@ struct Scenario {
     self_pkg: Fixture,
     /// Package whose policy lets the target's manager request on their behalf.
     obo_pkg: Fixture,
-    /// Package the requestor holds through a 30-day self-service policy.
-    held_pkg: Fixture,
     held_assignment: String,
     /// Package with a one-stage approval policy, for the requestor's pending request to cancel.
     cancel_pkg: Fixture,
@@ -377,7 +375,6 @@ async fn scenario(app: &TestApp) -> Scenario {
         request,
         self_pkg,
         obo_pkg,
-        held_pkg,
         held_assignment,
         cancel_pkg,
         broken_pkg,

@@ -10,6 +10,7 @@ mod catalogs;
 mod conventions;
 mod devclock;
 mod groups;
+mod hostile;
 mod packages;
 mod policies;
 mod query_options;
