@@ -165,3 +165,129 @@ async fn a_client_sending_its_body_slowly_is_refused() {
     let (_, catalogs) = app.get(&app.admin, &em("v1.0", "catalogs")).await;
     assert!(!catalogs.to_string().contains("slow catalog"), "a timed-out body was acted upon");
 }
+
+// ---------------------------------------------------------------------------------------
+// Random bodies through the real server.
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Property names the endpoints read, so random bodies reach past the first lookup.
+    const KEYS: &[&str] = &[
+        "displayName", "description", "catalog", "catalogId", "id", "accessPackage", "accessPackageId",
+        "assignment", "assignmentPolicyId", "targetId", "target", "objectId", "email", "requestType",
+        "justification", "schedule", "startDateTime", "expiration", "type", "endDateTime", "duration",
+        "allowedTargetScope", "specificAllowedTargets", "requestorSettings", "requestApprovalSettings",
+        "stages", "primaryApprovers", "questions", "answers", "resource", "originId", "originSystem",
+        "role", "scope", "principalId", "roleDefinitionId", "appScopeId", "directoryScopeId",
+        "userPrincipalName", "accountEnabled", "mailNickname", "securityEnabled", "mailEnabled",
+        "@odata.type", "@odata.id", "isExternallyVisible", "state", "reviewResult", "isHidden",
+        "automaticRequestSettings", "durationBeforeAutomaticDenial", "text", "choices", "isValidationOnly",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,40}".prop_map(Value::from),
+            (0usize..200_000).prop_map(|n| Value::from("x".repeat(n))),
+            prop::sample::select(vec![
+                "adminAdd", "userAdd", "userRemove", "adminRemove", "userUpdate", "userExtend", "Approve", "Deny",
+                "notSpecified", "allMemberUsers", "AadGroup", "P30D", "PT-1S", "P99999999D", "9999-12-31T23:59:59Z",
+                "0000-01-01T00:00:00Z", "afterDuration", "afterDateTime", "noExpiration", "#microsoft.graph.singleUser",
+                "#microsoft.graph.textInputQuestion", "00000000-0000-0000-0000-000000000000", "' or 1=1 --", "\u{0}",
+                "/AccessPackageCatalog/x", "https://graph.microsoft.com/v1.0/users/x",
+            ])
+            .prop_map(Value::from),
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS.to_vec()).prop_map(String::from), inner.clone()), 0..8)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                prop::collection::vec((".{0,12}", inner), 0..3)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn body() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => prop::collection::vec((prop::sample::select(KEYS.to_vec()).prop_map(String::from), json_value()), 0..10)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect()).to_string()),
+            1 => json_value().prop_map(|v| v.to_string()),
+            // Deep nesting and broken JSON.
+            1 => (1usize..200).prop_map(|n| format!("{{\"displayName\": {}1{}}}", "[".repeat(n), "]".repeat(n))),
+            1 => ".{0,60}".prop_map(|s| format!("{{\"displayName\": \"{s}")),
+        ]
+    }
+
+    #[test]
+    fn random_json_bodies_never_yield_a_5xx() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (app, endpoints) = rt.block_on(async {
+            let app = TestApp::spawn().await;
+            let f = app.seed_package_with_group().await;
+            let user = app.create_user("fuzzed").await;
+            let (_, assignment) = app.admin_assign(&f, &user).await;
+            let endpoints: Vec<(reqwest::Method, String)> = vec![
+                (reqwest::Method::POST, em("v1.0", "catalogs")),
+                (reqwest::Method::PATCH, em("v1.0", &format!("catalogs/{}", f.catalog_id))),
+                (reqwest::Method::POST, em("v1.0", "accessPackages")),
+                (reqwest::Method::PATCH, em("v1.0", &format!("accessPackages/{}", f.package_id))),
+                (reqwest::Method::POST, em("v1.0", "assignmentPolicies")),
+                (reqwest::Method::POST, format!("/beta/{EM}/accessPackageAssignmentPolicies")),
+                (reqwest::Method::PUT, em("v1.0", &format!("assignmentPolicies/{}", f.self_policy_id))),
+                (reqwest::Method::POST, em("v1.0", "assignmentRequests")),
+                (reqwest::Method::POST, format!("/beta/{EM}/accessPackageAssignmentRequests")),
+                (reqwest::Method::POST, format!("/beta/{EM}/accessPackageAssignments")),
+                (reqwest::Method::POST, em("v1.0", &format!("assignments/{assignment}/reprocess"))),
+                (reqwest::Method::POST, em("v1.0", "resourceRequests")),
+                (reqwest::Method::POST, em("v1.0", &format!("accessPackages/{}/resourceRoleScopes", f.package_id))),
+                (reqwest::Method::POST, em("v1.0", &format!("accessPackages/{}/incompatibleAccessPackages/$ref", f.package_id))),
+                (reqwest::Method::POST, em("v1.0", &format!("accessPackages/{}/getApplicablePolicyRequirements", f.package_id))),
+                (reqwest::Method::PATCH, em("v1.0", "settings")),
+                (reqwest::Method::POST, "/v1.0/users".to_string()),
+                (reqwest::Method::PATCH, format!("/v1.0/users/{user}")),
+                (reqwest::Method::POST, "/v1.0/groups".to_string()),
+                (reqwest::Method::POST, "/v1.0/roleManagement/entitlementManagement/roleAssignments".to_string()),
+                (reqwest::Method::POST, "/v1.0/roleManagement/directory/roleAssignments".to_string()),
+                (reqwest::Method::POST, "/_grantry/clock/advance".to_string()),
+            ];
+            (app, endpoints)
+        });
+        let cases: u32 = std::env::var("GRANTRY_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases, ..ProptestConfig::default() });
+        let strategy = (0..endpoints.len(), body());
+        runner
+            .run(&strategy, |(i, body)| {
+                let (method, path) = &endpoints[i];
+                let (status, text) = rt.block_on(async {
+                    let resp = app
+                        .client
+                        .request(method.clone(), app.url(path))
+                        .bearer_auth(&app.admin)
+                        .header("Content-Type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .expect("sent");
+                    (resp.status(), resp.text().await.unwrap_or_default())
+                });
+                prop_assert!(!status.is_server_error(), "{method} {path} answered {status}: {text}\nbody: {body:.500}");
+                if status.is_client_error() {
+                    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    prop_assert!(v["error"]["code"].is_string(), "{method} {path} {status} without the envelope: {text}");
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.block_on(async { drop(app) });
+    }
+}
