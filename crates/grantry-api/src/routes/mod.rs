@@ -40,6 +40,39 @@ fn graph_routes() -> Router<AppState> {
         .merge(approvals::routes())
 }
 
+/// The operations of one Graph root, as `graph_routes()` serves them (for the OpenAPI
+/// document).
+pub fn describe_graph() -> Vec<crate::openapi::RouteDoc> {
+    [
+        users::describe(),
+        groups::describe(),
+        rbac::describe(),
+        metadata::describe(),
+        requests::describe(),
+        assignments::describe(),
+        catalogs::describe(),
+        packages::describe(),
+        policies::describe(),
+        approvals::describe(),
+    ]
+    .concat()
+}
+
+/// The operations served outside the Graph roots.
+pub fn describe_root() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::{op, read};
+    [
+        devclock::describe(),
+        audit::describe(),
+        vec![
+            read("/health", "Liveness", "Object"),
+            read("/ready", "Readiness: the database answers", "Object"),
+            op("get", "/openapi.json", "This document", None, 200, Some("Object")),
+        ],
+    ]
+    .concat()
+}
+
 /// The whole router, wrapped so that path normalisation happens before routing.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
@@ -51,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/openapi.json", get(openapi))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -152,4 +186,9 @@ async fn bounded_body(
             response
         }
     }
+}
+
+/// The OpenAPI document of this server (no authentication).
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::openapi::document_text()).into_response()
 }

@@ -175,15 +175,60 @@ mod fuzz {
 
     /// Property names the endpoints read, so random bodies reach past the first lookup.
     const KEYS: &[&str] = &[
-        "displayName", "description", "catalog", "catalogId", "id", "accessPackage", "accessPackageId",
-        "assignment", "assignmentPolicyId", "targetId", "target", "objectId", "email", "requestType",
-        "justification", "schedule", "startDateTime", "expiration", "type", "endDateTime", "duration",
-        "allowedTargetScope", "specificAllowedTargets", "requestorSettings", "requestApprovalSettings",
-        "stages", "primaryApprovers", "questions", "answers", "resource", "originId", "originSystem",
-        "role", "scope", "principalId", "roleDefinitionId", "appScopeId", "directoryScopeId",
-        "userPrincipalName", "accountEnabled", "mailNickname", "securityEnabled", "mailEnabled",
-        "@odata.type", "@odata.id", "isExternallyVisible", "state", "reviewResult", "isHidden",
-        "automaticRequestSettings", "durationBeforeAutomaticDenial", "text", "choices", "isValidationOnly",
+        "displayName",
+        "description",
+        "catalog",
+        "catalogId",
+        "id",
+        "accessPackage",
+        "accessPackageId",
+        "assignment",
+        "assignmentPolicyId",
+        "targetId",
+        "target",
+        "objectId",
+        "email",
+        "requestType",
+        "justification",
+        "schedule",
+        "startDateTime",
+        "expiration",
+        "type",
+        "endDateTime",
+        "duration",
+        "allowedTargetScope",
+        "specificAllowedTargets",
+        "requestorSettings",
+        "requestApprovalSettings",
+        "stages",
+        "primaryApprovers",
+        "questions",
+        "answers",
+        "resource",
+        "originId",
+        "originSystem",
+        "role",
+        "scope",
+        "principalId",
+        "roleDefinitionId",
+        "appScopeId",
+        "directoryScopeId",
+        "userPrincipalName",
+        "accountEnabled",
+        "mailNickname",
+        "securityEnabled",
+        "mailEnabled",
+        "@odata.type",
+        "@odata.id",
+        "isExternallyVisible",
+        "state",
+        "reviewResult",
+        "isHidden",
+        "automaticRequestSettings",
+        "durationBeforeAutomaticDenial",
+        "text",
+        "choices",
+        "isValidationOnly",
     ];
 
     fn leaf() -> impl Strategy<Value = Value> {
@@ -195,11 +240,32 @@ mod fuzz {
             ".{0,40}".prop_map(Value::from),
             (0usize..200_000).prop_map(|n| Value::from("x".repeat(n))),
             prop::sample::select(vec![
-                "adminAdd", "userAdd", "userRemove", "adminRemove", "userUpdate", "userExtend", "Approve", "Deny",
-                "notSpecified", "allMemberUsers", "AadGroup", "P30D", "PT-1S", "P99999999D", "9999-12-31T23:59:59Z",
-                "0000-01-01T00:00:00Z", "afterDuration", "afterDateTime", "noExpiration", "#microsoft.graph.singleUser",
-                "#microsoft.graph.textInputQuestion", "00000000-0000-0000-0000-000000000000", "' or 1=1 --", "\u{0}",
-                "/AccessPackageCatalog/x", "https://graph.microsoft.com/v1.0/users/x",
+                "adminAdd",
+                "userAdd",
+                "userRemove",
+                "adminRemove",
+                "userUpdate",
+                "userExtend",
+                "Approve",
+                "Deny",
+                "notSpecified",
+                "allMemberUsers",
+                "AadGroup",
+                "P30D",
+                "PT-1S",
+                "P99999999D",
+                "9999-12-31T23:59:59Z",
+                "0000-01-01T00:00:00Z",
+                "afterDuration",
+                "afterDateTime",
+                "noExpiration",
+                "#microsoft.graph.singleUser",
+                "#microsoft.graph.textInputQuestion",
+                "00000000-0000-0000-0000-000000000000",
+                "' or 1=1 --",
+                "\u{0}",
+                "/AccessPackageCatalog/x",
+                "https://graph.microsoft.com/v1.0/users/x",
             ])
             .prop_map(Value::from),
         ]
@@ -209,10 +275,12 @@ mod fuzz {
         leaf().prop_recursive(6, 64, 8, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::vec((prop::sample::select(KEYS.to_vec()).prop_map(String::from), inner.clone()), 0..8)
-                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-                prop::collection::vec((".{0,12}", inner), 0..3)
-                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                prop::collection::vec(
+                    (prop::sample::select(KEYS.to_vec()).prop_map(String::from), inner.clone()),
+                    0..8
+                )
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                prop::collection::vec((".{0,12}", inner), 0..3).prop_map(|kv| Value::Object(kv.into_iter().collect())),
             ]
         })
     }
@@ -250,8 +318,14 @@ mod fuzz {
                 (reqwest::Method::POST, em("v1.0", &format!("assignments/{assignment}/reprocess"))),
                 (reqwest::Method::POST, em("v1.0", "resourceRequests")),
                 (reqwest::Method::POST, em("v1.0", &format!("accessPackages/{}/resourceRoleScopes", f.package_id))),
-                (reqwest::Method::POST, em("v1.0", &format!("accessPackages/{}/incompatibleAccessPackages/$ref", f.package_id))),
-                (reqwest::Method::POST, em("v1.0", &format!("accessPackages/{}/getApplicablePolicyRequirements", f.package_id))),
+                (
+                    reqwest::Method::POST,
+                    em("v1.0", &format!("accessPackages/{}/incompatibleAccessPackages/$ref", f.package_id)),
+                ),
+                (
+                    reqwest::Method::POST,
+                    em("v1.0", &format!("accessPackages/{}/getApplicablePolicyRequirements", f.package_id)),
+                ),
                 (reqwest::Method::PATCH, em("v1.0", "settings")),
                 (reqwest::Method::POST, "/v1.0/users".to_string()),
                 (reqwest::Method::PATCH, format!("/v1.0/users/{user}")),
@@ -283,7 +357,10 @@ mod fuzz {
                 prop_assert!(!status.is_server_error(), "{method} {path} answered {status}: {text}\nbody: {body:.500}");
                 if status.is_client_error() {
                     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                    prop_assert!(v["error"]["code"].is_string(), "{method} {path} {status} without the envelope: {text}");
+                    prop_assert!(
+                        v["error"]["code"].is_string(),
+                        "{method} {path} {status} without the envelope: {text}"
+                    );
                 }
                 Ok(())
             })

@@ -11,6 +11,7 @@ mod conventions;
 mod devclock;
 mod groups;
 mod hostile;
+mod openapi;
 mod packages;
 mod policies;
 mod query_options;
