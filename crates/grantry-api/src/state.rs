@@ -8,6 +8,8 @@ pub struct ApiConfig {
     pub public_base_url: String,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Longest time a client may take to send a request body.
+    pub read_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]

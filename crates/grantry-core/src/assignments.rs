@@ -11,7 +11,7 @@ use grantry_domain::{Error, Result, ids};
 use grantry_store::query::Sql;
 use grantry_store::{Conn, Value, repo};
 
-fn may_read(c: &mut dyn Conn, caller: &Caller, a: &Assignment) -> Result<bool> {
+pub(crate) fn may_read(c: &mut dyn Conn, caller: &Caller, a: &Assignment) -> Result<bool> {
     if caller.has_permission(perms::EM_READ) && caller.may_in_catalog(&a.catalog_id, CatalogRight::Read) {
         return Ok(true);
     }
@@ -20,6 +20,7 @@ fn may_read(c: &mut dyn Conn, caller: &Caller, a: &Assignment) -> Result<bool> {
 }
 
 pub async fn get_assignment(app: &App, caller: &Caller, id: &str) -> Result<Assignment> {
+    caller.require(perms::EM_SUBJECT_READ)?;
     let id = ids::normalize(id);
     let caller = caller.clone();
     app.store
@@ -80,6 +81,7 @@ pub async fn additional_access(
 
 /// `POST assignments/{id}/reprocess`: re-grants a delivered assignment's memberships.
 pub async fn reprocess_assignment(app: &App, caller: &Caller, id: &str) -> Result<()> {
+    caller.require(perms::EM_WRITE)?;
     let id = ids::normalize(id);
     let now = app.now();
     let caller = caller.clone();

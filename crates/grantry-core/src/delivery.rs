@@ -296,6 +296,27 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) 
     if active.is_some() {
         return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
     }
+    // Separation of duties, checked again where the assignment is written: two requests for
+    // mutually incompatible packages may both have passed the check at submission (neither
+    // was delivered yet), and only the first to be delivered may win. The check and the
+    // insert run in one write transaction; SQLite has a single writer, so nothing can come
+    // between them. On PostgreSQL two transactions could, so the target's subject row is
+    // locked first: the no-op UPDATE takes a row lock there (like SELECT ... FOR UPDATE)
+    // and is portable SQL that costs nothing on SQLite.
+    c.execute("UPDATE subjects SET id = id WHERE id = ?", &[Value::from(&subject.id)])?;
+    let target =
+        crate::requests::Target { user: None, subject: Some(subject.clone()), email: None, display_name: None };
+    if let Err(e) = crate::requests::check_incompatible(c, &r.access_package_id, &target) {
+        return set_state_by(
+            c,
+            now,
+            r,
+            RequestState::DeliveryFailed,
+            "DeliveryFailed",
+            None,
+            json!({ "reason": e.message }),
+        );
+    }
     let member_id = match subject.object_id.clone() {
         Some(o) => o,
         None => provision_guest(c, now, &mut subject)?,

@@ -423,7 +423,7 @@ fn check_schedule(policy: &Policy, input: &NewRequest, now: DateTime<Utc>) -> Re
     Ok(())
 }
 
-fn check_incompatible(c: &mut dyn Conn, package_id: &str, target: &Target) -> Result<()> {
+pub(crate) fn check_incompatible(c: &mut dyn Conn, package_id: &str, target: &Target) -> Result<()> {
     if let Some(subject) = &target.subject {
         let row = c.query_one(
             "SELECT access_package_id FROM assignments WHERE target_subject_id = ? AND active = 1 AND access_package_id IN \
@@ -532,8 +532,30 @@ fn resolve_policy(
 }
 
 /// Every rule a new request must pass, in order; returns what it resolved to.
+///
+/// An update or remove naming an assignment the caller may not read answers as if the
+/// assignment did not exist: refusals and state errors would otherwise tell an outsider
+/// which ids exist and whether they are still active.
 pub fn evaluate(c: &mut dyn Conn, caller: &Caller, input: &NewRequest, now: DateTime<Utc>) -> Result<Plan> {
-    let t = input.request_type;
+    check_sender(caller, input.request_type)?;
+    let hidden = match (&input.assignment_id, input.request_type.is_add()) {
+        (Some(id), false) => match repo::get::<Assignment>(c, id)? {
+            Some(a) => !crate::assignments::may_read(c, caller, &a)?,
+            None => false,
+        },
+        _ => false,
+    };
+    evaluate_rules(c, caller, input, now).map_err(|e| match (&input.assignment_id, hidden) {
+        (Some(id), true) if matches!(e.kind, ErrorKind::Forbidden | ErrorKind::BadRequest) => {
+            Error::not_found("accessPackageAssignment", id)
+        }
+        _ => e,
+    })
+}
+
+/// The request type must be one clients send, by the kind of caller and with the token
+/// permission it needs.
+fn check_sender(caller: &Caller, t: RequestType) -> Result<()> {
     if !t.is_admin() && !t.is_user() {
         return Err(bad("RequestTypeNotAllowed", format!("Clients cannot create '{}' requests.", t.v1()))
             .with_target("requestType"));
@@ -553,6 +575,12 @@ pub fn evaluate(c: &mut dyn Conn, caller: &Caller, input: &NewRequest, now: Date
         }
         caller.require(perms::EM_SUBJECT)?;
     }
+    Ok(())
+}
+
+fn evaluate_rules(c: &mut dyn Conn, caller: &Caller, input: &NewRequest, now: DateTime<Utc>) -> Result<Plan> {
+    let t = input.request_type;
+    check_sender(caller, t)?;
 
     // The assignment an update or remove concerns.
     let assignment = if t.is_add() {
@@ -916,6 +944,7 @@ fn may_read(caller: &Caller, catalog_id: &str, own: bool) -> bool {
 }
 
 pub async fn get_request(app: &App, caller: &Caller, id: &str) -> Result<AssignmentRequest> {
+    caller.require(perms::EM_SUBJECT_READ)?;
     let id = ids::normalize(id);
     let caller = caller.clone();
     app.store
@@ -1059,6 +1088,8 @@ pub async fn list_requests(
 /// Loads a request for a write and checks the caller may act on it with `right`, or (when
 /// `own_ok`) is its target or requestor.
 fn load_for_action(c: &mut dyn Conn, caller: &Caller, id: &str, own_ok: bool) -> Result<AssignmentRequest> {
+    // A token without any permission that could allow this is refused before the lookup.
+    caller.require(if own_ok { perms::EM_SUBJECT } else { perms::EM_WRITE })?;
     let r =
         repo::get::<AssignmentRequest>(c, id)?.ok_or_else(|| Error::not_found("accessPackageAssignmentRequest", id))?;
     let me = caller_subject_id(c, caller)?;

@@ -93,7 +93,13 @@ pub struct Config {
     pub log_format: LogFormat,
     pub body_limit: usize,
     pub dev_clock: bool,
+    /// How long a client may take to send a request's headers, and its body: a client
+    /// slower than that is disconnected (headers) or answered 408 (body).
+    pub read_timeout: std::time::Duration,
 }
+
+/// The default of [`Config::read_timeout`].
+pub const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl ServeArgs {
     pub fn resolve(self) -> anyhow::Result<Config> {
@@ -126,6 +132,7 @@ impl ServeArgs {
             log_format,
             body_limit: self.body_limit.or(file.body_limit).unwrap_or(4 * 1024 * 1024),
             dev_clock: self.dev_clock.or(file.dev_clock).unwrap_or(false),
+            read_timeout: DEFAULT_READ_TIMEOUT,
         })
     }
 }

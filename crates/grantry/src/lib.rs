@@ -64,7 +64,11 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         .map_err(|e| anyhow::anyhow!("cannot create the built-in catalog: {}", e.message))?;
     Ok(AppState {
         app,
-        config: Arc::new(ApiConfig { public_base_url: base_url, body_limit: config.body_limit }),
+        config: Arc::new(ApiConfig {
+            public_base_url: base_url,
+            body_limit: config.body_limit,
+            read_timeout: config.read_timeout,
+        }),
         keys: Arc::new(keys),
         inflight: Default::default(),
     })
@@ -80,14 +84,52 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let store = open_store(&config.database)?;
     let state = build_state(store, &config, base_url.clone()).await?;
     let runner = grantry_core::jobs::spawn_runner(state.app.clone());
-    let service = grantry_api::service(state.clone());
+    let router = grantry_api::routes::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(serve(listener, router, config.read_timeout, rx));
     Ok(Server { addr, base_url, state, shutdown: Some(tx), task, runner })
+}
+
+/// Accepts connections until `shutdown` resolves, then lets open requests finish (for at
+/// most a few seconds). Connections are HTTP/1.1 with a header read timeout: a client that
+/// does not finish sending its headers within `read_timeout` is disconnected, so slow
+/// clients cannot hold connections open (the body is bounded by the same time in the
+/// router).
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    read_timeout: std::time::Duration,
+    shutdown: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder.timer(TokioTimer::new()).header_read_timeout(read_timeout);
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+    Ok(())
 }

@@ -167,3 +167,22 @@ async fn patch_stage(
     approvals::review_stage(&s.app, &caller, &id, &sid, review).await?;
     Ok(respond::no_content())
 }
+
+/// The operations `routes()` serves, for the OpenAPI document.
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    let b = em("accessPackageAssignmentApprovals");
+    vec![
+        list(b.clone(), "List approvals", "Approval"),
+        read(format!("{b}/{{id}}"), "Get an approval", "Approval"),
+        list(format!("{b}/filterByCurrentUser/{{args}}"), "Approvals awaiting the caller (on='approver')", "Approval"),
+        list(format!("{b}/{{id}}/stages"), "Stages of an approval", "Object"),
+        read(format!("{b}/{{id}}/stages/{{sid}}"), "A stage of an approval", "ApprovalStage"),
+        update(format!("{b}/{{id}}/stages/{{sid}}"), "Decide a stage", "ApprovalStage"),
+        list(format!("{b}/{{id}}/steps"), "Steps of an approval (beta)", "Object"),
+        read(format!("{b}/{{id}}/steps/{{sid}}"), "A step of an approval (beta)", "ApprovalStage"),
+        update(format!("{b}/{{id}}/steps/{{sid}}"), "Decide a step (beta)", "ApprovalStage"),
+        list(format!("{b}/{{id}}/pendingSteps"), "Pending steps (beta)", "Object"),
+        list(format!("{b}/{{id}}/completedSteps"), "Completed steps (beta)", "Object"),
+    ]
+}

@@ -279,3 +279,31 @@ async fn allowed_packages(
     let items = page.items.iter().map(|p| wire::package(p, d)).collect();
     Ok(respond::collection(&s, d, &format!("{EM}/accessPackages"), items, page.next_after_seq, &q, None))
 }
+
+/// The operations `routes()` serves, for the OpenAPI document.
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    let b = em("assignments");
+    let roles = em("accessPackageAssignmentResourceRoles");
+    vec![
+        list(b.clone(), "List assignments", "Assignment"),
+        create(b.clone(), "Create an assignment directly (beta)", "Assignment"),
+        read(format!("{b}/{{id}}"), "Get an assignment", "Assignment"),
+        action(format!("{b}/{{id}}/reprocess"), "Reprocess an assignment"),
+        list(format!("{b}/filterByCurrentUser/{{args}}"), "The caller's assignments", "Assignment"),
+        list(format!("{b}/My/{{args}}"), "The caller's assignments (beta)", "Assignment"),
+        list(format!("{b}/additionalAccess/{{args}}"), "Additional access (beta)", "Assignment"),
+        list(roles.clone(), "Delivered resource roles (beta)", "Object"),
+        read(format!("{roles}/{{id}}"), "A delivered resource role (beta)", "Object"),
+        list(format!("{roles}/My/{{args}}"), "The caller's delivered resource roles (beta)", "Object"),
+        op(
+            "post",
+            em("accessPackages/{id}/getApplicablePolicyRequirements"),
+            "Policies the caller may request through",
+            Some("Object"),
+            200,
+            Some("Collection"),
+        ),
+        list(em("accessPackages/filterByCurrentUser/{args}"), "Packages the caller may request", "AccessPackage"),
+    ]
+}

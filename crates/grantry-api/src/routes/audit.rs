@@ -39,3 +39,8 @@ async fn list(State(s): State<AppState>, Authed(caller): Authed, q: RawQuery) ->
     }
     Ok(json_response(StatusCode::OK, &Value::Object(body)))
 }
+
+/// The operations `routes()` serves, for the OpenAPI document.
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    vec![crate::openapi::list("/_grantry/audit", "The audit trail (?entityId=)", "Object")]
+}

@@ -587,3 +587,29 @@ async fn update_settings(
     catalogs::update_settings(&s.app, &caller, patch).await?;
     Ok(respond::no_content())
 }
+
+/// The operations `routes()` serves, for the OpenAPI document (v1.0 segment names).
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    vec![
+        list(em("catalogs"), "List catalogs", "Catalog"),
+        create(em("catalogs"), "Create a catalog", "Catalog"),
+        read(em("catalogs/{id}"), "Get a catalog", "Catalog"),
+        update(em("catalogs/{id}"), "Update a catalog", "Catalog"),
+        remove(em("catalogs/{id}"), "Delete a catalog"),
+        list(em("catalogs/{id}/accessPackages"), "Packages of a catalog", "AccessPackage"),
+        list(em("catalogs/{id}/resources"), "Resources of a catalog", "Object"),
+        read(em("catalogs/{id}/resources/{rid}"), "A resource of a catalog", "Object"),
+        list(em("catalogs/{id}/resources/{rid}/roles"), "Roles of a resource", "Object"),
+        list(em("catalogs/{id}/resources/{rid}/scopes"), "Scopes of a resource", "Object"),
+        list(em("catalogs/{id}/resourceRoles"), "Resource roles of a catalog", "Object"),
+        list(em("catalogs/{id}/resourceScopes"), "Resource scopes of a catalog", "Object"),
+        list(em("resourceRequests"), "List resource requests", "Object"),
+        create(em("resourceRequests"), "Add or remove a catalog resource", "ResourceRequest"),
+        read(em("resourceRequests/{id}"), "Get a resource request", "ResourceRequest"),
+        list(em("resources"), "List resources", "Object"),
+        read(em("resources/{id}"), "Get a resource", "Object"),
+        read(em("settings"), "Entitlement management settings", "Object"),
+        update(em("settings"), "Update the settings", "Object"),
+    ]
+}

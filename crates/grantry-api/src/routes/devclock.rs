@@ -69,3 +69,19 @@ async fn advance(State(s): State<AppState>, Authed(caller): Authed, GraphJson(js
         &json!({ "now": grantry_graph::ts(s.app.now()), "offset": grantry_domain::duration::format(clock.offset()), "jobsRun": ran }),
     ))
 }
+
+/// The operations `routes()` serves, for the OpenAPI document.
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    vec![
+        read("/_grantry/clock", "The development clock", "Object"),
+        op(
+            "post",
+            "/_grantry/clock/advance",
+            "Move the development clock forward",
+            Some("Object"),
+            200,
+            Some("Object"),
+        ),
+    ]
+}

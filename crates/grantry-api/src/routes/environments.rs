@@ -45,3 +45,11 @@ async fn get_one(Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Re
     caller.require(perms::EM_READ)?;
     Err(Error::not_found("resource environment", &id).into())
 }
+
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    vec![
+        read(em("resourceEnvironments"), "Resource environments (always empty: no multi-geo SharePoint)", "Object"),
+        read(em("resourceEnvironments/{id}"), "A resource environment (none exist)", "Object"),
+    ]
+}

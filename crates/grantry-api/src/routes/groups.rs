@@ -256,3 +256,23 @@ async fn remove_owner_by_query(
     groups::remove_link(&s.app, &caller, &id, GroupRelation::Owner, &member).await?;
     Ok(respond::no_content())
 }
+
+/// The operations `routes()` serves, for the OpenAPI document.
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    vec![
+        list("/groups", "List groups", "Group"),
+        create("/groups", "Create a group", "Group"),
+        read("/groups/{id}", "Get a group", "Group"),
+        update("/groups/{id}", "Update a group", "Group"),
+        remove("/groups/{id}", "Delete a group"),
+        list("/groups/{id}/members", "Members of a group", "Object"),
+        list("/groups/{id}/owners", "Owners of a group", "Object"),
+        op("post", "/groups/{id}/members/$ref", "Add a member", Some("Reference"), 204, None),
+        remove("/groups/{id}/members/$ref", "Remove a member (?$id=)"),
+        op("post", "/groups/{id}/owners/$ref", "Add an owner", Some("Reference"), 204, None),
+        remove("/groups/{id}/owners/$ref", "Remove an owner (?$id=)"),
+        remove("/groups/{id}/members/{member}/$ref", "Remove a member"),
+        remove("/groups/{id}/owners/{member}/$ref", "Remove an owner"),
+    ]
+}

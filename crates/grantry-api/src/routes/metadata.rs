@@ -26,3 +26,8 @@ async fn metadata(Root(d): Root) -> Response {
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
     r
 }
+
+/// The operations `routes()` serves, for the OpenAPI document.
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    vec![crate::openapi::op("get", "/$metadata", "The CSDL of this root", None, 200, None)]
+}

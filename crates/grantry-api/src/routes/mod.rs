@@ -42,9 +42,44 @@ fn graph_routes() -> Router<AppState> {
         .merge(approvals::routes())
 }
 
+/// The operations of one Graph root, as `graph_routes()` serves them (for the OpenAPI
+/// document).
+pub fn describe_graph() -> Vec<crate::openapi::RouteDoc> {
+    [
+        users::describe(),
+        groups::describe(),
+        rbac::describe(),
+        metadata::describe(),
+        requests::describe(),
+        assignments::describe(),
+        catalogs::describe(),
+        packages::describe(),
+        environments::describe(),
+        policies::describe(),
+        approvals::describe(),
+    ]
+    .concat()
+}
+
+/// The operations served outside the Graph roots.
+pub fn describe_root() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::{op, read};
+    [
+        devclock::describe(),
+        audit::describe(),
+        vec![
+            read("/health", "Liveness", "Object"),
+            read("/ready", "Readiness: the database answers", "Object"),
+            op("get", "/openapi.json", "This document", None, 200, Some("Object")),
+        ],
+    ]
+    .concat()
+}
+
 /// The whole router, wrapped so that path normalisation happens before routing.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
+    let read_timeout = state.config.read_timeout;
     let inner = Router::new()
         .nest("/v1.0", graph_routes().layer(Extension(Dialect::V1)))
         .nest("/beta", graph_routes().layer(Extension(Dialect::Beta)))
@@ -52,10 +87,12 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/openapi.json", get(openapi))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::layer))
+        .layer(axum::middleware::from_fn_with_state((read_timeout, body_limit), bounded_body))
         .layer(axum::middleware::from_fn(odata_response))
         .layer(axum::middleware::from_fn(request_ids))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
@@ -101,4 +138,61 @@ async fn ready(State(state): State<AppState>) -> Response {
         ))
         .into_response(),
     }
+}
+
+/// Reads a request body whole within `read_timeout` (and at most `body_limit` bytes) before
+/// the handler runs: a client that trickles its body is answered 408 instead of holding a
+/// connection and a task for as long as it likes. (A per-read idle timeout would not do:
+/// one byte every second never trips it.)
+async fn bounded_body(
+    State((read_timeout, body_limit)): State<(std::time::Duration, usize)>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::Method;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS)
+        && !req.headers().contains_key(axum::http::header::CONTENT_LENGTH)
+        && !req.headers().contains_key(axum::http::header::TRANSFER_ENCODING)
+    {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(read_timeout, axum::body::to_bytes(body, body_limit)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(e)) => {
+            // axum reports an exceeded limit only through the error's text.
+            let too_large = e.to_string().contains("length limit");
+            if too_large {
+                ApiError(Error::new(
+                    ErrorKind::PayloadTooLarge,
+                    "RequestEntityTooLarge",
+                    "The request body is larger than the server accepts; send a smaller body.",
+                ))
+                .into_response()
+            } else {
+                ApiError(Error::bad_request("InvalidRequestBody", format!("The request body could not be read: {e}")))
+                    .into_response()
+            }
+        }
+        Err(_) => {
+            let mut response = ApiError(Error::bad_request(
+                "RequestTimeout",
+                format!(
+                    "The request body did not arrive within {} seconds; send it at once.",
+                    read_timeout.as_secs_f32()
+                ),
+            ))
+            .into_response();
+            *response.status_mut() = axum::http::StatusCode::REQUEST_TIMEOUT;
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+/// The OpenAPI document of this server (no authentication).
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::openapi::document_text()).into_response()
 }

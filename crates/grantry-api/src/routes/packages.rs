@@ -528,3 +528,31 @@ async fn list_incompatible_with(
     let items = page.items.iter().map(|p| wire::access_package(p, d)).collect();
     Ok(respond::collection(&s, d, &packages_set(d), items, page.next_after_seq, &q, None))
 }
+
+/// The operations `routes()` serves, for the OpenAPI document (v1.0 segment names).
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    let p = |rest: &str| em(&format!("accessPackages/{{id}}{rest}"));
+    vec![
+        list(em("accessPackages"), "List access packages", "AccessPackage"),
+        create(em("accessPackages"), "Create an access package", "AccessPackage"),
+        read(p(""), "Get an access package", "AccessPackage"),
+        update(p(""), "Update an access package", "AccessPackage"),
+        remove(p(""), "Delete an access package"),
+        read(p("/catalog"), "The package's catalog", "Catalog"),
+        list(p("/resourceRoleScopes"), "Resource role scopes of a package", "Object"),
+        create(p("/resourceRoleScopes"), "Add a resource role scope", "Object"),
+        remove(p("/resourceRoleScopes/{rsid}"), "Remove a resource role scope"),
+        list(p("/incompatibleAccessPackages"), "Incompatible packages", "AccessPackage"),
+        list(p("/incompatibleAccessPackages/$ref"), "Incompatible packages (references)", "Object"),
+        op("post", p("/incompatibleAccessPackages/$ref"), "Add an incompatible package", Some("Reference"), 204, None),
+        remove(p("/incompatibleAccessPackages/{other}/$ref"), "Remove an incompatible package"),
+        list(p("/incompatibleGroups"), "Incompatible groups", "Group"),
+        list(p("/incompatibleGroups/$ref"), "Incompatible groups (references)", "Object"),
+        op("post", p("/incompatibleGroups/$ref"), "Add an incompatible group", Some("Reference"), 204, None),
+        remove(p("/incompatibleGroups/{gid}/$ref"), "Remove an incompatible group"),
+        list(p("/accessPackagesIncompatibleWith"), "Packages that name this one incompatible", "AccessPackage"),
+        action(p("/moveToCatalog"), "Move a package to another catalog"),
+        list(em("resourceRoleScopes"), "List resource role scopes", "Object"),
+    ]
+}

@@ -222,3 +222,30 @@ async fn remove(State(s): State<AppState>, Authed(caller): Authed, Path(id): Pat
     policies::delete_policy(&s.app, &caller, &id).await?;
     Ok(respond::no_content())
 }
+
+/// The operations `routes()` serves, for the OpenAPI document (v1.0 segment names).
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    let b = em("assignmentPolicies");
+    vec![
+        list(b.clone(), "List assignment policies", "Policy"),
+        create(b.clone(), "Create an assignment policy", "Policy"),
+        read(format!("{b}/{{id}}"), "Get an assignment policy", "Policy"),
+        op("put", format!("{b}/{{id}}"), "Replace an assignment policy", Some("Policy"), 200, Some("Policy")),
+        update(format!("{b}/{{id}}"), "Update an assignment policy", "Policy"),
+        remove(format!("{b}/{{id}}"), "Delete an assignment policy"),
+        list(em("accessPackages/{id}/assignmentPolicies"), "Policies of a package", "Policy"),
+        create(em("accessPackages/{id}/assignmentPolicies"), "Create a policy of a package", "Policy"),
+        read(em("accessPackages/{id}/assignmentPolicies/{policy_id}"), "A policy of a package", "Policy"),
+        list(
+            em("catalogs/{id}/accessPackages/{package_id}/assignmentPolicies"),
+            "Policies of a package of a catalog",
+            "Policy",
+        ),
+        create(
+            em("catalogs/{id}/accessPackages/{package_id}/assignmentPolicies"),
+            "Create a policy of a package of a catalog",
+            "Policy",
+        ),
+    ]
+}

@@ -183,3 +183,18 @@ async fn definition(
     let set = format!("{}/roleDefinitions", base(provider));
     Ok(respond::entity(&s, d, &set, render_definition(&found)))
 }
+
+/// The operations `routes()` serves, for the OpenAPI document.
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    let mut v = Vec::new();
+    for p in ["/roleManagement/directory", "/roleManagement/entitlementManagement"] {
+        v.push(list(format!("{p}/roleAssignments"), "List role assignments", "RoleAssignment"));
+        v.push(create(format!("{p}/roleAssignments"), "Assign a role", "RoleAssignment"));
+        v.push(read(format!("{p}/roleAssignments/{{id}}"), "Get a role assignment", "RoleAssignment"));
+        v.push(remove(format!("{p}/roleAssignments/{{id}}"), "Remove a role assignment"));
+        v.push(list(format!("{p}/roleDefinitions"), "List role definitions", "Object"));
+        v.push(read(format!("{p}/roleDefinitions/{{id}}"), "Get a role definition", "Object"));
+    }
+    v
+}

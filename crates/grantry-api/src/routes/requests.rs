@@ -259,3 +259,21 @@ async fn reprocess(State(s): State<AppState>, Authed(caller): Authed, Path(id): 
     s.app.work_signal.notify_one();
     Ok(respond::accepted())
 }
+
+/// The operations `routes()` serves, for the OpenAPI document.
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    let b = em("assignmentRequests");
+    vec![
+        list(b.clone(), "List assignment requests", "Request"),
+        create(b.clone(), "Create an assignment request", "Request"),
+        read(format!("{b}/{{id}}"), "Get an assignment request", "Request"),
+        remove(format!("{b}/{{id}}"), "Delete a finished assignment request"),
+        action(format!("{b}/{{id}}/cancel"), "Cancel an assignment request"),
+        action(format!("{b}/{{id}}/reprocess"), "Reprocess a failed assignment request"),
+        list(format!("{b}/filterByCurrentUser/{{args}}"), "The caller's requests (on='target'|'createdBy')", "Request"),
+        list(format!("{b}/My/{{args}}"), "The caller's requests (beta)", "Request"),
+        create("/accessPackageAssignmentRequests", "Create an assignment request (beta shortcut)", "Request"),
+        create(em("assignments/{id}/accessPackageAssignmentRequests"), "Request about an assignment", "Request"),
+    ]
+}

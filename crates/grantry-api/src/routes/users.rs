@@ -186,3 +186,21 @@ async fn member_of(
     let items = page.items.iter().map(wire::group).collect();
     Ok(respond::collection(&s, d, "directoryObjects", items, page.next_after_seq, &q, None))
 }
+
+/// The operations `routes()` serves, for the OpenAPI document.
+pub fn describe() -> Vec<crate::openapi::RouteDoc> {
+    use crate::openapi::*;
+    vec![
+        list("/users", "List users", "User"),
+        create("/users", "Create a user", "User"),
+        read("/users/{id}", "Get a user", "User"),
+        update("/users/{id}", "Update a user", "User"),
+        remove("/users/{id}", "Delete a user"),
+        read("/me", "The signed-in user", "User"),
+        read("/users/{id}/manager", "A user's manager", "User"),
+        op("put", "/users/{id}/manager/$ref", "Set a user's manager", Some("Reference"), 204, None),
+        remove("/users/{id}/manager/$ref", "Remove a user's manager"),
+        list("/users/{id}/directReports", "A user's direct reports", "User"),
+        list("/users/{id}/memberOf", "Groups a user is a member of", "Group"),
+    ]
+}

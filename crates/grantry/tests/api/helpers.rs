@@ -112,11 +112,12 @@ pub fn on_postgres() -> bool {
 pub struct Options {
     pub dev_clock: bool,
     pub body_limit: usize,
+    pub read_timeout: std::time::Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dev_clock: true, body_limit: 4 * 1024 * 1024 }
+        Options { dev_clock: true, body_limit: 4 * 1024 * 1024, read_timeout: grantry::config::DEFAULT_READ_TIMEOUT }
     }
 }
 
@@ -135,6 +136,7 @@ impl TestApp {
             log_format: LogFormat::Text,
             body_limit: options.body_limit,
             dev_clock: options.dev_clock,
+            read_timeout: options.read_timeout,
         };
         let server = grantry::start(config).await.expect("server starts");
         let base = server.base_url.clone();
@@ -875,6 +877,7 @@ impl TestApp {
             log_format: LogFormat::Text,
             body_limit: Options::default().body_limit,
             dev_clock: true,
+            read_timeout: Options::default().read_timeout,
         };
         let server = grantry::start(config).await.expect("server restarts");
         self.base = server.base_url.clone();

@@ -5,14 +5,17 @@ mod helpers;
 
 mod approvals;
 mod assignments;
+mod authz;
 mod catalogs;
 mod conventions;
 mod crash;
 mod devclock;
 mod groups;
+mod hostile;
 mod idempotency;
 mod invariants;
 mod model;
+mod openapi;
 mod packages;
 mod policies;
 mod query_options;
