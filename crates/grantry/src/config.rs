@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// production: it lets administrators move time forward.
     #[arg(long, env = "GRANTRY_DEV_CLOCK", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub dev_clock: Option<bool>,
+    /// Seconds a client may take to send a request's headers, and its body, before it is
+    /// disconnected (headers) or answered 408 (body).
+    #[arg(long, env = "GRANTRY_READ_TIMEOUT", value_name = "SECONDS")]
+    pub read_timeout: Option<u64>,
     /// Optional TOML configuration file.
     #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -52,6 +56,7 @@ struct FileConfig {
     log_format: Option<String>,
     body_limit: Option<usize>,
     dev_clock: Option<bool>,
+    read_timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +137,11 @@ impl ServeArgs {
             log_format,
             body_limit: self.body_limit.or(file.body_limit).unwrap_or(4 * 1024 * 1024),
             dev_clock: self.dev_clock.or(file.dev_clock).unwrap_or(false),
-            read_timeout: DEFAULT_READ_TIMEOUT,
+            read_timeout: match self.read_timeout.or(file.read_timeout) {
+                Some(0) => bail!("the read timeout must be at least 1 second"),
+                Some(secs) => std::time::Duration::from_secs(secs),
+                None => DEFAULT_READ_TIMEOUT,
+            },
         })
     }
 }
