@@ -52,7 +52,7 @@ pub fn seed_from(var: &str) -> u64 {
     })
 }
 
-fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_grantry")
 }
 
@@ -72,17 +72,21 @@ fn token(data_dir: &Path, args: &[&str]) -> String {
 }
 
 /// A `grantry serve` child process on a loopback port chosen by the system.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
     fn start(data_dir: &Path) -> Server {
+        Server::start_with(&[std::ffi::OsStr::new("--data-dir"), data_dir.as_os_str()])
+    }
+
+    /// Starts `grantry serve` with the development clock and `args` (e.g. the database).
+    pub(crate) fn start_with(args: &[&std::ffi::OsStr]) -> Server {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--dev-clock", "--log-format", "json"])
-            .arg("--data-dir")
-            .arg(data_dir)
+            .args(args)
             .env("GRANTRY_LOG", "info")
             .env_remove("GRANTRY_CONFIG")
             .env_remove("GRANTRY_DATABASE")
@@ -119,7 +123,7 @@ impl Server {
     }
 
     /// SIGKILL: no shutdown code runs.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.child.kill().expect("kill the server");
         self.child.wait().expect("reap the server");
     }

@@ -1,8 +1,6 @@
 //! Grantry's integration tests: one binary, each test starting the real server on port 0
 //! with a fresh database and talking HTTP to it.
 
-mod helpers;
-
 mod approvals;
 mod assignments;
 mod authz;
@@ -11,10 +9,12 @@ mod conventions;
 mod crash;
 mod devclock;
 mod groups;
+mod helpers;
 mod hostile;
 mod idempotency;
 mod invariants;
 mod model;
+mod multinode;
 mod openapi;
 mod packages;
 mod policies;
