@@ -155,7 +155,9 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         Some(_) => bail!("{} holds a dataset of other sizes; use another --data-dir", dir.display()),
         None => {
             if args.url.is_some() {
-                bail!("--url needs the --data-dir of the running server's seeded database (run the 'seed' scenario first)");
+                bail!(
+                    "--url needs the --data-dir of the running server's seeded database (run the 'seed' scenario first)"
+                );
             }
             eprintln!("seeding {sizes:?} into {} …", dir.display());
             let m = seed::seed(&dir, sizes).await?;
@@ -266,11 +268,8 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     report.rows.push(floor.clone());
     let floor_rps = floor.summary.throughput;
 
-    let wanted: Vec<&str> = if run_all {
-        vec!["b1", "b2", "b4", "b5", "b8", "b3", "b6", "b7"]
-    } else {
-        vec![scenario.as_str()]
-    };
+    let wanted: Vec<&str> =
+        if run_all { vec!["b1", "b2", "b4", "b5", "b8", "b3", "b6", "b7"] } else { vec![scenario.as_str()] };
     for s in wanted {
         ctx.reset_rss();
         let rows = match s {
@@ -439,7 +438,8 @@ async fn b4(ctx: &Ctx) -> Row {
     let after = ctx.count("SELECT COUNT(*) FROM requests").await;
     let s = s.remove(0).summary(t);
     let met = s.throughput >= 30_000.0 && s.errors == 0 && before == after;
-    let mut r = row(ctx, "b4", "refusals (409 duplicate / 400 policy)", spec.concurrency, s, "≥30,000/s, no write", Some(met));
+    let mut r =
+        row(ctx, "b4", "refusals (409 duplicate / 400 policy)", spec.concurrency, s, "≥30,000/s, no write", Some(met));
     r.notes = format!("requests rows before {before}, after {after}");
     r
 }
@@ -456,7 +456,15 @@ async fn b5(ctx: &Ctx) -> Vec<Row> {
     .await;
     let s = s.remove(0).summary(t);
     let met = s.throughput >= 5_000.0 && s.p99_ms <= 15.0 && s.errors == 0;
-    let mut rows = vec![row(ctx, "b5", "list page 1 ($filter,$expand,$top=100)", spec.concurrency, s, "≥5,000/s, p99 ≤ 15 ms", Some(met))];
+    let mut rows = vec![row(
+        ctx,
+        "b5",
+        "list page 1 ($filter,$expand,$top=100)",
+        spec.concurrency,
+        s,
+        "≥5,000/s, p99 ≤ 15 ms",
+        Some(met),
+    )];
 
     // Walk the nextLinks to page 3,000 (or the last page).
     let first = ctx.list_url(0);
@@ -501,7 +509,8 @@ async fn b5(ctx: &Ctx) -> Vec<Row> {
     let ratio = pn.p50_ms / p1.p50_ms.max(1e-9);
     let mut r1 = row(ctx, "b5", "page 1, one client", 1, p1, "", None);
     r1.notes = "for the deep-page ratio".into();
-    let mut rn = row(ctx, "b5", &format!("page {page}, one client"), 1, pn, "p50 within 1.2× of page 1", Some(ratio <= 1.2));
+    let mut rn =
+        row(ctx, "b5", &format!("page {page}, one client"), 1, pn, "p50 within 1.2× of page 1", Some(ratio <= 1.2));
     rn.notes = format!("ratio {ratio:.2}; walked {page} pages in {walk_secs:.1}s");
     rows.push(r1);
     rows.push(rn);
@@ -525,7 +534,15 @@ async fn b6(ctx: &Ctx, name: &str) -> Vec<Row> {
     let rss = ctx.rss();
     let mut rows = vec![];
     let met = total.throughput >= 10_000.0 && write.p99_ms <= 30.0 && total.errors == 0;
-    rows.push(row(ctx, name, "mixed 80/20: all ops", spec.concurrency, total, "≥10,000 ops/s, write p99 ≤ 30 ms", Some(met)));
+    rows.push(row(
+        ctx,
+        name,
+        "mixed 80/20: all ops",
+        spec.concurrency,
+        total,
+        "≥10,000 ops/s, write p99 ≤ 30 ms",
+        Some(met),
+    ));
     rows.push(row(ctx, name, "mixed 80/20: reads", spec.concurrency, read, "", None));
     rows.push(row(ctx, name, "mixed 80/20: writes (adminAdd)", spec.concurrency, write, "", None));
     if name == "b10" || ctx.server_pid.is_some() {
@@ -571,7 +588,7 @@ async fn mixed(ctx: &Ctx, spec: &LoadSpec) -> (Summary, Summary, Duration) {
 /// B7: a slice of assignments expires at once (the development clock moves past their end)
 /// while the B6 mix runs at half rate.
 async fn b7(ctx: &Ctx) -> Vec<Row> {
-    let expiring = ctx.manifest.sizes.expiring as i64;
+    let expiring = ctx.count("SELECT COUNT(*) FROM jobs WHERE kind = 'assignment.expire'").await;
     let mut spec = ctx.spec(64);
     // Half of the rate the mix reaches unpaced, measured briefly first.
     let mut probe = spec.clone();
@@ -588,13 +605,10 @@ async fn b7(ctx: &Ctx) -> Vec<Row> {
     let started = Instant::now();
     let before_exp = ctx.count("SELECT COUNT(*) FROM assignments WHERE state = 'expired'").await;
     let c = ctx.clone();
-    let advance =
-        tokio::spawn(async move { c.post("/_grantry/clock/advance", &json!({"duration": "P31D"})).await.0 });
+    let advance = tokio::spawn(async move { c.post("/_grantry/clock/advance", &json!({"duration": "P31D"})).await.0 });
     let mut done_after = None;
     while started.elapsed() < Duration::from_secs(120) {
-        let left = ctx
-            .count("SELECT COUNT(*) FROM jobs WHERE kind = 'assignment.expire'")
-            .await;
+        let left = ctx.count("SELECT COUNT(*) FROM jobs WHERE kind = 'assignment.expire'").await;
         if left == 0 {
             done_after = Some(started.elapsed());
             break;
@@ -624,7 +638,8 @@ async fn b7(ctx: &Ctx) -> Vec<Row> {
         max_ms: 0.0,
     };
     let met = done_after.is_some_and(|d| d <= Duration::from_secs(60)) && expired >= expiring && dangling == 0;
-    let mut r = row(ctx, "b7", "assignments expired at once", 0, exp_summary, "all expired + revoked ≤ 60 s", Some(met));
+    let mut r =
+        row(ctx, "b7", "assignments expired at once", 0, exp_summary, "all expired + revoked ≤ 60 s", Some(met));
     r.notes = format!("{expired} of {expiring} expired in {secs:.1}s; {dangling} roles left fulfilled");
     rows.push(r);
     let p99_quiet = quiet_r.p99_ms.max(quiet_w.p99_ms);
@@ -632,8 +647,15 @@ async fn b7(ctx: &Ctx) -> Vec<Row> {
     let mut q = row(ctx, "b7", "B6 at half rate, before", spec.concurrency, quiet_r, "", None);
     q.notes = format!("write p99 {:.2} ms", quiet_w.p99_ms);
     rows.push(q);
-    let mut b =
-        row(ctx, "b7", "B6 at half rate, during expiry", spec.concurrency, busy_r, "foreground p99 ≤ 2× before", Some(p99_busy <= 2.0 * p99_quiet));
+    let mut b = row(
+        ctx,
+        "b7",
+        "B6 at half rate, during expiry",
+        spec.concurrency,
+        busy_r,
+        "foreground p99 ≤ 2× before",
+        Some(p99_busy <= 2.0 * p99_quiet),
+    );
     b.notes = format!("write p99 {:.2} ms; p99 {p99_busy:.2} vs {p99_quiet:.2} ms before", busy_w.p99_ms);
     rows.push(b);
     rows
@@ -711,7 +733,11 @@ async fn spawn_grantry(args: &Args, dir: &Path, quiet: bool) -> anyhow::Result<(
     Ok((child, base))
 }
 
-async fn spawn_timed(args: &Args, dir: &Path, _quiet: bool) -> anyhow::Result<(tokio::process::Child, String, Duration)> {
+async fn spawn_timed(
+    args: &Args,
+    dir: &Path,
+    _quiet: bool,
+) -> anyhow::Result<(tokio::process::Child, String, Duration)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build()?;
@@ -754,7 +780,16 @@ async fn b9(args: &Args, dir: &Path) -> anyhow::Result<Vec<Row>> {
             scenario: "b9".into(),
             what: what.into(),
             concurrency: 0,
-            summary: Summary { ops: 1, errors: 0, secs, throughput: 0.0, p50_ms: secs * 1000.0, p99_ms: secs * 1000.0, p999_ms: secs * 1000.0, max_ms: secs * 1000.0 },
+            summary: Summary {
+                ops: 1,
+                errors: 0,
+                secs,
+                throughput: 0.0,
+                p50_ms: secs * 1000.0,
+                p99_ms: secs * 1000.0,
+                p999_ms: secs * 1000.0,
+                max_ms: secs * 1000.0,
+            },
             vs_floor: None,
             peak_rss_mib: None,
             target: "ready ≤ 1 s".into(),

@@ -411,7 +411,13 @@ pub async fn seed(dir: &Path, sizes: Sizes) -> anyhow::Result<Manifest> {
             },
         )?;
         if expires {
-            grantry_core::jobs::enqueue(c, grantry_core::delivery::JOB_EXPIRE, &assignment_id, expire_at, json_empty())?;
+            grantry_core::jobs::enqueue(
+                c,
+                grantry_core::delivery::JOB_EXPIRE,
+                &assignment_id,
+                expire_at,
+                json_empty(),
+            )?;
             return Ok(3);
         }
         Ok(2)
