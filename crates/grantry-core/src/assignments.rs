@@ -124,6 +124,41 @@ pub async fn assignment_related(
         .await
 }
 
+/// The related entities of every assignment of a page, in one read: each distinct target,
+/// package and policy is loaded once (a page of one package's assignments shares them).
+pub async fn assignments_related(
+    app: &App,
+    items: &[Assignment],
+) -> Result<Vec<(Option<Subject>, Option<AccessPackage>, Option<Policy>)>> {
+    use std::collections::HashMap;
+    let keys: Vec<(String, String, String)> =
+        items.iter().map(|a| (a.target_subject_id.clone(), a.access_package_id.clone(), a.policy_id.clone())).collect();
+    app.store
+        .read(move |c| {
+            let mut subjects: HashMap<String, Option<Subject>> = HashMap::new();
+            let mut packages: HashMap<String, Option<AccessPackage>> = HashMap::new();
+            let mut policies: HashMap<String, Option<Policy>> = HashMap::new();
+            let mut out = Vec::with_capacity(keys.len());
+            for (s, p, pol) in keys {
+                if !subjects.contains_key(&s) {
+                    let v = repo::get::<Subject>(c, &s)?;
+                    subjects.insert(s.clone(), v);
+                }
+                if !packages.contains_key(&p) {
+                    let v = repo::get::<AccessPackage>(c, &p)?;
+                    packages.insert(p.clone(), v);
+                }
+                if !policies.contains_key(&pol) {
+                    let v = repo::get::<Policy>(c, &pol)?;
+                    policies.insert(pol.clone(), v);
+                }
+                out.push((subjects[&s].clone(), packages[&p].clone(), policies[&pol].clone()));
+            }
+            Ok(out)
+        })
+        .await
+}
+
 pub async fn list_resource_roles(
     app: &App,
     caller: &Caller,

@@ -16,7 +16,7 @@ use grantry_core::assignments;
 use grantry_core::requests::{self, Mine};
 use grantry_core::{App, Caller};
 use grantry_domain::enums::RequestType;
-use grantry_domain::model::Assignment;
+use grantry_domain::model::{AccessPackage, Assignment, Policy, Subject};
 use grantry_domain::{Error, ErrorKind, Result};
 use grantry_graph::{Dialect, assignment as wire, request as rwire};
 use grantry_odata::ExpandItem;
@@ -47,12 +47,23 @@ fn set_name(d: Dialect) -> String {
     format!("{EM}/{}", d.pick("assignments", "accessPackageAssignments"))
 }
 
+type Related = (Option<Subject>, Option<AccessPackage>, Option<Policy>);
+
 async fn render(app: &App, d: Dialect, a: &Assignment, expand: &[ExpandItem]) -> Result<Value> {
+    if expand.is_empty() {
+        return Ok(wire::assignment(a, d));
+    }
+    let related = assignments::assignment_related(app, a).await?;
+    render_with(d, a, expand, related)
+}
+
+/// Renders `a` with its already-loaded related entities.
+fn render_with(d: Dialect, a: &Assignment, expand: &[ExpandItem], related: Related) -> Result<Value> {
     let mut v = wire::assignment(a, d);
     if expand.is_empty() {
         return Ok(v);
     }
-    let (target, package, policy) = assignments::assignment_related(app, a).await?;
+    let (target, package, policy) = related;
     let Value::Object(map) = &mut v else { return Ok(v) };
     for item in expand {
         match item.path.join("/").to_ascii_lowercase().as_str() {
@@ -84,9 +95,15 @@ async fn respond_page(
     listed: grantry_core::listing::Listed<Assignment>,
     expand: &[ExpandItem],
 ) -> ApiResult<Response> {
+    // One read for the whole page's related entities (not one per row).
+    let related = if expand.is_empty() {
+        vec![(None, None, None); listed.items.len()]
+    } else {
+        assignments::assignments_related(&s.app, &listed.items).await?
+    };
     let mut items = Vec::with_capacity(listed.items.len());
-    for a in &listed.items {
-        items.push(render(&s.app, d, a, expand).await?);
+    for (a, rel) in listed.items.iter().zip(related) {
+        items.push(render_with(d, a, expand, rel)?);
     }
     let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
     Ok(respond::listed(s, d, &set_name(d), listed, q))

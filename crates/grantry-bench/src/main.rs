@@ -1,0 +1,77 @@
+//! `grantry-bench`: seeds a dataset, starts Grantry in-process (or targets a running server),
+//! drives one scenario (or all) over HTTP with keep-alive, and reports throughput, latency
+//! percentiles, errors and peak RSS next to baselines measured in the same run.
+//! See BENCHMARKS.md at the repository root.
+
+mod load;
+mod report;
+mod scenarios;
+mod seed;
+
+use anyhow::Context;
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "grantry-bench", about = "Benchmark scenarios for Grantry (see BENCHMARKS.md).")]
+pub struct Args {
+    /// Scenario: b1 … b10, floor (HTTP floor: GET /health), sqlite (store baselines),
+    /// seed (only create the dataset), or all.
+    pub scenario: String,
+    /// Concurrent clients (default: the scenario's own).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Measured time per scenario, e.g. 10s, 30s, 2m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Warm-up before measuring (not recorded).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Dataset: small (1 %), medium (10 %) or large (1,000,000 assignments).
+    #[arg(long, default_value = "small")]
+    pub dataset: String,
+    /// Scale of the large dataset (overrides --dataset), e.g. 0.25.
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Directory for the dataset; an existing seeded directory is reused.
+    /// Default: a fresh temporary directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Target a running server instead of starting one (its database must be --data-dir).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Process id of the server at --url, for its peak RSS.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// The `grantry` binary for b9/b10 (default: next to this program).
+    #[arg(long)]
+    pub grantry_bin: Option<PathBuf>,
+    /// Print the results as JSON (after the table).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON results to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a duration like 500ms, 30s or 2m"))?;
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    rt.block_on(scenarios::main(args))
+}

@@ -1,0 +1,862 @@
+//! The scenarios (B1–B10), the baselines, and the set-up around them.
+
+use crate::Args;
+use crate::load::{self, LoadSpec, Outcome, Samples, Summary};
+use crate::report::{self, Machine, Report, Row};
+use crate::seed::{self, Manifest, Sizes};
+use anyhow::{Context, bail};
+use grantry::config::{Config, Database, LogFormat};
+use grantry_api::auth::{MintRequest, TokenKeys, claims_for};
+use grantry_core::PrincipalKind;
+use grantry_store::{Store, StoreOptions, Value};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const EM: &str = "/v1.0/identityGovernance/entitlementManagement";
+
+const ALL_APP_ROLES: &[&str] = &[
+    "EntitlementManagement.ReadWrite.All",
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "GroupMember.ReadWrite.All",
+    "RoleManagement.ReadWrite.Directory",
+    "Directory.ReadWrite.All",
+];
+
+/// Everything a scenario needs: where to send requests and the dataset's ids.
+#[derive(Clone)]
+pub struct Ctx {
+    pub base: Arc<str>,
+    pub client: reqwest::Client,
+    pub auth: Arc<str>,
+    pub manifest: Arc<Manifest>,
+    /// Next fresh (user, package) pair.
+    pub pairs: Arc<AtomicU64>,
+    /// A handle on the same database, for checks (counts, delivery polling).
+    pub store: Store,
+    /// The server's process id when it is not this process.
+    pub server_pid: Option<u32>,
+    pub args: Arc<Args>,
+}
+
+impl Ctx {
+    fn spec(&self, default_concurrency: usize) -> LoadSpec {
+        LoadSpec {
+            concurrency: self.args.concurrency.unwrap_or(default_concurrency).max(1),
+            duration: self.args.duration,
+            warmup: self.args.warmup,
+            rate: None,
+        }
+    }
+
+    /// POSTs an adminAdd for the next never-assigned pair; returns the status and the body.
+    async fn admin_add(&self) -> (u16, Option<serde_json::Value>) {
+        let n = self.pairs.fetch_add(1, Ordering::Relaxed);
+        let (user, p) = self.manifest.fresh_pair(n);
+        let body = json!({"requestType": "adminAdd", "assignment": {
+            "targetId": user, "assignmentPolicyId": self.manifest.policy_ids[p], "accessPackageId": self.manifest.package_ids[p]}});
+        self.post(&format!("{EM}/assignmentRequests"), &body).await
+    }
+
+    async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, Option<serde_json::Value>) {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("authorization", &*self.auth)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        match res {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let bytes = r.bytes().await.ok();
+                (status, bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+            }
+            Err(_) => (0, None),
+        }
+    }
+
+    /// GETs `url` (absolute, or a path); returns the status and the body bytes.
+    async fn get(&self, url: &str, auth: bool) -> (u16, Vec<u8>) {
+        let url = if url.starts_with("http") { url.to_string() } else { format!("{}{url}", self.base) };
+        let mut req = self.client.get(url);
+        if auth {
+            req = req.header("authorization", &*self.auth);
+        }
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+            }
+            Err(_) => (0, Vec::new()),
+        }
+    }
+
+    fn list_url(&self, package: usize) -> String {
+        format!(
+            "{EM}/assignments?$filter=accessPackage/id%20eq%20'{}'&$expand=target&$top=100",
+            self.manifest.package_ids[package]
+        )
+    }
+
+    fn rss(&self) -> Option<f64> {
+        report::peak_rss_mib(self.server_pid)
+    }
+    fn reset_rss(&self) {
+        report::reset_peak_rss(self.server_pid)
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        self.store
+            .read(move |c| Ok(c.query_one(sql, &[])?.map(|r| r.int(0)).transpose()?.unwrap_or(0)))
+            .await
+            .unwrap_or(-1)
+    }
+}
+
+fn row(ctx: &Ctx, scenario: &str, what: &str, conc: usize, s: Summary, target: &str, met: Option<bool>) -> Row {
+    Row {
+        scenario: scenario.into(),
+        what: what.into(),
+        concurrency: conc,
+        summary: s,
+        vs_floor: None,
+        peak_rss_mib: ctx.rss(),
+        target: target.into(),
+        met,
+        notes: String::new(),
+    }
+}
+
+fn ok_if(status: u16, want: u16) -> (Outcome, usize) {
+    (if status == want { Outcome::Ok } else { Outcome::Error }, 0)
+}
+
+pub async fn main(args: Args) -> anyhow::Result<()> {
+    let sizes = match args.scale {
+        Some(s) => Sizes::scaled(s),
+        None => Sizes::named(&args.dataset)?,
+    };
+    let mut report = Report { machine: Some(Machine::probe()), ..Default::default() };
+    let tmp = tempfile::Builder::new().prefix("grantry-bench-").tempdir()?;
+    let dir: PathBuf = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+
+    // The dataset.
+    let manifest = match Manifest::read(&dir)? {
+        Some(m) if m.sizes == sizes => {
+            eprintln!("reusing the dataset in {} (seeded in {:.1}s)", dir.display(), m.seed_secs);
+            m
+        }
+        Some(_) => bail!("{} holds a dataset of other sizes; use another --data-dir", dir.display()),
+        None => {
+            if args.url.is_some() {
+                bail!(
+                    "--url needs the --data-dir of the running server's seeded database (run the 'seed' scenario first)"
+                );
+            }
+            eprintln!("seeding {sizes:?} into {} …", dir.display());
+            let m = seed::seed(&dir, sizes).await?;
+            eprintln!("seeded {} rows in {:.1}s", m.rows, m.seed_secs);
+            m
+        }
+    };
+    report.dataset = json!({ "sizes": manifest.sizes, "seed_secs": manifest.seed_secs, "rows": manifest.rows,
+                             "seed_rows_per_s": manifest.rows as f64 / manifest.seed_secs.max(1e-9) });
+    if args.scenario == "seed" {
+        finish(&args, report)?;
+        return Ok(());
+    }
+    let scenario = args.scenario.to_ascii_lowercase();
+    let run_all = scenario == "all";
+
+    // Store baselines (no HTTP) on a scratch database.
+    if run_all || scenario == "sqlite" || scenario == "b1" {
+        let (rows_per_s, commits_per_s) = sqlite_baseline(tmp.path()).await?;
+        report.baselines.insert("sqlite_batched_rows_per_s".into(), json!(rows_per_s.round()));
+        report.baselines.insert("sqlite_single_commits_per_s".into(), json!(commits_per_s.round()));
+    }
+    if scenario == "sqlite" {
+        finish(&args, report)?;
+        return Ok(());
+    }
+
+    // B9 spawns the server binary itself, before anything else holds the database.
+    if run_all || scenario == "b9" {
+        let rows = b9(&args, &dir).await?;
+        report.rows.extend(rows);
+        if scenario == "b9" {
+            finish(&args, report)?;
+            return Ok(());
+        }
+    }
+
+    // The server: in-process, spawned (b10) or given (--url).
+    let mut server = None;
+    let mut child = None;
+    let (base, server_pid) = if let Some(url) = &args.url {
+        (url.trim_end_matches('/').to_string(), args.pid)
+    } else if scenario == "b10" {
+        let (c, base) = spawn_grantry(&args, &dir, false).await?;
+        let pid = c.id();
+        child = Some(c);
+        (base, pid)
+    } else {
+        let config = Config {
+            listen: "127.0.0.1:0".parse()?,
+            database: Database::Sqlite(dir.join("grantry.db")),
+            public_base_url: None,
+            log_format: LogFormat::Text,
+            body_limit: 4 * 1024 * 1024,
+            dev_clock: true,
+        };
+        let s = grantry::start(config).await?;
+        let base = s.base_url.clone();
+        server = Some(s);
+        (base, None)
+    };
+    let store = match &server {
+        Some(s) => s.state.app.store.clone(),
+        None => Store::open_sqlite(&dir.join("grantry.db"), StoreOptions { readers: 2, ..Default::default() })
+            .map_err(|e| anyhow::anyhow!("open the database for checks: {}", e.message))?,
+    };
+    let keys = TokenKeys::load_or_create(&store).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    #[allow(clippy::disallowed_methods)] // tokens follow the wall clock
+    let now = chrono::Utc::now().timestamp();
+    let token = keys
+        .mint(&claims_for(
+            &keys,
+            MintRequest {
+                kind: PrincipalKind::App,
+                object_id: "b0000000-0000-4000-8000-000000000001".into(),
+                app_id: "b0000000-0000-4000-8000-000000000001".into(),
+                display_name: Some("grantry-bench".into()),
+                upn: None,
+                permissions: ALL_APP_ROLES.iter().map(|s| s.to_string()).collect(),
+                wids: vec![],
+                issued_at: now,
+                // Long enough to outlive the development clock moved forward by b7.
+                lifetime_secs: 400 * 86_400,
+            },
+        ))
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let pairs = Arc::new(AtomicU64::new(manifest.pairs_used));
+    let ctx = Ctx {
+        base: base.into(),
+        client,
+        auth: format!("Bearer {token}").into(),
+        manifest: Arc::new(manifest),
+        pairs,
+        store,
+        server_pid,
+        args: Arc::new(args.clone()),
+    };
+
+    // The HTTP floor, at the concurrency the scenarios use.
+    let floor = floor(&ctx, if scenario == "b2" { 1 } else { 32 }).await;
+    report.baselines.insert("http_floor_health_rps".into(), json!(floor.summary.throughput.round()));
+    report.baselines.insert("http_floor_health_p99_ms".into(), json!(floor.summary.p99_ms));
+    report.rows.push(floor.clone());
+    let floor_rps = floor.summary.throughput;
+
+    let wanted: Vec<&str> =
+        if run_all { vec!["b1", "b2", "b4", "b5", "b8", "b3", "b6", "b7"] } else { vec![scenario.as_str()] };
+    for s in wanted {
+        ctx.reset_rss();
+        let rows = match s {
+            "b1" => vec![b1(&ctx, "b1", 32).await],
+            "b2" => vec![b1(&ctx, "b2", 1).await],
+            "b3" => b3(&ctx).await,
+            "b4" => vec![b4(&ctx).await],
+            "b5" => b5(&ctx).await,
+            "b6" | "b10" => b6(&ctx, s).await,
+            "b7" => b7(&ctx).await,
+            "b8" => vec![b8(&ctx).await],
+            "floor" => vec![],
+            other => bail!("unknown scenario '{other}'"),
+        };
+        for mut r in rows {
+            r.vs_floor = Some(r.summary.throughput / floor_rps.max(1e-9));
+            eprintln!(
+                "{} {}: {:.0}/s p50 {:.2} ms p99 {:.2} ms errors {}",
+                r.scenario, r.what, r.summary.throughput, r.summary.p50_ms, r.summary.p99_ms, r.summary.errors
+            );
+            report.rows.push(r);
+        }
+    }
+
+    // Remember which fresh pairs were used, so a rerun on this directory starts after them.
+    let mut m = (*ctx.manifest).clone();
+    m.pairs_used = ctx.pairs.load(Ordering::Relaxed);
+    let _ = m.write(&dir);
+    if let Some(s) = server {
+        s.stop().await;
+    }
+    if let Some(mut c) = child {
+        let _ = c.kill().await;
+    }
+    finish(&args, report)
+}
+
+fn finish(args: &Args, mut report: Report) -> anyhow::Result<()> {
+    if let Some(m) = &mut report.machine {
+        m.loadavg_end = report::loadavg();
+    }
+    report.print_table();
+    let doc = serde_json::to_string_pretty(&report)?;
+    if args.json {
+        println!("{doc}");
+    }
+    if let Some(out) = &args.out {
+        std::fs::write(out, &doc).with_context(|| format!("write {}", out.display()))?;
+    }
+    Ok(())
+}
+
+/// Baseline (a): the same assignment rows inserted through the store in batches of 1,000
+/// (no HTTP), and single-row commits one after another (the fsync ceiling).
+async fn sqlite_baseline(scratch: &Path) -> anyhow::Result<(f64, f64)> {
+    let path = scratch.join("baseline.db");
+    let store = Store::open_sqlite(&path, StoreOptions::default()).map_err(|e| anyhow::anyhow!(e.message))?;
+    #[allow(clippy::disallowed_methods)]
+    let now = grantry_domain::clock::truncate_micros(chrono::Utc::now());
+    let make = move |i: usize| grantry_domain::model::Assignment {
+        id: format!("{i:08x}-0000-4000-8000-000000000000"),
+        access_package_id: format!("pkg{}", i % 1000),
+        catalog_id: "cat".into(),
+        policy_id: format!("pol{}", i % 1000),
+        target_subject_id: format!("sub{i}"),
+        state: grantry_domain::enums::AssignmentState::Delivered,
+        status: "Delivered".into(),
+        schedule: Default::default(),
+        answers: vec![],
+        is_extended: false,
+        expired_date_time: None,
+        created_date_time: now,
+        custom_extension_callout_instances: vec![],
+    };
+    let total = 50_000;
+    let t = Instant::now();
+    for b in 0..total / 1000 {
+        store
+            .write(move |c| {
+                for i in b * 1000..(b + 1) * 1000 {
+                    grantry_store::repo::insert(c, &make(i))?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+    }
+    let rows_per_s = total as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut n = 0;
+    while t.elapsed() < Duration::from_secs(2) {
+        let a = make(total + n);
+        store.write(move |c| grantry_store::repo::insert(c, &a)).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        n += 1;
+    }
+    let commits_per_s = n as f64 / t.elapsed().as_secs_f64();
+    drop(store);
+    let _ = std::fs::remove_file(&path);
+    Ok((rows_per_s, commits_per_s))
+}
+
+/// Baseline (b): GET /health through the same server stack and client.
+async fn floor(ctx: &Ctx, conc: usize) -> Row {
+    let mut spec = ctx.spec(conc);
+    spec.concurrency = ctx.args.concurrency.unwrap_or(conc);
+    spec.duration = spec.duration.min(Duration::from_secs(5));
+    let c = ctx.clone();
+    let (mut s, t) = load::run(&spec, 1, move |_, _| {
+        let c = c.clone();
+        async move { ok_if(c.get("/health", false).await.0, 200) }
+    })
+    .await;
+    row(ctx, "base", "HTTP floor: GET /health", spec.concurrency, s.remove(0).summary(t), "", None)
+}
+
+/// B1/B2: adminAdd under a no-approval policy, delivered into a group.
+async fn b1(ctx: &Ctx, name: &str, conc: usize) -> Row {
+    let spec = ctx.spec(conc);
+    let c = ctx.clone();
+    let (mut s, t) = load::run(&spec, 1, move |_, _| {
+        let c = c.clone();
+        async move { ok_if(c.admin_add().await.0, 201) }
+    })
+    .await;
+    let s = s.remove(0).summary(t);
+    let (target, met) = if name == "b1" {
+        ("≥10,000/s, p99 ≤ 20 ms", s.throughput >= 10_000.0 && s.p99_ms <= 20.0)
+    } else {
+        ("p50 ≤ 1 ms, p99 ≤ 5 ms", s.p50_ms <= 1.0 && s.p99_ms <= 5.0)
+    };
+    let met = met && s.errors == 0;
+    row(ctx, name, "POST adminAdd (201)", spec.concurrency, s, target, Some(met))
+}
+
+/// B4: refusals (already assigned; policy of another package) — answered without a write.
+async fn b4(ctx: &Ctx) -> Row {
+    let spec = ctx.spec(32);
+    let before = ctx.count("SELECT COUNT(*) FROM requests").await;
+    let c = ctx.clone();
+    let (mut s, t) = load::run(&spec, 1, move |_, n| {
+        let c = c.clone();
+        async move {
+            let m = &c.manifest;
+            let (body, want) = if n % 2 == 0 {
+                // Already assigned: every assigned user holds the hot package 0.
+                let u = &m.user_ids[(n as usize / 2) % m.assigned_count()];
+                (
+                    json!({"requestType": "adminAdd", "assignment": {"targetId": u,
+                        "assignmentPolicyId": m.policy_ids[0], "accessPackageId": m.package_ids[0]}}),
+                    409,
+                )
+            } else {
+                // A policy that belongs to another package.
+                let (u, p) = m.fresh_pair(n);
+                let other = (p + 1) % m.package_ids.len();
+                (
+                    json!({"requestType": "adminAdd", "assignment": {"targetId": u,
+                        "assignmentPolicyId": m.policy_ids[other], "accessPackageId": m.package_ids[p]}}),
+                    400,
+                )
+            };
+            ok_if(c.post(&format!("{EM}/assignmentRequests"), &body).await.0, want)
+        }
+    })
+    .await;
+    let after = ctx.count("SELECT COUNT(*) FROM requests").await;
+    let s = s.remove(0).summary(t);
+    let met = s.throughput >= 30_000.0 && s.errors == 0 && before == after;
+    let mut r =
+        row(ctx, "b4", "refusals (409 duplicate / 400 policy)", spec.concurrency, s, "≥30,000/s, no write", Some(met));
+    r.notes = format!("requests rows before {before}, after {after}");
+    r
+}
+
+/// B5: list assignments of one package with the target expanded, 100 a page; then the
+/// latency of page 1 against the deepest page (page 3,000 on the large dataset).
+async fn b5(ctx: &Ctx) -> Vec<Row> {
+    let spec = ctx.spec(32);
+    let c = ctx.clone();
+    let (mut s, t) = load::run(&spec, 1, move |_, _| {
+        let c = c.clone();
+        async move { ok_if(c.get(&c.list_url(0), true).await.0, 200) }
+    })
+    .await;
+    let s = s.remove(0).summary(t);
+    let met = s.throughput >= 5_000.0 && s.p99_ms <= 15.0 && s.errors == 0;
+    let mut rows = vec![row(
+        ctx,
+        "b5",
+        "list page 1 ($filter,$expand,$top=100)",
+        spec.concurrency,
+        s,
+        "≥5,000/s, p99 ≤ 15 ms",
+        Some(met),
+    )];
+
+    // Walk the nextLinks to page 3,000 (or the last page).
+    let first = ctx.list_url(0);
+    let mut url = first.clone();
+    let mut page = 1;
+    let walk = Instant::now();
+    while page < 3000 {
+        let (status, body) = ctx.get(&url, true).await;
+        if status != 200 {
+            break;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        match v.get("@odata.nextLink").and_then(|l| l.as_str()) {
+            Some(next) => {
+                url = next.to_string();
+                page += 1;
+            }
+            None => break,
+        }
+    }
+    let walk_secs = walk.elapsed().as_secs_f64();
+    let time = |u: String| {
+        let c = ctx.clone();
+        async move {
+            let mut lat = Samples::default();
+            for _ in 0..200 {
+                let t0 = Instant::now();
+                let (status, _) = c.get(&u, true).await;
+                if status == 200 {
+                    lat.latencies_us.push(t0.elapsed().as_micros() as u32);
+                } else {
+                    lat.errors += 1;
+                }
+            }
+            lat
+        }
+    };
+    let t1 = Instant::now();
+    let p1 = time(first).await.summary(t1.elapsed());
+    let t2 = Instant::now();
+    let pn = time(url).await.summary(t2.elapsed());
+    let ratio = pn.p50_ms / p1.p50_ms.max(1e-9);
+    let mut r1 = row(ctx, "b5", "page 1, one client", 1, p1, "", None);
+    r1.notes = "for the deep-page ratio".into();
+    let mut rn =
+        row(ctx, "b5", &format!("page {page}, one client"), 1, pn, "p50 within 1.2× of page 1", Some(ratio <= 1.2));
+    rn.notes = format!("ratio {ratio:.2}; walked {page} pages in {walk_secs:.1}s");
+    rows.push(r1);
+    rows.push(rn);
+    rows
+}
+
+/// B6 (and B10 when the server is a spawned binary): 80 % reads, 20 % adminAdd writes.
+async fn b6(ctx: &Ctx, name: &str) -> Vec<Row> {
+    let spec = ctx.spec(64);
+    let (read, write, t) = mixed(ctx, &spec).await;
+    let total = Summary {
+        ops: read.ops + write.ops,
+        errors: read.errors + write.errors,
+        secs: t.as_secs_f64(),
+        throughput: (read.ops + write.ops) as f64 / t.as_secs_f64(),
+        p50_ms: read.p50_ms.max(write.p50_ms),
+        p99_ms: read.p99_ms.max(write.p99_ms),
+        p999_ms: read.p999_ms.max(write.p999_ms),
+        max_ms: read.max_ms.max(write.max_ms),
+    };
+    let rss = ctx.rss();
+    let mut rows = vec![];
+    let met = total.throughput >= 10_000.0 && write.p99_ms <= 30.0 && total.errors == 0;
+    rows.push(row(
+        ctx,
+        name,
+        "mixed 80/20: all ops",
+        spec.concurrency,
+        total,
+        "≥10,000 ops/s, write p99 ≤ 30 ms",
+        Some(met),
+    ));
+    rows.push(row(ctx, name, "mixed 80/20: reads", spec.concurrency, read, "", None));
+    rows.push(row(ctx, name, "mixed 80/20: writes (adminAdd)", spec.concurrency, write, "", None));
+    if name == "b10" || ctx.server_pid.is_some() {
+        let mut r = rows[0].clone();
+        r.scenario = "b10".into();
+        r.what = "peak RSS of the server under B6".into();
+        r.target = "≤ 256 MiB".into();
+        r.met = rss.map(|m| m <= 256.0);
+        r.notes = "server process only (spawned binary)".into();
+        rows.push(r);
+    } else {
+        rows[0].notes = "RSS is of this process: server and load generator together".into();
+    }
+    rows
+}
+
+/// The B6 mix; returns (reads, writes, measured time).
+async fn mixed(ctx: &Ctx, spec: &LoadSpec) -> (Summary, Summary, Duration) {
+    let c = ctx.clone();
+    let (mut s, t) = load::run(spec, 2, move |_, n| {
+        let c = c.clone();
+        async move {
+            if n % 5 == 4 {
+                (ok_if(c.admin_add().await.0, 201).0, 1)
+            } else {
+                let m = &c.manifest;
+                // Reads: a package's assignments (first page), a user, a package.
+                let path = match n % 5 {
+                    0 | 1 => c.list_url((n as usize * 7919) % m.package_ids.len()),
+                    2 => format!("/v1.0/users/{}", m.user_ids[(n as usize * 104_729) % m.user_ids.len()]),
+                    _ => format!("{EM}/accessPackages/{}", m.package_ids[(n as usize * 31) % m.package_ids.len()]),
+                };
+                (ok_if(c.get(&path, true).await.0, 200).0, 0)
+            }
+        }
+    })
+    .await;
+    let write = s.remove(1).summary(t);
+    let read = s.remove(0).summary(t);
+    (read, write, t)
+}
+
+/// B7: a slice of assignments expires at once (the development clock moves past their end)
+/// while the B6 mix runs at half rate.
+async fn b7(ctx: &Ctx) -> Vec<Row> {
+    let expiring = ctx.count("SELECT COUNT(*) FROM jobs WHERE kind = 'assignment.expire'").await;
+    let mut spec = ctx.spec(64);
+    // Half of the rate the mix reaches unpaced, measured briefly first.
+    let mut probe = spec.clone();
+    probe.duration = Duration::from_secs(3);
+    let (r, w, t) = mixed(ctx, &probe).await;
+    let rate = (r.ops + w.ops) as f64 / t.as_secs_f64() / 2.0;
+    spec.rate = Some(rate);
+    let (quiet_r, quiet_w, _) = mixed(ctx, &spec).await;
+
+    let c = ctx.clone();
+    let fg_spec = spec.clone();
+    let fg = tokio::spawn(async move { mixed(&c, &fg_spec).await });
+    tokio::time::sleep(spec.warmup).await;
+    let started = Instant::now();
+    let before_exp = ctx.count("SELECT COUNT(*) FROM assignments WHERE state = 'expired'").await;
+    let c = ctx.clone();
+    let advance = tokio::spawn(async move { c.post("/_grantry/clock/advance", &json!({"duration": "P31D"})).await.0 });
+    let mut done_after = None;
+    while started.elapsed() < Duration::from_secs(120) {
+        let left = ctx.count("SELECT COUNT(*) FROM jobs WHERE kind = 'assignment.expire'").await;
+        if left == 0 {
+            done_after = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let advance_status = advance.await.unwrap_or(0);
+    let expired = ctx.count("SELECT COUNT(*) FROM assignments WHERE state = 'expired'").await - before_exp;
+    // Memberships left that only expired assignments granted.
+    let dangling = ctx
+        .count(
+            "SELECT COUNT(*) FROM assignment_resource_roles r JOIN assignments a ON a.id = r.assignment_id \
+             WHERE a.state = 'expired' AND r.status = 'Fulfilled'",
+        )
+        .await;
+    let (busy_r, busy_w, _) = fg.await.unwrap_or((quiet_r.clone(), quiet_w.clone(), Duration::ZERO));
+    let mut rows = vec![];
+    let secs = done_after.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+    let exp_summary = Summary {
+        ops: expired.max(0) as u64,
+        errors: if advance_status == 200 { 0 } else { 1 },
+        secs,
+        throughput: expired.max(0) as f64 / secs,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        p999_ms: 0.0,
+        max_ms: 0.0,
+    };
+    let met = done_after.is_some_and(|d| d <= Duration::from_secs(60)) && expired >= expiring && dangling == 0;
+    let mut r =
+        row(ctx, "b7", "assignments expired at once", 0, exp_summary, "all expired + revoked ≤ 60 s", Some(met));
+    r.notes = format!("{expired} of {expiring} expired in {secs:.1}s; {dangling} roles left fulfilled");
+    rows.push(r);
+    let p99_quiet = quiet_r.p99_ms.max(quiet_w.p99_ms);
+    let p99_busy = busy_r.p99_ms.max(busy_w.p99_ms);
+    let mut q = row(ctx, "b7", "B6 at half rate, before", spec.concurrency, quiet_r, "", None);
+    q.notes = format!("write p99 {:.2} ms", quiet_w.p99_ms);
+    rows.push(q);
+    let mut b = row(
+        ctx,
+        "b7",
+        "B6 at half rate, during expiry",
+        spec.concurrency,
+        busy_r,
+        "foreground p99 ≤ 2× before",
+        Some(p99_busy <= 2.0 * p99_quiet),
+    );
+    b.notes = format!("write p99 {:.2} ms; p99 {p99_busy:.2} vs {p99_quiet:.2} ms before", busy_w.p99_ms);
+    rows.push(b);
+    rows
+}
+
+/// B8: time from sending an adminAdd until its membership exists (the request is delivered
+/// in the same transaction that adds the membership).
+async fn b8(ctx: &Ctx) -> Row {
+    let spec = ctx.spec(4);
+    let c = ctx.clone();
+    let (mut s, t) = load::run(&spec, 1, move |_, _| {
+        let c = c.clone();
+        async move {
+            let (status, body) = c.admin_add().await;
+            let Some(id) = body.and_then(|b| b.get("id").and_then(|i| i.as_str()).map(str::to_string)) else {
+                return (Outcome::Error, 0);
+            };
+            if status != 201 {
+                return (Outcome::Error, 0);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                let id = id.clone();
+                let state = c
+                    .store
+                    .read(move |c| {
+                        c.query_one("SELECT state FROM requests WHERE id = ?", &[Value::from(id)])?
+                            .map(|r| r.text(0))
+                            .transpose()
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                match state.as_deref() {
+                    Some("delivered") => return (Outcome::Ok, 0),
+                    Some("submitted") | Some("delivering") | None => {}
+                    Some(_) => return (Outcome::Error, 0),
+                }
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            (Outcome::Error, 0)
+        }
+    })
+    .await;
+    let s = s.remove(0).summary(t);
+    let met = s.p99_ms <= 20.0 && s.errors == 0;
+    let mut r = row(ctx, "b8", "adminAdd → membership exists", spec.concurrency, s, "p99 ≤ 20 ms", Some(met));
+    r.notes = "latency includes polling every 0.5 ms".into();
+    r
+}
+
+/// B3: create → approve → delivered. Not implemented yet.
+async fn b3(_ctx: &Ctx) -> Vec<Row> {
+    eprintln!("b3 (create → approve → delivered) is not implemented in this version of grantry-bench");
+    vec![]
+}
+
+/// The `grantry` binary next to this program (both are built into the same target dir).
+fn grantry_bin(args: &Args) -> anyhow::Result<PathBuf> {
+    if let Some(b) = &args.grantry_bin {
+        return Ok(b.clone());
+    }
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("grantry");
+    if !bin.exists() {
+        bail!("{} not found: build it with `cargo build --release -p grantry` or pass --grantry-bin", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Spawns `grantry serve` on the dataset; returns the child and its base URL once /ready
+/// answers 200.
+async fn spawn_grantry(args: &Args, dir: &Path, quiet: bool) -> anyhow::Result<(tokio::process::Child, String)> {
+    let (child, base, _) = spawn_timed(args, dir, quiet).await?;
+    Ok((child, base))
+}
+
+async fn spawn_timed(
+    args: &Args,
+    dir: &Path,
+    _quiet: bool,
+) -> anyhow::Result<(tokio::process::Child, String, Duration)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build()?;
+    let t0 = Instant::now();
+    let mut child = tokio::process::Command::new(grantry_bin(args)?)
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir)
+        .env("GRANTRY_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawn grantry")?;
+    loop {
+        if let Ok(r) = client.get(format!("{base}/ready")).send().await
+            && r.status().as_u16() == 200
+        {
+            return Ok((child, base, t0.elapsed()));
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill().await;
+            bail!("grantry did not become ready within 60 s");
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("grantry exited before it was ready: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// B9: cold start of the binary on the dataset, then restart after kill -9 during writes.
+async fn b9(args: &Args, dir: &Path) -> anyhow::Result<Vec<Row>> {
+    let mut rows = vec![];
+    let one = |what: &str, d: Duration| {
+        let secs = d.as_secs_f64();
+        Row {
+            scenario: "b9".into(),
+            what: what.into(),
+            concurrency: 0,
+            summary: Summary {
+                ops: 1,
+                errors: 0,
+                secs,
+                throughput: 0.0,
+                p50_ms: secs * 1000.0,
+                p99_ms: secs * 1000.0,
+                p999_ms: secs * 1000.0,
+                max_ms: secs * 1000.0,
+            },
+            vs_floor: None,
+            peak_rss_mib: None,
+            target: "ready ≤ 1 s".into(),
+            met: Some(d <= Duration::from_secs(1)),
+            notes: "spawn → /ready 200 (p50 column)".into(),
+        }
+    };
+    let (mut child, base, cold) = spawn_timed(args, dir, true).await?;
+    rows.push(one("cold start", cold));
+    // Writes in flight, then kill -9.
+    let manifest = Manifest::read(dir)?.context("manifest")?;
+    let store = Store::open_sqlite(&dir.join("grantry.db"), StoreOptions { readers: 1, ..Default::default() })
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let keys = TokenKeys::load_or_create(&store).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    drop(store);
+    #[allow(clippy::disallowed_methods)]
+    let now = chrono::Utc::now().timestamp();
+    let token = keys
+        .mint(&claims_for(
+            &keys,
+            MintRequest {
+                kind: PrincipalKind::App,
+                object_id: "b0000000-0000-4000-8000-000000000009".into(),
+                app_id: "b0000000-0000-4000-8000-000000000009".into(),
+                display_name: Some("grantry-bench".into()),
+                upn: None,
+                permissions: ALL_APP_ROLES.iter().map(|s| s.to_string()).collect(),
+                wids: vec![],
+                issued_at: now,
+                lifetime_secs: 3600,
+            },
+        ))
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let client = reqwest::Client::new();
+    let mut writers = vec![];
+    // Use pairs from the far end of the fresh range, so other scenarios' pairs stay unused.
+    let base_n = u64::MAX / 2;
+    for w in 0..16u64 {
+        let (client, base, token, manifest) = (client.clone(), base.clone(), token.clone(), manifest.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0..10_000u64 {
+                let (user, p) = manifest.fresh_pair(base_n + w * 10_000 + i);
+                let body = json!({"requestType": "adminAdd", "assignment": {"targetId": user,
+                    "assignmentPolicyId": manifest.policy_ids[p], "accessPackageId": manifest.package_ids[p]}});
+                if client
+                    .post(format!("{base}{EM}/assignmentRequests"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.start_kill()?; // SIGKILL
+    let _ = child.wait().await;
+    for w in writers {
+        let _ = w.await;
+    }
+    let (mut child, _, restart) = spawn_timed(args, dir, true).await?;
+    rows.push(one("restart after kill -9 under writes", restart));
+    let _ = child.kill().await;
+    let _ = child.wait().await;
+    Ok(rows)
+}
