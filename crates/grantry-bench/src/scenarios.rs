@@ -213,6 +213,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             log_format: LogFormat::Text,
             body_limit: 4 * 1024 * 1024,
             dev_clock: true,
+            read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
         };
         let s = grantry::start(config).await?;
         let base = s.base_url.clone();
