@@ -11,6 +11,7 @@
 # Usage: tests/fuzz/schemathesis.sh [extra schemathesis options]
 #   GRANTRY_FUZZ_EXAMPLES   examples per operation (default 20)
 #   GRANTRY_FUZZ_MAX_TIME   time budget in seconds for the whole run (default 600)
+#   GRANTRY_FUZZ_PHASES     schemathesis phases (default examples,coverage,fuzzing)
 #   GRANTRY_FUZZ_VENV       virtual environment with schemathesis (default ~/.cache/grantry-fuzz-venv;
 #                           created and filled from PyPI on first use)
 #   GRANTRY_BIN             the grantry binary (default: built with cargo)
@@ -62,7 +63,7 @@ SCHEMATHESIS_HOOKS=graph_checks PYTHONPATH="tests/fuzz${PYTHONPATH:+:$PYTHONPATH
     --mode all \
     --max-examples "${GRANTRY_FUZZ_EXAMPLES:-20}" \
     --max-time "${GRANTRY_FUZZ_MAX_TIME:-600}" \
-    --phases examples,coverage,fuzzing \
+    --phases "${GRANTRY_FUZZ_PHASES:-examples,coverage,fuzzing}" \
     --checks not_a_server_error,graph_error_envelope \
     --request-timeout 30 \
     --workers 2 \
