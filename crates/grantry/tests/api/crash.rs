@@ -3,18 +3,24 @@
 //! acknowledged is there unchanged, nothing is half-written, and work that was pending
 //! at the kill runs exactly once after the restart.
 //!
+//! Runs on SQLite (a temporary data directory) or, when the suite runs on PostgreSQL
+//! (`GRANTRY_TEST_DATABASE_URL`), on a fresh PostgreSQL database of its own; the checks read
+//! the database directly either way (see [`Db`]).
+//!
 //! Bounded: `GRANTRY_CRASH_ROUNDS` rounds (default 5), each a few seconds at most; the
 //! seed is printed and `GRANTRY_CRASH_SEED` replays it. Loopback only.
 
+use crate::helpers::{PgTestDatabase, on_postgres};
 use crate::invariants;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 const EM: &str = "identityGovernance/entitlementManagement";
@@ -56,12 +62,11 @@ pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_grantry")
 }
 
-/// Mints a token with the `grantry token` command.
-fn token(data_dir: &Path, args: &[&str]) -> String {
+/// Mints a token with the `grantry token` command, on the test's database.
+fn token(db: &Db, args: &[&str]) -> String {
     let out = Command::new(bin())
         .arg("token")
-        .arg("--data-dir")
-        .arg(data_dir)
+        .args(db.args())
         .args(args)
         .args(["--expires-in", "4h"])
         .env("GRANTRY_LOG", "error")
@@ -78,12 +83,13 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    fn start(data_dir: &Path) -> Server {
-        Server::start_with(&[std::ffi::OsStr::new("--data-dir"), data_dir.as_os_str()])
+    fn start(db: &Db) -> Server {
+        let args = db.args();
+        Server::start_with(&args.iter().map(OsString::as_os_str).collect::<Vec<_>>())
     }
 
     /// Starts `grantry serve` with the development clock and `args` (e.g. the database).
-    pub(crate) fn start_with(args: &[&std::ffi::OsStr]) -> Server {
+    pub(crate) fn start_with(args: &[&OsStr]) -> Server {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--dev-clock", "--log-format", "json"])
             .args(args)
@@ -216,7 +222,7 @@ struct World {
     requesters: Vec<(String, String)>,
 }
 
-async fn seed_world(data_dir: &Path, client: &Client, admin: String) -> World {
+async fn seed_world(db: &Db, client: &Client, admin: String) -> World {
     use reqwest::Method as M;
     let created = StatusCode::CREATED;
     let mut users = Vec::new();
@@ -314,9 +320,9 @@ async fn seed_world(data_dir: &Path, client: &Client, admin: String) -> World {
         .as_str()
         .expect("policy id")
         .to_string();
-    let approver_token = token(data_dir, &["--user", &approver, "--scopes", SUBJECT_SCOPES]);
+    let approver_token = token(db, &["--user", &approver, "--scopes", SUBJECT_SCOPES]);
     let requesters =
-        users[1..11].iter().map(|u| (u.clone(), token(data_dir, &["--user", u, "--scopes", SUBJECT_SCOPES]))).collect();
+        users[1..11].iter().map(|u| (u.clone(), token(db, &["--user", u, "--scopes", SUBJECT_SCOPES]))).collect();
     World {
         admin,
         package_id: package,
@@ -436,26 +442,174 @@ async fn worker(client: Client, world: Arc<World>, mut rng: Rng, stop: Arc<Atomi
     t
 }
 
-fn db_path(dir: &Path) -> PathBuf {
-    dir.join("grantry.db")
+/// The database the servers run on, read directly (not through the API) by the checks.
+enum Db {
+    /// SQLite: the data directory (the database is the file `grantry.db` in it).
+    Sqlite(PathBuf),
+    /// PostgreSQL: the database URL and a connection to it.
+    Postgres(String, PgConn),
+}
+
+/// A nullable text value of a row.
+type Text = Option<String>;
+
+impl Db {
+    /// The `grantry serve` / `grantry token` options that select this database.
+    fn args(&self) -> Vec<OsString> {
+        match self {
+            Db::Sqlite(dir) => vec!["--data-dir".into(), dir.into()],
+            Db::Postgres(url, _) => vec!["--database".into(), url.into()],
+        }
+    }
+
+    /// The single integer of a counting query (no parameters).
+    fn count(&self, sql: &str) -> i64 {
+        self.count_with(sql, None)
+    }
+
+    /// The single integer of a counting query with at most one `?` parameter.
+    fn count_with(&self, sql: &str, param: Option<&str>) -> i64 {
+        match self {
+            Db::Sqlite(dir) => {
+                let c = open_ro(dir);
+                let params: Vec<&str> = param.into_iter().collect();
+                c.query_row(sql, rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            Db::Postgres(_, pg) => {
+                let (q, param) = (pg_sql(sql), param.map(str::to_string));
+                pg.run(move |c| {
+                    let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                        param.iter().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
+                    c.query_one(&q, &params)?.try_get::<_, i64>(0)
+                })
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+        }
+    }
+
+    /// The rows of a query whose columns are all text (or NULL), with at most one `?`
+    /// parameter.
+    fn texts(&self, sql: &str, param: Option<&str>) -> Vec<Vec<Text>> {
+        match self {
+            Db::Sqlite(dir) => {
+                let c = open_ro(dir);
+                let params: Vec<&str> = param.into_iter().collect();
+                let mut stmt = c.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let n = stmt.column_count();
+                stmt.query_map(rusqlite::params_from_iter(params), |r| (0..n).map(|i| r.get::<_, Text>(i)).collect())
+                    .and_then(|rows| rows.collect::<Result<Vec<Vec<Text>>, _>>())
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            Db::Postgres(_, pg) => {
+                let (q, param) = (pg_sql(sql), param.map(str::to_string));
+                pg.run(move |c| {
+                    let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                        param.iter().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
+                    c.query(&q, &params)?
+                        .iter()
+                        .map(|r| (0..r.len()).map(|i| r.try_get::<_, Text>(i)).collect())
+                        .collect::<Result<Vec<Vec<Text>>, _>>()
+                })
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+        }
+    }
+
+    /// The first row of [`Db::texts`], if any.
+    fn row(&self, sql: &str, param: &str) -> Option<Vec<Text>> {
+        self.texts(sql, Some(param)).into_iter().next()
+    }
+
+    /// Integrity and every invariant, read directly from the database.
+    fn check(&self, context: &str) {
+        match self {
+            Db::Sqlite(dir) => {
+                let c = open_ro(dir);
+                let integrity: String =
+                    c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check");
+                assert_eq!(integrity, "ok", "{context}: PRAGMA integrity_check");
+            }
+            // PostgreSQL has no `PRAGMA integrity_check` (its own WAL recovery makes a crash
+            // safe); in its place every table must still be readable in full: a
+            // `SELECT count(*)` of each succeeds. The invariants below apply to both.
+            Db::Postgres(..) => {
+                let tables = self.texts("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()", None);
+                assert!(!tables.is_empty(), "{context}: no tables in the PostgreSQL database");
+                for t in tables.into_iter().filter_map(|r| r.into_iter().next().flatten()) {
+                    self.count(&format!("SELECT count(*) FROM \"{t}\""));
+                }
+            }
+        }
+        let broken = invariants::violations(|sql| self.count(sql));
+        assert!(broken.is_empty(), "{context}: invariants broken: {broken:#?}");
+    }
 }
 
 fn open_ro(dir: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open_with_flags(db_path(dir), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    rusqlite::Connection::open_with_flags(dir.join("grantry.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("open the database read-only")
 }
 
-fn count(c: &rusqlite::Connection, sql: &str) -> i64 {
-    c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+/// `?` placeholders as PostgreSQL's `$1` (the queries here take at most one).
+fn pg_sql(sql: &str) -> String {
+    sql.replacen('?', "$1", 1)
 }
 
-/// Integrity and every invariant, on the file.
-fn check_file(dir: &Path, context: &str) {
-    let c = open_ro(dir);
-    let integrity: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check");
-    assert_eq!(integrity, "ok", "{context}: PRAGMA integrity_check");
-    let broken = invariants::violations(|sql| count(&c, sql));
-    assert!(broken.is_empty(), "{context}: invariants broken: {broken:#?}");
+type PgJob = Box<dyn FnOnce(&mut postgres::Client) + Send>;
+
+/// One synchronous PostgreSQL connection on a thread of its own (the synchronous client
+/// must not run on the test's async runtime); queries are sent to it and waited for.
+struct PgConn {
+    jobs: Option<mpsc::Sender<PgJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PgConn {
+    fn connect(url: &str) -> PgConn {
+        let url = url.to_string();
+        let (jobs, rx) = mpsc::channel::<PgJob>();
+        let (ready_tx, ready) = mpsc::channel::<Result<(), String>>();
+        let thread = std::thread::spawn(move || {
+            let mut client = match postgres::Client::connect(&url, postgres::NoTls) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            for job in rx {
+                job(&mut client);
+            }
+        });
+        match ready.recv() {
+            Ok(Ok(())) => PgConn { jobs: Some(jobs), thread: Some(thread) },
+            Ok(Err(e)) => panic!("cannot connect to the test database: {e}"),
+            Err(_) => panic!("the PostgreSQL connection thread ended"),
+        }
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, String> {
+        let (tx, rx) = mpsc::channel();
+        let job: PgJob = Box::new(move |c| {
+            let _ = tx.send(f(c).map_err(|e| e.to_string()));
+        });
+        self.jobs.as_ref().expect("connection open").send(job).map_err(|_| "the PostgreSQL thread ended")?;
+        rx.recv().map_err(|_| "the PostgreSQL thread ended".to_string())?
+    }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -482,12 +636,18 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
     println!("crash test: seed {seed} (GRANTRY_CRASH_SEED={seed} replays it), {rounds} rounds");
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().to_path_buf();
-    let admin = token(&data, &["--app", "crash-admin", "--roles", ADMIN_ROLES]);
+    // Declared before `db`: the database is dropped after the connection to it is closed.
+    let pg = if on_postgres() { PgTestDatabase::create() } else { None };
+    let db = match &pg {
+        Some(p) => Db::Postgres(p.url.clone(), PgConn::connect(&p.url)),
+        None => Db::Sqlite(dir.path().to_path_buf()),
+    };
+    println!("crash test: on {}", if pg.is_some() { "PostgreSQL" } else { "SQLite" });
+    let admin = token(&db, &["--app", "crash-admin", "--roles", ADMIN_ROLES]);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-    let mut server = Server::start(&data);
+    let mut server = Server::start(&db);
     let mut client = Client { http: http.clone(), base: server.base.clone() };
-    let world = Arc::new(seed_world(&data, &client, admin).await);
+    let world = Arc::new(seed_world(&db, &client, admin).await);
     let mut all_acked: HashMap<String, Acked> = HashMap::new();
     let mut all_approved: Vec<String> = Vec::new();
     let mut report = Report::default();
@@ -525,33 +685,28 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
         }
         report.acknowledged += round_acked;
 
-        // The file as the kill left it: intact and consistent before any recovery code.
-        check_file(&data, &format!("round {round} (seed {seed}) after SIGKILL"));
-        let pending: Vec<String> = {
-            let c = open_ro(&data);
-            let mut stmt = c.prepare("SELECT id FROM requests WHERE state = 'submitted'").expect("prepare");
-            stmt.query_map([], |r| r.get::<_, String>(0)).expect("query").map(|r| r.expect("row")).collect()
-        };
+        // The database as the kill left it: intact and consistent before any recovery code.
+        db.check(&format!("round {round} (seed {seed}) after SIGKILL"));
+        let pending: Vec<String> = db
+            .texts("SELECT id FROM requests WHERE state = 'submitted'", None)
+            .into_iter()
+            .map(|r| r.into_iter().next().flatten().expect("request id"))
+            .collect();
         report.pending_at_kill += pending.len();
         // Which of the cut-off keyed POSTs committed before the kill (and with which id).
-        let committed: HashMap<String, String> = {
-            let c = open_ro(&data);
-            unanswered
-                .iter()
-                .filter_map(|(crid, _)| {
-                    c.query_row("SELECT response FROM idempotency_keys WHERE client_request_id = ?", [crid], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .ok()
+        let committed: HashMap<String, String> = unanswered
+            .iter()
+            .filter_map(|(crid, _)| {
+                db.row("SELECT response FROM idempotency_keys WHERE client_request_id = ?", crid)
+                    .and_then(|r| r.into_iter().next().flatten())
                     .map(|body| {
                         let v: Value = serde_json::from_str(&body).expect("stored response is JSON");
                         (crid.clone(), v["id"].as_str().unwrap_or_default().to_string())
                     })
-                })
-                .collect()
-        };
+            })
+            .collect();
 
-        server = Server::start(&data);
+        server = Server::start(&db);
         client = Client { http: http.clone(), base: server.base.clone() };
         // The client retries what got no answer: a committed one is replayed with its id,
         // an uncommitted one is made now (or refused); never both.
@@ -587,7 +742,6 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
             }
         }
         // Every acknowledged request is there, as acknowledged.
-        let c = open_ro(&data);
         for a in all_acked.values() {
             let (status, got) = client
                 .get(&world.admin, &format!("/v1.0/{EM}/assignmentRequests/{}", a.id))
@@ -596,17 +750,17 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
             let same = status == StatusCode::OK
                 && got["requestType"] == a.request_type.as_str()
                 && got["createdDateTime"] == a.created.as_str();
-            let row: Option<(String, String, Option<String>)> = c
-                .query_row(
-                    "SELECT r.request_type, r.access_package_id, s.object_id FROM requests r LEFT JOIN subjects s ON s.id = r.target_subject_id WHERE r.id = ?",
-                    [&a.id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .ok();
-            let stored_same = row.as_ref().is_some_and(|(t, p, target)| {
-                t == &a.request_type
-                    && p == &world.package_id
-                    && (a.target_user.is_empty() || target.as_deref() == Some(a.target_user.as_str()))
+            let row = db.row(
+                "SELECT r.request_type, r.access_package_id, s.object_id FROM requests r LEFT JOIN subjects s ON s.id = r.target_subject_id WHERE r.id = ?",
+                &a.id,
+            );
+            let stored_same = row.as_deref().is_some_and(|r| match r {
+                [Some(t), Some(p), target] => {
+                    t == &a.request_type
+                        && p == &world.package_id
+                        && (a.target_user.is_empty() || target.as_deref() == Some(a.target_user.as_str()))
+                }
+                _ => false,
             });
             if !(same && stored_same) {
                 report.lost_writes += 1;
@@ -617,45 +771,42 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
         }
         // Acknowledged approvals are not undone.
         for id in &all_approved {
-            let state: String = c
-                .query_row("SELECT state FROM requests WHERE id = ?", [id], |r| r.get(0))
+            let state = db
+                .row("SELECT state FROM requests WHERE id = ?", id)
+                .and_then(|r| r.into_iter().next().flatten())
                 .expect("approved request exists");
             if state == "pendingApproval" || state == "submitted" {
                 report.lost_writes += 1;
                 panic!("round {round} (seed {seed}): approval of {id} was acknowledged but the request is {state}");
             }
         }
-        drop(c);
         // Work pending at the kill runs once after the restart.
         let (status, body) =
             client.post(&world.admin, "/_grantry/clock/advance", json!({"duration": "PT0S"})).await.expect("advance");
         assert_eq!(status, StatusCode::OK, "{body}");
-        let c = open_ro(&data);
         assert_eq!(
-            count(&c, "SELECT COUNT(*) FROM requests WHERE state = 'submitted'"),
+            db.count("SELECT COUNT(*) FROM requests WHERE state = 'submitted'"),
             0,
             "round {round}: submitted requests remain after the restart drained"
         );
         for id in &pending {
-            let (state, delivered): (String, i64) = c
-                .query_row(
-                    "SELECT state, (SELECT COUNT(*) FROM audit_events e WHERE e.entity_id = r.id AND e.action = 'delivered') FROM requests r WHERE r.id = ?",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+            let state = db
+                .row("SELECT state FROM requests WHERE id = ?", id)
+                .and_then(|r| r.into_iter().next().flatten())
                 .expect("pending request exists");
+            let delivered = db.count_with(
+                "SELECT COUNT(*) FROM audit_events e WHERE e.entity_id = ? AND e.action = 'delivered'",
+                Some(id),
+            );
             assert_ne!(state, "submitted", "round {round}: request {id} pending at the kill was not processed");
             assert!(delivered <= 1, "round {round}: request {id} was delivered {delivered} times");
         }
-        let duplicates = count(
-            &c,
+        let duplicates = db.count(
             "SELECT COUNT(*) FROM (SELECT target_subject_id FROM assignments WHERE active = 1 GROUP BY target_subject_id, access_package_id HAVING COUNT(*) > 1) x",
-        ) + count(&c, "SELECT COUNT(*) FROM group_links WHERE granted > 1");
+        ) + db.count("SELECT COUNT(*) FROM group_links WHERE granted > 1");
         report.duplicate_grants += duplicates as usize;
-        drop(c);
-        check_file(&data, &format!("round {round} (seed {seed}) after restart"));
-        let members =
-            count(&open_ro(&data), &format!("SELECT COUNT(*) FROM group_links WHERE group_id = '{}'", world.group_id));
+        db.check(&format!("round {round} (seed {seed}) after restart"));
+        let members = db.count(&format!("SELECT COUNT(*) FROM group_links WHERE group_id = '{}'", world.group_id));
         println!(
             "round {round}: killed after {} ms, {round_acked} requests acknowledged, {} pending at the kill, {members} members now",
             kill_after.as_millis(),
