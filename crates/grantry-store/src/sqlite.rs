@@ -49,7 +49,9 @@ pub(crate) fn open(path: &Path, read_only: bool, synchronous_full: bool) -> Resu
             | OpenFlags::SQLITE_OPEN_URI
     };
     let conn = Connection::open_with_flags(path, flags).map_err(map_err)?;
-    disable_stat4(&conn);
+    if !read_only {
+        disable_stat4(&conn);
+    }
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(map_err)?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(map_err)?;
@@ -67,7 +69,10 @@ pub(crate) fn open(path: &Path, read_only: bool, synchronous_full: bool) -> Resu
 /// Turns off the planner's use of `sqlite_stat4` samples (present once `ANALYZE` has run)
 /// for this connection. With them, every statement whose plan could depend on a bound
 /// value is marked stale when rebound with a new value, so each execution of a cached
-/// statement re-parsed and re-planned it; `sqlite_stat1` estimates are still used.
+/// statement re-parsed and re-planned it; `sqlite_stat1` estimates are still used. Only
+/// the writer (point lookups and inserts, run one after another on one thread) does this:
+/// read connections keep the samples, whose plans made list and evaluation reads faster
+/// than the re-planning cost them (measured with grantry-bench B4/B5).
 fn disable_stat4(conn: &Connection) {
     const SQLITE_STAT4: std::os::raw::c_int = 0x0800;
     // SAFETY: `handle` is the open connection owned by `conn`, used on this thread only;
