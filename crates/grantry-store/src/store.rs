@@ -178,6 +178,15 @@ impl Store {
         }
         let writer_conn = sqlite::open(path, false, options.synchronous_full)?;
         crate::migrate::apply(&writer_conn)?;
+        // Checkpoints run on their own connection and thread (see `checkpoint_loop`), so a
+        // commit never waits for WAL pages to be copied into the database file.
+        writer_conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(map_err)?;
+        let checkpointer = sqlite::open(path, false, options.synchronous_full)?;
+        let (nudge, nudges) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("grantry-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, nudges))
+            .map_err(|e| Error::internal(format!("cannot start the checkpoint thread: {e}")))?;
         let mut readers = Vec::with_capacity(options.readers);
         for _ in 0..options.readers.max(1) {
             readers.push(sqlite::open(path, true, options.synchronous_full)?);
@@ -186,7 +195,7 @@ impl Store {
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("grantry-writer".into())
-            .spawn(move || writer_loop(SqliteWriter(writer_conn), rx, max_batch))
+            .spawn(move || writer_loop(SqliteWriter { conn: writer_conn, nudge }, rx, max_batch))
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
         let permits = readers.len();
         Ok(Store {
@@ -312,19 +321,56 @@ trait Writer {
     fn begin(&mut self) -> Result<()>;
     fn batch(&mut self, sql: &str) -> Result<()>;
     fn run(&mut self, job: WriteJob) -> (bool, Deliver);
+    /// Called after each successful commit.
+    fn committed(&mut self) {}
 }
 
-struct SqliteWriter(Connection);
+struct SqliteWriter {
+    conn: Connection,
+    /// Tells the checkpoint thread that the WAL has grown; dropped with the writer, which
+    /// stops that thread.
+    nudge: std::sync::mpsc::SyncSender<()>,
+}
 
 impl Writer for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
-        self.0.execute_batch("BEGIN IMMEDIATE").map_err(map_err)
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)
     }
     fn batch(&mut self, sql: &str) -> Result<()> {
-        self.0.execute_batch(sql).map_err(map_err)
+        self.conn.execute_batch(sql).map_err(map_err)
     }
     fn run(&mut self, job: WriteJob) -> (bool, Deliver) {
-        job(&mut SqliteConn(&self.0))
+        job(&mut SqliteConn(&self.conn))
+    }
+    fn committed(&mut self) {
+        // A nudge already pending covers this commit too.
+        let _ = self.nudge.try_send(());
+    }
+}
+
+/// Least time between two checkpoints while commits keep coming.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Copies committed WAL pages into the database file (a passive checkpoint: it never blocks
+/// the writer or readers) after commits, at most once per [`CHECKPOINT_INTERVAL`]. Durability
+/// does not depend on it: a commit is durable once its WAL frames are synced. Ends when the
+/// writer is gone.
+fn checkpoint_loop(conn: Connection, nudges: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::Instant;
+    let mut next = Instant::now();
+    while nudges.recv().is_ok() {
+        // Too soon after the last checkpoint: let the commits of the interval accumulate.
+        while let Some(left) = next.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+            match nudges.recv_timeout(left) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying after the next commit");
+        }
+        next = Instant::now() + CHECKPOINT_INTERVAL;
     }
 }
 
@@ -406,6 +452,8 @@ fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batc
         let commit = conn.batch("COMMIT");
         if commit.is_err() {
             let _ = conn.batch("ROLLBACK");
+        } else {
+            conn.committed();
         }
         for (deliver, own_error) in delivers {
             match (&commit, own_error) {
