@@ -336,10 +336,10 @@ impl<'a> Parser<'a> {
                 args.push(self.parse_or()?);
             }
         }
-        if let Some(last) = args.last() {
-            if !matches!(self.token.kind, TokenKind::RParen | TokenKind::Eof) {
-                return Err(self.expected_operator(last, "',' or ')'"));
-            }
+        if let Some(last) = args.last()
+            && !matches!(self.token.kind, TokenKind::RParen | TokenKind::Eof)
+        {
+            return Err(self.expected_operator(last, "',' or ')'"));
         }
         self.close_paren(open, None)?;
         self.leave();

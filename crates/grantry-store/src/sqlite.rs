@@ -49,9 +49,6 @@ pub(crate) fn open(path: &Path, read_only: bool, synchronous_full: bool) -> Resu
             | OpenFlags::SQLITE_OPEN_URI
     };
     let conn = Connection::open_with_flags(path, flags).map_err(map_err)?;
-    if !read_only {
-        disable_stat4(&conn);
-    }
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(map_err)?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(map_err)?;
@@ -64,26 +61,6 @@ pub(crate) fn open(path: &Path, read_only: bool, synchronous_full: bool) -> Resu
     conn.pragma_update(None, "temp_store", "MEMORY").map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
-}
-
-/// Turns off the planner's use of `sqlite_stat4` samples (present once `ANALYZE` has run)
-/// for this connection. With them, every statement whose plan could depend on a bound
-/// value is marked stale when rebound with a new value, so each execution of a cached
-/// statement re-parsed and re-planned it; `sqlite_stat1` estimates are still used. Only
-/// the writer (point lookups and inserts, run one after another on one thread) does this:
-/// read connections keep the samples, whose plans made list and evaluation reads faster
-/// than the re-planning cost them (measured with grantry-bench B4/B5).
-fn disable_stat4(conn: &Connection) {
-    const SQLITE_STAT4: std::os::raw::c_int = 0x0800;
-    // SAFETY: `handle` is the open connection owned by `conn`, used on this thread only;
-    // GETOPT writes one int through the pointer given and OPTIMIZATIONS only sets the
-    // connection's planner flags.
-    unsafe {
-        let db = conn.handle();
-        let mut flags: std::os::raw::c_int = 0;
-        rusqlite::ffi::sqlite3_test_control(rusqlite::ffi::SQLITE_TESTCTRL_GETOPT, db, &mut flags as *mut _);
-        rusqlite::ffi::sqlite3_test_control(rusqlite::ffi::SQLITE_TESTCTRL_OPTIMIZATIONS, db, flags | SQLITE_STAT4);
-    }
 }
 
 /// A [`Conn`] over a rusqlite connection; the caller manages the transaction.
