@@ -591,25 +591,39 @@ pub async fn list_all_role_scopes(app: &App, caller: &Caller, page: PageRequest)
 // ---------------------------------------------------------------------------------------
 // Incompatibilities
 
+/// A page of `R` related to a package the caller may read: the rows whose id
+/// `related_ids` (a subquery on the package id) selects.
+async fn related_page<R: grantry_store::records::Record>(
+    app: &App,
+    caller: &Caller,
+    package_id: &str,
+    related_ids: &'static str,
+    page: PageRequest,
+) -> Result<Page<R>> {
+    let package = get_package(app, caller, package_id).await?;
+    app.store
+        .read(move |c| {
+            let where_sql = format!("id IN ({related_ids})");
+            let rows = repo::list(c, &where_sql, &[Value::from(&package.id)], page.after_seq, page.size + 1)?;
+            Ok(Page::from_rows(rows, page.size))
+        })
+        .await
+}
+
 pub async fn list_incompatible_packages(
     app: &App,
     caller: &Caller,
     package_id: &str,
     page: PageRequest,
 ) -> Result<Page<AccessPackage>> {
-    let package = get_package(app, caller, package_id).await?;
-    app.store
-        .read(move |c| {
-            let rows = repo::list(
-                c,
-                "id IN (SELECT other_id FROM incompatible_packages WHERE access_package_id = ?)",
-                &[Value::from(&package.id)],
-                page.after_seq,
-                page.size + 1,
-            )?;
-            Ok(Page::from_rows(rows, page.size))
-        })
-        .await
+    related_page(
+        app,
+        caller,
+        package_id,
+        "SELECT other_id FROM incompatible_packages WHERE access_package_id = ?",
+        page,
+    )
+    .await
 }
 
 /// Packages that list this one as incompatible (read-only reverse navigation).
@@ -619,19 +633,14 @@ pub async fn list_packages_incompatible_with(
     package_id: &str,
     page: PageRequest,
 ) -> Result<Page<AccessPackage>> {
-    let package = get_package(app, caller, package_id).await?;
-    app.store
-        .read(move |c| {
-            let rows = repo::list(
-                c,
-                "id IN (SELECT access_package_id FROM incompatible_packages WHERE other_id = ?)",
-                &[Value::from(&package.id)],
-                page.after_seq,
-                page.size + 1,
-            )?;
-            Ok(Page::from_rows(rows, page.size))
-        })
-        .await
+    related_page(
+        app,
+        caller,
+        package_id,
+        "SELECT access_package_id FROM incompatible_packages WHERE other_id = ?",
+        page,
+    )
+    .await
 }
 
 pub async fn list_incompatible_groups(
@@ -640,18 +649,7 @@ pub async fn list_incompatible_groups(
     package_id: &str,
     page: PageRequest,
 ) -> Result<Page<Group>> {
-    let package = get_package(app, caller, package_id).await?;
-    app.store
-        .read(move |c| {
-            let rows = repo::list(
-                c,
-                "id IN (SELECT group_id FROM incompatible_groups WHERE access_package_id = ?)",
-                &[Value::from(&package.id)],
-                page.after_seq,
-                page.size + 1,
-            )?;
-            Ok(Page::from_rows(rows, page.size))
-        })
+    related_page(app, caller, package_id, "SELECT group_id FROM incompatible_groups WHERE access_package_id = ?", page)
         .await
 }
 
