@@ -68,7 +68,17 @@ SCHEMATHESIS_HOOKS=graph_checks PYTHONPATH="tests/fuzz${PYTHONPATH:+:$PYTHONPATH
     --request-timeout 30 \
     --workers 2 \
     --generation-deterministic \
-    "$@" || status=$?
+    "$@" 2>&1 | tee "$data_dir/schemathesis.out" || status=$?
+
+# schemathesis reports its own internal failures (e.g. while generating a case) as
+# "ERRORS", and failed checks against the server as "FAILURES". With
+# GRANTRY_FUZZ_TOLERATE_TOOL_ERRORS=1 (CI), only the latter fail the run.
+if [[ "$status" -ne 0 && "${GRANTRY_FUZZ_TOLERATE_TOOL_ERRORS:-0}" == 1 ]] \
+  && ! grep -q "= FAILURES =" "$data_dir/schemathesis.out" \
+  && grep -q "= ERRORS =" "$data_dir/schemathesis.out"; then
+  echo "schemathesis stopped on an error of its own (above), not on a failed check of Grantry; continuing." >&2
+  status=0
+fi
 
 if grep -qiE "panicked|internal error" "$log"; then
   echo "The server logged a panic or an internal error:" >&2
