@@ -106,5 +106,19 @@ pub fn list<R: Record>(
     Ok(Listed { items, next, count })
 }
 
+/// The records of `R` whose `column` is one of `values` (for `$expand` and batch loads).
+pub async fn find_in<R: Record>(app: &crate::App, column: &'static str, values: Vec<String>) -> Result<Vec<R>> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    app.store
+        .read(move |c| {
+            let sql = format!("{column} IN ({})", vec!["?"; values.len()].join(", "));
+            let params: Vec<Value> = values.into_iter().map(Value::from).collect();
+            repo::find_all(c, &sql, &params)
+        })
+        .await
+}
+
 /// Fields every entity set shares.
 pub const ID: Field = Field { names: &["id"], sql: "id", kind: Kind::Id };

@@ -145,16 +145,7 @@ pub async fn list_packages(app: &App, caller: &Caller, options: ListOptions) -> 
 }
 
 pub async fn packages_by_ids(app: &App, ids: Vec<String>) -> Result<Vec<AccessPackage>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    app.store
-        .read(move |c| {
-            let sql = format!("id IN ({})", vec!["?"; ids.len()].join(", "));
-            let params: Vec<Value> = ids.into_iter().map(Value::from).collect();
-            repo::find_all(c, &sql, &params)
-        })
-        .await
+    crate::listing::find_in(app, "id", ids).await
 }
 
 pub async fn update_package(app: &App, caller: &Caller, id: &str, patch: PackagePatch) -> Result<()> {

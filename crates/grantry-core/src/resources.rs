@@ -424,75 +424,26 @@ pub async fn get_resource(app: &App, caller: &Caller, catalog_id: Option<&str>, 
     Ok(resource)
 }
 
-fn in_list(column: &str, n: usize) -> String {
-    format!("{column} IN ({})", vec!["?"; n].join(", "))
-}
-
 /// The roles of the given resources (for `$expand`); the caller must already have been
 /// allowed to read the resources.
 pub async fn roles_of(app: &App, resource_ids: Vec<String>) -> Result<Vec<ResourceRole>> {
-    if resource_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    app.store
-        .read(move |c| {
-            let sql = in_list("resource_id", resource_ids.len());
-            let params: Vec<Value> = resource_ids.into_iter().map(Value::from).collect();
-            repo::find_all(c, &sql, &params)
-        })
-        .await
+    crate::listing::find_in(app, "resource_id", resource_ids).await
 }
 
 pub async fn scopes_of(app: &App, resource_ids: Vec<String>) -> Result<Vec<ResourceScope>> {
-    if resource_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    app.store
-        .read(move |c| {
-            let sql = in_list("resource_id", resource_ids.len());
-            let params: Vec<Value> = resource_ids.into_iter().map(Value::from).collect();
-            repo::find_all(c, &sql, &params)
-        })
-        .await
+    crate::listing::find_in(app, "resource_id", resource_ids).await
 }
 
 pub async fn resources_by_ids(app: &App, ids: Vec<String>) -> Result<Vec<Resource>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    app.store
-        .read(move |c| {
-            let sql = in_list("id", ids.len());
-            let params: Vec<Value> = ids.into_iter().map(Value::from).collect();
-            repo::find_all(c, &sql, &params)
-        })
-        .await
+    crate::listing::find_in(app, "id", ids).await
 }
 
 pub async fn roles_by_ids(app: &App, ids: Vec<String>) -> Result<Vec<ResourceRole>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    app.store
-        .read(move |c| {
-            let sql = in_list("id", ids.len());
-            let params: Vec<Value> = ids.into_iter().map(Value::from).collect();
-            repo::find_all(c, &sql, &params)
-        })
-        .await
+    crate::listing::find_in(app, "id", ids).await
 }
 
 pub async fn scopes_by_ids(app: &App, ids: Vec<String>) -> Result<Vec<ResourceScope>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    app.store
-        .read(move |c| {
-            let sql = in_list("id", ids.len());
-            let params: Vec<Value> = ids.into_iter().map(Value::from).collect();
-            repo::find_all(c, &sql, &params)
-        })
-        .await
+    crate::listing::find_in(app, "id", ids).await
 }
 
 /// Roles of a catalog's resources (`/catalogs/{id}/resourceRoles`), optionally of one
