@@ -519,7 +519,7 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
             with_none(app.delete(t, &e(&format!("assignmentPolicies/{id}"))).await)
         }
         "requests.adminAdd" => {
-            let target = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[..8])).await;
+            let target = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[24..])).await;
             with_none(
                 app.post(
                     t,
@@ -596,7 +596,7 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
             with_none(app.post(t, &format!("{}/{id}/cancel", reqs()), json!({})).await)
         }
         "requests.reprocess" => {
-            let target = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[..8])).await;
+            let target = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[24..])).await;
             let (s, r) = app
                 .post(
                     &app.admin,
@@ -612,7 +612,7 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
             with_none(app.post(t, &format!("{}/{id}/reprocess", reqs()), json!({})).await)
         }
         "requests.delete" => {
-            let target = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[..8])).await;
+            let target = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[24..])).await;
             let (id, _) = app.admin_assign(f, &target).await;
             with_none(app.delete(t, &format!("{}/{id}", reqs())).await)
         }
@@ -634,7 +634,7 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
             (s, b, Some(sc.request.clone()))
         }
         "approvals.decide.stage1" | "approvals.decide.stage2" => {
-            let u = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[..8])).await;
+            let u = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[24..])).await;
             let id = app.user_request(&u, &f.package_id, &sc.approval_policy).await;
             let n = if op.ends_with('1') { 0 } else { 1 };
             if n == 1 {
@@ -654,7 +654,7 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
         "settings.update" => with_none(app.patch(t, &e("settings"), json!({"externalUserLifecycleAction": "none"})).await),
         "users.list" => with_none(app.get(t, "/v1.0/users").await),
         "users.create" => {
-            let n = &grantry_domain::ids::new_id()[..8];
+            let n = &grantry_domain::ids::new_id()[24..];
             with_none(
                 app.post(t, "/v1.0/users", json!({"displayName": n, "userPrincipalName": format!("{n}@contoso.com")}))
                     .await,
@@ -673,7 +673,7 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
             with_none(app.get(t, "/v1.0/roleManagement/entitlementManagement/roleAssignments").await)
         }
         "roleAssignments.em.create" => {
-            let u = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[..8])).await;
+            let u = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[24..])).await;
             with_none(
                 app.post(
                     t,
@@ -684,7 +684,7 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
             )
         }
         "roleAssignments.directory.create" => {
-            let u = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[..8])).await;
+            let u = app.create_user(&format!("t{}", &grantry_domain::ids::new_id()[24..])).await;
             with_none(
                 app.post(
                     t,

@@ -797,7 +797,7 @@ impl TestApp {
         let now = app.now();
         let catalog = Catalog {
             id: grantry_domain::ids::new_id(),
-            display_name: format!("catalog {}", &grantry_domain::ids::new_id()[..8]),
+            display_name: format!("catalog {}", &grantry_domain::ids::new_id()[24..]),
             description: None,
             is_externally_visible: true,
             state: CatalogState::Published,
