@@ -13,7 +13,7 @@ pub struct App {
     pub dev_clock: Option<Arc<OffsetClock>>,
     /// Woken after a commit that made background work due now.
     pub work_signal: Arc<Notify>,
-    pub tenant_id: String,
+    pub tenant_id: Arc<str>,
 }
 
 impl App {
