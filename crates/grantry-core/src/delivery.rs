@@ -83,6 +83,13 @@ pub fn process_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> 
     if r.state != RequestState::Submitted {
         return Ok(());
     }
+    process(c, ctx.now, &mut r)
+}
+
+/// Starts approval for a submitted request, or schedules or delivers it. New requests are
+/// processed in the transaction that submits them, so an accepted request is never left
+/// waiting for a worker; `request.process` jobs (reprocessing) run the same steps.
+pub fn process(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
     let policy = match &r.policy_id {
         Some(p) => repo::get::<Policy>(c, p)?,
         None => None,
@@ -97,9 +104,9 @@ pub fn process_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> 
                 || (r.request_type.is_update() && a.is_approval_required_for_update))
     });
     if needs_approval && let Some(policy) = &policy {
-        return crate::approvals::start_for_request(c, ctx.now, &mut r, policy);
+        return crate::approvals::start_for_request(c, now, r, policy);
     }
-    advance(c, ctx.now, &mut r)
+    advance(c, now, r)
 }
 
 /// Continues a request that needs no (more) approval: waits for a future start, or delivers.

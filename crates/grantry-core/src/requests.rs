@@ -913,7 +913,6 @@ pub async fn create_request_recorded(
             repo::insert(c, &r).map_err(|e| {
                 if e.kind == ErrorKind::Conflict { existing_open_request(kind_word(r.request_type)) } else { e }
             })?;
-            crate::jobs::enqueue(c, JOB_PROCESS, &r.id, now, json!({}))?;
             audit::record(
                 c,
                 AuditEvent {
@@ -929,11 +928,31 @@ pub async fn create_request_recorded(
             if let Some(save) = save {
                 save.record(c, &r, now)?;
             }
+            process_in_place(c, now, &r)?;
             Ok(r)
         })
         .await?;
     app.work_signal.notify_one();
     Ok(request)
+}
+
+/// Processes a just-submitted request in its own transaction (approval, schedule or
+/// delivery), so that access needing no approval exists once the POST is acknowledged. The
+/// caller still receives the request as submitted, as Graph answers. Should processing fail
+/// (e.g. a database error), only its part is undone and a `request.process` job retries it.
+fn process_in_place(c: &mut dyn Conn, now: DateTime<Utc>, submitted: &AssignmentRequest) -> Result<()> {
+    c.execute("SAVEPOINT process_request", &[])?;
+    let mut r = submitted.clone();
+    let outcome = delivery::process(c, now, &mut r);
+    match outcome {
+        Ok(()) => c.execute("RELEASE SAVEPOINT process_request", &[]).map(|_| ()),
+        Err(e) => {
+            tracing::warn!(request = %r.id, error = %e, "processing a new request failed; a job will retry it");
+            c.execute("ROLLBACK TO SAVEPOINT process_request", &[])?;
+            c.execute("RELEASE SAVEPOINT process_request", &[])?;
+            crate::jobs::enqueue(c, JOB_PROCESS, &r.id, now, json!({}))
+        }
+    }
 }
 
 /// Whether the caller may read `r`: catalog readers (and applications with read
