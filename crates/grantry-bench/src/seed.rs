@@ -579,3 +579,43 @@ fn admin_policy(id: &str, package_id: &str, catalog_id: &str, now: DateTime<Utc>
         modified_date_time: now,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_of_an_older_format_is_refused_with_a_message() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        assert!(Manifest::read(dir.path()).expect("no manifest is not an error").is_none());
+        std::fs::write(dir.path().join("manifest.json"), r#"{"sizes": {"users": 1}, "catalog_id": "x"}"#)
+            .expect("write");
+        let e = Manifest::read(dir.path()).expect_err("format 1 is refused").to_string();
+        assert!(e.contains("format 1") && e.contains("seed again"), "{e}");
+    }
+
+    #[test]
+    fn a_manifest_round_trips() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let m = Manifest {
+            format: MANIFEST_FORMAT,
+            database: "sqlite:/x/grantry.db".into(),
+            sizes: Sizes::named("small").expect("small"),
+            catalog_id: id_n(0xca7a1, 0),
+            group_ids: vec![id_n(0x6e0, 0)],
+            package_ids: vec![id_n(0xacc, 0)],
+            policy_ids: vec![id_n(0x9011c, 0)],
+            approval_policy_ids: vec![id_n(0xa9901c, 0)],
+            approver_ids: (0..APPROVERS).map(|a| id_n(0xa99e, a)).collect(),
+            user_ids: vec![id_n(0x05e7, 0)],
+            expire_at: DateTime::<Utc>::UNIX_EPOCH,
+            pairs_used: 7,
+            seed_secs: 1.0,
+            rows: 10,
+        };
+        m.write(dir.path()).expect("write");
+        let back = Manifest::read(dir.path()).expect("read").expect("present");
+        assert_eq!(back.approval_policy_ids, m.approval_policy_ids);
+        assert_eq!(back.pairs_used, 7);
+    }
+}
