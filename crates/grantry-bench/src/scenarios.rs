@@ -222,6 +222,9 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         Location::Postgres(url) => Some(url.clone()),
         Location::Sqlite(_) => None,
     };
+    if args.scenario.eq_ignore_ascii_case("b5x2") && pg_url.is_none() {
+        bail!("b5x2 runs two servers on one database: give a PostgreSQL database with --database-url");
+    }
 
     // The dataset.
     let manifest = match Manifest::read(&dir)? {
@@ -926,11 +929,28 @@ async fn b5x2(ctx: &Ctx, location: &Location) -> anyhow::Result<Vec<Row>> {
     let (mut a, base_a) = spawn_grantry(&ctx.args, &dir, location).await?;
     let (mut b, base_b) = spawn_grantry(&ctx.args, &dir, location).await?;
     let bases: Arc<Vec<String>> = Arc::new(vec![base_a, base_b]);
+    let pids = [a.id().unwrap_or(0), b.id().unwrap_or(0)];
+    // Where the CPU went during the measured time: the machine as a whole, PostgreSQL's
+    // processes, each node, and this process (the load generator and the idle in-process
+    // server).
+    let groups = move || {
+        report::cpu_sample(&[
+            report::Procs::Named("postgres"),
+            report::Procs::Pid(pids[0]),
+            report::Procs::Pid(pids[1]),
+            report::Procs::This,
+        ])
+    };
     let run = |nodes: usize| {
         let mut spec = spec.clone();
         spec.concurrency *= nodes;
         let (c, bases) = (ctx.clone(), bases.clone());
         async move {
+            let warmup = spec.warmup;
+            let before = tokio::spawn(async move {
+                tokio::time::sleep(warmup).await;
+                (Instant::now(), groups())
+            });
             let (mut s, t) = load::run(&spec, 1, move |w, _| {
                 let (c, bases) = (c.clone(), bases.clone());
                 async move {
@@ -939,18 +959,32 @@ async fn b5x2(ctx: &Ctx, location: &Location) -> anyhow::Result<Vec<Row>> {
                 }
             })
             .await;
-            s.remove(0).summary(t)
+            let cpu = match before.await {
+                Ok((t0, b)) => {
+                    let (busy, cores) = groups().since(&b, t0.elapsed());
+                    format!(
+                        "CPU: machine {:.0} % busy; cores used: postgres {:.2}, node A {:.2}, node B {:.2}, load generator {:.2}",
+                        busy * 100.0,
+                        cores[0],
+                        cores[1],
+                        cores[2],
+                        cores[3]
+                    )
+                }
+                Err(_) => String::new(),
+            };
+            (s.remove(0).summary(t), cpu)
         }
     };
-    let one = run(1).await;
-    let two = run(2).await;
+    let (one, cpu_one) = run(1).await;
+    let (two, cpu_two) = run(2).await;
     let _ = a.kill().await;
     let _ = b.kill().await;
     let ratio = two.throughput / one.throughput.max(1e-9);
     let mut rows = vec![];
     let mut r1 = row(ctx, "b5x2", "list page 1, one node (spawned)", spec.concurrency, one, "", None);
     r1.peak_rss_mib = None;
-    r1.notes = "grantry serve on PostgreSQL".into();
+    r1.notes = format!("grantry serve on PostgreSQL; {cpu_one}");
     rows.push(r1);
     let mut r2 = row(
         ctx,
@@ -962,7 +996,7 @@ async fn b5x2(ctx: &Ctx, location: &Location) -> anyhow::Result<Vec<Row>> {
         Some(ratio >= 1.8),
     );
     r2.peak_rss_mib = None;
-    r2.notes = format!("{ratio:.2}× one node; clients alternate between the nodes");
+    r2.notes = format!("{ratio:.2}× one node; clients alternate between the nodes; {cpu_two}");
     rows.push(r2);
     Ok(rows)
 }
