@@ -16,7 +16,8 @@ use std::time::Duration;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "grantry-bench", about = "Benchmark scenarios for Grantry (see BENCHMARKS.md).")]
 pub struct Args {
-    /// Scenario: b1 … b10, floor (HTTP floor: GET /health), sqlite (store baselines),
+    /// Scenario: b1 … b10, b5x2 (B5 reads on one node, then spread over two nodes sharing
+    /// a PostgreSQL database), floor (HTTP floor: GET /health), sqlite (store baselines),
     /// seed (only create the dataset), or all.
     pub scenario: String,
     /// Concurrent clients (default: the scenario's own).
@@ -38,6 +39,11 @@ pub struct Args {
     /// Default: a fresh temporary directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Seed and serve from this PostgreSQL database (postgres://USER@HOST:PORT/DB) instead
+    /// of SQLite in --data-dir. The database must be empty, or seeded by an earlier run whose
+    /// manifest is in --data-dir.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
     /// Target a running server instead of starting one (its database must be --data-dir).
     #[arg(long)]
     pub url: Option<String>,

@@ -134,3 +134,92 @@ impl Report {
         }
     }
 }
+
+/// CPU time in clock ticks (USER_HZ): the whole machine's busy and total time, and the
+/// time used by groups of processes (by command name, or by process id).
+#[derive(Debug, Clone, Default)]
+pub struct CpuSample {
+    pub busy: u64,
+    pub total: u64,
+    /// Ticks per group, in the order the groups were asked for.
+    pub groups: Vec<u64>,
+}
+
+/// A group of processes whose CPU time is measured.
+pub enum Procs<'a> {
+    /// Every process with this command name (e.g. `postgres`).
+    Named(&'a str),
+    Pid(u32),
+    This,
+}
+
+/// utime + stime of `/proc/<pid>/stat`, and the command name.
+fn proc_ticks(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // Fields 14 and 15 of the line; `rest` starts at field 3.
+    let user: u64 = rest.get(11)?.parse().ok()?;
+    let system: u64 = rest.get(12)?.parse().ok()?;
+    Some((comm, user + system))
+}
+
+pub fn cpu_sample(groups: &[Procs]) -> CpuSample {
+    let mut s = CpuSample { groups: vec![0; groups.len()], ..Default::default() };
+    if let Some(line) = std::fs::read_to_string("/proc/stat").ok().and_then(|t| t.lines().next().map(str::to_string)) {
+        let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+        s.total = v.iter().take(8).sum();
+        // idle and iowait are the 4th and 5th values.
+        s.busy = s.total.saturating_sub(v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0));
+    }
+    let named: Vec<(usize, &str)> = groups
+        .iter()
+        .enumerate()
+        .filter_map(|(i, g)| match g {
+            Procs::Named(n) => Some((i, *n)),
+            _ => None,
+        })
+        .collect();
+    if !named.is_empty()
+        && let Ok(entries) = std::fs::read_dir("/proc")
+    {
+        for e in entries.flatten() {
+            if !e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            if let Some((comm, ticks)) =
+                std::fs::read_to_string(e.path().join("stat")).ok().as_deref().and_then(proc_ticks)
+            {
+                for (i, n) in &named {
+                    if comm == *n {
+                        s.groups[*i] += ticks;
+                    }
+                }
+            }
+        }
+    }
+    for (i, g) in groups.iter().enumerate() {
+        let path = match g {
+            Procs::Pid(p) => format!("/proc/{p}/stat"),
+            Procs::This => "/proc/self/stat".into(),
+            Procs::Named(_) => continue,
+        };
+        s.groups[i] = std::fs::read_to_string(path).ok().as_deref().and_then(proc_ticks).map(|(_, t)| t).unwrap_or(0);
+    }
+    s
+}
+
+impl CpuSample {
+    /// Over the time from `before` to `self`: the machine's busy fraction and, per group,
+    /// the cores it kept busy on average.
+    pub fn since(&self, before: &CpuSample, wall: std::time::Duration) -> (f64, Vec<f64>) {
+        let total = self.total.saturating_sub(before.total).max(1) as f64;
+        let busy = self.busy.saturating_sub(before.busy) as f64 / total;
+        // USER_HZ is 100 on Linux.
+        let secs = wall.as_secs_f64().max(1e-9);
+        let cores =
+            self.groups.iter().zip(&before.groups).map(|(a, b)| a.saturating_sub(*b) as f64 / 100.0 / secs).collect();
+        (busy, cores)
+    }
+}

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use grantry::config::{Config, Database, LogFormat};
 use grantry_api::auth::{MintRequest, TokenKeys, claims_for};
 use grantry_core::PrincipalKind;
-use grantry_store::{Store, StoreOptions, Value};
+use grantry_store::{Location, Store, StoreOptions, Value};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const EM: &str = "/v1.0/identityGovernance/entitlementManagement";
+
+/// The scope of a delegated token for self-service requests and approvals.
+const SUBJECT_SCOPES: &[&str] = &["EntitlementMgmt-SubjectAccess.ReadWrite"];
 
 const ALL_APP_ROLES: &[&str] = &[
     "EntitlementManagement.ReadWrite.All",
@@ -37,6 +40,8 @@ pub struct Ctx {
     pub pairs: Arc<AtomicU64>,
     /// A handle on the same database, for checks (counts, delivery polling).
     pub store: Store,
+    /// The server's token keys (shared through the database), to mint users' tokens.
+    pub keys: Arc<TokenKeys>,
     /// The server's process id when it is not this process.
     pub server_pid: Option<u32>,
     pub args: Arc<Args>,
@@ -62,14 +67,23 @@ impl Ctx {
     }
 
     async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, Option<serde_json::Value>) {
-        let res = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("authorization", &*self.auth)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
+        self.send(reqwest::Method::POST, path, &self.auth, Some(body)).await
+    }
+
+    /// Sends `method path` with the `authorization` header `auth` and an optional JSON body;
+    /// returns the status (0 on a transport error) and the JSON body, if any.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, Option<serde_json::Value>) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).header("authorization", auth);
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body.to_string());
+        }
+        let res = req.send().await;
         match res {
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -103,6 +117,27 @@ impl Ctx {
         )
     }
 
+    /// `Bearer …` for a delegated token of directory user `user_id` with the self-service
+    /// scope (HS256: a few microseconds to mint).
+    fn user_auth(&self, user_id: &str) -> anyhow::Result<String> {
+        let token = mint(&self.keys, PrincipalKind::User, user_id, SUBJECT_SCOPES, 3600)?;
+        Ok(format!("Bearer {token}"))
+    }
+
+    /// The state of request `id` in the database (`None` while it does not exist).
+    async fn request_state(&self, id: &str) -> Option<String> {
+        let id = id.to_string();
+        self.store
+            .read(move |c| {
+                c.query_one("SELECT state FROM requests WHERE id = ?", &[Value::from(id)])?
+                    .map(|r| r.text(0))
+                    .transpose()
+            })
+            .await
+            .ok()
+            .flatten()
+    }
+
     fn rss(&self) -> Option<f64> {
         report::peak_rss_mib(self.server_pid)
     }
@@ -132,6 +167,33 @@ fn row(ctx: &Ctx, scenario: &str, what: &str, conc: usize, s: Summary, target: &
     }
 }
 
+/// A token for `object_id` (an app, or a directory user) holding `permissions`.
+fn mint(
+    keys: &TokenKeys,
+    kind: PrincipalKind,
+    object_id: &str,
+    permissions: &[&str],
+    lifetime_secs: i64,
+) -> anyhow::Result<String> {
+    #[allow(clippy::disallowed_methods)] // tokens follow the wall clock
+    let now = chrono::Utc::now().timestamp();
+    keys.mint(&claims_for(
+        keys,
+        MintRequest {
+            kind,
+            object_id: object_id.to_string(),
+            app_id: object_id.to_string(),
+            display_name: Some("grantry-bench".into()),
+            upn: None,
+            permissions: permissions.iter().map(|s| s.to_string()).collect(),
+            wids: vec![],
+            issued_at: now,
+            lifetime_secs,
+        },
+    ))
+    .map_err(|e| anyhow::anyhow!(e.message))
+}
+
 fn ok_if(status: u16, want: u16) -> (Outcome, usize) {
     (if status == want { Outcome::Ok } else { Outcome::Error }, 0)
 }
@@ -146,12 +208,36 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     let dir: PathBuf = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
 
+    // Where the dataset lives: SQLite in the data directory, or the PostgreSQL database.
+    let location = match &args.database_url {
+        Some(url) => match Location::parse(url).map_err(|e| anyhow::anyhow!(e.message))? {
+            l @ Location::Postgres(_) => l,
+            Location::Sqlite(_) => bail!(
+                "--database-url takes a postgres://USER@HOST:PORT/DB URL; without it the dataset is SQLite in --data-dir"
+            ),
+        },
+        None => Location::Sqlite(dir.join("grantry.db")),
+    };
+    let pg_url = match &location {
+        Location::Postgres(url) => Some(url.clone()),
+        Location::Sqlite(_) => None,
+    };
+    if args.scenario.eq_ignore_ascii_case("b5x2") && pg_url.is_none() {
+        bail!("b5x2 runs two servers on one database: give a PostgreSQL database with --database-url");
+    }
+
     // The dataset.
     let manifest = match Manifest::read(&dir)? {
-        Some(m) if m.sizes == sizes => {
-            eprintln!("reusing the dataset in {} (seeded in {:.1}s)", dir.display(), m.seed_secs);
+        Some(m) if m.sizes == sizes && m.database == location.describe() => {
+            eprintln!("reusing the dataset in {} (seeded in {:.1}s)", m.database, m.seed_secs);
             m
         }
+        Some(m) if m.sizes == sizes => bail!(
+            "the manifest in {} describes a dataset in {}, not {}; use another --data-dir",
+            dir.display(),
+            m.database,
+            location.describe()
+        ),
         Some(_) => bail!("{} holds a dataset of other sizes; use another --data-dir", dir.display()),
         None => {
             if args.url.is_some() {
@@ -159,8 +245,8 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
                     "--url needs the --data-dir of the running server's seeded database (run the 'seed' scenario first)"
                 );
             }
-            eprintln!("seeding {sizes:?} into {} …", dir.display());
-            let m = seed::seed(&dir, sizes).await?;
+            eprintln!("seeding {sizes:?} into {} …", location.describe());
+            let m = seed::seed(&dir, &location, sizes).await?;
             eprintln!("seeded {} rows in {:.1}s", m.rows, m.seed_secs);
             m
         }
@@ -174,8 +260,9 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     let scenario = args.scenario.to_ascii_lowercase();
     let run_all = scenario == "all";
 
-    // Store baselines (no HTTP) on a scratch database.
-    if run_all || scenario == "sqlite" || scenario == "b1" {
+    // Store baselines (no HTTP) on a scratch SQLite database (not run for a PostgreSQL
+    // dataset unless asked for).
+    if scenario == "sqlite" || (pg_url.is_none() && (run_all || scenario == "b1")) {
         let (rows_per_s, commits_per_s) = sqlite_baseline(tmp.path()).await?;
         report.baselines.insert("sqlite_batched_rows_per_s".into(), json!(rows_per_s.round()));
         report.baselines.insert("sqlite_single_commits_per_s".into(), json!(commits_per_s.round()));
@@ -187,7 +274,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
 
     // B9 spawns the server binary itself, before anything else holds the database.
     if run_all || scenario == "b9" {
-        let rows = b9(&args, &dir).await?;
+        let rows = b9(&args, &dir, &location).await?;
         report.rows.extend(rows);
         if scenario == "b9" {
             finish(&args, report)?;
@@ -201,14 +288,17 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     let (base, server_pid) = if let Some(url) = &args.url {
         (url.trim_end_matches('/').to_string(), args.pid)
     } else if scenario == "b10" {
-        let (c, base) = spawn_grantry(&args, &dir, false).await?;
+        let (c, base) = spawn_grantry(&args, &dir, &location).await?;
         let pid = c.id();
         child = Some(c);
         (base, pid)
     } else {
         let config = Config {
             listen: "127.0.0.1:0".parse()?,
-            database: Database::Sqlite(dir.join("grantry.db")),
+            database: match &location {
+                Location::Sqlite(path) => Database::Sqlite(path.clone()),
+                Location::Postgres(url) => Database::Postgres(url.clone()),
+            },
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: 4 * 1024 * 1024,
@@ -222,29 +312,12 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     };
     let store = match &server {
         Some(s) => s.state.app.store.clone(),
-        None => Store::open_sqlite(&dir.join("grantry.db"), StoreOptions { readers: 2, ..Default::default() })
+        None => Store::open_location(&location, StoreOptions { readers: 2, pg_pool_size: 4, ..Default::default() })
             .map_err(|e| anyhow::anyhow!("open the database for checks: {}", e.message))?,
     };
     let keys = TokenKeys::load_or_create(&store).await.map_err(|e| anyhow::anyhow!(e.message))?;
-    #[allow(clippy::disallowed_methods)] // tokens follow the wall clock
-    let now = chrono::Utc::now().timestamp();
-    let token = keys
-        .mint(&claims_for(
-            &keys,
-            MintRequest {
-                kind: PrincipalKind::App,
-                object_id: "b0000000-0000-4000-8000-000000000001".into(),
-                app_id: "b0000000-0000-4000-8000-000000000001".into(),
-                display_name: Some("grantry-bench".into()),
-                upn: None,
-                permissions: ALL_APP_ROLES.iter().map(|s| s.to_string()).collect(),
-                wids: vec![],
-                issued_at: now,
-                // Long enough to outlive the development clock moved forward by b7.
-                lifetime_secs: 400 * 86_400,
-            },
-        ))
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    // Long enough to outlive the development clock moved forward by b7.
+    let token = mint(&keys, PrincipalKind::App, "b0000000-0000-4000-8000-000000000001", ALL_APP_ROLES, 400 * 86_400)?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
@@ -258,6 +331,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         manifest: Arc::new(manifest),
         pairs,
         store,
+        keys: Arc::new(keys),
         server_pid,
         args: Arc::new(args.clone()),
     };
@@ -269,16 +343,20 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     report.rows.push(floor.clone());
     let floor_rps = floor.summary.throughput;
 
-    let wanted: Vec<&str> =
+    let mut wanted: Vec<&str> =
         if run_all { vec!["b1", "b2", "b4", "b5", "b8", "b3", "b6", "b7"] } else { vec![scenario.as_str()] };
+    if run_all && pg_url.is_some() {
+        wanted.insert(4, "b5x2");
+    }
     for s in wanted {
         ctx.reset_rss();
         let rows = match s {
             "b1" => vec![b1(&ctx, "b1", 32).await],
             "b2" => vec![b1(&ctx, "b2", 1).await],
-            "b3" => b3(&ctx).await,
+            "b3" => b3(&ctx).await?,
             "b4" => vec![b4(&ctx).await],
             "b5" => b5(&ctx).await,
+            "b5x2" => b5x2(&ctx, &location).await?,
             "b6" | "b10" => b6(&ctx, s).await,
             "b7" => b7(&ctx).await,
             "b8" => vec![b8(&ctx).await],
@@ -708,10 +786,219 @@ async fn b8(ctx: &Ctx) -> Row {
     r
 }
 
-/// B3: create → approve → delivered. Not implemented yet.
-async fn b3(_ctx: &Ctx) -> Vec<Row> {
-    eprintln!("b3 (create → approve → delivered) is not implemented in this version of grantry-bench");
-    vec![]
+/// Polls the state of request `id` until it leaves the states in `passing` (or 10 s pass),
+/// every 0.5 ms at first, doubling to at most 4 ms; returns the state it reached.
+async fn wait_state(ctx: &Ctx, id: &str, passing: &[&str]) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut pause = Duration::from_micros(500);
+    loop {
+        let state = ctx.request_state(id).await;
+        match state.as_deref() {
+            None => {}
+            Some(s) if passing.contains(&s) => {}
+            Some(_) => return state,
+        }
+        if Instant::now() >= deadline {
+            return state;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(4));
+    }
+}
+
+/// Why B3 flows failed, by step, and how long each step of the measured flows took.
+#[derive(Default)]
+struct FlowLog {
+    errors: std::collections::BTreeMap<String, u64>,
+    /// Per measured flow: create, wait for the approval, approver's GET + PATCH, wait for
+    /// delivery (microseconds).
+    steps: Vec<[u32; 4]>,
+}
+
+/// One B3 flow: a fresh user asks for a package under its approval policy (`userAdd` with
+/// the user's own token), the package's approver reads the approval and approves its stage,
+/// and the flow ends when the request is delivered (its membership exists: both are written
+/// in the same transaction). Returns the step durations, or the step that failed.
+async fn b3_flow(ctx: &Ctx, approver_auth: &[String]) -> Result<[Duration; 4], String> {
+    let n = ctx.pairs.fetch_add(1, Ordering::Relaxed);
+    let (user, p) = ctx.manifest.fresh_pair(n);
+    let m = &ctx.manifest;
+    let user_auth = ctx.user_auth(user).map_err(|e| format!("mint: {e}"))?;
+    let t0 = Instant::now();
+    let body = json!({"requestType": "userAdd", "justification": "benchmark",
+        "assignment": {"accessPackageId": m.package_ids[p], "assignmentPolicyId": m.approval_policy_ids[p]}});
+    let (status, created) =
+        ctx.send(reqwest::Method::POST, &format!("{EM}/assignmentRequests"), &user_auth, Some(&body)).await;
+    let id = created.as_ref().and_then(|b| b.get("id")).and_then(|i| i.as_str()).map(str::to_string);
+    let Some(id) = id.filter(|_| status == 201) else {
+        let code = created.as_ref().and_then(|b| b.pointer("/error/code")).and_then(|c| c.as_str()).unwrap_or("");
+        return Err(format!("userAdd answered {status} {code}"));
+    };
+    let t1 = Instant::now();
+    match wait_state(ctx, &id, &["submitted"]).await.as_deref() {
+        Some("pendingApproval") => {}
+        other => return Err(format!("request reached {other:?} instead of pendingApproval")),
+    }
+    let t2 = Instant::now();
+    let approver = &approver_auth[p % approver_auth.len().max(1)];
+    let path = format!("{EM}/accessPackageAssignmentApprovals/{id}");
+    let (status, approval) = ctx.send(reqwest::Method::GET, &path, approver, None).await;
+    let stage = approval
+        .as_ref()
+        .and_then(|a| a.pointer("/stages/0/id"))
+        .and_then(|s| s.as_str())
+        .filter(|_| status == 200)
+        .ok_or_else(|| format!("GET approval answered {status}"))?;
+    let decision = json!({"reviewResult": "Approve", "justification": "benchmark"});
+    let (status, _) =
+        ctx.send(reqwest::Method::PATCH, &format!("{path}/stages/{stage}"), approver, Some(&decision)).await;
+    if status != 204 {
+        return Err(format!("PATCH stage answered {status}"));
+    }
+    let t3 = Instant::now();
+    match wait_state(ctx, &id, &["pendingApproval", "delivering"]).await.as_deref() {
+        Some("delivered") => {}
+        other => return Err(format!("request reached {other:?} instead of delivered")),
+    }
+    Ok([t1 - t0, t2 - t1, t3 - t2, t3.elapsed()])
+}
+
+/// B3: create → approve → delivered, 32 flows at once.
+async fn b3(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
+    let spec = ctx.spec(32);
+    let approver_auth: Arc<Vec<String>> =
+        Arc::new(ctx.manifest.approver_ids.iter().map(|a| ctx.user_auth(a)).collect::<anyhow::Result<_>>()?);
+    if approver_auth.is_empty() {
+        bail!("the dataset has no approvers; seed it again with this grantry-bench");
+    }
+    let log = Arc::new(std::sync::Mutex::new(FlowLog::default()));
+    let measure_from = Instant::now() + spec.warmup;
+    let (c, l) = (ctx.clone(), log.clone());
+    let (mut s, t) = load::run(&spec, 1, move |_, _| {
+        let (c, l, approver_auth) = (c.clone(), l.clone(), approver_auth.clone());
+        async move {
+            let started = Instant::now();
+            let result = b3_flow(&c, &approver_auth).await;
+            let mut log = l.lock().unwrap_or_else(|e| e.into_inner());
+            match result {
+                Ok(steps) => {
+                    if started >= measure_from {
+                        log.steps.push(steps.map(|d| d.as_micros().min(u32::MAX as u128) as u32));
+                    }
+                    (Outcome::Ok, 0)
+                }
+                Err(why) => {
+                    *log.errors.entry(why).or_default() += 1;
+                    (Outcome::Error, 0)
+                }
+            }
+        }
+    })
+    .await;
+    let s = s.remove(0).summary(t);
+    let met = s.throughput >= 3_000.0 && s.errors == 0;
+    let mut r = row(ctx, "b3", "userAdd → approve → delivered", spec.concurrency, s, "≥ 3,000 flows/s", Some(met));
+    let log = log.lock().unwrap_or_else(|e| e.into_inner());
+    let median = |k: usize| {
+        let mut v: Vec<u32> = log.steps.iter().map(|s| s[k]).collect();
+        v.sort_unstable();
+        v.get(v.len() / 2).map(|&us| us as f64 / 1000.0).unwrap_or(0.0)
+    };
+    r.notes = format!(
+        "p50 per step: create {:.2} ms, until pendingApproval {:.2} ms, approver GET+PATCH {:.2} ms, until delivered {:.2} ms; states polled every 0.5–4 ms",
+        median(0),
+        median(1),
+        median(2),
+        median(3)
+    );
+    if !log.errors.is_empty() {
+        r.notes.push_str(&format!("; errors: {:?}", log.errors));
+    }
+    Ok(vec![r])
+}
+
+/// B5's read workload (page 1 of package 0's assignments) on one node, then spread over two
+/// nodes, both `grantry serve` processes on the same PostgreSQL database: `concurrency`
+/// clients per node.
+async fn b5x2(ctx: &Ctx, location: &Location) -> anyhow::Result<Vec<Row>> {
+    if !matches!(location, Location::Postgres(_)) {
+        bail!("b5x2 runs two servers on one database: give a PostgreSQL database with --database-url");
+    }
+    let spec = ctx.spec(32);
+    let dir = ctx.args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let (mut a, base_a) = spawn_grantry(&ctx.args, &dir, location).await?;
+    let (mut b, base_b) = spawn_grantry(&ctx.args, &dir, location).await?;
+    let bases: Arc<Vec<String>> = Arc::new(vec![base_a, base_b]);
+    let pids = [a.id().unwrap_or(0), b.id().unwrap_or(0)];
+    // Where the CPU went during the measured time: the machine as a whole, PostgreSQL's
+    // processes, each node, and this process (the load generator and the idle in-process
+    // server).
+    let groups = move || {
+        report::cpu_sample(&[
+            report::Procs::Named("postgres"),
+            report::Procs::Pid(pids[0]),
+            report::Procs::Pid(pids[1]),
+            report::Procs::This,
+        ])
+    };
+    let run = |nodes: usize| {
+        let mut spec = spec.clone();
+        spec.concurrency *= nodes;
+        let (c, bases) = (ctx.clone(), bases.clone());
+        async move {
+            let warmup = spec.warmup;
+            let before = tokio::spawn(async move {
+                tokio::time::sleep(warmup).await;
+                (Instant::now(), groups())
+            });
+            let (mut s, t) = load::run(&spec, 1, move |w, _| {
+                let (c, bases) = (c.clone(), bases.clone());
+                async move {
+                    let url = format!("{}{}", bases[w % nodes], c.list_url(0));
+                    ok_if(c.get(&url, true).await.0, 200)
+                }
+            })
+            .await;
+            let cpu = match before.await {
+                Ok((t0, b)) => {
+                    let (busy, cores) = groups().since(&b, t0.elapsed());
+                    format!(
+                        "CPU: machine {:.0} % busy; cores used: postgres {:.2}, node A {:.2}, node B {:.2}, load generator {:.2}",
+                        busy * 100.0,
+                        cores[0],
+                        cores[1],
+                        cores[2],
+                        cores[3]
+                    )
+                }
+                Err(_) => String::new(),
+            };
+            (s.remove(0).summary(t), cpu)
+        }
+    };
+    let (one, cpu_one) = run(1).await;
+    let (two, cpu_two) = run(2).await;
+    let _ = a.kill().await;
+    let _ = b.kill().await;
+    let ratio = two.throughput / one.throughput.max(1e-9);
+    let mut rows = vec![];
+    let mut r1 = row(ctx, "b5x2", "list page 1, one node (spawned)", spec.concurrency, one, "", None);
+    r1.peak_rss_mib = None;
+    r1.notes = format!("grantry serve on PostgreSQL; {cpu_one}");
+    rows.push(r1);
+    let mut r2 = row(
+        ctx,
+        "b5x2",
+        "list page 1, two nodes (spawned)",
+        spec.concurrency * 2,
+        two,
+        "≥ 1.8× one node",
+        Some(ratio >= 1.8),
+    );
+    r2.peak_rss_mib = None;
+    r2.notes = format!("{ratio:.2}× one node; clients alternate between the nodes; {cpu_two}");
+    rows.push(r2);
+    Ok(rows)
 }
 
 /// The `grantry` binary next to this program (both are built into the same target dir).
@@ -729,26 +1016,34 @@ fn grantry_bin(args: &Args) -> anyhow::Result<PathBuf> {
 
 /// Spawns `grantry serve` on the dataset; returns the child and its base URL once /ready
 /// answers 200.
-async fn spawn_grantry(args: &Args, dir: &Path, quiet: bool) -> anyhow::Result<(tokio::process::Child, String)> {
-    let (child, base, _) = spawn_timed(args, dir, quiet).await?;
+async fn spawn_grantry(
+    args: &Args,
+    dir: &Path,
+    location: &Location,
+) -> anyhow::Result<(tokio::process::Child, String)> {
+    let (child, base, _) = spawn_timed(args, dir, location).await?;
     Ok((child, base))
 }
 
+/// Spawns `grantry serve` on the dataset (SQLite in `dir`, or the PostgreSQL database);
+/// returns the child, its base URL and the time until /ready answered 200.
 async fn spawn_timed(
     args: &Args,
     dir: &Path,
-    _quiet: bool,
+    location: &Location,
 ) -> anyhow::Result<(tokio::process::Child, String, Duration)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build()?;
     let t0 = Instant::now();
-    let mut child = tokio::process::Command::new(grantry_bin(args)?)
-        .arg("serve")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir)
+    let mut cmd = tokio::process::Command::new(grantry_bin(args)?);
+    cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}"));
+    match location {
+        Location::Sqlite(_) => cmd.arg("--data-dir").arg(dir),
+        // The URL goes through the environment, so a password never shows in `ps`.
+        Location::Postgres(url) => cmd.env("GRANTRY_DATABASE", url),
+    };
+    let mut child = cmd
         .env("GRANTRY_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -773,7 +1068,7 @@ async fn spawn_timed(
 }
 
 /// B9: cold start of the binary on the dataset, then restart after kill -9 during writes.
-async fn b9(args: &Args, dir: &Path) -> anyhow::Result<Vec<Row>> {
+async fn b9(args: &Args, dir: &Path, location: &Location) -> anyhow::Result<Vec<Row>> {
     let mut rows = vec![];
     let one = |what: &str, d: Duration| {
         let secs = d.as_secs_f64();
@@ -798,32 +1093,15 @@ async fn b9(args: &Args, dir: &Path) -> anyhow::Result<Vec<Row>> {
             notes: "spawn → /ready 200 (p50 column)".into(),
         }
     };
-    let (mut child, base, cold) = spawn_timed(args, dir, true).await?;
+    let (mut child, base, cold) = spawn_timed(args, dir, location).await?;
     rows.push(one("cold start", cold));
     // Writes in flight, then kill -9.
     let manifest = Manifest::read(dir)?.context("manifest")?;
-    let store = Store::open_sqlite(&dir.join("grantry.db"), StoreOptions { readers: 1, ..Default::default() })
+    let store = Store::open_location(location, StoreOptions { readers: 1, pg_pool_size: 1, ..Default::default() })
         .map_err(|e| anyhow::anyhow!(e.message))?;
     let keys = TokenKeys::load_or_create(&store).await.map_err(|e| anyhow::anyhow!(e.message))?;
     drop(store);
-    #[allow(clippy::disallowed_methods)]
-    let now = chrono::Utc::now().timestamp();
-    let token = keys
-        .mint(&claims_for(
-            &keys,
-            MintRequest {
-                kind: PrincipalKind::App,
-                object_id: "b0000000-0000-4000-8000-000000000009".into(),
-                app_id: "b0000000-0000-4000-8000-000000000009".into(),
-                display_name: Some("grantry-bench".into()),
-                upn: None,
-                permissions: ALL_APP_ROLES.iter().map(|s| s.to_string()).collect(),
-                wids: vec![],
-                issued_at: now,
-                lifetime_secs: 3600,
-            },
-        ))
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let token = mint(&keys, PrincipalKind::App, "b0000000-0000-4000-8000-000000000009", ALL_APP_ROLES, 3600)?;
     let client = reqwest::Client::new();
     let mut writers = vec![];
     // Use pairs from the far end of the fresh range, so other scenarios' pairs stay unused.
@@ -855,7 +1133,7 @@ async fn b9(args: &Args, dir: &Path) -> anyhow::Result<Vec<Row>> {
     for w in writers {
         let _ = w.await;
     }
-    let (mut child, _, restart) = spawn_timed(args, dir, true).await?;
+    let (mut child, _, restart) = spawn_timed(args, dir, location).await?;
     rows.push(one("restart after kill -9 under writes", restart));
     let _ = child.kill().await;
     let _ = child.wait().await;

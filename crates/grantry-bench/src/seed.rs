@@ -7,12 +7,19 @@
 //! "hot" package, used for deep paging) plus a few more; users `assigned..users` ("fresh") have
 //! none and are the targets of new requests. A slice of the extra assignments expires at
 //! `expire_at` (with its `assignment.expire` job), for the mass-expiry scenario.
+//!
+//! For B3 every package also has a self-service policy: all member users may request it,
+//! with one approval stage whose approver is one of `APPROVERS` dedicated approver users
+//! (package `i` is approved by approver `i % APPROVERS`).
+//!
+//! The database is SQLite at `dir/grantry.db`, or the PostgreSQL database given with
+//! `--database-url` (which must hold no dataset yet); the manifest stays in `dir`.
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use grantry_domain::enums::*;
 use grantry_domain::model::*;
-use grantry_store::{Conn, Store, StoreOptions, Value, repo};
+use grantry_store::{Conn, Location, Store, StoreOptions, Value, repo};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -58,15 +65,29 @@ impl Sizes {
     }
 }
 
+/// Dedicated approver users of the self-service (approval) policies.
+pub const APPROVERS: usize = 8;
+
+/// Version of `manifest.json`. 2: self-service approval policies and approvers (B3), and
+/// the database the dataset lives in.
+pub const MANIFEST_FORMAT: u32 = 2;
+
 /// What the scenarios need to know about a seeded database.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    pub format: u32,
+    /// Where the dataset was seeded (`sqlite:PATH` or the PostgreSQL URL without password).
+    pub database: String,
     pub sizes: Sizes,
     pub catalog_id: String,
     pub group_ids: Vec<String>,
     pub package_ids: Vec<String>,
     /// The admin-only policy of each package (same order as `package_ids`).
     pub policy_ids: Vec<String>,
+    /// The self-service policy of each package, with one approval stage (same order).
+    pub approval_policy_ids: Vec<String>,
+    /// The approver users; package `i`'s approver is `approver_ids[i % APPROVERS]`.
+    pub approver_ids: Vec<String>,
     pub user_ids: Vec<String>,
     /// When the expiring slice of assignments ends.
     pub expire_at: DateTime<Utc>,
@@ -104,10 +125,25 @@ impl Manifest {
         std::fs::write(dir.join("manifest.json"), serde_json::to_vec(self)?).context("write manifest")
     }
     pub fn read(dir: &Path) -> anyhow::Result<Option<Manifest>> {
-        match std::fs::read(dir.join("manifest.json")) {
-            Ok(b) => Ok(Some(serde_json::from_slice(&b).context("manifest.json is not valid")?)),
-            Err(_) => Ok(None),
+        let path = dir.join("manifest.json");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+        };
+        let doc: serde_json::Value =
+            serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let format = doc.get("format").and_then(|f| f.as_u64()).unwrap_or(1);
+        if format != u64::from(MANIFEST_FORMAT) {
+            anyhow::bail!(
+                "{} describes a dataset in format {format}, but this grantry-bench needs format {MANIFEST_FORMAT} \
+                 (it adds the approval policies and approvers B3 uses); seed again into a fresh --data-dir \
+                 (and a fresh database with --database-url)",
+                path.display()
+            );
         }
+        let m = serde_json::from_value(doc).with_context(|| format!("{} is not a valid manifest", path.display()))?;
+        Ok(Some(m))
     }
 }
 
@@ -143,12 +179,24 @@ where
     Ok(rows)
 }
 
-/// Creates the database at `dir/grantry.db` with the dataset; returns its manifest.
-pub async fn seed(dir: &Path, sizes: Sizes) -> anyhow::Result<Manifest> {
+/// Creates the dataset in `location` (SQLite: a new file; PostgreSQL: a database holding no
+/// dataset yet) and writes its manifest into `dir`; returns the manifest.
+pub async fn seed(dir: &Path, location: &Location, sizes: Sizes) -> anyhow::Result<Manifest> {
     let started = Instant::now();
-    let path = dir.join("grantry.db");
-    let store =
-        Store::open_sqlite(&path, StoreOptions::default()).map_err(|e| anyhow::anyhow!("open store: {}", e.message))?;
+    let store = Store::open_location(location, StoreOptions::default())
+        .map_err(|e| anyhow::anyhow!("open {}: {}", location.describe(), e.message))?;
+    let existing = store
+        .read(|c| Ok(c.query_one("SELECT COUNT(*) FROM catalogs", &[])?.map(|r| r.int(0)).transpose()?.unwrap_or(0)))
+        .await
+        .map_err(|e| anyhow::anyhow!("read {}: {}", location.describe(), e.message))?;
+    if existing > 0 {
+        anyhow::bail!(
+            "{} already holds data ({existing} catalogs) but {} has no manifest of it; seed into an empty database \
+             (e.g. createdb a new one) or pass the --data-dir it was seeded with",
+            location.describe(),
+            dir.display()
+        );
+    }
     #[allow(clippy::disallowed_methods)] // the dataset is dated by the wall clock it is made at
     let now = grantry_domain::clock::truncate_micros(Utc::now());
     let expire_at = now + Duration::days(30);
@@ -156,13 +204,19 @@ pub async fn seed(dir: &Path, sizes: Sizes) -> anyhow::Result<Manifest> {
     let group_ids: Vec<String> = (0..sizes.groups).map(|g| id_n(0x6e0, g)).collect();
     let package_ids: Vec<String> = (0..sizes.packages).map(|p| id_n(0xacc, p)).collect();
     let policy_ids: Vec<String> = (0..sizes.packages).map(|p| id_n(0x9011c, p)).collect();
+    let approval_policy_ids: Vec<String> = (0..sizes.packages).map(|p| id_n(0xa9901c, p)).collect();
+    let approver_ids: Vec<String> = (0..APPROVERS).map(|a| id_n(0xa99e, a)).collect();
     let user_ids: Vec<String> = (0..sizes.users).map(|u| id_n(0x05e7, u)).collect();
     let mut manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        database: location.describe(),
         sizes,
         catalog_id: catalog_id.clone(),
         group_ids: group_ids.clone(),
         package_ids: package_ids.clone(),
         policy_ids: policy_ids.clone(),
+        approval_policy_ids,
+        approver_ids: approver_ids.clone(),
         user_ids: user_ids.clone(),
         expire_at,
         pairs_used: 0,
@@ -174,6 +228,7 @@ pub async fn seed(dir: &Path, sizes: Sizes) -> anyhow::Result<Manifest> {
     // Catalog, groups and their catalog resources.
     let cat = catalog_id.clone();
     let groups: Vec<(usize, String)> = group_ids.iter().cloned().enumerate().collect();
+    let approvers = approver_ids.clone();
     rows += store
         .write(move |c| {
             repo::insert(
@@ -193,6 +248,29 @@ pub async fn seed(dir: &Path, sizes: Sizes) -> anyhow::Result<Manifest> {
                 },
             )?;
             let mut n = 1;
+            for (a, id) in approvers.iter().enumerate() {
+                let upn = format!("approver{a}@bench.example");
+                repo::insert(
+                    c,
+                    &User {
+                        id: id.clone(),
+                        display_name: format!("Approver {a}"),
+                        user_principal_name: upn.clone(),
+                        mail: Some(upn),
+                        given_name: None,
+                        surname: None,
+                        job_title: None,
+                        department: None,
+                        mail_nickname: Some(format!("approver{a}")),
+                        user_type: UserType::Member,
+                        account_enabled: true,
+                        manager_id: None,
+                        external_user_state: None,
+                        created_date_time: now,
+                    },
+                )?;
+                n += 1;
+            }
             for (g, gid) in groups {
                 repo::insert(
                     c,
@@ -294,7 +372,9 @@ pub async fn seed(dir: &Path, sizes: Sizes) -> anyhow::Result<Manifest> {
             },
         )?;
         repo::insert(c, &admin_policy(&id_n(0x9011c, p), &package_id, &cat, now))?;
-        Ok(3)
+        let approver = id_n(0xa99e, p % APPROVERS);
+        repo::insert(c, &approval_policy(&id_n(0xa9901c, p), &package_id, &cat, &approver, now))?;
+        Ok(4)
     })
     .await?;
 
@@ -444,6 +524,36 @@ fn json_empty() -> serde_json::Value {
     serde_json::json!({})
 }
 
+/// All member users may ask for the package themselves; one approval stage, decided by
+/// `approver` (automatic denial after 14 days).
+fn approval_policy(id: &str, package_id: &str, catalog_id: &str, approver: &str, now: DateTime<Utc>) -> Policy {
+    let mut p = admin_policy(id, package_id, catalog_id, now);
+    p.display_name = "Self-service with approval".into();
+    p.description = Some("Member users request; one approval stage".into());
+    p.allowed_target_scope = AllowedTargetScope::AllMemberUsers;
+    p.requestor_settings.enable_targets_to_self_add_access = true;
+    p.requestor_settings.enable_targets_to_self_update_access = true;
+    p.requestor_settings.enable_targets_to_self_remove_access = true;
+    p.approval = ApprovalSettings {
+        is_approval_required_for_add: true,
+        is_approval_required_for_update: true,
+        is_requestor_justification_required: false,
+        stages: vec![ApprovalStage {
+            duration_before_automatic_denial: Some(Duration::days(14)),
+            duration_before_escalation: None,
+            is_approver_justification_required: false,
+            is_escalation_enabled: false,
+            primary_approvers: vec![SubjectSet::SingleUser { user_id: Some(approver.to_string()), description: None }],
+            fallback_primary_approvers: vec![],
+            escalation_approvers: vec![],
+            fallback_escalation_approvers: vec![],
+            approver_information_visibility: ApproverInformationVisibility::Default,
+            is_dynamic: false,
+        }],
+    };
+    p
+}
+
 fn admin_policy(id: &str, package_id: &str, catalog_id: &str, now: DateTime<Utc>) -> Policy {
     Policy {
         id: id.to_string(),
@@ -467,5 +577,45 @@ fn admin_policy(id: &str, package_id: &str, catalog_id: &str, now: DateTime<Utc>
         modified_by: None,
         created_date_time: now,
         modified_date_time: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_of_an_older_format_is_refused_with_a_message() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        assert!(Manifest::read(dir.path()).expect("no manifest is not an error").is_none());
+        std::fs::write(dir.path().join("manifest.json"), r#"{"sizes": {"users": 1}, "catalog_id": "x"}"#)
+            .expect("write");
+        let e = Manifest::read(dir.path()).expect_err("format 1 is refused").to_string();
+        assert!(e.contains("format 1") && e.contains("seed again"), "{e}");
+    }
+
+    #[test]
+    fn a_manifest_round_trips() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let m = Manifest {
+            format: MANIFEST_FORMAT,
+            database: "sqlite:/x/grantry.db".into(),
+            sizes: Sizes::named("small").expect("small"),
+            catalog_id: id_n(0xca7a1, 0),
+            group_ids: vec![id_n(0x6e0, 0)],
+            package_ids: vec![id_n(0xacc, 0)],
+            policy_ids: vec![id_n(0x9011c, 0)],
+            approval_policy_ids: vec![id_n(0xa9901c, 0)],
+            approver_ids: (0..APPROVERS).map(|a| id_n(0xa99e, a)).collect(),
+            user_ids: vec![id_n(0x05e7, 0)],
+            expire_at: DateTime::<Utc>::UNIX_EPOCH,
+            pairs_used: 7,
+            seed_secs: 1.0,
+            rows: 10,
+        };
+        m.write(dir.path()).expect("write");
+        let back = Manifest::read(dir.path()).expect("read").expect("present");
+        assert_eq!(back.approval_policy_ids, m.approval_policy_ids);
+        assert_eq!(back.pairs_used, 7);
     }
 }
