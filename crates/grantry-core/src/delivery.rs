@@ -90,9 +90,31 @@ pub fn process_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> 
 /// processed in the transaction that submits them, so an accepted request is never left
 /// waiting for a worker; `request.process` jobs (reprocessing) run the same steps.
 pub fn process(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
-    let policy = match &r.policy_id {
-        Some(p) => repo::get::<Policy>(c, p)?,
-        None => None,
+    process_with(c, now, r, None)
+}
+
+/// What the transaction submitting a request has just established: the policy it resolved
+/// and the target's subject, with every rule (scope, uniqueness, separation of duties)
+/// checked in this same transaction, so delivery neither looks them up nor checks again.
+pub struct Checked<'a> {
+    pub policy: &'a Policy,
+    pub subject: &'a Subject,
+}
+
+/// [`process`] for a request whose rules were just checked in this transaction.
+pub fn process_checked(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, k: &Checked) -> Result<()> {
+    process_with(c, now, r, Some(k))
+}
+
+fn process_with(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, k: Option<&Checked>) -> Result<()> {
+    let loaded;
+    let policy = match (k, &r.policy_id) {
+        (Some(k), _) => Some(k.policy),
+        (None, Some(p)) => {
+            loaded = repo::get::<Policy>(c, p)?;
+            loaded.as_ref()
+        }
+        (None, None) => None,
     };
     // Administrators' direct assignments do not wait for approval (as through Graph in
     // Entra); users' adds and updates do when the policy requires it.
@@ -103,14 +125,18 @@ pub fn process(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) 
             && ((r.request_type.is_add() && a.is_approval_required_for_add)
                 || (r.request_type.is_update() && a.is_approval_required_for_update))
     });
-    if needs_approval && let Some(policy) = &policy {
+    if needs_approval && let Some(policy) = policy {
         return crate::approvals::start_for_request(c, now, r, policy);
     }
-    advance(c, now, r)
+    advance_with(c, now, r, k)
 }
 
 /// Continues a request that needs no (more) approval: waits for a future start, or delivers.
 pub fn advance(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
+    advance_with(c, now, r, None)
+}
+
+fn advance_with(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, k: Option<&Checked>) -> Result<()> {
     if r.request_type.is_add()
         && let Some(start) = r.schedule.start_date_time
         && start > now
@@ -118,7 +144,10 @@ pub fn advance(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) 
         enqueue(c, JOB_START, &r.id, start, json!({}))?;
         return set_state(c, now, r, RequestState::Scheduled, "PendingNotBefore");
     }
-    deliver(c, now, r)
+    match k {
+        Some(k) if r.request_type.is_add() => deliver_add(c, now, r, Some(k)),
+        _ => deliver(c, now, r),
+    }
 }
 
 /// Job `request.start`: a scheduled request whose start has come.
@@ -142,7 +171,7 @@ pub fn assignment_end(a: &Assignment) -> Option<DateTime<Utc>> {
 /// Delivers a request now, whatever its type.
 pub fn deliver(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
     if r.request_type.is_add() {
-        deliver_add(c, now, r)
+        deliver_add(c, now, r, None)
     } else if r.request_type.is_remove() {
         deliver_remove(c, now, r)
     } else {
@@ -195,11 +224,21 @@ fn provision_guest(c: &mut dyn Conn, now: DateTime<Utc>, subject: &mut Subject) 
     Ok(user_id)
 }
 
+/// Whether an assignment being delivered already has role records (a redelivery).
+#[derive(Clone, Copy)]
+enum RolesOf {
+    NewAssignment,
+    Existing,
+}
+
 /// Delivers every role scope of the assignment's package not yet fulfilled. Returns the
 /// number of roles that could not be delivered.
-fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id: &str) -> Result<usize> {
+fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id: &str, of: RolesOf) -> Result<usize> {
     let scopes: Vec<RoleScope> = repo::find_all(c, "access_package_id = ?", &[Value::from(&a.access_package_id)])?;
-    let existing: Vec<AssignmentResourceRole> = repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?;
+    let existing: Vec<AssignmentResourceRole> = match of {
+        RolesOf::NewAssignment => Vec::new(),
+        RolesOf::Existing => repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?,
+    };
     let mut failed = 0;
     for rs in scopes {
         let prior = existing.iter().find(|x| x.role_id == rs.role_id && x.scope_id == rs.scope_id);
@@ -292,51 +331,57 @@ fn revoke_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result<
     Ok(())
 }
 
-fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
-    let Some(mut subject) = repo::get::<Subject>(c, &r.target_subject_id)? else {
-        return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, k: Option<&Checked>) -> Result<()> {
+    let (mut subject, policy_expiration) = match k {
+        Some(k) => (k.subject.clone(), Some(k.policy.expiration.clone())),
+        None => {
+            let Some(subject) = repo::get::<Subject>(c, &r.target_subject_id)? else {
+                return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+            };
+            let active = c.query_one(
+                "SELECT 1 FROM assignments WHERE target_subject_id = ? AND access_package_id = ? AND active = 1",
+                &[Value::from(&subject.id), Value::from(&r.access_package_id)],
+            )?;
+            if active.is_some() {
+                return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+            }
+            // Separation of duties, checked again where the assignment is written: two requests for
+            // mutually incompatible packages may both have passed the check at submission (neither
+            // was delivered yet), and only the first to be delivered may win. The check and the
+            // insert run in one write transaction; SQLite has a single writer, so nothing can come
+            // between them. On PostgreSQL two transactions could, so the target's subject row is
+            // locked first: the no-op UPDATE takes a row lock there (like SELECT ... FOR UPDATE)
+            // and is portable SQL that costs nothing on SQLite.
+            c.execute("UPDATE subjects SET id = id WHERE id = ?", &[Value::from(&subject.id)])?;
+            let target =
+                crate::requests::Target { user: None, subject: Some(subject.clone()), email: None, display_name: None };
+            if let Err(e) = crate::requests::check_incompatible(c, &r.access_package_id, &target) {
+                return set_state_by(
+                    c,
+                    now,
+                    r,
+                    RequestState::DeliveryFailed,
+                    "DeliveryFailed",
+                    None,
+                    json!({ "reason": e.message }),
+                );
+            }
+            let policy = match &r.policy_id {
+                Some(p) => repo::get::<Policy>(c, p)?,
+                None => None,
+            };
+            (subject, policy.map(|p| p.expiration))
+        }
     };
-    let active = c.query_one(
-        "SELECT 1 FROM assignments WHERE target_subject_id = ? AND access_package_id = ? AND active = 1",
-        &[Value::from(&subject.id), Value::from(&r.access_package_id)],
-    )?;
-    if active.is_some() {
-        return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
-    }
-    // Separation of duties, checked again where the assignment is written: two requests for
-    // mutually incompatible packages may both have passed the check at submission (neither
-    // was delivered yet), and only the first to be delivered may win. The check and the
-    // insert run in one write transaction; SQLite has a single writer, so nothing can come
-    // between them. On PostgreSQL two transactions could, so the target's subject row is
-    // locked first: the no-op UPDATE takes a row lock there (like SELECT ... FOR UPDATE)
-    // and is portable SQL that costs nothing on SQLite.
-    c.execute("UPDATE subjects SET id = id WHERE id = ?", &[Value::from(&subject.id)])?;
-    let target =
-        crate::requests::Target { user: None, subject: Some(subject.clone()), email: None, display_name: None };
-    if let Err(e) = crate::requests::check_incompatible(c, &r.access_package_id, &target) {
-        return set_state_by(
-            c,
-            now,
-            r,
-            RequestState::DeliveryFailed,
-            "DeliveryFailed",
-            None,
-            json!({ "reason": e.message }),
-        );
-    }
     let member_id = match subject.object_id.clone() {
         Some(o) => o,
         None => provision_guest(c, now, &mut subject)?,
-    };
-    let policy = match &r.policy_id {
-        Some(p) => repo::get::<Policy>(c, p)?,
-        None => None,
     };
     let start = r.schedule.start_date_time.filter(|s| *s <= now).unwrap_or(now);
     let pattern = if r.schedule.expiration.kind != ExpirationType::NotSpecified {
         r.schedule.expiration.clone()
     } else {
-        policy.as_ref().map(|p| p.expiration.clone()).unwrap_or_default()
+        policy_expiration.unwrap_or_default()
     };
     let end = pattern.end_for(start);
     let mut a = Assignment {
@@ -362,8 +407,8 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) 
         created_date_time: now,
         custom_extension_callout_instances: Vec::new(),
     };
-    repo::insert(c, &a).map_err(crate::requests::map_conflict)?;
-    let failed = deliver_roles(c, now, &a, &member_id)?;
+    // The roles first, then the assignment in its final state: one insert, no update.
+    let failed = deliver_roles(c, now, &a, &member_id, RolesOf::NewAssignment)?;
     let (astate, rstate, status) = if failed == 0 {
         (AssignmentState::Delivered, RequestState::Delivered, "Delivered")
     } else {
@@ -371,7 +416,7 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) 
     };
     a.state = astate;
     a.status = status.into();
-    repo::update(c, &a)?;
+    repo::insert(c, &a).map_err(crate::requests::map_conflict)?;
     record(
         c,
         now,
@@ -482,7 +527,7 @@ pub fn redeliver(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest
         Some(mut a) if r.request_type.is_add() && a.state.is_active() => {
             let subject = repo::get::<Subject>(c, &a.target_subject_id)?;
             let member = subject.and_then(|s| s.object_id).unwrap_or_default();
-            let failed = deliver_roles(c, now, &a, &member)?;
+            let failed = deliver_roles(c, now, &a, &member, RolesOf::Existing)?;
             let (astate, rstate, status) = if failed == 0 {
                 (AssignmentState::Delivered, RequestState::Delivered, "Delivered")
             } else {

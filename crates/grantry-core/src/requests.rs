@@ -909,7 +909,7 @@ pub async fn create_request_recorded(
                 },
                 None => None,
             };
-            let r = build_request(&caller, &input, &plan, target.id, requestor, now);
+            let r = build_request(&caller, &input, &plan, target.id.clone(), requestor, now);
             repo::insert(c, &r).map_err(|e| {
                 if e.kind == ErrorKind::Conflict { existing_open_request(kind_word(r.request_type)) } else { e }
             })?;
@@ -928,7 +928,7 @@ pub async fn create_request_recorded(
             if let Some(save) = save {
                 save.record(c, &r, now)?;
             }
-            process_in_place(c, now, &r)?;
+            process_in_place(c, now, &r, &delivery::Checked { policy: &plan.policy, subject: &target })?;
             Ok(r)
         })
         .await?;
@@ -940,10 +940,15 @@ pub async fn create_request_recorded(
 /// delivery), so that access needing no approval exists once the POST is acknowledged. The
 /// caller still receives the request as submitted, as Graph answers. Should processing fail
 /// (e.g. a database error), only its part is undone and a `request.process` job retries it.
-fn process_in_place(c: &mut dyn Conn, now: DateTime<Utc>, submitted: &AssignmentRequest) -> Result<()> {
+fn process_in_place(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    submitted: &AssignmentRequest,
+    checked: &delivery::Checked,
+) -> Result<()> {
     c.execute("SAVEPOINT process_request", &[])?;
     let mut r = submitted.clone();
-    let outcome = delivery::process(c, now, &mut r);
+    let outcome = delivery::process_checked(c, now, &mut r, checked);
     match outcome {
         Ok(()) => c.execute("RELEASE SAVEPOINT process_request", &[]).map(|_| ()),
         Err(e) => {
