@@ -124,37 +124,61 @@ pub async fn assignment_related(
         .await
 }
 
-/// The related entities of every assignment of a page, in one read: each distinct target,
-/// package and policy is loaded once (a page of one package's assignments shares them).
+/// Which related entities of a page of assignments to load (those `$expand` names).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RelatedWanted {
+    pub target: bool,
+    pub package: bool,
+    pub policy: bool,
+}
+
+/// The related entities of every assignment of a page, in one read: each kind that is
+/// wanted is loaded with one query for all its distinct ids (a page of one package's
+/// assignments shares its package and policy), not one query per row.
 pub async fn assignments_related(
     app: &App,
     items: &[Assignment],
+    wanted: RelatedWanted,
 ) -> Result<Vec<(Option<Subject>, Option<AccessPackage>, Option<Policy>)>> {
     use std::collections::HashMap;
+    fn distinct(ids: impl Iterator<Item = String>) -> Vec<String> {
+        let mut v: Vec<String> = ids.collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
     let keys: Vec<(String, String, String)> =
         items.iter().map(|a| (a.target_subject_id.clone(), a.access_package_id.clone(), a.policy_id.clone())).collect();
     app.store
         .read(move |c| {
-            let mut subjects: HashMap<String, Option<Subject>> = HashMap::new();
-            let mut packages: HashMap<String, Option<AccessPackage>> = HashMap::new();
-            let mut policies: HashMap<String, Option<Policy>> = HashMap::new();
-            let mut out = Vec::with_capacity(keys.len());
-            for (s, p, pol) in keys {
-                if !subjects.contains_key(&s) {
-                    let v = repo::get::<Subject>(c, &s)?;
-                    subjects.insert(s.clone(), v);
-                }
-                if !packages.contains_key(&p) {
-                    let v = repo::get::<AccessPackage>(c, &p)?;
-                    packages.insert(p.clone(), v);
-                }
-                if !policies.contains_key(&pol) {
-                    let v = repo::get::<Policy>(c, &pol)?;
-                    policies.insert(pol.clone(), v);
-                }
-                out.push((subjects[&s].clone(), packages[&p].clone(), policies[&pol].clone()));
+            let mut subjects: HashMap<String, Subject> = HashMap::new();
+            let mut packages: HashMap<String, AccessPackage> = HashMap::new();
+            let mut policies: HashMap<String, Policy> = HashMap::new();
+            if wanted.target {
+                let ids = distinct(keys.iter().map(|k| k.0.clone()));
+                subjects = crate::listing::find_in_conn::<Subject>(c, "id", ids)?
+                    .into_iter()
+                    .map(|s| (s.id.clone(), s))
+                    .collect();
             }
-            Ok(out)
+            if wanted.package {
+                let ids = distinct(keys.iter().map(|k| k.1.clone()));
+                packages = crate::listing::find_in_conn::<AccessPackage>(c, "id", ids)?
+                    .into_iter()
+                    .map(|p| (p.id.clone(), p))
+                    .collect();
+            }
+            if wanted.policy {
+                let ids = distinct(keys.iter().map(|k| k.2.clone()));
+                policies = crate::listing::find_in_conn::<Policy>(c, "id", ids)?
+                    .into_iter()
+                    .map(|p| (p.id.clone(), p))
+                    .collect();
+            }
+            Ok(keys
+                .iter()
+                .map(|(s, p, pol)| (subjects.get(s).cloned(), packages.get(p).cloned(), policies.get(pol).cloned()))
+                .collect())
         })
         .await
 }

@@ -111,13 +111,21 @@ pub async fn find_in<R: Record>(app: &crate::App, column: &'static str, values: 
     if values.is_empty() {
         return Ok(Vec::new());
     }
-    app.store
-        .read(move |c| {
-            let sql = format!("{column} IN ({})", vec!["?"; values.len()].join(", "));
-            let params: Vec<Value> = values.into_iter().map(Value::from).collect();
-            repo::find_all(c, &sql, &params)
-        })
-        .await
+    app.store.read(move |c| find_in_conn(c, column, values)).await
+}
+
+/// [`find_in`] inside a read or write already under way.
+pub fn find_in_conn<R: Record>(
+    c: &mut dyn grantry_store::Conn,
+    column: &'static str,
+    values: Vec<String>,
+) -> Result<Vec<R>> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("{column} IN ({})", vec!["?"; values.len()].join(", "));
+    let params: Vec<Value> = values.into_iter().map(Value::from).collect();
+    repo::find_all(c, &sql, &params)
 }
 
 /// Fields every entity set shares.

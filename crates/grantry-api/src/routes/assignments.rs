@@ -99,7 +99,15 @@ async fn respond_page(
     let related = if expand.is_empty() {
         vec![(None, None, None); listed.items.len()]
     } else {
-        assignments::assignments_related(&s.app, &listed.items).await?
+        let mut wanted = assignments::RelatedWanted::default();
+        for item in expand {
+            match item.path.join("/").to_ascii_lowercase().as_str() {
+                "target" => wanted.target = true,
+                "accesspackage" => wanted.package = true,
+                _ => wanted.policy = true,
+            }
+        }
+        assignments::assignments_related(&s.app, &listed.items, wanted).await?
     };
     let mut items = Vec::with_capacity(listed.items.len());
     for (a, rel) in listed.items.iter().zip(related) {
