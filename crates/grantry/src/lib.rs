@@ -58,7 +58,13 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
     let keys = TokenKeys::load_or_create(&store)
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the signing key: {}", e.message))?;
-    let app = App { store, clock, dev_clock, work_signal: Arc::new(Notify::new()), tenant_id: keys.tenant_id.as_str().into() };
+    let app = App {
+        store,
+        clock,
+        dev_clock,
+        work_signal: Arc::new(Notify::new()),
+        tenant_id: keys.tenant_id.as_str().into(),
+    };
     grantry_core::catalogs::ensure_defaults(&app)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the built-in catalog: {}", e.message))?;
