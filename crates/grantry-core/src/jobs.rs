@@ -17,7 +17,7 @@ use grantry_store::{Backend, Conn, Value};
 use serde_json::Value as Json;
 
 /// Most jobs run in one write transaction, so foreground writes never wait long.
-const BATCH: usize = 200;
+const BATCH: usize = 32;
 /// Longest pause between polls: due work runs within this long even without a wake-up.
 pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
