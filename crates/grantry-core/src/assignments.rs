@@ -140,41 +140,13 @@ pub async fn assignments_related(
     items: &[Assignment],
     wanted: RelatedWanted,
 ) -> Result<Vec<(Option<Subject>, Option<AccessPackage>, Option<Policy>)>> {
-    use std::collections::HashMap;
-    fn distinct(ids: impl Iterator<Item = String>) -> Vec<String> {
-        let mut v: Vec<String> = ids.collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    }
     let keys: Vec<(String, String, String)> =
         items.iter().map(|a| (a.target_subject_id.clone(), a.access_package_id.clone(), a.policy_id.clone())).collect();
     app.store
         .read(move |c| {
-            let mut subjects: HashMap<String, Subject> = HashMap::new();
-            let mut packages: HashMap<String, AccessPackage> = HashMap::new();
-            let mut policies: HashMap<String, Policy> = HashMap::new();
-            if wanted.target {
-                let ids = distinct(keys.iter().map(|k| k.0.clone()));
-                subjects = crate::listing::find_in_conn::<Subject>(c, "id", ids)?
-                    .into_iter()
-                    .map(|s| (s.id.clone(), s))
-                    .collect();
-            }
-            if wanted.package {
-                let ids = distinct(keys.iter().map(|k| k.1.clone()));
-                packages = crate::listing::find_in_conn::<AccessPackage>(c, "id", ids)?
-                    .into_iter()
-                    .map(|p| (p.id.clone(), p))
-                    .collect();
-            }
-            if wanted.policy {
-                let ids = distinct(keys.iter().map(|k| k.2.clone()));
-                policies = crate::listing::find_in_conn::<Policy>(c, "id", ids)?
-                    .into_iter()
-                    .map(|p| (p.id.clone(), p))
-                    .collect();
-            }
+            let subjects = crate::listing::by_id::<Subject>(c, wanted.target, keys.iter().map(|k| &k.0))?;
+            let packages = crate::listing::by_id::<AccessPackage>(c, wanted.package, keys.iter().map(|k| &k.1))?;
+            let policies = crate::listing::by_id::<Policy>(c, wanted.policy, keys.iter().map(|k| &k.2))?;
             Ok(keys
                 .iter()
                 .map(|(s, p, pol)| (subjects.get(s).cloned(), packages.get(p).cloned(), policies.get(pol).cloned()))

@@ -114,6 +114,22 @@ pub async fn find_in<R: Record>(app: &crate::App, column: &'static str, values: 
     app.store.read(move |c| find_in_conn(c, column, values)).await
 }
 
+/// The records whose ids are among `ids` (each distinct id queried once), keyed by id; empty
+/// without a query when `wanted` is false.
+pub fn by_id<'a, R: Record + Clone>(
+    c: &mut dyn grantry_store::Conn,
+    wanted: bool,
+    ids: impl Iterator<Item = &'a String>,
+) -> Result<std::collections::HashMap<String, R>> {
+    if !wanted {
+        return Ok(Default::default());
+    }
+    let mut distinct: Vec<String> = ids.cloned().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    Ok(find_in_conn::<R>(c, "id", distinct)?.into_iter().map(|r| (r.id().to_string(), r)).collect())
+}
+
 /// [`find_in`] inside a read or write already under way.
 pub fn find_in_conn<R: Record>(
     c: &mut dyn grantry_store::Conn,

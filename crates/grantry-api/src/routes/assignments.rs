@@ -104,7 +104,9 @@ async fn respond_page(
             match item.path.join("/").to_ascii_lowercase().as_str() {
                 "target" => wanted.target = true,
                 "accesspackage" => wanted.package = true,
-                _ => wanted.policy = true,
+                "assignmentpolicy" | "accesspackageassignmentpolicy" => wanted.policy = true,
+                // Anything else is refused by `render_with`.
+                _ => {}
             }
         }
         assignments::assignments_related(&s.app, &listed.items, wanted).await?
