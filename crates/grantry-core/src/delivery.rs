@@ -144,10 +144,7 @@ fn advance_with(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest,
         enqueue(c, JOB_START, &r.id, start, json!({}))?;
         return set_state(c, now, r, RequestState::Scheduled, "PendingNotBefore");
     }
-    match k {
-        Some(k) if r.request_type.is_add() => deliver_add(c, now, r, Some(k)),
-        _ => deliver(c, now, r),
-    }
+    deliver_with(c, now, r, k)
 }
 
 /// Job `request.start`: a scheduled request whose start has come.
@@ -170,8 +167,12 @@ pub fn assignment_end(a: &Assignment) -> Option<DateTime<Utc>> {
 
 /// Delivers a request now, whatever its type.
 pub fn deliver(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
+    deliver_with(c, now, r, None)
+}
+
+fn deliver_with(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, k: Option<&Checked>) -> Result<()> {
     if r.request_type.is_add() {
-        deliver_add(c, now, r, None)
+        deliver_add(c, now, r, k)
     } else if r.request_type.is_remove() {
         deliver_remove(c, now, r)
     } else {
