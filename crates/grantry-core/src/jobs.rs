@@ -102,23 +102,37 @@ pub async fn run_batch(app: &App) -> Result<usize> {
         .await
 }
 
+/// Runs `work` in a savepoint of the transaction under way: its changes are kept if it
+/// succeeds and undone alone if it fails. The outer error is the store's; the inner result
+/// is `work`'s.
+pub(crate) fn in_savepoint(c: &mut dyn Conn, work: impl FnOnce(&mut dyn Conn) -> Result<()>) -> Result<Result<()>> {
+    c.execute("SAVEPOINT work", &[])?;
+    let outcome = work(c);
+    match outcome {
+        Ok(()) => c.execute("RELEASE SAVEPOINT work", &[])?,
+        Err(_) => {
+            c.execute("ROLLBACK TO SAVEPOINT work", &[])?;
+            c.execute("RELEASE SAVEPOINT work", &[])?
+        }
+    };
+    Ok(outcome)
+}
+
 fn run_one(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
     let Some(handle) = handler(&job.kind) else {
         tracing::error!(kind = %job.kind, id = %job.id, "no handler for job kind; dropping it");
         c.execute("DELETE FROM jobs WHERE id = ?", &[Value::from(&job.id)])?;
         return Ok(());
     };
-    c.execute("SAVEPOINT job_run", &[])?;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(ctx, c, job)))
-        .unwrap_or_else(|_| Err(Error::internal("job handler panicked")));
+    let outcome = in_savepoint(c, |c| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(ctx, c, job)))
+            .unwrap_or_else(|_| Err(Error::internal("job handler panicked")))
+    })?;
     match outcome {
         Ok(()) => {
-            c.execute("RELEASE SAVEPOINT job_run", &[])?;
             c.execute("DELETE FROM jobs WHERE id = ?", &[Value::from(&job.id)])?;
         }
         Err(e) => {
-            c.execute("ROLLBACK TO SAVEPOINT job_run", &[])?;
-            c.execute("RELEASE SAVEPOINT job_run", &[])?;
             tracing::warn!(kind = %job.kind, id = %job.id, attempts = job.attempts + 1, error = %e, "job failed; will retry");
             c.execute(
                 "UPDATE jobs SET attempts = attempts + 1, due_us = ?, last_error = ? WHERE id = ?",

@@ -946,16 +946,12 @@ fn process_in_place(
     submitted: &AssignmentRequest,
     checked: &delivery::Checked,
 ) -> Result<()> {
-    c.execute("SAVEPOINT process_request", &[])?;
     let mut r = submitted.clone();
-    let outcome = delivery::process_checked(c, now, &mut r, checked);
-    match outcome {
-        Ok(()) => c.execute("RELEASE SAVEPOINT process_request", &[]).map(|_| ()),
+    match crate::jobs::in_savepoint(c, |c| delivery::process_checked(c, now, &mut r, checked))? {
+        Ok(()) => Ok(()),
         Err(e) => {
             tracing::warn!(request = %r.id, error = %e, "processing a new request failed; a job will retry it");
-            c.execute("ROLLBACK TO SAVEPOINT process_request", &[])?;
-            c.execute("RELEASE SAVEPOINT process_request", &[])?;
-            crate::jobs::enqueue(c, JOB_PROCESS, &r.id, now, json!({}))
+            crate::jobs::enqueue(c, JOB_PROCESS, &submitted.id, now, json!({}))
         }
     }
 }
