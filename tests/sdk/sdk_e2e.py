@@ -8,7 +8,9 @@ catalog, group resource, access package, policy, an adminAdd request, and readin
 delivered assignment back with $filter/$expand/$select/$orderby/$top/$count.
 
 Background work is driven by the development clock (`POST /_grantry/clock/advance` runs all
-due work before answering), never by sleeping. Exit code 0 means every check passed.
+due work before answering), never by sleeping. The flows run twice, on fresh servers: as the
+Python SDK sends requests, then with every request body gzip-compressed the way the Go SDK
+sends them (see gzip_request_bodies_handler). Exit code 0 means every check passed.
 """
 from __future__ import annotations
 
@@ -83,8 +85,45 @@ class Server:
         self.dir.cleanup()
 
 
-def client_for(sdk: str, base_url: str, token: str):
-    """Recipe 1 of the SDK notes: GraphServiceClient with a static-token credential."""
+def gzip_request_bodies_handler():
+    """The request-compression middleware of the Kiota-based Graph SDKs (kiota-http-go's
+    CompressionHandler, on by default in the Go SDK): gzip every request body, send it with
+    `Content-Encoding: gzip`, and on 415 send it once more uncompressed. The Python SDK has no
+    such handler, so this run brings the same behaviour as a Kiota middleware."""
+    import gzip
+
+    import httpx
+    from kiota_http.middleware.middleware import BaseMiddleware
+
+    class GzipRequestBodies(BaseMiddleware):
+        def __init__(self) -> None:
+            super().__init__()
+            self.compressed = 0
+            self.refused = 0
+
+        async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+            body = request.content
+            if not body or "content-range" in request.headers:
+                return await super().send(request, transport)
+            headers = httpx.Headers(request.headers)
+            packed = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+            headers["Content-Length"] = str(len(packed))
+            compressed = httpx.Request(request.method, request.url, headers=headers, content=packed, extensions=request.extensions)
+            self.compressed += 1
+            response = await super().send(compressed, transport)
+            if response.status_code == 415:
+                self.refused += 1
+                await response.aread()
+                return await super().send(request, transport)
+            return response
+
+    return GzipRequestBodies()
+
+
+def client_for(sdk: str, base_url: str, token: str, compress_with=None):
+    """Recipe 1 of the SDK notes: GraphServiceClient with a static-token credential; with
+    `compress_with`, that middleware is added to the SDK's default ones."""
     from azure.core.credentials import AccessToken
 
     class StaticTokenCredential:
@@ -92,15 +131,25 @@ def client_for(sdk: str, base_url: str, token: str):
             return AccessToken(token, int(time.time()) + 3600)
 
     if sdk == "v1.0":
-        from msgraph import GraphServiceClient
+        from msgraph import GraphRequestAdapter, GraphServiceClient
     else:
-        from msgraph_beta import GraphServiceClient
-    client = GraphServiceClient(credentials=StaticTokenCredential(), scopes=["api://grantry/.default"])
+        from msgraph_beta import GraphRequestAdapter, GraphServiceClient
+    if compress_with is None:
+        client = GraphServiceClient(credentials=StaticTokenCredential(), scopes=["api://grantry/.default"])
+    else:
+        from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+        from kiota_http.kiota_client_factory import KiotaClientFactory
+        from msgraph_core import GraphClientFactory
+
+        middleware = KiotaClientFactory.get_default_middleware(None) + [compress_with]
+        http = GraphClientFactory.create_with_custom_middleware(middleware)
+        auth = AzureIdentityAuthenticationProvider(StaticTokenCredential(), scopes=["api://grantry/.default"])
+        client = GraphServiceClient(request_adapter=GraphRequestAdapter(auth, client=http))
     client.request_adapter.base_url = base_url
     return client
 
 
-async def flow_v1(server: Server, admin_token: str) -> None:
+async def flow_v1(server: Server, admin_token: str, compress_with=None) -> None:
     from kiota_abstractions.base_request_configuration import RequestConfiguration
     from msgraph.generated.identity_governance.entitlement_management.assignments.assignments_request_builder import (
         AssignmentsRequestBuilder,
@@ -129,10 +178,10 @@ async def flow_v1(server: Server, admin_token: str) -> None:
     from msgraph.generated.models.user import User
     import datetime as dt
 
-    client = client_for("v1.0", f"{server.base}/v1.0", admin_token)
+    client = client_for("v1.0", f"{server.base}/v1.0", admin_token, compress_with)
     em = client.identity_governance.entitlement_management
 
-    print("v1.0 SDK:")
+    print("v1.0 SDK" + (" with compressed request bodies:" if compress_with else ":"))
     user = await client.users.post(User(display_name="Megan Bowen", user_principal_name="megan@contoso.com", account_enabled=True))
     check(user is not None and user.id, "users.post creates a user")
     group = await client.groups.post(Group(display_name="Marketing", mail_nickname="marketing", security_enabled=True, mail_enabled=False))
@@ -226,13 +275,13 @@ async def flow_v1(server: Server, admin_token: str) -> None:
         check(e.response_status_code == 404 and e.error is not None and e.error.code, "unknown id -> ODataError 404 with a code")
 
 
-async def flow_beta(server: Server, admin_token: str) -> None:
+async def flow_beta(server: Server, admin_token: str, compress_with=None) -> None:
     from msgraph_beta.generated.models.access_package_assignment import AccessPackageAssignment
     from msgraph_beta.generated.models.access_package_assignment_request import AccessPackageAssignmentRequest
 
-    client = client_for("beta", f"{server.base}/beta", admin_token)
+    client = client_for("beta", f"{server.base}/beta", admin_token, compress_with)
     em = client.identity_governance.entitlement_management
-    print("beta SDK:")
+    print("beta SDK" + (" with compressed request bodies:" if compress_with else ":"))
     packages = await em.access_packages.get()
     check(packages is not None and len(packages.value) >= 1, "beta accessPackages.get lists the package")
     package = packages.value[0]
@@ -259,19 +308,26 @@ def main() -> int:
     if not binary or not os.path.exists(binary):
         print("GRANTRY_BIN must name the grantry binary", file=sys.stderr)
         return 2
-    server = Server(binary)
-    try:
-        roles = "EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,GroupMember.ReadWrite.All"
-        admin = server.token("--app", "sdk-e2e", "--roles", roles)
-        asyncio.run(flow_v1(server, admin))
-        asyncio.run(flow_beta(server, admin))
-    except Exception as e:  # an unexpected exception is a failure, reported with its type
-        import traceback
+    roles = "EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,GroupMember.ReadWrite.All"
+    # The same flows twice, each on a fresh server: as the Python SDK sends requests, then
+    # with every request body gzip-compressed as the Go SDK sends them.
+    for compressed in (False, True):
+        server = Server(binary)
+        try:
+            admin = server.token("--app", "sdk-e2e", "--roles", roles)
+            handler = gzip_request_bodies_handler() if compressed else None
+            asyncio.run(flow_v1(server, admin, handler))
+            asyncio.run(flow_beta(server, admin, handler))
+            if handler is not None:
+                check(handler.compressed >= 8, f"{handler.compressed} request bodies were sent gzip-compressed")
+                check(handler.refused == 0, f"no compressed body was refused with 415 ({handler.refused} were)")
+        except Exception as e:  # an unexpected exception is a failure, reported with its type
+            import traceback
 
-        traceback.print_exc()
-        check(False, f"unexpected {type(e).__name__}: {e}")
-    finally:
-        server.stop()
+            traceback.print_exc()
+            check(False, f"unexpected {type(e).__name__}: {e}")
+        finally:
+            server.stop()
     failed = [w for ok, w in CHECKS if not ok]
     print(f"sdk: {len(CHECKS) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0

@@ -195,6 +195,60 @@ pub fn rewrite_request(mut req: Request) -> Request {
     req
 }
 
+/// The content codings Grantry decodes on request bodies, as a 415 names them in
+/// `Accept-Encoding`.
+pub const REQUEST_ENCODINGS: &str = "gzip, deflate, br";
+
+/// Set on a request whose body arrived compressed (the coding's name), so a body that fails
+/// to decode is reported as such.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodedFrom(pub &'static str);
+
+/// Prepares `Content-Encoding` for the decompression layer that runs inside this one, which
+/// matches the header byte for byte: codings are case-insensitive (`GZIP`), `x-gzip` is
+/// gzip, `identity` means no coding, and an empty body has nothing to decode. Anything else
+/// (an unknown coding, or codings stacked on one another) is refused here with 415 in
+/// Graph's envelope and `Accept-Encoding` naming what is supported, the status on which
+/// clients that compress by default (the Kiota-based Graph SDKs) resend uncompressed.
+pub async fn request_encoding(mut req: Request, next: Next) -> Response {
+    use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
+    let Some(value) = req.headers().get(CONTENT_ENCODING) else { return next.run(req).await };
+    let sent = String::from_utf8_lossy(value.as_bytes()).trim().to_string();
+    let lowered = sent.to_ascii_lowercase();
+    let codings: Vec<&str> = lowered.split(',').map(str::trim).filter(|c| !c.is_empty() && *c != "identity").collect();
+    let empty_body = req.headers().get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
+    let coding = match codings.as_slice() {
+        [] => None,
+        _ if empty_body => None,
+        ["gzip" | "x-gzip"] => Some("gzip"),
+        ["deflate"] => Some("deflate"),
+        ["br"] => Some("br"),
+        _ => {
+            let mut response = ApiError(Error::new(
+                ErrorKind::UnsupportedMediaType,
+                "UnsupportedContentEncoding",
+                format!(
+                    "The request body's Content-Encoding '{sent}' is not supported; send the body uncompressed or \
+                     compressed with one of: {REQUEST_ENCODINGS}."
+                ),
+            ))
+            .into_response();
+            response.headers_mut().insert(ACCEPT_ENCODING, HeaderValue::from_static(REQUEST_ENCODINGS));
+            return response;
+        }
+    };
+    match coding {
+        Some(coding) => {
+            req.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static(coding));
+            req.extensions_mut().insert(DecodedFrom(coding));
+        }
+        None => {
+            req.headers_mut().remove(CONTENT_ENCODING);
+        }
+    }
+    next.run(req).await
+}
+
 /// Longest time one request may take before the client gets an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -17,7 +17,7 @@ mod requests;
 mod users;
 
 use crate::error::{ApiError, not_found_route};
-use crate::middleware::{odata_response, request_ids, rewrite_request};
+use crate::middleware::{DecodedFrom, odata_response, request_encoding, request_ids, rewrite_request};
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,13 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use grantry_domain::{Error, ErrorKind};
 use grantry_graph::Dialect;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::SizeAbove;
+use tower_http::decompression::RequestDecompressionLayer;
+
+/// Responses at least this large are gzip-compressed for clients that accept it (as Graph
+/// does for large collections); smaller ones gain nothing from it.
+const COMPRESS_ABOVE: u64 = 1024;
 
 /// The routes of one Graph root.
 fn graph_routes() -> Router<AppState> {
@@ -93,9 +100,16 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::layer))
         .layer(axum::middleware::from_fn_with_state((read_timeout, body_limit), bounded_body))
+        // Compressed bodies are decoded outside the body limit, so the limit, the
+        // idempotency hash and the handlers all see decoded bytes, and a small compressed
+        // body that inflates past the limit is stopped as it streams.
+        .layer(RequestDecompressionLayer::new().gzip(true).deflate(true).br(true))
+        .layer(axum::middleware::from_fn(request_encoding))
         .layer(axum::middleware::from_fn(odata_response))
         .layer(axum::middleware::from_fn(request_ids))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        // Outermost, so the layers above see responses uncompressed.
+        .layer(CompressionLayer::new().gzip(true).compress_when(SizeAbove::new(COMPRESS_ABOVE)))
         .with_state(state);
     // Rewriting inside a Router layer would run after routing; this wrapper runs before.
     Router::new().fallback_service(tower::ServiceExt::map_request(inner, rewrite_request))
@@ -156,17 +170,33 @@ async fn bounded_body(
     {
         return next.run(req).await;
     }
+    let decoded_from = req.extensions().get::<DecodedFrom>().map(|d| d.0);
     let (parts, body) = req.into_parts();
     match tokio::time::timeout(read_timeout, axum::body::to_bytes(body, body_limit)).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
         Ok(Err(e)) => {
             // axum reports an exceeded limit only through the error's text.
             let too_large = e.to_string().contains("length limit");
+            let after = if decoded_from.is_some() { " once decompressed" } else { "" };
             if too_large {
-                ApiError(Error::new(
+                let mut response = ApiError(Error::new(
                     ErrorKind::PayloadTooLarge,
                     "RequestEntityTooLarge",
-                    "The request body is larger than the server accepts; send a smaller body.",
+                    format!(
+                        "The request body is larger{after} than the server accepts ({body_limit} bytes); send a smaller body."
+                    ),
+                ))
+                .into_response();
+                // The rest of the body is left unread, so the connection cannot carry another
+                // request: say so, rather than let the client reuse it and fail.
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+                response
+            } else if let Some(coding) = decoded_from {
+                ApiError(Error::bad_request(
+                    "InvalidRequestBody",
+                    format!("The request body is not valid {coding} data, as its Content-Encoding says: {e}"),
                 ))
                 .into_response()
             } else {

@@ -4,7 +4,9 @@
 mod approvals;
 mod assignments;
 mod authz;
+mod binary;
 mod catalogs;
+mod compression;
 mod conventions;
 mod crash;
 mod devclock;
