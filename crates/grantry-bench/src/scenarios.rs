@@ -304,6 +304,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             body_limit: 4 * 1024 * 1024,
             dev_clock: true,
             read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
+            shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
         };
         let s = grantry::start(config).await?;
         let base = s.base_url.clone();

@@ -145,10 +145,19 @@ fn run_one(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
 
 /// Runs batches until no job is due at the current time. Returns the number run.
 pub async fn drain(app: &App) -> Result<usize> {
+    drain_unless(app, || false).await
+}
+
+/// As [`drain`], checking `stopping` before each batch: a shutdown waits for the batch under
+/// way (one transaction) and starts no other.
+async fn drain_unless(app: &App, stopping: impl Fn() -> bool) -> Result<usize> {
     let mut total = 0;
     // Handlers may enqueue follow-ups that are due at once; keep going until none are due,
     // with a bound so a handler that always reschedules itself cannot loop forever.
     for _ in 0..10_000 {
+        if stopping() {
+            break;
+        }
         let ran = run_batch(app).await?;
         total += ran;
         if ran == 0 {
@@ -170,11 +179,17 @@ pub async fn next_due(app: &App) -> Result<Option<DateTime<Utc>>> {
 }
 
 /// The background runner: drains due work, then sleeps until the next job is due, a
-/// wake-up arrives (`App::work_signal`), or the poll interval passes.
-pub fn spawn_runner(app: App) -> tokio::task::JoinHandle<()> {
+/// wake-up arrives (`App::work_signal`), or the poll interval passes. It ends, between two
+/// batches, once `stop` turns true (or its sender is gone); work left due runs at the next
+/// start, since jobs are rows.
+pub fn spawn_runner(app: App, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(e) = drain(&app).await {
+            let stopping = || *stop.borrow();
+            if stopping() {
+                break;
+            }
+            if let Err(e) = drain_unless(&app, stopping).await {
                 tracing::error!(error = %e, "background work failed; retrying");
             }
             let wait = match next_due(&app).await {
@@ -184,6 +199,7 @@ pub fn spawn_runner(app: App) -> tokio::task::JoinHandle<()> {
             tokio::select! {
                 _ = app.work_signal.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
+                changed = stop.changed() => if changed.is_err() { break },
             }
         }
     })

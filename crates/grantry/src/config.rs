@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// disconnected (headers) or answered 408 (body).
     #[arg(long, env = "GRANTRY_READ_TIMEOUT", value_name = "SECONDS")]
     pub read_timeout: Option<u64>,
+    /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C before exiting
+    /// anyway [default: 30].
+    #[arg(long, env = "GRANTRY_SHUTDOWN_GRACE", value_name = "SECONDS")]
+    pub shutdown_grace: Option<u64>,
     /// Optional TOML configuration file.
     #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -57,6 +61,7 @@ struct FileConfig {
     body_limit: Option<usize>,
     dev_clock: Option<bool>,
     read_timeout: Option<u64>,
+    shutdown_grace: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,10 +106,18 @@ pub struct Config {
     /// How long a client may take to send a request's headers, and its body: a client
     /// slower than that is disconnected (headers) or answered 408 (body).
     pub read_timeout: std::time::Duration,
+    /// How long a shutdown (SIGTERM, Ctrl-C) waits for in-flight requests and the
+    /// background batch under way before the process exits anyway.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// The default of [`Config::read_timeout`].
 pub const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The default of [`Config::shutdown_grace`]: what systemd and Kubernetes wait before
+/// sending SIGKILL is 90 s and 30 s; staying within the shorter one means a stop under
+/// either never kills a request Grantry could still finish.
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl ServeArgs {
     pub fn resolve(self) -> anyhow::Result<Config> {
@@ -142,6 +155,11 @@ impl ServeArgs {
                 Some(secs) => std::time::Duration::from_secs(secs),
                 None => DEFAULT_READ_TIMEOUT,
             },
+            shutdown_grace: self
+                .shutdown_grace
+                .or(file.shutdown_grace)
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
         })
     }
 }

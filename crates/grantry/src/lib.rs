@@ -11,31 +11,75 @@ use grantry_domain::clock::{Clock, OffsetClock, SystemClock};
 use grantry_store::{Store, StoreOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::{Notify, oneshot};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, oneshot, watch};
 
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
     pub base_url: String,
     pub state: AppState,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown_grace: Duration,
+    stop_accepting: Option<oneshot::Sender<()>>,
+    stop_jobs: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Served>,
     runner: tokio::task::JoinHandle<()>,
 }
 
+/// How the connections ended once the server stopped accepting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// Connections open when the server stopped accepting.
+    pub open_at_stop: usize,
+    /// Whether every one of them finished within the grace period.
+    pub all_finished: bool,
+}
+
+/// What a graceful shutdown achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    pub open_connections: usize,
+    /// False when the grace period ran out with requests or a job batch still running.
+    pub completed: bool,
+}
+
 impl Server {
-    /// Stops accepting connections and waits for the server task to end.
+    /// Stops accepting connections, stops background work at once and waits for the server
+    /// task to end (tests restart servers this way; see [`Server::shutdown`] for the
+    /// process's own shutdown).
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        if let Some(tx) = self.stop_accepting.take() {
             let _ = tx.send(());
         }
         self.runner.abort();
         let _ = (&mut self.task).await;
     }
 
-    /// Waits until the server ends (on shutdown signal).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task failed")?.context("server failed")
+    /// The shutdown on SIGTERM or Ctrl-C: stop accepting connections, let requests in
+    /// flight finish and the background runner end its batch under way, both within the
+    /// grace period, then wait for the writer to commit everything queued before. Every
+    /// write acknowledged to a client was committed before it was acknowledged, so nothing
+    /// acknowledged is lost even when the grace period runs out.
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        let deadline = tokio::time::Instant::now() + self.shutdown_grace;
+        if let Some(tx) = self.stop_accepting.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.stop_jobs.send(true);
+        let served = (&mut self.task).await.unwrap_or(Served { open_at_stop: 0, all_finished: false });
+        let runner_done = tokio::time::timeout_at(deadline, &mut self.runner).await.is_ok();
+        if !runner_done {
+            self.runner.abort();
+        }
+        // A no-op write queues behind every write already sent: when it returns, they are
+        // committed (or failed and were answered so).
+        let flushed =
+            tokio::time::timeout_at(deadline, self.state.app.store.write(|_| Ok(()))).await.is_ok_and(|r| r.is_ok());
+        ShutdownReport {
+            open_connections: served.open_at_stop,
+            completed: served.all_finished && runner_done && flushed,
+        }
     }
 }
 
@@ -89,26 +133,39 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let store = open_store(&config.database)?;
     let state = build_state(store, &config, base_url.clone()).await?;
-    let runner = grantry_core::jobs::spawn_runner(state.app.clone());
+    let (stop_jobs, jobs_stopped) = watch::channel(false);
+    let runner = grantry_core::jobs::spawn_runner(state.app.clone(), jobs_stopped);
     let router = grantry_api::routes::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, router, config.read_timeout, rx));
-    Ok(Server { addr, base_url, state, shutdown: Some(tx), task, runner })
+    let task = tokio::spawn(serve(listener, router, config.read_timeout, config.shutdown_grace, rx));
+    Ok(Server {
+        addr,
+        base_url,
+        state,
+        shutdown_grace: config.shutdown_grace,
+        stop_accepting: Some(tx),
+        stop_jobs,
+        task,
+        runner,
+    })
 }
 
 /// Accepts connections until `shutdown` resolves, then lets open requests finish (for at
-/// most a few seconds). Connections are HTTP/1.1 with a header read timeout: a client that
-/// does not finish sending its headers within `read_timeout` is disconnected, so slow
-/// clients cannot hold connections open (the body is bounded by the same time in the
-/// router).
+/// most `grace`): idle keep-alive connections close at once, a connection with a request
+/// under way closes after answering it. Connections are HTTP/1.1 with a header read
+/// timeout: a client that does not finish sending its headers within `read_timeout` is
+/// disconnected, so slow clients cannot hold connections open (the body is bounded by the
+/// same time in the router).
 async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
-    read_timeout: std::time::Duration,
+    read_timeout: Duration,
+    grace: Duration,
     shutdown: oneshot::Receiver<()>,
-) -> std::io::Result<()> {
+) -> Served {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open = Arc::new(AtomicUsize::new(0));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -118,7 +175,7 @@ async fn serve(
                     Err(e) => {
                         // Out of file descriptors and the like: wait instead of spinning.
                         tracing::warn!(error = %e, "cannot accept a connection");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
@@ -126,16 +183,20 @@ async fn serve(
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder.timer(TokioTimer::new()).header_read_timeout(read_timeout);
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                let open = open.clone();
+                open.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
             _ = &mut shutdown => break,
         }
     }
     drop(listener);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
-    Ok(())
+    let open_at_stop = open.load(Ordering::SeqCst);
+    let all_finished = tokio::time::timeout(grace, graceful.shutdown()).await.is_ok();
+    Served { open_at_stop, all_finished }
 }

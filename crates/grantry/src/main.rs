@@ -99,23 +99,78 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// SIGTERM (what systemd, Docker and Kubernetes send to stop a service) and SIGINT (Ctrl-C):
+/// both start the same graceful shutdown.
+struct StopSignals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    /// Waits for the next stop signal and names it.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
             let config = args.resolve()?;
             init_logging(config.log_format);
+            // Listen for signals before serving, so a stop that comes at once is graceful too.
+            let mut signals = StopSignals::listen()?;
             let server = grantry::start(config.clone()).await?;
             tracing::info!(address = %server.addr, base_url = %server.base_url, database = ?config.database, dev_clock = config.dev_clock, "grantry is listening");
             if config.dev_clock {
                 tracing::warn!("the development clock is enabled: administrators can move time forward");
             }
-            let state = server.state.clone();
+            let signal = signals.next().await;
+            tracing::info!(
+                signal,
+                grace_seconds = config.shutdown_grace.as_secs(),
+                "shutting down: no longer accepting connections, finishing requests in flight"
+            );
             tokio::select! {
-                r = server.wait() => r?,
-                _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+                report = server.shutdown() => {
+                    if report.completed {
+                        tracing::info!(open_connections = report.open_connections, "shut down: every request in flight was answered and every write committed");
+                    } else {
+                        tracing::warn!(open_connections = report.open_connections, grace_seconds = config.shutdown_grace.as_secs(), "shut down when the grace period ran out: requests or background work still running were abandoned (none of them had been acknowledged)");
+                    }
+                }
+                again = signals.next() => {
+                    tracing::warn!(signal = again, "second stop signal: exiting at once (acknowledged writes are committed)");
+                    std::process::exit(1);
+                }
             }
-            drop(state);
             Ok(())
         }
         Command::Migrate(db) => {

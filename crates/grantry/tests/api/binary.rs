@@ -30,49 +30,16 @@ impl Process {
             Some(db) => vec!["--database".to_string(), db.url.clone()],
             None => vec!["--data-dir".to_string(), dir.path().display().to_string()],
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_grantry"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(&db_args)
-            .args(extra)
-            .env_remove("GRANTRY_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the grantry binary starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let (log, tx) = (log.clone(), tx.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push_str(&format!("{line}\n"));
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let address = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                        && let Some(address) = v["fields"]["address"].as_str()
-                    {
-                        break address.to_string();
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("grantry did not report its address; its output:\n{}", log.lock().unwrap());
-                }
-            }
-        };
-        Process { child, base: format!("http://{address}"), db_args, log, dir, _pg: pg }
+        let (child, base, log) = launch(&db_args, extra);
+        Process { child, base, db_args, log, dir, _pg: pg }
+    }
+
+    /// Starts the server again on the same database (after it exited), with `extra` arguments.
+    pub fn restart(&mut self, extra: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base, log) = launch(&self.db_args, extra);
+        (self.child, self.base, self.log) = (child, base, log);
     }
 
     pub fn pid(&self) -> u32 {
@@ -127,6 +94,54 @@ impl Process {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Starts `grantry serve` on the database named by `db_args` and waits until it reports
+/// the address it listens on.
+fn launch(db_args: &[String], extra: &[&str]) -> (Child, String, Arc<Mutex<String>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_grantry"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(db_args)
+        .args(extra)
+        .env_remove("GRANTRY_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the grantry binary starts");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let (log, tx) = (log.clone(), tx.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                log.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let address = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(address) = v["fields"]["address"].as_str()
+                {
+                    break address.to_string();
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("grantry did not report its address; its output:\n{}", log.lock().unwrap());
+            }
+        }
+    };
+    (child, format!("http://{address}"), log)
 }
 
 impl Drop for Process {

@@ -137,6 +137,7 @@ impl TestApp {
             body_limit: options.body_limit,
             dev_clock: options.dev_clock,
             read_timeout: options.read_timeout,
+            shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
         };
         let server = grantry::start(config).await.expect("server starts");
         let base = server.base_url.clone();
@@ -878,6 +879,7 @@ impl TestApp {
             body_limit: Options::default().body_limit,
             dev_clock: true,
             read_timeout: Options::default().read_timeout,
+            shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
         };
         let server = grantry::start(config).await.expect("server restarts");
         self.base = server.base_url.clone();

@@ -24,4 +24,5 @@ mod query_options;
 mod races;
 mod rbac;
 mod requests;
+mod shutdown;
 mod users;
