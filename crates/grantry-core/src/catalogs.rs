@@ -316,7 +316,7 @@ pub async fn delete_catalog(app: &App, caller: &Caller, id: &str) -> Result<()> 
                     ),
                 ));
             }
-            for table in ["resource_roles", "resource_scopes", "resources", "resource_requests"] {
+            for table in ["resource_roles", "resource_scopes", "resources", "resource_requests", "custom_extensions"] {
                 c.execute(&format!("DELETE FROM {table} WHERE catalog_id = ?"), std::slice::from_ref(&cid))?;
             }
             c.execute(

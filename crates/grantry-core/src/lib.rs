@@ -11,6 +11,7 @@ pub mod auth;
 pub mod catalogs;
 pub mod delivery;
 pub mod directory;
+pub mod extensions;
 pub mod filters;
 pub mod groups;
 pub mod idempotency;

@@ -4,8 +4,8 @@
 //! - question ids and custom extension stage setting ids are assigned by the service on
 //!   create; on replacement an id sent that matches one of the policy's current ids is kept
 //!   (so answers already given stay linked), any other gets a new id.
-//! - `customExtensionStageSettings` may name extensions that do not exist (extensions are not
-//!   implemented yet); they are stored and read back.
+//! - `customExtensionStageSettings` must name custom extensions of the policy's catalog whose
+//!   type serves the stage (checked in the write that stores the policy), one per stage.
 //! - stages kept while approval is not required are allowed and stored (not used); approval
 //!   required with no stage is refused.
 //! - a replacement may not move the policy to another access package.
@@ -127,6 +127,12 @@ pub async fn create_policy(
             if repo::get::<AccessPackage>(c, &saved.access_package_id)?.is_none() {
                 return Err(Error::not_found("access package", &saved.access_package_id));
             }
+            crate::extensions::check_stage_settings(
+                c,
+                &saved.catalog_id,
+                &saved.custom_extension_stage_settings,
+                "customExtensionStageSettings",
+            )?;
             repo::insert(c, &saved)?;
             audit::record(
                 c,
@@ -278,6 +284,12 @@ pub async fn replace_policy(app: &App, caller: &Caller, id: &str, input: PolicyI
     let actor = caller.id().to_string();
     app.store
         .write(move |c| {
+            crate::extensions::check_stage_settings(
+                c,
+                &saved.catalog_id,
+                &saved.custom_extension_stage_settings,
+                "customExtensionStageSettings",
+            )?;
             if !repo::update(c, &saved)? {
                 return Err(Error::not_found("access package assignment policy", &saved.id));
             }

@@ -258,6 +258,20 @@ graph_enum!(
     }
 );
 
+impl CustomExtensionStage {
+    /// The stages of a request (which may wait for a callback), as opposed to the
+    /// pre-expiry stages of an assignment.
+    pub fn is_request_stage(self) -> bool {
+        matches!(
+            self,
+            CustomExtensionStage::AssignmentRequestCreated
+                | CustomExtensionStage::AssignmentRequestApproved
+                | CustomExtensionStage::AssignmentRequestGranted
+                | CustomExtensionStage::AssignmentRequestRemoved
+        )
+    }
+}
+
 graph_enum!(
     /// `accessPackageExternalUserLifecycleAction`.
     ExternalUserLifecycleAction { None = "none", BlockSignIn = "blockSignIn", BlockSignInAndDelete = "blockSignInAndDelete" }

@@ -10,6 +10,7 @@ pub mod assignment;
 pub mod body;
 pub mod catalog;
 pub mod directory;
+pub mod extension;
 pub mod policy;
 pub mod render;
 pub mod request;

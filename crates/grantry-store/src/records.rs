@@ -189,6 +189,22 @@ impl Record for Policy {
     }
 }
 
+impl Record for CustomExtension {
+    const TABLE: &'static str = "custom_extensions";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("catalog_id", (&self.catalog_id).into()),
+            ("display_name", (&self.display_name).into()),
+            ("kind", self.kind.type_name().into()),
+            ("created_us", self.created_date_time.into()),
+            ("modified_us", self.last_modified_date_time.into()),
+        ]
+    }
+}
+
 impl Record for Subject {
     const TABLE: &'static str = "subjects";
     fn id(&self) -> &str {

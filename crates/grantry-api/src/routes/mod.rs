@@ -8,6 +8,7 @@ mod audit;
 mod catalogs;
 mod devclock;
 mod environments;
+mod extensions;
 mod groups;
 mod metadata;
 mod packages;
@@ -43,6 +44,7 @@ fn graph_routes() -> Router<AppState> {
         .merge(requests::routes())
         .merge(assignments::routes())
         .merge(catalogs::routes())
+        .merge(extensions::routes())
         .merge(packages::routes())
         .merge(environments::routes())
         .merge(policies::routes())
@@ -60,6 +62,7 @@ pub fn describe_graph() -> Vec<crate::openapi::RouteDoc> {
         requests::describe(),
         assignments::describe(),
         catalogs::describe(),
+        extensions::describe(),
         packages::describe(),
         environments::describe(),
         policies::describe(),

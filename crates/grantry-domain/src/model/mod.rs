@@ -5,6 +5,7 @@ pub mod approval;
 pub mod assignment;
 pub mod catalog;
 pub mod directory;
+pub mod extension;
 pub mod policy;
 pub mod schedule;
 
@@ -12,6 +13,7 @@ pub use approval::*;
 pub use assignment::*;
 pub use catalog::*;
 pub use directory::*;
+pub use extension::*;
 pub use policy::*;
 pub use schedule::*;
 

@@ -833,6 +833,30 @@ impl TestApp {
         ids
     }
 
+    /// Creates a custom extension in `catalog_id` through the API (`kind` is the Graph type
+    /// name, e.g. `accessPackageAssignmentRequestWorkflowExtension`) and returns it as created
+    /// (with its signing secret).
+    pub async fn create_extension(&self, catalog_id: &str, kind: &str, extra: Value) -> Value {
+        let mut body = serde_json::json!({
+            "@odata.type": format!("#microsoft.graph.{kind}"),
+            "displayName": format!("extension {}", &grantry_domain::ids::new_id()[24..]),
+            "endpointConfiguration": {
+                "@odata.type": "#microsoft.graph.logicAppTriggerEndpointConfiguration",
+                "subscriptionId": "38ab2ccc-3747-4567-b36b-9478f5602f0d",
+                "resourceGroupName": "EMLogicApp",
+                "logicAppWorkflowName": "customextension_test"
+            },
+            "authenticationConfiguration": { "@odata.type": "#microsoft.graph.azureAdPopTokenAuthentication" }
+        });
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        let path = format!("/v1.0/{EM}/catalogs/{catalog_id}/customWorkflowExtensions");
+        let (status, created) = self.post(&self.admin, &path, body).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+        created
+    }
+
     /// Inserts an active (delivered) assignment made through `policy_id`.
     pub async fn seed_assignment(&self, catalog_id: &str, package_id: &str, policy_id: &str) {
         use grantry_domain::enums::AssignmentState;

@@ -10,6 +10,7 @@ mod compression;
 mod conventions;
 mod crash;
 mod devclock;
+mod extensions;
 mod groups;
 mod helpers;
 mod hostile;

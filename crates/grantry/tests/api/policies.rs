@@ -8,6 +8,8 @@ const V1: &str = "/v1.0/identityGovernance/entitlementManagement/assignmentPolic
 const BETA: &str = "/beta/identityGovernance/entitlementManagement/accessPackageAssignmentPolicies";
 const USER_A: &str = "7deff43e-1f17-44ef-9e5f-d516b0ba11d4";
 const GROUP_A: &str = "1623f912-5e86-41c2-af47-39dd67582b66";
+/// The extension id of the documented examples.
+const DOC_EXTENSION: &str = "219f57b6-7983-45a1-be01-2c228b7a43f8";
 
 /// Every property of `expected` is in `actual` with the same value, allowing the documented
 /// input leniencies (booleans and numbers as strings, `@odata.type` without `#` or on
@@ -133,11 +135,15 @@ async fn documented_v1_create_examples_read_back_in_v1() {
 #[tokio::test]
 async fn documented_beta_create_examples_read_back_in_beta() {
     let app = TestApp::spawn().await;
-    let (_, package) = app.seed_package().await;
+    let (catalog, package) = app.seed_package().await;
+    let extension = app.create_extension(&catalog, "customAccessPackageWorkflowExtension", json!({})).await;
+    let extension = extension["id"].as_str().unwrap();
     for name in
         ["beta_create_direct", "beta_create_multistage", "beta_create_questions", "beta_create_extension_handlers"]
     {
-        let body = request(name, &package);
+        // The documented extension id stands for one of the catalog's extensions.
+        let body: Value =
+            serde_json::from_str(&request(name, &package).to_string().replace(DOC_EXTENSION, extension)).unwrap();
         let created = create_ok(&app, BETA, body.clone()).await;
         let expected = strip(
             body,
@@ -162,7 +168,7 @@ async fn documented_beta_create_examples_read_back_in_beta() {
     let p = &list["value"][0];
     assert_eq!(p["requestApprovalSettings"]["approvalMode"], "NoApproval");
     assert_eq!(p["customExtensionStageSettings"].as_array().unwrap().len(), 2);
-    assert_eq!(p["customExtensionStageSettings"][0]["customExtension"]["id"], "219f57b6-7983-45a1-be01-2c228b7a43f8");
+    assert_eq!(p["customExtensionStageSettings"][0]["customExtension"]["id"], extension);
     let (_, expanded) =
         app.get(&app.admin, &format!("{BETA}/{}?$expand=customExtensionHandlers", p["id"].as_str().unwrap())).await;
     assert_eq!(expanded["customExtensionHandlers"][1]["stage"], "assignmentRequestGranted");
@@ -238,9 +244,11 @@ async fn policies_read_across_dialects() {
 #[tokio::test]
 async fn put_replaces_the_whole_policy() {
     let app = TestApp::spawn().await;
-    let (_, package) = app.seed_package().await;
+    let (catalog, package) = app.seed_package().await;
+    let extension = app.create_extension(&catalog, "accessPackageAssignmentRequestWorkflowExtension", json!({})).await;
     let mut body = request("v1_create_questions", &package);
-    body["customExtensionStageSettings"] = json!([{ "stage": "assignmentRequestCreated", "customExtension": { "id": "219f57b6-7983-45a1-be01-2c228b7a43f8" } }]);
+    body["customExtensionStageSettings"] =
+        json!([{ "stage": "assignmentRequestCreated", "customExtension": { "id": extension["id"] } }]);
     body["reviewSettings"] = fixture("v1_create_external_two_stage")["request"]["reviewSettings"].clone();
     let created = create_ok(&app, V1, body).await;
     let id = created["id"].as_str().unwrap().to_string();
@@ -430,11 +438,17 @@ async fn validation_rules_answer_400_naming_the_property() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{target}: {resp}");
         assert_eq!(resp["error"]["target"], target, "{resp}");
     }
-    // Stages kept while approval is not required are accepted; unknown extensions are stored.
+    // Stage settings must name an extension of the catalog.
     let mut body = minimal_v1(&package);
-    body["requestApprovalSettings"] = json!({ "isApprovalRequiredForAdd": false, "stages": [stage(json!({}))] });
     body["customExtensionStageSettings"] =
         json!([{ "stage": "assignmentRequestGranted", "customExtension": { "id": GROUP_A } }]);
+    let (status, resp) = app.post(&app.admin, V1, body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    assert_error(&resp, "InvalidCustomExtension");
+    assert_eq!(resp["error"]["target"], "customExtensionStageSettings[0].customExtension.id");
+    // Stages kept while approval is not required are accepted.
+    let mut body = minimal_v1(&package);
+    body["requestApprovalSettings"] = json!({ "isApprovalRequiredForAdd": false, "stages": [stage(json!({}))] });
     let created = create_ok(&app, V1, body).await;
     assert_eq!(created["requestApprovalSettings"]["stages"].as_array().unwrap().len(), 1);
 }
