@@ -30,6 +30,9 @@ pub struct PackagePatch {
     pub description: Option<Option<String>>,
     pub is_hidden: Option<bool>,
     pub is_role_scopes_visible: Option<bool>,
+    /// The catalog the body names, with the property that named it. A PATCH does not move
+    /// a package: naming another catalog is refused rather than ignored.
+    pub catalog: Option<(String, String)>,
 }
 
 fn unique_name_taken(name: &str) -> Error {
@@ -150,6 +153,18 @@ pub async fn packages_by_ids(app: &App, ids: Vec<String>) -> Result<Vec<AccessPa
 
 pub async fn update_package(app: &App, caller: &Caller, id: &str, patch: PackagePatch) -> Result<()> {
     let mut package = package_with_right(app, caller, id, CatalogRight::ManagePackages).await?;
+    if let Some((property, catalog_id)) = &patch.catalog
+        && !catalog_id.eq_ignore_ascii_case(&package.catalog_id)
+    {
+        return Err(Error::bad_request(
+            "CatalogChangeNotSupported",
+            format!(
+                "'{property}' names catalog '{catalog_id}', but a PATCH cannot move access package '{}' out of catalog '{}'; move it with POST accessPackages/{}/moveToCatalog {{\"catalogId\": \"{catalog_id}\"}}.",
+                package.id, package.catalog_id, package.id
+            ),
+        )
+        .with_target(property.as_str()));
+    }
     if let Some(v) = patch.display_name {
         package.display_name = v;
     }

@@ -318,9 +318,19 @@ fn check_answers(policy: &Policy, input: &NewRequest, require_all: bool, admin: 
         let value = a.value.clone().unwrap_or_default();
         match &q.kind {
             QuestionKind::TextInput { regex_pattern: Some(p), .. } if !p.is_empty() => {
-                if let Ok(re) = regex_automata::meta::Regex::new(&format!("^(?:{p})$"))
-                    && !re.is_match(value.as_str())
-                {
+                // A stored pattern that no longer compiles (accepted before patterns were
+                // validated as enforced) refuses the answer instead of letting it through.
+                let matched = grantry_domain::answer_pattern::matches(p, &value).map_err(|why| {
+                    bad(
+                        "InvalidPolicy",
+                        format!(
+                            "The pattern of question '{}' of policy '{}' cannot be enforced ({why}); an administrator must correct the policy.",
+                            q.id, policy.id
+                        ),
+                    )
+                    .with_target(target.clone())
+                })?;
+                if !matched {
                     return Err(bad(
                         "AnswerInvalid",
                         format!("The answer to question '{}' must match the pattern {p}; got '{value}'.", q.id),

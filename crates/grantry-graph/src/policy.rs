@@ -253,7 +253,7 @@ fn parse_access_package(b: &Body) -> Result<Option<(String, String)>> {
 }
 
 /// The id at the end of an `@odata.bind` URL: `…/accessPackages/{id}` or `…/accessPackages('{id}')`.
-fn bind_id(s: &str) -> String {
+pub fn bind_id(s: &str) -> String {
     let last = s.trim().trim_end_matches('/').rsplit('/').next().unwrap_or("");
     let last = match (last.find('('), last.ends_with(')')) {
         (Some(open), true) => &last[open + 1..last.len() - 1],
@@ -673,12 +673,12 @@ fn parse_questions(b: &Body) -> Result<Vec<Question>> {
         } else if kind_name.eq_ignore_ascii_case("accessPackageTextInputQuestion") {
             let regex_pattern = q.str(&["regexPattern"])?.filter(|p| !p.is_empty());
             if let Some(p) = &regex_pattern
-                && let Err(e) = regex::Regex::new(p)
+                && let Err(why) = grantry_domain::answer_pattern::compile(p)
             {
                 let path = q.path_of("regexPattern");
                 return Err(Error::bad_request(
                     "InvalidPolicy",
-                    format!("'{path}' is not a valid regular expression: {}", first_line(&e.to_string())),
+                    format!("'{path}' cannot be enforced as a regular expression: {why}"),
                 )
                 .with_target(path));
             }
@@ -707,10 +707,6 @@ fn parse_questions(b: &Body) -> Result<Vec<Question>> {
         });
     }
     Ok(out)
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 fn parse_stage_settings(b: &Body, key: &str) -> Result<Vec<CustomExtensionStageSetting>> {

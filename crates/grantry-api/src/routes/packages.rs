@@ -261,9 +261,30 @@ async fn update_package(
         description: nullable_str(&b, "description")?,
         is_hidden: b.bool(&["isHidden"])?,
         is_role_scopes_visible: b.bool(&["isRoleScopesVisible"])?,
+        catalog: patch_catalog(&b)?,
     };
     packages::update_package(&s.app, &caller, &id, patch).await?;
     Ok(respond::no_content())
+}
+
+/// The catalog a PATCH names, with the property that named it: `catalogId`, a nested
+/// `catalog` (beta `accessPackageCatalog`) or their `@odata.bind`.
+fn patch_catalog(b: &Body) -> ApiResult<Option<(String, String)>> {
+    if let Some(id) = b.str(&["catalogId"])? {
+        return Ok(Some(("catalogId".into(), grantry_domain::ids::normalize(&id))));
+    }
+    for key in ["catalog", "accessPackageCatalog"] {
+        if let Some(obj) = b.object(&[key])?
+            && let Some(id) = obj.str(&["id"])?
+        {
+            return Ok(Some((format!("{key}.id"), grantry_domain::ids::normalize(&id))));
+        }
+        let bind = format!("{key}@odata.bind");
+        if let Some(url) = b.str(&[bind.as_str()])? {
+            return Ok(Some((bind, grantry_graph::policy::bind_id(&url))));
+        }
+    }
+    Ok(None)
 }
 
 async fn delete_package(

@@ -314,7 +314,22 @@ impl Policy {
             validate_subject_set(s, &format!("{targets}[{i}]"))?;
         }
         for (i, s) in self.requestor_settings.on_behalf_requestors.iter().enumerate() {
-            validate_subject_set(s, &format!("requestorSettings.onBehalfRequestors[{i}]"))?;
+            let path = format!("requestorSettings.onBehalfRequestors[{i}]");
+            validate_subject_set(s, &path)?;
+            // Only these name a requestor; any other kind would be stored and then match
+            // nobody.
+            if !matches!(
+                s,
+                SubjectSet::SingleUser { .. } | SubjectSet::GroupMembers { .. } | SubjectSet::TargetManager { .. }
+            ) {
+                return Err(invalid(
+                    &format!("{path}.@odata.type"),
+                    format!(
+                        "'{path}' is a '{}', which cannot name who requests on behalf of others; use '#microsoft.graph.singleUser', '#microsoft.graph.groupMembers' or '#microsoft.graph.targetManager'.",
+                        s.type_name()
+                    ),
+                ));
+            }
         }
         // Lifetime.
         match self.expiration.kind {
@@ -508,6 +523,29 @@ impl Policy {
 }
 
 /// Checks one subject set: ids present and GUID-shaped, manager levels in range.
+impl SubjectSet {
+    /// The v1.0 type name without its namespace (`singleUser`).
+    pub fn type_name(&self) -> &str {
+        match self {
+            SubjectSet::SingleUser { .. } => "singleUser",
+            SubjectSet::GroupMembers { .. } => "groupMembers",
+            SubjectSet::ConnectedOrganizationMembers { .. } => "connectedOrganizationMembers",
+            SubjectSet::RequestorManager { .. } => "requestorManager",
+            SubjectSet::TargetManager { .. } => "targetManager",
+            SubjectSet::InternalSponsors => "internalSponsors",
+            SubjectSet::ExternalSponsors => "externalSponsors",
+            SubjectSet::TargetUserSponsors => "targetUserSponsors",
+            SubjectSet::TargetApplicationOwners => "targetApplicationOwners",
+            SubjectSet::TargetAgentIdentitySponsorsOrOwners => "targetAgentIdentitySponsorsOrOwners",
+            SubjectSet::SingleServicePrincipal { .. } => "singleServicePrincipal",
+            SubjectSet::AttributeRuleMembers { .. } => "attributeRuleMembers",
+            SubjectSet::Other { odata_type, .. } => {
+                odata_type.trim_start_matches('#').trim_start_matches("microsoft.graph.")
+            }
+        }
+    }
+}
+
 pub fn validate_subject_set(s: &SubjectSet, path: &str) -> crate::Result<()> {
     let need_id = |id: &Option<String>, v1: &str, what: &str| -> crate::Result<()> {
         match id {

@@ -12,6 +12,7 @@ mod crash;
 mod devclock;
 mod extensions;
 mod groups;
+mod hardening;
 mod helpers;
 mod hostile;
 mod idempotency;
