@@ -346,10 +346,22 @@ fn resolve_role_scope(
 ) -> Result<(ResourceRole, ResourceScope)> {
     let rp = &input.role_property;
     // The role, by id first (when it exists), else by (resource, originId).
+    // Roles and resources of other catalogs are treated as if they did not exist: the
+    // answer must not tell which ids exist elsewhere.
     let by_id: Option<ResourceRole> = match &input.role_id {
-        Some(id) => repo::get(c, &ids::normalize(id))?,
+        Some(id) => repo::get::<ResourceRole>(c, &ids::normalize(id))?.filter(|r| r.catalog_id == package.catalog_id),
         None => None,
     };
+    if let (Some(id), None, None) = (&input.role_id, &by_id, &input.resource_id) {
+        return Err(Error::bad_request(
+            "ResourceRoleNotFound",
+            format!(
+                "No resource role with id '{id}' is in the catalog '{}' of this access package.",
+                package.catalog_id
+            ),
+        )
+        .with_target(format!("{rp}.id")));
+    }
     let role = match by_id {
         Some(r) => r,
         None => {
@@ -362,19 +374,18 @@ fn resolve_role_scope(
                     ),
                 )
             })?;
-            let resource: Resource = repo::get(c, &ids::normalize(&resource_id))?.ok_or_else(|| {
-                Error::bad_request(
-                    "ResourceNotInCatalog",
-                    format!(
-                        "No resource with id '{resource_id}' is in the catalog '{}' of this access package.",
-                        package.catalog_id
-                    ),
-                )
-                .with_target(format!("{rp}.{}.id", input.resource_property))
-            })?;
-            if resource.catalog_id != package.catalog_id {
-                return Err(not_in_catalog(&resource.id, package, &format!("{rp}.{}.id", input.resource_property)));
-            }
+            let resource: Resource = repo::get::<Resource>(c, &ids::normalize(&resource_id))?
+                .filter(|r| r.catalog_id == package.catalog_id)
+                .ok_or_else(|| {
+                    Error::bad_request(
+                        "ResourceNotInCatalog",
+                        format!(
+                            "No resource with id '{resource_id}' is in the catalog '{}' of this access package.",
+                            package.catalog_id
+                        ),
+                    )
+                    .with_target(format!("{rp}.{}.id", input.resource_property))
+                })?;
             let origin_id = input.role_origin_id.clone().ok_or_else(|| {
                 Error::invalid_property(
                     &format!("{rp}.originId"),
@@ -599,18 +610,27 @@ pub async fn list_all_role_scopes(app: &App, caller: &Caller, page: PageRequest)
 
 /// A page of `R` related to a package the caller may read: the rows whose id
 /// `related_ids` (a subquery on the package id) selects.
+/// `catalog_column` names the related rows' catalog, when they belong to one: rows of
+/// catalogs the caller may not read are left out (a link reaches into another catalog
+/// only for callers who may read both ends).
 async fn related_page<R: grantry_store::records::Record>(
     app: &App,
     caller: &Caller,
     package_id: &str,
     related_ids: &'static str,
+    catalog_column: Option<&'static str>,
     page: PageRequest,
 ) -> Result<Page<R>> {
     let package = get_package(app, caller, package_id).await?;
+    let mut clauses = vec![format!("id IN ({related_ids})")];
+    let mut params = vec![Value::from(&package.id)];
+    if let Some(column) = catalog_column {
+        readable_clause(caller, column, &mut clauses, &mut params);
+    }
+    let where_sql = join_where(&clauses);
     app.store
         .read(move |c| {
-            let where_sql = format!("id IN ({related_ids})");
-            let rows = repo::list(c, &where_sql, &[Value::from(&package.id)], page.after_seq, page.size + 1)?;
+            let rows = repo::list(c, &where_sql, &params, page.after_seq, page.size + 1)?;
             Ok(Page::from_rows(rows, page.size))
         })
         .await
@@ -627,6 +647,7 @@ pub async fn list_incompatible_packages(
         caller,
         package_id,
         "SELECT other_id FROM incompatible_packages WHERE access_package_id = ?",
+        Some("catalog_id"),
         page,
     )
     .await
@@ -644,6 +665,7 @@ pub async fn list_packages_incompatible_with(
         caller,
         package_id,
         "SELECT access_package_id FROM incompatible_packages WHERE other_id = ?",
+        Some("catalog_id"),
         page,
     )
     .await
@@ -655,14 +677,28 @@ pub async fn list_incompatible_groups(
     package_id: &str,
     page: PageRequest,
 ) -> Result<Page<Group>> {
-    related_page(app, caller, package_id, "SELECT group_id FROM incompatible_groups WHERE access_package_id = ?", page)
-        .await
+    // Groups are directory objects, not a catalog's: whoever may read the package sees them.
+    related_page(
+        app,
+        caller,
+        package_id,
+        "SELECT group_id FROM incompatible_groups WHERE access_package_id = ?",
+        None,
+        page,
+    )
+    .await
 }
 
 /// For `$expand`: the incompatible packages / groups of several packages, as
-/// (package id, item) pairs.
-pub async fn incompatible_packages_of(app: &App, package_ids: Vec<String>) -> Result<Vec<(String, AccessPackage)>> {
-    expand_links(app, package_ids, "SELECT access_package_id, other_id FROM incompatible_packages").await
+/// (package id, item) pairs; packages of catalogs the caller may not read are left out.
+pub async fn incompatible_packages_of(
+    app: &App,
+    caller: &Caller,
+    package_ids: Vec<String>,
+) -> Result<Vec<(String, AccessPackage)>> {
+    let pairs: Vec<(String, AccessPackage)> =
+        expand_links(app, package_ids, "SELECT access_package_id, other_id FROM incompatible_packages").await?;
+    Ok(pairs.into_iter().filter(|(_, p)| caller.may_in_catalog(&p.catalog_id, CatalogRight::Read)).collect())
 }
 
 pub async fn incompatible_groups_of(app: &App, package_ids: Vec<String>) -> Result<Vec<(String, Group)>> {
@@ -703,6 +739,18 @@ pub async fn add_incompatible_package(app: &App, caller: &Caller, package_id: &s
         ));
     }
     let shown = other_id.to_string();
+    // The link changes who may obtain the other package too: the caller needs the same
+    // right in its catalog, and one they may not read is answered as if it did not exist.
+    let found = {
+        let key = other.clone();
+        app.store.read(move |c| repo::get::<AccessPackage>(c, &key)).await?
+    };
+    match found {
+        Some(p) if caller.may_in_catalog(&p.catalog_id, CatalogRight::Read) => {
+            caller.require_in_catalog(&p.catalog_id, CatalogRight::ManagePackages)?;
+        }
+        _ => return Err(Error::not_found("access package", &shown)),
+    }
     let pid = package.id.clone();
     link(app, caller, &pid, move |c| {
         if repo::get::<AccessPackage>(c, &other)?.is_none() {
@@ -739,6 +787,28 @@ pub async fn remove_incompatible_package(app: &App, caller: &Caller, package_id:
     let package = package_with_right(app, caller, package_id, CatalogRight::ManagePackages).await?;
     let other = ids::normalize(other_id);
     let shown = other_id.to_string();
+    let not_linked = {
+        let (pid, shown) = (package.id.clone(), shown.clone());
+        move || {
+            Error::new(
+                ErrorKind::NotFound,
+                "ResourceNotFound",
+                format!("The access package '{pid}' is not marked incompatible with '{shown}'."),
+            )
+        }
+    };
+    // As for adding: removing the link changes the other package's rules too. A link to a
+    // package that no longer exists can always be removed.
+    let found = {
+        let key = other.clone();
+        app.store.read(move |c| repo::get::<AccessPackage>(c, &key)).await?
+    };
+    if let Some(p) = found {
+        if !caller.may_in_catalog(&p.catalog_id, CatalogRight::Read) {
+            return Err(not_linked());
+        }
+        caller.require_in_catalog(&p.catalog_id, CatalogRight::ManagePackages)?;
+    }
     let pid = package.id.clone();
     link(app, caller, &pid, move |c| {
         let n = c.execute(
@@ -746,11 +816,7 @@ pub async fn remove_incompatible_package(app: &App, caller: &Caller, package_id:
             &[Value::from(&package.id), Value::from(&other)],
         )?;
         if n == 0 {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                "ResourceNotFound",
-                format!("The access package '{}' is not marked incompatible with '{shown}'.", package.id),
-            ));
+            return Err(not_linked());
         }
         Ok(())
     })

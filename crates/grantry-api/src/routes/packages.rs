@@ -161,7 +161,7 @@ async fn render_packages(
                 }
             }
             "incompatibleaccesspackages" => {
-                let pairs = packages::incompatible_packages_of(&s.app, ids.clone()).await?;
+                let pairs = packages::incompatible_packages_of(&s.app, caller, ids.clone()).await?;
                 for (v, p) in items.iter_mut().zip(list) {
                     let mine =
                         pairs.iter().filter(|(pid, _)| *pid == p.id).map(|(_, x)| wire::access_package(x, d)).collect();

@@ -114,6 +114,13 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("roleScopes.create", "POST accessPackages/{new}/resourceRoleScopes",         "U F F F F F A F A F A F A F"),
     ("incompatible.list", "GET accessPackages/{P}/incompatibleAccessPackages",    "U F F F F F A A A A A A A F"),
     ("incompatible.add", "POST accessPackages/{new}/incompatibleAccessPackages/$ref", "U F F F F F A F A F A F A F"),
+    ("incompatible.add.otherCatalog", "POST accessPackages/{new}/incompatibleAccessPackages/$ref to a package of catalog B", "U F F F F F N F N F A F A F"),
+    ("incompatible.remove.otherCatalog", "DELETE accessPackages/{new}/incompatibleAccessPackages/{package of B}/$ref", "U F F F F F N F N F A F A F"),
+    ("incompatible.list.otherCatalog", "GET accessPackages/{new}/incompatibleAccessPackages (B's package listed?)", "U F F F F F H H H H A A A F"),
+    ("incompatible.expand.otherCatalog", "GET accessPackages/{new}?$expand=incompatibleAccessPackages (B's package listed?)", "U F F F F F H H H H A A A F"),
+    ("incompatibleWith.list.otherCatalog", "GET accessPackages/{new}/accessPackagesIncompatibleWith (B's package listed?)", "U F F F F F H H H H A A A F"),
+    ("roleScopes.create.otherCatalog", "POST accessPackages/{new}/resourceRoleScopes with a role of catalog B", "U F F F F F B F B F B F B F"),
+    ("packages.move.otherCatalog", "POST accessPackages/{new}/moveToCatalog to catalog B", "U F F F F F F F F F A F A F"),
     ("policies.list", "GET assignmentPolicies (self-service policy listed?)",     "U H H H H H A A A A A A A F"),
     ("policies.get", "GET assignmentPolicies/{self-service policy}",              "U F F F F F A A A A A A A F"),
     ("policies.create", "POST assignmentPolicies (on P)",                         "U F F F F F A F A F A F A F"),
@@ -244,6 +251,22 @@ impl TestApp {
         };
         self.seed(move |c| grantry_store::repo::insert(c, &p)).await;
         g
+    }
+
+    /// A new package of catalog A that an administrator marks incompatible with catalog B's
+    /// package (`reversed`: B's package marks it); returns its id.
+    async fn linked_to_other_catalog(&self, sc: &Scenario, name: &str, reversed: bool) -> String {
+        let p = self.add_package_to(&sc.f, name).await.package_id;
+        let (from, to) = if reversed { (&sc.g.package_id, &p) } else { (&p, &sc.g.package_id) };
+        let (status, body) = self
+            .post(
+                &self.admin,
+                &em("v1.0", &format!("accessPackages/{from}/incompatibleAccessPackages/$ref")),
+                json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/{EM}/accessPackages/{to}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        p
     }
 
     /// `user` asks for `package` through `policy` (self-service); returns the request id.
@@ -493,6 +516,68 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
                     t,
                     &e(&format!("accessPackages/{}/incompatibleAccessPackages/$ref", p.package_id)),
                     json!({"@odata.id": target}),
+                )
+                .await,
+            )
+        }
+        "incompatible.add.otherCatalog" => {
+            let p = app.add_package_to(f, "Reaching").await;
+            let target = format!("https://graph.microsoft.com/v1.0/{EM}/accessPackages/{}", sc.g.package_id);
+            with_none(
+                app.post(
+                    t,
+                    &e(&format!("accessPackages/{}/incompatibleAccessPackages/$ref", p.package_id)),
+                    json!({"@odata.id": target}),
+                )
+                .await,
+            )
+        }
+        "incompatible.remove.otherCatalog" => {
+            let p = app.linked_to_other_catalog(sc, "Unlinking", false).await;
+            with_none(
+                app.delete(
+                    t,
+                    &e(&format!("accessPackages/{}/incompatibleAccessPackages/{}/$ref", p, sc.g.package_id)),
+                )
+                .await,
+            )
+        }
+        "incompatible.list.otherCatalog" => {
+            let p = app.linked_to_other_catalog(sc, "Listing", false).await;
+            let (s, b) = app.get(t, &e(&format!("accessPackages/{p}/incompatibleAccessPackages"))).await;
+            (s, b, Some(sc.g.package_id.clone()))
+        }
+        "incompatible.expand.otherCatalog" => {
+            let p = app.linked_to_other_catalog(sc, "Expanding", false).await;
+            let (s, b) = app.get(t, &e(&format!("accessPackages/{p}?$expand=incompatibleAccessPackages"))).await;
+            (s, b, Some(sc.g.package_id.clone()))
+        }
+        "incompatibleWith.list.otherCatalog" => {
+            let p = app.linked_to_other_catalog(sc, "Reversed", true).await;
+            let (s, b) = app.get(t, &e(&format!("accessPackages/{p}/accessPackagesIncompatibleWith"))).await;
+            (s, b, Some(sc.g.package_id.clone()))
+        }
+        "roleScopes.create.otherCatalog" => {
+            let p = app.add_package_to(f, "Foreign role").await;
+            with_none(
+                app.post(
+                    t,
+                    &e(&format!("accessPackages/{}/resourceRoleScopes", p.package_id)),
+                    json!({
+                        "role": { "id": sc.g.role_id, "originSystem": "AadGroup" },
+                        "scope": { "originId": sc.g.group_id, "originSystem": "AadGroup" }
+                    }),
+                )
+                .await,
+            )
+        }
+        "packages.move.otherCatalog" => {
+            let p = app.add_package_to(f, "Moving").await;
+            with_none(
+                app.post(
+                    t,
+                    &e(&format!("accessPackages/{}/moveToCatalog", p.package_id)),
+                    json!({"catalogId": sc.g.catalog_id}),
                 )
                 .await,
             )
@@ -919,6 +1004,9 @@ async fn catalog_roles_do_not_reach_outside_their_catalog() {
     let app = TestApp::spawn().await;
     let sc = scenario(&app).await;
     let (g, outside) = (&sc.g, &sc.outside_assignment);
+    // An administrator links P (in A) with B's package both ways.
+    app.linked_to_other_catalog(&sc, "Linked", false).await;
+    app.linked_to_other_catalog(&sc, "Linked back", true).await;
     for user in [&sc.owner, &sc.reader, &sc.apm, &sc.aam] {
         let token = app.user_token(user, DELEGATED_SCOPES);
         let denied = |s: StatusCode| s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND;
@@ -937,6 +1025,7 @@ async fn catalog_roles_do_not_reach_outside_their_catalog() {
         // Lists are filtered to catalog A: nothing of B appears, whatever is expanded.
         for path in [
             em("v1.0", "accessPackages?$expand=catalog,assignmentPolicies"),
+            em("v1.0", "accessPackages?$expand=incompatibleAccessPackages,incompatibleGroups"),
             em("v1.0", "assignmentPolicies?$expand=accessPackage"),
             em("v1.0", "assignments?$expand=accessPackage($expand=catalog),target"),
             em("v1.0", "assignmentRequests?$expand=accessPackage,assignment"),
@@ -977,6 +1066,32 @@ async fn catalog_roles_do_not_reach_outside_their_catalog() {
             )
             .await;
         assert!(denied(status), "move into B: {status} {body}");
+        // Linking a package of A with one of B answers exactly as for a package that does
+        // not exist: ids of B cannot be probed.
+        let add = |other: String| {
+            let token = token.clone();
+            let app = &app;
+            let path = em("v1.0", &format!("accessPackages/{}/incompatibleAccessPackages/$ref", sc.f.package_id));
+            async move {
+                let url = format!("https://graph.microsoft.com/v1.0/{EM}/accessPackages/{other}");
+                app.post(&token, &path, json!({"@odata.id": url})).await
+            }
+        };
+        let (status_b, body_b) = add(g.package_id.clone()).await;
+        let (status_none, body_none) = add(grantry_domain::ids::new_id()).await;
+        assert!(denied(status_b), "link to B: {status_b} {body_b}");
+        assert_eq!(status_b, status_none, "{body_b} vs {body_none}");
+        assert_eq!(body_b["error"]["code"], body_none["error"]["code"]);
+        // Role scopes: a role of B is as unknown as a role that does not exist.
+        let p = app.add_package_to(&sc.f, "Probe").await;
+        let path = em("v1.0", &format!("accessPackages/{}/resourceRoleScopes", p.package_id));
+        for role in [g.role_id.clone(), grantry_domain::ids::new_id()] {
+            let body = json!({"role": {"id": role}, "scope": {"originId": g.group_id}});
+            let (status, body) = app.post(&token, &path, body).await;
+            assert!(status.is_client_error(), "{status} {body}");
+            let text = body.to_string();
+            assert!(!text.contains(&g.catalog_id) && !text.contains(&g.group_id), "leaks B: {text}");
+        }
     }
 }
 
