@@ -8,6 +8,7 @@
 //! advisory lock serializes write transactions across processes. Reads run on a pool of
 //! separate connections and never wait for the writer.
 
+pub mod backup;
 mod conn;
 pub mod migrate;
 mod pg;

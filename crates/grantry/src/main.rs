@@ -1,4 +1,4 @@
-//! The `grantry` command: `serve`, `token` and `migrate`.
+//! The `grantry` command: `serve`, `token`, `migrate` and `backup`.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -29,6 +29,21 @@ enum Command {
     Token(TokenArgs),
     /// Create the database if needed and apply pending schema migrations, then exit.
     Migrate(DbArgs),
+    /// Copy the embedded SQLite database into a new file while the server runs.
+    ///
+    /// The copy is consistent as of the moment it starts: it holds every write the server
+    /// acknowledged before then. An existing --out file is never overwritten. For
+    /// PostgreSQL use pg_dump (see docs/operations.md).
+    Backup(BackupArgs),
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The backup file to create (must not exist yet).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -185,6 +200,30 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 println!("{}: applied migrations {:?}", database.describe(), applied);
             }
+            Ok(())
+        }
+        Command::Backup(args) => {
+            let database = config::parse_database(args.db.database.as_deref(), &args.db.data_dir)?;
+            let Database::Sqlite(source) = &database else {
+                bail!(
+                    "grantry backup copies the embedded SQLite database; {} is PostgreSQL: back it up with pg_dump or a base backup (see docs/operations.md)",
+                    database.describe()
+                );
+            };
+            let (source, out) = (source.clone(), args.out.clone());
+            let summary = tokio::task::spawn_blocking(move || grantry_store::backup::backup_sqlite(&source, &out))
+                .await
+                .context("the backup was interrupted")?
+                .map_err(|e| anyhow::anyhow!("cannot back up {}: {}", database.describe(), e.message))?;
+            let rows: i64 = summary.rows.iter().map(|(_, n)| n).sum();
+            println!(
+                "backed up {} to {}: {} bytes, {} tables, {} rows, integrity check ok",
+                database.describe(),
+                args.out.display(),
+                summary.bytes,
+                summary.rows.len(),
+                rows
+            );
             Ok(())
         }
         Command::Token(args) => {

@@ -4,6 +4,7 @@
 mod approvals;
 mod assignments;
 mod authz;
+mod backup;
 mod binary;
 mod catalogs;
 mod compression;
