@@ -1,22 +1,29 @@
-//! Bearer tokens: HS256 JWTs signed with a key kept in Grantry's own database, carrying
-//! Entra-like claims (`oid`, `tid`, `scp` or `roles`, `wids`, `idtyp`).
+//! Bearer tokens: ES256 JWTs signed with a key from Grantry's key directory (see
+//! [`crate::keyring`]), carrying Entra-like claims (`oid`, `tid`, `scp` or `roles`,
+//! `wids`, `idtyp`) and the signing key's `kid`.
 //!
 //! Token lifetimes are checked against the wall clock, not the development clock, so that
 //! advancing time to test expirations does not expire the tester's own tokens.
 
 use crate::error::ApiError;
+use crate::keyring::{self, KeySet};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use grantry_core::{Caller, Principal, PrincipalKind};
 use grantry_domain::{Error, Result};
 use grantry_store::{Store, repo};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 pub const AUDIENCES: &[&str] = &["https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"];
-const KEY_META: &str = "token_signing_key";
+/// Where versions before the key directory kept their HS256 secret; removed at start-up,
+/// since tokens signed with it are no longer accepted.
+const LEGACY_SECRET_META: &str = "token_signing_key";
 const TENANT_META: &str = "tenant_id";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,51 +54,65 @@ pub struct Claims {
     pub ver: String,
 }
 
-/// The tenant's signing key and id.
+/// The tenant's signing keys and id.
 pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
     pub tenant_id: String,
+    dir: PathBuf,
+    keys: RwLock<Arc<KeySet>>,
+    /// When the key directory was last looked at, and its modification time then.
+    checked: Mutex<(Instant, Option<SystemTime>)>,
     /// Tokens that passed [`TokenKeys::verify`], with their claims. Clients send the same
     /// bearer token on every call, and checking its signature and claims each time was
     /// about a tenth of the CPU time of a cheap request. Only the time checks are repeated
-    /// on a hit; the signing key never changes while the server runs.
-    verified: std::sync::Mutex<std::collections::HashMap<String, Claims>>,
+    /// on a hit.
+    verified: Mutex<std::collections::HashMap<String, Claims>>,
 }
 
 /// Most tokens remembered as verified; the memory is emptied when it is full.
 const VERIFIED_TOKENS: usize = 4096;
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 const LEEWAY_SECS: i64 = 30;
+/// How often the key directory is looked at for keys added or removed by `grantry keys
+/// rotate` while the server runs (also the least time between two looks caused by tokens
+/// with an unknown `kid`).
+const KEY_DIR_CHECK: Duration = Duration::from_secs(2);
+
+/// The wall clock, in seconds: token times follow it (see the module comment).
+fn wall_now() -> i64 {
+    jsonwebtoken::get_current_timestamp() as i64
+}
 
 impl TokenKeys {
-    /// Reads the key and tenant id from the database, creating them on first use.
-    pub async fn load_or_create(store: &Store) -> Result<TokenKeys> {
-        let (secret, tenant_id) = store
+    /// Reads the tenant id from the database (creating it on first use) and the signing
+    /// keys from `key_dir` (creating the first key when there is none).
+    pub async fn load_or_create(store: &Store, key_dir: &Path) -> Result<TokenKeys> {
+        let tenant_id = store
             .write(|c| {
-                let secret = match repo::meta_get(c, KEY_META)? {
-                    Some(s) => s,
-                    None => {
-                        let s = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-                        repo::meta_put(c, KEY_META, &s)?;
-                        s
-                    }
-                };
-                let tenant = match repo::meta_get(c, TENANT_META)? {
-                    Some(t) => t,
+                if repo::meta_get(c, LEGACY_SECRET_META)?.is_some() {
+                    c.execute("DELETE FROM meta WHERE key = ?", &[grantry_store::Value::from(LEGACY_SECRET_META)])?;
+                }
+                match repo::meta_get(c, TENANT_META)? {
+                    Some(t) => Ok(t),
                     None => {
                         let t = grantry_domain::ids::new_id();
                         repo::meta_put(c, TENANT_META, &t)?;
-                        t
+                        Ok(t)
                     }
-                };
-                Ok((secret, tenant))
+                }
             })
             .await?;
+        TokenKeys::with_tenant(tenant_id, key_dir)
+    }
+
+    /// The keys of `key_dir` for a known tenant id.
+    pub fn with_tenant(tenant_id: String, key_dir: &Path) -> Result<TokenKeys> {
+        let modified = keyring::modified(key_dir);
+        let set = keyring::load_or_create(key_dir, wall_now())?;
         Ok(TokenKeys {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
             tenant_id,
+            dir: key_dir.to_path_buf(),
+            keys: RwLock::new(Arc::new(set)),
+            checked: Mutex::new((Instant::now(), modified)),
             verified: Default::default(),
         })
     }
@@ -100,14 +121,57 @@ impl TokenKeys {
         format!("https://sts.grantry.local/{}/", self.tenant_id)
     }
 
+    /// The current key set.
+    pub fn key_set(&self) -> Arc<KeySet> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The public keys, as a JWK set (keys added by a rotation show up within seconds).
+    pub fn jwks(&self) -> serde_json::Value {
+        self.refresh(false);
+        self.key_set().jwks()
+    }
+
+    /// Reloads the keys when the key directory changed since it was last looked at. With
+    /// `force` false, looks at most once per [`KEY_DIR_CHECK`].
+    fn refresh(&self, force: bool) {
+        let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if !force && checked.0.elapsed() < KEY_DIR_CHECK {
+            return;
+        }
+        let modified = keyring::modified(&self.dir);
+        checked.0 = Instant::now();
+        if modified == checked.1 {
+            return;
+        }
+        match keyring::load(&self.dir) {
+            Ok(set) if set.active().is_some() => {
+                checked.1 = modified;
+                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+                tracing::info!(dir = %self.dir.display(), "token signing keys reloaded");
+            }
+            Ok(_) => {
+                tracing::warn!(dir = %self.dir.display(), "the key directory has no signing key; keeping the loaded keys")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.message, "cannot reload the token signing keys; keeping the loaded keys")
+            }
+        }
+    }
+
     pub fn mint(&self, claims: &Claims) -> Result<String> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        self.refresh(true);
+        let set = self.key_set();
+        let key = set.active().ok_or_else(|| Error::internal("no active token signing key"))?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
             .map_err(|e| Error::internal(format!("cannot sign the token: {e}")))
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims> {
         // Tokens follow the wall clock, as the `exp` check inside `jsonwebtoken` does.
-        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let now = wall_now();
         let remembered = self.verified.lock().unwrap_or_else(|e| e.into_inner()).get(token).cloned();
         if let Some(claims) = remembered
             && claims.exp + LEEWAY_SECS > now
@@ -124,15 +188,47 @@ impl TokenKeys {
         Ok(claims)
     }
 
-    /// Checks the token's signature and every claim.
+    /// Checks the token's algorithm, key, signature and every claim.
     fn verify_signed(&self, token: &str) -> Result<Claims> {
-        let mut validation = Validation::new(Algorithm::HS256);
+        let header = jsonwebtoken::decode_header(token).map_err(|e| {
+            Error::unauthorized(format!("The access token is malformed ({e}); send 'Authorization: Bearer <JWT>'."))
+        })?;
+        match header.alg {
+            Algorithm::ES256 => {}
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                return Err(Error::unauthorized(
+                    "The access token is signed with a shared secret (HS256), as Grantry's tokens were before it \
+                     moved to ES256 signing keys; such tokens are no longer accepted. Mint a new one with `grantry token`.",
+                ));
+            }
+            other => {
+                return Err(Error::unauthorized(format!(
+                    "The access token's algorithm {other:?} is not accepted; Grantry signs its tokens with ES256."
+                )));
+            }
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| Error::unauthorized("The access token has no 'kid' header naming its signing key."))?;
+        self.refresh(false);
+        let mut set = self.key_set();
+        if set.by_kid(&kid).is_none() {
+            // Perhaps a key added since (by `grantry keys rotate`, or by another node).
+            self.refresh(false);
+            set = self.key_set();
+        }
+        let key = set.by_kid(&kid).ok_or_else(|| {
+            Error::unauthorized(format!(
+                "The access token is signed with key '{kid}', which this server does not have (an unknown or removed key)."
+            ))
+        })?;
+        let mut validation = Validation::new(Algorithm::ES256);
         validation.set_audience(AUDIENCES);
         validation.set_issuer(&[self.issuer()]);
         validation.leeway = LEEWAY_SECS as u64;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "aud", "iss"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| {
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             Error::unauthorized(match e.kind() {
                 K::ExpiredSignature => "The access token has expired; mint a new one with `grantry token`.".to_string(),
@@ -228,13 +324,11 @@ impl FromRequestParts<AppState> for Authed {
 mod tests {
     use super::*;
 
-    fn keys() -> TokenKeys {
-        TokenKeys {
-            encoding: EncodingKey::from_secret(b"test-secret"),
-            decoding: DecodingKey::from_secret(b"test-secret"),
-            tenant_id: "11111111-1111-4111-8111-111111111111".into(),
-            verified: Default::default(),
-        }
+    fn keys() -> (TokenKeys, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let keys =
+            TokenKeys::with_tenant("11111111-1111-4111-8111-111111111111".into(), &dir.path().join("keys")).unwrap();
+        (keys, dir)
     }
 
     fn token(keys: &TokenKeys, issued_at: i64, lifetime_secs: i64) -> String {
@@ -257,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_remembered_token_is_still_refused_once_it_expires() {
-        let keys = keys();
+        let (keys, _dir) = keys();
         let now = jsonwebtoken::get_current_timestamp() as i64;
         let t = token(&keys, now, 3600);
         assert_eq!(keys.verify(&t).unwrap().exp, now + 3600);
@@ -275,7 +369,7 @@ mod tests {
 
     #[test]
     fn a_tampered_token_is_refused_and_not_remembered() {
-        let keys = keys();
+        let (keys, _dir) = keys();
         let now = jsonwebtoken::get_current_timestamp() as i64;
         let t = token(&keys, now, 3600);
         let mut tampered = t.clone();

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod keyring;
 pub mod middleware;
 pub mod openapi;
 pub mod respond;

@@ -299,6 +299,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
                 Location::Sqlite(path) => Database::Sqlite(path.clone()),
                 Location::Postgres(url) => Database::Postgres(url.clone()),
             },
+            key_dir: dir.join("keys"),
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: 4 * 1024 * 1024,
@@ -316,7 +317,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         None => Store::open_location(&location, StoreOptions { readers: 2, pg_pool_size: 4, ..Default::default() })
             .map_err(|e| anyhow::anyhow!("open the database for checks: {}", e.message))?,
     };
-    let keys = TokenKeys::load_or_create(&store).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let keys = TokenKeys::load_or_create(&store, &dir.join("keys")).await.map_err(|e| anyhow::anyhow!(e.message))?;
     // Long enough to outlive the development clock moved forward by b7.
     let token = mint(&keys, PrincipalKind::App, "b0000000-0000-4000-8000-000000000001", ALL_APP_ROLES, 400 * 86_400)?;
     let client = reqwest::Client::builder()
@@ -1038,7 +1039,7 @@ async fn spawn_timed(
     let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build()?;
     let t0 = Instant::now();
     let mut cmd = tokio::process::Command::new(grantry_bin(args)?);
-    cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}"));
+    cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--key-dir").arg(dir.join("keys"));
     match location {
         Location::Sqlite(_) => cmd.arg("--data-dir").arg(dir),
         // The URL goes through the environment, so a password never shows in `ps`.
@@ -1100,7 +1101,7 @@ async fn b9(args: &Args, dir: &Path, location: &Location) -> anyhow::Result<Vec<
     let manifest = Manifest::read(dir)?.context("manifest")?;
     let store = Store::open_location(location, StoreOptions { readers: 1, pg_pool_size: 1, ..Default::default() })
         .map_err(|e| anyhow::anyhow!(e.message))?;
-    let keys = TokenKeys::load_or_create(&store).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let keys = TokenKeys::load_or_create(&store, &dir.join("keys")).await.map_err(|e| anyhow::anyhow!(e.message))?;
     drop(store);
     let token = mint(&keys, PrincipalKind::App, "b0000000-0000-4000-8000-000000000009", ALL_APP_ROLES, 3600)?;
     let client = reqwest::Client::new();

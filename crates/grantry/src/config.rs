@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// anyway [default: 30].
     #[arg(long, env = "GRANTRY_SHUTDOWN_GRACE", value_name = "SECONDS")]
     pub shutdown_grace: Option<u64>,
+    /// Directory of the token signing keys (private keys, kept out of the database;
+    /// default: `keys` in the data directory). Servers sharing a PostgreSQL database
+    /// must share this directory too.
+    #[arg(long, env = "GRANTRY_KEY_DIR", value_name = "DIR")]
+    pub key_dir: Option<PathBuf>,
     /// Optional TOML configuration file.
     #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -62,6 +67,7 @@ struct FileConfig {
     dev_clock: Option<bool>,
     read_timeout: Option<u64>,
     shutdown_grace: Option<u64>,
+    key_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +105,8 @@ impl std::fmt::Debug for Database {
 pub struct Config {
     pub listen: SocketAddr,
     pub database: Database,
+    /// Directory of the token signing keys.
+    pub key_dir: PathBuf,
     pub public_base_url: Option<String>,
     pub log_format: LogFormat,
     pub body_limit: usize,
@@ -131,6 +139,7 @@ impl ServeArgs {
             .with_context(|| format!("listen address '{listen}' is not of the form IP:PORT (e.g. 127.0.0.1:8080)"))?;
         let data_dir = self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database = parse_database(self.database.or(file.database).as_deref(), &data_dir)?;
+        let key_dir = self.key_dir.or(file.key_dir).unwrap_or_else(|| default_key_dir(&data_dir));
         let log_format = match self.log_format.or(file.log_format).as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -146,6 +155,7 @@ impl ServeArgs {
         Ok(Config {
             listen,
             database,
+            key_dir,
             public_base_url,
             log_format,
             body_limit: self.body_limit.or(file.body_limit).unwrap_or(4 * 1024 * 1024),
@@ -162,6 +172,11 @@ impl ServeArgs {
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
         })
     }
+}
+
+/// The key directory when none is configured: `keys` in the data directory.
+pub fn default_key_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys")
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {

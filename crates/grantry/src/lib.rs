@@ -99,7 +99,7 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         Some(c) => c.clone(),
         None => Arc::new(SystemClock),
     };
-    let keys = TokenKeys::load_or_create(&store)
+    let keys = TokenKeys::load_or_create(&store, &config.key_dir)
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the signing key: {}", e.message))?;
     let app = App {

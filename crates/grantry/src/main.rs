@@ -1,9 +1,10 @@
-//! The `grantry` command: `serve`, `token`, `migrate` and `backup`.
+//! The `grantry` command: `serve`, `token`, `keys`, `migrate` and `backup`.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use grantry::config::{self, Database, LogFormat, ServeArgs};
 use grantry_api::auth::{MintRequest, TokenKeys, claims_for};
+use grantry_api::keyring;
 use grantry_core::PrincipalKind;
 use std::path::PathBuf;
 
@@ -29,6 +30,11 @@ enum Command {
     Token(TokenArgs),
     /// Create the database if needed and apply pending schema migrations, then exit.
     Migrate(DbArgs),
+    /// Manage the token signing keys (kept in the key directory, not in the database).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Copy the embedded SQLite database into a new file while the server runs.
     ///
     /// The copy is consistent as of the moment it starts: it holds every write the server
@@ -46,6 +52,32 @@ struct BackupArgs {
     out: PathBuf,
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key and retire the current one. Tokens signed by the retired key
+    /// keep verifying until they expire; keys retired more than 30 days ago are deleted.
+    /// Running servers pick the new key up within seconds.
+    Rotate(KeyDirArgs),
+    /// List the signing keys: id, creation time, and whether each signs or is retired.
+    List(KeyDirArgs),
+}
+
+#[derive(clap::Args)]
+struct KeyDirArgs {
+    /// Data directory (the key directory defaults to `keys` in it).
+    #[arg(long, env = "GRANTRY_DATA_DIR", value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Directory of the token signing keys.
+    #[arg(long, env = "GRANTRY_KEY_DIR", value_name = "DIR")]
+    key_dir: Option<PathBuf>,
+}
+
+impl KeyDirArgs {
+    fn dir(&self) -> PathBuf {
+        self.key_dir.clone().unwrap_or_else(|| config::default_key_dir(&self.data_dir))
+    }
+}
+
 #[derive(clap::Args)]
 struct DbArgs {
     /// Directory of the embedded database (used when --database is not given).
@@ -60,6 +92,9 @@ struct DbArgs {
 struct TokenArgs {
     #[command(flatten)]
     db: DbArgs,
+    /// Directory of the token signing keys (default: `keys` in the data directory).
+    #[arg(long, env = "GRANTRY_KEY_DIR", value_name = "DIR")]
+    key_dir: Option<PathBuf>,
     /// Delegated token for this user (object id or userPrincipalName).
     #[arg(long, conflicts_with = "app", required_unless_present = "app")]
     user: Option<String>,
@@ -76,7 +111,8 @@ struct TokenArgs {
     /// Application roles (permissions), comma-separated.
     #[arg(long, requires = "app", default_value = "EntitlementManagement.ReadWrite.All")]
     roles: String,
-    /// Lifetime: seconds, or a number with s/m/h/d (e.g. 90m, 12h), or ISO-8601 (PT1H).
+    /// Lifetime: seconds, or a number with s/m/h/d (e.g. 90m, 12h), or ISO-8601 (PT1H);
+    /// at most 30 days.
     #[arg(long, default_value = "1h")]
     expires_in: String,
 }
@@ -226,14 +262,52 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Keys { command } => {
+            #[allow(clippy::disallowed_methods)] // key times follow the wall clock, as tokens do
+            let now = chrono::Utc::now().timestamp();
+            match command {
+                KeysCommand::Rotate(args) => {
+                    let dir = args.dir();
+                    if keyring::load(&dir).map_err(|e| anyhow::anyhow!(e.message))?.active().is_none() {
+                        bail!("{} has no signing key yet; it is created when the server first starts", dir.display());
+                    }
+                    let kid = keyring::rotate(&dir, now).map_err(|e| anyhow::anyhow!(e.message))?;
+                    println!("{kid}");
+                }
+                KeysCommand::List(args) => {
+                    let set = keyring::load(&args.dir()).map_err(|e| anyhow::anyhow!(e.message))?;
+                    let active = set.active().map(|k| k.kid.clone());
+                    for key in &set.keys {
+                        let created = chrono::DateTime::from_timestamp(key.created, 0).unwrap_or_default();
+                        let state = match key.retired {
+                            _ if Some(&key.kid) == active.as_ref() => "signing".to_string(),
+                            Some(at) => format!(
+                                "retired {}",
+                                chrono::DateTime::from_timestamp(at, 0)
+                                    .unwrap_or_default()
+                                    .format("%Y-%m-%dT%H:%M:%SZ")
+                            ),
+                            None => "verifying".to_string(),
+                        };
+                        println!("{}  ES256  created {}  {state}", key.kid, created.format("%Y-%m-%dT%H:%M:%SZ"));
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::Token(args) => {
             let database = config::parse_database(args.db.database.as_deref(), &args.db.data_dir)?;
             let store = grantry::open_store(&database)?;
-            let keys = TokenKeys::load_or_create(&store).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            let key_dir = args.key_dir.clone().unwrap_or_else(|| config::default_key_dir(&args.db.data_dir));
             let lifetime = parse_lifetime(&args.expires_in)?;
             if lifetime <= 0 {
                 bail!("--expires-in must be positive");
             }
+            // Retired keys are kept this long, so no token may outlive its key.
+            if lifetime > keyring::MAX_TOKEN_LIFETIME_SECS {
+                bail!("--expires-in must be at most 30 days (30d)");
+            }
+            let keys = TokenKeys::load_or_create(&store, &key_dir).await.map_err(|e| anyhow::anyhow!(e.message))?;
             #[allow(clippy::disallowed_methods)] // token lifetimes follow the wall clock
             let now = chrono::Utc::now().timestamp();
             let request = if let Some(app) = args.app {

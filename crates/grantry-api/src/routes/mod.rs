@@ -10,6 +10,7 @@ mod devclock;
 mod environments;
 mod extensions;
 mod groups;
+mod identity;
 mod metadata;
 mod packages;
 mod policies;
@@ -77,6 +78,7 @@ pub fn describe_root() -> Vec<crate::openapi::RouteDoc> {
     [
         devclock::describe(),
         audit::describe(),
+        identity::describe(),
         vec![
             read("/health", "Liveness", "Object"),
             read("/ready", "Readiness: the database answers", "Object"),
@@ -95,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/beta", graph_routes().layer(Extension(Dialect::Beta)))
         .merge(devclock::routes())
         .merge(audit::routes())
+        .merge(identity::routes())
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/openapi.json", get(openapi))

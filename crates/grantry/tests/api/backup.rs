@@ -19,6 +19,7 @@ async fn sqlite_server(db: &Path) -> grantry::Server {
     grantry::start(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: Database::Sqlite(db.to_path_buf()),
+        key_dir: db.with_file_name("keys"),
         public_base_url: None,
         log_format: LogFormat::Text,
         body_limit: 4 * 1024 * 1024,
@@ -139,6 +140,13 @@ async fn a_backup_taken_while_writes_run_restores_every_acknowledged_write() {
     let restored_dir = tempfile::tempdir().unwrap();
     let restored_db = restored_dir.path().join("grantry.db");
     std::fs::copy(&out, &restored_db).unwrap();
+    // The signing keys are not in the database: they are restored from their own backup.
+    let keys = restored_dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    for key in std::fs::read_dir(db.with_file_name("keys")).unwrap() {
+        let key = key.unwrap().path();
+        std::fs::copy(&key, keys.join(key.file_name().unwrap())).unwrap();
+    }
     let restored = sqlite_server(&restored_db).await;
     let client = reqwest::Client::new();
     let get = |id: &str| client.get(format!("{}/v1.0/users/{id}", restored.base_url)).bearer_auth(&app.admin).send();

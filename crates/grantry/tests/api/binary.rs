@@ -27,7 +27,12 @@ impl Process {
         let dir = tempfile::tempdir().expect("temp dir");
         let pg = PgTestDatabase::create();
         let db_args = match &pg {
-            Some(db) => vec!["--database".to_string(), db.url.clone()],
+            Some(db) => vec![
+                "--database".to_string(),
+                db.url.clone(),
+                "--key-dir".to_string(),
+                dir.path().join("keys").display().to_string(),
+            ],
             None => vec!["--data-dir".to_string(), dir.path().display().to_string()],
         };
         let (child, base, log) = launch(&db_args, extra);

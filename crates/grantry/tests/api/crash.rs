@@ -446,8 +446,9 @@ async fn worker(client: Client, world: Arc<World>, mut rng: Rng, stop: Arc<Atomi
 enum Db {
     /// SQLite: the data directory (the database is the file `grantry.db` in it).
     Sqlite(PathBuf),
-    /// PostgreSQL: the database URL and a connection to it.
-    Postgres(String, PgConn),
+    /// PostgreSQL: the database URL, a connection to it, and the signing key directory
+    /// the servers and `grantry token` share.
+    Postgres(String, PgConn, PathBuf),
 }
 
 /// A nullable text value of a row.
@@ -458,7 +459,7 @@ impl Db {
     fn args(&self) -> Vec<OsString> {
         match self {
             Db::Sqlite(dir) => vec!["--data-dir".into(), dir.into()],
-            Db::Postgres(url, _) => vec!["--database".into(), url.into()],
+            Db::Postgres(url, _, keys) => vec!["--database".into(), url.into(), "--key-dir".into(), keys.into()],
         }
     }
 
@@ -476,7 +477,7 @@ impl Db {
                 c.query_row(sql, rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))
                     .unwrap_or_else(|e| panic!("{sql}: {e}"))
             }
-            Db::Postgres(_, pg) => {
+            Db::Postgres(_, pg, _) => {
                 let (q, param) = (pg_sql(sql), param.map(str::to_string));
                 pg.run(move |c| {
                     let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
@@ -501,7 +502,7 @@ impl Db {
                     .and_then(|rows| rows.collect::<Result<Vec<Vec<Text>>, _>>())
                     .unwrap_or_else(|e| panic!("{sql}: {e}"))
             }
-            Db::Postgres(_, pg) => {
+            Db::Postgres(_, pg, _) => {
                 let (q, param) = (pg_sql(sql), param.map(str::to_string));
                 pg.run(move |c| {
                     let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
@@ -639,7 +640,7 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
     // Declared before `db`: the database is dropped after the connection to it is closed.
     let pg = if on_postgres() { PgTestDatabase::create() } else { None };
     let db = match &pg {
-        Some(p) => Db::Postgres(p.url.clone(), PgConn::connect(&p.url)),
+        Some(p) => Db::Postgres(p.url.clone(), PgConn::connect(&p.url), dir.path().join("keys")),
         None => Db::Sqlite(dir.path().to_path_buf()),
     };
     println!("crash test: on {}", if pg.is_some() { "PostgreSQL" } else { "SQLite" });

@@ -132,6 +132,7 @@ impl TestApp {
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             database: database_of(&dir, &pg),
+            key_dir: dir.path().join("keys"),
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: options.body_limit,
@@ -898,6 +899,7 @@ impl TestApp {
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             database: database_of(&self.dir, &self.pg),
+            key_dir: self.dir.path().join("keys"),
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: Options::default().body_limit,

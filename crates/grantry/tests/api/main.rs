@@ -17,6 +17,7 @@ mod hardening;
 mod helpers;
 mod hostile;
 mod idempotency;
+mod identity;
 mod invariants;
 mod model;
 mod multinode;

@@ -13,9 +13,12 @@ use std::process::Command;
 const EM: &str = "identityGovernance/entitlementManagement";
 const USERS: usize = 12;
 
-fn token(database: &str) -> String {
+fn token(database: &str, key_dir: &std::path::Path) -> String {
     let out = Command::new(bin())
-        .args(["token", "--database", database, "--app", "multinode", "--expires-in", "2h", "--roles"])
+        .args(["token", "--database", database])
+        .arg("--key-dir")
+        .arg(key_dir)
+        .args(["--app", "multinode", "--expires-in", "2h", "--roles"])
         .arg("EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,GroupMember.ReadWrite.All")
         .env("GRANTRY_LOG", "error")
         .output()
@@ -66,10 +69,12 @@ async fn nodes_share_one_database_without_duplicate_or_lost_effects() {
         return;
     }
     let db = PgTestDatabase::create().expect("a test database");
-    let args = [OsStr::new("--database"), OsStr::new(&db.url)];
+    // The nodes share the database and the signing key directory.
+    let keys = tempfile::tempdir().expect("temp dir");
+    let args = [OsStr::new("--database"), OsStr::new(&db.url), OsStr::new("--key-dir"), keys.path().as_os_str()];
+    let api = Api { http: reqwest::Client::new(), token: token(&db.url, keys.path()) };
     let a = Server::start_with(&args);
     let b = Server::start_with(&args);
-    let api = Api { http: reqwest::Client::new(), token: token(&db.url) };
     let (na, nb) = (a.base.clone(), b.base.clone());
 
     // Set-up through node A; every read below goes through node B: acknowledged writes are
