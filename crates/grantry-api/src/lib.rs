@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod keyring;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod respond;

@@ -44,8 +44,9 @@ pub struct StoredEvent {
 }
 
 /// Who may read the audit trail: applications with entitlement management read
-/// permission, and Identity Governance or Global Administrators.
-fn require_reader(caller: &crate::Caller) -> Result<()> {
+/// permission, and Identity Governance or Global Administrators. The same callers may read
+/// the server's metrics.
+pub fn require_reader(caller: &crate::Caller) -> Result<()> {
     caller.require(crate::auth::perms::EM_READ)?;
     if caller.is_app() || caller.is_em_admin() {
         Ok(())

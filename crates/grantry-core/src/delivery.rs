@@ -273,6 +273,11 @@ fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id
         if !ok {
             failed += 1;
         }
+        grantry_domain::metrics::global().deliveries.add(
+            delivery_label(role.as_ref().map(|r| r.origin_system.as_str())),
+            if ok { "fulfilled" } else { "failed" },
+            1,
+        );
         let status = if ok { "Fulfilled" } else { "DeliveryFailed" }.to_string();
         match prior {
             Some(p) => {
@@ -302,6 +307,18 @@ fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id
         }
     }
     Ok(failed)
+}
+
+/// The origin system as a metrics label: the known ones, so clients cannot grow the label
+/// set without bound.
+fn delivery_label(origin: Option<&str>) -> &'static str {
+    match origin {
+        Some(o) if o.eq_ignore_ascii_case(origin_system::AAD_GROUP) => origin_system::AAD_GROUP,
+        Some(o) if o.eq_ignore_ascii_case(origin_system::AAD_APPLICATION) => origin_system::AAD_APPLICATION,
+        Some(o) if o.eq_ignore_ascii_case(origin_system::SHAREPOINT_ONLINE) => origin_system::SHAREPOINT_ONLINE,
+        Some(_) => "other",
+        None => "missingRole",
+    }
 }
 
 /// Removes every membership the assignment delivered.

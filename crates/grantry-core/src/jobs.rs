@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use grantry_domain::{Error, Result, ids};
 use grantry_store::{Backend, Conn, Value};
 use serde_json::Value as Json;
+use std::sync::atomic::Ordering;
 
 /// Most jobs run in one write transaction, so foreground writes never wait long.
 const BATCH: usize = 32;
@@ -95,7 +96,12 @@ pub async fn run_batch(app: &App) -> Result<usize> {
                     payload: serde_json::from_str(&row.text(5)?).unwrap_or(Json::Null),
                 };
                 ran += 1;
-                run_one(&ctx, c, &job)?;
+                let metrics = grantry_domain::metrics::global();
+                metrics.job_lag_seconds.observe((now - job.due).to_std().unwrap_or_default().as_secs_f64());
+                metrics.jobs_running.fetch_add(1, Ordering::Relaxed);
+                let outcome = run_one(&ctx, c, &job);
+                metrics.jobs_running.fetch_sub(1, Ordering::Relaxed);
+                outcome?;
             }
             Ok(ran)
         })
@@ -118,6 +124,11 @@ pub(crate) fn in_savepoint(c: &mut dyn Conn, work: impl FnOnce(&mut dyn Conn) ->
     Ok(outcome)
 }
 
+/// A job kind as a metrics label (kinds are Grantry's own, but rows could hold anything).
+fn job_label(kind: &str) -> &str {
+    if handler(kind).is_some() { kind } else { "unknown" }
+}
+
 fn run_one(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
     let Some(handle) = handler(&job.kind) else {
         tracing::error!(kind = %job.kind, id = %job.id, "no handler for job kind; dropping it");
@@ -128,6 +139,8 @@ fn run_one(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(ctx, c, job)))
             .unwrap_or_else(|_| Err(Error::internal("job handler panicked")))
     })?;
+    let runs = &grantry_domain::metrics::global().job_runs;
+    runs.add(job_label(&job.kind), if outcome.is_ok() { "ok" } else { "failed" }, 1);
     match outcome {
         Ok(()) => {
             c.execute("DELETE FROM jobs WHERE id = ?", &[Value::from(&job.id)])?;

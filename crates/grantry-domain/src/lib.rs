@@ -9,6 +9,7 @@ pub mod duration;
 pub mod enums;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 
 pub use error::{Error, ErrorKind, Result};

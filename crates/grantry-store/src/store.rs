@@ -101,6 +101,7 @@ struct Inner {
     writer: mpsc::Sender<WriteJob>,
     readers: Readers,
     reader_permits: Semaphore,
+    reader_pool_size: usize,
     location: Location,
 }
 
@@ -165,6 +166,7 @@ impl Store {
                 writer: tx,
                 readers: Readers::Postgres { url: url.to_string(), idle: Mutex::new(Vec::new()) },
                 reader_permits: Semaphore::new(options.pg_pool_size.max(1)),
+                reader_pool_size: options.pg_pool_size.max(1),
                 location: Location::Postgres(url.to_string()),
             }),
         })
@@ -203,6 +205,7 @@ impl Store {
                 writer: tx,
                 readers: Readers::Sqlite(Mutex::new(readers)),
                 reader_permits: Semaphore::new(permits),
+                reader_pool_size: permits,
                 location: Location::Sqlite(path.to_path_buf()),
             }),
         })
@@ -216,6 +219,17 @@ impl Store {
         }
         let conn = sqlite::open(path, false, true)?;
         crate::migrate::apply(&conn)
+    }
+
+    /// Writes waiting for the writer (not counting the batch it is committing).
+    pub fn write_queue_depth(&self) -> usize {
+        self.inner.writer.max_capacity() - self.inner.writer.capacity()
+    }
+
+    /// Read connections in use and the most there can be.
+    pub fn read_pool_use(&self) -> (usize, usize) {
+        let size = self.inner.reader_pool_size;
+        (size.saturating_sub(self.inner.reader_permits.available_permits()), size)
     }
 
     /// Where this store keeps its data.
@@ -427,6 +441,8 @@ fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batc
                 Err(_) => break,
             }
         }
+        let batch_size = batch.len();
+        let started = std::time::Instant::now();
         let mut delivers = Vec::with_capacity(batch.len());
         if let Err(e) = conn.begin() {
             for job in batch.drain(..) {
@@ -455,11 +471,15 @@ fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batc
             delivers.push((deliver, finished));
         }
         let commit = conn.batch("COMMIT");
+        let metrics = grantry_domain::metrics::global();
         if commit.is_err() {
             let _ = conn.batch("ROLLBACK");
+            metrics.writer_commit_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else {
             conn.committed();
         }
+        metrics.writer_batch_size.observe(batch_size as f64);
+        metrics.writer_commit_seconds.observe(started.elapsed().as_secs_f64());
         for (deliver, own_error) in delivers {
             match (&commit, own_error) {
                 (Err(e), _) => deliver(Err(e.clone())),

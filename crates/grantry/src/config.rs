@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// must share this directory too.
     #[arg(long, env = "GRANTRY_KEY_DIR", value_name = "DIR")]
     pub key_dir: Option<PathBuf>,
+    /// Also serve GET /metrics on this address, without a token (keep it on a private
+    /// network). On the main address /metrics needs an administrator's token.
+    #[arg(long, env = "GRANTRY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Optional TOML configuration file.
     #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -68,6 +72,7 @@ struct FileConfig {
     read_timeout: Option<u64>,
     shutdown_grace: Option<u64>,
     key_dir: Option<PathBuf>,
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +122,8 @@ pub struct Config {
     /// How long a shutdown (SIGTERM, Ctrl-C) waits for in-flight requests and the
     /// background batch under way before the process exits anyway.
     pub shutdown_grace: std::time::Duration,
+    /// A second address serving only `GET /metrics`, without a token.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The default of [`Config::read_timeout`].
@@ -137,6 +144,12 @@ impl ServeArgs {
         let listen: SocketAddr = listen
             .parse()
             .with_context(|| format!("listen address '{listen}' is not of the form IP:PORT (e.g. 127.0.0.1:8080)"))?;
+        let metrics_listen = match self.metrics_listen.or(file.metrics_listen) {
+            None => None,
+            Some(a) => Some(a.parse::<SocketAddr>().with_context(|| {
+                format!("metrics listen address '{a}' is not of the form IP:PORT (e.g. 127.0.0.1:9090)")
+            })?),
+        };
         let data_dir = self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database = parse_database(self.database.or(file.database).as_deref(), &data_dir)?;
         let key_dir = self.key_dir.or(file.key_dir).unwrap_or_else(|| default_key_dir(&data_dir));
@@ -170,6 +183,7 @@ impl ServeArgs {
                 .or(file.shutdown_grace)
                 .map(std::time::Duration::from_secs)
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+            metrics_listen,
         })
     }
 }

@@ -18,6 +18,8 @@ use tokio::sync::{Notify, oneshot, watch};
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
+    /// The address serving `GET /metrics` without a token, with `--metrics-listen`.
+    pub metrics_addr: Option<SocketAddr>,
     pub base_url: String,
     pub state: AppState,
     shutdown_grace: Duration,
@@ -25,6 +27,8 @@ pub struct Server {
     stop_jobs: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Served>,
     runner: tokio::task::JoinHandle<()>,
+    /// The `--metrics-listen` server: it stops accepting with the main one.
+    metrics: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<Served>)>,
 }
 
 /// How the connections ended once the server stopped accepting.
@@ -52,6 +56,10 @@ impl Server {
         if let Some(tx) = self.stop_accepting.take() {
             let _ = tx.send(());
         }
+        if let Some((tx, task)) = self.metrics.take() {
+            let _ = tx.send(());
+            let _ = task.await;
+        }
         self.runner.abort();
         let _ = (&mut self.task).await;
     }
@@ -64,6 +72,10 @@ impl Server {
     pub async fn shutdown(mut self) -> ShutdownReport {
         let deadline = tokio::time::Instant::now() + self.shutdown_grace;
         if let Some(tx) = self.stop_accepting.take() {
+            let _ = tx.send(());
+        }
+        if let Some((tx, _)) = self.metrics.take() {
+            // Scrapes are short and change nothing; its task ends with the process.
             let _ = tx.send(());
         }
         let _ = self.stop_jobs.send(true);
@@ -130,6 +142,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match config.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at).await.with_context(|| format!("cannot listen on {at} for metrics"))?,
+        ),
+        None => None,
+    };
     let base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let store = open_store(&config.database)?;
     let state = build_state(store, &config, base_url.clone()).await?;
@@ -138,8 +156,19 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let router = grantry_api::routes::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, router, config.read_timeout, config.shutdown_grace, rx));
+    let (metrics_addr, metrics) = match metrics_listener {
+        Some(listener) => {
+            let at = listener.local_addr()?;
+            let (tx, rx) = oneshot::channel::<()>();
+            let router = grantry_api::metrics::open_router(state.clone());
+            let task = tokio::spawn(serve(listener, router, config.read_timeout, config.shutdown_grace, rx));
+            (Some(at), Some((tx, task)))
+        }
+        None => (None, None),
+    };
     Ok(Server {
         addr,
+        metrics_addr,
         base_url,
         state,
         shutdown_grace: config.shutdown_grace,
@@ -147,6 +176,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         stop_jobs,
         task,
         runner,
+        metrics,
     })
 }
 

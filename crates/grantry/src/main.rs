@@ -199,7 +199,7 @@ async fn main() -> anyhow::Result<()> {
             // Listen for signals before serving, so a stop that comes at once is graceful too.
             let mut signals = StopSignals::listen()?;
             let server = grantry::start(config.clone()).await?;
-            tracing::info!(address = %server.addr, base_url = %server.base_url, database = ?config.database, dev_clock = config.dev_clock, "grantry is listening");
+            tracing::info!(address = %server.addr, metrics_address = ?server.metrics_addr, base_url = %server.base_url, database = ?config.database, dev_clock = config.dev_clock, "grantry is listening");
             if config.dev_clock {
                 tracing::warn!("the development clock is enabled: administrators can move time forward");
             }

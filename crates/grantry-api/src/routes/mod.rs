@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(crate::metrics::scrape))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -116,6 +117,9 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
         // Outermost, so the layers above see responses uncompressed.
         .layer(CompressionLayer::new().gzip(true).compress_when(SizeAbove::new(COMPRESS_ABOVE)))
+        // Outside everything else, so a request's time includes all of its handling; it
+        // runs after routing (Router::layer wraps each route), so the template is known.
+        .layer(axum::middleware::from_fn(crate::metrics::record))
         .with_state(state);
     // Rewriting inside a Router layer would run after routing; this wrapper runs before.
     Router::new().fallback_service(tower::ServiceExt::map_request(inner, rewrite_request))

@@ -113,11 +113,18 @@ pub struct Options {
     pub dev_clock: bool,
     pub body_limit: usize,
     pub read_timeout: std::time::Duration,
+    /// Also serve `/metrics` without a token on a port of its own.
+    pub metrics_listen: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dev_clock: true, body_limit: 4 * 1024 * 1024, read_timeout: grantry::config::DEFAULT_READ_TIMEOUT }
+        Options {
+            dev_clock: true,
+            body_limit: 4 * 1024 * 1024,
+            read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
+            metrics_listen: false,
+        }
     }
 }
 
@@ -139,6 +146,7 @@ impl TestApp {
             dev_clock: options.dev_clock,
             read_timeout: options.read_timeout,
             shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
+            metrics_listen: options.metrics_listen.then(|| "127.0.0.1:0".parse().unwrap()),
         };
         let server = grantry::start(config).await.expect("server starts");
         let base = server.base_url.clone();
@@ -906,6 +914,7 @@ impl TestApp {
             dev_clock: true,
             read_timeout: Options::default().read_timeout,
             shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
+            metrics_listen: None,
         };
         let server = grantry::start(config).await.expect("server restarts");
         self.base = server.base_url.clone();

@@ -19,6 +19,7 @@ mod hostile;
 mod idempotency;
 mod identity;
 mod invariants;
+mod metrics;
 mod model;
 mod multinode;
 mod openapi;
