@@ -10,6 +10,7 @@
 
 pub mod backup;
 mod conn;
+pub mod copy;
 pub mod migrate;
 mod pg;
 #[cfg(test)]

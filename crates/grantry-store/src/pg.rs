@@ -42,6 +42,17 @@ impl PgClient {
         self.client.batch_execute(sql).map_err(map_err)
     }
 
+    /// Runs a query without parameters and hands each row to `f` as it arrives, so a large
+    /// result is never held in memory at once.
+    pub(crate) fn for_each_row(&mut self, sql: &str, mut f: impl FnMut(Vec<Value>)) -> Result<()> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut rows = self.client.query_raw(sql, std::iter::empty::<&(dyn ToSql + Sync)>()).map_err(map_err)?;
+        while let Some(row) = rows.next().map_err(map_err)? {
+            f((0..row.len()).map(|i| column_value(&row, i)).collect::<Result<Vec<_>>>()?);
+        }
+        Ok(())
+    }
+
     fn statement(&mut self, sql: &str) -> Result<Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());

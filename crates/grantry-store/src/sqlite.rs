@@ -66,7 +66,7 @@ pub(crate) fn open(path: &Path, read_only: bool, synchronous_full: bool) -> Resu
 /// A [`Conn`] over a rusqlite connection; the caller manages the transaction.
 pub(crate) struct SqliteConn<'a>(pub &'a Connection);
 
-fn to_value(v: ValueRef<'_>) -> Value {
+pub(crate) fn to_value(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Int(i),

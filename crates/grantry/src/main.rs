@@ -1,4 +1,4 @@
-//! The `grantry` command: `serve`, `token`, `keys`, `migrate` and `backup`.
+//! The `grantry` command: `serve`, `token`, `keys`, `migrate`, `backup` and `copy`.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -41,6 +41,23 @@ enum Command {
     /// acknowledged before then. An existing --out file is never overwritten. For
     /// PostgreSQL use pg_dump (see docs/operations.md).
     Backup(BackupArgs),
+    /// Copy an embedded SQLite database into a new, empty PostgreSQL database.
+    ///
+    /// The source is read as one consistent snapshot (stop the server first, or a running
+    /// server's writes after the copy starts are not in it). The target gets the schema and
+    /// every row in one transaction, verified table by table (row counts and checksums)
+    /// before it commits; a target that holds any data is refused.
+    Copy(CopyArgs),
+}
+
+#[derive(clap::Args)]
+struct CopyArgs {
+    /// The SQLite database to copy: sqlite:PATH.
+    #[arg(long, value_name = "URL")]
+    from: String,
+    /// The empty PostgreSQL database to copy into: postgres://USER[:PASSWORD]@HOST[:PORT]/DB.
+    #[arg(long, value_name = "URL")]
+    to: String,
 }
 
 #[derive(clap::Args)]
@@ -190,6 +207,65 @@ impl StopSignals {
     }
 }
 
+/// `grantry copy`: progress on standard error (redrawn in place on a terminal, one line
+/// per table otherwise), the verified tables on standard output.
+async fn copy(args: CopyArgs) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let source = match grantry_store::Location::parse(&args.from).map_err(|e| anyhow::anyhow!(e.message))? {
+        grantry_store::Location::Sqlite(path) => path,
+        grantry_store::Location::Postgres(_) => bail!("--from must be the SQLite database to copy (sqlite:PATH)"),
+    };
+    let target = match grantry_store::Location::parse(&args.to).map_err(|e| anyhow::anyhow!(e.message))? {
+        grantry_store::Location::Postgres(url) => url,
+        grantry_store::Location::Sqlite(_) => {
+            bail!(
+                "--to must be a PostgreSQL database (postgres://USER@HOST:PORT/DB); to copy SQLite to SQLite use grantry backup"
+            )
+        }
+    };
+    let shown_target = grantry_store::Location::Postgres(target.clone()).describe();
+    let shown_source = format!("sqlite:{}", source.display());
+    let started = std::time::Instant::now();
+    let (from, to) = (shown_source.clone(), shown_target.clone());
+    let copied = tokio::task::spawn_blocking(move || {
+        let terminal = std::io::stderr().is_terminal();
+        let mut err = std::io::stderr();
+        let mut verifying = false;
+        let mut report = |p: grantry_store::copy::Progress<'_>| match p {
+            grantry_store::copy::Progress::Rows { table, done, total } => {
+                if terminal {
+                    let _ = write!(err, "\r\x1b[2Kcopying {table}: {done}/{total} rows");
+                    if done == total {
+                        let _ = writeln!(err);
+                    }
+                } else if done == total {
+                    let _ = writeln!(err, "copied {table}: {total} rows");
+                }
+            }
+            grantry_store::copy::Progress::Verifying { .. } => {
+                if !verifying {
+                    let _ = writeln!(err, "verifying row counts and checksums of every table");
+                    verifying = true;
+                }
+            }
+        };
+        grantry_store::copy::sqlite_to_postgres(&source, &target, &mut report)
+    })
+    .await
+    .context("the copy was interrupted")?
+    .map_err(|e| anyhow::anyhow!("cannot copy {from} to {to}: {}", e.message))?;
+    let rows: u64 = copied.iter().map(|t| t.rows).sum();
+    for t in &copied {
+        println!("{:<40} {:>10} rows  checksum {:016x}  verified", t.table, t.rows, t.checksum);
+    }
+    println!(
+        "copied {shown_source} to {shown_target}: {} tables, {rows} rows, verified, in {:.1} s",
+        copied.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -295,6 +371,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Copy(args) => copy(args).await,
         Command::Token(args) => {
             let database = config::parse_database(args.db.database.as_deref(), &args.db.data_dir)?;
             let store = grantry::open_store(&database)?;

@@ -9,6 +9,7 @@ mod binary;
 mod catalogs;
 mod compression;
 mod conventions;
+mod copy;
 mod crash;
 mod devclock;
 mod extensions;
