@@ -51,6 +51,11 @@ pub struct Claims {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upn: Option<String>,
+    /// "1" on tokens the token endpoint issued to a registered application that
+    /// authenticated with a client secret (as in Entra); such tokens stop working when the
+    /// application is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azpacr: Option<String>,
     pub ver: String,
 }
 
@@ -66,6 +71,26 @@ pub struct TokenKeys {
     /// about a tenth of the CPU time of a cheap request. Only the time checks are repeated
     /// on a hit.
     verified: Mutex<std::collections::HashMap<String, Claims>>,
+}
+
+/// The tenant id, created on first use. Also deletes the HS256 secret of earlier versions,
+/// which nothing accepts any more.
+pub async fn tenant_id(store: &Store) -> Result<String> {
+    store
+        .write(|c| {
+            if repo::meta_get(c, LEGACY_SECRET_META)?.is_some() {
+                c.execute("DELETE FROM meta WHERE key = ?", &[grantry_store::Value::from(LEGACY_SECRET_META)])?;
+            }
+            match repo::meta_get(c, TENANT_META)? {
+                Some(t) => Ok(t),
+                None => {
+                    let t = grantry_domain::ids::new_id();
+                    repo::meta_put(c, TENANT_META, &t)?;
+                    Ok(t)
+                }
+            }
+        })
+        .await
 }
 
 /// Most tokens remembered as verified; the memory is emptied when it is full.
@@ -86,21 +111,7 @@ impl TokenKeys {
     /// Reads the tenant id from the database (creating it on first use) and the signing
     /// keys from `key_dir` (creating the first key when there is none).
     pub async fn load_or_create(store: &Store, key_dir: &Path) -> Result<TokenKeys> {
-        let tenant_id = store
-            .write(|c| {
-                if repo::meta_get(c, LEGACY_SECRET_META)?.is_some() {
-                    c.execute("DELETE FROM meta WHERE key = ?", &[grantry_store::Value::from(LEGACY_SECRET_META)])?;
-                }
-                match repo::meta_get(c, TENANT_META)? {
-                    Some(t) => Ok(t),
-                    None => {
-                        let t = grantry_domain::ids::new_id();
-                        repo::meta_put(c, TENANT_META, &t)?;
-                        Ok(t)
-                    }
-                }
-            })
-            .await?;
+        let tenant_id = tenant_id(store).await?;
         TokenKeys::with_tenant(tenant_id, key_dir)
     }
 
@@ -280,6 +291,7 @@ pub fn claims_for(keys: &TokenKeys, r: MintRequest) -> Claims {
         wids: (!is_app && !r.wids.is_empty()).then_some(r.wids),
         name: r.display_name,
         upn: r.upn,
+        azpacr: None,
         ver: "2.0".into(),
     }
 }
@@ -315,6 +327,15 @@ impl FromRequestParts<AppState> for Authed {
             display_name: claims.name.clone().or(claims.app_displayname.clone()),
             permissions: permissions.iter().map(|p| p.to_ascii_lowercase()).collect::<BTreeSet<_>>(),
         };
+        if claims.azpacr.is_some()
+            && kind == PrincipalKind::App
+            && !grantry_core::applications::is_registered(&state.app.store, &claims.appid).await?
+        {
+            return Err(Error::unauthorized(
+                "The application this token was issued to has been removed (grantry app remove).",
+            )
+            .into());
+        }
         let caller = grantry_core::auth::load_caller(&state.app, principal).await?;
         Ok(Authed(caller))
     }

@@ -95,6 +95,26 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The error in OAuth 2.0's shape, for the token endpoint (internal details stay in
+    /// the log, as for Graph's envelope).
+    pub fn into_response_oauth(self) -> Response {
+        let ids = current_ids();
+        let status = status_of(self.0.kind);
+        let description = if self.0.kind == ErrorKind::Internal {
+            tracing::error!(request_id = %ids.request_id, error = %self.0.message, "internal error");
+            format!("An internal error occurred. Quote request-id {} when reporting it.", ids.request_id)
+        } else {
+            self.0.message
+        };
+        let error = if status.is_server_error() { "temporarily_unavailable" } else { "invalid_request" };
+        let body = json!({ "error": error, "error_description": description, "trace_id": ids.request_id }).to_string();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
 /// The error envelope's `date`. It is informational, so the wall clock is the right source.
 #[allow(clippy::disallowed_methods)]
 fn chrono_now_text() -> String {

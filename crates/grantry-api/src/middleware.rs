@@ -17,6 +17,8 @@ pub struct OriginalPath(pub String);
 /// segment names case-insensitively (`Cancel` and `cancel`), so incoming segments that
 /// match one of these ignoring case are rewritten to it before routing.
 pub const SEGMENTS: &[&str] = &[
+    "applications",
+    "servicePrincipals",
     "identityGovernance",
     "entitlementManagement",
     "catalogs",

@@ -116,6 +116,20 @@ fn schemas() -> Value {
     s.insert("Object".into(), json!({ "type": "object", "additionalProperties": true }));
     s.insert("Collection".into(), collection_of("Object"));
     s.insert(
+        "TokenRequest".into(),
+        json!({
+            "type": "object",
+            "description": "Client credentials grant (RFC 6749 §4.4); the client may authenticate with HTTP Basic instead of client_id and client_secret.",
+            "properties": {
+                "grant_type": { "type": "string", "enum": ["client_credentials"] },
+                "client_id": { "type": "string" },
+                "client_secret": { "type": "string" },
+                "scope": { "type": "string", "examples": ["https://graph.microsoft.com/.default"] }
+            },
+            "required": ["grant_type", "scope"]
+        }),
+    );
+    s.insert(
         "Error".into(),
         json!({
             "type": "object",
@@ -298,9 +312,11 @@ fn operation(r: &RouteDoc, root: &str) -> Value {
         o.insert("parameters".into(), Value::Array(params));
     }
     if let Some(body) = r.body {
+        // The OAuth token endpoint takes a form, as RFC 6749 says; everything else JSON.
+        let media = if body == "TokenRequest" { "application/x-www-form-urlencoded" } else { "application/json" };
         o.insert(
             "requestBody".into(),
-            json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{body}") } } } }),
+            json!({ "required": true, "content": { media: { "schema": { "$ref": format!("#/components/schemas/{body}") } } } }),
         );
     }
     let mut responses = Map::new();
@@ -339,7 +355,9 @@ pub fn document() -> Value {
         }
     }
     for r in crate::routes::describe_root() {
-        add("", &r, matches!(r.path.as_str(), "/health" | "/ready" | "/openapi.json"));
+        let public =
+            matches!(r.path.as_str(), "/health" | "/ready" | "/openapi.json") || r.path.starts_with("/{tenant}/");
+        add("", &r, public);
     }
     json!({
         "openapi": "3.1.0",

@@ -19,4 +19,6 @@ pub struct AppState {
     pub keys: Arc<crate::auth::TokenKeys>,
     /// POSTs with `client-request-id` being processed (see [`crate::idempotency`]).
     pub inflight: Arc<crate::idempotency::InFlight>,
+    /// Failed client authentications at the token endpoint, per client.
+    pub client_throttle: Arc<crate::routes::ClientThrottle>,
 }

@@ -85,6 +85,8 @@ pub mod perms {
         "RoleManagement.Read.All",
         "RoleManagement.ReadWrite.Directory",
     ];
+    pub const APPLICATION_READ: &[&str] =
+        &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
     pub const EM_ROLE_WRITE: &[&str] = &["EntitlementManagement.ReadWrite.All", "RoleManagement.ReadWrite.Directory"];
 }
 

@@ -3,6 +3,7 @@
 //! store. Nothing here knows about HTTP or JSON dialects.
 
 pub mod app;
+pub mod applications;
 pub mod approvals;
 pub mod approvers;
 pub mod assignments;

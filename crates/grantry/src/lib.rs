@@ -133,6 +133,7 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         }),
         keys: Arc::new(keys),
         inflight: Default::default(),
+        client_throttle: Default::default(),
     })
 }
 

@@ -1,4 +1,4 @@
-//! The `grantry` command: `serve`, `token`, `keys`, `migrate`, `backup` and `copy`.
+//! The `grantry` command: `serve`, `token`, `app`, `keys`, `migrate`, `backup` and `copy`.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -30,6 +30,12 @@ enum Command {
     Token(TokenArgs),
     /// Create the database if needed and apply pending schema migrations, then exit.
     Migrate(DbArgs),
+    /// Register applications that obtain tokens from POST /{tenant}/oauth2/v2.0/token with
+    /// a client secret (the client credentials grant, as with Entra).
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
     /// Manage the token signing keys (kept in the key directory, not in the database).
     Keys {
         #[command(subcommand)]
@@ -67,6 +73,60 @@ struct BackupArgs {
     /// The backup file to create (must not exist yet).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Register an application; prints its client id, a client secret (shown only now;
+    /// stored as a hash) and the tenant id.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The application's display name.
+        name: String,
+        /// Graph application permissions its tokens carry, comma-separated.
+        #[arg(long, value_name = "ROLES")]
+        roles: String,
+        /// Lifetime of the client secret (e.g. 180d); default: no expiry.
+        #[arg(long, value_name = "LIFETIME")]
+        secret_expires_in: Option<String>,
+    },
+    /// List the registered applications and their secrets (hints only).
+    List(DbArgs),
+    /// Remove an application (by appId, object id or name); its tokens stop working.
+    Remove {
+        #[command(flatten)]
+        db: DbArgs,
+        app: String,
+    },
+    /// Add or remove client secrets.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Add a client secret to an application; prints it (shown only now) and its key id.
+    Add {
+        #[command(flatten)]
+        db: DbArgs,
+        app: String,
+        /// A name for the secret.
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime of the secret (e.g. 180d); default: no expiry.
+        #[arg(long, value_name = "LIFETIME")]
+        expires_in: Option<String>,
+    },
+    /// Remove a client secret by its key id (see `grantry app list`).
+    Remove {
+        #[command(flatten)]
+        db: DbArgs,
+        app: String,
+        key_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -156,6 +216,76 @@ fn parse_lifetime(s: &str) -> anyhow::Result<i64> {
         "d" => n * 86_400,
         _ => bail!("--expires-in '{s}' has an unknown unit; use s, m, h or d"),
     })
+}
+
+fn open(db: &DbArgs) -> anyhow::Result<grantry_store::Store> {
+    grantry::open_store(&config::parse_database(db.database.as_deref(), &db.data_dir)?)
+}
+
+fn expiry(
+    now: chrono::DateTime<chrono::Utc>,
+    lifetime: Option<&str>,
+) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some(lifetime) = lifetime else { return Ok(None) };
+    let secs = parse_lifetime(lifetime)?;
+    if secs <= 0 {
+        bail!("a secret's lifetime must be positive");
+    }
+    Ok(Some(now + chrono::Duration::seconds(secs)))
+}
+
+fn print_app(a: &grantry_core::applications::Application) {
+    println!("{}  {}  roles: {}", a.app_id, a.display_name, a.roles.join(","));
+    for s in &a.secrets {
+        let expires = s.expires.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_else(|| "never".into());
+        println!("    secret {}  {}…  expires {expires}", s.key_id, s.hint);
+    }
+}
+
+async fn run_app(command: AppCommand) -> anyhow::Result<()> {
+    use grantry_core::applications;
+    let err = |e: grantry_domain::Error| anyhow::anyhow!(e.message);
+    // Secret times follow the wall clock, as tokens do.
+    #[allow(clippy::disallowed_methods)]
+    let now = grantry_domain::clock::truncate_micros(chrono::Utc::now());
+    match command {
+        AppCommand::Create { db, name, roles, secret_expires_in } => {
+            let store = open(&db)?;
+            let expires = expiry(now, secret_expires_in.as_deref())?;
+            let tenant = grantry_api::auth::tenant_id(&store).await.map_err(err)?;
+            let (app, secret) =
+                applications::create(&store, now, &name, &split_list(&roles), expires).await.map_err(err)?;
+            println!("client_id:     {}", app.app_id);
+            println!("client_secret: {secret}");
+            println!("tenant_id:     {tenant}");
+            println!("roles:         {}", app.roles.join(","));
+            eprintln!("The secret is shown only now; Grantry keeps only its hash.");
+        }
+        AppCommand::List(db) => {
+            let store = open(&db)?;
+            for app in store.read(applications::all).await.map_err(err)? {
+                print_app(&app);
+            }
+        }
+        AppCommand::Remove { db, app } => {
+            let removed = applications::remove(&open(&db)?, &app).await.map_err(err)?;
+            println!("removed {} ({})", removed.display_name, removed.app_id);
+        }
+        AppCommand::Secret { command: SecretCommand::Add { db, app, name, expires_in } } => {
+            let expires = expiry(now, expires_in.as_deref())?;
+            let (app, info, secret) =
+                applications::add_secret(&open(&db)?, now, &app, name, expires).await.map_err(err)?;
+            println!("client_id:     {}", app.app_id);
+            println!("client_secret: {secret}");
+            println!("key_id:        {}", info.key_id);
+            eprintln!("The secret is shown only now; Grantry keeps only its hash.");
+        }
+        AppCommand::Secret { command: SecretCommand::Remove { db, app, key_id } } => {
+            applications::remove_secret(&open(&db)?, &app, &key_id).await.map_err(err)?;
+            println!("removed secret {key_id}");
+        }
+    }
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
@@ -338,6 +468,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::App { command } => run_app(command).await,
         Command::Keys { command } => {
             #[allow(clippy::disallowed_methods)] // key times follow the wall clock, as tokens do
             let now = chrono::Utc::now().timestamp();

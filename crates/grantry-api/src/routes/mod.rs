@@ -2,6 +2,7 @@
 //! mounted under both `/v1.0` and `/beta`; the root's [`Dialect`] travels in the request
 //! and selects the rendering. Both dialects' segment names are accepted under both roots.
 
+mod applications;
 mod approvals;
 mod assignments;
 mod audit;
@@ -17,6 +18,8 @@ mod policies;
 mod rbac;
 mod requests;
 mod users;
+
+pub use identity::ClientThrottle;
 
 use crate::error::{ApiError, not_found_route};
 use crate::middleware::{DecodedFrom, odata_response, request_encoding, request_ids, rewrite_request};
@@ -50,6 +53,7 @@ fn graph_routes() -> Router<AppState> {
         .merge(environments::routes())
         .merge(policies::routes())
         .merge(approvals::routes())
+        .merge(applications::routes())
 }
 
 /// The operations of one Graph root, as `graph_routes()` serves them (for the OpenAPI
@@ -68,6 +72,7 @@ pub fn describe_graph() -> Vec<crate::openapi::RouteDoc> {
         environments::describe(),
         policies::describe(),
         approvals::describe(),
+        applications::describe(),
     ]
     .concat()
 }

@@ -23,6 +23,7 @@ mod invariants;
 mod metrics;
 mod model;
 mod multinode;
+mod oauth;
 mod openapi;
 mod packages;
 mod policies;

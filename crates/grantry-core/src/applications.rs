@@ -1,0 +1,386 @@
+//! Applications registered with Grantry's token issuer: the clients that obtain tokens
+//! from `POST /{tenant}/oauth2/v2.0/token` with a client secret, as they would from Entra.
+//!
+//! Operators manage them with `grantry app …` (no caller: whoever can run the binary on the
+//! server's database is trusted); the directory shows them read-only at `/applications` and
+//! `/servicePrincipals`. Secrets are 256-bit random values stored only as their SHA-256.
+
+use crate::auth::{Caller, perms};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use grantry_domain::{Error, Result, ids};
+use grantry_store::{Conn, Store, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The Graph application permissions an application may be given.
+pub const APPLICATION_PERMISSIONS: &[&str] = &[
+    "EntitlementManagement.Read.All",
+    "EntitlementManagement.ReadWrite.All",
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Group.Read.All",
+    "Group.ReadWrite.All",
+    "GroupMember.Read.All",
+    "GroupMember.ReadWrite.All",
+    "RoleManagement.Read.Directory",
+    "RoleManagement.Read.All",
+    "RoleManagement.ReadWrite.Directory",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Application.Read.All",
+];
+
+#[derive(Debug, Clone)]
+pub struct SecretInfo {
+    pub key_id: String,
+    /// The first three characters of the secret, as Entra shows them.
+    pub hint: String,
+    pub display_name: Option<String>,
+    pub created: DateTime<Utc>,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Application {
+    /// The application object's id.
+    pub id: String,
+    /// The OAuth client id.
+    pub app_id: String,
+    /// The service principal's id: the `oid` of the application's tokens.
+    pub sp_id: String,
+    pub display_name: String,
+    /// Graph application permissions, as given (canonical spelling).
+    pub roles: Vec<String>,
+    pub created: DateTime<Utc>,
+    pub secrets: Vec<SecretInfo>,
+}
+
+fn time(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// Canonical spellings of `roles`; refuses unknown permissions, naming the known ones.
+pub fn canonical_roles(roles: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for role in roles {
+        let known = APPLICATION_PERMISSIONS.iter().find(|p| p.eq_ignore_ascii_case(role.trim())).ok_or_else(|| {
+            Error::bad_request(
+                "InvalidRole",
+                format!(
+                    "'{role}' is not an application permission Grantry knows; use any of: {}.",
+                    APPLICATION_PERMISSIONS.join(", ")
+                ),
+            )
+        })?;
+        if !out.iter().any(|r| r == known) {
+            out.push(known.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn sha256_hex(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new client secret: 32 random bytes, base64url.
+fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+const COLUMNS: &str = "id, app_id, sp_id, display_name, roles, created_us";
+
+fn load_secrets(c: &mut dyn Conn, application_id: &str) -> Result<Vec<SecretInfo>> {
+    let rows = c.query(
+        "SELECT key_id, hint, display_name, created_us, expires_us FROM application_secrets WHERE application_id = ? ORDER BY created_us, key_id",
+        &[Value::from(application_id)],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(SecretInfo {
+                key_id: r.text(0)?,
+                hint: r.text(1)?,
+                display_name: r.opt_text(2)?,
+                created: time(r.int(3)?),
+                expires: r.opt_int(4)?.map(time),
+            })
+        })
+        .collect()
+}
+
+fn from_row(c: &mut dyn Conn, r: &grantry_store::Row) -> Result<Application> {
+    let id = r.text(0)?;
+    let roles: Vec<String> = serde_json::from_str(&r.text(4)?)
+        .map_err(|e| Error::internal(format!("stored application roles are unreadable: {e}")))?;
+    let secrets = load_secrets(c, &id)?;
+    Ok(Application {
+        id,
+        app_id: r.text(1)?,
+        sp_id: r.text(2)?,
+        display_name: r.text(3)?,
+        roles,
+        created: time(r.int(5)?),
+        secrets,
+    })
+}
+
+/// Every application, oldest first.
+pub fn all(c: &mut dyn Conn) -> Result<Vec<Application>> {
+    let rows = c.query(&format!("SELECT {COLUMNS} FROM applications ORDER BY seq"), &[])?;
+    rows.iter().map(|r| from_row(c, r)).collect()
+}
+
+/// The application whose object id, appId (client id) or service principal id is `key`,
+/// or whose display name it is (case-insensitively) when exactly one has it.
+pub fn find(c: &mut dyn Conn, key: &str) -> Result<Option<Application>> {
+    let key = key.trim();
+    let normalized = ids::normalize(key);
+    let row = c.query_one(
+        &format!("SELECT {COLUMNS} FROM applications WHERE id = ? OR app_id = ? OR sp_id = ?"),
+        &[Value::from(&normalized), Value::from(&normalized), Value::from(&normalized)],
+    )?;
+    if let Some(r) = row {
+        return from_row(c, &r).map(Some);
+    }
+    let named: Vec<Application> = all(c)?.into_iter().filter(|a| a.display_name.eq_ignore_ascii_case(key)).collect();
+    match named.len() {
+        0 => Ok(None),
+        1 => Ok(named.into_iter().next()),
+        n => Err(Error::bad_request(
+            "AmbiguousApplication",
+            format!("{n} applications are named '{key}'; name one by its appId (client id) instead."),
+        )),
+    }
+}
+
+fn require_app(c: &mut dyn Conn, key: &str) -> Result<Application> {
+    find(c, key)?.ok_or_else(|| Error::not_found("application", key))
+}
+
+fn insert_secret(
+    c: &mut dyn Conn,
+    application_id: &str,
+    now: DateTime<Utc>,
+    display_name: Option<String>,
+    expires: Option<DateTime<Utc>>,
+) -> Result<(SecretInfo, String)> {
+    let secret = new_secret();
+    let info =
+        SecretInfo { key_id: uuid_v4(), hint: secret.chars().take(3).collect(), display_name, created: now, expires };
+    c.execute(
+        "INSERT INTO application_secrets (key_id, application_id, secret_sha256, hint, display_name, created_us, expires_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        &[
+            Value::from(&info.key_id),
+            Value::from(application_id),
+            Value::from(sha256_hex(&secret)),
+            Value::from(&info.hint),
+            info.display_name.as_ref().map(Value::from).unwrap_or(Value::Null),
+            Value::Int(now.timestamp_micros()),
+            info.expires.map(|t| Value::Int(t.timestamp_micros())).unwrap_or(Value::Null),
+        ],
+    )?;
+    Ok((info, secret))
+}
+
+/// A random (not time-ordered) id: application and key ids should not reveal when they
+/// were made relative to one another.
+fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Registers an application with `roles` and a first client secret; returns it and the
+/// secret, which is shown this once.
+pub async fn create(
+    store: &Store,
+    now: DateTime<Utc>,
+    display_name: &str,
+    roles: &[String],
+    secret_expires: Option<DateTime<Utc>>,
+) -> Result<(Application, String)> {
+    let display_name = display_name.trim().to_string();
+    if display_name.is_empty() {
+        return Err(Error::bad_request("InvalidName", "The application needs a name."));
+    }
+    let roles = canonical_roles(roles)?;
+    if roles.is_empty() {
+        return Err(Error::bad_request(
+            "InvalidRole",
+            format!("Give the application at least one permission (--roles), e.g. {}.", APPLICATION_PERMISSIONS[0]),
+        ));
+    }
+    let roles_json = serde_json::to_string(&roles).map_err(|e| Error::internal(e.to_string()))?;
+    store
+        .write(move |c| {
+            let (id, app_id, sp_id) = (uuid_v4(), uuid_v4(), uuid_v4());
+            c.execute(
+                "INSERT INTO applications (id, app_id, sp_id, display_name, roles, created_us) VALUES (?, ?, ?, ?, ?, ?)",
+                &[
+                    Value::from(&id),
+                    Value::from(&app_id),
+                    Value::from(&sp_id),
+                    Value::from(&display_name),
+                    Value::from(&roles_json),
+                    Value::Int(now.timestamp_micros()),
+                ],
+            )?;
+            let (_, secret) = insert_secret(c, &id, now, Some("created with the application".into()), secret_expires)?;
+            Ok((require_app(c, &id)?, secret))
+        })
+        .await
+}
+
+/// Deletes an application and its secrets; its tokens are refused from then on.
+pub async fn remove(store: &Store, key: &str) -> Result<Application> {
+    let key = key.to_string();
+    store
+        .write(move |c| {
+            let app = require_app(c, &key)?;
+            c.execute("DELETE FROM application_secrets WHERE application_id = ?", &[Value::from(&app.id)])?;
+            c.execute("DELETE FROM applications WHERE id = ?", &[Value::from(&app.id)])?;
+            Ok(app)
+        })
+        .await
+}
+
+pub async fn add_secret(
+    store: &Store,
+    now: DateTime<Utc>,
+    key: &str,
+    display_name: Option<String>,
+    expires: Option<DateTime<Utc>>,
+) -> Result<(Application, SecretInfo, String)> {
+    let key = key.to_string();
+    store
+        .write(move |c| {
+            let app = require_app(c, &key)?;
+            let (info, secret) = insert_secret(c, &app.id, now, display_name, expires)?;
+            Ok((app, info, secret))
+        })
+        .await
+}
+
+pub async fn remove_secret(store: &Store, key: &str, key_id: &str) -> Result<()> {
+    let (key, key_id) = (key.to_string(), ids::normalize(key_id));
+    store
+        .write(move |c| {
+            let app = require_app(c, &key)?;
+            let removed = c.execute(
+                "DELETE FROM application_secrets WHERE application_id = ? AND key_id = ?",
+                &[Value::from(&app.id), Value::from(&key_id)],
+            )?;
+            if removed == 0 {
+                return Err(Error::not_found("client secret", &key_id));
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// The application whose client id is `client_id` when `secret` is one of its unexpired
+/// secrets. The comparison takes the same time whether the client exists or not and
+/// whichever secret (if any) matches.
+pub async fn authenticate(
+    store: &Store,
+    now: DateTime<Utc>,
+    client_id: &str,
+    secret: &str,
+) -> Result<Option<Application>> {
+    let client_id = ids::normalize(client_id);
+    let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+    store
+        .read(move |c| {
+            let row = c.query_one(
+                &format!("SELECT {COLUMNS} FROM applications WHERE app_id = ?"),
+                &[Value::from(&client_id)],
+            )?;
+            let app = match &row {
+                Some(r) => Some(from_row(c, r)?),
+                None => None,
+            };
+            let hashes: Vec<(String, Option<i64>)> = match &app {
+                Some(a) => c
+                    .query(
+                        "SELECT secret_sha256, expires_us FROM application_secrets WHERE application_id = ?",
+                        &[Value::from(&a.id)],
+                    )?
+                    .iter()
+                    .map(|r| Ok((r.text(0)?, r.opt_int(1)?)))
+                    .collect::<Result<_>>()?,
+                // Compare against a stand-in so an unknown client takes as long as a known one.
+                None => vec![("0".repeat(64), None)],
+            };
+            let mut matched = subtle::Choice::from(0u8);
+            for (hash, expires) in &hashes {
+                let stored = hex_bytes(hash);
+                let equal = stored.as_slice().ct_eq(&presented[..]);
+                let live = subtle::Choice::from(u8::from(expires.is_none_or(|e| e > now.timestamp_micros())));
+                matched |= equal & live;
+            }
+            Ok(if bool::from(matched) { app } else { None })
+        })
+        .await
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+}
+
+/// Whether an application with this client id is registered (an application token whose
+/// application was removed is refused).
+pub async fn is_registered(store: &Store, app_id: &str) -> Result<bool> {
+    let app_id = ids::normalize(app_id);
+    store
+        .read(move |c| {
+            Ok(c.query_one("SELECT 1 FROM applications WHERE app_id = ?", &[Value::from(&app_id)])?.is_some())
+        })
+        .await
+}
+
+/// `GET /applications` and `/servicePrincipals`: every registered application.
+pub async fn list_for(app: &crate::App, caller: &Caller) -> Result<Vec<Application>> {
+    caller.require(perms::APPLICATION_READ)?;
+    app.store.read(all).await
+}
+
+/// One application by object id, appId or service principal id.
+pub async fn get_for(app: &crate::App, caller: &Caller, key: &str) -> Result<Application> {
+    caller.require(perms::APPLICATION_READ)?;
+    let key = ids::normalize(key);
+    let wanted = key.clone();
+    let found = app
+        .store
+        .read(move |c| {
+            let row = c.query_one(
+                &format!("SELECT {COLUMNS} FROM applications WHERE id = ? OR app_id = ? OR sp_id = ?"),
+                &[Value::from(&key), Value::from(&key), Value::from(&key)],
+            )?;
+            row.map(|r| from_row(c, &r)).transpose()
+        })
+        .await?;
+    found.ok_or_else(|| Error::not_found("application", &wanted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_canonical_and_unknown_ones_refused() {
+        let roles =
+            canonical_roles(&["entitlementmanagement.read.all".into(), "EntitlementManagement.Read.All".into()]);
+        assert_eq!(roles.unwrap(), vec!["EntitlementManagement.Read.All".to_string()]);
+        let e = canonical_roles(&["Mail.Send".into()]).unwrap_err();
+        assert!(e.message.contains("Mail.Send") && e.message.contains("EntitlementManagement.ReadWrite.All"));
+    }
+
+    #[test]
+    fn ids_are_random_version_4_uuids() {
+        let a = uuid_v4();
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert_ne!(a, uuid_v4());
+    }
+}
