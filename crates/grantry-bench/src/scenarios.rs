@@ -307,6 +307,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
             shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
             metrics_listen: None,
+            outbound_allow: Default::default(),
         };
         let s = grantry::start(config).await?;
         let base = s.base_url.clone();

@@ -13,6 +13,12 @@ pub struct App {
     pub dev_clock: Option<Arc<OffsetClock>>,
     /// Woken after a commit that made background work due now.
     pub work_signal: Arc<Notify>,
+    /// Woken after a commit that wrote outbox messages (the sender sends them at once).
+    pub outbox_signal: Arc<Notify>,
+    /// Notified whenever the sender has recorded outcomes (`outbox::drain` waits on it).
+    pub outbox_recorded: Arc<Notify>,
+    /// Makes the outbox's HTTP calls (allow-listed and bounded).
+    pub transport: Arc<dyn crate::outbox::Transport>,
     pub tenant_id: Arc<str>,
 }
 

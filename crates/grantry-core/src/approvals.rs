@@ -532,6 +532,14 @@ pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_i
                             detail,
                         },
                     )?;
+                    if crate::callouts::fire_and_maybe_hold(
+                        c,
+                        now,
+                        grantry_domain::enums::CustomExtensionStage::AssignmentRequestApproved,
+                        &mut r,
+                    )? {
+                        return Ok(());
+                    }
                     delivery::advance(c, now, &mut r)
                 }
                 Outcome::Denied => {
@@ -550,6 +558,7 @@ pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_i
         })
         .await?;
     app.work_signal.notify_one();
+    app.outbox_signal.notify_one();
     Ok(())
 }
 

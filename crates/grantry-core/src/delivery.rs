@@ -8,7 +8,9 @@ use crate::jobs::{Job, JobContext, cancel, enqueue};
 use crate::membership;
 use crate::requests::{JOB_PROCESS, JOB_START};
 use chrono::{DateTime, Utc};
-use grantry_domain::enums::{AssignmentState, ExpirationType, RequestState, RequestType, UserType};
+use grantry_domain::enums::{
+    AssignmentState, CustomExtensionStage, ExpirationType, RequestState, RequestType, UserType,
+};
 use grantry_domain::model::*;
 use grantry_domain::{Error, Result, ids};
 use grantry_store::{Conn, Value, repo};
@@ -447,7 +449,9 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, 
         enqueue(c, JOB_EXPIRE, &a.id, end, json!({}))?;
     }
     r.assignment_id = Some(a.id.clone());
-    set_state(c, now, r, rstate, status)
+    set_state(c, now, r, rstate, status)?;
+    crate::callouts::schedule_pre_expiry(c, now, &a)?;
+    crate::callouts::fire_for_request(c, now, CustomExtensionStage::AssignmentRequestGranted, r)
 }
 
 /// Ends an active assignment: expired, memberships revoked, expiry job dropped.
@@ -470,7 +474,8 @@ fn deliver_remove(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentReques
     {
         end_assignment(c, now, &mut a)?;
     }
-    set_state(c, now, r, RequestState::Delivered, "Delivered")
+    set_state(c, now, r, RequestState::Delivered, "Delivered")?;
+    crate::callouts::fire_for_request(c, now, CustomExtensionStage::AssignmentRequestRemoved, r)
 }
 
 fn deliver_update(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
@@ -604,7 +609,7 @@ pub fn expire_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
         return enqueue(c, JOB_EXPIRE, &a.id, end, json!({}));
     }
     end_assignment(c, ctx.now, &mut a)?;
-    let r = AssignmentRequest {
+    let mut r = AssignmentRequest {
         id: ids::new_id(),
         request_type: RequestType::SystemRemove,
         state: RequestState::Delivered,
@@ -632,7 +637,8 @@ pub fn expire_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
         &r.id,
         "delivered",
         json!({ "requestType": "systemRemove", "assignmentId": a.id }),
-    )
+    )?;
+    crate::callouts::fire_for_request(c, ctx.now, CustomExtensionStage::AssignmentRequestRemoved, &mut r)
 }
 
 /// Job kinds handled here, for the runner's table.

@@ -43,7 +43,9 @@ pub type Handler = fn(&JobContext, &mut dyn Conn, &Job) -> Result<()>;
 fn handler(kind: &str) -> Option<Handler> {
     #[allow(clippy::match_single_binding)]
     match kind {
-        _ => crate::delivery::handler(kind).or_else(|| crate::approvals::handler(kind)),
+        _ => crate::delivery::handler(kind)
+            .or_else(|| crate::approvals::handler(kind))
+            .or_else(|| crate::callouts::handler(kind)),
     }
 }
 
@@ -202,8 +204,11 @@ pub fn spawn_runner(app: App, mut stop: tokio::sync::watch::Receiver<bool>) -> t
             if stopping() {
                 break;
             }
-            if let Err(e) = drain_unless(&app, stopping).await {
-                tracing::error!(error = %e, "background work failed; retrying");
+            match drain_unless(&app, stopping).await {
+                // Jobs may have written outbox messages (callouts): let the sender know.
+                Ok(n) if n > 0 => app.outbox_signal.notify_one(),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "background work failed; retrying"),
             }
             let wait = match next_due(&app).await {
                 Ok(Some(due)) => (due - app.now()).to_std().unwrap_or_default().min(POLL_INTERVAL),

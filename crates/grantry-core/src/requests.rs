@@ -943,6 +943,7 @@ pub async fn create_request_recorded(
         })
         .await?;
     app.work_signal.notify_one();
+    app.outbox_signal.notify_one();
     Ok(request)
 }
 
@@ -957,6 +958,16 @@ fn process_in_place(
     checked: &delivery::Checked,
 ) -> Result<()> {
     let mut r = submitted.clone();
+    // The created-stage callout belongs to the submission itself (not to processing, which
+    // a job may repeat); when its extension waits for a callback, processing waits too.
+    if crate::callouts::fire_and_maybe_hold(
+        c,
+        now,
+        grantry_domain::enums::CustomExtensionStage::AssignmentRequestCreated,
+        &mut r,
+    )? {
+        return Ok(());
+    }
     match crate::jobs::in_savepoint(c, |c| delivery::process_checked(c, now, &mut r, checked))? {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -1269,4 +1280,23 @@ pub fn map_conflict(e: Error) -> Error {
         }
     }
     e
+}
+
+/// `resume`: the answer of a custom extension the request waits for (Access package
+/// assignment manager on the request's catalog, as Entra requires of the workflow's
+/// identity). Refused, with nothing changed, for an unknown stage instance, a request that is
+/// finished or not waiting, or a callout already answered.
+pub async fn resume_request(app: &App, caller: &Caller, id: &str, input: crate::callouts::Resume) -> Result<()> {
+    let id = ids::normalize(id);
+    let now = app.now();
+    let caller = caller.clone();
+    app.store
+        .write(move |c| {
+            let mut r = load_for_action(c, &caller, &id, false)?;
+            crate::callouts::resume(c, now, &mut r, &input, caller.id())
+        })
+        .await?;
+    app.work_signal.notify_one();
+    app.outbox_signal.notify_one();
+    Ok(())
 }

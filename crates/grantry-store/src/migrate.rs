@@ -10,6 +10,7 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (10, "approvals", include_str!("../migrations/sqlite/0010_approvals.sql")),
     (20, "idempotency", include_str!("../migrations/sqlite/0020_idempotency.sql")),
     (40, "custom_extensions", include_str!("../migrations/sqlite/0040_custom_extensions.sql")),
+    (41, "outbox", include_str!("../migrations/sqlite/0041_outbox.sql")),
     (130, "applications", include_str!("../migrations/sqlite/0130_applications.sql")),
 ];
 
@@ -22,6 +23,7 @@ pub const POSTGRES: &[(i64, &str, &str)] = &[
     (10, "approvals", include_str!("../migrations/postgres/0010_approvals.sql")),
     (20, "idempotency", include_str!("../migrations/postgres/0020_idempotency.sql")),
     (40, "custom_extensions", include_str!("../migrations/postgres/0040_custom_extensions.sql")),
+    (41, "outbox", include_str!("../migrations/postgres/0041_outbox.sql")),
     (130, "applications", include_str!("../migrations/postgres/0130_applications.sql")),
 ];
 

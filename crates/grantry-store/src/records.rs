@@ -205,6 +205,23 @@ impl Record for CustomExtension {
     }
 }
 
+impl Record for OutboxMessage {
+    const TABLE: &'static str = "outbox";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("kind", self.kind.as_str().into()),
+            ("ordering_key", (&self.ordering_key).into()),
+            ("state", self.state.as_str().into()),
+            ("next_attempt_us", self.next_attempt_date_time.into()),
+            ("lease_until_us", self.lease_until.into()),
+            ("created_us", self.created_date_time.into()),
+        ]
+    }
+}
+
 impl Record for Subject {
     const TABLE: &'static str = "subjects";
     fn id(&self) -> &str {

@@ -53,6 +53,12 @@ pub struct ServeArgs {
     /// network). On the main address /metrics needs an administrator's token.
     #[arg(long, env = "GRANTRY_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Destinations outbound calls (custom extension callouts) may reach besides public
+    /// addresses: host names, host:port and CIDR ranges, comma-separated (e.g.
+    /// `127.0.0.0/8,hooks.internal:8443`). Loopback, private and link-local addresses are
+    /// refused unless listed.
+    #[arg(long, env = "GRANTRY_OUTBOUND_ALLOW", value_name = "LIST")]
+    pub outbound_allow: Option<String>,
     /// Optional TOML configuration file.
     #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -73,6 +79,7 @@ struct FileConfig {
     shutdown_grace: Option<u64>,
     key_dir: Option<PathBuf>,
     metrics_listen: Option<String>,
+    outbound_allow: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +131,8 @@ pub struct Config {
     pub shutdown_grace: std::time::Duration,
     /// A second address serving only `GET /metrics`, without a token.
     pub metrics_listen: Option<SocketAddr>,
+    /// Which destinations outbound calls may reach besides public addresses.
+    pub outbound_allow: grantry_outbound::AllowList,
 }
 
 /// The default of [`Config::read_timeout`].
@@ -184,6 +193,12 @@ impl ServeArgs {
                 .map(std::time::Duration::from_secs)
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
             metrics_listen,
+            outbound_allow: match (self.outbound_allow, file.outbound_allow) {
+                (Some(list), _) => grantry_outbound::AllowList::parse(&list),
+                (None, Some(items)) => grantry_outbound::AllowList::from_items(&items),
+                (None, None) => Ok(grantry_outbound::AllowList::default()),
+            }
+            .map_err(|e| anyhow::anyhow!("outbound allow-list: {e}"))?,
         })
     }
 }

@@ -29,6 +29,7 @@ pub struct Server {
     runner: tokio::task::JoinHandle<()>,
     /// The `--metrics-listen` server: it stops accepting with the main one.
     metrics: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<Served>)>,
+    sender: tokio::task::JoinHandle<()>,
 }
 
 /// How the connections ended once the server stopped accepting.
@@ -61,6 +62,7 @@ impl Server {
             let _ = task.await;
         }
         self.runner.abort();
+        self.sender.abort();
         let _ = (&mut self.task).await;
     }
 
@@ -84,13 +86,19 @@ impl Server {
         if !runner_done {
             self.runner.abort();
         }
+        // Calls in flight are waited for within the grace period; one cut short is sent
+        // again after the restart (the receiver recognises it by its webhook-id).
+        let sender_done = tokio::time::timeout_at(deadline, &mut self.sender).await.is_ok();
+        if !sender_done {
+            self.sender.abort();
+        }
         // A no-op write queues behind every write already sent: when it returns, they are
         // committed (or failed and were answered so).
         let flushed =
             tokio::time::timeout_at(deadline, self.state.app.store.write(|_| Ok(()))).await.is_ok_and(|r| r.is_ok());
         ShutdownReport {
             open_connections: served.open_at_stop,
-            completed: served.all_finished && runner_done && flushed,
+            completed: served.all_finished && runner_done && sender_done && flushed,
         }
     }
 }
@@ -119,6 +127,9 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         clock,
         dev_clock,
         work_signal: Arc::new(Notify::new()),
+        outbox_signal: Arc::new(Notify::new()),
+        outbox_recorded: Arc::new(Notify::new()),
+        transport: Arc::new(grantry_outbound::HttpTransport::new(config.outbound_allow.clone())),
         tenant_id: keys.tenant_id.as_str().into(),
     };
     grantry_core::catalogs::ensure_defaults(&app)
@@ -153,7 +164,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let store = open_store(&config.database)?;
     let state = build_state(store, &config, base_url.clone()).await?;
     let (stop_jobs, jobs_stopped) = watch::channel(false);
-    let runner = grantry_core::jobs::spawn_runner(state.app.clone(), jobs_stopped);
+    let runner = grantry_core::jobs::spawn_runner(state.app.clone(), jobs_stopped.clone());
+    let sender = grantry_core::outbox::spawn_sender(state.app.clone(), jobs_stopped);
     let router = grantry_api::routes::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, router, config.read_timeout, config.shutdown_grace, rx));
@@ -178,6 +190,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         task,
         runner,
         metrics,
+        sender,
     })
 }
 

@@ -16,7 +16,7 @@ use grantry_core::requests::{self, Mine};
 use grantry_core::{App, Caller};
 use grantry_domain::model::AssignmentRequest;
 use grantry_domain::{Error, Result};
-use grantry_graph::{Dialect, assignment as awire, request as wire};
+use grantry_graph::{Body, Dialect, assignment as awire, request as wire};
 use grantry_odata::ExpandItem;
 use serde_json::Value;
 
@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
             .route(&format!("{base}/{{id}}"), get(get_one).delete(delete_one))
             .route(&format!("{base}/{{id}}/cancel"), post(cancel))
             .route(&format!("{base}/{{id}}/reprocess"), post(reprocess))
+            .route(&format!("{base}/{{id}}/resume"), post(resume))
             .route(&format!("{base}/filterByCurrentUser/{{args}}"), get(filter_by_current_user))
             .route(&format!("{base}/My/{{args}}"), get(my));
     }
@@ -254,6 +255,49 @@ async fn cancel(State(s): State<AppState>, Authed(caller): Authed, Path(id): Pat
     Ok(respond::no_content())
 }
 
+/// `resume`: `{source, type, data: {stage, customExtensionStageInstanceId,
+/// customExtensionStageInstanceDetail, state?}}`.
+async fn resume(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    use grantry_domain::enums::{CustomExtensionStage, RequestState};
+    let b = Body::root(&json)?;
+    let data = b.object(&["data"])?.ok_or_else(|| {
+        Error::invalid_property(
+            "data",
+            "'data' is required: {\"customExtensionStageInstanceId\": \"…\", \"stage\": \"…\", \"customExtensionStageInstanceDetail\": \"…\"}.",
+        )
+    })?;
+    let instance_id = data.required_str(&["customExtensionStageInstanceId"])?;
+    let stage = data.enumeration(&["stage"], CustomExtensionStage::parse, &CustomExtensionStage::allowed())?;
+    let end_state = match data.str(&["state"])? {
+        None => None,
+        Some(s) if s.eq_ignore_ascii_case("denied") => Some(RequestState::Denied),
+        Some(s) if s.eq_ignore_ascii_case("canceled") || s.eq_ignore_ascii_case("cancelled") => {
+            Some(RequestState::Canceled)
+        }
+        Some(other) => {
+            return Err(Error::invalid_property(
+                "data.state",
+                format!("'data.state' is '{other}'; send \"denied\" or \"canceled\" to end the request, or omit it to continue."),
+            )
+            .into());
+        }
+    };
+    let input = grantry_core::callouts::Resume {
+        instance_id,
+        stage,
+        detail: data.str(&["customExtensionStageInstanceDetail"])?,
+        end_state,
+        source: b.str(&["source"])?,
+    };
+    requests::resume_request(&s.app, &caller, &id, input).await?;
+    Ok(respond::no_content())
+}
+
 async fn reprocess(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
     requests::reprocess_request(&s.app, &caller, &id).await?;
     s.app.work_signal.notify_one();
@@ -271,6 +315,7 @@ pub fn describe() -> Vec<crate::openapi::RouteDoc> {
         remove(format!("{b}/{{id}}"), "Delete a finished assignment request"),
         action(format!("{b}/{{id}}/cancel"), "Cancel an assignment request"),
         action(format!("{b}/{{id}}/reprocess"), "Reprocess a failed assignment request"),
+        action(format!("{b}/{{id}}/resume"), "Answer the custom extension callout a request waits for"),
         list(format!("{b}/filterByCurrentUser/{{args}}"), "The caller's requests (on='target'|'createdBy')", "Request"),
         list(format!("{b}/My/{{args}}"), "The caller's requests (beta)", "Request"),
         create("/accessPackageAssignmentRequests", "Create an assignment request (beta shortcut)", "Request"),

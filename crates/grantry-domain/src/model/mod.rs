@@ -6,6 +6,7 @@ pub mod assignment;
 pub mod catalog;
 pub mod directory;
 pub mod extension;
+pub mod outbox;
 pub mod policy;
 pub mod schedule;
 
@@ -14,6 +15,7 @@ pub use assignment::*;
 pub use catalog::*;
 pub use directory::*;
 pub use extension::*;
+pub use outbox::*;
 pub use policy::*;
 pub use schedule::*;
 

@@ -115,6 +115,8 @@ pub struct Options {
     pub read_timeout: std::time::Duration,
     /// Also serve `/metrics` without a token on a port of its own.
     pub metrics_listen: bool,
+    /// `--outbound-allow`: loopback by default, where the tests' receivers listen.
+    pub outbound_allow: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -124,6 +126,7 @@ impl Default for Options {
             body_limit: 4 * 1024 * 1024,
             read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
             metrics_listen: false,
+            outbound_allow: vec!["127.0.0.0/8"],
         }
     }
 }
@@ -147,6 +150,7 @@ impl TestApp {
             read_timeout: options.read_timeout,
             shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
             metrics_listen: options.metrics_listen.then(|| "127.0.0.1:0".parse().unwrap()),
+            outbound_allow: grantry_outbound::AllowList::from_items(&options.outbound_allow).expect("allow-list"),
         };
         let server = grantry::start(config).await.expect("server starts");
         let base = server.base_url.clone();
@@ -532,6 +536,12 @@ impl TestApp {
         grantry_core::jobs::drain(&self.state().app).await.expect("drain")
     }
 
+    /// Sends every outbox message that is due now (waiting for those the background sender
+    /// holds) and returns how many attempts this call made.
+    pub async fn drain_outbox(&self) -> usize {
+        grantry_core::outbox::drain(&self.state().app).await.expect("drain the outbox")
+    }
+
     /// Inserts domain records directly through the store.
     pub async fn seed<F>(&self, f: F)
     where
@@ -915,6 +925,8 @@ impl TestApp {
             read_timeout: Options::default().read_timeout,
             shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
             metrics_listen: None,
+            outbound_allow: grantry_outbound::AllowList::from_items(&Options::default().outbound_allow)
+                .expect("allow-list"),
         };
         let server = grantry::start(config).await.expect("server restarts");
         self.base = server.base_url.clone();

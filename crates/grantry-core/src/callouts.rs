@@ -1,0 +1,613 @@
+//! Custom extension callouts: at each stage a policy names (`customExtensionStageSettings`),
+//! a callout instance is recorded on the request (or, before expiry, on the assignment) and
+//! an outbox message carrying Entra's documented payload is written, in the transaction of
+//! the transition that reached the stage. The outbox delivers it (signed, retried with
+//! backoff); [`after_delivery`] records the outcome on the instance.
+//!
+//! The payload is Entra's flat PascalCase body (integrations reference §2.3–2.4), so a
+//! workflow written for Entra can be pointed at Grantry. The stage instance id is also the
+//! message's `webhook-id`: a retry after a lost answer carries the same id.
+
+use crate::audit::{self, AuditEvent};
+use crate::outbox::{self, Attempt};
+use chrono::{DateTime, Utc};
+use grantry_domain::enums::CustomExtensionStage;
+use grantry_domain::model::*;
+use grantry_domain::{Result, ids};
+use grantry_store::{Conn, repo};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// What a callout message is about (its outbox `context`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalloutContext {
+    pub request_id: Option<String>,
+    pub assignment_id: Option<String>,
+    pub instance_id: String,
+    pub custom_extension_id: String,
+    pub stage: CustomExtensionStage,
+}
+
+/// The resume path Entra puts in `CallbackUriPath` (below the version root; Grantry routes
+/// it under `/v1.0` and `/beta`).
+pub fn callback_path(request_id: &str) -> String {
+    format!("/identityGovernance/entitlementManagement/accessPackageAssignmentRequests/{request_id}/resume")
+}
+
+fn named(id: &str, display_name: &str, description: &Option<String>) -> Value {
+    json!({ "Id": id, "DisplayName": display_name, "Description": description })
+}
+
+fn subject_json(s: Option<&Subject>) -> Value {
+    match s {
+        None => Value::Null,
+        Some(s) => json!({
+            "Id": s.id,
+            "ObjectId": s.object_id,
+            "DisplayName": s.display_name,
+            "Email": s.email,
+            "ConnectedOrganization": s.connected_organization_id.as_ref().map(|id| json!({ "Id": id })),
+        }),
+    }
+}
+
+fn answers_json(answers: &[Answer]) -> Value {
+    Value::Array(
+        answers
+            .iter()
+            .map(|a| {
+                json!({
+                    "@odata.type": a.question_type.clone().unwrap_or_else(|| "#microsoft.graph.accessPackageAnswerString".into()),
+                    "value": a.value,
+                    "displayValue": a.display_value,
+                    "answeredQuestion": { "id": a.question_id },
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The stage setting of `policy` for `stage` and its extension, if the policy has one.
+fn setting_for(
+    c: &mut dyn Conn,
+    policy_id: Option<&str>,
+    stage: CustomExtensionStage,
+) -> Result<Option<(Policy, CustomExtension)>> {
+    let Some(policy_id) = policy_id else { return Ok(None) };
+    let Some(policy) = repo::get::<Policy>(c, policy_id)? else { return Ok(None) };
+    let Some(setting) = policy.custom_extension_stage_settings.iter().find(|s| s.stage == stage) else {
+        return Ok(None);
+    };
+    let Some(extension) = repo::get::<CustomExtension>(c, &ids::normalize(&setting.custom_extension_id))? else {
+        return Ok(None);
+    };
+    Ok(Some((policy, extension)))
+}
+
+fn client_settings(e: &CustomExtension) -> (u32, u32) {
+    let cfg = e.client_configuration.as_ref();
+    let timeout = cfg
+        .and_then(|c| c.get("timeoutInMilliseconds"))
+        .and_then(Value::as_u64)
+        .map(|t| t as u32)
+        .unwrap_or(outbox::DEFAULT_TIMEOUT_MS);
+    let attempts = cfg
+        .and_then(|c| c.get("maximumRetries"))
+        .and_then(Value::as_u64)
+        .map(|r| r as u32 + 1)
+        .unwrap_or(outbox::DEFAULT_MAX_ATTEMPTS);
+    (timeout, attempts)
+}
+
+/// Records a callout instance and writes its outbox message. Without a URL Grantry can call
+/// (a Logic App endpoint), the instance is recorded as failed with the reason.
+#[allow(clippy::too_many_arguments)]
+fn write_callout(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    extension: &CustomExtension,
+    stage: CustomExtensionStage,
+    context: CalloutContext,
+    ordering_key: &str,
+    payload: Value,
+    instances: &mut Vec<Value>,
+) -> Result<()> {
+    let mut instance = json!({
+        "id": context.instance_id,
+        "customExtensionId": extension.id,
+        "status": Value::Null,
+        "detail": "Queued for delivery.",
+        "externalCorrelationId": Value::Null,
+    });
+    let subject_id = context.request_id.clone().or_else(|| context.assignment_id.clone()).unwrap_or_default();
+    match extension.target_url() {
+        Some(url) => {
+            let (timeout_ms, max_attempts) = client_settings(extension);
+            let message = OutboxMessage {
+                id: context.instance_id.clone(),
+                kind: OutboxKind::Callout,
+                ordering_key: ordering_key.to_string(),
+                state: OutboxState::Pending,
+                url: url.to_string(),
+                payload,
+                signed_by: SignedBy::CustomExtension(extension.id.clone()),
+                timeout_ms,
+                max_attempts,
+                attempts: 0,
+                next_attempt_date_time: now,
+                lease_until: None,
+                created_date_time: now,
+                finished_date_time: None,
+                last_status: None,
+                last_error: None,
+                context: serde_json::to_value(&context).unwrap_or(Value::Null),
+            };
+            outbox::enqueue(c, &message)?;
+        }
+        None => {
+            instance["status"] = json!("calloutFailed");
+            instance["detail"] = json!(
+                "The extension's endpoint is not an httpRequestEndpoint; Grantry can only call httpRequestEndpoint.targetUrl."
+            );
+        }
+    }
+    instances.push(instance);
+    audit::record(
+        c,
+        AuditEvent {
+            at: now,
+            actor_id: None,
+            entity_type: "customExtensionCalloutInstance",
+            entity_id: &context.instance_id,
+            action: "created",
+            detail: json!({
+                "customExtensionId": extension.id,
+                "stage": stage.v1(),
+                "subjectId": subject_id,
+            }),
+        },
+    )
+}
+
+/// Fires the callout of `stage` for request `r`, if its policy names one. `r` is updated in
+/// place and stored.
+pub fn fire_for_request(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    stage: CustomExtensionStage,
+    r: &mut AssignmentRequest,
+) -> Result<()> {
+    if r.is_validation_only {
+        return Ok(());
+    }
+    let Some((policy, extension)) = setting_for(c, r.policy_id.as_deref(), stage)? else { return Ok(()) };
+    let instance_id = ids::new_id();
+    let package = repo::get::<AccessPackage>(c, &r.access_package_id)?;
+    let catalog = repo::get::<Catalog>(c, &r.catalog_id)?;
+    let target = repo::get::<Subject>(c, &r.target_subject_id)?;
+    let requestor = match &r.requestor_subject_id {
+        Some(id) => repo::get::<Subject>(c, id)?,
+        None => None,
+    };
+    let assignment = match &r.assignment_id {
+        Some(id) => repo::get::<Assignment>(c, id)?,
+        None => None,
+    };
+    let mut payload = json!({
+        "AccessPackageAssignmentRequestId": r.id,
+        "CustomExtensionStageInstanceId": instance_id,
+        "Stage": stage.v1(),
+        "CallbackUriPath": callback_path(&r.id),
+        "RequestType": r.request_type.beta(),
+        "State": r.state.beta(),
+        "Status": r.status,
+        "Answers": answers_json(&r.answers),
+        "AccessPackage": package.map(|p| named(&p.id, &p.display_name, &p.description)),
+        "AccessPackageCatalog": catalog.map(|k| named(&k.id, &k.display_name, &k.description)),
+        "Assignment": {
+            "Id": assignment.as_ref().map(|a| a.id.clone()),
+            "State": assignment.as_ref().map(|a| a.state.beta()),
+            "Status": assignment.as_ref().map(|a| a.status.clone()),
+            "Schedule": assignment.as_ref().map(|a| json!({
+                "StartDateTime": a.schedule.start_date_time,
+                "EndDateTime": crate::delivery::assignment_end(a),
+            })),
+            "Target": subject_json(target.as_ref()),
+            "AssignmentPolicy": { "Id": policy.id, "DisplayName": policy.display_name },
+        },
+        "Requestor": subject_json(requestor.as_ref()),
+    });
+    if let Some(t) = extension.callback_timeout {
+        payload["CallbackConfiguration"] = json!({ "DurationBeforeTimeout": grantry_domain::duration::format(t) });
+    }
+    let context = CalloutContext {
+        request_id: Some(r.id.clone()),
+        assignment_id: None,
+        instance_id,
+        custom_extension_id: extension.id.clone(),
+        stage,
+    };
+    let key = r.assignment_id.clone().unwrap_or_else(|| r.id.clone());
+    write_callout(c, now, &extension, stage, context, &key, payload, &mut r.custom_extension_callout_instances)?;
+    repo::update(c, r)?;
+    Ok(())
+}
+
+/// Fires a pre-expiry callout (`assignmentFourteenDaysBeforeExpiration` /
+/// `assignmentOneDayBeforeExpiration`) for assignment `a`, if its policy names one.
+pub fn fire_for_assignment(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    stage: CustomExtensionStage,
+    a: &mut Assignment,
+) -> Result<()> {
+    let Some((policy, extension)) = setting_for(c, Some(&a.policy_id), stage)? else { return Ok(()) };
+    let instance_id = ids::new_id();
+    let package = repo::get::<AccessPackage>(c, &a.access_package_id)?;
+    let catalog = repo::get::<Catalog>(c, &a.catalog_id)?;
+    let target = repo::get::<Subject>(c, &a.target_subject_id)?;
+    // The request that made the assignment, as Entra names it in this payload.
+    let request = repo::find_all::<AssignmentRequest>(c, "assignment_id = ?", &[grantry_store::Value::from(&a.id)])?
+        .into_iter()
+        .min_by_key(|r| r.created_date_time);
+    let requestor = match request.as_ref().and_then(|r| r.requestor_subject_id.clone()) {
+        Some(id) => repo::get::<Subject>(c, &id)?,
+        None => None,
+    };
+    let payload = json!({
+        "AccessPackageAssignmentRequestId": request.as_ref().map(|r| r.id.clone()),
+        "CustomExtensionStageInstanceId": instance_id,
+        "Stage": stage.v1(),
+        "AccessPackage": package.map(|p| named(&p.id, &p.display_name, &p.description)),
+        "AccessPackageCatalog": catalog.map(|k| named(&k.id, &k.display_name, &k.description)),
+        "Assignment": {
+            "Id": a.id,
+            "State": a.state.beta(),
+            "Status": a.status,
+            "Schedule": { "StartDateTime": a.schedule.start_date_time, "EndDateTime": crate::delivery::assignment_end(a) },
+            "Target": subject_json(target.as_ref()),
+            "AssignmentPolicy": { "Id": policy.id, "DisplayName": policy.display_name },
+        },
+        "Requestor": subject_json(requestor.as_ref()),
+    });
+    let context = CalloutContext {
+        request_id: None,
+        assignment_id: Some(a.id.clone()),
+        instance_id,
+        custom_extension_id: extension.id.clone(),
+        stage,
+    };
+    let key = a.id.clone();
+    write_callout(c, now, &extension, stage, context, &key, payload, &mut a.custom_extension_callout_instances)?;
+    repo::update(c, a)?;
+    Ok(())
+}
+
+/// Sets an instance's status unless a resume already answered it (a receiver may resume
+/// before Grantry has recorded that its call was delivered).
+fn set_instance(instances: &mut [Value], id: &str, status: &str, detail: &str) {
+    if let Some(i) = instances.iter_mut().find(|i| i["id"].as_str() == Some(id))
+        && i["status"].as_str() != Some("callbackReceived")
+    {
+        i["status"] = json!(status);
+        i["detail"] = json!(detail);
+    }
+}
+
+/// Records a callout's delivery (or its failure) on its instance and in the audit trail.
+pub(crate) fn after_delivery(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+    let Ok(ctx) = serde_json::from_value::<CalloutContext>(m.context.clone()) else { return Ok(()) };
+    let waiting = match &ctx.request_id {
+        Some(rid) => repo::get::<AssignmentRequest>(c, rid)?.is_some_and(|r| r.status == WAITING_FOR_CALLBACK),
+        None => false,
+    };
+    let (status, detail) = match attempt {
+        Attempt::Delivered { status, .. } if waiting => {
+            ("waitingForCallback", format!("Delivered (the receiver answered {status}); waiting for resume."))
+        }
+        Attempt::Delivered { status, .. } => ("calloutSent", format!("Delivered: the receiver answered {status}.")),
+        Attempt::Retry { error, .. } | Attempt::Refused { error, .. } => {
+            ("calloutFailed", format!("Not delivered after {} attempt(s): {error}", m.attempts))
+        }
+    };
+    if let Some(rid) = &ctx.request_id
+        && let Some(mut r) = repo::get::<AssignmentRequest>(c, rid)?
+    {
+        set_instance(&mut r.custom_extension_callout_instances, &ctx.instance_id, status, &detail);
+        if status == "calloutFailed" && waiting && instance_waiting(&r, &ctx.instance_id) == Some(false) {
+            // The request waited for an answer that can never come: it fails, as on a timeout.
+            crate::jobs::cancel(c, JOB_CALLBACK_TIMEOUT, &r.id)?;
+            fail_waiting(c, now, &mut r, &ctx.instance_id, "calloutFailed")?;
+        } else {
+            repo::update(c, &r)?;
+        }
+    }
+    if let Some(aid) = &ctx.assignment_id
+        && let Some(mut a) = repo::get::<Assignment>(c, aid)?
+    {
+        set_instance(&mut a.custom_extension_callout_instances, &ctx.instance_id, status, &detail);
+        repo::update(c, &a)?;
+    }
+    audit::record(
+        c,
+        AuditEvent {
+            at: now,
+            actor_id: None,
+            entity_type: "customExtensionCalloutInstance",
+            entity_id: &ctx.instance_id,
+            action: status,
+            detail: json!({
+                "customExtensionId": ctx.custom_extension_id,
+                "stage": ctx.stage.v1(),
+                "requestId": ctx.request_id,
+                "assignmentId": ctx.assignment_id,
+                "attempts": m.attempts,
+                "httpStatus": m.last_status,
+            }),
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Waiting for the callback, and resume
+
+/// Job: a waiting callout's `callbackConfiguration.timeoutDuration` has passed.
+pub const JOB_CALLBACK_TIMEOUT: &str = "callout.callbackTimeout";
+/// Job: an assignment's pre-expiry stage has come (payload `stage`).
+pub const JOB_PRE_EXPIRY: &str = "callout.preExpiry";
+
+/// The request status while a callout holds it, as Entra shows it.
+pub const WAITING_FOR_CALLBACK: &str = "WaitingForCallback";
+
+/// Whether the request lifecycle waits at `stage` for a resume. Only the stages that come
+/// before delivery hold the request; granted and removed are already done when they fire.
+pub fn holds_at(stage: CustomExtensionStage) -> bool {
+    matches!(stage, CustomExtensionStage::AssignmentRequestCreated | CustomExtensionStage::AssignmentRequestApproved)
+}
+
+/// Fires the callout of `stage` for `r` and, when the extension waits for a callback at a
+/// stage that holds the request, marks the request as waiting and schedules the timeout.
+/// Returns whether the request now waits (the caller must not continue its lifecycle).
+pub fn fire_and_maybe_hold(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    stage: CustomExtensionStage,
+    r: &mut AssignmentRequest,
+) -> Result<bool> {
+    let before = r.custom_extension_callout_instances.len();
+    fire_for_request(c, now, stage, r)?;
+    let Some(instance) = r.custom_extension_callout_instances.get(before).cloned() else { return Ok(false) };
+    if !holds_at(stage) || instance["status"].as_str() == Some("calloutFailed") {
+        return Ok(false);
+    }
+    let Some(extension) = instance["customExtensionId"]
+        .as_str()
+        .and_then(|id| repo::get::<CustomExtension>(c, id).transpose())
+        .transpose()?
+    else {
+        return Ok(false);
+    };
+    let Some(timeout) = extension.callback_timeout else { return Ok(false) };
+    let instance_id = instance["id"].as_str().unwrap_or_default().to_string();
+    crate::jobs::enqueue(c, JOB_CALLBACK_TIMEOUT, &r.id, now + timeout, json!({ "instanceId": instance_id }))?;
+    let state = r.state;
+    crate::delivery::set_state_by(
+        c,
+        now,
+        r,
+        state,
+        WAITING_FOR_CALLBACK,
+        None,
+        json!({ "customExtensionStageInstanceId": instance_id, "stage": stage.v1() }),
+    )?;
+    Ok(true)
+}
+
+/// The instance of `r` with `id`, if any, and whether it still waits for its callback.
+fn instance_waiting(r: &AssignmentRequest, id: &str) -> Option<bool> {
+    let i = r
+        .custom_extension_callout_instances
+        .iter()
+        .find(|i| i["id"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(id)))?;
+    Some(matches!(i["status"].as_str(), None | Some("waitingForCallback") | Some("calloutSent")))
+}
+
+/// The stage of a callout instance (from its outbox message).
+fn stage_of_instance(c: &mut dyn Conn, instance_id: &str) -> Result<Option<CalloutContext>> {
+    Ok(repo::get::<OutboxMessage>(c, instance_id)?.and_then(|m| serde_json::from_value(m.context).ok()))
+}
+
+/// What a resume asks.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    pub instance_id: String,
+    pub stage: Option<CustomExtensionStage>,
+    pub detail: Option<String>,
+    /// `denied` or `canceled` end the request.
+    pub end_state: Option<grantry_domain::enums::RequestState>,
+    pub source: Option<String>,
+}
+
+/// Applies a resume to request `r` (loaded in this write): checks it answers the callout the
+/// request waits for, records it, and continues (or ends) the lifecycle.
+pub fn resume(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    input: &Resume,
+    actor_id: &str,
+) -> Result<()> {
+    use grantry_domain::Error;
+    use grantry_domain::enums::RequestState;
+    let target = "data.customExtensionStageInstanceId";
+    let waiting = instance_waiting(r, &input.instance_id).ok_or_else(|| {
+        Error::bad_request(
+            "UnknownCustomExtensionStageInstance",
+            format!("The request '{}' has no custom extension callout '{}'; send the CustomExtensionStageInstanceId of the callout you answer.", r.id, input.instance_id),
+        )
+        .with_target(target)
+    })?;
+    let id = ids::normalize(&input.instance_id);
+    if r.state.is_final() {
+        return Err(Error::conflict(
+            "RequestNotWaitingForCallback",
+            format!("The request '{}' is finished ({}); there is nothing to resume.", r.id, r.state.v1()),
+        ));
+    }
+    if !waiting || r.status != WAITING_FOR_CALLBACK {
+        return Err(Error::conflict(
+            "CalloutAlreadyAnswered",
+            format!(
+                "The callout '{}' of request '{}' is not waiting for a callback (it was answered, timed out or failed).",
+                input.instance_id, r.id
+            ),
+        ));
+    }
+    let ctx = stage_of_instance(c, &id)?;
+    if let (Some(asked), Some(ctx)) = (input.stage, &ctx)
+        && asked != ctx.stage
+    {
+        return Err(Error::invalid_property(
+            "data.stage",
+            format!(
+                "'data.stage' is '{}' but the callout '{}' was made at '{}'.",
+                asked.v1(),
+                input.instance_id,
+                ctx.stage.v1()
+            ),
+        ));
+    }
+    let stage = ctx.map(|x| x.stage).unwrap_or(CustomExtensionStage::AssignmentRequestCreated);
+    let detail = input.detail.clone().unwrap_or_else(|| "Callback received.".into());
+    if let Some(i) = r.custom_extension_callout_instances.iter_mut().find(|i| i["id"].as_str() == Some(id.as_str())) {
+        i["status"] = json!("callbackReceived");
+        i["detail"] = json!(detail);
+        if let Some(source) = &input.source {
+            i["externalCorrelationId"] = json!(source);
+        }
+    }
+    crate::jobs::cancel(c, JOB_CALLBACK_TIMEOUT, &r.id)?;
+    audit::record(
+        c,
+        AuditEvent {
+            at: now,
+            actor_id: Some(actor_id),
+            entity_type: "customExtensionCalloutInstance",
+            entity_id: &id,
+            action: "callbackReceived",
+            detail: json!({ "requestId": r.id, "stage": stage.v1(), "detail": detail, "state": input.end_state.map(|s| s.v1()) }),
+        },
+    )?;
+    match input.end_state {
+        Some(end) => {
+            let status = if end == RequestState::Denied { "Denied" } else { "Canceled" };
+            crate::delivery::set_state_by(
+                c,
+                now,
+                r,
+                end,
+                status,
+                Some(actor_id),
+                json!({ "customExtensionStageInstanceId": id }),
+            )
+        }
+        None => {
+            r.status = match r.state {
+                RequestState::PendingApproval => "PendingApproval".into(),
+                _ => "Accepted".into(),
+            };
+            repo::update(c, r)?;
+            match stage {
+                CustomExtensionStage::AssignmentRequestCreated => crate::delivery::process(c, now, r),
+                _ => crate::delivery::advance(c, now, r),
+            }
+        }
+    }
+}
+
+/// Job [`JOB_CALLBACK_TIMEOUT`]: no resume came in time. The callout is `callbackTimedOut`
+/// and the request fails, as Entra documents ("considered a failure").
+pub fn callback_timeout_job(ctx: &crate::jobs::JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result<()> {
+    let Some(mut r) = repo::get::<AssignmentRequest>(c, &job.entity_id)? else { return Ok(()) };
+    let Some(instance_id) = job.payload.get("instanceId").and_then(Value::as_str) else { return Ok(()) };
+    if r.state.is_final() || r.status != WAITING_FOR_CALLBACK || instance_waiting(&r, instance_id) != Some(true) {
+        return Ok(());
+    }
+    set_instance(
+        &mut r.custom_extension_callout_instances,
+        instance_id,
+        "callbackTimedOut",
+        "No resume arrived before the callback timeout.",
+    );
+    fail_waiting(c, ctx.now, &mut r, instance_id, "callbackTimedOut")
+}
+
+fn fail_waiting(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    instance_id: &str,
+    why: &str,
+) -> Result<()> {
+    crate::delivery::set_state_by(
+        c,
+        now,
+        r,
+        grantry_domain::enums::RequestState::DeliveryFailed,
+        "DeliveryFailed",
+        None,
+        json!({ "customExtensionStageInstanceId": instance_id, "reason": why }),
+    )
+}
+
+/// Job [`JOB_PRE_EXPIRY`]: fires the pre-expiry stage if the assignment is still active and
+/// its end is still where the job was scheduled for.
+pub fn pre_expiry_job(ctx: &crate::jobs::JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result<()> {
+    let Some(mut a) = repo::get::<Assignment>(c, &job.entity_id)? else { return Ok(()) };
+    if !a.state.is_active() {
+        return Ok(());
+    }
+    let Some(stage) = job.payload.get("stage").and_then(Value::as_str).and_then(CustomExtensionStage::parse) else {
+        return Ok(());
+    };
+    let Some(end) = crate::delivery::assignment_end(&a) else { return Ok(()) };
+    if end - lead_time(stage) > ctx.now + chrono::Duration::minutes(1) {
+        // Extended since: fire at the new time instead.
+        return crate::jobs::enqueue(c, JOB_PRE_EXPIRY, &a.id, end - lead_time(stage), job.payload.clone());
+    }
+    fire_for_assignment(c, ctx.now, stage, &mut a)
+}
+
+fn lead_time(stage: CustomExtensionStage) -> chrono::Duration {
+    match stage {
+        CustomExtensionStage::AssignmentFourteenDaysBeforeExpiration => chrono::Duration::days(14),
+        _ => chrono::Duration::days(1),
+    }
+}
+
+/// Schedules the pre-expiry callouts of a newly delivered assignment whose policy names
+/// them, at 14 days and 1 day before its end (those still in the future).
+pub fn schedule_pre_expiry(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result<()> {
+    let Some(end) = crate::delivery::assignment_end(a) else { return Ok(()) };
+    let Some(policy) = repo::get::<Policy>(c, &a.policy_id)? else { return Ok(()) };
+    for s in &policy.custom_extension_stage_settings {
+        if s.stage.is_request_stage() {
+            continue;
+        }
+        let due = end - lead_time(s.stage);
+        if due > now {
+            crate::jobs::enqueue(c, JOB_PRE_EXPIRY, &a.id, due, json!({ "stage": s.stage.v1() }))?;
+        }
+    }
+    Ok(())
+}
+
+/// Job kinds handled here, for the runner's table.
+pub fn handler(kind: &str) -> Option<crate::jobs::Handler> {
+    match kind {
+        JOB_CALLBACK_TIMEOUT => Some(callback_timeout_job),
+        JOB_PRE_EXPIRY => Some(pre_expiry_job),
+        _ => None,
+    }
+}

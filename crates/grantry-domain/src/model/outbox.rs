@@ -1,0 +1,81 @@
+//! The outbox: effects on other systems (custom extension callouts), each
+//! a row written in the same transaction as the change that causes it and delivered by a
+//! background sender.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a message is; the sender dispatches its follow-up on this, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OutboxKind {
+    /// A custom extension callout at a stage of a request or assignment.
+    Callout,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Callout => "callout",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OutboxState {
+    /// Not yet delivered; sent when due (and when no older message with its key is pending).
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up (refused, or out of attempts): on the dead-letter list until replayed.
+    Dead,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Dead => "dead",
+        }
+    }
+}
+
+/// Whose secret signs a message; looked up when sending, so no secret is copied into the
+/// outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type", content = "id")]
+pub enum SignedBy {
+    CustomExtension(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxMessage {
+    /// Stable across retries: the `webhook-id` header, the receiver's idempotency key.
+    pub id: String,
+    pub kind: OutboxKind,
+    /// Messages with the same key are delivered one at a time, oldest first.
+    pub ordering_key: String,
+    pub state: OutboxState,
+    pub url: String,
+    /// The JSON body sent.
+    pub payload: serde_json::Value,
+    pub signed_by: SignedBy,
+    /// How long one attempt may take.
+    pub timeout_ms: u32,
+    /// Attempts before the message is dead-lettered.
+    pub max_attempts: u32,
+    pub attempts: u32,
+    pub next_attempt_date_time: DateTime<Utc>,
+    /// Set while a sender holds the message.
+    pub lease_until: Option<DateTime<Utc>>,
+    pub created_date_time: DateTime<Utc>,
+    pub finished_date_time: Option<DateTime<Utc>>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    /// What the message is about, for its kind's follow-up (e.g. a callout's request and
+    /// stage instance).
+    pub context: serde_json::Value,
+}

@@ -1,0 +1,465 @@
+//! Custom extension callouts end to end: a receiver started by the test (on loopback)
+//! checks each call's Standard Webhooks signature and records it. Every stage fires once
+//! with Entra's payload; a receiver that is down is retried until it answers, and the
+//! effect happens once; destinations outside the allow-list are refused; a request waits for
+//! `resume` and times out by the development clock.
+
+use crate::helpers::*;
+use crate::receiver::Receiver;
+use grantry_domain::enums::{AllowedTargetScope, ApproverInformationVisibility, CustomExtensionStage, ExpirationType};
+use grantry_domain::model::{ApprovalStage, CustomExtensionStageSetting, Expiration, Policy, SubjectSet};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const REQUEST_EXT: &str = "accessPackageAssignmentRequestWorkflowExtension";
+const ASSIGNMENT_EXT: &str = "accessPackageAssignmentWorkflowExtension";
+
+fn reqs(rest: &str) -> String {
+    format!("/v1.0/{EM}/assignmentRequests{rest}")
+}
+
+async fn advance(app: &TestApp, duration: &str) {
+    let (status, body) = app.post(&app.admin, "/_grantry/clock/advance", json!({ "duration": duration })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain().await;
+    app.drain_outbox().await;
+}
+
+/// Creates an extension calling `url` and returns (id, secret).
+async fn extension(app: &TestApp, catalog: &str, kind: &str, url: &str, extra: Value) -> (String, String) {
+    let mut body = json!({
+        "endpointConfiguration": { "@odata.type": "#microsoft.graph.httpRequestEndpoint", "targetUrl": url }
+    });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    let created = app.create_extension(catalog, kind, body).await;
+    (created["id"].as_str().unwrap().to_string(), created["@grantry.signingSecret"].as_str().unwrap().to_string())
+}
+
+fn settings(pairs: &[(CustomExtensionStage, &str)]) -> Vec<CustomExtensionStageSetting> {
+    pairs
+        .iter()
+        .map(|(stage, ext)| CustomExtensionStageSetting {
+            id: grantry_domain::ids::new_id(),
+            stage: *stage,
+            custom_extension_id: ext.to_string(),
+        })
+        .collect()
+}
+
+fn approval_stage(approver: &str) -> ApprovalStage {
+    ApprovalStage {
+        duration_before_automatic_denial: Some(chrono::Duration::days(14)),
+        duration_before_escalation: None,
+        is_approver_justification_required: false,
+        is_escalation_enabled: false,
+        primary_approvers: vec![SubjectSet::SingleUser { user_id: Some(approver.to_string()), description: None }],
+        fallback_primary_approvers: vec![],
+        escalation_approvers: vec![],
+        fallback_escalation_approvers: vec![],
+        approver_information_visibility: ApproverInformationVisibility::Default,
+        is_dynamic: false,
+    }
+}
+
+/// A self-service policy of the fixture's package, shaped by `edit`.
+async fn self_service(app: &TestApp, f: &Fixture, edit: impl FnOnce(&mut Policy) + Send + 'static) -> String {
+    app.seed_policy(f, AllowedTargetScope::AllMemberUsers, move |p| {
+        p.requestor_settings.enable_targets_to_self_add_access = true;
+        p.requestor_settings.enable_targets_to_self_remove_access = true;
+        edit(p);
+    })
+    .await
+}
+
+async fn request_access(app: &TestApp, f: &Fixture, user: &str, policy: &str) -> Value {
+    let token = app.user_token(user, SUBJECT_SCOPES);
+    let (status, r) = app
+        .post(
+            &token,
+            &reqs(""),
+            json!({"requestType": "userAdd", "assignment": {"accessPackageId": f.package_id, "assignmentPolicyId": policy}, "justification": "for the audit"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    app.drain().await;
+    app.drain_outbox().await;
+    r
+}
+
+async fn request(app: &TestApp, id: &str) -> Value {
+    let (status, r) = app.get(&app.admin, &reqs(&format!("/{id}?$expand=assignment"))).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    r
+}
+
+fn stages(receiver: &Receiver) -> Vec<String> {
+    receiver.calls().iter().map(|c| c.body["Stage"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test]
+async fn every_stage_calls_out_once_with_entras_payload_signed() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let f = app.seed_package_with_group().await;
+    let (req_ext, req_secret) = extension(&app, &f.catalog_id, REQUEST_EXT, &receiver.url("/request"), json!({})).await;
+    let (exp_ext, exp_secret) =
+        extension(&app, &f.catalog_id, ASSIGNMENT_EXT, &receiver.url("/expiry"), json!({})).await;
+    receiver.expect_secret(&req_secret);
+    receiver.expect_secret(&exp_secret);
+    let approver = app.create_user("approver").await;
+    let user = app.create_user("requester").await;
+    let (re, ee, ap) = (req_ext.clone(), exp_ext.clone(), approver.clone());
+    let policy = self_service(&app, &f, move |p| {
+        p.approval.is_approval_required_for_add = true;
+        p.approval.stages = vec![approval_stage(&ap)];
+        p.expiration = Expiration {
+            kind: ExpirationType::AfterDuration,
+            end_date_time: None,
+            duration: Some(chrono::Duration::days(30)),
+        };
+        p.custom_extension_stage_settings = settings(&[
+            (CustomExtensionStage::AssignmentRequestCreated, &re),
+            (CustomExtensionStage::AssignmentRequestApproved, &re),
+            (CustomExtensionStage::AssignmentRequestGranted, &re),
+            (CustomExtensionStage::AssignmentRequestRemoved, &re),
+            (CustomExtensionStage::AssignmentFourteenDaysBeforeExpiration, &ee),
+            (CustomExtensionStage::AssignmentOneDayBeforeExpiration, &ee),
+        ]);
+    })
+    .await;
+
+    // Created: the documented flat PascalCase body, signed.
+    let r = request_access(&app, &f, &user, &policy).await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    assert_eq!(stages(&receiver), ["assignmentRequestCreated"]);
+    let call = &receiver.calls()[0];
+    assert!(call.signature_ok, "signature of {call:?}");
+    let body = &call.body;
+    assert_eq!(body["AccessPackageAssignmentRequestId"], rid);
+    assert_eq!(
+        body["CallbackUriPath"],
+        format!("/identityGovernance/entitlementManagement/accessPackageAssignmentRequests/{rid}/resume")
+    );
+    assert_eq!(body["RequestType"], "UserAdd");
+    assert_eq!(body["AccessPackage"]["Id"], f.package_id);
+    assert_eq!(body["AccessPackageCatalog"]["Id"], f.catalog_id);
+    assert_eq!(body["Assignment"]["AssignmentPolicy"]["Id"], policy);
+    assert_eq!(body["Assignment"]["Target"]["ObjectId"], user);
+    assert_eq!(body["Requestor"]["ObjectId"], user);
+    let instance = body["CustomExtensionStageInstanceId"].as_str().unwrap().to_string();
+    assert_eq!(call.id, instance, "webhook-id is the stage instance id");
+    assert!(!call.raw.windows(6).any(|w| w == b"whsec_"), "no secret in the payload");
+    let got = request(&app, &rid).await;
+    let instances = got["customExtensionCalloutInstances"].as_array().unwrap().clone();
+    assert_eq!(instances.len(), 1, "{got}");
+    assert_eq!(instances[0]["id"], instance);
+    assert_eq!(instances[0]["customExtensionId"], req_ext);
+    assert_eq!(instances[0]["status"], "calloutSent");
+
+    // Approved, then granted.
+    let approver_token = app.user_token(&approver, SUBJECT_SCOPES);
+    let (_, a) = app.get(&approver_token, &format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{rid}")).await;
+    let stage = a["stages"][0]["id"].as_str().unwrap_or_else(|| panic!("{a}")).to_string();
+    let (status, body) = app
+        .patch(
+            &approver_token,
+            &format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{rid}/stages/{stage}"),
+            json!({"reviewResult": "Approve", "justification": "fine"}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    app.drain().await;
+    app.drain_outbox().await;
+    assert_eq!(
+        stages(&receiver),
+        ["assignmentRequestCreated", "assignmentRequestApproved", "assignmentRequestGranted"]
+    );
+    let got = request(&app, &rid).await;
+    assert_eq!(got["state"], "delivered", "{got}");
+    assert_eq!(got["customExtensionCalloutInstances"].as_array().unwrap().len(), 3);
+    let granted = &receiver.calls()[2].body;
+    assert_eq!(granted["Assignment"]["Id"], got["assignment"]["id"]);
+    assert_eq!(granted["Assignment"]["State"], "Delivered");
+
+    // Fourteen days and one day before the end, then the end itself.
+    advance(&app, "P16D").await;
+    assert_eq!(stages(&receiver).len(), 4);
+    let fourteen = &receiver.calls()[3].body;
+    assert_eq!(fourteen["Stage"], "assignmentFourteenDaysBeforeExpiration");
+    assert!(fourteen.get("CallbackUriPath").is_none());
+    assert_eq!(fourteen["Assignment"]["Id"], got["assignment"]["id"]);
+    advance(&app, "P13D").await;
+    assert_eq!(stages(&receiver)[4], "assignmentOneDayBeforeExpiration");
+    advance(&app, "P2D").await;
+    assert_eq!(
+        stages(&receiver),
+        [
+            "assignmentRequestCreated",
+            "assignmentRequestApproved",
+            "assignmentRequestGranted",
+            "assignmentFourteenDaysBeforeExpiration",
+            "assignmentOneDayBeforeExpiration",
+            "assignmentRequestRemoved",
+        ]
+    );
+    assert!(receiver.calls().iter().all(|c| c.signature_ok));
+    let (_, assignment) =
+        app.get(&app.admin, &format!("/v1.0/{EM}/assignments/{}", got["assignment"]["id"].as_str().unwrap())).await;
+    assert_eq!(assignment["customExtensionCalloutInstances"].as_array().unwrap().len(), 2, "{assignment}");
+    // Nothing fires twice.
+    advance(&app, "P30D").await;
+    assert_eq!(receiver.calls().len(), 6);
+    // The audit trail has each callout.
+    let (_, audit) = app.get(&app.admin, "/_grantry/audit?$top=500").await;
+    let sent = audit["value"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter(|e| e["entityType"] == "customExtensionCalloutInstance" && e["action"] == "calloutSent")
+                .count()
+        })
+        .unwrap_or_default();
+    assert_eq!(sent, 6, "{audit}");
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_is_retried_until_it_answers_and_gets_each_callout_once() {
+    let app = TestApp::spawn().await;
+    let mut receiver = Receiver::start().await;
+    let f = app.seed_package_with_group().await;
+    let (ext, secret) = extension(&app, &f.catalog_id, REQUEST_EXT, &receiver.url("/hook"), json!({})).await;
+    receiver.expect_secret(&secret);
+    let e = ext.clone();
+    let policy = self_service(&app, &f, move |p| {
+        p.custom_extension_stage_settings = settings(&[(CustomExtensionStage::AssignmentRequestGranted, &e)]);
+    })
+    .await;
+    receiver.stop().await;
+    let user = app.create_user("requester").await;
+    let r = request_access(&app, &f, &user, &policy).await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    // Delivered access does not wait for the callout.
+    assert_eq!(request(&app, &rid).await["state"], "delivered");
+    let pending = |app: &TestApp| {
+        let app = app.state().app.clone();
+        async move { app.store.read(|c| grantry_store::repo::count(c, "outbox", "state = 'pending'", &[])).await.unwrap() }
+    };
+    assert_eq!(pending(&app).await, 1);
+    advance(&app, "PT10S").await;
+    advance(&app, "PT10M").await;
+    assert_eq!(pending(&app).await, 1, "still pending after failed attempts");
+    let got = request(&app, &rid).await;
+    assert_eq!(got["customExtensionCalloutInstances"][0]["status"], Value::Null, "{got}");
+
+    // Back, but failing with 503 once: retried, same webhook-id.
+    receiver.restart().await;
+    receiver.answer(503);
+    advance(&app, "PT1H").await;
+    assert_eq!(receiver.calls().len(), 1);
+    receiver.answer(202);
+    advance(&app, "PT3H").await;
+    let calls = receiver.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].id, calls[1].id, "a retry carries the same webhook-id");
+    assert!(calls.iter().all(|c| c.signature_ok));
+    assert_eq!(pending(&app).await, 0);
+    let got = request(&app, &rid).await;
+    assert_eq!(got["customExtensionCalloutInstances"][0]["status"], "calloutSent", "{got}");
+    advance(&app, "P3D").await;
+    assert_eq!(receiver.calls().len(), 2, "nothing is sent after a 2xx");
+}
+
+#[tokio::test]
+async fn destinations_outside_the_allow_list_are_refused_and_recorded() {
+    let app = TestApp::spawn_with(Options { outbound_allow: vec![], ..Options::default() }).await;
+    let receiver = Receiver::start().await;
+    let f = app.seed_package_with_group().await;
+    let (ext, _) = extension(&app, &f.catalog_id, REQUEST_EXT, &receiver.url("/hook"), json!({})).await;
+    let e = ext.clone();
+    let policy = self_service(&app, &f, move |p| {
+        p.custom_extension_stage_settings = settings(&[(CustomExtensionStage::AssignmentRequestCreated, &e)]);
+    })
+    .await;
+    let user = app.create_user("requester").await;
+    let r = request_access(&app, &f, &user, &policy).await;
+    assert!(receiver.calls().is_empty(), "loopback is refused by default");
+    let got = request(&app, r["id"].as_str().unwrap()).await;
+    let instance = &got["customExtensionCalloutInstances"][0];
+    assert_eq!(instance["status"], "calloutFailed", "{got}");
+    assert!(instance["detail"].as_str().unwrap().contains("not allowed"), "{instance}");
+    assert_eq!(got["state"], "delivered", "a callout that is not waited for does not stop the request");
+}
+
+/// A created-stage extension that waits for its callback (one hour).
+async fn waiting_setup(app: &TestApp, receiver: &Receiver) -> (Fixture, String, String) {
+    let f = app.seed_package_with_group().await;
+    let (ext, secret) = extension(
+        app,
+        &f.catalog_id,
+        REQUEST_EXT,
+        &receiver.url("/wait"),
+        json!({ "callbackConfiguration": { "@odata.type": "#microsoft.graph.customExtensionCallbackConfiguration", "timeoutDuration": "PT1H" } }),
+    )
+    .await;
+    receiver.expect_secret(&secret);
+    let e = ext.clone();
+    let policy = self_service(app, &f, move |p| {
+        p.custom_extension_stage_settings = settings(&[(CustomExtensionStage::AssignmentRequestCreated, &e)]);
+    })
+    .await;
+    (f, policy, ext)
+}
+
+/// The resume body of the v1.0 docs (graph-api reference A9) for `instance`.
+fn resume_body(instance: &str, state: Option<&str>) -> Value {
+    json!({
+        "source": "LogicApp",
+        "type": "microsoft.graph.accessPackageCustomExtensionStage.assignmentRequestCreated",
+        "data": {
+            "@odata.type": "#microsoft.graph.accessPackageAssignmentRequestCallbackData",
+            "stage": "assignmentRequestCreated",
+            "customExtensionStageInstanceId": instance,
+            "customExtensionStageInstanceDetail": "approved by external system",
+            "state": state
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_request_waits_for_resume_and_refusals_change_nothing() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let (f, policy, _) = waiting_setup(&app, &receiver).await;
+    let user = app.create_user("requester").await;
+    let r = request_access(&app, &f, &user, &policy).await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    assert_eq!(receiver.calls().len(), 1);
+    let call = receiver.calls()[0].body.clone();
+    assert_eq!(call["CallbackConfiguration"]["DurationBeforeTimeout"], "PT1H");
+    let instance = call["CustomExtensionStageInstanceId"].as_str().unwrap().to_string();
+    let waiting = request(&app, &rid).await;
+    assert_eq!(waiting["status"], "WaitingForCallback", "{waiting}");
+    assert_eq!(waiting["state"], "submitted");
+    assert_eq!(waiting["customExtensionCalloutInstances"][0]["status"], "waitingForCallback");
+    assert!(!app.is_member(&f.group_id, &user).await, "no access before the resume");
+    let (_, beta) = app.get(&app.admin, &format!("/beta/{EM}/accessPackageAssignmentRequests/{rid}")).await;
+    assert_eq!(beta["requestStatus"], "WaitingForCallback", "{beta}");
+
+    // Refusals: nothing changes.
+    let path = reqs(&format!("/{rid}/resume"));
+    let stranger = app.create_user("stranger").await;
+    let cases = vec![
+        (app.admin.clone(), resume_body("00000000-0000-0000-0000-000000000001", None), StatusCode::BAD_REQUEST),
+        (app.admin.clone(), json!({ "source": "x" }), StatusCode::BAD_REQUEST),
+        (app.admin.clone(), resume_body(&instance, Some("approved")), StatusCode::BAD_REQUEST),
+        (
+            app.admin.clone(),
+            {
+                let mut b = resume_body(&instance, None);
+                b["data"]["stage"] = json!("assignmentRequestApproved");
+                b
+            },
+            StatusCode::BAD_REQUEST,
+        ),
+        (app.user_token(&user, SUBJECT_SCOPES), resume_body(&instance, None), StatusCode::FORBIDDEN),
+        (app.user_token_default(&stranger), resume_body(&instance, None), StatusCode::NOT_FOUND),
+        (app.app_token(&["EntitlementManagement.Read.All"]), resume_body(&instance, None), StatusCode::FORBIDDEN),
+    ];
+    for (token, body, expected) in cases {
+        let (status, resp) = app.post(&token, &path, body.clone()).await;
+        assert_eq!(status, expected, "{body}: {resp}");
+        assert!(resp["error"]["code"].is_string(), "{resp}");
+    }
+    let (status, _) =
+        app.post(&app.admin, &reqs("/00000000-0000-0000-0000-000000000009/resume"), resume_body(&instance, None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.drain().await;
+    let unchanged = request(&app, &rid).await;
+    assert_eq!(unchanged["status"], "WaitingForCallback");
+    assert_eq!(unchanged["customExtensionCalloutInstances"], waiting["customExtensionCalloutInstances"]);
+
+    // The resume (beta path, instance id in upper case as Entra's examples show) continues it.
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &format!("/beta/{EM}/accessPackageAssignmentRequests/{rid}/resume"),
+            resume_body(&instance.to_uppercase(), None),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.drain().await;
+    let done = request(&app, &rid).await;
+    assert_eq!(done["state"], "delivered", "{done}");
+    assert!(app.is_member(&f.group_id, &user).await);
+    let i = &done["customExtensionCalloutInstances"][0];
+    assert_eq!(i["status"], "callbackReceived");
+    assert_eq!(i["detail"], "approved by external system");
+
+    // A second resume, and a resume of a finished request, are refused.
+    let (status, resp) = app.post(&app.admin, &path, resume_body(&instance, None)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{resp}");
+    assert_eq!(request(&app, &rid).await["customExtensionCalloutInstances"], done["customExtensionCalloutInstances"]);
+}
+
+#[tokio::test]
+async fn a_resume_can_deny_and_silence_times_out_by_the_clock() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let (f, policy, _) = waiting_setup(&app, &receiver).await;
+
+    let denied_user = app.create_user("denied").await;
+    let r = request_access(&app, &f, &denied_user, &policy).await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    let instance = receiver.calls()[0].body["CustomExtensionStageInstanceId"].as_str().unwrap().to_string();
+    let (status, body) =
+        app.post(&app.admin, &reqs(&format!("/{rid}/resume")), resume_body(&instance, Some("denied"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.drain().await;
+    let denied = request(&app, &rid).await;
+    assert_eq!(denied["state"], "denied", "{denied}");
+    assert!(!app.is_member(&f.group_id, &denied_user).await);
+
+    let silent_user = app.create_user("silent").await;
+    let r = request_access(&app, &f, &silent_user, &policy).await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    let instance = receiver.calls()[1].body["CustomExtensionStageInstanceId"].as_str().unwrap().to_string();
+    advance(&app, "PT59M").await;
+    assert_eq!(request(&app, &rid).await["status"], "WaitingForCallback");
+    advance(&app, "PT2M").await;
+    let timed_out = request(&app, &rid).await;
+    assert_eq!(timed_out["state"], "deliveryFailed", "{timed_out}");
+    assert_eq!(timed_out["customExtensionCalloutInstances"][0]["status"], "callbackTimedOut");
+    assert!(!app.is_member(&f.group_id, &silent_user).await);
+    let (status, _) = app.post(&app.admin, &reqs(&format!("/{rid}/resume")), resume_body(&instance, None)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_pending_callout_survives_a_restart_and_is_sent_once() {
+    let mut app = TestApp::spawn().await;
+    let mut receiver = Receiver::start().await;
+    let f = app.seed_package_with_group().await;
+    let (ext, secret) = extension(&app, &f.catalog_id, REQUEST_EXT, &receiver.url("/hook"), json!({})).await;
+    receiver.expect_secret(&secret);
+    let e = ext.clone();
+    let policy = self_service(&app, &f, move |p| {
+        p.custom_extension_stage_settings = settings(&[(CustomExtensionStage::AssignmentRequestGranted, &e)]);
+    })
+    .await;
+    receiver.stop().await;
+    let user = app.create_user("requester").await;
+    let r = request_access(&app, &f, &user, &policy).await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    // The server goes away with the callout still owed; it comes back on the same database.
+    app.restart().await;
+    receiver.restart().await;
+    advance(&app, "PT10S").await;
+    advance(&app, "PT1H").await;
+    let calls = receiver.calls();
+    assert_eq!(calls.len(), 1, "sent once after the restart");
+    assert!(calls[0].signature_ok);
+    assert_eq!(calls[0].body["AccessPackageAssignmentRequestId"], rid);
+    assert_eq!(request(&app, &rid).await["customExtensionCalloutInstances"][0]["status"], "calloutSent");
+}
