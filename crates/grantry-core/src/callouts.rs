@@ -483,9 +483,6 @@ pub fn resume(
     if let Some(i) = r.custom_extension_callout_instances.iter_mut().find(|i| i["id"].as_str() == Some(id.as_str())) {
         i["status"] = json!("callbackReceived");
         i["detail"] = json!(detail);
-        if let Some(source) = &input.source {
-            i["externalCorrelationId"] = json!(source);
-        }
     }
     crate::jobs::cancel(c, JOB_CALLBACK_TIMEOUT, &r.id)?;
     audit::record(
@@ -496,7 +493,13 @@ pub fn resume(
             entity_type: "customExtensionCalloutInstance",
             entity_id: &id,
             action: "callbackReceived",
-            detail: json!({ "requestId": r.id, "stage": stage.v1(), "detail": detail, "state": input.end_state.map(|s| s.v1()) }),
+            detail: json!({
+                "requestId": r.id,
+                "stage": stage.v1(),
+                "detail": detail,
+                "state": input.end_state.map(|s| s.v1()),
+                "source": input.source,
+            }),
         },
     )?;
     match input.end_state {
