@@ -27,6 +27,7 @@ pub(crate) async fn sqlite_server(db: &Path) -> grantry::Server {
         read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
         shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
         metrics_listen: None,
+        outbound_allow: Default::default(),
     })
     .await
     .expect("server starts")
