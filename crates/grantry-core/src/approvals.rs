@@ -532,6 +532,7 @@ pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_i
                             detail,
                         },
                     )?;
+                    crate::webhooks::request_event(c, now, "approved", &r)?;
                     if crate::callouts::fire_and_maybe_hold(
                         c,
                         now,

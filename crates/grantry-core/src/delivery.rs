@@ -59,6 +59,7 @@ pub(crate) fn set_state_by(
         r.completed_date_time = Some(now);
     }
     repo::update(c, r)?;
+    crate::webhooks::request_event(c, now, state.v1(), r)?;
     let mut detail = detail;
     match &mut detail {
         serde_json::Value::Object(m) => {
@@ -437,6 +438,7 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, 
     a.state = astate;
     a.status = status.into();
     repo::insert(c, &a).map_err(crate::requests::map_conflict)?;
+    crate::webhooks::assignment_event(c, now, "added", &a)?;
     record(
         c,
         now,
@@ -462,6 +464,7 @@ pub fn end_assignment(c: &mut dyn Conn, now: DateTime<Utc>, a: &mut Assignment) 
     a.expired_date_time = Some(now);
     repo::update(c, a)?;
     cancel(c, JOB_EXPIRE, &a.id)?;
+    crate::webhooks::assignment_event(c, now, "removed", a)?;
     record(c, now, "accessPackageAssignment", &a.id, "expired", json!({}))
 }
 

@@ -20,7 +20,7 @@ pub const MIN_CALLBACK_TIMEOUT_MINUTES: i64 = 5;
 pub const MAX_CALLBACK_TIMEOUT_DAYS: i64 = 14;
 
 /// A Standard Webhooks secret: `whsec_` and 32 random bytes in standard base64.
-fn new_signing_secret() -> String {
+pub(crate) fn new_signing_secret() -> String {
     use base64::Engine as _;
     let mut bytes = Vec::with_capacity(32);
     // Version 4 UUIDs come from the operating system's random source.

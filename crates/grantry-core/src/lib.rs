@@ -27,6 +27,7 @@ pub mod policies;
 pub mod rbac;
 pub mod requests;
 pub mod resources;
+pub mod webhooks;
 
 pub use app::App;
 pub use auth::{Caller, Principal, PrincipalKind};

@@ -105,6 +105,7 @@ pub fn backoff(attempts: u32) -> Duration {
 fn secret_of(c: &mut dyn Conn, signed_by: &SignedBy) -> Result<Option<String>> {
     Ok(match signed_by {
         SignedBy::CustomExtension(id) => repo::get::<CustomExtension>(c, id)?.map(|e| e.signing_secret),
+        SignedBy::WebhookSubscription(id) => crate::webhooks::secret_of(c, id)?,
     })
 }
 
@@ -159,6 +160,8 @@ fn request_for(m: &OutboxMessage, secret: &str, now: DateTime<Utc>) -> Result<Ou
 fn follow_up(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
     match m.kind {
         OutboxKind::Callout => crate::callouts::after_delivery(c, m, attempt, now),
+        // The dead-letter list is the record; nothing else follows a webhook.
+        OutboxKind::Webhook => Ok(()),
     }
 }
 

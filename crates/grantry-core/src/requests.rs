@@ -938,6 +938,7 @@ pub async fn create_request_recorded(
             if let Some(save) = save {
                 save.record(c, &r, now)?;
             }
+            crate::webhooks::request_event(c, now, "created", &r)?;
             process_in_place(c, now, &r, &delivery::Checked { policy: &plan.policy, subject: &target })?;
             Ok(r)
         })
@@ -1174,6 +1175,7 @@ pub async fn cancel_request(app: &App, caller: &Caller, id: &str) -> Result<()> 
             r.status = "Canceled".into();
             r.completed_date_time = Some(now);
             repo::update(c, &r)?;
+            crate::webhooks::request_event(c, now, "canceled", &r)?;
             crate::jobs::cancel(c, JOB_PROCESS, &r.id)?;
             crate::jobs::cancel(c, JOB_START, &r.id)?;
             audit::record(

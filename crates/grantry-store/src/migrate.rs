@@ -11,6 +11,7 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (20, "idempotency", include_str!("../migrations/sqlite/0020_idempotency.sql")),
     (40, "custom_extensions", include_str!("../migrations/sqlite/0040_custom_extensions.sql")),
     (41, "outbox", include_str!("../migrations/sqlite/0041_outbox.sql")),
+    (42, "webhooks", include_str!("../migrations/sqlite/0042_webhooks.sql")),
     (130, "applications", include_str!("../migrations/sqlite/0130_applications.sql")),
 ];
 
@@ -24,6 +25,7 @@ pub const POSTGRES: &[(i64, &str, &str)] = &[
     (20, "idempotency", include_str!("../migrations/postgres/0020_idempotency.sql")),
     (40, "custom_extensions", include_str!("../migrations/postgres/0040_custom_extensions.sql")),
     (41, "outbox", include_str!("../migrations/postgres/0041_outbox.sql")),
+    (42, "webhooks", include_str!("../migrations/postgres/0042_webhooks.sql")),
     (130, "applications", include_str!("../migrations/postgres/0130_applications.sql")),
 ];
 

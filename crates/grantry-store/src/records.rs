@@ -222,6 +222,16 @@ impl Record for OutboxMessage {
     }
 }
 
+impl Record for WebhookSubscription {
+    const TABLE: &'static str = "webhook_subscriptions";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Value)> {
+        vec![("url", (&self.url).into()), ("created_us", self.created_date_time.into())]
+    }
+}
+
 impl Record for Subject {
     const TABLE: &'static str = "subjects";
     fn id(&self) -> &str {

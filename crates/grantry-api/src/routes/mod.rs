@@ -18,6 +18,7 @@ mod policies;
 mod rbac;
 mod requests;
 mod users;
+mod webhooks;
 
 pub use identity::ClientThrottle;
 
@@ -83,6 +84,7 @@ pub fn describe_root() -> Vec<crate::openapi::RouteDoc> {
     [
         devclock::describe(),
         audit::describe(),
+        webhooks::describe(),
         identity::describe(),
         vec![
             read("/health", "Liveness", "Object"),
@@ -102,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/beta", graph_routes().layer(Extension(Dialect::Beta)))
         .merge(devclock::routes())
         .merge(audit::routes())
+        .merge(webhooks::routes())
         .merge(identity::routes())
         .route("/health", get(health))
         .route("/ready", get(ready))

@@ -9,6 +9,7 @@ pub mod extension;
 pub mod outbox;
 pub mod policy;
 pub mod schedule;
+pub mod webhook;
 
 pub use approval::*;
 pub use assignment::*;
@@ -18,6 +19,7 @@ pub use extension::*;
 pub use outbox::*;
 pub use policy::*;
 pub use schedule::*;
+pub use webhook::*;
 
 /// Serde for `chrono::Duration` as ISO-8601 text.
 pub mod serde_duration {

@@ -1,4 +1,4 @@
-//! The outbox: effects on other systems (custom extension callouts), each
+//! The outbox: effects on other systems (custom extension callouts, event webhooks), each
 //! a row written in the same transaction as the change that causes it and delivered by a
 //! background sender.
 
@@ -11,12 +11,15 @@ use serde::{Deserialize, Serialize};
 pub enum OutboxKind {
     /// A custom extension callout at a stage of a request or assignment.
     Callout,
+    /// A lifecycle event for a webhook subscription.
+    Webhook,
 }
 
 impl OutboxKind {
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxKind::Callout => "callout",
+            OutboxKind::Webhook => "webhook",
         }
     }
 }
@@ -48,6 +51,7 @@ impl OutboxState {
 #[serde(rename_all = "camelCase", tag = "type", content = "id")]
 pub enum SignedBy {
     CustomExtension(String),
+    WebhookSubscription(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

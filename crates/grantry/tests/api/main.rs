@@ -35,3 +35,4 @@ mod receiver;
 mod requests;
 mod shutdown;
 mod users;
+mod webhooks;
