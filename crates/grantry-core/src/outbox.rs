@@ -277,26 +277,28 @@ pub async fn drain(app: &App) -> Result<usize> {
         if ran > 0 {
             continue;
         }
-        if !in_flight(app).await? {
+        if !outstanding(app).await? {
             break;
         }
-        // Another sender holds a due message: wait for it to record the outcome.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), recorded).await;
+        // Another sender holds a message that is due (or is about to claim the next one
+        // behind it): wait until it records an outcome, then look again.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), recorded).await;
     }
     Ok(total)
 }
 
-/// Whether a due message is held by a sender right now.
-async fn in_flight(app: &App) -> Result<bool> {
+/// Whether a message is due now and first in line for its ordering key (whoever holds it).
+async fn outstanding(app: &App) -> Result<bool> {
     let now = app.now();
     app.store
         .read(move |c| {
-            Ok(repo::count(
-                c,
-                "outbox",
-                "state = 'pending' AND next_attempt_us <= ? AND lease_until_us > ?",
-                &[Value::from(now), Value::from(now)],
-            )? > 0)
+            Ok(c.query_one(
+                "SELECT 1 FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_us <= ? \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
+                                 AND p.state = 'pending' AND p.seq < o.seq) LIMIT 1",
+                &[Value::from(now)],
+            )?
+            .is_some())
         })
         .await
 }

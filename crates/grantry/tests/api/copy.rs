@@ -118,6 +118,7 @@ async fn a_copy_to_postgres_serves_the_same_reads() {
         read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
         shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
         metrics_listen: None,
+        outbound_allow: Default::default(),
     })
     .await
     .expect("server starts on the copy");
