@@ -62,6 +62,7 @@ impl IntoResponse for ApiError {
                 ids.request_id
             );
         }
+        grantry_domain::limits::clip_message(&mut e.message);
         let status = status_of(e.kind);
         let mut error = json!({
             "code": e.code,

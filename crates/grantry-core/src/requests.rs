@@ -333,7 +333,12 @@ fn check_answers(policy: &Policy, input: &NewRequest, require_all: bool, admin: 
                 if !matched {
                     return Err(bad(
                         "AnswerInvalid",
-                        format!("The answer to question '{}' must match the pattern {p}; got '{value}'.", q.id),
+                        format!(
+                            "The answer to question '{}' must match the pattern {}; got '{}'.",
+                            q.id,
+                            grantry_domain::limits::excerpt(p),
+                            grantry_domain::limits::excerpt(&value)
+                        ),
                     )
                     .with_target(target));
                 }
@@ -350,7 +355,8 @@ fn check_answers(policy: &Policy, input: &NewRequest, require_all: bool, admin: 
                         return Err(bad(
                             "AnswerInvalid",
                             format!(
-                                "'{part}' is not a choice of question '{}'; send one of the choices' actualValue: {}.",
+                                "'{}' is not a choice of question '{}'; send one of the choices' actualValue: {}.",
+                                grantry_domain::limits::excerpt(part),
                                 q.id,
                                 allowed.join(", ")
                             ),

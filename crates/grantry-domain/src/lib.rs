@@ -9,6 +9,7 @@ pub mod duration;
 pub mod enums;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 

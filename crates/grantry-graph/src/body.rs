@@ -75,14 +75,23 @@ impl<'a> Body<'a> {
             .collect()
     }
 
+    /// A string, at most as long as [`grantry_domain::limits::max_chars`] allows for its key.
     pub fn str(&self, keys: &[&str]) -> Result<Option<String>> {
         match self.raw(keys) {
             None => Ok(None),
-            Some((Value::String(s), _)) => Ok(Some(s.clone())),
+            Some((Value::String(s), k)) => {
+                self.check_length(k, s)?;
+                Ok(Some(s.clone()))
+            }
             Some((_, k)) => {
                 Err(Error::invalid_property(&self.path_of(k), format!("'{}' must be a string.", self.path_of(k))))
             }
         }
+    }
+
+    /// Refuses a text longer than its property allows (400 naming the property and the limit).
+    pub fn check_length(&self, key: &str, value: &str) -> Result<()> {
+        grantry_domain::limits::check(&self.path_of(key), key, value)
     }
 
     pub fn required_str(&self, keys: &[&str]) -> Result<String> {
@@ -132,8 +141,9 @@ impl<'a> Body<'a> {
                 Error::invalid_property(
                     &self.path_of(k),
                     format!(
-                        "'{}' must be an ISO-8601 date and time such as 2024-05-01T10:00:00Z; got '{s}'.",
-                        self.path_of(k)
+                        "'{}' must be an ISO-8601 date and time such as 2024-05-01T10:00:00Z; got '{}'.",
+                        self.path_of(k),
+                        grantry_domain::limits::excerpt(s)
                     ),
                 )
             }),
@@ -162,8 +172,9 @@ impl<'a> Body<'a> {
                 Error::invalid_property(
                     &self.path_of(keys[0]),
                     format!(
-                        "'{}' has the value '{s}', which is not one of the allowed values: {allowed}.",
-                        self.path_of(keys[0])
+                        "'{}' has the value '{}', which is not one of the allowed values: {allowed}.",
+                        self.path_of(keys[0]),
+                        grantry_domain::limits::excerpt(&s)
                     ),
                 )
             }),

@@ -616,7 +616,10 @@ fn parse_text(b: &Body, key: &str) -> Result<(Option<String>, Vec<LocalizedText>
     let mut localizations = Vec::new();
     let text = match b.raw(&[key]) {
         None => None,
-        Some((Value::String(s), _)) => Some(s.clone()),
+        Some((Value::String(s), k)) => {
+            b.check_length(k, s)?;
+            Some(s.clone())
+        }
         Some((Value::Object(_), _)) => match b.object(&[key])? {
             Some(content) => {
                 localizations.extend(parse_localized(&content, "localizedTexts")?);

@@ -175,7 +175,10 @@ fn parse_answer(a: &Body<'_>) -> Result<Answer> {
     let question_id = ids::normalize(&question.required_str(&["id"])?);
     let value = match a.raw(&["value"]) {
         None => None,
-        Some((Value::String(s), _)) => Some(s.clone()),
+        Some((Value::String(s), k)) => {
+            a.check_length(k, s)?;
+            Some(s.clone())
+        }
         Some((Value::Number(n), _)) => Some(n.to_string()),
         Some((Value::Bool(v), _)) => Some(v.to_string()),
         Some(_) => return Err(Error::invalid_property(&a.path_of("value"), "An answer's 'value' must be a string.")),

@@ -191,3 +191,64 @@ async fn a_patch_that_would_move_a_package_is_refused_and_points_at_move_to_cata
     let (status, body) = app.patch(&app.admin, &v1, json!({ "catalogId": f.catalog_id, "description": "same" })).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 }
+
+/// Text properties are bounded (a 3 MB catalog name and a 3.9 MB justification used to be
+/// stored), and refusals name the property and the limit without echoing the value.
+#[tokio::test]
+async fn text_longer_than_its_limit_is_refused_naming_the_property_and_the_limit() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let huge = "x".repeat(300_000);
+    let catalogs = em("v1.0", "catalogs");
+    let check = |status: StatusCode, err: &Value, target: &str, limit: usize| {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{target}: {}", &err.to_string()[..err.to_string().len().min(300)]);
+        assert_error(err, "InvalidRequestBody");
+        assert_eq!(err["error"]["target"], target);
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&limit.to_string()), "{message}");
+        assert!(err.to_string().len() < 4000, "the value is echoed: {} bytes", err.to_string().len());
+    };
+
+    let (status, err) = app.post(&app.admin, &catalogs, json!({ "displayName": huge })).await;
+    check(status, &err, "displayName", 256);
+    let (status, err) = app.post(&app.admin, &catalogs, json!({ "displayName": "ok", "description": "d".repeat(1025) })).await;
+    check(status, &err, "description", 1024);
+    let (status, created) = app.post(&app.admin, &catalogs, json!({ "displayName": "n".repeat(256), "description": "é".repeat(1024) })).await;
+    assert_eq!(status, StatusCode::CREATED, "exactly at the limit: {created}");
+    let (status, err) = app
+        .patch(&app.admin, &em("v1.0", &format!("accessPackages/{}", f.package_id)), json!({ "displayName": huge }))
+        .await;
+    check(status, &err, "displayName", 256);
+    let (status, err) = app.post(&app.admin, "/v1.0/users", json!({ "displayName": "u".repeat(257), "userPrincipalName": "u@x.test", "accountEnabled": true })).await;
+    check(status, &err, "displayName", 256);
+
+    // Requests: justification and answers.
+    let user = app.create_user("tess").await;
+    let token = app.user_token(&user, SUBJECT_SCOPES);
+    let body = json!({
+        "requestType": "userAdd",
+        "assignment": { "accessPackageId": f.package_id, "assignmentPolicyId": f.self_policy_id },
+        "justification": huge,
+    });
+    let (status, err) = app.post(&token, &requests(), body).await;
+    check(status, &err, "justification", 4000);
+    let mut body = self_add(&f, &f.self_policy_id, &grantry_domain::ids::new_id(), &huge);
+    body["justification"] = json!("because");
+    let (status, err) = app.post(&token, &requests(), body).await;
+    check(status, &err, "answers[0].value", 4000);
+
+    // Question texts.
+    let body = json!({
+        "displayName": "Q", "allowedTargetScope": "allMemberUsers", "accessPackage": { "id": f.package_id },
+        "questions": [{ "@odata.type": "#microsoft.graph.accessPackageTextInputQuestion", "text": huge }]
+    });
+    let (status, err) = app.post(&app.admin, &policies("v1.0"), body).await;
+    check(status, &err, "questions[0].text", 4000);
+
+    // A refused value is quoted only in part.
+    let body = json!({ "displayName": "P", "allowedTargetScope": "s".repeat(3000), "accessPackage": { "id": f.package_id } });
+    let (status, err) = app.post(&app.admin, &policies("v1.0"), body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.len() < 1200 && message.contains("3000 characters"), "{message}");
+}
