@@ -11,6 +11,7 @@
 pub mod backup;
 mod conn;
 pub mod copy;
+mod files;
 pub mod migrate;
 mod pg;
 #[cfg(test)]
@@ -26,4 +27,5 @@ mod test_db;
 mod writer_tests;
 
 pub use conn::{Backend, Conn, Row, Value};
+pub use files::permission_warnings;
 pub use store::{Location, Store, StoreOptions};

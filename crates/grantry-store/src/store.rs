@@ -175,10 +175,13 @@ impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
     pub fn open_sqlite(path: &Path, options: StoreOptions) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::internal(format!("cannot create the data directory {}: {e}", dir.display())))?;
+            crate::files::create_private_dir(dir)?;
         }
+        crate::files::create_private_file(path)?;
         let writer_conn = sqlite::open(path, false, options.synchronous_full)?;
+        for warning in crate::files::permission_warnings(path) {
+            tracing::warn!("{warning}");
+        }
         crate::migrate::apply(&writer_conn)?;
         // Checkpoints run on their own connection and thread (see `checkpoint_loop`), so a
         // commit never waits for WAL pages to be copied into the database file.
@@ -214,9 +217,9 @@ impl Store {
     /// Applies migrations to the database at `path` and returns the versions applied.
     pub fn migrate_sqlite(path: &Path) -> Result<Vec<i64>> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+            crate::files::create_private_dir(dir)?;
         }
+        crate::files::create_private_file(path)?;
         let conn = sqlite::open(path, false, true)?;
         crate::migrate::apply(&conn)
     }

@@ -252,3 +252,36 @@ async fn text_longer_than_its_limit_is_refused_naming_the_property_and_the_limit
     let message = err["error"]["message"].as_str().unwrap();
     assert!(message.len() < 1200 && message.contains("3000 characters"), "{message}");
 }
+
+/// The embedded database holds every entitlement: its directory is created 0700 and
+/// its files 0600, and wider permissions on existing ones are reported at start.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data").join("grantry");
+    let db = data.join("grantry.db");
+    let store = grantry_store::Store::open_sqlite(&db, Default::default()).expect("open");
+    store.write(|c| c.execute("CREATE TABLE IF NOT EXISTS probe (x INTEGER)", &[]).map(|_| ())).await.unwrap();
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(data.parent().unwrap()), 0o700);
+    assert_eq!(mode(&db), 0o600);
+    for suffix in ["-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+    assert!(grantry_store::permission_warnings(&db).is_empty());
+    drop(store);
+    // Files made readable by others (say, by a backup restored with a wide umask) are named.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let warnings = grantry_store::permission_warnings(&db);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("grantry.db has mode 644")), "{warnings:?}");
+    // Opening it again keeps working (the warning does not refuse to start).
+    grantry_store::Store::open_sqlite(&db, Default::default()).expect("reopen");
+}
