@@ -336,6 +336,7 @@ impl FromRequestParts<AppState> for Authed {
             )
             .into());
         }
+        crate::throttle::admit(state, &principal.id)?;
         let caller = grantry_core::auth::load_caller(&state.app, principal).await?;
         Ok(Authed(caller))
     }

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod respond;
 pub mod routes;
 pub mod state;
+pub mod throttle;
 
 pub use state::{ApiConfig, AppState};
 

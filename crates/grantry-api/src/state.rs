@@ -10,6 +10,8 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// Longest time a client may take to send a request body.
     pub read_timeout: std::time::Duration,
+    /// Database statement time one request may use.
+    pub statement_budget: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -21,4 +23,6 @@ pub struct AppState {
     pub inflight: Arc<crate::idempotency::InFlight>,
     /// Failed client authentications at the token endpoint, per client.
     pub client_throttle: Arc<crate::routes::ClientThrottle>,
+    /// Each caller's slots for expensive queries (see [`crate::throttle`]).
+    pub expensive_slots: Arc<crate::throttle::CallerSlots>,
 }

@@ -308,6 +308,8 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
             metrics_listen: None,
             outbound_allow: Default::default(),
+            statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
+            expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
         };
         let s = grantry::start(config).await?;
         let base = s.base_url.clone();
@@ -364,6 +366,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             "b6" | "b10" => b6(&ctx, s).await,
             "b7" => b7(&ctx).await,
             "b8" => vec![b8(&ctx).await],
+            "b11" => b11(&ctx).await?,
             "floor" => vec![],
             other => bail!("unknown scenario '{other}'"),
         };
@@ -598,6 +601,85 @@ async fn b5(ctx: &Ctx) -> Vec<Row> {
     rows.push(r1);
     rows.push(rn);
     rows
+}
+
+/// B11: availability under hostile clients. 20 users with no role each send, over and
+/// over, the most expensive query a plain user may: every user whose display name contains
+/// one of 50 strings (the most terms a filter may have, none served by an index, none
+/// matching), 999 to a page. Meanwhile another user reads one user by id (a cheap GET);
+/// its latency is measured.
+async fn b11(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
+    let users = &ctx.manifest.user_ids;
+    if users.len() < 22 {
+        bail!("b11 needs at least 22 users in the dataset");
+    }
+    let scope = &["User.Read.All"];
+    let bearer = |id: &str| -> anyhow::Result<String> {
+        Ok(format!("Bearer {}", mint(&ctx.keys, PrincipalKind::User, id, scope, 3600)?))
+    };
+    let filter: Vec<String> =
+        (0..grantry_odata::MAX_FILTER_TERMS).map(|i| format!("contains(displayName,'zq{i}xj')")).collect();
+    let hostile = format!("{}/v1.0/users?$filter={}&$top=999", ctx.base, filter.join(" or "));
+    let attackers: Vec<String> = users[..20].iter().map(|u| bearer(u)).collect::<anyhow::Result<_>>()?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<u16, u64>::new()));
+    let mut tasks = Vec::new();
+    for auth in attackers {
+        let (client, url, stop, answered) = (ctx.client.clone(), hostile.clone(), stop.clone(), answered.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let status = match client.get(&url).header("authorization", &auth).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        status
+                    }
+                    Err(_) => 0,
+                };
+                *answered.lock().unwrap_or_else(|e| e.into_inner()).entry(status).or_default() += 1;
+            }
+        }));
+    }
+    // The attack is under way before measuring.
+    tokio::time::sleep(ctx.args.warmup.max(Duration::from_secs(1))).await;
+    let victim = bearer(&users[20])?;
+    let cheap = format!("{}/v1.0/users/{}", ctx.base, users[21]);
+    let mut samples = Samples::default();
+    let started = Instant::now();
+    while started.elapsed() < ctx.args.duration {
+        let t0 = Instant::now();
+        let ok = match ctx.client.get(&cheap).header("authorization", &victim).send().await {
+            Ok(r) => r.status().as_u16() == 200 && r.bytes().await.is_ok(),
+            Err(_) => false,
+        };
+        if ok {
+            samples.latencies_us.push(t0.elapsed().as_micros() as u32);
+        } else {
+            samples.errors += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let s = samples.summary(elapsed);
+    let met = s.p99_ms < 50.0 && s.errors == 0;
+    let mut r = row(
+        ctx,
+        "b11",
+        "cheap GET users/{id} while 20 users run the most expensive user query",
+        1,
+        s,
+        "p99 < 50 ms, no error",
+        Some(met),
+    );
+    let answered = answered.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    r.notes = format!(
+        "attackers' answers: {}",
+        answered.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(vec![r])
 }
 
 /// B6 (and B10 when the server is a spawned binary): 80 % reads, 20 % adminAdd writes.

@@ -42,6 +42,59 @@ pub(crate) fn parse(input: &str, option: &'static str) -> Result<Expr, ParseErro
     }
 }
 
+/// The most terms a filter may have: each one costs every row the query scans.
+pub const MAX_FILTER_TERMS: usize = 50;
+
+/// The most terms that no index can serve (`contains`, `endswith`) a filter may have when
+/// `$count=true` asks for a count over every matching row.
+pub const MAX_UNINDEXED_TERMS_WITH_COUNT: usize = 5;
+
+/// Refuses a filter with more than [`MAX_FILTER_TERMS`] terms (the query options check it;
+/// [`crate::parse_filter`] alone parses any filter within the length limit).
+pub(crate) fn check_terms(expr: &Expr, option: &'static str) -> Result<(), ParseError> {
+    let terms = count_terms(expr);
+    if terms > MAX_FILTER_TERMS {
+        return Err(ParseError::new(
+            option,
+            0,
+            format!(
+                "the filter has {terms} terms (comparisons, function calls and 'in' values); the limit is {MAX_FILTER_TERMS}: split the query or use 'in' with fewer values"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Comparisons, function calls and `in` values of `expr` (`and`, `or` and `not` only join
+/// them).
+pub fn count_terms(expr: &Expr) -> usize {
+    match expr {
+        Expr::Binary { op, left, right } if op.is_logical() => count_terms(left) + count_terms(right),
+        Expr::Not(inner) => count_terms(inner),
+        Expr::In { values, .. } => values.len().max(1),
+        Expr::Lambda { body: Some(body), .. } => 1 + count_terms(&body.predicate),
+        _ => 1,
+    }
+}
+
+/// Calls to `contains` and `endswith` in `expr`: no index serves them, so each one is
+/// evaluated on every row.
+pub fn count_unindexed_terms(expr: &Expr) -> usize {
+    match expr {
+        Expr::Binary { left, right, .. } => count_unindexed_terms(left) + count_unindexed_terms(right),
+        Expr::Not(inner) => count_unindexed_terms(inner),
+        Expr::In { operand, values } => {
+            count_unindexed_terms(operand) + values.iter().map(count_unindexed_terms).sum::<usize>()
+        }
+        Expr::Lambda { body: Some(body), .. } => count_unindexed_terms(&body.predicate),
+        Expr::Call { function, args } => {
+            let own = usize::from(matches!(function, Function::Contains | Function::EndsWith));
+            own + args.iter().map(count_unindexed_terms).sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
 const KEYWORD_OPERATORS: [&str; 16] =
     ["eq", "ne", "gt", "ge", "lt", "le", "and", "or", "in", "has", "add", "sub", "mul", "div", "divby", "mod"];
 

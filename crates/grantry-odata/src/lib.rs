@@ -26,6 +26,7 @@ mod options;
 
 pub use ast::{ExpandItem, Expr, OrderBy, QueryOptions};
 pub use error::ParseError;
+pub use filter::{MAX_FILTER_TERMS, MAX_UNINDEXED_TERMS_WITH_COUNT, count_terms, count_unindexed_terms};
 
 /// The longest option value accepted, in bytes.
 pub const MAX_INPUT_LEN: usize = 8 * 1024;

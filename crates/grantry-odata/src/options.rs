@@ -75,7 +75,23 @@ pub(crate) fn parse_query(pairs: &[(String, String)]) -> Result<QueryOptions, Pa
             None => {}
         }
     }
-    Ok(builder.options)
+    let options = builder.options;
+    if options.count
+        && let Some(filter) = &options.filter
+    {
+        let unindexed = filter::count_unindexed_terms(filter);
+        if unindexed > filter::MAX_UNINDEXED_TERMS_WITH_COUNT {
+            return Err(ParseError::new(
+                "$count",
+                0,
+                format!(
+                    "$count=true counts every row the filter matches, and the filter has {unindexed} 'contains'/'endswith' terms, which no index serves; the limit with $count is {}: drop $count or use fewer such terms",
+                    filter::MAX_UNINDEXED_TERMS_WITH_COUNT
+                ),
+            ));
+        }
+    }
+    Ok(options)
 }
 
 /// Collects options, rejecting duplicates.
@@ -97,7 +113,11 @@ impl Builder {
         check_length(value, name)?;
         let options = &mut self.options;
         match kind {
-            OptionKind::Filter => options.filter = Some(filter::parse(value, name)?),
+            OptionKind::Filter => {
+                let expr = filter::parse(value, name)?;
+                filter::check_terms(&expr, name)?;
+                options.filter = Some(expr);
+            }
             OptionKind::Select => options.select = Some(parse_select(value)?),
             OptionKind::Expand => options.expand = parse_expand(value, expand_depth + 1)?,
             OptionKind::OrderBy => options.orderby = parse_orderby(value)?,

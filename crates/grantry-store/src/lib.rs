@@ -9,6 +9,7 @@
 //! separate connections and never wait for the writer.
 
 pub mod backup;
+pub mod budget;
 mod conn;
 pub mod copy;
 mod files;

@@ -33,6 +33,11 @@ impl PgClient {
         Ok(PgClient { client, statements: HashMap::new() })
     }
 
+    /// Cancels the statement this connection is running, from another thread.
+    pub(crate) fn cancel_token(&self) -> postgres::CancelToken {
+        self.client.cancel_token()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.client.is_closed()
     }

@@ -15,7 +15,9 @@ use grantry_domain::{Error, ErrorKind, Result};
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Runs one caller's work inside the shared transaction and says whether it succeeded;
@@ -37,12 +39,27 @@ pub struct StoreOptions {
     pub pg_pool_size: usize,
     /// Most callers' writes committed in one transaction.
     pub max_batch: usize,
+    /// Longest a read waits for a free connection before it is refused (503 with
+    /// `Retry-After`).
+    pub read_queue_wait: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { synchronous_full: true, readers: 8, pg_pool_size: 16, max_batch: 512 }
+        StoreOptions {
+            synchronous_full: true,
+            readers: 8,
+            pg_pool_size: 16,
+            max_batch: 512,
+            read_queue_wait: Duration::from_secs(5),
+        }
     }
+}
+
+/// The share of the readers that requests marked expensive may hold at once (at least one
+/// reader is always left to the others).
+fn heavy_share(readers: usize) -> usize {
+    (readers / 2).max(1).min(readers.saturating_sub(1).max(1))
 }
 
 /// Where a store keeps its data, parsed from a database URL.
@@ -100,7 +117,12 @@ enum Readers {
 struct Inner {
     writer: mpsc::Sender<WriteJob>,
     readers: Readers,
-    reader_permits: Semaphore,
+    /// One per connection. A read holds its permit until its connection is back in the
+    /// pool, even when its caller has gone: permits and connections never disagree.
+    reader_permits: Arc<Semaphore>,
+    /// Held (besides a reader permit) by reads of expensive requests.
+    heavy_permits: Arc<Semaphore>,
+    read_queue_wait: Duration,
     reader_pool_size: usize,
     location: Location,
 }
@@ -165,7 +187,9 @@ impl Store {
             inner: Arc::new(Inner {
                 writer: tx,
                 readers: Readers::Postgres { url: url.to_string(), idle: Mutex::new(Vec::new()) },
-                reader_permits: Semaphore::new(options.pg_pool_size.max(1)),
+                reader_permits: Arc::new(Semaphore::new(options.pg_pool_size.max(1))),
+                heavy_permits: Arc::new(Semaphore::new(heavy_share(options.pg_pool_size.max(1)))),
+                read_queue_wait: options.read_queue_wait,
                 reader_pool_size: options.pg_pool_size.max(1),
                 location: Location::Postgres(url.to_string()),
             }),
@@ -207,7 +231,9 @@ impl Store {
             inner: Arc::new(Inner {
                 writer: tx,
                 readers: Readers::Sqlite(Mutex::new(readers)),
-                reader_permits: Semaphore::new(permits),
+                reader_permits: Arc::new(Semaphore::new(permits)),
+                heavy_permits: Arc::new(Semaphore::new(heavy_share(permits))),
+                read_queue_wait: options.read_queue_wait,
                 reader_pool_size: permits,
                 location: Location::Sqlite(path.to_path_buf()),
             }),
@@ -277,40 +303,170 @@ impl Store {
 
     /// Runs `work` on a read connection inside a read transaction (a consistent snapshot).
     /// Reads never wait for the writer.
+    ///
+    /// Inside a request ([`crate::budget::scope`]) the read is bounded by what is left of
+    /// the request's statement time: past it the read is interrupted and refused (400). A
+    /// read whose caller goes away is interrupted too. A read that finds every connection
+    /// busy for longer than the queue wait is refused with 503.
     pub async fn read<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Conn) -> Result<T> + Send + 'static,
     {
-        let _permit =
-            self.inner.reader_permits.acquire().await.map_err(|_| Error::internal("the reader pool is closed"))?;
+        let budget = crate::budget::current();
+        let limit = budget.as_ref().map(|b| b.remaining());
+        if let (Some(b), Some(left)) = (&budget, limit)
+            && left.is_zero()
+        {
+            return Err(crate::budget::exceeded(b));
+        }
+        let heavy = budget.as_ref().is_some_and(|b| b.is_heavy());
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || match &inner.readers {
-            Readers::Sqlite(pool) => {
-                let conn = pool
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .pop()
-                    .ok_or_else(|| Error::internal("no read connection available"))?;
-                let result = run_read(&conn, work);
-                pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-                result
-            }
-            Readers::Postgres { url, idle } => {
-                let pooled = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                let mut client = match pooled {
-                    Some(c) if !c.is_closed() => c,
-                    _ => PgClient::connect(url)?,
-                };
-                let result = run_read_pg(&mut client, work);
-                if !client.is_closed() {
-                    idle.lock().unwrap_or_else(|e| e.into_inner()).push(client);
+        let acquire = async {
+            let heavy_permit =
+                if heavy { Some(inner.heavy_permits.clone().acquire_owned().await) } else { None }.transpose();
+            let permit = inner.reader_permits.clone().acquire_owned().await;
+            Ok::<_, tokio::sync::AcquireError>((heavy_permit?, permit?))
+        };
+        let permits = match tokio::time::timeout(self.inner.read_queue_wait, acquire).await {
+            Ok(Ok(permits)) => permits,
+            Ok(Err(_)) => return Err(Error::internal("the reader pool is closed")),
+            Err(_) => return Err(readers_busy(self.inner.read_queue_wait)),
+        };
+        let control = Arc::new(ReadControl::new(limit.map(|l| Instant::now() + l)));
+        // Dropped when this future is (the caller went away) or when it ends: either way a
+        // read still running is interrupted.
+        let _interrupt_on_drop = InterruptOnDrop(control.clone());
+        let task_control = control.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            // Released after the connection is back in the pool.
+            let _permits = permits;
+            let started = Instant::now();
+            let result = match &inner.readers {
+                Readers::Sqlite(pool) => {
+                    let conn = pool
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pop()
+                        .ok_or_else(|| readers_busy(inner.read_queue_wait))?;
+                    let watch = task_control.clone();
+                    conn.progress_handler(SQLITE_PROGRESS_OPS, Some(move || watch.should_stop()));
+                    let result = run_read(&conn, work);
+                    conn.progress_handler(SQLITE_PROGRESS_OPS, None::<fn() -> bool>);
+                    pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+                    result
                 }
-                result
+                Readers::Postgres { url, idle } => {
+                    let pooled = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let mut client = match pooled {
+                        Some(c) if !c.is_closed() => c,
+                        _ => PgClient::connect(url)?,
+                    };
+                    task_control.arm(client.cancel_token());
+                    let result = run_read_pg(&mut client, task_control.deadline, work);
+                    task_control.disarm();
+                    // An interrupted read's connection is closed rather than reused: a cancel
+                    // sent just as the read ended must not stop the next read on it.
+                    if !client.is_closed() && !task_control.stopped() {
+                        idle.lock().unwrap_or_else(|e| e.into_inner()).push(client);
+                    }
+                    result
+                }
+            };
+            Ok((result, started.elapsed()))
+        });
+        let joined = match limit {
+            Some(left) => match tokio::time::timeout(left, task).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    control.interrupt();
+                    if let Some(b) = &budget {
+                        b.use_up();
+                        return Err(crate::budget::exceeded(b));
+                    }
+                    return Err(Error::internal("a read outlived its deadline"));
+                }
+            },
+            None => task.await,
+        };
+        let (result, spent) = joined.map_err(|_| Error::internal("a read was interrupted"))??;
+        if let Some(b) = &budget {
+            b.spend(spent);
+            // A statement stopped at the deadline fails with the database's own error;
+            // the caller learns which limit stopped it.
+            if result.is_err() && control.deadline_passed() {
+                b.use_up();
+                return Err(crate::budget::exceeded(b));
             }
-        })
-        .await
-        .map_err(|_| Error::internal("a read was interrupted"))?
+        }
+        result
+    }
+}
+
+/// How many SQLite virtual-machine steps run between two checks of a read's deadline.
+const SQLITE_PROGRESS_OPS: std::os::raw::c_int = 10_000;
+
+fn readers_busy(waited: Duration) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "serviceNotAvailable",
+        format!(
+            "Every database reader stayed busy for {} ms; retry after the time in Retry-After.",
+            waited.as_millis()
+        ),
+    )
+}
+
+/// What stops one read: its deadline, or its caller going away.
+struct ReadControl {
+    deadline: Option<Instant>,
+    stop: AtomicBool,
+    /// Cancels the PostgreSQL statement running for this read.
+    cancel: Mutex<Option<postgres::CancelToken>>,
+}
+
+impl ReadControl {
+    fn new(deadline: Option<Instant>) -> ReadControl {
+        ReadControl { deadline, stop: AtomicBool::new(false), cancel: Mutex::new(None) }
+    }
+
+    fn deadline_passed(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Polled by SQLite while a statement runs: true aborts it.
+    fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.deadline_passed()
+    }
+
+    fn arm(&self, token: postgres::CancelToken) {
+        *self.cancel.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
+    }
+
+    fn disarm(&self) {
+        self.cancel.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    fn interrupt(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(token) = self.cancel.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            // Cancelling opens a connection of its own: not on the async runtime's threads.
+            std::thread::spawn(move || {
+                let _ = token.cancel_query(postgres::NoTls);
+            });
+        }
+    }
+}
+
+struct InterruptOnDrop(Arc<ReadControl>);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        self.0.interrupt();
     }
 }
 
@@ -322,8 +478,18 @@ fn run_read<T>(conn: &Connection, work: impl FnOnce(&mut dyn Conn) -> Result<T>)
     result
 }
 
-fn run_read_pg<T>(client: &mut PgClient, work: impl FnOnce(&mut dyn Conn) -> Result<T>) -> Result<T> {
+fn run_read_pg<T>(
+    client: &mut PgClient,
+    deadline: Option<Instant>,
+    work: impl FnOnce(&mut dyn Conn) -> Result<T>,
+) -> Result<T> {
     client.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    // The server stops any statement that runs past the read's deadline by itself, even
+    // if the cancel sent when the deadline passes is lost.
+    if let Some(deadline) = deadline {
+        let ms = deadline.saturating_duration_since(Instant::now()).as_millis().max(1);
+        client.batch(&format!("SET LOCAL statement_timeout = {ms}"))?;
+    }
     let result = catch_unwind(AssertUnwindSafe(|| work(&mut PgConn(&mut *client))))
         .unwrap_or_else(|_| Err(Error::internal("an internal error interrupted this read")));
     if client.batch("COMMIT").is_err() {

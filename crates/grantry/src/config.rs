@@ -59,6 +59,14 @@ pub struct ServeArgs {
     /// refused unless listed.
     #[arg(long, env = "GRANTRY_OUTBOUND_ALLOW", value_name = "LIST")]
     pub outbound_allow: Option<String>,
+    /// Milliseconds of database statement time one request may use; a request that needs
+    /// more is stopped and answered 400 [default: 5000].
+    #[arg(long, env = "GRANTRY_STATEMENT_BUDGET_MS", value_name = "MS")]
+    pub statement_budget_ms: Option<u64>,
+    /// Expensive queries (with $filter, $search, $orderby or $count) one caller may run at
+    /// once; more are answered 429 with Retry-After [default: 4].
+    #[arg(long, env = "GRANTRY_EXPENSIVE_QUERIES_PER_CALLER", value_name = "N")]
+    pub expensive_queries_per_caller: Option<usize>,
     /// Optional TOML configuration file.
     #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -80,6 +88,8 @@ struct FileConfig {
     key_dir: Option<PathBuf>,
     metrics_listen: Option<String>,
     outbound_allow: Option<Vec<String>>,
+    statement_budget_ms: Option<u64>,
+    expensive_queries_per_caller: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +143,18 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Which destinations outbound calls may reach besides public addresses.
     pub outbound_allow: grantry_outbound::AllowList,
+    /// Database statement time one request may use (see [`DEFAULT_STATEMENT_BUDGET`]).
+    pub statement_budget: std::time::Duration,
+    /// Expensive queries one caller may run at once.
+    pub expensive_queries_per_caller: usize,
 }
+
+/// The default of [`Config::statement_budget`]: far above what any query of a
+/// well-formed client needs, short enough that one request cannot hold a reader for long.
+pub const DEFAULT_STATEMENT_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The default of [`Config::expensive_queries_per_caller`].
+pub const DEFAULT_EXPENSIVE_QUERIES_PER_CALLER: usize = 4;
 
 /// The default of [`Config::read_timeout`].
 pub const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -199,6 +220,17 @@ impl ServeArgs {
                 (None, None) => Ok(grantry_outbound::AllowList::default()),
             }
             .map_err(|e| anyhow::anyhow!("outbound allow-list: {e}"))?,
+            statement_budget: match self.statement_budget_ms.or(file.statement_budget_ms) {
+                Some(0) => bail!("the statement budget must be at least 1 ms"),
+                Some(ms) => std::time::Duration::from_millis(ms),
+                None => DEFAULT_STATEMENT_BUDGET,
+            },
+            expensive_queries_per_caller: match self.expensive_queries_per_caller.or(file.expensive_queries_per_caller)
+            {
+                Some(0) => bail!("expensive queries per caller must be at least 1"),
+                Some(n) => n,
+                None => DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
+            },
         })
     }
 }

@@ -113,6 +113,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        // Inside the idempotency layer, which runs a request's handler as a task of its own.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::throttle::layer))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::layer))
         .layer(axum::middleware::from_fn_with_state((read_timeout, body_limit), bounded_body))
         // Compressed bodies are decoded outside the body limit, so the limit, the

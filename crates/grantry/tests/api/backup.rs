@@ -28,6 +28,8 @@ pub(crate) async fn sqlite_server(db: &Path) -> grantry::Server {
         shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
         metrics_listen: None,
         outbound_allow: Default::default(),
+        statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
+        expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
     })
     .await
     .expect("server starts")

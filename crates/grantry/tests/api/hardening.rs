@@ -211,15 +211,24 @@ async fn text_longer_than_its_limit_is_refused_naming_the_property_and_the_limit
 
     let (status, err) = app.post(&app.admin, &catalogs, json!({ "displayName": huge })).await;
     check(status, &err, "displayName", 256);
-    let (status, err) = app.post(&app.admin, &catalogs, json!({ "displayName": "ok", "description": "d".repeat(1025) })).await;
+    let (status, err) =
+        app.post(&app.admin, &catalogs, json!({ "displayName": "ok", "description": "d".repeat(1025) })).await;
     check(status, &err, "description", 1024);
-    let (status, created) = app.post(&app.admin, &catalogs, json!({ "displayName": "n".repeat(256), "description": "é".repeat(1024) })).await;
+    let (status, created) = app
+        .post(&app.admin, &catalogs, json!({ "displayName": "n".repeat(256), "description": "é".repeat(1024) }))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "exactly at the limit: {created}");
     let (status, err) = app
         .patch(&app.admin, &em("v1.0", &format!("accessPackages/{}", f.package_id)), json!({ "displayName": huge }))
         .await;
     check(status, &err, "displayName", 256);
-    let (status, err) = app.post(&app.admin, "/v1.0/users", json!({ "displayName": "u".repeat(257), "userPrincipalName": "u@x.test", "accountEnabled": true })).await;
+    let (status, err) = app
+        .post(
+            &app.admin,
+            "/v1.0/users",
+            json!({ "displayName": "u".repeat(257), "userPrincipalName": "u@x.test", "accountEnabled": true }),
+        )
+        .await;
     check(status, &err, "displayName", 256);
 
     // Requests: justification and answers.
@@ -246,7 +255,8 @@ async fn text_longer_than_its_limit_is_refused_naming_the_property_and_the_limit
     check(status, &err, "questions[0].text", 4000);
 
     // A refused value is quoted only in part.
-    let body = json!({ "displayName": "P", "allowedTargetScope": "s".repeat(3000), "accessPackage": { "id": f.package_id } });
+    let body =
+        json!({ "displayName": "P", "allowedTargetScope": "s".repeat(3000), "accessPackage": { "id": f.package_id } });
     let (status, err) = app.post(&app.admin, &policies("v1.0"), body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let message = err["error"]["message"].as_str().unwrap();

@@ -117,6 +117,8 @@ pub struct Options {
     pub metrics_listen: bool,
     /// `--outbound-allow`: loopback by default, where the tests' receivers listen.
     pub outbound_allow: Vec<&'static str>,
+    pub statement_budget: std::time::Duration,
+    pub expensive_queries_per_caller: usize,
 }
 
 impl Default for Options {
@@ -127,6 +129,8 @@ impl Default for Options {
             read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
             metrics_listen: false,
             outbound_allow: vec!["127.0.0.0/8"],
+            statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
+            expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
         }
     }
 }
@@ -151,6 +155,8 @@ impl TestApp {
             shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
             metrics_listen: options.metrics_listen.then(|| "127.0.0.1:0".parse().unwrap()),
             outbound_allow: grantry_outbound::AllowList::from_items(&options.outbound_allow).expect("allow-list"),
+            statement_budget: options.statement_budget,
+            expensive_queries_per_caller: options.expensive_queries_per_caller,
         };
         let server = grantry::start(config).await.expect("server starts");
         let base = server.base_url.clone();
@@ -927,6 +933,8 @@ impl TestApp {
             metrics_listen: None,
             outbound_allow: grantry_outbound::AllowList::from_items(&Options::default().outbound_allow)
                 .expect("allow-list"),
+            statement_budget: Options::default().statement_budget,
+            expensive_queries_per_caller: Options::default().expensive_queries_per_caller,
         };
         let server = grantry::start(config).await.expect("server restarts");
         self.base = server.base_url.clone();

@@ -4,6 +4,7 @@
 mod approvals;
 mod assignments;
 mod authz;
+mod availability;
 mod backup;
 mod binary;
 mod callouts;
