@@ -33,6 +33,13 @@ impl OffsetClock {
         self.offset_micros.fetch_add(micros, Ordering::SeqCst);
     }
 
+    /// Moves the offset up to `offset` (never back), e.g. to the offset stored in the
+    /// database when the server starts again.
+    pub fn advance_to(&self, offset: Duration) {
+        let micros = offset.num_microseconds().unwrap_or(i64::MAX / 4).max(0);
+        self.offset_micros.fetch_max(micros, Ordering::SeqCst);
+    }
+
     pub fn offset(&self) -> Duration {
         Duration::microseconds(self.offset_micros.load(Ordering::SeqCst))
     }

@@ -132,6 +132,20 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         transport: Arc::new(grantry_outbound::HttpTransport::new(config.outbound_allow.clone())),
         tenant_id: keys.tenant_id.as_str().into(),
     };
+    // The development clock resumes at the offset it had reached, so nothing made while it
+    // was advanced is dated in the future after a restart.
+    let stored_offset = app
+        .stored_clock_offset()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the development clock's offset: {}", e.message))?;
+    match &app.dev_clock {
+        Some(clock) => clock.advance_to(stored_offset),
+        None if stored_offset > chrono::Duration::zero() => tracing::warn!(
+            offset = %grantry_domain::duration::format(stored_offset),
+            "this database's development clock was advanced; without --dev-clock the server follows the wall clock, so records made while it was advanced are dated in the future"
+        ),
+        None => {}
+    }
     grantry_core::catalogs::ensure_defaults(&app)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the built-in catalog: {}", e.message))?;

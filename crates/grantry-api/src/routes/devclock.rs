@@ -62,11 +62,11 @@ async fn advance(State(s): State<AppState>, Authed(caller): Authed, GraphJson(js
             Error::invalid_property("duration", "The clock only moves forward; 'duration' must be positive.").into()
         );
     }
-    clock.advance(by);
+    let offset = s.app.advance_dev_clock(&clock, by).await?;
     let ran = grantry_core::jobs::drain(&s.app).await?;
     Ok(json_response(
         StatusCode::OK,
-        &json!({ "now": grantry_graph::ts(s.app.now()), "offset": grantry_domain::duration::format(clock.offset()), "jobsRun": ran }),
+        &json!({ "now": grantry_graph::ts(s.app.now()), "offset": grantry_domain::duration::format(offset.max(clock.offset())), "jobsRun": ran }),
     ))
 }
 
