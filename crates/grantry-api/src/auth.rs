@@ -190,13 +190,35 @@ impl TokenKeys {
         {
             return Ok(claims);
         }
-        let claims = self.verify_signed(token)?;
+        let claims = self.verify_signed(token).map_err(|e| self.explain_other_server(token, e))?;
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         if verified.len() >= VERIFIED_TOKENS {
             verified.clear();
         }
         verified.insert(token.to_string(), claims.clone());
         Ok(claims)
+    }
+
+    /// A refused token that another Grantry server issued (its issuer names another tenant)
+    /// is refused saying so, and how to get one this server accepts: the usual cause is a
+    /// `grantry token` run against another data directory or database than the server's.
+    fn explain_other_server(&self, token: &str, refused: Error) -> Error {
+        use base64::Engine;
+        let claims: Option<serde_json::Value> = token
+            .split('.')
+            .nth(1)
+            .and_then(|payload| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok())
+            .and_then(|json| serde_json::from_slice(&json).ok());
+        let issuer = claims.as_ref().and_then(|c| c["iss"].as_str()).unwrap_or_default();
+        match issuer.strip_prefix("https://sts.grantry.local/").map(|rest| rest.trim_end_matches('/')) {
+            Some(tenant) if tenant != self.tenant_id => Error::unauthorized(format!(
+                "The access token was issued by another Grantry server (tenant {tenant}; this server's tenant is {}), \
+                 usually because `grantry token` ran against another data directory or database. Get a token from \
+                 this server with the `grantry token` command it prints when it starts (with its --data-dir or --database).",
+                self.tenant_id
+            )),
+            _ => refused,
+        }
     }
 
     /// Checks the token's algorithm, key, signature and every claim.

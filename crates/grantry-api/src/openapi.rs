@@ -351,12 +351,12 @@ pub fn document() -> Value {
     };
     for root in ["/v1.0", "/beta"] {
         for r in crate::routes::describe_graph() {
-            add(root, &r, r.path == "/$metadata");
+            add(root, &r, r.path == "/$metadata" || r.path.is_empty());
         }
     }
     for r in crate::routes::describe_root() {
         let public =
-            matches!(r.path.as_str(), "/health" | "/ready" | "/openapi.json") || r.path.starts_with("/{tenant}/");
+            matches!(r.path.as_str(), "/" | "/health" | "/ready" | "/openapi.json") || r.path.starts_with("/{tenant}/");
         add("", &r, public);
     }
     json!({

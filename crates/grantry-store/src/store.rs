@@ -102,6 +102,22 @@ impl Location {
             Location::Postgres(u) => pg::redact(u),
         }
     }
+
+    /// Whether a Grantry database is there already (a SQLite file; a PostgreSQL database
+    /// with Grantry's tables), found without creating or changing anything.
+    pub fn holds_grantry_data(&self) -> Result<bool> {
+        match self {
+            Location::Sqlite(path) => Ok(path.is_file()),
+            Location::Postgres(url) => off_runtime(|| {
+                let mut client = PgClient::connect(url)?;
+                let found = PgConn(&mut client).query_one(
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'meta'",
+                    &[],
+                )?;
+                Ok(found.map(|r| r.int(0)).transpose()?.unwrap_or(0) > 0)
+            }),
+        }
+    }
 }
 
 #[derive(Clone)]

@@ -8,55 +8,61 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./grantry-data";
+/// The default largest request body, in bytes.
+pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Settings of `grantry serve` as given (flags or environment); `None` means "not given".
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "GRANTRY_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Directory for the embedded database (used when --database is not given).
+    /// Directory for the embedded database, used when --database is not given
+    /// [default: ./grantry-data].
     #[arg(long, env = "GRANTRY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL: `sqlite:PATH` (embedded, the default) or
-    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (several servers may share it).
+    /// Database URL: `sqlite:PATH` (embedded) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (several servers may share it)
+    /// [default: sqlite:<data-dir>/grantry.db].
     #[arg(long, env = "GRANTRY_DATABASE", value_name = "URL")]
     pub database: Option<String>,
     /// Externally visible base URL, used in @odata.context and @odata.nextLink
-    /// (default: http://<listen address>).
+    /// [default: http://<listen address>].
     #[arg(long, env = "GRANTRY_PUBLIC_BASE_URL", value_name = "URL")]
     pub public_base_url: Option<String>,
-    /// Log format: text or json.
+    /// Log format: text or json [default: text]. Text has no colour codes unless standard
+    /// error is a terminal and NO_COLOR is unset.
     #[arg(long, env = "GRANTRY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes [default: 4194304].
     #[arg(long, env = "GRANTRY_BODY_LIMIT", value_name = "BYTES")]
     pub body_limit: Option<usize>,
-    /// Enable the development clock (POST /_grantry/clock/advance). Never enable it in
-    /// production: it lets administrators move time forward.
+    /// Enable the development clock (POST /_grantry/clock/advance) [default: false]. Never
+    /// enable it in production: it lets administrators move time forward.
     #[arg(long, env = "GRANTRY_DEV_CLOCK", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub dev_clock: Option<bool>,
     /// Seconds a client may take to send a request's headers, and its body, before it is
-    /// disconnected (headers) or answered 408 (body).
+    /// disconnected (headers) or answered 408 (body) [default: 15].
     #[arg(long, env = "GRANTRY_READ_TIMEOUT", value_name = "SECONDS")]
     pub read_timeout: Option<u64>,
     /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C before exiting
     /// anyway [default: 30].
     #[arg(long, env = "GRANTRY_SHUTDOWN_GRACE", value_name = "SECONDS")]
     pub shutdown_grace: Option<u64>,
-    /// Directory of the token signing keys (private keys, kept out of the database;
-    /// default: `keys` in the data directory). Servers sharing a PostgreSQL database
-    /// must share this directory too.
+    /// Directory of the token signing keys (private keys, kept out of the database)
+    /// [default: <data-dir>/keys]. Servers sharing a PostgreSQL database must share this
+    /// directory too.
     #[arg(long, env = "GRANTRY_KEY_DIR", value_name = "DIR")]
     pub key_dir: Option<PathBuf>,
     /// Also serve GET /metrics on this address, without a token (keep it on a private
-    /// network). On the main address /metrics needs an administrator's token.
+    /// network) [default: none]. On the main address /metrics needs an administrator's
+    /// token.
     #[arg(long, env = "GRANTRY_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
     /// Destinations outbound calls (custom extension callouts) may reach besides public
     /// addresses: host names, host:port and CIDR ranges, comma-separated (e.g.
     /// `127.0.0.0/8,hooks.internal:8443`). Loopback, private and link-local addresses are
-    /// refused unless listed.
+    /// refused unless listed [default: none].
     #[arg(long, env = "GRANTRY_OUTBOUND_ALLOW", value_name = "LIST")]
     pub outbound_allow: Option<String>,
     /// Milliseconds of database statement time one request may use; a request that needs
@@ -67,7 +73,8 @@ pub struct ServeArgs {
     /// once; more are answered 429 with Retry-After [default: 4].
     #[arg(long, env = "GRANTRY_EXPENSIVE_QUERIES_PER_CALLER", value_name = "N")]
     pub expensive_queries_per_caller: Option<usize>,
-    /// Optional TOML configuration file.
+    /// Optional TOML configuration file (flags and GRANTRY_* variables override it)
+    /// [default: none].
     #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -201,7 +208,7 @@ impl ServeArgs {
             key_dir,
             public_base_url,
             log_format,
-            body_limit: self.body_limit.or(file.body_limit).unwrap_or(4 * 1024 * 1024),
+            body_limit: self.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT),
             dev_clock: self.dev_clock.or(file.dev_clock).unwrap_or(false),
             read_timeout: match self.read_timeout.or(file.read_timeout) {
                 Some(0) => bail!("the read timeout must be at least 1 second"),

@@ -6,7 +6,7 @@ use grantry::config::{self, Database, LogFormat, ServeArgs};
 use grantry_api::auth::{MintRequest, TokenKeys, claims_for};
 use grantry_api::keyring;
 use grantry_core::PrincipalKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(
@@ -288,9 +288,109 @@ async fn run_app(command: AppCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the data lives, for the start-up line: the SQLite file as an absolute path, or the
+/// PostgreSQL URL without its password.
+fn data_location(database: &Database) -> String {
+    match database {
+        Database::Sqlite(path) => format!("sqlite:{}", absolute(path).display()),
+        Database::Postgres(_) => database.describe(),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The command that mints a token this server accepts: the same program, pointed at the
+/// same database and key directory by absolute paths, so it works from any directory. A
+/// PostgreSQL password is shown as `***` (the log must not carry it).
+fn token_command(database: &Database, key_dir: &Path) -> String {
+    let program = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .map(|p| if p.components().count() > 1 { absolute(&p) } else { p })
+        .unwrap_or_else(|| PathBuf::from("grantry"));
+    let key_dir = absolute(key_dir);
+    let key_dir_arg = format!(" --key-dir {}", shell_quote(&key_dir.display().to_string()));
+    let target = match database {
+        Database::Sqlite(path) => {
+            let path = absolute(path);
+            match path.parent() {
+                Some(dir) if path.file_name() == Some(std::ffi::OsStr::new("grantry.db")) => {
+                    // The key directory is implied when it is the data directory's own.
+                    let keys = if key_dir == config::default_key_dir(dir) { "" } else { &key_dir_arg };
+                    format!("--data-dir {}{keys}", shell_quote(&dir.display().to_string()))
+                }
+                _ => format!("--database {}{key_dir_arg}", shell_quote(&format!("sqlite:{}", path.display()))),
+            }
+        }
+        Database::Postgres(_) => format!("--database {}{key_dir_arg}", shell_quote(&database.describe())),
+    };
+    format!(
+        "{} token {target} --app setup --roles {}",
+        shell_quote(&program.display().to_string()),
+        "EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,RoleManagement.ReadWrite.Directory"
+    )
+}
+
+/// Quotes `s` for a POSIX shell when it holds anything but plain path characters.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._:@=,+-%".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// `grantry token` never creates a database: a token signed by a fresh one would be
+/// refused by the server, which uses another. Says where it looked and how to point it at
+/// the server's database.
+fn refuse_without_database(database: &Database, args: &DbArgs) -> anyhow::Result<()> {
+    let location = match database {
+        Database::Sqlite(path) => grantry_store::Location::Sqlite(path.clone()),
+        Database::Postgres(url) => grantry_store::Location::Postgres(url.clone()),
+    };
+    let how = "Start the server first (`grantry serve` creates its database and prints the `grantry token` command \
+               for it), or point this command at the running server's database with --data-dir DIR or --database URL \
+               (or GRANTRY_DATA_DIR / GRANTRY_DATABASE), the same as the server's.";
+    let found = location
+        .holds_grantry_data()
+        .map_err(|e| anyhow::anyhow!("cannot read the database {}: {}. {how}", database.describe(), e.message))?;
+    if found {
+        return Ok(());
+    }
+    let looked_at = match database {
+        Database::Sqlite(path) if args.database.is_none() => {
+            let dir = absolute(&args.data_dir);
+            let default = if args.data_dir == Path::new(config::DEFAULT_DATA_DIR) {
+                format!(" (the default --data-dir {}, relative to the current directory)", config::DEFAULT_DATA_DIR)
+            } else {
+                String::new()
+            };
+            format!(
+                "no Grantry database in the data directory {}{default}: {} does not exist",
+                dir.display(),
+                absolute(path).display()
+            )
+        }
+        Database::Sqlite(path) => {
+            format!("no Grantry database at {}: the file does not exist", absolute(path).display())
+        }
+        Database::Postgres(_) => format!(
+            "the PostgreSQL database {} holds no Grantry data (no Grantry server has started on it)",
+            database.describe()
+        ),
+    };
+    bail!("{looked_at}. {how}")
+}
+
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRANTRY_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal (https://no-color.org: any non-empty NO_COLOR
+    // turns it off); journald, docker logs and files get plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -405,9 +505,19 @@ async fn main() -> anyhow::Result<()> {
             // Listen for signals before serving, so a stop that comes at once is graceful too.
             let mut signals = StopSignals::listen()?;
             let server = grantry::start(config.clone()).await?;
-            tracing::info!(address = %server.addr, metrics_address = ?server.metrics_addr, base_url = %server.base_url, database = ?config.database, dev_clock = config.dev_clock, "grantry is listening");
-            if config.dev_clock {
-                tracing::warn!("the development clock is enabled: administrators can move time forward");
+            // The message stays exactly "grantry is listening": scripts and tests look for it.
+            tracing::info!(address = %server.addr, base_url = %server.base_url, index = %format!("{}/", server.base_url), metrics_address = ?server.metrics_addr, database = ?config.database, dev_clock = config.dev_clock, "grantry is listening");
+            let data = data_location(&config.database);
+            tracing::info!("data is kept in {data}");
+            let token_command = token_command(&config.database, &config.key_dir);
+            let password_note =
+                if token_command.contains(":***@") { " (put the password in place of ***)" } else { "" };
+            tracing::info!("get a token for this server with: {token_command}{password_note}");
+            if let Some(clock) = &server.state.app.dev_clock {
+                let offset = grantry_domain::duration::format(clock.offset());
+                tracing::warn!(
+                    "DEVELOPMENT CLOCK ON: administrators can move time forward (POST /_grantry/clock/advance; offset now {offset}). Never run production with --dev-clock."
+                );
             }
             let signal = signals.next().await;
             tracing::info!(
@@ -505,8 +615,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Copy(args) => copy(args).await,
         Command::Token(args) => {
             let database = config::parse_database(args.db.database.as_deref(), &args.db.data_dir)?;
+            refuse_without_database(&database, &args.db)?;
             let store = grantry::open_store(&database)?;
             let key_dir = args.key_dir.clone().unwrap_or_else(|| config::default_key_dir(&args.db.data_dir));
+            // Nor a signing key: the server would not know it.
+            if keyring::load(&key_dir).map_err(|e| anyhow::anyhow!(e.message))?.active().is_none() {
+                bail!(
+                    "no signing key in the key directory {}. Start the server first (it creates its key and prints the \
+                     `grantry token` command for it), or point this command at the server's key directory with --key-dir DIR \
+                     (or GRANTRY_KEY_DIR), the same as the server's.",
+                    absolute(&key_dir).display()
+                );
+            }
             let lifetime = parse_lifetime(&args.expires_in)?;
             if lifetime <= 0 {
                 bail!("--expires-in must be positive");

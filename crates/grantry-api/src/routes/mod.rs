@@ -39,6 +39,8 @@ use tower_http::decompression::RequestDecompressionLayer;
 /// does for large collections); smaller ones gain nothing from it.
 const COMPRESS_ABOVE: u64 = 1024;
 
+pub use metadata::document as metadata_document;
+
 /// The routes of one Graph root.
 fn graph_routes() -> Router<AppState> {
     Router::new()
@@ -87,6 +89,7 @@ pub fn describe_root() -> Vec<crate::openapi::RouteDoc> {
         webhooks::describe(),
         identity::describe(),
         vec![
+            read("/", "Index: the API roots, documents and health endpoints", "Object"),
             read("/health", "Liveness", "Object"),
             read("/ready", "Readiness: the database answers", "Object"),
             op("get", "/openapi.json", "This document", None, 200, Some("Object")),
@@ -106,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(webhooks::routes())
         .merge(identity::routes())
+        .route("/", get(index))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/openapi.json", get(openapi))
@@ -154,6 +158,29 @@ async fn method_not_allowed(req: Request) -> Response {
 
 fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError(Error::internal("a handler panicked")).into_response()
+}
+
+/// `GET /`, `/v1.0` and `/beta` (no token needed): where a newcomer goes from here. `GET /`
+/// answers this until a portal serves a page there for browsers.
+pub(crate) async fn index(State(state): State<AppState>) -> Response {
+    let base = &state.config.public_base_url;
+    crate::respond::json_response(
+        axum::http::StatusCode::OK,
+        &serde_json::json!({
+            "service": "Grantry",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Entitlement management speaking the Microsoft Graph API. Send requests to an API root with a bearer token from `grantry token` (see `grantry token --help`).",
+            "apiRoots": { "v1.0": format!("{base}/v1.0"), "beta": format!("{base}/beta") },
+            "metadata": { "v1.0": format!("{base}/v1.0/$metadata"), "beta": format!("{base}/beta/$metadata") },
+            "openapi": format!("{base}/openapi.json"),
+            "health": format!("{base}/health"),
+            "ready": format!("{base}/ready"),
+            "documentation": {
+                "grantry": "README.md and docs/ in the Grantry source",
+                "graphApi": "https://learn.microsoft.com/graph/api/resources/entitlementmanagement-overview",
+            },
+        }),
+    )
 }
 
 /// Liveness: the process answers.

@@ -644,9 +644,10 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
         None => Db::Sqlite(dir.path().to_path_buf()),
     };
     println!("crash test: on {}", if pg.is_some() { "PostgreSQL" } else { "SQLite" });
-    let admin = token(&db, &["--app", "crash-admin", "--roles", ADMIN_ROLES]);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
     let mut server = Server::start(&db);
+    // After the start: `grantry token` uses the database the server created.
+    let admin = token(&db, &["--app", "crash-admin", "--roles", ADMIN_ROLES]);
     let mut client = Client { http: http.clone(), base: server.base.clone() };
     let world = Arc::new(seed_world(&db, &client, admin).await);
     let mut all_acked: HashMap<String, Acked> = HashMap::new();

@@ -15,6 +15,7 @@ mod copy;
 mod crash;
 mod devclock;
 mod extensions;
+mod first_contact;
 mod groups;
 mod hardening;
 mod helpers;

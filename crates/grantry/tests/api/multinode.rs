@@ -72,9 +72,10 @@ async fn nodes_share_one_database_without_duplicate_or_lost_effects() {
     // The nodes share the database and the signing key directory.
     let keys = tempfile::tempdir().expect("temp dir");
     let args = [OsStr::new("--database"), OsStr::new(&db.url), OsStr::new("--key-dir"), keys.path().as_os_str()];
-    let api = Api { http: reqwest::Client::new(), token: token(&db.url, keys.path()) };
     let a = Server::start_with(&args);
     let b = Server::start_with(&args);
+    // After the start: `grantry token` uses the database and key the first node created.
+    let api = Api { http: reqwest::Client::new(), token: token(&db.url, keys.path()) };
     let (na, nb) = (a.base.clone(), b.base.clone());
 
     // Set-up through node A; every read below goes through node B: acknowledged writes are
