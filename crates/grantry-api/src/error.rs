@@ -64,13 +64,17 @@ impl IntoResponse for ApiError {
         }
         grantry_domain::limits::clip_message(&mut e.message);
         let status = status_of(e.kind);
+        // As Graph: the client's id when it sent one, otherwise the request id, so the
+        // field always names something the client can quote.
+        let client_request_id =
+            if ids.client_request_id.is_empty() { ids.request_id.clone() } else { ids.client_request_id.clone() };
         let mut error = json!({
             "code": e.code,
             "message": e.message,
             "innerError": {
                 "date": chrono_now_text(),
                 "request-id": ids.request_id,
-                "client-request-id": ids.client_request_id,
+                "client-request-id": client_request_id,
             }
         });
         if let Some(target) = &e.target {

@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod respond;
 pub mod routes;
+pub mod schema;
 pub mod state;
 pub mod throttle;
 

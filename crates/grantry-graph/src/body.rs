@@ -3,26 +3,70 @@
 use chrono::{DateTime, Utc};
 use grantry_domain::{Error, Result};
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 /// A JSON object from a request body (or a nested object within it). `path` is the
-/// property path used in error messages, e.g. `assignment.target`.
+/// property path used in error messages, e.g. `assignment.target`. Every property name a
+/// reader asks for is remembered (shared by the nested objects of one body), so that
+/// [`Body::unread`] can name what no reader recognised.
 #[derive(Debug, Clone)]
 pub struct Body<'a> {
     map: &'a Map<String, Value>,
     path: String,
+    asked: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl<'a> Body<'a> {
     /// The top-level body; it must be a JSON object.
     pub fn root(value: &'a Value) -> Result<Body<'a>> {
         match value {
-            Value::Object(map) => Ok(Body { map, path: String::new() }),
+            Value::Object(map) => Ok(Body { map, path: String::new(), asked: Default::default() }),
             _ => Err(Error::bad_request("InvalidRequestBody", "The request body must be a JSON object.")),
         }
     }
 
+    /// The whole object: every property in it counts as read.
     pub fn map(&self) -> &'a Map<String, Value> {
+        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        for k in self.map.keys() {
+            asked.insert(self.path_of(k));
+        }
         self.map
+    }
+
+    fn nested(&self, map: &'a Map<String, Value>, path: String) -> Body<'a> {
+        Body { map, path, asked: self.asked.clone() }
+    }
+
+    fn note(&self, keys: &[&str]) {
+        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            asked.insert(self.path_of(k));
+        }
+    }
+
+    /// The properties of this object that no reader asked for, in order, leaving out OData
+    /// annotations (`@odata.type`, `x@odata.bind` …), which belong to the protocol.
+    pub fn unread(&self) -> Vec<&'a str> {
+        let asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        self.map.keys().filter(|k| !k.contains('@') && !asked.contains(&self.path_of(k))).map(String::as_str).collect()
+    }
+
+    /// Refuses a property of this object that no reader asked for and that `defined` does
+    /// not know, as Graph refuses a property its type does not define: 400
+    /// `RequestBodyRead` naming the property and the type.
+    pub fn refuse_undefined(&self, type_name: &str, defined: impl Fn(&str) -> bool) -> Result<()> {
+        match self.unread().into_iter().find(|k| !defined(k)) {
+            None => Ok(()),
+            Some(k) => Err(Error::bad_request(
+                "RequestBodyRead",
+                format!(
+                    "The property '{k}' does not exist on type 'microsoft.graph.{type_name}'. Make sure to only use property names that are defined by the type or mark the type as open type."
+                ),
+            )
+            .with_target(self.path_of(k))),
+        }
     }
 
     /// The full path of `key`, for messages.
@@ -32,20 +76,28 @@ impl<'a> Body<'a> {
 
     /// The first of `keys` that is present and not null.
     pub fn raw<'k>(&self, keys: &[&'k str]) -> Option<(&'a Value, &'k str)> {
+        self.note(keys);
         keys.iter().find_map(|k| match self.map.get(*k) {
             Some(Value::Null) | None => None,
             Some(v) => Some((v, *k)),
         })
     }
 
+    /// The value of `key` as sent, null included.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.note(&[key]);
+        self.map.get(key)
+    }
+
     pub fn has(&self, key: &str) -> bool {
+        self.note(&[key]);
         self.map.contains_key(key)
     }
 
     pub fn object(&self, keys: &[&str]) -> Result<Option<Body<'a>>> {
         match self.raw(keys) {
             None => Ok(None),
-            Some((Value::Object(map), k)) => Ok(Some(Body { map, path: self.path_of(k) })),
+            Some((Value::Object(map), k)) => Ok(Some(self.nested(map, self.path_of(k)))),
             Some((_, k)) => {
                 Err(Error::invalid_property(&self.path_of(k), format!("'{}' must be a JSON object.", self.path_of(k))))
             }
@@ -69,7 +121,7 @@ impl<'a> Body<'a> {
             .iter()
             .enumerate()
             .map(|(i, item)| match item {
-                Value::Object(map) => Ok(Body { map, path: format!("{path}[{i}]") }),
+                Value::Object(map) => Ok(self.nested(map, format!("{path}[{i}]"))),
                 _ => Err(Error::invalid_property(&path, format!("Each element of '{path}' must be a JSON object."))),
             })
             .collect()

@@ -27,7 +27,11 @@ fn allowed_types() -> String {
 /// both roots; ids may be flat (`targetId`, `target_id`), nested (`target{objectId}`,
 /// `assignmentPolicy{id}`) or at the request level.
 pub fn parse_new_request(json: &Value) -> Result<NewRequest> {
-    let b = Body::root(json)?;
+    parse_new_request_body(&Body::root(json)?)
+}
+
+/// As [`parse_new_request`], from a [`Body`] the caller checks afterwards.
+pub fn parse_new_request_body(b: &Body<'_>) -> Result<NewRequest> {
     let request_type = match b.str(&["requestType", "request_type"])? {
         None => {
             return Err(Error::invalid_property(
@@ -60,7 +64,7 @@ pub fn parse_new_request(json: &Value) -> Result<NewRequest> {
         },
     };
     let assignment = b.object(&["assignment", "accessPackageAssignment", "access_package_assignment"])?;
-    let scopes: Vec<&Body<'_>> = assignment.iter().chain(std::iter::once(&b)).collect();
+    let scopes: Vec<&Body<'_>> = assignment.iter().chain(std::iter::once(b)).collect();
 
     let mut target: Option<TargetRef> = None;
     let mut policy_id = None;

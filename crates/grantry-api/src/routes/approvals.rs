@@ -16,7 +16,6 @@ use grantry_core::requests::Mine;
 use grantry_domain::model::{Approval, StageStatus};
 use grantry_domain::{Error, Result};
 use grantry_graph::{Body, Dialect, approval as wire};
-use serde_json::Value;
 
 const SET: &str = "accessPackageAssignmentApprovals";
 
@@ -135,8 +134,7 @@ async fn get_stage(
 
 /// Parses `{reviewResult, justification}`; `reviewResult` is `Approve`/`Deny` in any case
 /// (the read values `Approved`/`Denied` are accepted too).
-fn parse_review(json: &Value) -> Result<Review> {
-    let body = Body::root(json)?;
+fn parse_review(body: &Body<'_>) -> Result<Review> {
     let result = body.str(&["reviewResult"])?.ok_or_else(|| {
         Error::invalid_property(
             "reviewResult",
@@ -159,11 +157,14 @@ fn parse_review(json: &Value) -> Result<Review> {
 
 async fn patch_stage(
     State(s): State<AppState>,
+    Root(d): Root,
     Authed(caller): Authed,
     Path((id, sid)): Path<(String, String)>,
     GraphJson(json): GraphJson,
 ) -> ApiResult<Response> {
-    let review = parse_review(&json)?;
+    let body = Body::root(&json)?;
+    let review = parse_review(&body)?;
+    crate::schema::check(&body, d, d.pick("approvalStage", "approvalStep"))?;
     approvals::review_stage(&s.app, &caller, &id, &sid, review).await?;
     Ok(respond::no_content())
 }

@@ -82,7 +82,7 @@ pub(crate) fn insert(v: &mut Value, key: &str, value: Value) {
 
 /// A string property that may be set to null in a PATCH: `Some(None)` clears it.
 pub(crate) fn nullable_str(b: &Body, key: &str) -> ApiResult<Option<Option<String>>> {
-    match b.map().get(key) {
+    match b.get(key) {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(_) => Ok(Some(b.str(&[key])?)),
@@ -165,6 +165,7 @@ async fn create_catalog(
         state: b.enumeration(&["state", "catalogStatus"], CatalogState::parse, &CatalogState::allowed())?,
         unique_name: b.str(&["uniqueName"])?,
     };
+    crate::schema::check(&b, d, "accessPackageCatalog")?;
     let catalog = catalogs::create_catalog(&s.app, &caller, input).await?;
     Ok(respond::created(&s, d, &set(d, sets::CATALOGS), wire::catalog(&catalog, d)))
 }
@@ -225,6 +226,7 @@ async fn list_catalogs(
 
 async fn update_catalog(
     State(s): State<AppState>,
+    Root(d): Root,
     Authed(caller): Authed,
     Path(id): Path<String>,
     GraphJson(json): GraphJson,
@@ -237,6 +239,7 @@ async fn update_catalog(
         state: b.enumeration(&["state", "catalogStatus"], CatalogState::parse, &CatalogState::allowed())?,
         unique_name: nullable_str(&b, "uniqueName")?,
     };
+    crate::schema::check(&b, d, "accessPackageCatalog")?;
     catalogs::update_catalog(&s.app, &caller, &id, patch).await?;
     Ok(respond::no_content())
 }
@@ -506,6 +509,7 @@ async fn create_resource_request(
         resource_property: resource_property.into(),
         catalog_property: catalog_property.into(),
     };
+    crate::schema::check(&b, d, "accessPackageResourceRequest")?;
     let request = resources::create_resource_request(&s.app, &caller, input).await?;
     Ok(respond::created(&s, d, &set(d, sets::RESOURCE_REQUESTS), wire::resource_request(&request, d)))
 }
@@ -566,6 +570,7 @@ async fn get_settings(State(s): State<AppState>, Root(d): Root, Authed(caller): 
 
 async fn update_settings(
     State(s): State<AppState>,
+    Root(d): Root,
     Authed(caller): Authed,
     GraphJson(json): GraphJson,
 ) -> ApiResult<Response> {
@@ -584,6 +589,7 @@ async fn update_settings(
         )?,
         duration_until_external_user_deleted_after_blocked: duration,
     };
+    crate::schema::check(&b, d, "entitlementManagementSettings")?;
     catalogs::update_settings(&s.app, &caller, patch).await?;
     Ok(respond::no_content())
 }

@@ -218,6 +218,7 @@ async fn create_package(
         is_role_scopes_visible: b.bool(&["isRoleScopesVisible"])?,
         unique_name: b.str(&["uniqueName"])?,
     };
+    crate::schema::check(&b, d, "accessPackage")?;
     let package = packages::create_package(&s.app, &caller, input).await?;
     Ok(respond::created(&s, d, &packages_set(d), wire::access_package(&package, d)))
 }
@@ -251,6 +252,7 @@ async fn list_packages(
 
 async fn update_package(
     State(s): State<AppState>,
+    Root(d): Root,
     Authed(caller): Authed,
     Path(id): Path<String>,
     GraphJson(json): GraphJson,
@@ -263,6 +265,7 @@ async fn update_package(
         is_role_scopes_visible: b.bool(&["isRoleScopesVisible"])?,
         catalog: patch_catalog(&b)?,
     };
+    crate::schema::check(&b, d, "accessPackage")?;
     packages::update_package(&s.app, &caller, &id, patch).await?;
     Ok(respond::no_content())
 }
@@ -369,6 +372,7 @@ async fn add_role_scope(
         scope_property: scope_property.into(),
         resource_property: resource_property.into(),
     };
+    crate::schema::check(&b, d, "accessPackageResourceRoleScope")?;
     let view = packages::add_role_scope(&s.app, &caller, &id, input).await?;
     let ctx = format!("{}/{id}/{}", packages_set(d), wire::name(d, sets::ROLE_SCOPES));
     Ok(respond::created(&s, d, &ctx, role_scope_json(&view, d, true, true)))

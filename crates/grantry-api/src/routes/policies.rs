@@ -141,7 +141,9 @@ async fn create(
     GraphJson(json): GraphJson,
 ) -> ApiResult<Response> {
     let params = params.map(|Path(p)| p).unwrap_or_default();
-    let input = parse_policy(&Body::root(&json)?, d)?;
+    let body = Body::root(&json)?;
+    let input = parse_policy(&body, d)?;
+    crate::schema::check(&body, d, POLICY_TYPE)?;
     let policy = policies::create_policy(&s.app, &caller, input, scope_of(&params)).await?;
     Ok(respond::created(&s, d, &set(d), render_policy(&policy, d)))
 }
@@ -171,10 +173,14 @@ async fn replace(
     Path(id): Path<String>,
     GraphJson(json): GraphJson,
 ) -> ApiResult<Response> {
-    let input = parse_policy(&Body::root(&json)?, d)?;
+    let body = Body::root(&json)?;
+    let input = parse_policy(&body, d)?;
+    crate::schema::check(&body, d, POLICY_TYPE)?;
     let policy = policies::replace_policy(&s.app, &caller, &id, input).await?;
     Ok(respond::entity(&s, d, &set(d), render_policy(&policy, d)))
 }
+
+const POLICY_TYPE: &str = "accessPackageAssignmentPolicy";
 
 /// Top-level keys of the v1.0 rendering that a beta-named key in a PATCH body replaces.
 const BETA_REPLACES: &[(&str, &[&str])] = &[
@@ -200,6 +206,7 @@ async fn patch(
         merged.remove(k);
     }
     let patch: Map<String, Value> = json.as_object().cloned().unwrap_or_default();
+    let sent: Vec<String> = patch.keys().cloned().collect();
     for (key, replaced) in BETA_REPLACES {
         if patch.contains_key(*key) {
             for r in *replaced {
@@ -213,7 +220,10 @@ async fn patch(
     }
     merged.extend(patch);
     let merged = Value::Object(merged);
-    let input = parse_policy(&Body::root(&merged)?, d)?;
+    let body = Body::root(&merged)?;
+    let input = parse_policy(&body, d)?;
+    // Only what the client sent is checked; the rest is this server's own rendering.
+    crate::schema::check_sent(&body, d, POLICY_TYPE, &sent)?;
     let policy = policies::replace_policy(&s.app, &caller, &id, input).await?;
     Ok(respond::entity(&s, d, &set(d), render_policy(&policy, d)))
 }

@@ -158,7 +158,9 @@ async fn create_with(
     assignment_id: Option<String>,
     slot: Option<IdempotencySlot>,
 ) -> ApiResult<Response> {
-    let mut input = wire::parse_new_request(json)?;
+    let body = grantry_graph::Body::root(json)?;
+    let mut input = wire::parse_new_request_body(&body)?;
+    crate::schema::check(&body, d, "accessPackageAssignmentRequest")?;
     if input.assignment_id.is_none() {
         input.assignment_id = assignment_id.map(|a| grantry_domain::ids::normalize(&a));
     }

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn unknown_route_is_404_in_the_envelope() {
@@ -160,4 +160,70 @@ async fn metadata_documents_are_served_per_root() {
         let text = resp.text().await.unwrap();
         assert!(text.contains("<edmx:Edmx") && text.contains("accessPackageAssignmentRequest"));
     }
+}
+
+#[tokio::test]
+async fn unknown_body_properties_are_refused_naming_property_and_type() {
+    let app = TestApp::spawn().await;
+    let catalogs = em("v1.0", "catalogs");
+    let (status, body) =
+        app.post(&app.admin, &catalogs, json!({ "displayName": "Typo", "descripton": "misspelt" })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "RequestBodyRead");
+    assert_eq!(
+        body["error"]["message"],
+        "The property 'descripton' does not exist on type 'microsoft.graph.accessPackageCatalog'. Make sure to only use property names that are defined by the type or mark the type as open type."
+    );
+    assert_eq!(body["error"]["target"], "descripton");
+    // Nothing was created.
+    let (_, list) = app.get(&app.admin, &format!("{catalogs}?$filter=displayName eq 'Typo'")).await;
+    assert_eq!(list["value"].as_array().map(Vec::len), Some(0), "{list}");
+
+    // Annotations, and properties the type defines (even read-only ones) are accepted.
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &catalogs,
+            json!({
+                "@odata.type": "#microsoft.graph.accessPackageCatalog",
+                "displayName": "Fine",
+                "createdDateTime": "2020-01-01T00:00:00Z",
+                "catalogType": "userManaged"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+
+    // The same on updates, on the beta root, and on the other creates.
+    let (status, body) =
+        app.patch(&app.admin, &em("beta", &format!("accessPackageCatalogs/{id}")), json!({ "colour": "red" })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("'colour'"), "{body}");
+    let (status, body) = app
+        .post(&app.admin, &em("v1.0", "assignmentRequests"), json!({ "requestType": "adminAdd", "priority": 1 }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "RequestBodyRead");
+    assert!(body["error"]["message"].as_str().unwrap().contains("microsoft.graph.accessPackageAssignmentRequest"));
+}
+
+#[tokio::test]
+async fn inner_error_client_request_id_is_never_empty() {
+    let app = TestApp::spawn().await;
+    let resp = app.client.get(app.url("/v1.0/noSuchThing")).bearer_auth(&app.admin).send().await.unwrap();
+    let request_id = resp.headers()["request-id"].to_str().unwrap().to_string();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["innerError"]["request-id"], request_id.as_str());
+    assert_eq!(body["error"]["innerError"]["client-request-id"], request_id.as_str());
+    let resp = app
+        .client
+        .get(app.url("/v1.0/noSuchThing"))
+        .bearer_auth(&app.admin)
+        .header("client-request-id", "mine-1")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["innerError"]["client-request-id"], "mine-1");
 }
