@@ -57,7 +57,7 @@ impl<'a> Body<'a> {
     /// not know, as Graph refuses a property its type does not define: 400
     /// `RequestBodyRead` naming the property and the type.
     pub fn refuse_undefined(&self, type_name: &str, defined: impl Fn(&str) -> bool) -> Result<()> {
-        match self.unread().into_iter().find(|k| !defined(k)) {
+        match self.unread().into_iter().find(|&k| !defined(k)) {
             None => Ok(()),
             Some(k) => Err(Error::bad_request(
                 "RequestBodyRead",
