@@ -300,6 +300,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
                 Location::Postgres(url) => Database::Postgres(url.clone()),
             },
             key_dir: dir.join("keys"),
+            tls: None,
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: 4 * 1024 * 1024,

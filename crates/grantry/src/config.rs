@@ -49,6 +49,12 @@ pub struct ServeArgs {
     /// anyway [default: 30].
     #[arg(long, env = "GRANTRY_SHUTDOWN_GRACE", value_name = "SECONDS")]
     pub shutdown_grace: Option<u64>,
+    /// PEM certificate chain to serve HTTPS with (with --tls-key) [default: none, plain HTTP].
+    #[arg(long, env = "GRANTRY_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [default: none].
+    #[arg(long, env = "GRANTRY_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Directory of the token signing keys (private keys, kept out of the database)
     /// [default: <data-dir>/keys]. Servers sharing a PostgreSQL database must share this
     /// directory too.
@@ -97,6 +103,8 @@ struct FileConfig {
     outbound_allow: Option<Vec<String>>,
     statement_budget_ms: Option<u64>,
     expensive_queries_per_caller: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +137,13 @@ impl std::fmt::Debug for Database {
     }
 }
 
+/// The files of the HTTPS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// Fully resolved settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -136,6 +151,8 @@ pub struct Config {
     pub database: Database,
     /// Directory of the token signing keys.
     pub key_dir: PathBuf,
+    /// Certificate chain and private key (PEM) to serve HTTPS with.
+    pub tls: Option<Tls>,
     pub public_base_url: Option<String>,
     pub log_format: LogFormat,
     pub body_limit: usize,
@@ -190,6 +207,11 @@ impl ServeArgs {
         let data_dir = self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database = parse_database(self.database.or(file.database).as_deref(), &data_dir)?;
         let key_dir = self.key_dir.or(file.key_dir).unwrap_or_else(|| default_key_dir(&data_dir));
+        let tls = match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(Tls { cert, key }),
+            (None, None) => None,
+            _ => bail!("HTTPS needs both a certificate (--tls-cert) and its private key (--tls-key)"),
+        };
         let log_format = match self.log_format.or(file.log_format).as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -206,6 +228,7 @@ impl ServeArgs {
             listen,
             database,
             key_dir,
+            tls,
             public_base_url,
             log_format,
             body_limit: self.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT),

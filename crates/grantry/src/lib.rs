@@ -2,6 +2,7 @@
 //! line; tests start the same server in-process on port 0.
 
 pub mod config;
+pub mod tls;
 
 use anyhow::Context;
 use config::{Config, Database};
@@ -176,7 +177,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         ),
         None => None,
     };
-    let base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    // Read the certificate before anything else, so a bad file stops the start at once.
+    let acceptor = match &config.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(&t.cert, &t.key)?)),
+        None => None,
+    };
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    let base_url = config.public_base_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
     let store = open_store(&config.database)?;
     let state = build_state(store, &config, base_url.clone()).await?;
     let (stop_jobs, jobs_stopped) = watch::channel(false);
@@ -184,13 +191,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let sender = grantry_core::outbox::spawn_sender(state.app.clone(), jobs_stopped);
     let router = grantry_api::routes::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, router, config.read_timeout, config.shutdown_grace, rx));
+    let task = tokio::spawn(serve(listener, router, config.read_timeout, config.shutdown_grace, acceptor, rx));
     let (metrics_addr, metrics) = match metrics_listener {
         Some(listener) => {
             let at = listener.local_addr()?;
             let (tx, rx) = oneshot::channel::<()>();
             let router = grantry_api::metrics::open_router(state.clone());
-            let task = tokio::spawn(serve(listener, router, config.read_timeout, config.shutdown_grace, rx));
+            // Metrics stay plain HTTP on their own (internal) port.
+            let task = tokio::spawn(serve(listener, router, config.read_timeout, config.shutdown_grace, None, rx));
             (Some(at), Some((tx, task)))
         }
         None => (None, None),
@@ -212,15 +220,17 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
 /// Accepts connections until `shutdown` resolves, then lets open requests finish (for at
 /// most `grace`): idle keep-alive connections close at once, a connection with a request
-/// under way closes after answering it. Connections are HTTP/1.1 with a header read
-/// timeout: a client that does not finish sending its headers within `read_timeout` is
-/// disconnected, so slow clients cannot hold connections open (the body is bounded by the
-/// same time in the router).
+/// under way closes after answering it. Plain connections are HTTP/1.1; HTTPS connections
+/// are HTTP/2 or HTTP/1.1 as ALPN decides. HTTP/1.1 has a header read timeout: a client
+/// that does not finish sending its headers within `read_timeout` is disconnected, so slow
+/// clients cannot hold connections open (the body is bounded by the same time in the
+/// router); the TLS handshake has the same bound.
 async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     read_timeout: Duration,
     grace: Duration,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     shutdown: oneshot::Receiver<()>,
 ) -> Served {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -240,6 +250,15 @@ async fn serve(
                     }
                 };
                 let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                if let Some(acceptor) = &acceptor {
+                    let (acceptor, watcher, open) = (acceptor.clone(), graceful.watcher(), open.clone());
+                    open.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        serve_tls(acceptor, watcher, stream, service, read_timeout).await;
+                        open.fetch_sub(1, Ordering::SeqCst);
+                    });
+                    continue;
+                }
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder.timer(TokioTimer::new()).header_read_timeout(read_timeout);
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
@@ -259,4 +278,34 @@ async fn serve(
     let open_at_stop = open.load(Ordering::SeqCst);
     let all_finished = tokio::time::timeout(grace, graceful.shutdown()).await.is_ok();
     Served { open_at_stop, all_finished }
+}
+
+/// Serves one HTTPS connection: the TLS handshake (bounded by `read_timeout`), then HTTP/2
+/// or HTTP/1.1 as ALPN chose, watched by the graceful shutdown.
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    watcher: hyper_util::server::graceful::Watcher,
+    stream: tokio::net::TcpStream,
+    service: hyper_util::service::TowerToHyperService<axum::Router>,
+    read_timeout: Duration,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let stream = match tokio::time::timeout(read_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            return;
+        }
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }

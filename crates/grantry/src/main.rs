@@ -36,6 +36,9 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Write a development CA and a certificate it signed for --hostname, to serve HTTPS
+    /// with (`--tls-cert DIR/cert.pem --tls-key DIR/key.pem`; clients trust DIR/ca.pem).
+    Cert(CertArgs),
     /// Manage the token signing keys (kept in the key directory, not in the database).
     Keys {
         #[command(subcommand)]
@@ -127,6 +130,19 @@ enum SecretCommand {
         app: String,
         key_id: String,
     },
+}
+
+#[derive(clap::Args)]
+struct CertArgs {
+    /// Write a self-signed development certificate (the only kind this command makes).
+    #[arg(long, required = true)]
+    self_signed: bool,
+    /// Host name (or IP address) the certificate is for; repeat for several.
+    #[arg(long = "hostname", value_name = "H", required = true)]
+    hostnames: Vec<String>,
+    /// Directory to write ca.pem, cert.pem and key.pem into.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -579,6 +595,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::App { command } => run_app(command).await,
+        Command::Cert(args) => {
+            let _ = args.self_signed;
+            let written = grantry::tls::self_signed(&args.hostnames, &args.out)?;
+            println!("certificate: {}", written.cert.display());
+            println!("private key: {}", written.key.display());
+            println!("CA to trust: {}", written.ca.display());
+            Ok(())
+        }
         Command::Keys { command } => {
             #[allow(clippy::disallowed_methods)] // key times follow the wall clock, as tokens do
             let now = chrono::Utc::now().timestamp();

@@ -20,6 +20,7 @@ pub(crate) async fn sqlite_server(db: &Path) -> grantry::Server {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: Database::Sqlite(db.to_path_buf()),
         key_dir: db.with_file_name("keys"),
+        tls: None,
         public_base_url: None,
         log_format: LogFormat::Text,
         body_limit: 4 * 1024 * 1024,

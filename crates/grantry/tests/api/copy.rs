@@ -121,6 +121,7 @@ async fn a_copy_to_postgres_serves_the_same_reads() {
         outbound_allow: Default::default(),
         statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
         expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
+        tls: None,
     })
     .await
     .expect("server starts on the copy");

@@ -119,6 +119,8 @@ pub struct Options {
     pub outbound_allow: Vec<&'static str>,
     pub statement_budget: std::time::Duration,
     pub expensive_queries_per_caller: usize,
+    /// Serve HTTPS with this certificate.
+    pub tls: Option<grantry::config::Tls>,
 }
 
 impl Default for Options {
@@ -131,6 +133,7 @@ impl Default for Options {
             outbound_allow: vec!["127.0.0.0/8"],
             statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
             expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
+            tls: None,
         }
     }
 }
@@ -147,6 +150,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             database: database_of(&dir, &pg),
             key_dir: dir.path().join("keys"),
+            tls: options.tls.clone(),
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: options.body_limit,
@@ -924,6 +928,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             database: database_of(&self.dir, &self.pg),
             key_dir: self.dir.path().join("keys"),
+            tls: None,
             public_base_url: None,
             log_format: LogFormat::Text,
             body_limit: Options::default().body_limit,

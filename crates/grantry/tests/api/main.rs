@@ -36,5 +36,6 @@ mod rbac;
 mod receiver;
 mod requests;
 mod shutdown;
+mod tls;
 mod users;
 mod webhooks;
