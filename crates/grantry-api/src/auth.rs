@@ -25,6 +25,8 @@ pub const AUDIENCES: &[&str] = &["https://graph.microsoft.com", "00000003-0000-0
 /// since tokens signed with it are no longer accepted.
 const LEGACY_SECRET_META: &str = "token_signing_key";
 const TENANT_META: &str = "tenant_id";
+/// How the issuer of Grantry's own tokens begins (the tenant id follows).
+const GRANTRY_ISSUER_PREFIX: &str = "https://sts.grantry.local/";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -103,7 +105,7 @@ const LEEWAY_SECS: i64 = 30;
 const KEY_DIR_CHECK: Duration = Duration::from_secs(2);
 
 /// The wall clock, in seconds: token times follow it (see the module comment).
-fn wall_now() -> i64 {
+pub(crate) fn wall_now() -> i64 {
     jsonwebtoken::get_current_timestamp() as i64
 }
 
@@ -129,7 +131,7 @@ impl TokenKeys {
     }
 
     pub fn issuer(&self) -> String {
-        format!("https://sts.grantry.local/{}/", self.tenant_id)
+        format!("{GRANTRY_ISSUER_PREFIX}{}/", self.tenant_id)
     }
 
     /// The current key set.
@@ -210,7 +212,7 @@ impl TokenKeys {
             .and_then(|payload| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok())
             .and_then(|json| serde_json::from_slice(&json).ok());
         let issuer = claims.as_ref().and_then(|c| c["iss"].as_str()).unwrap_or_default();
-        match issuer.strip_prefix("https://sts.grantry.local/").map(|rest| rest.trim_end_matches('/')) {
+        match issuer.strip_prefix(GRANTRY_ISSUER_PREFIX).map(|rest| rest.trim_end_matches('/')) {
             Some(tenant) if tenant != self.tenant_id => Error::unauthorized(format!(
                 "The access token was issued by another Grantry server (tenant {tenant}; this server's tenant is {}), \
                  usually because `grantry token` ran against another data directory or database. Get a token from \
@@ -318,6 +320,59 @@ pub fn claims_for(keys: &TokenKeys, r: MintRequest) -> Claims {
     }
 }
 
+/// Which trusted external issuer `token` claims to come from, if any (the claim is checked
+/// with the signature afterwards). Tokens naming no issuer, or Grantry as theirs, are
+/// Grantry's own; a token from any other issuer is refused here, naming the trusted ones.
+pub(crate) fn external_issuer(state: &AppState, token: &str) -> Result<Option<usize>> {
+    let Some(iss) =
+        crate::oidc::segment_json(token, 1).and_then(|c| c.get("iss").and_then(|i| i.as_str().map(str::to_string)))
+    else {
+        return Ok(None);
+    };
+    if iss.starts_with(GRANTRY_ISSUER_PREFIX) {
+        return Ok(None);
+    }
+    if let Some(index) = state.oidc.find(&iss) {
+        return Ok(Some(index));
+    }
+    let trusted = state.oidc.names();
+    Err(Error::unauthorized(if trusted.is_empty() {
+        format!(
+            "The access token's issuer (iss) '{iss}' is not trusted: this server accepts only its own tokens (configure --oidc-issuer to trust an identity provider)."
+        )
+    } else {
+        format!(
+            "The access token's issuer (iss) '{iss}' is not trusted; trusted issuers: {} (and this server's own tokens).",
+            trusted.join(", ")
+        )
+    }))
+}
+
+/// The principal of one of Grantry's own tokens.
+async fn own_principal(state: &AppState, token: &str) -> Result<Principal> {
+    let claims = state.keys.verify(token)?;
+    let (kind, permissions) = if claims.idtyp == "app" {
+        (PrincipalKind::App, claims.roles.clone().unwrap_or_default())
+    } else {
+        (PrincipalKind::User, claims.scp.as_deref().unwrap_or("").split_whitespace().map(str::to_string).collect())
+    };
+    let principal = Principal {
+        kind,
+        id: grantry_domain::ids::normalize(&claims.oid),
+        display_name: claims.name.clone().or(claims.app_displayname.clone()),
+        permissions: permissions.iter().map(|p| p.to_ascii_lowercase()).collect::<BTreeSet<_>>(),
+    };
+    if claims.azpacr.is_some()
+        && kind == PrincipalKind::App
+        && !grantry_core::applications::is_registered(&state.app.store, &claims.appid).await?
+    {
+        return Err(Error::unauthorized(
+            "The application this token was issued to has been removed (grantry app remove).",
+        ));
+    }
+    Ok(principal)
+}
+
 /// The authenticated caller of a request.
 pub struct Authed(pub Caller);
 
@@ -337,27 +392,13 @@ impl FromRequestParts<AppState> for Authed {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::unauthorized("The Authorization header must have the form 'Bearer <token>'."))?;
-        let claims = state.keys.verify(token)?;
-        let (kind, permissions) = if claims.idtyp == "app" {
-            (PrincipalKind::App, claims.roles.clone().unwrap_or_default())
-        } else {
-            (PrincipalKind::User, claims.scp.as_deref().unwrap_or("").split_whitespace().map(str::to_string).collect())
+        let principal = match external_issuer(state, token)? {
+            Some(index) => {
+                let verified = state.oidc.verify(index, token).await?;
+                state.oidc.principal(&state.app, &verified).await?
+            }
+            None => own_principal(state, token).await?,
         };
-        let principal = Principal {
-            kind,
-            id: grantry_domain::ids::normalize(&claims.oid),
-            display_name: claims.name.clone().or(claims.app_displayname.clone()),
-            permissions: permissions.iter().map(|p| p.to_ascii_lowercase()).collect::<BTreeSet<_>>(),
-        };
-        if claims.azpacr.is_some()
-            && kind == PrincipalKind::App
-            && !grantry_core::applications::is_registered(&state.app.store, &claims.appid).await?
-        {
-            return Err(Error::unauthorized(
-                "The application this token was issued to has been removed (grantry app remove).",
-            )
-            .into());
-        }
         crate::throttle::admit(state, &principal.id)?;
         let caller = grantry_core::auth::load_caller(&state.app, principal).await?;
         Ok(Authed(caller))

@@ -95,11 +95,23 @@ fn body_hash(bytes: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
-fn principal_of(state: &AppState, req: &Request) -> Option<String> {
+/// The bearer token of `req`, if it has one.
+fn bearer_of(req: &Request) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
-    let claims = state.keys.verify(token).ok()?;
-    Some(grantry_domain::ids::normalize(&claims.oid))
+    Some(value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim().to_string())
+}
+
+async fn principal_of(state: &AppState, token: Option<String>) -> Option<String> {
+    let token = token?;
+    let token = token.as_str();
+    match crate::auth::external_issuer(state, token).ok()? {
+        // A token of a trusted issuer: its subject at that issuer.
+        Some(index) => Some(state.oidc.verify(index, token).await.ok()?.subject_key()),
+        None => {
+            let claims = state.keys.verify(token).ok()?;
+            Some(grantry_domain::ids::normalize(&claims.oid))
+        }
+    }
 }
 
 fn replay(stored: idempotency::Stored) -> Response {
@@ -128,7 +140,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     // Unauthenticated requests go on to be refused by the handler, never remembered.
-    let Some(principal_id) = principal_of(&state, &req) else { return next.run(req).await };
+    let Some(principal_id) = principal_of(&state, bearer_of(&req)).await else { return next.run(req).await };
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, state.config.body_limit).await {
         Ok(b) => b,

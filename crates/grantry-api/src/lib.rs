@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod keyring;
 pub mod metrics;
 pub mod middleware;
+pub mod oidc;
 pub mod openapi;
 pub mod respond;
 pub mod routes;

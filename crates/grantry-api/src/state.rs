@@ -19,6 +19,8 @@ pub struct AppState {
     pub app: App,
     pub config: Arc<ApiConfig>,
     pub keys: Arc<crate::auth::TokenKeys>,
+    /// Trusted external OpenID issuers (`--oidc-issuer`, `[[oidc]]`).
+    pub oidc: Arc<crate::oidc::ExternalIssuers>,
     /// POSTs with `client-request-id` being processed (see [`crate::idempotency`]).
     pub inflight: Arc<crate::idempotency::InFlight>,
     /// Failed client authentications at the token endpoint, per client.

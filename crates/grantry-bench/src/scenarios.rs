@@ -309,6 +309,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
             metrics_listen: None,
             outbound_allow: Default::default(),
+            oidc: Vec::new(),
             statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
             expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
         };

@@ -156,6 +156,18 @@ pub fn find(c: &mut dyn Conn, key: &str) -> Result<Option<Application>> {
     }
 }
 
+/// The application whose appId (client id) is exactly `client_id` (GUIDs in any case).
+pub fn find_by_client_id(c: &mut dyn Conn, client_id: &str) -> Result<Option<Application>> {
+    let row = c.query_one(
+        &format!("SELECT {COLUMNS} FROM applications WHERE app_id = ? OR app_id = ?"),
+        &[Value::from(client_id), Value::from(ids::normalize(client_id))],
+    )?;
+    match row {
+        Some(r) => from_row(c, &r).map(Some),
+        None => Ok(None),
+    }
+}
+
 fn require_app(c: &mut dyn Conn, key: &str) -> Result<Application> {
     find(c, key)?.ok_or_else(|| Error::not_found("application", key))
 }
@@ -200,6 +212,34 @@ pub async fn create(
     roles: &[String],
     secret_expires: Option<DateTime<Utc>>,
 ) -> Result<(Application, String)> {
+    create_with_client_id(store, now, display_name, roles, secret_expires, None).await
+}
+
+/// Most characters of a client id given with `--client-id`.
+const MAX_CLIENT_ID: usize = 256;
+
+/// As [`create`], with the client id an external issuer gives the application (its
+/// tokens' `azp`, `appid` or `client_id`) instead of a new random one.
+pub async fn create_with_client_id(
+    store: &Store,
+    now: DateTime<Utc>,
+    display_name: &str,
+    roles: &[String],
+    secret_expires: Option<DateTime<Utc>>,
+    client_id: Option<&str>,
+) -> Result<(Application, String)> {
+    let client_id = match client_id.map(str::trim) {
+        None => None,
+        Some(id)
+            if id.is_empty() || id.len() > MAX_CLIENT_ID || id.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            return Err(Error::bad_request(
+                "InvalidClientId",
+                format!("The client id must be 1 to {MAX_CLIENT_ID} characters without spaces."),
+            ));
+        }
+        Some(id) => Some(if ids::is_guid(id) { ids::normalize(id) } else { id.to_string() }),
+    };
     let display_name = display_name.trim().to_string();
     if display_name.is_empty() {
         return Err(Error::bad_request("InvalidName", "The application needs a name."));
@@ -214,7 +254,19 @@ pub async fn create(
     let roles_json = serde_json::to_string(&roles).map_err(|e| Error::internal(e.to_string()))?;
     store
         .write(move |c| {
-            let (id, app_id, sp_id) = (uuid_v4(), uuid_v4(), uuid_v4());
+            let (id, sp_id) = (uuid_v4(), uuid_v4());
+            let app_id = match &client_id {
+                Some(given) => {
+                    if find_by_client_id(c, given)?.is_some() {
+                        return Err(Error::conflict(
+                            "ClientIdTaken",
+                            format!("An application with the client id '{given}' is already registered."),
+                        ));
+                    }
+                    given.clone()
+                }
+                None => uuid_v4(),
+            };
             c.execute(
                 "INSERT INTO applications (id, app_id, sp_id, display_name, roles, created_us) VALUES (?, ?, ?, ?, ?, ?)",
                 &[

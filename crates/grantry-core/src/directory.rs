@@ -125,6 +125,52 @@ pub async fn create_user(app: &App, caller: &Caller, input: NewUser) -> Result<U
     Ok(user)
 }
 
+/// A user to create for a subject of a trusted identity provider seen for the first time.
+#[derive(Debug, Clone)]
+pub struct ProvisionedUser {
+    pub user_principal_name: String,
+    pub display_name: String,
+    pub mail: Option<String>,
+}
+
+/// Creates a member user on sign-in (an issuer's `auto_provision`); no caller, since the
+/// operator's configuration authorizes it. When another sign-in created the same user
+/// meanwhile, that user is returned.
+pub async fn provision_user(app: &App, input: ProvisionedUser) -> Result<User> {
+    check_upn(&input.user_principal_name).map_err(|_| {
+        Error::forbidden(format!(
+            "The token's user '{}' cannot become a userPrincipalName (alias@domain); it has no email claim either.",
+            input.user_principal_name
+        ))
+    })?;
+    let user = User {
+        id: ids::new_id(),
+        display_name: input.display_name,
+        user_principal_name: input.user_principal_name,
+        mail: input.mail,
+        given_name: None,
+        surname: None,
+        job_title: None,
+        department: None,
+        mail_nickname: None,
+        user_type: UserType::Member,
+        account_enabled: true,
+        manager_id: None,
+        external_user_state: None,
+        created_date_time: app.now(),
+    };
+    let saved = user.clone();
+    app.store
+        .write(move |c| match upn_owner(c, &saved.user_principal_name)? {
+            Some(id) => repo::get::<User>(c, &id)?.ok_or_else(|| Error::internal("a user vanished while read")),
+            None => {
+                repo::insert(c, &saved)?;
+                Ok(saved)
+            }
+        })
+        .await
+}
+
 /// The id of the user holding `upn` (compared case-insensitively), if any.
 fn upn_owner(c: &mut dyn Conn, upn: &str) -> Result<Option<String>> {
     c.query_one("SELECT id FROM users WHERE upn_lower = ?", &[Value::from(upn.to_lowercase())])?

@@ -52,10 +52,19 @@ pub enum Attempt {
 
 pub type Sending<'a> = Pin<Box<dyn Future<Output = Attempt> + Send + 'a>>;
 
+/// A GET of a small JSON document: the parsed document, or why there is none.
+pub type Fetching<'a> = Pin<Box<dyn Future<Output = std::result::Result<serde_json::Value, String>> + Send + 'a>>;
+
 /// Makes the HTTP calls. Implementations check the destination against the outbound
 /// allow-list and bound time, size and redirects.
 pub trait Transport: Send + Sync {
     fn send(&self, request: OutboundRequest) -> Sending<'_>;
+
+    /// GETs a JSON document (an OpenID discovery document, a JWK set) within `timeout`.
+    fn get_json(&self, url: String, timeout: std::time::Duration) -> Fetching<'_> {
+        let _ = (url, timeout);
+        Box::pin(async { Err("outbound calls are disabled".to_string()) })
+    }
 }
 
 /// A transport that refuses everything (for tools that never send).

@@ -51,6 +51,14 @@ impl AllowList {
         Ok(AllowList { entries })
     }
 
+    /// This list with `host:port` added (a destination the operator named elsewhere, such
+    /// as a trusted token issuer).
+    pub fn with_host_port(mut self, host: &str, port: u16) -> AllowList {
+        self.entries
+            .push(Entry::HostPort(host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(), port));
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -7,12 +7,14 @@
 //! - bounds the whole attempt by its timeout, reads at most [`MAX_RESPONSE_BYTES`] of the
 //!   answer, and never follows redirects (a 3xx is a refusal, as Standard Webhooks asks);
 //! - uses rustls with the *ring* provider and the system's root certificates;
+//! - GETs small JSON documents (OpenID discovery, JWK sets of trusted token issuers) with
+//!   the same checks;
 //! - logs neither bodies nor headers (signatures and tokens stay out of logs).
 
 pub mod allow;
 
 pub use allow::AllowList;
-use grantry_core::outbox::{Attempt, OutboundRequest, Sending, Transport};
+use grantry_core::outbox::{Attempt, Fetching, OutboundRequest, Sending, Transport};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,23 +54,23 @@ impl HttpTransport {
         HttpTransport { allow, tls: Arc::new(tls) }
     }
 
-    async fn attempt(&self, request: OutboundRequest) -> Attempt {
-        let refused = |error: String| Attempt::Refused { status: None, error };
-        let url = match reqwest::Url::parse(&request.url) {
-            Ok(u) => u,
-            Err(e) => return refused(format!("the URL cannot be parsed: {e}")),
-        };
+    /// Checks `url` against the allow-list and builds a client that connects only to the
+    /// addresses checked.
+    async fn client_for(&self, url: &str, timeout: Duration) -> Result<(reqwest::Client, reqwest::Url), Unready> {
+        let url = reqwest::Url::parse(url).map_err(|e| Unready::Refused(format!("the URL cannot be parsed: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return refused(format!("the scheme '{}' is not http or https", url.scheme()));
+            return Err(Unready::Refused(format!("the scheme '{}' is not http or https", url.scheme())));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return refused("the URL carries credentials".into());
+            return Err(Unready::Refused("the URL carries credentials".into()));
         }
         let Some(host) = url.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
         else {
-            return refused("the URL has no host".into());
+            return Err(Unready::Refused("the URL has no host".into()));
         };
-        let Some(port) = url.port_or_known_default() else { return refused("the URL has no port".into()) };
+        let Some(port) = url.port_or_known_default() else {
+            return Err(Unready::Refused("the URL has no port".into()));
+        };
 
         // Resolve once; the connection goes to exactly these addresses.
         let literal = host.parse::<IpAddr>().ok();
@@ -76,39 +78,64 @@ impl HttpTransport {
             Some(ip) => vec![SocketAddr::new(ip, port)],
             None => match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host.as_str(), port))).await {
                 Ok(Ok(addrs)) => addrs.collect(),
-                Ok(Err(e)) => {
-                    return Attempt::Retry {
-                        status: None,
-                        error: format!("{host} cannot be resolved: {e}"),
-                        retry_after: None,
-                    };
-                }
-                Err(_) => {
-                    return Attempt::Retry {
-                        status: None,
-                        error: format!("resolving {host} timed out"),
-                        retry_after: None,
-                    };
-                }
+                Ok(Err(e)) => return Err(Unready::Retry(format!("{host} cannot be resolved: {e}"))),
+                Err(_) => return Err(Unready::Retry(format!("resolving {host} timed out"))),
             },
         };
         if let Err(refusal) = self.allow.check(&host, port, &addresses) {
-            return refused(format!("destination not allowed: {refusal}"));
+            return Err(Unready::Refused(format!("destination not allowed: {refusal}")));
         }
 
         let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls((*self.tls).clone())
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .connect_timeout(CONNECT_TIMEOUT.min(request.timeout))
-            .timeout(request.timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
             .pool_max_idle_per_host(0);
         if literal.is_none() {
             builder = builder.resolve_to_addrs(&host, &addresses);
         }
-        let client = match builder.build() {
-            Ok(c) => c,
-            Err(e) => return refused(format!("the HTTP client cannot be built: {e}")),
+        let client = builder.build().map_err(|e| Unready::Refused(format!("the HTTP client cannot be built: {e}")))?;
+        Ok((client, url))
+    }
+
+    /// GETs a JSON document of at most [`MAX_RESPONSE_BYTES`], within `timeout`.
+    async fn fetch_json(&self, url: String, timeout: Duration) -> Result<serde_json::Value, String> {
+        let (client, url) = self.client_for(&url, timeout).await.map_err(|u| match u {
+            Unready::Refused(e) | Unready::Retry(e) => e,
+        })?;
+        let mut response = client
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("the request {}: {}", failure(&e), without_url(&e)))?;
+        let status = response.status().as_u16();
+        if !(200..=299).contains(&status) {
+            return Err(format!("the server answered {status}"));
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                        return Err(format!("the document is larger than {MAX_RESPONSE_BYTES} bytes"));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(format!("reading the answer {}: {}", failure(&e), without_url(&e))),
+            }
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("the answer is not JSON: {e}"))
+    }
+
+    async fn attempt(&self, request: OutboundRequest) -> Attempt {
+        let (client, url) = match self.client_for(&request.url, request.timeout).await {
+            Ok(ready) => ready,
+            Err(Unready::Refused(error)) => return Attempt::Refused { status: None, error },
+            Err(Unready::Retry(error)) => return Attempt::Retry { status: None, error, retry_after: None },
         };
         let mut call = client.post(url).body(request.body);
         for (name, value) in &request.headers {
@@ -117,16 +144,9 @@ impl HttpTransport {
         let mut response = match call.send().await {
             Ok(r) => r,
             Err(e) => {
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "could not connect"
-                } else {
-                    "failed"
-                };
                 return Attempt::Retry {
                     status: None,
-                    error: format!("the call {what}: {}", without_url(&e)),
+                    error: format!("the call {}: {}", failure(&e), without_url(&e)),
                     retry_after: None,
                 };
             }
@@ -164,6 +184,43 @@ impl HttpTransport {
     }
 }
 
+/// The host and port of `url`, an address of a token issuer the operator trusts: `https`,
+/// or plain `http` only on a loopback address (`localhost`, `127.0.0.0/8`, `::1`), since
+/// keys fetched in the clear could be swapped on the way.
+pub fn trusted_https_url(url: &str) -> Result<(String, u16), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!("'{url}' carries credentials"));
+    }
+    let host = parsed
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+        .ok_or_else(|| format!("'{url}' has no host"))?;
+    let port = parsed.port_or_known_default().ok_or_else(|| format!("'{url}' has no port"))?;
+    match parsed.scheme() {
+        "https" => Ok((host, port)),
+        "http" if host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) => Ok((host, port)),
+        "http" => Err(format!("'{url}' is plain http on a host other than loopback; use https")),
+        other => Err(format!("'{url}' has the scheme '{other}'; use https")),
+    }
+}
+
+/// Why a call could not be made: refused for good, or worth another try.
+enum Unready {
+    Refused(String),
+    Retry(String),
+}
+
+fn failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    }
+}
+
 /// An error's text without the URL (which could carry a token in its query).
 fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
@@ -182,5 +239,9 @@ fn without_url(e: &reqwest::Error) -> String {
 impl Transport for HttpTransport {
     fn send(&self, request: OutboundRequest) -> Sending<'_> {
         Box::pin(self.attempt(request))
+    }
+
+    fn get_json(&self, url: String, timeout: Duration) -> Fetching<'_> {
+        Box::pin(self.fetch_json(url, timeout))
     }
 }

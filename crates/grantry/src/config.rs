@@ -79,6 +79,16 @@ pub struct ServeArgs {
     /// once; more are answered 429 with Retry-After [default: 4].
     #[arg(long, env = "GRANTRY_EXPENSIVE_QUERIES_PER_CALLER", value_name = "N")]
     pub expensive_queries_per_caller: Option<usize>,
+    /// Trust access tokens from this OpenID issuer (its `iss`, e.g.
+    /// https://login.example.com/realms/corp); keys come from its discovery document. More
+    /// issuers, and their options, go in `[[oidc]]` tables of the configuration file
+    /// [default: none].
+    #[arg(long, env = "GRANTRY_OIDC_ISSUER", value_name = "URL", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+    /// The audiences (aud) --oidc-issuer's tokens must carry for Grantry, comma-separated
+    /// [default: none].
+    #[arg(long, env = "GRANTRY_OIDC_AUDIENCE", value_name = "AUD", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
     /// Optional TOML configuration file (flags and GRANTRY_* variables override it)
     /// [default: none].
     #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
@@ -105,6 +115,20 @@ struct FileConfig {
     expensive_queries_per_caller: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    oidc: Option<Vec<FileOidc>>,
+}
+
+/// One `[[oidc]]` table: a trusted external issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+struct FileOidc {
+    issuer: String,
+    audiences: Vec<String>,
+    jwks_uri: Option<String>,
+    user_claim: Option<String>,
+    app_claim: Option<String>,
+    #[serde(default)]
+    auto_provision: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +195,8 @@ pub struct Config {
     pub statement_budget: std::time::Duration,
     /// Expensive queries one caller may run at once.
     pub expensive_queries_per_caller: usize,
+    /// Trusted external OpenID issuers.
+    pub oidc: Vec<grantry_api::oidc::OidcIssuer>,
 }
 
 /// The default of [`Config::statement_budget`]: far above what any query of a
@@ -224,7 +250,9 @@ impl ServeArgs {
         {
             bail!("public base URL '{url}' must start with http:// or https://");
         }
+        let oidc = resolve_oidc(self.oidc_issuer, self.oidc_audience, file.oidc.unwrap_or_default())?;
         Ok(Config {
+            oidc,
             listen,
             database,
             key_dir,
@@ -263,6 +291,68 @@ impl ServeArgs {
             },
         })
     }
+}
+
+/// The trusted issuers: the file's `[[oidc]]` tables, and the one of `--oidc-issuer` (which
+/// replaces a table for the same issuer). Each is checked: an https URL (plain http only on
+/// loopback), at least one audience, no issuer twice.
+fn resolve_oidc(
+    flag_issuer: Option<String>,
+    flag_audience: Option<String>,
+    tables: Vec<FileOidc>,
+) -> anyhow::Result<Vec<grantry_api::oidc::OidcIssuer>> {
+    use grantry_api::oidc::OidcIssuer;
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let mut issuers: Vec<OidcIssuer> = tables
+        .into_iter()
+        .map(|t| OidcIssuer {
+            issuer: t.issuer.trim().to_string(),
+            audiences: t.audiences.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
+            jwks_uri: nonempty(t.jwks_uri),
+            user_claim: nonempty(t.user_claim),
+            app_claim: nonempty(t.app_claim),
+            auto_provision: t.auto_provision,
+        })
+        .collect();
+    if let Some(issuer) = flag_issuer {
+        let issuer = issuer.trim().to_string();
+        let audiences = flag_audience
+            .unwrap_or_default()
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        issuers.retain(|i| i.issuer.trim_end_matches('/') != issuer.trim_end_matches('/'));
+        issuers.push(OidcIssuer {
+            issuer,
+            audiences,
+            jwks_uri: None,
+            user_claim: None,
+            app_claim: None,
+            auto_provision: false,
+        });
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for i in &issuers {
+        grantry_outbound::trusted_https_url(&i.issuer).map_err(|e| anyhow::anyhow!("OpenID issuer: {e}"))?;
+        if let Some(uri) = &i.jwks_uri {
+            grantry_outbound::trusted_https_url(uri)
+                .map_err(|e| anyhow::anyhow!("jwks_uri of OpenID issuer {}: {e}", i.issuer))?;
+        }
+        if i.audiences.is_empty() {
+            bail!(
+                "OpenID issuer {} needs at least one audience (--oidc-audience, or audiences = [...]): the aud its tokens carry for Grantry",
+                i.issuer
+            );
+        }
+        if i.issuer.starts_with("https://sts.grantry.local/") {
+            bail!("OpenID issuer {} is Grantry's own issuer, which is always trusted", i.issuer);
+        }
+        if !seen.insert(i.issuer.trim_end_matches('/').to_string()) {
+            bail!("OpenID issuer {} is configured twice", i.issuer);
+        }
+    }
+    Ok(issuers)
 }
 
 /// The key directory when none is configured: `keys` in the data directory.
@@ -310,5 +400,40 @@ mod tests {
         // Passwords never reach logs.
         let shown = format!("{:?}", Database::Postgres("postgres://u:secret@db/g".into()));
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn oidc_issuers_from_flags_and_file() {
+        let table = |issuer: &str, audiences: &[&str]| FileOidc {
+            issuer: issuer.into(),
+            audiences: audiences.iter().map(|a| a.to_string()).collect(),
+            jwks_uri: None,
+            user_claim: Some("email".into()),
+            app_claim: None,
+            auto_provision: true,
+        };
+        let issuers = resolve_oidc(
+            Some("https://idp.example.com/".into()),
+            Some("api://grantry, 00000003-0000-0000-c000-000000000000".into()),
+            vec![table("https://idp.example.com", &["x"]), table("http://127.0.0.1:5556/dex", &["grantry"])],
+        )
+        .unwrap();
+        // The flag replaces the file's table for the same issuer.
+        assert_eq!(issuers.len(), 2);
+        assert_eq!(issuers[0].issuer, "http://127.0.0.1:5556/dex");
+        assert!(issuers[0].auto_provision);
+        assert_eq!(issuers[1].audiences, vec!["api://grantry", "00000003-0000-0000-c000-000000000000"]);
+        assert_eq!(issuers[1].user_claim, None);
+
+        let refused = |flag: Option<&str>, tables: Vec<FileOidc>| {
+            resolve_oidc(flag.map(str::to_string), Some("aud".into()), tables).unwrap_err().to_string()
+        };
+        assert!(refused(Some("http://idp.example.com"), vec![]).contains("plain http"));
+        assert!(refused(None, vec![table("https://a.example.com", &[])]).contains("at least one audience"));
+        assert!(
+            refused(None, vec![table("https://a.example.com", &["x"]), table("https://a.example.com/", &["y"])])
+                .contains("twice")
+        );
+        assert!(refused(Some("not a url"), vec![]).contains("not a URL"));
     }
 }

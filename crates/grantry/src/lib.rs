@@ -160,9 +160,30 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         }),
         expensive_slots: Arc::new(grantry_api::throttle::CallerSlots::new(config.expensive_queries_per_caller)),
         keys: Arc::new(keys),
+        oidc: Arc::new(external_issuers(config)),
         inflight: Default::default(),
         client_throttle: Default::default(),
     })
+}
+
+/// The trusted external issuers, fetched through an outbound client whose allow-list also
+/// admits each issuer's (and configured `jwks_uri`'s) host and port: the operator named
+/// them, so they need no `--outbound-allow` entry even on a private address.
+fn external_issuers(config: &Config) -> grantry_api::oidc::ExternalIssuers {
+    if config.oidc.is_empty() {
+        return grantry_api::oidc::ExternalIssuers::none();
+    }
+    let mut allow = config.outbound_allow.clone();
+    for issuer in &config.oidc {
+        for url in std::iter::once(&issuer.issuer).chain(issuer.jwks_uri.as_ref()) {
+            // Checked when the configuration was read.
+            if let Ok((host, port)) = grantry_outbound::trusted_https_url(url) {
+                allow = allow.with_host_port(&host, port);
+            }
+        }
+    }
+    let transport = Arc::new(grantry_outbound::HttpTransport::new(allow));
+    grantry_api::oidc::ExternalIssuers::new(config.oidc.clone(), transport)
 }
 
 /// Binds, opens the store and starts serving. `shutdown` ends the server when it resolves.

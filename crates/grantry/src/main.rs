@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (default: 127.0.0.1:8080, embedded SQLite under ./grantry-data).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print an access token signed by this server's key (read from its database).
     ///
     /// Either --user (a delegated token for a directory user) or --app (an application
@@ -93,6 +93,11 @@ enum AppCommand {
         /// Lifetime of the client secret (e.g. 180d); default: no expiry.
         #[arg(long, value_name = "LIFETIME")]
         secret_expires_in: Option<String>,
+        /// The client id an external identity provider gave the application (its tokens'
+        /// azp, appid or client_id claim), so its application tokens are accepted
+        /// [default: a new random id].
+        #[arg(long, value_name = "ID")]
+        client_id: Option<String>,
     },
     /// List the registered applications and their secrets (hints only).
     List(DbArgs),
@@ -265,12 +270,20 @@ async fn run_app(command: AppCommand) -> anyhow::Result<()> {
     #[allow(clippy::disallowed_methods)]
     let now = grantry_domain::clock::truncate_micros(chrono::Utc::now());
     match command {
-        AppCommand::Create { db, name, roles, secret_expires_in } => {
+        AppCommand::Create { db, name, roles, secret_expires_in, client_id } => {
             let store = open(&db)?;
             let expires = expiry(now, secret_expires_in.as_deref())?;
             let tenant = grantry_api::auth::tenant_id(&store).await.map_err(err)?;
-            let (app, secret) =
-                applications::create(&store, now, &name, &split_list(&roles), expires).await.map_err(err)?;
+            let (app, secret) = applications::create_with_client_id(
+                &store,
+                now,
+                &name,
+                &split_list(&roles),
+                expires,
+                client_id.as_deref(),
+            )
+            .await
+            .map_err(err)?;
             println!("client_id:     {}", app.app_id);
             println!("client_secret: {secret}");
             println!("tenant_id:     {tenant}");

@@ -29,6 +29,7 @@ pub(crate) async fn sqlite_server(db: &Path) -> grantry::Server {
         shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
         metrics_listen: None,
         outbound_allow: Default::default(),
+        oidc: Vec::new(),
         statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
         expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
     })

@@ -119,6 +119,7 @@ async fn a_copy_to_postgres_serves_the_same_reads() {
         shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
         metrics_listen: None,
         outbound_allow: Default::default(),
+        oidc: Vec::new(),
         statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
         expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
         tls: None,

@@ -121,6 +121,8 @@ pub struct Options {
     pub expensive_queries_per_caller: usize,
     /// Serve HTTPS with this certificate.
     pub tls: Option<grantry::config::Tls>,
+    /// Trusted external OpenID issuers.
+    pub oidc: Vec<grantry_api::oidc::OidcIssuer>,
 }
 
 impl Default for Options {
@@ -131,6 +133,7 @@ impl Default for Options {
             read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
             metrics_listen: false,
             outbound_allow: vec!["127.0.0.0/8"],
+            oidc: Vec::new(),
             statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
             expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
             tls: None,
@@ -159,6 +162,7 @@ impl TestApp {
             shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
             metrics_listen: options.metrics_listen.then(|| "127.0.0.1:0".parse().unwrap()),
             outbound_allow: grantry_outbound::AllowList::from_items(&options.outbound_allow).expect("allow-list"),
+            oidc: options.oidc.clone(),
             statement_budget: options.statement_budget,
             expensive_queries_per_caller: options.expensive_queries_per_caller,
         };
@@ -938,6 +942,7 @@ impl TestApp {
             metrics_listen: None,
             outbound_allow: grantry_outbound::AllowList::from_items(&Options::default().outbound_allow)
                 .expect("allow-list"),
+            oidc: Vec::new(),
             statement_budget: Options::default().statement_budget,
             expensive_queries_per_caller: Options::default().expensive_queries_per_caller,
         };

@@ -78,6 +78,7 @@ async fn a_missing_or_mismatched_certificate_stops_the_start_with_a_reason() {
             shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
             metrics_listen: None,
             outbound_allow: Default::default(),
+            oidc: Vec::new(),
             statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
             expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
         };
