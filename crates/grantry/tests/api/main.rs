@@ -27,6 +27,7 @@ mod metrics;
 mod model;
 mod multinode;
 mod oauth;
+mod oidc;
 mod openapi;
 mod packages;
 mod policies;
