@@ -297,8 +297,14 @@ impl ExternalIssuers {
         let name = &issuer.config.issuer;
         let snapshot = issuer.snapshot();
         if let Some(key) = snapshot.find(kid) {
-            if snapshot.fetched.is_some_and(|t| t.elapsed() > KEYS_TTL) {
-                // Old but usable: refresh without making this request wait.
+            // Old but usable: refresh without making this request wait, unless a refresh
+            // is under way or just failed (so a busy server does not pile up tasks).
+            let due = || {
+                issuer.refresh.try_lock().is_ok_and(|log| {
+                    log.last_failure.as_ref().is_none_or(|(at, _)| at.elapsed() >= RETRY_AFTER_FAILURE)
+                })
+            };
+            if snapshot.fetched.is_some_and(|t| t.elapsed() > KEYS_TTL) && due() {
                 let (issuer, transport, generation) = (issuer.clone(), self.transport.clone(), snapshot.generation);
                 tokio::spawn(async move { refresh(&issuer, transport.as_ref(), generation, Why::Expired).await });
             }

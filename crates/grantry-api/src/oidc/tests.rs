@@ -263,3 +263,44 @@ fn application_tokens_are_told_from_user_tokens_as_entra_does() {
     assert!(scp.contains("user.read") && scp.contains("entitlementmanagement.read.all"));
     assert!(scopes(&map(json!({ "scope": "openid User.Read" }))).contains("user.read"));
 }
+
+#[tokio::test]
+async fn old_keys_are_refreshed_in_the_background_and_still_serve_meanwhile() {
+    let f = Fixture::new();
+    let t = f.token(&claims());
+    f.issuers.verify(0, &t).await.unwrap();
+    let fetched = f.fetches();
+    // Age the cache past its lifetime.
+    let issuer = &f.issuers.issuers[0];
+    let aged = {
+        let current = issuer.snapshot();
+        let long_ago =
+            Instant::now().checked_sub(KEYS_TTL + Duration::from_secs(1)).expect("a monotonic clock this old");
+        KeySet { keys: current.keys.clone(), fetched: Some(long_ago), generation: current.generation }
+    };
+    *issuer.keys.write().unwrap() = Arc::new(aged);
+    // The issuer is down: the old keys still verify a new token at once...
+    f.fake.down.store(true, Ordering::SeqCst);
+    f.issuers.verify(0, &f.token(&with(claims(), "sub", json!("s3")))).await.expect("served from the old keys");
+    // ...while a background refresh tries the issuer (and keeps the keys when it fails).
+    for _ in 0..100 {
+        if f.fetches() > fetched {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(f.fetches() > fetched, "the old keys were not refreshed");
+    assert!(issuer.snapshot().find(Some(&f.active_kid())).is_some());
+    // Back up: the next token after the retry pause refreshes them (here: at once, since
+    // the failure is forgotten for the test).
+    f.fake.down.store(false, Ordering::SeqCst);
+    issuer.refresh.lock().await.last_failure = None;
+    f.issuers.verify(0, &f.token(&with(claims(), "sub", json!("s4")))).await.unwrap();
+    for _ in 0..100 {
+        if issuer.snapshot().fetched.is_some_and(|t| t.elapsed() < KEYS_TTL) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(issuer.snapshot().fetched.is_some_and(|t| t.elapsed() < KEYS_TTL), "the keys were not refreshed");
+}
