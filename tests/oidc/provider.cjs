@@ -6,19 +6,27 @@
 //       -> {"token":"..."}   (signed by key K, or by the first key)
 //   {"cmd":"rotate","alg":"ES256"} -> {"kid":"..."}   (a new key, published at once)
 // The first line printed is {"issuer":URL,"kid":FIRST_KID}. The provider exits when its
-// standard input closes.
+// standard input closes, unless it was given a port (`node provider.cjs RS256 8081`): then
+// it serves until stopped, for trying Grantry by hand (see the README).
+// Its own token endpoint (POST /token) works too; a form field `claims` (JSON) is merged
+// into the token it issues.
 'use strict';
 const { OAuth2Server } = require('oauth2-mock-server');
 const readline = require('node:readline');
 
 async function main() {
   const alg = process.argv[2] || 'RS256';
+  const fixedPort = process.argv[3] !== undefined ? Number(process.argv[3]) : undefined;
   const server = new OAuth2Server();
   const first = await server.issuer.keys.generate(alg);
-  await server.start(0, '127.0.0.1');
+  server.service.on('beforeTokenSigning', (token, req) => {
+    if (req.body && typeof req.body.claims === 'string') Object.assign(token.payload, JSON.parse(req.body.claims));
+  });
+  await server.start(fixedPort || 0, '127.0.0.1');
   server.issuer.url = `http://127.0.0.1:${server.address().port}`;
   const reply = (value) => process.stdout.write(JSON.stringify(value) + '\n');
   reply({ issuer: server.issuer.url, kid: first.kid });
+  if (fixedPort !== undefined) return;
 
   const lines = readline.createInterface({ input: process.stdin });
   for await (const line of lines) {
