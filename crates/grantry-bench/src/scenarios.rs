@@ -5,7 +5,7 @@ use crate::load::{self, LoadSpec, Outcome, Samples, Summary};
 use crate::report::{self, Machine, Report, Row};
 use crate::seed::{self, Manifest, Sizes};
 use anyhow::{Context, bail};
-use grantry::config::{Config, Database, LogFormat};
+use grantry::config::{Config, Database};
 use grantry_api::auth::{MintRequest, TokenKeys, claims_for};
 use grantry_core::PrincipalKind;
 use grantry_store::{Location, Store, StoreOptions, Value};
@@ -293,26 +293,11 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         child = Some(c);
         (base, pid)
     } else {
-        let config = Config {
-            listen: "127.0.0.1:0".parse()?,
-            database: match &location {
-                Location::Sqlite(path) => Database::Sqlite(path.clone()),
-                Location::Postgres(url) => Database::Postgres(url.clone()),
-            },
-            key_dir: dir.join("keys"),
-            tls: None,
-            public_base_url: None,
-            log_format: LogFormat::Text,
-            body_limit: 4 * 1024 * 1024,
-            dev_clock: true,
-            read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
-            shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
-            metrics_listen: None,
-            outbound_allow: Default::default(),
-            oidc: Vec::new(),
-            statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
-            expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
+        let database = match &location {
+            Location::Sqlite(path) => Database::Sqlite(path.clone()),
+            Location::Postgres(url) => Database::Postgres(url.clone()),
         };
+        let config = Config { dev_clock: true, ..Config::for_test(database, dir.join("keys")) };
         let s = grantry::start(config).await?;
         let base = s.base_url.clone();
         server = Some(s);

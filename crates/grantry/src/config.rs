@@ -199,6 +199,32 @@ pub struct Config {
     pub oidc: Vec<grantry_api::oidc::OidcIssuer>,
 }
 
+impl Config {
+    /// A server on loopback with an OS-chosen port (127.0.0.1:0), plain HTTP and every
+    /// other setting at its default — the base that tests and benchmarks start from, so
+    /// a new setting needs its default here only. Override fields with struct-update
+    /// syntax: `Config { dev_clock: true, ..Config::for_test(database, key_dir) }`.
+    pub fn for_test(database: Database, key_dir: PathBuf) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database,
+            key_dir,
+            tls: None,
+            public_base_url: None,
+            log_format: LogFormat::Text,
+            body_limit: DEFAULT_BODY_LIMIT,
+            dev_clock: false,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            metrics_listen: None,
+            outbound_allow: grantry_outbound::AllowList::default(),
+            statement_budget: DEFAULT_STATEMENT_BUDGET,
+            expensive_queries_per_caller: DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
+            oidc: Vec::new(),
+        }
+    }
+}
+
 /// The default of [`Config::statement_budget`]: far above what any query of a
 /// well-formed client needs, short enough that one request cannot hold a reader for long.
 pub const DEFAULT_STATEMENT_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);

@@ -7,7 +7,7 @@
 
 use crate::crash::bin;
 use crate::helpers::{ALL_APP_ROLES, TestApp};
-use grantry::config::{Config, Database, LogFormat};
+use grantry::config::{Config, Database};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -16,25 +16,9 @@ use std::sync::{Arc, Mutex};
 
 /// A server on the SQLite database at `db`.
 pub(crate) async fn sqlite_server(db: &Path) -> grantry::Server {
-    grantry::start(Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database: Database::Sqlite(db.to_path_buf()),
-        key_dir: db.with_file_name("keys"),
-        tls: None,
-        public_base_url: None,
-        log_format: LogFormat::Text,
-        body_limit: 4 * 1024 * 1024,
-        dev_clock: false,
-        read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
-        shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
-        metrics_listen: None,
-        outbound_allow: Default::default(),
-        oidc: Vec::new(),
-        statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
-        expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
-    })
-    .await
-    .expect("server starts")
+    grantry::start(Config::for_test(Database::Sqlite(db.to_path_buf()), db.with_file_name("keys")))
+        .await
+        .expect("server starts")
 }
 
 fn run_backup(db: &Path, out: &Path) -> std::process::Output {

@@ -8,7 +8,7 @@
 use crate::backup::sqlite_server;
 use crate::crash::bin;
 use crate::helpers::{ALL_APP_ROLES, EM, PgTestDatabase, TestApp};
-use grantry::config::{Config, Database, LogFormat};
+use grantry::config::{Config, Database};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::process::Command;
@@ -106,26 +106,10 @@ async fn a_copy_to_postgres_serves_the_same_reads() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{again:?}");
 
-    let pg_server = grantry::start(Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database: Database::Postgres(target.url.clone()),
-        // The SQLite server's keys: tokens it issued stay valid.
-        key_dir: db.with_file_name("keys"),
-        public_base_url: None,
-        log_format: LogFormat::Text,
-        body_limit: 4 * 1024 * 1024,
-        dev_clock: false,
-        read_timeout: grantry::config::DEFAULT_READ_TIMEOUT,
-        shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
-        metrics_listen: None,
-        outbound_allow: Default::default(),
-        oidc: Vec::new(),
-        statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
-        expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
-        tls: None,
-    })
-    .await
-    .expect("server starts on the copy");
+    // The SQLite server's keys: tokens it issued stay valid.
+    let pg_server = grantry::start(Config::for_test(Database::Postgres(target.url.clone()), db.with_file_name("keys")))
+        .await
+        .expect("server starts on the copy");
     // The same token, signed with the key in the shared key directory.
     let on_postgres = read_all(&pg_server.base_url, &app.admin, &paths).await;
     for ((path, a), b) in paths.iter().zip(&on_sqlite).zip(&on_postgres) {

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use grantry::config::{Config, Database, LogFormat};
+use grantry::config::{Config, Database};
 use grantry_api::auth::{MintRequest, claims_for};
 use grantry_core::PrincipalKind;
 use reqwest::{Method, StatusCode};
@@ -150,21 +150,16 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let pg = PgTestDatabase::create();
         let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database: database_of(&dir, &pg),
-            key_dir: dir.path().join("keys"),
             tls: options.tls.clone(),
-            public_base_url: None,
-            log_format: LogFormat::Text,
             body_limit: options.body_limit,
             dev_clock: options.dev_clock,
             read_timeout: options.read_timeout,
-            shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
             metrics_listen: options.metrics_listen.then(|| "127.0.0.1:0".parse().unwrap()),
             outbound_allow: grantry_outbound::AllowList::from_items(&options.outbound_allow).expect("allow-list"),
             oidc: options.oidc.clone(),
             statement_budget: options.statement_budget,
             expensive_queries_per_caller: options.expensive_queries_per_caller,
+            ..Config::for_test(database_of(&dir, &pg), dir.path().join("keys"))
         };
         let server = grantry::start(config).await.expect("server starts");
         let base = server.base_url.clone();
@@ -928,23 +923,15 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
+        let defaults = Options::default();
         let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database: database_of(&self.dir, &self.pg),
-            key_dir: self.dir.path().join("keys"),
-            tls: None,
-            public_base_url: None,
-            log_format: LogFormat::Text,
-            body_limit: Options::default().body_limit,
+            body_limit: defaults.body_limit,
             dev_clock: true,
-            read_timeout: Options::default().read_timeout,
-            shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
-            metrics_listen: None,
-            outbound_allow: grantry_outbound::AllowList::from_items(&Options::default().outbound_allow)
-                .expect("allow-list"),
-            oidc: Vec::new(),
-            statement_budget: Options::default().statement_budget,
-            expensive_queries_per_caller: Options::default().expensive_queries_per_caller,
+            read_timeout: defaults.read_timeout,
+            outbound_allow: grantry_outbound::AllowList::from_items(&defaults.outbound_allow).expect("allow-list"),
+            statement_budget: defaults.statement_budget,
+            expensive_queries_per_caller: defaults.expensive_queries_per_caller,
+            ..Config::for_test(database_of(&self.dir, &self.pg), self.dir.path().join("keys"))
         };
         let server = grantry::start(config).await.expect("server restarts");
         self.base = server.base_url.clone();

@@ -66,21 +66,13 @@ async fn a_missing_or_mismatched_certificate_stops_the_start_with_a_reason() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let config = grantry::config::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database: grantry::config::Database::Sqlite(dir.path().join("grantry.db")),
-            key_dir: dir.path().join("keys"),
             tls: Some(tls),
-            public_base_url: None,
-            log_format: grantry::config::LogFormat::Text,
             body_limit: base.body_limit,
-            dev_clock: false,
             read_timeout: base.read_timeout,
-            shutdown_grace: grantry::config::DEFAULT_SHUTDOWN_GRACE,
-            metrics_listen: None,
-            outbound_allow: Default::default(),
-            oidc: Vec::new(),
-            statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
-            expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
+            ..grantry::config::Config::for_test(
+                grantry::config::Database::Sqlite(dir.path().join("grantry.db")),
+                dir.path().join("keys"),
+            )
         };
         let e = grantry::start(config).await.err().expect("refused");
         assert!(format!("{e:#}").contains(says), "{says}: {e:#}");
