@@ -278,6 +278,11 @@ impl RawQuery {
 
     /// The options a collection query uses.
     pub fn list_options(&self) -> Result<ListOptions, ApiError> {
+        self.list_options_and_expand().map(|(options, _)| options)
+    }
+
+    /// The options a collection query uses and its `$expand` items, from one parse.
+    pub fn list_options_and_expand(&self) -> Result<(ListOptions, Vec<grantry_odata::ExpandItem>), ApiError> {
         let o = self.odata()?;
         if o.skip.is_some() {
             return Err(Error::bad_request(
@@ -292,6 +297,8 @@ impl RawQuery {
             .map(|t| (t.min(usize::MAX as u64) as usize).min(grantry_core::page::MAX_PAGE_SIZE))
             .unwrap_or(grantry_core::page::DEFAULT_PAGE_SIZE);
         let after = o.skiptoken.as_deref().map(decode_cursor).transpose()?;
-        Ok(ListOptions { filter: o.filter, orderby: o.orderby, search: o.search, after, size, count: o.count })
+        let options =
+            ListOptions { filter: o.filter, orderby: o.orderby, search: o.search, after, size, count: o.count };
+        Ok((options, o.expand))
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod expand;
 pub mod extract;
 pub mod idempotency;
 pub mod keyring;

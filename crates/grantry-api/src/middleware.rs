@@ -316,7 +316,9 @@ pub struct CountSegment;
 
 /// Applies the options that shape any JSON response the same way, for every route:
 /// `$select` (keep only the named properties, plus `id` and annotations) and the `/$count`
-/// segment.
+/// segment. They are parsed once here and handed to the response helpers in
+/// [`crate::respond`], which apply them while serializing; a response built some other way
+/// is reshaped here instead.
 pub async fn odata_response(req: Request, next: Next) -> Response {
     use axum::http::{Method, StatusCode, header};
     let counting = req.extensions().get::<CountSegment>().is_some();
@@ -341,8 +343,12 @@ pub async fn odata_response(req: Request, next: Next) -> Response {
         Ok(s) => s,
         Err(e) => return ApiError(grantry_store::query::parse_error(e)).into_response(),
     };
-    let response = next.run(req).await;
-    if response.status() != StatusCode::OK {
+    let shape = crate::respond::Shape {
+        select: select.as_deref().and_then(grantry_graph::wire::Select::from_paths),
+        count_segment: counting,
+    };
+    let response = crate::respond::SHAPE.scope(shape.clone(), next.run(req)).await;
+    if response.status() != StatusCode::OK || response.extensions().get::<crate::respond::Shaped>().is_some() {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -364,8 +370,8 @@ pub async fn odata_response(req: Request, next: Next) -> Response {
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         return r;
     }
-    if let Some(select) = select
-        && let Err(e) = project(&mut json, &select)
+    if let Some(select) = &shape.select
+        && let Err(e) = project(&mut json, select)
     {
         return ApiError(e).into_response();
     }
@@ -374,14 +380,10 @@ pub async fn odata_response(req: Request, next: Next) -> Response {
     r
 }
 
-fn project(json: &mut serde_json::Value, select: &[Vec<String>]) -> Result<(), Error> {
-    if select.iter().any(|p| p.first().is_some_and(|s| s == "*")) {
-        return Ok(());
-    }
-    let names: Vec<&str> = select.iter().filter_map(|p| p.first().map(String::as_str)).collect();
+fn project(json: &mut serde_json::Value, select: &grantry_graph::wire::Select) -> Result<(), Error> {
     let keep = |obj: &mut serde_json::Map<String, serde_json::Value>, check: bool| -> Result<(), Error> {
         if check {
-            for n in &names {
+            for n in select.names() {
                 if !obj.keys().any(|k| k.eq_ignore_ascii_case(n)) {
                     return Err(Error::bad_request(
                         "BadRequest",
@@ -391,7 +393,7 @@ fn project(json: &mut serde_json::Value, select: &[Vec<String>]) -> Result<(), E
                 }
             }
         }
-        obj.retain(|k, _| k.starts_with('@') || k == "id" || names.iter().any(|n| n.eq_ignore_ascii_case(k)));
+        obj.retain(|k, _| select.keeps(k));
         Ok(())
     };
     match json {

@@ -1,17 +1,26 @@
 //! Success responses: JSON with `@odata.context`, collections with `@odata.nextLink`.
 
+use crate::error::ApiError;
 use crate::extract::{RawQuery, encode_skiptoken};
 use crate::state::AppState;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use grantry_core::listing::Listed;
+use grantry_domain::Error;
 use grantry_graph::Dialect;
+use grantry_graph::wire::{Seen, Select, Selected};
+use serde::Serialize;
 use serde_json::Value;
 
 /// The Graph path of an entity set below the version root, for `@odata.context`.
 pub const EM: &str = "identityGovernance/entitlementManagement";
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+    bytes_response(status, body.to_string().into_bytes())
+}
+
+fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
@@ -20,25 +29,92 @@ pub fn context_url(state: &AppState, dialect: Dialect, fragment: &str) -> String
     format!("{}/{}/$metadata#{fragment}", state.config.public_base_url, dialect.root())
 }
 
-fn with_context(state: &AppState, dialect: Dialect, set: &str, mut value: Value) -> Value {
-    if let Value::Object(map) = &mut value {
-        map.insert("@odata.context".into(), Value::String(context_url(state, dialect, &format!("{set}/$entity"))));
+tokio::task_local! {
+    /// The options that shape every response to the request being answered, parsed once by
+    /// [`crate::middleware::odata_response`] before routing.
+    pub static SHAPE: Shape;
+}
+
+/// `$select` (on GET) and the `/$count` segment.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    pub select: Option<Select>,
+    pub count_segment: bool,
+}
+
+/// Set on responses the helpers here already shaped, so the middleware leaves them alone.
+#[derive(Debug, Clone, Copy)]
+pub struct Shaped;
+
+fn with_shape<R>(f: impl FnOnce(&Shape) -> R) -> R {
+    let mut f = Some(f);
+    match SHAPE.try_with(|shape| (f.take().expect("called once"))(shape)) {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("not called"))(&Shape::default()),
     }
-    value
+}
+
+fn shaped(mut response: Response) -> Response {
+    response.extensions_mut().insert(Shaped);
+    response
+}
+
+/// An entity with `@odata.context` first.
+#[derive(Serialize)]
+struct WithContext<'a, T: Serialize> {
+    #[serde(rename = "@odata.context")]
+    context: &'a str,
+    #[serde(flatten)]
+    value: T,
+}
+
+fn entity_bytes<T: Serialize>(
+    state: &AppState,
+    dialect: Dialect,
+    set: &str,
+    value: &T,
+    select: Option<&Select>,
+) -> Result<Vec<u8>, Error> {
+    let context = context_url(state, dialect, &format!("{set}/$entity"));
+    let seen = Seen::default();
+    let body = WithContext { context: &context, value: Selected { value, select, seen: Some(&seen) } };
+    let bytes = serde_json::to_vec(&body).map_err(|e| Error::internal(format!("cannot serialize a response: {e}")))?;
+    if let Some(name) = select.and_then(|s| seen.missing(s)) {
+        return Err(no_such_property(name));
+    }
+    Ok(bytes)
+}
+
+fn no_such_property(name: &str) -> Error {
+    Error::bad_request("BadRequest", format!("Could not find a property named '{name}' to $select on this resource."))
+        .with_target("$select")
+}
+
+fn error_response(e: Error) -> Response {
+    shaped(ApiError(e).into_response())
 }
 
 /// 200 with one entity; `set` is the entity set path, e.g. `identityGovernance/entitlementManagement/catalogs`.
-pub fn entity(state: &AppState, dialect: Dialect, set: &str, value: Value) -> Response {
-    json_response(StatusCode::OK, &with_context(state, dialect, set, value))
+/// `$select` is applied while serializing.
+pub fn entity<T: Serialize>(state: &AppState, dialect: Dialect, set: &str, value: T) -> Response {
+    with_shape(|shape| match entity_bytes(state, dialect, set, &value, shape.select.as_ref()) {
+        Ok(bytes) => shaped(bytes_response(StatusCode::OK, bytes)),
+        Err(e) => error_response(e),
+    })
 }
 
-pub fn created(state: &AppState, dialect: Dialect, set: &str, value: Value) -> Response {
-    json_response(StatusCode::CREATED, &created_value(state, dialect, set, value))
+pub fn created<T: Serialize>(state: &AppState, dialect: Dialect, set: &str, value: T) -> Response {
+    match entity_bytes(state, dialect, set, &value, None) {
+        Ok(bytes) => bytes_response(StatusCode::CREATED, bytes),
+        Err(e) => ApiError(e).into_response(),
+    }
 }
 
 /// The body [`created`] sends.
-pub fn created_value(state: &AppState, dialect: Dialect, set: &str, value: Value) -> Value {
-    with_context(state, dialect, set, value)
+pub fn created_body<T: Serialize>(state: &AppState, dialect: Dialect, set: &str, value: T) -> String {
+    entity_bytes(state, dialect, set, &value, None)
+        .map(|b| String::from_utf8(b).unwrap_or_default())
+        .unwrap_or_default()
 }
 
 pub fn no_content() -> Response {
@@ -49,50 +125,81 @@ pub fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
 }
 
-/// 200 with a collection page; adds `@odata.nextLink` (same path and options, with a new
-/// `$skiptoken`) when more rows follow.
-pub fn collection(
-    state: &AppState,
-    dialect: Dialect,
-    set: &str,
-    items: Vec<Value>,
-    next_after_seq: Option<i64>,
-    query: &RawQuery,
+#[derive(Serialize)]
+struct CollectionBody<'a, T: Serialize> {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(rename = "@odata.count", skip_serializing_if = "Option::is_none")]
     count: Option<i64>,
-) -> Response {
-    let mut body = serde_json::Map::new();
-    body.insert("@odata.context".into(), Value::String(context_url(state, dialect, set)));
-    if let Some(n) = count {
-        body.insert("@odata.count".into(), Value::from(n));
-    }
-    body.insert("value".into(), Value::Array(items));
-    if let Some(after) = next_after_seq {
-        body.insert("@odata.nextLink".into(), Value::String(next_link(state, query, after)));
-    }
-    json_response(StatusCode::OK, &Value::Object(body))
+    value: SelectedItems<'a, T>,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
 }
 
-/// 200 with a page of a [`grantry_core::listing::Listed`] collection.
-pub fn listed(
+/// The items of a page through `$select`; the first item's properties are checked against
+/// the names selected.
+struct SelectedItems<'a, T> {
+    items: &'a [T],
+    select: Option<&'a Select>,
+    seen: &'a Seen,
+}
+
+impl<T: Serialize> Serialize for SelectedItems<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.items.len()))?;
+        for (i, value) in self.items.iter().enumerate() {
+            let seen = (i == 0).then_some(self.seen);
+            seq.serialize_element(&Selected { value, select: self.select, seen })?;
+        }
+        seq.end()
+    }
+}
+
+/// 200 with a page of a collection: `@odata.count` when asked for, `@odata.nextLink` (same
+/// path and options, with a new `$skiptoken`) when more rows follow, `$select` applied while
+/// serializing; under the `/$count` segment, the count alone as text.
+pub fn collection<T: Serialize>(
     state: &AppState,
     dialect: Dialect,
     set: &str,
-    listed: grantry_core::listing::Listed<Value>,
+    listed: Listed<T>,
     query: &RawQuery,
 ) -> Response {
-    let mut body = serde_json::Map::new();
-    body.insert("@odata.context".into(), Value::String(context_url(state, dialect, set)));
-    if let Some(n) = listed.count {
-        body.insert("@odata.count".into(), Value::from(n));
-    }
-    body.insert("value".into(), Value::Array(listed.items));
-    if let Some(cursor) = &listed.next {
-        body.insert(
-            "@odata.nextLink".into(),
-            Value::String(next_link_token(state, query, &crate::extract::encode_cursor(cursor))),
-        );
-    }
-    json_response(StatusCode::OK, &Value::Object(body))
+    with_shape(|shape| {
+        if shape.count_segment {
+            let Some(n) = listed.count else {
+                return error_response(Error::bad_request(
+                    "BadRequest",
+                    "The /$count segment is not supported on this collection.",
+                ));
+            };
+            let mut r = (StatusCode::OK, n.to_string()).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            return shaped(r);
+        }
+        let seen = Seen::default();
+        let select = shape.select.as_ref();
+        let body = CollectionBody {
+            context: context_url(state, dialect, set),
+            count: listed.count,
+            value: SelectedItems { items: &listed.items, select, seen: &seen },
+            next_link: listed
+                .next
+                .as_ref()
+                .map(|cursor| next_link_token(state, query, &crate::extract::encode_cursor(cursor))),
+        };
+        let bytes = match serde_json::to_vec(&body) {
+            Ok(b) => b,
+            Err(e) => return error_response(Error::internal(format!("cannot serialize a response: {e}"))),
+        };
+        if !listed.items.is_empty()
+            && let Some(name) = select.and_then(|s| seen.missing(s))
+        {
+            return error_response(no_such_property(name));
+        }
+        shaped(bytes_response(StatusCode::OK, bytes))
+    })
 }
 
 pub fn next_link(state: &AppState, query: &RawQuery, after_seq: i64) -> String {

@@ -25,6 +25,7 @@ pub mod packages;
 pub mod page;
 pub mod policies;
 pub mod rbac;
+pub mod related;
 pub mod requests;
 pub mod resources;
 pub mod webhooks;

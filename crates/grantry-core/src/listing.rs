@@ -33,6 +33,27 @@ impl<T> Listed<T> {
     }
 }
 
+impl<T> Listed<T> {
+    /// A keyset page (see [`crate::page`]) of already rendered items.
+    pub fn after_seq(items: Vec<T>, next_after_seq: Option<i64>) -> Self {
+        Listed { items, next: next_after_seq.map(Cursor::Seq), count: None }
+    }
+}
+
+impl<T> From<crate::page::Page<T>> for Listed<T> {
+    /// A keyset page of the sets that take no query options, as a listing without a count.
+    fn from(page: crate::page::Page<T>) -> Self {
+        Listed { items: page.items, next: page.next_after_seq.map(Cursor::Seq), count: None }
+    }
+}
+
+impl<T> From<Vec<T>> for Listed<T> {
+    /// A whole collection on one page.
+    fn from(items: Vec<T>) -> Self {
+        Listed { items, next: None, count: None }
+    }
+}
+
 /// `$search`: `"term"` matches display names (and descriptions, where the set has them)
 /// containing the term, ignoring case; `"property:term"` searches one property.
 fn search_condition(search: &str, fields: &[Field]) -> Result<Sql> {

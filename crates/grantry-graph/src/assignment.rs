@@ -1,36 +1,120 @@
 //! Assignments, their delivered resource roles and applicable policy requirements on the
 //! wire, in the v1.0 and beta shapes.
 
-use crate::render::{Dialect, object, opt_str, ts, ts_opt};
-use crate::request::schedule;
+use crate::render::{Dialect, object, opt_str};
+use crate::request::{ExpirationView, ScheduleView, SubjectView, schedule};
+use crate::wire::{Nav, Ts, ts_opt};
 use grantry_domain::model::{
-    AccessPackage, Assignment, AssignmentResourceRole, Expiration, Policy, Question, QuestionKind, Schedule,
+    AccessPackage, Assignment, AssignmentResourceRole, Policy, Question, QuestionKind, Schedule,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 
-pub fn assignment(a: &Assignment, d: Dialect) -> Value {
-    match d {
-        Dialect::V1 => object([
-            ("id", json!(a.id)),
-            ("state", json!(a.state.v1())),
-            ("status", json!(a.status)),
-            ("expiredDateTime", ts_opt(a.expired_date_time)),
-            ("schedule", schedule(&a.schedule)),
-            ("customExtensionCalloutInstances", json!(a.custom_extension_callout_instances)),
-        ]),
-        Dialect::Beta => object([
-            ("id", json!(a.id)),
-            ("catalogId", json!(a.catalog_id)),
-            ("accessPackageId", json!(a.access_package_id)),
-            ("assignmentPolicyId", json!(a.policy_id)),
-            ("targetId", json!(a.target_subject_id)),
-            ("assignmentState", json!(a.state.beta())),
-            ("assignmentStatus", json!(a.status)),
-            ("isExtended", json!(a.is_extended)),
-            ("expiredDateTime", ts_opt(a.expired_date_time)),
-            ("schedule", schedule(&a.schedule)),
-            ("customExtensionCalloutInstances", json!(a.custom_extension_callout_instances)),
-        ]),
+/// An assignment in the dialect of the URL, with the navigation properties `$expand` named.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum AssignmentView<'a> {
+    V1(AssignmentV1<'a>),
+    Beta(AssignmentBeta<'a>),
+}
+
+/// The related entities of an assignment that `$expand` asked for; `None` leaves the
+/// navigation property out, `Some(None)` sends `null`.
+#[derive(Default)]
+pub struct AssignmentNavs<'a> {
+    pub target: Nav<SubjectView<'a>>,
+    pub access_package: Nav<PackageView<'a>>,
+    pub policy: Nav<PolicySummaryView<'a>>,
+}
+
+/// v1.0 `accessPackageAssignment`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentV1<'a> {
+    #[serde(rename = "@odata.type", skip_serializing_if = "Option::is_none")]
+    odata_type: Option<&'static str>,
+    id: &'a str,
+    state: &'static str,
+    status: &'a str,
+    expired_date_time: Option<Ts>,
+    schedule: ScheduleView<'a>,
+    custom_extension_callout_instances: &'a [Value],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Nav<SubjectView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_package: Nav<PackageView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignment_policy: Nav<PolicySummaryView<'a>>,
+}
+
+/// beta `accessPackageAssignment`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentBeta<'a> {
+    #[serde(rename = "@odata.type", skip_serializing_if = "Option::is_none")]
+    odata_type: Option<&'static str>,
+    id: &'a str,
+    catalog_id: &'a str,
+    access_package_id: &'a str,
+    assignment_policy_id: &'a str,
+    target_id: &'a str,
+    assignment_state: &'static str,
+    assignment_status: &'a str,
+    is_extended: bool,
+    expired_date_time: Option<Ts>,
+    schedule: ScheduleView<'a>,
+    custom_extension_callout_instances: &'a [Value],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Nav<SubjectView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_package: Nav<PackageView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_package_assignment_policy: Nav<PolicySummaryView<'a>>,
+}
+
+impl<'a> AssignmentView<'a> {
+    pub fn new(a: &'a Assignment, d: Dialect, navs: AssignmentNavs<'a>) -> Self {
+        match d {
+            Dialect::V1 => AssignmentView::V1(AssignmentV1 {
+                odata_type: None,
+                id: &a.id,
+                state: a.state.v1(),
+                status: &a.status,
+                expired_date_time: ts_opt(a.expired_date_time),
+                schedule: ScheduleView::new(&a.schedule),
+                custom_extension_callout_instances: &a.custom_extension_callout_instances,
+                target: navs.target,
+                access_package: navs.access_package,
+                assignment_policy: navs.policy,
+            }),
+            Dialect::Beta => AssignmentView::Beta(AssignmentBeta {
+                odata_type: None,
+                id: &a.id,
+                catalog_id: &a.catalog_id,
+                access_package_id: &a.access_package_id,
+                assignment_policy_id: &a.policy_id,
+                target_id: &a.target_subject_id,
+                assignment_state: a.state.beta(),
+                assignment_status: &a.status,
+                is_extended: a.is_extended,
+                expired_date_time: ts_opt(a.expired_date_time),
+                schedule: ScheduleView::new(&a.schedule),
+                custom_extension_callout_instances: &a.custom_extension_callout_instances,
+                target: navs.target,
+                access_package: navs.access_package,
+                access_package_assignment_policy: navs.policy,
+            }),
+        }
+    }
+
+    /// With `@odata.type` (the old beta create answers with it).
+    pub fn typed(mut self) -> Self {
+        const TYPE: &str = "#microsoft.graph.accessPackageAssignment";
+        match &mut self {
+            AssignmentView::V1(a) => a.odata_type = Some(TYPE),
+            AssignmentView::Beta(a) => a.odata_type = Some(TYPE),
+        }
+        self
     }
 }
 
@@ -44,58 +128,104 @@ pub fn resource_role(r: &AssignmentResourceRole) -> Value {
     ])
 }
 
-/// An access package as an expanded navigation property.
-pub fn package(p: &AccessPackage, d: Dialect) -> Value {
-    let mut v = object([
-        ("id", json!(p.id)),
-        ("displayName", json!(p.display_name)),
-        ("description", opt_str(&p.description)),
-        ("isHidden", json!(p.is_hidden)),
-        ("createdDateTime", ts(p.created_date_time)),
-        ("modifiedDateTime", ts(p.modified_date_time)),
-    ]);
-    if d.is_beta()
-        && let Value::Object(m) = &mut v
-    {
-        m.insert("catalogId".into(), json!(p.catalog_id));
-        m.insert("isRoleScopesVisible".into(), json!(p.is_role_scopes_visible));
-        m.insert("uniqueName".into(), opt_str(&p.unique_name));
-        m.insert("createdBy".into(), opt_str(&p.created_by));
-        m.insert("modifiedBy".into(), opt_str(&p.modified_by));
+/// An access package as an expanded navigation property (and in the requestable list).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageView<'a> {
+    id: &'a str,
+    display_name: &'a str,
+    description: Option<&'a str>,
+    is_hidden: bool,
+    created_date_time: Ts,
+    modified_date_time: Ts,
+    #[serde(flatten)]
+    beta: Option<PackageBetaExtra<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PackageBetaExtra<'a> {
+    catalog_id: &'a str,
+    is_role_scopes_visible: bool,
+    unique_name: Option<&'a str>,
+    created_by: Option<&'a str>,
+    modified_by: Option<&'a str>,
+}
+
+impl<'a> PackageView<'a> {
+    pub fn new(p: &'a AccessPackage, d: Dialect) -> Self {
+        PackageView {
+            id: &p.id,
+            display_name: &p.display_name,
+            description: p.description.as_deref(),
+            is_hidden: p.is_hidden,
+            created_date_time: Ts(p.created_date_time),
+            modified_date_time: Ts(p.modified_date_time),
+            beta: d.is_beta().then(|| PackageBetaExtra {
+                catalog_id: &p.catalog_id,
+                is_role_scopes_visible: p.is_role_scopes_visible,
+                unique_name: p.unique_name.as_deref(),
+                created_by: p.created_by.as_deref(),
+                modified_by: p.modified_by.as_deref(),
+            }),
+        }
     }
-    v
 }
 
 /// A policy as an expanded navigation property of an assignment: its identity and
 /// lifetime (the full policy is read from the policies endpoints).
-pub fn policy_summary(p: &Policy, d: Dialect) -> Value {
-    let mut v = object([
-        ("id", json!(p.id)),
-        ("displayName", json!(p.display_name)),
-        ("description", opt_str(&p.description)),
-        ("createdDateTime", ts(p.created_date_time)),
-        ("modifiedDateTime", ts(p.modified_date_time)),
-    ]);
-    if let Value::Object(m) = &mut v {
-        match d {
-            Dialect::V1 => {
-                m.insert("allowedTargetScope".into(), json!(p.allowed_target_scope.v1()));
-                m.insert("expiration".into(), expiration(&p.expiration));
-            }
-            Dialect::Beta => {
-                m.insert("accessPackageId".into(), json!(p.access_package_id));
-            }
-        }
-    }
-    v
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum PolicySummaryView<'a> {
+    V1(PolicySummaryV1<'a>),
+    Beta(PolicySummaryBeta<'a>),
 }
 
-fn expiration(e: &Expiration) -> Value {
-    json!({
-        "endDateTime": ts_opt(e.end_date_time),
-        "duration": e.duration.map(|d| Value::String(grantry_domain::duration::format(d))).unwrap_or(Value::Null),
-        "type": e.kind.v1(),
-    })
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySummaryV1<'a> {
+    id: &'a str,
+    display_name: &'a str,
+    description: Option<&'a str>,
+    created_date_time: Ts,
+    modified_date_time: Ts,
+    allowed_target_scope: &'static str,
+    expiration: ExpirationView,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySummaryBeta<'a> {
+    id: &'a str,
+    display_name: &'a str,
+    description: Option<&'a str>,
+    created_date_time: Ts,
+    modified_date_time: Ts,
+    access_package_id: &'a str,
+}
+
+impl<'a> PolicySummaryView<'a> {
+    pub fn new(p: &'a Policy, d: Dialect) -> Self {
+        match d {
+            Dialect::V1 => PolicySummaryView::V1(PolicySummaryV1 {
+                id: &p.id,
+                display_name: &p.display_name,
+                description: p.description.as_deref(),
+                created_date_time: Ts(p.created_date_time),
+                modified_date_time: Ts(p.modified_date_time),
+                allowed_target_scope: p.allowed_target_scope.v1(),
+                expiration: ExpirationView::new(&p.expiration),
+            }),
+            Dialect::Beta => PolicySummaryView::Beta(PolicySummaryBeta {
+                id: &p.id,
+                display_name: &p.display_name,
+                description: p.description.as_deref(),
+                created_date_time: Ts(p.created_date_time),
+                modified_date_time: Ts(p.modified_date_time),
+                access_package_id: &p.access_package_id,
+            }),
+        }
+    }
 }
 
 fn question(q: &Question, d: Dialect) -> Value {

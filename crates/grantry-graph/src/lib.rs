@@ -14,6 +14,7 @@ pub mod extension;
 pub mod policy;
 pub mod render;
 pub mod request;
+pub mod wire;
 
 pub use body::Body;
 pub use render::{Dialect, odata_type, ts};

@@ -1,12 +1,15 @@
 //! Assignment requests on the wire: the create body in every shape real clients send
 //! (reference §9.2, §13.2; Python SDK shapes A, B and C), and the v1.0 / beta renderings.
 
+use crate::assignment::{AssignmentView, PackageView};
 use crate::body::{Body, short_type_name};
-use crate::render::{Dialect, object, opt_str, ts, ts_opt};
+use crate::render::Dialect;
+use crate::wire::{EmptyList, Nav, Null, Ts, ts_opt};
 use grantry_domain::enums::{ExpirationType, RequestType};
 use grantry_domain::model::{Answer, AssignmentRequest, Expiration, NewRequest, Schedule, Subject, TargetRef};
 use grantry_domain::{Error, Result, ids};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 /// Request types a client may send.
 pub const CLIENT_REQUEST_TYPES: &[RequestType] = &[
@@ -195,98 +198,281 @@ fn parse_answer(a: &Body<'_>) -> Result<Answer> {
     })
 }
 
+/// `entitlementManagementSchedule` (beta `requestSchedule`), as a `Value` for the renderers
+/// not yet typed.
 pub fn schedule(s: &Schedule) -> Value {
-    json!({
-        "startDateTime": ts_opt(s.start_date_time),
-        "recurrence": s.recurrence.clone().unwrap_or(Value::Null),
-        "expiration": {
-            "endDateTime": ts_opt(s.expiration.end_date_time),
-            "duration": s.expiration.duration.map(|d| Value::String(grantry_domain::duration::format(d))).unwrap_or(Value::Null),
-            "type": s.expiration.kind.v1(),
+    serde_json::to_value(ScheduleView::new(s)).unwrap_or(Value::Null)
+}
+
+/// `entitlementManagementSchedule` (beta `requestSchedule`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleView<'a> {
+    start_date_time: Option<Ts>,
+    recurrence: Option<&'a Value>,
+    expiration: ExpirationView,
+}
+
+impl<'a> ScheduleView<'a> {
+    pub fn new(s: &'a Schedule) -> Self {
+        ScheduleView {
+            start_date_time: ts_opt(s.start_date_time),
+            recurrence: s.recurrence.as_ref(),
+            expiration: ExpirationView::new(&s.expiration),
         }
-    })
+    }
 }
 
-pub fn answer(a: &Answer) -> Value {
-    let qtype = a
-        .question_type
-        .as_deref()
-        .map(|t| format!("#microsoft.graph.{}", short_type_name(t)))
-        .unwrap_or_else(|| "#microsoft.graph.accessPackageQuestion".into());
-    json!({
-        "@odata.type": "#microsoft.graph.accessPackageAnswerString",
-        "value": a.value,
-        "displayValue": a.display_value,
-        "answeredQuestion": { "@odata.type": qtype, "id": a.question_id },
-    })
+/// `expirationPattern`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpirationView {
+    end_date_time: Option<Ts>,
+    duration: Option<String>,
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
-/// An assignment request in the dialect of the URL.
-pub fn request(r: &AssignmentRequest, d: Dialect) -> Value {
-    let answers: Vec<Value> = r.answers.iter().map(answer).collect();
-    match d {
-        Dialect::V1 => object([
-            ("id", json!(r.id)),
-            ("requestType", json!(r.request_type.v1_wire())),
-            ("state", json!(r.state.v1())),
-            ("status", json!(r.status)),
-            ("createdDateTime", ts(r.created_date_time)),
-            ("completedDateTime", ts_opt(r.completed_date_time)),
-            ("justification", opt_str(&r.justification)),
-            ("schedule", schedule(&r.schedule)),
-            ("answers", Value::Array(answers)),
-            ("customExtensionCalloutInstances", json!(r.custom_extension_callout_instances)),
-        ]),
-        Dialect::Beta => object([
-            ("id", json!(r.id)),
-            ("requestType", json!(r.request_type.beta())),
-            ("requestState", json!(r.state.beta())),
-            ("requestStatus", json!(r.status)),
-            ("createdDateTime", ts(r.created_date_time)),
-            ("completedDate", ts_opt(r.completed_date_time)),
-            ("justification", opt_str(&r.justification)),
-            ("isValidationOnly", json!(r.is_validation_only)),
-            ("expirationDateTime", Value::Null),
-            ("schedule", schedule(&r.schedule)),
-            ("answers", Value::Array(answers)),
-            ("verifiedCredentialsData", json!([])),
-            ("customExtensionHandlerInstances", json!([])),
-            ("customExtensionCalloutInstances", json!(r.custom_extension_callout_instances)),
-        ]),
+impl ExpirationView {
+    pub fn new(e: &Expiration) -> Self {
+        ExpirationView {
+            end_date_time: ts_opt(e.end_date_time),
+            duration: e.duration.map(grantry_domain::duration::format),
+            kind: e.kind.v1(),
+        }
+    }
+}
+
+/// `accessPackageAnswerString`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnswerView<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'static str,
+    value: Option<&'a str>,
+    display_value: Option<&'a str>,
+    answered_question: QuestionRef<'a>,
+}
+
+#[derive(Serialize)]
+struct QuestionRef<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    id: &'a str,
+}
+
+impl<'a> AnswerView<'a> {
+    pub fn new(a: &'a Answer) -> Self {
+        let odata_type = a
+            .question_type
+            .as_deref()
+            .map(|t| format!("#microsoft.graph.{}", short_type_name(t)))
+            .unwrap_or_else(|| "#microsoft.graph.accessPackageQuestion".into());
+        AnswerView {
+            odata_type: "#microsoft.graph.accessPackageAnswerString",
+            value: a.value.as_deref(),
+            display_value: a.display_value.as_deref(),
+            answered_question: QuestionRef { odata_type, id: &a.question_id },
+        }
+    }
+}
+
+/// An assignment request in the dialect of the URL, with the navigation properties
+/// `$expand` named.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum RequestView<'a> {
+    V1(RequestV1<'a>),
+    Beta(RequestBeta<'a>),
+}
+
+/// The related entities of a request that `$expand` asked for; `None` leaves the navigation
+/// property out, `Some(None)` sends `null`.
+#[derive(Default)]
+pub struct RequestNavs<'a> {
+    pub access_package: Nav<PackageView<'a>>,
+    pub requestor: Nav<SubjectView<'a>>,
+    pub target: Nav<SubjectView<'a>>,
+    pub assignment: Nav<AssignmentView<'a>>,
+}
+
+/// v1.0 `accessPackageAssignmentRequest`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestV1<'a> {
+    id: &'a str,
+    request_type: &'static str,
+    state: &'static str,
+    status: &'a str,
+    created_date_time: Ts,
+    completed_date_time: Option<Ts>,
+    justification: Option<&'a str>,
+    schedule: ScheduleView<'a>,
+    answers: Vec<AnswerView<'a>>,
+    custom_extension_callout_instances: &'a [Value],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_package: Nav<PackageView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requestor: Nav<SubjectView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Nav<SubjectView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignment: Nav<AssignmentView<'a>>,
+}
+
+/// beta `accessPackageAssignmentRequest`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestBeta<'a> {
+    id: &'a str,
+    request_type: &'static str,
+    request_state: &'static str,
+    request_status: &'a str,
+    created_date_time: Ts,
+    completed_date: Option<Ts>,
+    justification: Option<&'a str>,
+    is_validation_only: bool,
+    expiration_date_time: Null,
+    schedule: ScheduleView<'a>,
+    answers: Vec<AnswerView<'a>>,
+    verified_credentials_data: EmptyList,
+    custom_extension_handler_instances: EmptyList,
+    custom_extension_callout_instances: &'a [Value],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_package: Nav<PackageView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requestor: Nav<SubjectView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Nav<SubjectView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_package_assignment: Nav<AssignmentView<'a>>,
+}
+
+impl<'a> RequestView<'a> {
+    pub fn new(r: &'a AssignmentRequest, d: Dialect, navs: RequestNavs<'a>) -> Self {
+        let answers = r.answers.iter().map(AnswerView::new).collect();
+        match d {
+            Dialect::V1 => RequestView::V1(RequestV1 {
+                id: &r.id,
+                request_type: r.request_type.v1_wire(),
+                state: r.state.v1(),
+                status: &r.status,
+                created_date_time: Ts(r.created_date_time),
+                completed_date_time: ts_opt(r.completed_date_time),
+                justification: r.justification.as_deref(),
+                schedule: ScheduleView::new(&r.schedule),
+                answers,
+                custom_extension_callout_instances: &r.custom_extension_callout_instances,
+                access_package: navs.access_package,
+                requestor: navs.requestor,
+                target: navs.target,
+                assignment: navs.assignment,
+            }),
+            Dialect::Beta => RequestView::Beta(RequestBeta {
+                id: &r.id,
+                request_type: r.request_type.beta(),
+                request_state: r.state.beta(),
+                request_status: &r.status,
+                created_date_time: Ts(r.created_date_time),
+                completed_date: ts_opt(r.completed_date_time),
+                justification: r.justification.as_deref(),
+                is_validation_only: r.is_validation_only,
+                expiration_date_time: Null,
+                schedule: ScheduleView::new(&r.schedule),
+                answers,
+                verified_credentials_data: EmptyList,
+                custom_extension_handler_instances: EmptyList,
+                custom_extension_callout_instances: &r.custom_extension_callout_instances,
+                access_package: navs.access_package,
+                requestor: navs.requestor,
+                target: navs.target,
+                access_package_assignment: navs.assignment,
+            }),
+        }
     }
 }
 
 /// `accessPackageSubject`: v1 `subjectType` enum, beta `type` string.
-pub fn subject(s: &Subject, d: Dialect) -> Value {
-    let mut v = object([
-        ("id", json!(s.id)),
-        ("objectId", opt_str(&s.object_id)),
-        ("displayName", opt_str(&s.display_name)),
-        ("email", opt_str(&s.email)),
-        ("principalName", opt_str(&s.principal_name)),
-        ("onPremisesSecurityIdentifier", Value::Null),
-    ]);
-    if let Value::Object(m) = &mut v {
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum SubjectView<'a> {
+    V1(SubjectV1<'a>),
+    Beta(SubjectBeta<'a>),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectV1<'a> {
+    id: &'a str,
+    object_id: Option<&'a str>,
+    display_name: Option<&'a str>,
+    email: Option<&'a str>,
+    principal_name: Option<&'a str>,
+    on_premises_security_identifier: Null,
+    subject_type: &'static str,
+    subject_lifecycle: &'static str,
+    /// Connected organizations are not modelled yet: expanded, the navigation is `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connected_organization: Option<Null>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectBeta<'a> {
+    id: &'a str,
+    object_id: Option<&'a str>,
+    display_name: Option<&'a str>,
+    email: Option<&'a str>,
+    principal_name: Option<&'a str>,
+    on_premises_security_identifier: Null,
+    #[serde(rename = "type")]
+    subject_type: &'static str,
+    subject_lifecycle: &'static str,
+    alt_sec_id: Null,
+    connected_organization_id: Option<&'a str>,
+    cleanup_scheduled_date_time: Null,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connected_organization: Option<Null>,
+}
+
+impl<'a> SubjectView<'a> {
+    /// `s` in dialect `d`; `connected_organization` when `$expand` named that navigation.
+    pub fn new(s: &'a Subject, d: Dialect, connected_organization: bool) -> Self {
+        let connected_organization = connected_organization.then_some(Null);
         match d {
-            Dialect::V1 => {
-                m.insert("subjectType".into(), json!(s.subject_type.v1()));
-                m.insert("subjectLifecycle".into(), json!(s.subject_lifecycle.v1()));
-            }
-            Dialect::Beta => {
-                m.insert("type".into(), json!(s.subject_type.beta()));
-                m.insert("subjectLifecycle".into(), json!(s.subject_lifecycle.beta()));
-                m.insert("altSecId".into(), Value::Null);
-                m.insert("connectedOrganizationId".into(), opt_str(&s.connected_organization_id));
-                m.insert("cleanupScheduledDateTime".into(), Value::Null);
-            }
+            Dialect::V1 => SubjectView::V1(SubjectV1 {
+                id: &s.id,
+                object_id: s.object_id.as_deref(),
+                display_name: s.display_name.as_deref(),
+                email: s.email.as_deref(),
+                principal_name: s.principal_name.as_deref(),
+                on_premises_security_identifier: Null,
+                subject_type: s.subject_type.v1(),
+                subject_lifecycle: s.subject_lifecycle.v1(),
+                connected_organization,
+            }),
+            Dialect::Beta => SubjectView::Beta(SubjectBeta {
+                id: &s.id,
+                object_id: s.object_id.as_deref(),
+                display_name: s.display_name.as_deref(),
+                email: s.email.as_deref(),
+                principal_name: s.principal_name.as_deref(),
+                on_premises_security_identifier: Null,
+                subject_type: s.subject_type.beta(),
+                subject_lifecycle: s.subject_lifecycle.beta(),
+                alt_sec_id: Null,
+                connected_organization_id: s.connected_organization_id.as_deref(),
+                cleanup_scheduled_date_time: Null,
+                connected_organization,
+            }),
         }
     }
-    v
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn reads_every_client_shape() {

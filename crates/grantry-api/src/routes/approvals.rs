@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use grantry_core::approvals::{self, Review};
+use grantry_core::listing::Listed;
 use grantry_core::requests::Mine;
 use grantry_domain::model::{Approval, StageStatus};
 use grantry_domain::{Error, Result};
@@ -71,7 +72,7 @@ async fn filter_by_current_user(
     Mine::parse_on(&args, &[Mine::Approver])?;
     let page = approvals::list_awaiting(&s.app, &caller, q.page()?).await?;
     let items = page.items.iter().map(|a| wire::approval(a, d, caller.user_id())).collect();
-    Ok(respond::collection(&s, d, &set_name(), items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, &set_name(), Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 async fn stages_where(
@@ -83,8 +84,9 @@ async fn stages_where(
     keep: impl Fn(StageStatus) -> bool,
 ) -> ApiResult<Response> {
     let a: Approval = approvals::get_approval(&s.app, caller, id).await?;
-    let items = a.stages.iter().filter(|st| keep(st.status)).map(|st| wire::stage(st, d, caller.user_id())).collect();
-    Ok(respond::collection(s, d, &stages_set(d, &a.id), items, None, q, None))
+    let items: Vec<_> =
+        a.stages.iter().filter(|st| keep(st.status)).map(|st| wire::stage(st, d, caller.user_id())).collect();
+    Ok(respond::collection(s, d, &stages_set(d, &a.id), Listed::from(items), q))
 }
 
 async fn list_stages(

@@ -4,22 +4,24 @@
 
 use crate::auth::Authed;
 use crate::error::ApiResult;
+use crate::expand::{self, AssignmentExpand};
 use crate::extract::{GraphJson, RawQuery, Root};
 use crate::respond::{self, EM};
-use crate::routes::requests::{expand_items, unknown_expand};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
+use grantry_core::Caller;
 use grantry_core::assignments;
+use grantry_core::listing::Listed;
+use grantry_core::related;
 use grantry_core::requests::{self, Mine};
-use grantry_core::{App, Caller};
 use grantry_domain::enums::RequestType;
-use grantry_domain::model::{AccessPackage, Assignment, Policy, Subject};
+use grantry_domain::model::Assignment;
 use grantry_domain::{Error, ErrorKind, Result};
-use grantry_graph::{Dialect, assignment as wire, request as rwire};
-use grantry_odata::ExpandItem;
+use grantry_graph::assignment::{self as wire, AssignmentView, PackageView};
+use grantry_graph::{Dialect, request as rwire};
 use serde_json::{Value, json};
 
 pub fn routes() -> Router<AppState> {
@@ -47,81 +49,35 @@ fn set_name(d: Dialect) -> String {
     format!("{EM}/{}", d.pick("assignments", "accessPackageAssignments"))
 }
 
-type Related = (Option<Subject>, Option<AccessPackage>, Option<Policy>);
-
-async fn render(app: &App, d: Dialect, a: &Assignment, expand: &[ExpandItem]) -> Result<Value> {
-    if expand.is_empty() {
-        return Ok(wire::assignment(a, d));
-    }
-    let related = assignments::assignment_related(app, a).await?;
-    render_with(d, a, expand, related)
-}
-
-/// Renders `a` with its already-loaded related entities.
-fn render_with(d: Dialect, a: &Assignment, expand: &[ExpandItem], related: Related) -> Result<Value> {
-    let mut v = wire::assignment(a, d);
-    if expand.is_empty() {
-        return Ok(v);
-    }
-    let (target, package, policy) = related;
-    let Value::Object(map) = &mut v else { return Ok(v) };
-    for item in expand {
-        match item.path.join("/").to_ascii_lowercase().as_str() {
-            "target" => {
-                map.insert("target".into(), target.as_ref().map(|s| rwire::subject(s, d)).unwrap_or(Value::Null));
-            }
-            "accesspackage" => {
-                map.insert(
-                    "accessPackage".into(),
-                    package.as_ref().map(|p| wire::package(p, d)).unwrap_or(Value::Null),
-                );
-            }
-            "assignmentpolicy" | "accesspackageassignmentpolicy" => {
-                map.insert(
-                    d.pick("assignmentPolicy", "accessPackageAssignmentPolicy").into(),
-                    policy.as_ref().map(|p| wire::policy_summary(p, d)).unwrap_or(Value::Null),
-                );
-            }
-            other => return Err(unknown_expand(other, "accessPackageAssignment")),
-        }
-    }
-    Ok(v)
+/// One assignment with the navigation properties `$expand` names.
+async fn render_one(s: &AppState, d: Dialect, a: &Assignment, expand: &AssignmentExpand) -> ApiResult<Response> {
+    let related = related::assignments_related(&s.app, std::slice::from_ref(a), expand.wanted()).await?;
+    let related = related.into_iter().next().unwrap_or_default();
+    Ok(respond::entity(s, d, &set_name(d), AssignmentView::new(a, d, expand.navs(d, &related))))
 }
 
 async fn respond_page(
     s: &AppState,
     d: Dialect,
     q: &RawQuery,
-    listed: grantry_core::listing::Listed<Assignment>,
-    expand: &[ExpandItem],
+    listed: Listed<Assignment>,
+    expand: &AssignmentExpand,
 ) -> ApiResult<Response> {
     // One read for the whole page's related entities (not one per row).
-    let related = if expand.is_empty() {
-        vec![(None, None, None); listed.items.len()]
-    } else {
-        let mut wanted = assignments::RelatedWanted::default();
-        for item in expand {
-            match item.path.join("/").to_ascii_lowercase().as_str() {
-                "target" => wanted.target = true,
-                "accesspackage" => wanted.package = true,
-                "assignmentpolicy" | "accesspackageassignmentpolicy" => wanted.policy = true,
-                // Anything else is refused by `render_with`.
-                _ => {}
-            }
-        }
-        assignments::assignments_related(&s.app, &listed.items, wanted).await?
-    };
-    let mut items = Vec::with_capacity(listed.items.len());
-    for (a, rel) in listed.items.iter().zip(related) {
-        items.push(render_with(d, a, expand, rel)?);
-    }
-    let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
-    Ok(respond::listed(s, d, &set_name(d), listed, q))
+    let related = related::assignments_related(&s.app, &listed.items, expand.wanted()).await?;
+    let items: Vec<AssignmentView<'_>> =
+        listed.items.iter().zip(&related).map(|(a, rel)| AssignmentView::new(a, d, expand.navs(d, rel))).collect();
+    Ok(respond::collection(s, d, &set_name(d), Listed { items, next: listed.next.clone(), count: listed.count }, q))
+}
+
+fn assignment_expand(items: &[grantry_odata::ExpandItem]) -> Result<AssignmentExpand> {
+    AssignmentExpand::parse(items, "accessPackageAssignment")
 }
 
 async fn list_with(s: &AppState, d: Dialect, caller: &Caller, q: &RawQuery, mine: Mine) -> ApiResult<Response> {
-    let expand = expand_items(q)?;
-    let page = assignments::list_assignments(&s.app, caller, mine, q.list_options()?, None).await?;
+    let (options, expand) = q.list_options_and_expand()?;
+    let expand = assignment_expand(&expand)?;
+    let page = assignments::list_assignments(&s.app, caller, mine, options, None).await?;
     respond_page(s, d, q, page, &expand).await
 }
 
@@ -161,10 +117,11 @@ async fn additional_access(
     Path(args): Path<String>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let expand = expand_items(&q)?;
+    let (options, expand) = q.list_options_and_expand()?;
+    let expand = assignment_expand(&expand)?;
     let a = function_arg(&args, "accessPackageId").unwrap_or_default();
     let b = function_arg(&args, "incompatibleAccessPackageId").unwrap_or_default();
-    let page = assignments::additional_access(&s.app, &caller, &a, &b, q.list_options()?).await?;
+    let page = assignments::additional_access(&s.app, &caller, &a, &b, options).await?;
     respond_page(&s, d, &q, page, &expand).await
 }
 
@@ -175,9 +132,9 @@ async fn get_one(
     Path(id): Path<String>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let expand = expand_items(&q)?;
+    let expand = assignment_expand(&expand::items(&q)?)?;
     let a = assignments::get_assignment(&s.app, &caller, &id).await?;
-    Ok(respond::entity(&s, d, &set_name(d), render(&s.app, d, &a, &expand).await?))
+    render_one(&s, d, &a, &expand).await
 }
 
 async fn reprocess(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
@@ -228,11 +185,7 @@ async fn create_direct(
         .into());
     };
     let a = assignments::get_assignment(&s.app, &caller, &aid).await?;
-    let mut v = wire::assignment(&a, d);
-    if let Value::Object(m) = &mut v {
-        m.insert("@odata.type".into(), json!("#microsoft.graph.accessPackageAssignment"));
-    }
-    Ok(respond::created(&s, d, &set_name(d), v))
+    Ok(respond::created(&s, d, &set_name(d), AssignmentView::new(&a, d, Default::default()).typed()))
 }
 
 fn roles_set() -> String {
@@ -246,8 +199,7 @@ async fn list_roles(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let page = assignments::list_resource_roles(&s.app, &caller, false, q.page()?).await?;
-    let items = page.items.iter().map(wire::resource_role).collect();
-    Ok(respond::collection(&s, d, &roles_set(), items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, &roles_set(), Listed::from(page.map(|r| wire::resource_role(&r))), &q))
 }
 
 async fn my_roles(
@@ -257,8 +209,7 @@ async fn my_roles(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let page = assignments::list_resource_roles(&s.app, &caller, true, q.page()?).await?;
-    let items = page.items.iter().map(wire::resource_role).collect();
-    Ok(respond::collection(&s, d, &roles_set(), items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, &roles_set(), Listed::from(page.map(|r| wire::resource_role(&r))), &q))
 }
 
 async fn get_role(
@@ -303,8 +254,9 @@ async fn allowed_packages(
         .into());
     }
     let page = assignments::requestable_packages(&s.app, &caller, q.page()?).await?;
-    let items = page.items.iter().map(|p| wire::package(p, d)).collect();
-    Ok(respond::collection(&s, d, &format!("{EM}/accessPackages"), items, page.next_after_seq, &q, None))
+    let items: Vec<PackageView<'_>> = page.items.iter().map(|p| PackageView::new(p, d)).collect();
+    let page = Listed { items, next: page.next_after_seq.map(grantry_store::query::Cursor::Seq), count: None };
+    Ok(respond::collection(&s, d, &format!("{EM}/accessPackages"), page, &q))
 }
 
 /// The operations `routes()` serves, for the OpenAPI document.

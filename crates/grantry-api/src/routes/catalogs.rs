@@ -221,7 +221,7 @@ async fn list_catalogs(
     let listed = catalogs::list_catalogs(&s.app, &caller, q.list_options()?).await?;
     let items = render_catalogs(&s, d, &listed.items, &expand).await?;
     let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
-    Ok(respond::listed(&s, d, &set(d, sets::CATALOGS), listed, &q))
+    Ok(respond::collection(&s, d, &set(d, sets::CATALOGS), listed, &q))
 }
 
 async fn update_catalog(
@@ -263,7 +263,7 @@ async fn list_catalog_packages(
     let page = catalogs::list_catalog_packages(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|p| wire::access_package(p, d)).collect();
     let ctx = format!("{}/{id}/accessPackages", set(d, sets::CATALOGS));
-    Ok(respond::collection(&s, d, &ctx, items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, &ctx, Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -309,7 +309,7 @@ async fn list_catalog_resources(
     let listed = resources::list_resources(&s.app, &caller, Some(&id), q.list_options()?).await?;
     let items = render_resources(&s, d, &listed.items, &expand).await?;
     let ctx = format!("{}/{id}/{}", set(d, sets::CATALOGS), wire::name(d, sets::RESOURCES));
-    Ok(respond::listed(&s, d, &ctx, Listed { items, next: listed.next, count: listed.count }, &q))
+    Ok(respond::collection(&s, d, &ctx, Listed { items, next: listed.next, count: listed.count }, &q))
 }
 
 async fn get_catalog_resource(
@@ -335,7 +335,13 @@ async fn list_all_resources(
     let expand = expands(&q)?;
     let listed = resources::list_resources(&s.app, &caller, None, q.list_options()?).await?;
     let items = render_resources(&s, d, &listed.items, &expand).await?;
-    Ok(respond::listed(&s, d, &set(d, sets::RESOURCES), Listed { items, next: listed.next, count: listed.count }, &q))
+    Ok(respond::collection(
+        &s,
+        d,
+        &set(d, sets::RESOURCES),
+        Listed { items, next: listed.next, count: listed.count },
+        &q,
+    ))
 }
 
 async fn get_any_resource(
@@ -389,7 +395,7 @@ async fn roles_response(
     let mut items: Vec<Value> = page.items.iter().map(|r| wire::resource_role(r, d)).collect();
     expand_parent_resource(s, d, &mut items, page.items.iter().map(|r| r.resource_id.clone()).collect(), &expand)
         .await?;
-    Ok(respond::listed(s, d, &ctx, Listed { items, next: page.next, count: page.count }, q))
+    Ok(respond::collection(s, d, &ctx, Listed { items, next: page.next, count: page.count }, q))
 }
 
 async fn scopes_response(
@@ -403,7 +409,7 @@ async fn scopes_response(
     let mut items: Vec<Value> = page.items.iter().map(|r| wire::resource_scope(r, d)).collect();
     expand_parent_resource(s, d, &mut items, page.items.iter().map(|r| r.resource_id.clone()).collect(), &expand)
         .await?;
-    Ok(respond::listed(s, d, &ctx, Listed { items, next: page.next, count: page.count }, q))
+    Ok(respond::collection(s, d, &ctx, Listed { items, next: page.next, count: page.count }, q))
 }
 
 async fn list_catalog_roles(
@@ -557,7 +563,7 @@ async fn list_resource_requests(
     let listed = resources::list_resource_requests(&s.app, &caller, q.list_options()?).await?;
     let items = render_requests(d, &listed.items, &expand)?;
     let listed = Listed { items, next: listed.next, count: listed.count };
-    Ok(respond::listed(&s, d, &set(d, sets::RESOURCE_REQUESTS), listed, &q))
+    Ok(respond::collection(&s, d, &set(d, sets::RESOURCE_REQUESTS), listed, &q))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use grantry_core::auth::perms;
+use grantry_core::listing::Listed;
 use grantry_domain::Error;
 
 pub fn routes() -> Router<AppState> {
@@ -38,7 +39,13 @@ async fn list(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed, 
         .into());
     }
     let set = format!("{EM}/{}", d.pick("resourceEnvironments", "accessPackageResourceEnvironments"));
-    Ok(respond::collection(&s, d, &set, Vec::new(), None, &q, options.count.then_some(0)))
+    Ok(respond::collection(
+        &s,
+        d,
+        &set,
+        Listed::<serde_json::Value> { items: Vec::new(), next: None, count: options.count.then_some(0) },
+        &q,
+    ))
 }
 
 async fn get_one(Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {

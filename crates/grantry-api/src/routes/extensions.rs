@@ -88,7 +88,7 @@ async fn list(
     let listed = extensions::list_extensions(&s.app, &caller, &catalog_id, q.list_options()?).await?;
     let items = listed.items.iter().map(|e| wire::extension(e, d)).collect();
     let listed = Listed { items, next: listed.next, count: listed.count };
-    Ok(respond::listed(&s, d, &context(d, &catalog_id), listed, &q))
+    Ok(respond::collection(&s, d, &context(d, &catalog_id), listed, &q))
 }
 
 async fn read(

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use grantry_core::groups::{self, DirectoryObject, GroupPatch, NewGroup, ObjectRef, RefKind};
+use grantry_core::listing::Listed;
 use grantry_domain::model::GroupRelation;
 use grantry_domain::{Error, Result};
 use grantry_graph::{Body, directory as wire};
@@ -112,7 +113,7 @@ async fn list_groups(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let listed = groups::list_groups(&s.app, &caller, q.list_options()?).await?;
-    Ok(respond::listed(&s, d, "groups", listed.map(|g| wire::group(&g)), &q))
+    Ok(respond::collection(&s, d, "groups", listed.map(|g| wire::group(&g)), &q))
 }
 
 async fn update_group(
@@ -154,7 +155,7 @@ async fn list_links(
 ) -> ApiResult<Response> {
     let page = groups::list_links(&s.app, &caller, &id, relation, q.page()?).await?;
     let items = page.items.iter().map(render).collect();
-    Ok(respond::collection(&s, d, "directoryObjects", items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, "directoryObjects", Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 async fn list_members(

@@ -13,6 +13,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
+use grantry_core::listing::Listed;
 use grantry_core::packages::{self, NewPackage, NewRoleScope, PackagePatch, RoleScopeView};
 use grantry_core::{Caller, catalogs};
 use grantry_domain::Error;
@@ -247,7 +248,7 @@ async fn list_packages(
     let listed = packages::list_packages(&s.app, &caller, q.list_options()?).await?;
     let items = render_packages(&s, d, &caller, &listed.items, &expand).await?;
     let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
-    Ok(respond::listed(&s, d, &packages_set(d), listed, &q))
+    Ok(respond::collection(&s, d, &packages_set(d), listed, &q))
 }
 
 async fn update_package(
@@ -389,7 +390,7 @@ async fn list_role_scopes(
     let page = packages::list_role_scopes(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|v| role_scope_json(v, d, role, scope)).collect();
     let ctx = format!("{}/{id}/{}", packages_set(d), wire::name(d, sets::ROLE_SCOPES));
-    Ok(respond::collection(&s, d, &ctx, items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, &ctx, Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 async fn delete_role_scope(
@@ -410,7 +411,7 @@ async fn list_all_role_scopes(
     let (role, scope) = role_scope_parts(d, &expands(&q)?)?;
     let page = packages::list_all_role_scopes(&s.app, &caller, q.page()?).await?;
     let items = page.items.iter().map(|v| role_scope_json(v, d, role, scope)).collect();
-    Ok(respond::collection(&s, d, &set(d, sets::ROLE_SCOPES), items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, &set(d, sets::ROLE_SCOPES), Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -463,7 +464,7 @@ async fn list_incompatible_packages(
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_packages(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|p| wire::access_package(p, d)).collect();
-    Ok(respond::collection(&s, d, &packages_set(d), items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, &packages_set(d), Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 async fn list_incompatible_package_refs(
@@ -475,7 +476,7 @@ async fn list_incompatible_package_refs(
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_packages(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|p| json!({ "@odata.id": package_url(&s, d, &p.id) })).collect();
-    Ok(respond::collection(&s, d, "Collection($ref)", items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, "Collection($ref)", Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 async fn add_incompatible_package(
@@ -507,7 +508,7 @@ async fn list_incompatible_groups(
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_groups(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(grantry_graph::directory::group).collect();
-    Ok(respond::collection(&s, d, "groups", items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, "groups", Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 async fn list_incompatible_group_refs(
@@ -519,7 +520,7 @@ async fn list_incompatible_group_refs(
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_groups(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|g| json!({ "@odata.id": group_url(&s, d, &g.id) })).collect();
-    Ok(respond::collection(&s, d, "Collection($ref)", items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, "Collection($ref)", Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 async fn add_incompatible_group(
@@ -551,7 +552,7 @@ async fn list_incompatible_with(
 ) -> ApiResult<Response> {
     let page = packages::list_packages_incompatible_with(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|p| wire::access_package(p, d)).collect();
-    Ok(respond::collection(&s, d, &packages_set(d), items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, &packages_set(d), Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 /// The operations `routes()` serves, for the OpenAPI document (v1.0 segment names).

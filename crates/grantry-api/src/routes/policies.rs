@@ -130,7 +130,7 @@ async fn list(
     let listed = policies::list_policies(&s.app, &caller, q.list_options()?, scope_of(&params)).await?;
     let items = render_all(&s, d, &listed.items, &expand).await?;
     let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
-    Ok(respond::listed(&s, d, &set(d), listed, &q))
+    Ok(respond::collection(&s, d, &set(d), listed, &q))
 }
 
 async fn create(

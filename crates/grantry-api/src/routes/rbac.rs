@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
+use grantry_core::listing::Listed;
 use grantry_core::rbac::{self, AssignmentView, Expand, NewRoleAssignment, RoleDefinition};
 use grantry_domain::model::RoleProvider;
 use grantry_graph::{Body, directory as wire};
@@ -126,7 +127,7 @@ async fn list(
         rbac::list_assignments(&s.app, &caller, provider, q.get("$filter"), expand, q.page_with_own_filter()?).await?;
     let items = page.items.iter().map(|v| render(v, expand)).collect();
     let set = format!("{}/roleAssignments", base(provider));
-    Ok(respond::collection(&s, d, &set, items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, &set, Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 async fn get_one(
@@ -164,9 +165,9 @@ async fn definitions(
         RoleProvider::Directory => rbac::directory_role_definitions(&caller)?,
         RoleProvider::EntitlementManagement => rbac::em_role_definitions(&caller)?,
     };
-    let items = all.iter().map(render_definition).collect();
+    let items: Vec<_> = all.iter().map(render_definition).collect();
     let set = format!("{}/roleDefinitions", base(provider));
-    Ok(respond::collection(&s, d, &set, items, None, &q, None))
+    Ok(respond::collection(&s, d, &set, Listed::from(items), &q))
 }
 
 async fn definition(

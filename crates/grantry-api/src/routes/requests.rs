@@ -4,6 +4,7 @@
 
 use crate::auth::Authed;
 use crate::error::ApiResult;
+use crate::expand::{self, RequestExpand};
 use crate::extract::{GraphJson, RawQuery, Root};
 use crate::idempotency::IdempotencySlot;
 use crate::respond::{self, EM};
@@ -12,12 +13,14 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use grantry_core::Caller;
+use grantry_core::listing::Listed;
+use grantry_core::related;
 use grantry_core::requests::{self, Mine};
-use grantry_core::{App, Caller};
+use grantry_domain::Error;
 use grantry_domain::model::AssignmentRequest;
-use grantry_domain::{Error, Result};
-use grantry_graph::{Body, Dialect, assignment as awire, request as wire};
-use grantry_odata::ExpandItem;
+use grantry_graph::request::{self as wire, RequestView};
+use grantry_graph::{Body, Dialect};
 use serde_json::Value;
 
 pub fn routes() -> Router<AppState> {
@@ -46,108 +49,9 @@ fn set_name(d: Dialect) -> String {
     format!("{EM}/{}", d.pick("assignmentRequests", "accessPackageAssignmentRequests"))
 }
 
-/// A subject for `$expand`, with its own nested `$expand=connectedOrganization`. Connected
-/// organizations are not modelled yet, so that navigation is always null.
-fn subject_with(subject: Option<&grantry_domain::model::Subject>, d: Dialect, item: &ExpandItem) -> Result<Value> {
-    let Some(subject) = subject else { return Ok(Value::Null) };
-    let mut v = wire::subject(subject, d);
-    for sub in &item.options.expand {
-        if !sub.path.join("/").eq_ignore_ascii_case("connectedOrganization") {
-            return Err(Error::bad_request(
-                "BadRequest",
-                format!(
-                    "$expand: '{}' cannot be expanded on a subject; use connectedOrganization.",
-                    sub.path.join("/")
-                ),
-            )
-            .with_target("$expand"));
-        }
-        if let Value::Object(m) = &mut v {
-            m.insert("connectedOrganization".into(), Value::Null);
-        }
-    }
-    Ok(v)
-}
-
-pub(crate) fn expand_items(q: &RawQuery) -> Result<Vec<ExpandItem>> {
-    match q.get("$expand") {
-        None => Ok(Vec::new()),
-        Some(e) => grantry_odata::parse_expand(e)
-            .map_err(|e| Error::bad_request("BadRequest", format!("$expand: {e}")).with_target("$expand")),
-    }
-}
-
-/// Renders a request with the navigation properties named in `$expand`.
-async fn render(app: &App, d: Dialect, r: &AssignmentRequest, expand: &[ExpandItem]) -> Result<Value> {
-    let mut v = wire::request(r, d);
-    if expand.is_empty() {
-        return Ok(v);
-    }
-    let (package, requestor, assignment, target) = requests::request_related(app, r).await?;
-    let Value::Object(map) = &mut v else { return Ok(v) };
-    for item in expand {
-        let name = item.path.join("/");
-        match name.to_ascii_lowercase().as_str() {
-            "accesspackage" => {
-                map.insert(
-                    "accessPackage".into(),
-                    package.as_ref().map(|p| awire::package(p, d)).unwrap_or(Value::Null),
-                );
-            }
-            "requestor" => {
-                map.insert("requestor".into(), subject_with(requestor.as_ref(), d, item)?);
-            }
-            "target" => {
-                map.insert("target".into(), subject_with(target.as_ref(), d, item)?);
-            }
-            "assignment" | "accesspackageassignment" => {
-                let mut a = assignment.as_ref().map(|a| awire::assignment(a, d)).unwrap_or(Value::Null);
-                if let (Some(asg), Value::Object(am)) = (&assignment, &mut a) {
-                    for sub in &item.options.expand {
-                        let (t, p, pol) = grantry_core::assignments::assignment_related(app, asg).await?;
-                        match sub.path.join("/").to_ascii_lowercase().as_str() {
-                            "target" => {
-                                am.insert(
-                                    "target".into(),
-                                    t.as_ref().map(|s| wire::subject(s, d)).unwrap_or(Value::Null),
-                                );
-                            }
-                            "accesspackage" => {
-                                am.insert(
-                                    "accessPackage".into(),
-                                    p.as_ref().map(|p| awire::package(p, d)).unwrap_or(Value::Null),
-                                );
-                            }
-                            "assignmentpolicy" | "accesspackageassignmentpolicy" => {
-                                am.insert(
-                                    d.pick("assignmentPolicy", "accessPackageAssignmentPolicy").into(),
-                                    pol.as_ref().map(|p| awire::policy_summary(p, d)).unwrap_or(Value::Null),
-                                );
-                            }
-                            other => return Err(unknown_expand(other, "assignment")),
-                        }
-                    }
-                }
-                map.insert(d.pick("assignment", "accessPackageAssignment").into(), a);
-            }
-            other => return Err(unknown_expand(other, "accessPackageAssignmentRequest")),
-        }
-    }
-    Ok(v)
-}
-
-pub(crate) fn unknown_expand(name: &str, on: &str) -> Error {
-    Error::bad_request(
-        "BadRequest",
-        format!(
-            "$expand: '{name}' is not a navigation property of {on} that Grantry expands; use accessPackage, requestor, assignment (beta accessPackageAssignment) with target, accessPackage or assignmentPolicy."
-        ),
-    )
-    .with_target("$expand")
-}
-
-async fn respond_created(s: &AppState, d: Dialect, r: &AssignmentRequest) -> Response {
-    respond::created(s, d, &set_name(d), wire::request(r, d))
+/// A request as its typed view, without navigation properties.
+fn view(r: &AssignmentRequest, d: Dialect) -> RequestView<'_> {
+    RequestView::new(r, d, Default::default())
 }
 
 async fn create_with(
@@ -165,15 +69,13 @@ async fn create_with(
         input.assignment_id = assignment_id.map(|a| grantry_domain::ids::normalize(&a));
     }
     // The response is recorded for idempotent retries in the request's own transaction;
-    // it must be the exact body `respond_created` sends.
+    // it must be the exact body `respond::created` sends.
     let save = slot.as_ref().filter(|_| !input.is_validation_only).map(|slot| {
         let state = s.clone();
         grantry_core::idempotency::Save::<AssignmentRequest> {
             key: slot.key.clone(),
             status: 201,
-            render: Box::new(move |r: &AssignmentRequest| {
-                respond::created_value(&state, d, &set_name(d), wire::request(r, d)).to_string()
-            }),
+            render: Box::new(move |r: &AssignmentRequest| respond::created_body(&state, d, &set_name(d), view(r, d))),
         }
     });
     let recorded = save.is_some();
@@ -181,7 +83,7 @@ async fn create_with(
     if recorded && let Some(slot) = &slot {
         slot.mark_recorded();
     }
-    Ok(respond_created(s, d, &r).await)
+    Ok(respond::created(s, d, &set_name(d), view(&r, d)))
 }
 
 async fn create(
@@ -212,20 +114,23 @@ async fn get_one(
     Path(id): Path<String>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let expand = expand_items(&q)?;
+    let expand = RequestExpand::parse(&expand::items(&q)?)?;
     let r = requests::get_request(&s.app, &caller, &id).await?;
-    Ok(respond::entity(&s, d, &set_name(d), render(&s.app, d, &r, &expand).await?))
+    let related = related::requests_related(&s.app, std::slice::from_ref(&r), expand.wanted()).await?;
+    let related = related.into_iter().next().unwrap_or_default();
+    Ok(respond::entity(&s, d, &set_name(d), RequestView::new(&r, d, expand.navs(d, &related))))
 }
 
 async fn list_with(s: &AppState, d: Dialect, caller: &Caller, q: &RawQuery, mine: Mine) -> ApiResult<Response> {
-    let expand = expand_items(q)?;
-    let listed = requests::list_requests(&s.app, caller, mine, q.list_options()?).await?;
-    let mut items = Vec::with_capacity(listed.items.len());
-    for r in &listed.items {
-        items.push(render(&s.app, d, r, &expand).await?);
-    }
-    let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
-    Ok(respond::listed(s, d, &set_name(d), listed, q))
+    let (options, expand) = q.list_options_and_expand()?;
+    let expand = RequestExpand::parse(&expand)?;
+    let listed = requests::list_requests(&s.app, caller, mine, options).await?;
+    // One read for the whole page's related entities (not one per row).
+    let related = related::requests_related(&s.app, &listed.items, expand.wanted()).await?;
+    let items: Vec<RequestView<'_>> =
+        listed.items.iter().zip(&related).map(|(r, rel)| RequestView::new(r, d, expand.navs(d, rel))).collect();
+    let page = Listed { items, next: listed.next.clone(), count: listed.count };
+    Ok(respond::collection(s, d, &set_name(d), page, q))
 }
 
 async fn list(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed, q: RawQuery) -> ApiResult<Response> {

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, put};
 use grantry_core::directory::{self, NewUser, UserPatch};
+use grantry_core::listing::Listed;
 use grantry_domain::enums::UserType;
 use grantry_domain::{Error, Result};
 use grantry_graph::{Body, directory as wire};
@@ -130,7 +131,7 @@ async fn list_users(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let listed = directory::list_users(&s.app, &caller, q.list_options()?).await?;
-    Ok(respond::listed(&s, d, "users", listed.map(|u| wire::user(&u)), &q))
+    Ok(respond::collection(&s, d, "users", listed.map(|u| wire::user(&u)), &q))
 }
 
 async fn get_manager(
@@ -172,7 +173,7 @@ async fn direct_reports(
 ) -> ApiResult<Response> {
     let page = directory::direct_reports(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(wire::user).collect();
-    Ok(respond::collection(&s, d, "directoryObjects", items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, "directoryObjects", Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 async fn member_of(
@@ -184,7 +185,7 @@ async fn member_of(
 ) -> ApiResult<Response> {
     let page = directory::member_of(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(wire::group).collect();
-    Ok(respond::collection(&s, d, "directoryObjects", items, page.next_after_seq, &q, None))
+    Ok(respond::collection(&s, d, "directoryObjects", Listed::after_seq(items, page.next_after_seq), &q))
 }
 
 /// The operations `routes()` serves, for the OpenAPI document.
