@@ -373,6 +373,48 @@ async fn own_principal(state: &AppState, token: &str) -> Result<Principal> {
     Ok(principal)
 }
 
+/// The application id Grantry's callout tokens carry in `appid` (and `oid`/`sub`): Entra's
+/// entitlement management first-party application, which receivers written for Entra's
+/// legacy bearer tokens check.
+pub const ENTITLEMENT_MANAGEMENT_APP_ID: &str = "810dcf14-1858-4bf2-8134-4c369fa3235b";
+/// How long a callout's bearer token is valid: minted for each attempt, used at once.
+pub const CALLOUT_TOKEN_SECS: i64 = 300;
+
+/// Custom extension callouts carry a bearer token from this server's issuer, verifiable
+/// with its JWKS. The token holds no roles or scopes, and is never minted for Grantry's own
+/// audiences, so a receiver cannot use it against Grantry's API.
+impl grantry_core::outbox::TokenIssuer for TokenKeys {
+    fn bearer_for(&self, audience: &str) -> Result<String> {
+        if AUDIENCES.iter().any(|a| a.eq_ignore_ascii_case(audience.trim_end_matches('/'))) {
+            return Err(Error::bad_request(
+                "InvalidAudience",
+                format!("'{audience}' is Grantry's own API audience; a callout token names its receiver instead."),
+            ));
+        }
+        let now = wall_now();
+        self.mint(&Claims {
+            aud: audience.to_string(),
+            iss: self.issuer(),
+            iat: now,
+            nbf: now,
+            exp: now + CALLOUT_TOKEN_SECS,
+            tid: self.tenant_id.clone(),
+            oid: ENTITLEMENT_MANAGEMENT_APP_ID.into(),
+            sub: ENTITLEMENT_MANAGEMENT_APP_ID.into(),
+            idtyp: "app".into(),
+            appid: ENTITLEMENT_MANAGEMENT_APP_ID.into(),
+            app_displayname: Some("Grantry entitlement management".into()),
+            scp: None,
+            roles: None,
+            wids: None,
+            name: None,
+            upn: None,
+            azpacr: None,
+            ver: "1.0".into(),
+        })
+    }
+}
+
 /// The authenticated caller of a request.
 pub struct Authed(pub Caller);
 

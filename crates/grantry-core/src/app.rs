@@ -21,6 +21,8 @@ pub struct App {
     pub outbox_recorded: Arc<Notify>,
     /// Makes the outbox's HTTP calls (allow-listed and bounded).
     pub transport: Arc<dyn crate::outbox::Transport>,
+    /// Mints the bearer tokens callouts carry (absent in tools that never send).
+    pub token_issuer: Option<Arc<dyn crate::outbox::TokenIssuer>>,
     pub tenant_id: Arc<str>,
 }
 

@@ -85,6 +85,32 @@ fn setting_for(
     Ok(Some((policy, extension)))
 }
 
+/// The audience of the bearer token a callout to `url` carries, if the extension's
+/// `authenticationConfiguration` asks for a token: `azureAdTokenAuthentication` names it
+/// in `resourceId`; `azureAdPopTokenAuthentication` (Entra's proof-of-possession tokens,
+/// which only Entra can mint) gets a plain bearer token whose audience is the origin of the
+/// URL called (`scheme://host[:port]`), as does a `resourceId` left empty.
+pub fn bearer_audience(e: &CustomExtension, url: &str) -> Option<String> {
+    let config = e.authentication_configuration.as_ref()?;
+    let kind = config.get("@odata.type")?.as_str()?.trim_start_matches('#').trim_start_matches("microsoft.graph.");
+    let resource = config.get("resourceId").and_then(Value::as_str).map(str::trim).filter(|r| !r.is_empty());
+    match (kind.to_ascii_lowercase().as_str(), resource) {
+        ("azureadtokenauthentication", Some(resource)) => Some(resource.to_string()),
+        ("azureadtokenauthentication", None) | ("azureadpoptokenauthentication", _) => origin_of(url),
+        _ => None,
+    }
+}
+
+/// `scheme://host[:port]` of an absolute URL (the port only when it is not the default).
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = authority.to_ascii_lowercase();
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    Some(format!("{scheme}://{}", authority.strip_suffix(default_port).unwrap_or(&authority)))
+}
+
 fn client_settings(e: &CustomExtension) -> (u32, u32) {
     let cfg = e.client_configuration.as_ref();
     let timeout = cfg
@@ -124,25 +150,17 @@ fn write_callout(
     match extension.target_url() {
         Some(url) => {
             let (timeout_ms, max_attempts) = client_settings(extension);
-            let message = OutboxMessage {
-                id: context.instance_id.clone(),
-                kind: OutboxKind::Callout,
-                ordering_key: ordering_key.to_string(),
-                state: OutboxState::Pending,
-                url: url.to_string(),
+            let message = OutboxMessage::pending(
+                context.instance_id.clone(),
+                OutboxKind::Callout,
+                ordering_key.to_string(),
+                url.to_string(),
+                SignedBy::CustomExtension(extension.id.clone()),
                 payload,
-                signed_by: SignedBy::CustomExtension(extension.id.clone()),
-                timeout_ms,
-                max_attempts,
-                attempts: 0,
-                next_attempt_date_time: now,
-                lease_until: None,
-                created_date_time: now,
-                finished_date_time: None,
-                last_status: None,
-                last_error: None,
-                context: serde_json::to_value(&context).unwrap_or(Value::Null),
-            };
+                now,
+            )
+            .with_limits(timeout_ms, max_attempts)
+            .with_context(serde_json::to_value(&context).unwrap_or(Value::Null));
             outbox::enqueue(c, &message)?;
         }
         None => {
@@ -347,6 +365,46 @@ pub(crate) fn after_delivery(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Atte
             }),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extension(auth: Option<Value>) -> CustomExtension {
+        CustomExtension {
+            id: "e".into(),
+            catalog_id: "k".into(),
+            kind: ExtensionKind::AssignmentRequestWorkflow,
+            display_name: "x".into(),
+            description: None,
+            endpoint_configuration: None,
+            authentication_configuration: auth,
+            client_configuration: None,
+            callback_timeout: None,
+            signing_secret: String::new(),
+            created_by: None,
+            last_modified_by: None,
+            created_date_time: chrono::DateTime::UNIX_EPOCH,
+            last_modified_date_time: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn the_bearer_audience_follows_the_authentication_configuration() {
+        let url = "HTTPS://Hooks.Example.com:443/path?q=1";
+        assert_eq!(bearer_audience(&extension(None), url), None);
+        let token =
+            json!({ "@odata.type": "#microsoft.graph.azureAdTokenAuthentication", "resourceId": "api://receiver" });
+        assert_eq!(bearer_audience(&extension(Some(token)), url).as_deref(), Some("api://receiver"));
+        let empty = json!({ "@odata.type": "#microsoft.graph.azureAdTokenAuthentication", "resourceId": " " });
+        assert_eq!(bearer_audience(&extension(Some(empty)), url).as_deref(), Some("https://hooks.example.com"));
+        let pop = json!({ "@odata.type": "#microsoft.graph.azureAdPopTokenAuthentication" });
+        assert_eq!(
+            bearer_audience(&extension(Some(pop)), "http://127.0.0.1:8080/x").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -564,8 +622,10 @@ fn fail_waiting(
     )
 }
 
-/// Job [`JOB_PRE_EXPIRY`]: fires the pre-expiry stage if the assignment is still active and
-/// its end is still where the job was scheduled for.
+/// Job [`JOB_PRE_EXPIRY`]: 14 days or 1 day before an assignment's end, emits the
+/// `accessPackageAssignment.expiring` webhook event (with `daysLeft`) and fires the stage's
+/// callout if the policy names one; only if the assignment is still active and its end is
+/// still where the job was scheduled for.
 pub fn pre_expiry_job(ctx: &crate::jobs::JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result<()> {
     let Some(mut a) = repo::get::<Assignment>(c, &job.entity_id)? else { return Ok(()) };
     if !a.state.is_active() {
@@ -579,6 +639,13 @@ pub fn pre_expiry_job(ctx: &crate::jobs::JobContext, c: &mut dyn Conn, job: &cra
         // Extended since: fire at the new time instead.
         return crate::jobs::enqueue(c, JOB_PRE_EXPIRY, &a.id, end - lead_time(stage), job.payload.clone());
     }
+    crate::webhooks::assignment_event_with(
+        c,
+        ctx.now,
+        "expiring",
+        &a,
+        json!({ "daysLeft": lead_time(stage).num_days(), "stage": stage.v1() }),
+    )?;
     fire_for_assignment(c, ctx.now, stage, &mut a)
 }
 
@@ -589,18 +656,18 @@ fn lead_time(stage: CustomExtensionStage) -> chrono::Duration {
     }
 }
 
-/// Schedules the pre-expiry callouts of a newly delivered assignment whose policy names
-/// them, at 14 days and 1 day before its end (those still in the future).
+/// Schedules the pre-expiry stages of a newly delivered assignment that has an end, at 14
+/// days and 1 day before it (those still in the future): each emits a webhook event, and a
+/// callout where the policy names one.
 pub fn schedule_pre_expiry(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result<()> {
     let Some(end) = crate::delivery::assignment_end(a) else { return Ok(()) };
-    let Some(policy) = repo::get::<Policy>(c, &a.policy_id)? else { return Ok(()) };
-    for s in &policy.custom_extension_stage_settings {
-        if s.stage.is_request_stage() {
-            continue;
-        }
-        let due = end - lead_time(s.stage);
+    for stage in [
+        CustomExtensionStage::AssignmentFourteenDaysBeforeExpiration,
+        CustomExtensionStage::AssignmentOneDayBeforeExpiration,
+    ] {
+        let due = end - lead_time(stage);
         if due > now {
-            crate::jobs::enqueue(c, JOB_PRE_EXPIRY, &a.id, due, json!({ "stage": s.stage.v1() }))?;
+            crate::jobs::enqueue(c, JOB_PRE_EXPIRY, &a.id, due, json!({ "stage": stage.v1() }))?;
         }
     }
     Ok(())

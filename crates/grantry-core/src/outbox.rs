@@ -22,20 +22,45 @@ use std::pin::Pin;
 
 /// Messages claimed per round.
 const BATCH: usize = 16;
-/// Default attempts before a message is dead-lettered (about three days with [`backoff`]).
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
-/// Default time one attempt may take.
-pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+pub use grantry_domain::model::{DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS};
 /// How long a claim holds a message beyond its timeout, in case the sender dies.
 const LEASE_MARGIN: Duration = Duration::seconds(60);
 
 /// One HTTP POST to make.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OutboundRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub timeout: std::time::Duration,
+}
+
+/// Names the headers but never their values (a bearer token, a signature) nor the body.
+impl std::fmt::Debug for OutboundRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundRequest")
+            .field("url", &self.url)
+            .field("headers", &self.headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>())
+            .field("body_bytes", &self.body.len())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Mints the bearer tokens callouts carry when their extension's
+/// `authenticationConfiguration` asks for a token: short-lived JWTs from Grantry's own
+/// issuer, which receivers verify with the keys Grantry publishes (its JWKS). Implemented
+/// by the API's key ring; tokens are minted per attempt and never stored or logged.
+pub trait TokenIssuer: Send + Sync {
+    fn bearer_for(&self, audience: &str) -> Result<String>;
+}
+
+/// How the messages of one owner are authenticated: the Standard Webhooks secret, and the
+/// audience of a bearer token when one is asked for.
+#[derive(Clone)]
+pub struct Credentials {
+    pub secret: String,
+    pub bearer_audience: Option<String>,
 }
 
 /// How an attempt ended.
@@ -111,16 +136,21 @@ pub fn backoff(attempts: u32) -> Duration {
     Duration::seconds(base + jitter)
 }
 
-fn secret_of(c: &mut dyn Conn, signed_by: &SignedBy) -> Result<Option<String>> {
-    Ok(match signed_by {
-        SignedBy::CustomExtension(id) => repo::get::<CustomExtension>(c, id)?.map(|e| e.signing_secret),
-        SignedBy::WebhookSubscription(id) => crate::webhooks::secret_of(c, id)?,
+fn credentials_of(c: &mut dyn Conn, m: &OutboxMessage) -> Result<Option<Credentials>> {
+    Ok(match &m.signed_by {
+        SignedBy::CustomExtension(id) => repo::get::<CustomExtension>(c, id)?.map(|e| Credentials {
+            bearer_audience: crate::callouts::bearer_audience(&e, &m.url),
+            secret: e.signing_secret,
+        }),
+        SignedBy::WebhookSubscription(id) => {
+            crate::webhooks::secret_of(c, id)?.map(|secret| Credentials { secret, bearer_audience: None })
+        }
     })
 }
 
 /// Claims up to [`BATCH`] due messages: pending, due, not leased, and first in line for
-/// their ordering key. Returns them with their signing secrets.
-async fn claim(app: &App) -> Result<Vec<(OutboxMessage, Option<String>)>> {
+/// their ordering key. Returns them with their owners' credentials.
+async fn claim(app: &App) -> Result<Vec<(OutboxMessage, Option<Credentials>)>> {
     let now = app.now();
     app.store
         .write(move |c| {
@@ -137,28 +167,33 @@ async fn claim(app: &App) -> Result<Vec<(OutboxMessage, Option<String>)>> {
                 let mut m: OutboxMessage = repo::from_body(&row.text(0)?)?;
                 m.lease_until = Some(now + Duration::milliseconds(i64::from(m.timeout_ms)) + LEASE_MARGIN);
                 repo::update(c, &m)?;
-                let secret = secret_of(c, &m.signed_by)?;
-                claimed.push((m, secret));
+                let credentials = credentials_of(c, &m)?;
+                claimed.push((m, credentials));
             }
             Ok(claimed)
         })
         .await
 }
 
-/// The request for one attempt of `m`, signed with `secret` at `now`.
-fn request_for(m: &OutboxMessage, secret: &str, now: DateTime<Utc>) -> Result<OutboundRequest> {
+/// The request for one attempt of `m`, signed with `secret` at `now`, carrying `bearer`
+/// when one was minted.
+fn request_for(m: &OutboxMessage, secret: &str, bearer: Option<String>, now: DateTime<Utc>) -> Result<OutboundRequest> {
     let body = serde_json::to_vec(&m.payload).map_err(|e| Error::internal(e.to_string()))?;
     let timestamp = now.timestamp();
     let signature = sign(secret, &m.id, timestamp, &body)?;
+    let mut headers = vec![
+        ("content-type".into(), "application/json".into()),
+        ("webhook-id".into(), m.id.clone()),
+        ("webhook-timestamp".into(), timestamp.to_string()),
+        ("webhook-signature".into(), signature),
+        ("user-agent".into(), concat!("Grantry/", env!("CARGO_PKG_VERSION")).into()),
+    ];
+    if let Some(token) = bearer {
+        headers.push(("authorization".into(), format!("Bearer {token}")));
+    }
     Ok(OutboundRequest {
         url: m.url.clone(),
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("webhook-id".into(), m.id.clone()),
-            ("webhook-timestamp".into(), timestamp.to_string()),
-            ("webhook-signature".into(), signature),
-            ("user-agent".into(), concat!("Grantry/", env!("CARGO_PKG_VERSION")).into()),
-        ],
+        headers,
         body,
         timeout: std::time::Duration::from_millis(u64::from(m.timeout_ms)),
     })
@@ -169,9 +204,24 @@ fn request_for(m: &OutboxMessage, secret: &str, now: DateTime<Utc>) -> Result<Ou
 fn follow_up(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
     match m.kind {
         OutboxKind::Callout => crate::callouts::after_delivery(c, m, attempt, now),
-        // The dead-letter list is the record; nothing else follows a webhook.
-        OutboxKind::Webhook => Ok(()),
+        // The dead-letter list is the record; a 410 also disables the subscription.
+        OutboxKind::Webhook => crate::webhooks::after_delivery(c, m, attempt, now),
     }
+}
+
+/// Holds back every pending message to `url` that is due before `until` and not in flight.
+fn pause_destination(c: &mut dyn Conn, url: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+    let waiting: Vec<OutboxMessage> = repo::find_all(
+        c,
+        "state = 'pending' AND next_attempt_us < ? AND json_extract(body, '$.url') = ?",
+        &[Value::from(until), Value::from(url)],
+    )?;
+    for mut m in waiting.into_iter().filter(|m| m.lease_until.is_none_or(|l| l <= now)) {
+        m.next_attempt_date_time = until;
+        m.lease_until = None;
+        repo::update(c, &m)?;
+    }
+    Ok(())
 }
 
 /// Records the outcome of one attempt of `m`.
@@ -187,6 +237,7 @@ async fn record(app: &App, m: OutboxMessage, attempt: Attempt) -> Result<()> {
             }
             current.attempts += 1;
             current.lease_until = None;
+            let mut pause_until = None;
             let finished = match &attempt {
                 Attempt::Delivered { status, .. } => {
                     current.state = OutboxState::Delivered;
@@ -202,8 +253,11 @@ async fn record(app: &App, m: OutboxMessage, attempt: Attempt) -> Result<()> {
                         true
                     } else {
                         let wait = backoff(current.attempts);
-                        let asked = retry_after.and_then(|d| Duration::from_std(d).ok()).unwrap_or(wait);
-                        current.next_attempt_date_time = now + wait.max(asked).min(Duration::days(1));
+                        let asked = retry_after.and_then(|d| Duration::from_std(d).ok());
+                        current.next_attempt_date_time = now + wait.max(asked.unwrap_or(wait)).min(Duration::days(1));
+                        // A receiver that asks for time (429, 503 with Retry-After) gets it for
+                        // everything Grantry owes it, not only for this message.
+                        pause_until = asked.map(|a| now + a.min(Duration::days(1)));
                         false
                     }
                 }
@@ -218,6 +272,9 @@ async fn record(app: &App, m: OutboxMessage, attempt: Attempt) -> Result<()> {
                 current.finished_date_time = Some(now);
             }
             repo::update(c, &current)?;
+            if let Some(until) = pause_until {
+                pause_destination(c, &current.url, until, now)?;
+            }
             if finished {
                 follow_up(c, &current, &attempt, now)?;
             }
@@ -227,13 +284,20 @@ async fn record(app: &App, m: OutboxMessage, attempt: Attempt) -> Result<()> {
 }
 
 /// Sends one claimed message and records the outcome.
-async fn deliver(app: &App, transport: &dyn Transport, m: OutboxMessage, secret: Option<String>) -> Result<()> {
-    let attempt = match secret {
-        None => Attempt::Refused { status: None, error: "the signing secret's owner no longer exists".into() },
-        Some(secret) => match request_for(&m, &secret, app.now()) {
-            Ok(request) => transport.send(request).await,
-            Err(e) => Attempt::Refused { status: None, error: e.message },
-        },
+async fn deliver(
+    app: &App,
+    transport: &dyn Transport,
+    m: OutboxMessage,
+    credentials: Option<Credentials>,
+) -> Result<()> {
+    let prepared = match credentials {
+        None => Err("the signing secret's owner no longer exists".to_string()),
+        Some(credentials) => bearer(app, credentials.bearer_audience.as_deref())
+            .and_then(|token| request_for(&m, &credentials.secret, token, app.now()).map_err(|e| e.message)),
+    };
+    let attempt = match prepared {
+        Ok(request) => transport.send(request).await,
+        Err(error) => Attempt::Refused { status: None, error },
     };
     match &attempt {
         Attempt::Delivered { status, .. } => {
@@ -246,16 +310,23 @@ async fn deliver(app: &App, transport: &dyn Transport, m: OutboxMessage, secret:
     record(app, m, attempt).await
 }
 
+/// A fresh bearer token for `audience`, when one is asked for.
+fn bearer(app: &App, audience: Option<&str>) -> std::result::Result<Option<String>, String> {
+    let Some(audience) = audience else { return Ok(None) };
+    let issuer = app.token_issuer.as_ref().ok_or("no token issuer is configured to mint the bearer token")?;
+    issuer.bearer_for(audience).map(Some).map_err(|e| format!("the bearer token cannot be minted: {}", e.message))
+}
+
 /// Claims due messages and sends them (concurrently). Returns how many were attempted.
 pub async fn run_once(app: &App) -> Result<usize> {
     let claimed = claim(app).await?;
     let n = claimed.len();
     let mut sends = tokio::task::JoinSet::new();
-    for (m, secret) in claimed {
+    for (m, credentials) in claimed {
         let app = app.clone();
         sends.spawn(async move {
             let transport = app.transport.clone();
-            deliver(&app, transport.as_ref(), m, secret).await
+            deliver(&app, transport.as_ref(), m, credentials).await
         });
     }
     let mut first_error = None;
@@ -329,9 +400,16 @@ async fn next_due(app: &App) -> Result<Option<DateTime<Utc>>> {
 /// is sent at the next start, since messages are rows.
 pub fn spawn_sender(app: App, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut cleaned: Option<std::time::Instant> = None;
         loop {
             if *stop.borrow() {
                 break;
+            }
+            if cleaned.is_none_or(|at| at.elapsed() >= CLEANUP_INTERVAL) {
+                cleaned = Some(std::time::Instant::now());
+                if let Err(e) = clean_up(&app).await {
+                    tracing::warn!(error = %e, "the outbox clean-up failed; trying again later");
+                }
             }
             let woken = app.outbox_signal.notified();
             match run_once(&app).await {
@@ -350,6 +428,33 @@ pub fn spawn_sender(app: App, mut stop: tokio::sync::watch::Receiver<bool>) -> t
             }
         }
     })
+}
+
+/// How long a delivered message is kept (to show what was sent, and because a waiting
+/// callout's stage is read from its message): longer than the longest callback wait (14
+/// days).
+pub const DELIVERED_RETENTION: Duration = Duration::days(30);
+/// Most rows one clean-up deletes, so that it never holds the writer long.
+const CLEANUP_BATCH: usize = 1000;
+/// How often a sender cleans up.
+const CLEANUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes delivered messages written more than [`DELIVERED_RETENTION`] ago (at most
+/// [`CLEANUP_BATCH`]); dead-lettered and pending ones stay. Returns how many went.
+pub async fn clean_up(app: &App) -> Result<usize> {
+    let before = app.now() - DELIVERED_RETENTION;
+    app.store
+        .write(move |c| {
+            c.execute(
+                &format!(
+                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE state = 'delivered' \
+                     AND created_us < ? ORDER BY seq LIMIT {CLEANUP_BATCH})"
+                ),
+                &[Value::from(before)],
+            )
+            .map(|n| n as usize)
+        })
+        .await
 }
 
 /// Dead-lettered messages of `kind`, newest first, at most `limit`.

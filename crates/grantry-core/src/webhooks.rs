@@ -43,9 +43,8 @@ pub struct NewSubscription {
     pub description: Option<String>,
 }
 
-pub async fn create(app: &App, caller: &Caller, input: NewSubscription) -> Result<WebhookSubscription> {
-    require_admin(caller, true)?;
-    for (i, t) in input.event_types.iter().enumerate() {
+fn check_event_types(event_types: &[String]) -> Result<()> {
+    for (i, t) in event_types.iter().enumerate() {
         let family = t.split('.').next().unwrap_or_default();
         if !FAMILIES.contains(&family) || !t.contains('.') {
             return Err(Error::invalid_property(
@@ -57,6 +56,12 @@ pub async fn create(app: &App, caller: &Caller, input: NewSubscription) -> Resul
             ));
         }
     }
+    Ok(())
+}
+
+pub async fn create(app: &App, caller: &Caller, input: NewSubscription) -> Result<WebhookSubscription> {
+    require_admin(caller, true)?;
+    check_event_types(&input.event_types)?;
     let now = app.now();
     let s = WebhookSubscription {
         id: ids::new_id(),
@@ -66,6 +71,9 @@ pub async fn create(app: &App, caller: &Caller, input: NewSubscription) -> Resul
         signing_secret: crate::extensions::new_signing_secret(),
         created_by: Some(crate::catalogs::actor_name(app, caller).await?),
         created_date_time: now,
+        enabled: true,
+        disabled_reason: None,
+        last_modified_date_time: None,
     };
     let saved = s.clone();
     let actor = caller.id().to_string();
@@ -102,6 +110,108 @@ pub async fn get(app: &App, caller: &Caller, id: &str) -> Result<WebhookSubscrip
             repo::get::<WebhookSubscription>(c, &key)?.ok_or_else(|| Error::not_found("webhook subscription", &shown))
         })
         .await
+}
+
+/// A change to a subscription: `None` leaves a property as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionChange {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub description: Option<Option<String>>,
+    /// `true` resumes a subscription disabled by a 410 (or paused), `false` pauses it.
+    pub enabled: Option<bool>,
+}
+
+/// Changes a subscription. Events already written keep the URL they were written for;
+/// dead-lettered ones can be replayed once the receiver is back.
+pub async fn update(app: &App, caller: &Caller, id: &str, change: SubscriptionChange) -> Result<WebhookSubscription> {
+    require_admin(caller, true)?;
+    if let Some(types) = &change.event_types {
+        check_event_types(types)?;
+    }
+    let key = ids::normalize(id);
+    let shown = id.to_string();
+    let actor = caller.id().to_string();
+    let now = app.now();
+    app.store
+        .write(move |c| {
+            let mut s = repo::get::<WebhookSubscription>(c, &key)?
+                .ok_or_else(|| Error::not_found("webhook subscription", &shown))?;
+            if let Some(url) = &change.url {
+                s.url = url.clone();
+            }
+            if let Some(types) = &change.event_types {
+                s.event_types = types.clone();
+            }
+            if let Some(description) = &change.description {
+                s.description = description.clone();
+            }
+            if let Some(enabled) = change.enabled {
+                s.enabled = enabled;
+                s.disabled_reason = (!enabled).then(|| "Paused by an administrator.".to_string());
+            }
+            s.last_modified_date_time = Some(now);
+            repo::update(c, &s)?;
+            audit::record(
+                c,
+                AuditEvent {
+                    at: now,
+                    actor_id: Some(&actor),
+                    entity_type: "webhookSubscription",
+                    entity_id: &s.id,
+                    action: "update",
+                    detail: json!({ "url": s.url, "eventTypes": s.event_types, "enabled": s.enabled }),
+                },
+            )?;
+            Ok(s)
+        })
+        .await
+}
+
+/// Follow-up of a webhook event the receiver refused: a `410 Gone` disables the
+/// subscription (Standard Webhooks: the endpoint is gone), and its other undelivered events
+/// are dead-lettered with it, to be replayed once it is enabled again.
+pub(crate) fn after_delivery(
+    c: &mut dyn Conn,
+    m: &OutboxMessage,
+    attempt: &outbox::Attempt,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if !matches!(attempt, outbox::Attempt::Refused { status: Some(410), .. }) {
+        return Ok(());
+    }
+    let SignedBy::WebhookSubscription(id) = &m.signed_by else { return Ok(()) };
+    let Some(mut s) = repo::get::<WebhookSubscription>(c, id)? else { return Ok(()) };
+    if s.enabled {
+        s.enabled = false;
+        s.disabled_reason = Some(format!("The receiver answered 410 Gone to event '{}'.", m.id));
+        s.last_modified_date_time = Some(now);
+        repo::update(c, &s)?;
+        audit::record(
+            c,
+            AuditEvent {
+                at: now,
+                actor_id: None,
+                entity_type: "webhookSubscription",
+                entity_id: &s.id,
+                action: "disabled",
+                detail: json!({ "reason": s.disabled_reason, "eventId": m.id }),
+            },
+        )?;
+    }
+    let pending: Vec<OutboxMessage> = repo::find_all(
+        c,
+        "kind = 'webhook' AND state = 'pending' AND ordering_key LIKE ?",
+        &[Value::from(format!("{}:%", s.id))],
+    )?;
+    for mut p in pending {
+        p.state = OutboxState::Dead;
+        p.lease_until = None;
+        p.last_error = Some("Not sent: the subscription was disabled (the receiver answered 410 Gone).".into());
+        p.finished_date_time = Some(now);
+        repo::update(c, &p)?;
+    }
+    Ok(())
 }
 
 /// Deletes a subscription; its undelivered events are dropped with it.
@@ -151,30 +261,20 @@ pub fn emit(
 ) -> Result<()> {
     let subscriptions: Vec<WebhookSubscription> = repo::find_all(c, "1 = 1", &[])?;
     for s in subscriptions.iter().filter(|s| s.wants(event_type)) {
-        let id = ids::new_id();
-        let message = OutboxMessage {
-            id: id.clone(),
-            kind: OutboxKind::Webhook,
-            ordering_key: format!("{}:{}:{}", s.id, subject.0, subject.1),
-            state: OutboxState::Pending,
-            url: s.url.clone(),
-            payload: json!({
+        let message = OutboxMessage::pending(
+            ids::new_id(),
+            OutboxKind::Webhook,
+            format!("{}:{}:{}", s.id, subject.0, subject.1),
+            s.url.clone(),
+            SignedBy::WebhookSubscription(s.id.clone()),
+            json!({
                 "type": event_type,
                 "timestamp": grantry_domain::clock::truncate_micros(now).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 "data": data,
             }),
-            signed_by: SignedBy::WebhookSubscription(s.id.clone()),
-            timeout_ms: outbox::DEFAULT_TIMEOUT_MS,
-            max_attempts: outbox::DEFAULT_MAX_ATTEMPTS,
-            attempts: 0,
-            next_attempt_date_time: now,
-            lease_until: None,
-            created_date_time: now,
-            finished_date_time: None,
-            last_status: None,
-            last_error: None,
-            context: json!({ "subscriptionId": s.id }),
-        };
+            now,
+        )
+        .with_context(json!({ "subscriptionId": s.id }));
         outbox::enqueue(c, &message)?;
     }
     Ok(())
@@ -212,23 +312,32 @@ pub fn request_event(c: &mut dyn Conn, now: DateTime<Utc>, suffix: &str, r: &Ass
 
 /// Emits `accessPackageAssignment.<suffix>` for `a`.
 pub fn assignment_event(c: &mut dyn Conn, now: DateTime<Utc>, suffix: &str, a: &Assignment) -> Result<()> {
-    emit(
-        c,
-        now,
-        &format!("accessPackageAssignment.{suffix}"),
-        (&a.target_subject_id, &a.access_package_id),
-        json!({
-            "id": a.id,
-            "state": a.state.v1(),
-            "status": a.status,
-            "accessPackageId": a.access_package_id,
-            "catalogId": a.catalog_id,
-            "assignmentPolicyId": a.policy_id,
-            "targetSubjectId": a.target_subject_id,
-            "startDateTime": a.schedule.start_date_time,
-            "endDateTime": crate::delivery::assignment_end(a),
-        }),
-    )
+    assignment_event_with(c, now, suffix, a, json!({}))
+}
+
+/// Emits `accessPackageAssignment.<suffix>` for `a`, with `extra` members in its data.
+pub fn assignment_event_with(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    suffix: &str,
+    a: &Assignment,
+    extra: serde_json::Value,
+) -> Result<()> {
+    let mut data = json!({
+        "id": a.id,
+        "state": a.state.v1(),
+        "status": a.status,
+        "accessPackageId": a.access_package_id,
+        "catalogId": a.catalog_id,
+        "assignmentPolicyId": a.policy_id,
+        "targetSubjectId": a.target_subject_id,
+        "startDateTime": a.schedule.start_date_time,
+        "endDateTime": crate::delivery::assignment_end(a),
+    });
+    if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+        data.extend(extra);
+    }
+    emit(c, now, &format!("accessPackageAssignment.{suffix}"), (&a.target_subject_id, &a.access_package_id), data)
 }
 
 /// Dead-lettered events, newest first (at most 200).

@@ -27,7 +27,7 @@ use grantry_domain::enums::{
     AllowedTargetScope, ApproverInformationVisibility, CustomExtensionStage, ExpirationType, ReviewExpirationBehavior,
 };
 use grantry_domain::model::{
-    AccessPackage, AnswerChoice, ApprovalSettings, ApprovalStage, AutomaticRequestSettings, Catalog,
+    AccessPackage, AnswerChoice, ApprovalSettings, ApprovalStage, AutomaticRequestSettings, Catalog, CustomExtension,
     CustomExtensionStageSetting, Expiration, LocalizedText, Policy, PolicyInput, Question, QuestionKind,
     RequestorSettings, ReviewSettings, Schedule, SubjectSet,
 };
@@ -754,6 +754,9 @@ pub struct PolicyExpand<'a> {
     pub catalog: Option<&'a Catalog>,
     /// Beta `customExtensionHandlers` (the older name of the stage settings).
     pub custom_extension_handlers: bool,
+    /// `customExtensionStageSettings($expand=customExtension)`: the extensions the stage
+    /// settings name, rendered whole in place of their `{id}` stubs.
+    pub custom_extensions: Option<&'a [CustomExtension]>,
 }
 
 pub fn render_policy(p: &Policy, d: Dialect) -> Value {
@@ -775,8 +778,25 @@ pub fn render_policy_with(p: &Policy, d: Dialect, expand: &PolicyExpand<'_>) -> 
         if expand.custom_extension_handlers && d.is_beta() {
             map.insert("customExtensionHandlers".into(), stage_settings(p));
         }
+        if let Some(extensions) = expand.custom_extensions {
+            for key in ["customExtensionStageSettings", "customExtensionHandlers"] {
+                if let Some(Value::Array(settings)) = map.get_mut(key) {
+                    expand_extensions(settings, extensions, d);
+                }
+            }
+        }
     }
     v
+}
+
+/// Replaces each setting's `customExtension` stub with the extension it names (when found).
+fn expand_extensions(settings: &mut [Value], extensions: &[CustomExtension], d: Dialect) {
+    for setting in settings {
+        let id = setting["customExtension"]["id"].as_str().map(ids::normalize);
+        if let Some(e) = id.and_then(|id| extensions.iter().find(|e| e.id == id)) {
+            setting["customExtension"] = crate::extension::extension(e, d);
+        }
+    }
 }
 
 fn render_v1(p: &Policy) -> Value {

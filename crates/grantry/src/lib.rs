@@ -120,9 +120,11 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         Some(c) => c.clone(),
         None => Arc::new(SystemClock),
     };
-    let keys = TokenKeys::load_or_create(&store, &config.key_dir)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot load the signing key: {}", e.message))?;
+    let keys = Arc::new(
+        TokenKeys::load_or_create(&store, &config.key_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load the signing key: {}", e.message))?,
+    );
     let app = App {
         store,
         clock,
@@ -131,6 +133,7 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         outbox_signal: Arc::new(Notify::new()),
         outbox_recorded: Arc::new(Notify::new()),
         transport: Arc::new(grantry_outbound::HttpTransport::new(config.outbound_allow.clone())),
+        token_issuer: Some(keys.clone()),
         tenant_id: keys.tenant_id.as_str().into(),
     };
     // The development clock resumes at the offset it had reached, so nothing made while it
@@ -159,7 +162,7 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
             statement_budget: config.statement_budget,
         }),
         expensive_slots: Arc::new(grantry_api::throttle::CallerSlots::new(config.expensive_queries_per_caller)),
-        keys: Arc::new(keys),
+        keys,
         oidc: Arc::new(external_issuers(config)),
         inflight: Default::default(),
         client_throttle: Default::default(),

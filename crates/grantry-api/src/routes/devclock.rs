@@ -48,8 +48,8 @@ async fn read_clock(State(s): State<AppState>, Authed(caller): Authed) -> ApiRes
     ))
 }
 
-/// `POST /_grantry/clock/advance {"duration": "P30D"}`: moves time forward and runs every
-/// job that became due before answering.
+/// `POST /_grantry/clock/advance {"duration": "P30D"}`: moves time forward, runs every
+/// job that became due and sends the outbox messages due, before answering.
 async fn advance(State(s): State<AppState>, Authed(caller): Authed, GraphJson(json): GraphJson) -> ApiResult<Response> {
     let clock = s.app.dev_clock.clone().ok_or_else(disabled)?;
     require_admin(&caller)?;
@@ -63,7 +63,12 @@ async fn advance(State(s): State<AppState>, Authed(caller): Authed, GraphJson(js
         );
     }
     let offset = s.app.advance_dev_clock(&clock, by).await?;
-    let ran = grantry_core::jobs::drain(&s.app).await?;
+    let mut ran = grantry_core::jobs::drain(&s.app).await?;
+    // Then the outbox messages now due (callouts, webhook events), whose outcomes may in
+    // turn make jobs due (a waiting request whose callout failed).
+    if grantry_core::outbox::drain(&s.app).await? > 0 {
+        ran += grantry_core::jobs::drain(&s.app).await?;
+    }
     Ok(json_response(
         StatusCode::OK,
         &json!({ "now": grantry_graph::ts(s.app.now()), "offset": grantry_domain::duration::format(offset.max(clock.offset())), "jobsRun": ran }),

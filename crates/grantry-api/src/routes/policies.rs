@@ -64,10 +64,32 @@ struct Expand {
     package: bool,
     catalog: bool,
     handlers: bool,
+    /// `customExtensionStageSettings($expand=customExtension)` (or the beta
+    /// `customExtensionHandlers`): whole extensions instead of `{id}` stubs.
+    extensions: bool,
+}
+
+/// Whether a stage-settings item's nested `$expand` asks for the extensions; anything else
+/// nested is refused.
+fn nested_extensions(item: &grantry_odata::ast::ExpandItem, raw: &str) -> Result<bool, Error> {
+    let mut wanted = false;
+    for nested in &item.options.expand {
+        match nested.path.first().map(|s| s.to_ascii_lowercase()).as_deref() {
+            Some("customextension" | "*") if nested.path.len() == 1 => wanted = true,
+            _ => {
+                return Err(Error::bad_request(
+                    "BadRequest",
+                    format!("'$expand={raw}': a stage setting can expand only customExtension."),
+                )
+                .with_target("$expand"));
+            }
+        }
+    }
+    Ok(wanted)
 }
 
 fn parse_expand(q: &RawQuery) -> Result<Expand, Error> {
-    let mut e = Expand { package: false, catalog: false, handlers: false };
+    let mut e = Expand { package: false, catalog: false, handlers: false, extensions: false };
     let Some(raw) = q.get("$expand") else { return Ok(e) };
     let items = grantry_odata::parse_expand(raw)
         .map_err(|err| Error::bad_request("BadRequest", err.to_string()).with_target("$expand"))?;
@@ -81,8 +103,12 @@ fn parse_expand(q: &RawQuery) -> Result<Expand, Error> {
             }
             "accesspackage" => e.package = true,
             "catalog" | "accesspackagecatalog" => e.catalog = true,
-            "customextensionhandlers" => e.handlers = true,
-            "questions" | "customextensionstagesettings" => {}
+            "customextensionhandlers" => {
+                e.handlers = true;
+                e.extensions |= nested_extensions(&item, raw)?;
+            }
+            "customextensionstagesettings" => e.extensions |= nested_extensions(&item, raw)?,
+            "questions" => {}
             _ => {
                 return Err(Error::bad_request(
                     "BadRequest",
@@ -98,10 +124,24 @@ fn parse_expand(q: &RawQuery) -> Result<Expand, Error> {
 }
 
 async fn render_all(s: &AppState, d: Dialect, policies: &[Policy], e: &Expand) -> ApiResult<Vec<Value>> {
-    if !e.package && !e.catalog && !e.handlers {
+    if !e.package && !e.catalog && !e.handlers && !e.extensions {
         return Ok(policies.iter().map(|p| render_policy(p, d)).collect());
     }
     let (packages, catalogs) = policies::related(&s.app, policies).await?;
+    let extensions = if e.extensions {
+        // The caller may read these policies, and so their catalogs, where the extensions are.
+        let mut ids: Vec<String> = policies
+            .iter()
+            .flat_map(|p| {
+                p.custom_extension_stage_settings.iter().map(|x| grantry_domain::ids::normalize(&x.custom_extension_id))
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        grantry_core::extensions::extensions_by_ids(&s.app, ids).await?
+    } else {
+        Vec::new()
+    };
     Ok(policies
         .iter()
         .map(|p| {
@@ -112,6 +152,7 @@ async fn render_all(s: &AppState, d: Dialect, policies: &[Policy], e: &Expand) -
                     access_package: if e.package { packages.get(&p.access_package_id) } else { None },
                     catalog: if e.catalog { catalogs.get(&p.catalog_id) } else { None },
                     custom_extension_handlers: e.handlers,
+                    custom_extensions: e.extensions.then_some(extensions.as_slice()),
                 },
             )
         })

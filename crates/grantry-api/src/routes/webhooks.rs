@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use grantry_core::webhooks::{self, NewSubscription};
+use grantry_core::webhooks::{self, NewSubscription, SubscriptionChange};
 use grantry_domain::Error;
 use grantry_domain::model::{OutboxMessage, WebhookSubscription};
 use grantry_graph::Body;
@@ -25,18 +25,66 @@ pub fn routes() -> Router<AppState> {
         .route("/_grantry/webhooks", get(list).post(create))
         .route("/_grantry/webhooks/deadLetters", get(dead_letters))
         .route("/_grantry/webhooks/deadLetters/{id}/replay", post(replay))
-        .route("/_grantry/webhooks/{id}", get(read).delete(remove))
+        .route("/_grantry/webhooks/{id}", get(read).patch(update).delete(remove))
+}
+
+/// A subscription as answered (never with its secret, except in the answer to the create).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionView<'a> {
+    id: &'a str,
+    url: &'a str,
+    event_types: &'a [String],
+    description: Option<&'a str>,
+    /// False once the receiver answered 410 Gone, or an administrator paused it.
+    enabled: bool,
+    disabled_reason: Option<&'a str>,
+    created_by: Option<&'a str>,
+    created_date_time: Value,
+    last_modified_date_time: Value,
 }
 
 fn render(s: &WebhookSubscription) -> Value {
-    json!({
-        "id": s.id,
-        "url": s.url,
-        "eventTypes": s.event_types,
-        "description": s.description,
-        "createdBy": s.created_by,
-        "createdDateTime": grantry_graph::ts(s.created_date_time),
+    serde_json::to_value(SubscriptionView {
+        id: &s.id,
+        url: &s.url,
+        event_types: &s.event_types,
+        description: s.description.as_deref(),
+        enabled: s.enabled,
+        disabled_reason: s.disabled_reason.as_deref(),
+        created_by: s.created_by.as_deref(),
+        created_date_time: grantry_graph::ts(s.created_date_time),
+        last_modified_date_time: s.last_modified_date_time.map(grantry_graph::ts).unwrap_or(Value::Null),
     })
+    .unwrap_or(Value::Null)
+}
+
+/// Properties a subscription body may carry.
+const PROPERTIES: &[&str] = &["url", "eventTypes", "description", "enabled"];
+
+fn event_types(b: &Body) -> Result<Option<Vec<String>>, Error> {
+    match b.array(&["eventTypes"])? {
+        None => Ok(None),
+        Some((items, path)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::invalid_property(&path, format!("'{path}' must be an array of strings.")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+    }
+}
+
+fn refuse_unknown(b: &Body) -> Result<(), Error> {
+    if let Some(k) = b.map().keys().find(|k| !k.starts_with('@') && !PROPERTIES.contains(&k.as_str())) {
+        return Err(Error::invalid_property(
+            k,
+            format!("'{k}' is not a property of a webhook subscription; use {}.", PROPERTIES.join(", ")),
+        ));
+    }
+    Ok(())
 }
 
 fn render_message(m: &OutboxMessage) -> Value {
@@ -58,18 +106,11 @@ async fn create(State(s): State<AppState>, Authed(caller): Authed, GraphJson(jso
     let b = Body::root(&json)?;
     let url = b.required_str(&["url"])?;
     grantry_graph::extension::check_target_url(&url, "url")?;
-    let event_types = match b.array(&["eventTypes"])? {
-        None => Vec::new(),
-        Some((items, path)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| Error::invalid_property(&path, format!("'{path}' must be an array of strings.")))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
+    let input = NewSubscription {
+        url,
+        event_types: event_types(&b)?.unwrap_or_default(),
+        description: b.str(&["description"])?,
     };
-    let input = NewSubscription { url, event_types, description: b.str(&["description"])? };
     let created = webhooks::create(&s.app, &caller, input).await?;
     let mut body = render(&created);
     body["secret"] = json!(created.signing_secret);
@@ -83,6 +124,33 @@ async fn list(State(s): State<AppState>, Authed(caller): Authed) -> ApiResult<Re
 
 async fn read(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
     let item = webhooks::get(&s.app, &caller, &id).await?;
+    Ok(json_response(StatusCode::OK, &render(&item)))
+}
+
+/// PATCH: changes the URL, event types, description, or `enabled` (true resumes a
+/// subscription a 410 disabled).
+async fn update(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let b = Body::root(&json)?;
+    refuse_unknown(&b)?;
+    let url = b.str(&["url"])?;
+    if let Some(url) = &url {
+        grantry_graph::extension::check_target_url(url, "url")?;
+    }
+    let description = match b.get("description") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(_) => Some(b.str(&["description"])?),
+    };
+    if b.get("enabled").is_some_and(Value::is_null) {
+        return Err(Error::invalid_property("enabled", "'enabled' must be true or false.").into());
+    }
+    let change = SubscriptionChange { url, event_types: event_types(&b)?, description, enabled: b.bool(&["enabled"])? };
+    let item = webhooks::update(&s.app, &caller, &id, change).await?;
     Ok(json_response(StatusCode::OK, &render(&item)))
 }
 
@@ -115,6 +183,14 @@ pub fn describe() -> Vec<crate::openapi::RouteDoc> {
             Some("Object"),
         ),
         read("/_grantry/webhooks/{id}", "A webhook subscription", "Object"),
+        op(
+            "patch",
+            "/_grantry/webhooks/{id}",
+            "Change a webhook subscription (url, eventTypes, description, enabled)",
+            Some("Object"),
+            200,
+            Some("Object"),
+        ),
         remove("/_grantry/webhooks/{id}", "Delete a webhook subscription"),
         list("/_grantry/webhooks/deadLetters", "Events that could not be delivered", "Object"),
         op("post", "/_grantry/webhooks/deadLetters/{id}/replay", "Send a dead-lettered event again", None, 202, None),

@@ -5,6 +5,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Attempts before a message is dead-lettered, unless its cause says otherwise (about three
+/// days with the outbox's backoff).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+/// Time one attempt may take, unless its cause says otherwise.
+pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+
 /// What a message is; the sender dispatches its follow-up on this, in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -82,4 +88,51 @@ pub struct OutboxMessage {
     /// What the message is about, for its kind's follow-up (e.g. a callout's request and
     /// stage instance).
     pub context: serde_json::Value,
+}
+
+impl OutboxMessage {
+    /// A new message to `url`, due at `now`, never attempted, with the default time and
+    /// attempt limits and no context.
+    pub fn pending(
+        id: String,
+        kind: OutboxKind,
+        ordering_key: String,
+        url: String,
+        signed_by: SignedBy,
+        payload: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> OutboxMessage {
+        OutboxMessage {
+            id,
+            kind,
+            ordering_key,
+            state: OutboxState::Pending,
+            url,
+            payload,
+            signed_by,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            attempts: 0,
+            next_attempt_date_time: now,
+            lease_until: None,
+            created_date_time: now,
+            finished_date_time: None,
+            last_status: None,
+            last_error: None,
+            context: serde_json::Value::Null,
+        }
+    }
+
+    /// The same message with these limits per attempt and in all.
+    pub fn with_limits(mut self, timeout_ms: u32, max_attempts: u32) -> OutboxMessage {
+        self.timeout_ms = timeout_ms;
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// The same message with `context` for its kind's follow-up.
+    pub fn with_context(mut self, context: serde_json::Value) -> OutboxMessage {
+        self.context = context;
+        self
+    }
 }

@@ -463,3 +463,225 @@ async fn a_pending_callout_survives_a_restart_and_is_sent_once() {
     assert_eq!(calls[0].body["AccessPackageAssignmentRequestId"], rid);
     assert_eq!(request(&app, &rid).await["customExtensionCalloutInstances"][0]["status"], "calloutSent");
 }
+
+/// Verifies `token` as a receiver would: with the keys the server publishes, for its
+/// issuer and `audience`. Returns the claims.
+async fn verify_with_jwks(app: &TestApp, token: &str, audience: &str) -> Value {
+    let (status, jwks) = app.get("", "/common/discovery/v2.0/keys").await;
+    assert_eq!(status, StatusCode::OK, "{jwks}");
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
+    let kid = jsonwebtoken::decode_header(token).unwrap().kid.expect("kid");
+    let key = jsonwebtoken::DecodingKey::from_jwk(set.find(&kid).expect("the signing key is published")).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[app.state().keys.issuer()]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation).expect("the callout token verifies").claims
+}
+
+#[tokio::test]
+async fn callouts_carry_the_bearer_token_their_authentication_configuration_asks_for() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let f = app.seed_package_with_group().await;
+    let auth = |resource: Option<&str>| match resource {
+        Some(r) => json!({ "authenticationConfiguration": {
+            "@odata.type": "#microsoft.graph.azureAdTokenAuthentication", "resourceId": r } }),
+        None => json!({ "authenticationConfiguration": {
+            "@odata.type": "#microsoft.graph.azureAdPopTokenAuthentication" } }),
+    };
+    let (token_ext, s1) =
+        extension(&app, &f.catalog_id, REQUEST_EXT, &receiver.url("/token"), auth(Some("api://receiver"))).await;
+    let (pop_ext, s2) = extension(&app, &f.catalog_id, REQUEST_EXT, &receiver.url("/pop"), auth(None)).await;
+    let (graph_ext, _) =
+        extension(&app, &f.catalog_id, REQUEST_EXT, &receiver.url("/graph"), auth(Some("https://graph.microsoft.com")))
+            .await;
+    receiver.expect_secret(&s1);
+    receiver.expect_secret(&s2);
+    let (t, p, g) = (token_ext.clone(), pop_ext.clone(), graph_ext.clone());
+    let policy = self_service(&app, &f, move |policy| {
+        policy.custom_extension_stage_settings = settings(&[
+            (CustomExtensionStage::AssignmentRequestCreated, &t),
+            (CustomExtensionStage::AssignmentRequestGranted, &p),
+            (CustomExtensionStage::AssignmentRequestRemoved, &g),
+        ]);
+    })
+    .await;
+    let user = app.create_user("requester").await;
+    let r = request_access(&app, &f, &user, &policy).await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    let calls = receiver.calls();
+    assert_eq!(stages(&receiver), ["assignmentRequestCreated", "assignmentRequestGranted"], "{calls:?}");
+    assert!(calls.iter().all(|c| c.signature_ok), "still signed");
+
+    // azureAdTokenAuthentication: a bearer token for its resourceId, from Grantry's issuer.
+    let bearer = calls[0].authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).expect("a bearer token");
+    let claims = verify_with_jwks(&app, bearer, "api://receiver").await;
+    assert_eq!(claims["appid"], "810dcf14-1858-4bf2-8134-4c369fa3235b");
+    assert_eq!(claims["tid"], app.state().keys.tenant_id.as_str());
+    assert!(claims.get("roles").is_none() && claims.get("scp").is_none(), "{claims}");
+    assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 300);
+    // The token opens nothing on Grantry's own API.
+    let (status, _) = app.get(bearer, &reqs(&format!("/{rid}"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // azureAdPopTokenAuthentication: a bearer token whose audience is the receiver's origin.
+    let bearer = calls[1].authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).expect("a bearer token");
+    verify_with_jwks(&app, bearer, &format!("http://{}", receiver.addr)).await;
+
+    // Grantry's own API audience: no token is minted, the callout fails saying why.
+    let assignment = request(&app, &rid).await["assignment"]["id"].clone();
+    let (status, body) = app
+        .post(
+            &app.user_token(&user, SUBJECT_SCOPES),
+            &reqs(""),
+            json!({"requestType": "userRemove", "assignment": {"id": assignment}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let removal = body["id"].as_str().unwrap().to_string();
+    app.drain().await;
+    app.drain_outbox().await;
+    // The removal request's own created stage is called (with a token); its removed stage is not.
+    assert_eq!(
+        stages(&receiver),
+        ["assignmentRequestCreated", "assignmentRequestGranted", "assignmentRequestCreated"],
+        "nothing sent for the removed stage"
+    );
+    let got = request(&app, &removal).await;
+    let instance = got["customExtensionCalloutInstances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["customExtensionId"] == graph_ext.as_str())
+        .unwrap_or_else(|| panic!("{got}"))
+        .clone();
+    assert_eq!(instance["status"], "calloutFailed", "{got}");
+    assert!(instance["detail"].as_str().unwrap().contains("own API audience"), "{instance}");
+}
+
+/// The real binary, killed with SIGKILL while a callout is owed (its receiver is down):
+/// after the restart the callout is sent, once, with the id it was written with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callout_owed_at_sigkill_is_sent_once_by_the_restarted_binary() {
+    use crate::crash::{Server, bin};
+    use std::ffi::{OsStr, OsString};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pg = if on_postgres() { PgTestDatabase::create() } else { None };
+    let db_args: Vec<OsString> = match &pg {
+        Some(p) => vec!["--database".into(), p.url.clone().into(), "--key-dir".into(), dir.path().join("keys").into()],
+        None => vec!["--data-dir".into(), dir.path().into()],
+    };
+    let mut serve_args = db_args.clone();
+    serve_args.extend(["--outbound-allow".into(), "127.0.0.0/8".into()]);
+    let serve_args: Vec<&OsStr> = serve_args.iter().map(OsString::as_os_str).collect();
+    let mut server = Server::start_with(&serve_args);
+    let out = std::process::Command::new(bin())
+        .arg("token")
+        .args(&db_args)
+        .args(["--app", "callout-crash", "--expires-in", "1h", "--roles"])
+        .arg("EntitlementManagement.ReadWrite.All,User.ReadWrite.All")
+        .env("GRANTRY_LOG", "error")
+        .output()
+        .expect("grantry token runs");
+    assert!(out.status.success(), "grantry token: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let http = reqwest::Client::new();
+    let call = |base: String, method: reqwest::Method, path: String, body: Option<Value>| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let mut req = http.request(method, format!("{base}{path}")).bearer_auth(token);
+            if let Some(b) = body {
+                req = req.header("Content-Type", "application/json").body(b.to_string());
+            }
+            let resp = req.send().await.expect("the server answers");
+            let status = resp.status();
+            let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null);
+            (status, v)
+        }
+    };
+    let post = |base: &str, path: String, body: Value| call(base.to_string(), reqwest::Method::POST, path, Some(body));
+    let created = |(status, v): (StatusCode, Value)| {
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v
+    };
+
+    let mut receiver = Receiver::start().await;
+    let base = server.base.clone();
+    let catalog = created(post(&base, format!("/v1.0/{EM}/catalogs"), json!({"displayName": "Crash"})).await);
+    let catalog = catalog["id"].as_str().unwrap().to_string();
+    let extension = created(
+        post(
+            &base,
+            format!("/v1.0/{EM}/catalogs/{catalog}/customWorkflowExtensions"),
+            json!({
+                "@odata.type": format!("#microsoft.graph.{REQUEST_EXT}"),
+                "displayName": "ticketing",
+                "endpointConfiguration": { "@odata.type": "#microsoft.graph.httpRequestEndpoint", "targetUrl": receiver.url("/hook") }
+            }),
+        )
+        .await,
+    );
+    receiver.expect_secret(extension["@grantry.signingSecret"].as_str().unwrap());
+    let package = created(
+        post(&base, format!("/v1.0/{EM}/accessPackages"), json!({"displayName": "Crash", "catalog": {"id": catalog}}))
+            .await,
+    );
+    let package = package["id"].as_str().unwrap().to_string();
+    let policy = created(
+        post(
+            &base,
+            format!("/v1.0/{EM}/assignmentPolicies"),
+            json!({"displayName": "Direct", "allowedTargetScope": "notSpecified", "expiration": {"type": "noExpiration"},
+                   "accessPackage": {"id": package},
+                   "customExtensionStageSettings": [{"stage": "assignmentRequestCreated", "customExtension": {"id": extension["id"]}}]}),
+        )
+        .await,
+    );
+    let user = created(
+        post(
+            &base,
+            "/v1.0/users".into(),
+            json!({"displayName": "Casey", "userPrincipalName": "casey@contoso.com", "mail": "casey@contoso.com"}),
+        )
+        .await,
+    );
+
+    // The receiver is down: the callout written with the request stays owed.
+    receiver.stop().await;
+    let request = created(
+        post(
+            &base,
+            format!("/v1.0/{EM}/assignmentRequests"),
+            json!({"requestType": "adminAdd", "assignment": {"targetId": user["id"], "assignmentPolicyId": policy["id"], "accessPackageId": package}}),
+        )
+        .await,
+    );
+    let rid = request["id"].as_str().unwrap().to_string();
+    let (_, got) = call(base.clone(), reqwest::Method::GET, format!("/v1.0/{EM}/assignmentRequests/{rid}"), None).await;
+    let instance = got["customExtensionCalloutInstances"][0].clone();
+    assert_eq!(instance["status"], Value::Null, "owed, not sent: {got}");
+    let instance_id = instance["id"].as_str().unwrap().to_string();
+    server.kill();
+
+    // Back up: the receiver, then the server on the same database.
+    receiver.restart().await;
+    server = Server::start_with(&serve_args);
+    let base = server.base.clone();
+    // Past the first retry's backoff; the answer comes once the due messages were sent.
+    let (status, body) = post(&base, "/_grantry/clock/advance".into(), json!({"duration": "PT1M"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(receiver.wait_for(1, std::time::Duration::from_secs(30)).await, "the callout never arrived");
+    let calls = receiver.calls();
+    assert_eq!(calls.len(), 1, "sent once: {calls:?}");
+    assert!(calls[0].signature_ok);
+    assert_eq!(calls[0].id, instance_id, "with the id it was written with");
+    assert_eq!(calls[0].body["AccessPackageAssignmentRequestId"], rid);
+    let (_, got) = call(base.clone(), reqwest::Method::GET, format!("/v1.0/{EM}/assignmentRequests/{rid}"), None).await;
+    assert_eq!(got["customExtensionCalloutInstances"][0]["status"], "calloutSent", "{got}");
+    assert_eq!(got["state"], "delivered", "{got}");
+    // Nothing more is sent, however long the server runs.
+    let (status, _) = post(&base, "/_grantry/clock/advance".into(), json!({"duration": "P3D"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(receiver.calls().len(), 1);
+    server.kill();
+}

@@ -242,6 +242,55 @@ async fn policies_name_extensions_of_their_catalog_that_fit_the_stage_and_keep_t
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let policy_id = created["id"].as_str().unwrap().to_string();
 
+    // $expand=customExtensionStageSettings($expand=customExtension): whole extensions, in
+    // both dialects (beta also under customExtensionHandlers); without it, {id} stubs.
+    let (status, plain) = app.get(&app.admin, &format!("{policies}/{policy_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{plain}");
+    assert_eq!(plain["customExtensionStageSettings"][0]["customExtension"], json!({ "id": request_ext }));
+    let expanded_paths = [
+        format!("{policies}/{policy_id}?$expand=customExtensionStageSettings($expand=customExtension)"),
+        format!(
+            "/beta/{EM}/accessPackageAssignmentPolicies/{policy_id}?$expand=customExtensionStageSettings($expand=customExtension)"
+        ),
+        format!(
+            "/beta/{EM}/accessPackageAssignmentPolicies/{policy_id}?$expand=customExtensionHandlers($expand=customExtension)"
+        ),
+        format!("{policies}?$expand=customExtensionStageSettings($expand=customExtension)"),
+    ];
+    for path in &expanded_paths {
+        let (status, got) = app.get(&app.admin, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {got}");
+        let policy = if got["value"].is_array() {
+            got["value"].as_array().unwrap().iter().find(|p| p["id"] == policy_id.as_str()).unwrap().clone()
+        } else {
+            got
+        };
+        let key = if path.contains("customExtensionHandlers") {
+            "customExtensionHandlers"
+        } else {
+            "customExtensionStageSettings"
+        };
+        let settings = policy[key].as_array().unwrap_or_else(|| panic!("{path}: {policy}"));
+        assert_eq!(settings.len(), 2, "{policy}");
+        for s in settings {
+            let e = &s["customExtension"];
+            let expected = if s["stage"].as_str().unwrap().eq_ignore_ascii_case("assignmentRequestCreated") {
+                (&request_ext, REQUEST_EXT)
+            } else {
+                (&expiry_ext, ASSIGNMENT_EXT)
+            };
+            assert_eq!(e["id"], expected.0.as_str(), "{path}: {s}");
+            assert_eq!(e["@odata.type"], format!("#microsoft.graph.{}", expected.1), "{s}");
+            assert!(e["displayName"].is_string(), "{s}");
+            assert!(e.get("@grantry.signingSecret").is_none() && !s.to_string().contains("whsec_"), "{s}");
+        }
+    }
+    let (status, resp) = app
+        .get(&app.admin, &format!("{policies}/{policy_id}?$expand=customExtensionStageSettings($expand=accessPackage)"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(resp["error"]["target"], "$expand");
+
     // In use: delete refused, nothing changed.
     for ext in [&request_ext, &expiry_ext] {
         let (status, resp) = app.delete(&app.admin, &format!("{}/{ext}", v1(&catalog))).await;

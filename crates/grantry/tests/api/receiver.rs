@@ -17,6 +17,8 @@ pub struct Call {
     pub signature_ok: bool,
     pub body: Value,
     pub raw: Vec<u8>,
+    /// The `Authorization` header, when the call carried one.
+    pub authorization: Option<String>,
 }
 
 #[derive(Default)]
@@ -24,6 +26,9 @@ struct Shared {
     calls: Mutex<Vec<Call>>,
     secrets: Mutex<Vec<String>>,
     status: Mutex<u16>,
+    retry_after: Mutex<Option<u64>>,
+    /// Woken at every call.
+    arrived: tokio::sync::Notify,
 }
 
 pub struct Receiver {
@@ -32,7 +37,8 @@ pub struct Receiver {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let id = header("webhook-id");
     let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or_default();
@@ -46,8 +52,14 @@ async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         signature_ok,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         raw: body.to_vec(),
+        authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
     });
-    StatusCode::from_u16(*shared.status.lock().unwrap()).unwrap()
+    shared.arrived.notify_waiters();
+    let status = StatusCode::from_u16(*shared.status.lock().unwrap()).unwrap();
+    match *shared.retry_after.lock().unwrap() {
+        Some(seconds) => (status, [("retry-after", seconds.to_string())]).into_response(),
+        None => status.into_response(),
+    }
 }
 
 impl Receiver {
@@ -79,10 +91,32 @@ impl Receiver {
 
     pub fn answer(&self, status: u16) {
         *self.shared.status.lock().unwrap() = status;
+        *self.shared.retry_after.lock().unwrap() = None;
+    }
+
+    /// Answers `status` with `Retry-After: seconds`.
+    pub fn answer_retry_after(&self, status: u16, seconds: u64) {
+        *self.shared.status.lock().unwrap() = status;
+        *self.shared.retry_after.lock().unwrap() = Some(seconds);
     }
 
     pub fn calls(&self) -> Vec<Call> {
         self.shared.calls.lock().unwrap().clone()
+    }
+
+    /// Waits (woken by each call, at most `limit`) until `n` calls have arrived; returns
+    /// whether they did.
+    pub async fn wait_for(&self, n: usize, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let arrived = self.shared.arrived.notified();
+            if self.shared.calls.lock().unwrap().len() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.shared.calls.lock().unwrap().len() >= n;
+            }
+        }
     }
 
     /// Stops listening: calls now fail to connect.
