@@ -543,6 +543,15 @@ async fn user_principal(app: &App, config: &OidcIssuer, claims: &Map<String, Val
             candidates.join(", ")
         )));
     };
+    // Some providers let people set an address they have not proven (Entra's multi-tenant
+    // `email`, social logins): such an address must not open someone else's account.
+    let unverified_email = claims.get("email_verified").is_some_and(|v| v == &Value::Bool(false) || v == "false");
+    if claim == "email" && unverified_email {
+        return Err(Error::forbidden(format!(
+            "The access token from {} names its user by the email '{value}', which the issuer says is not verified (email_verified is false).",
+            config.issuer
+        )));
+    }
     let lower = value.to_lowercase();
     let found = app
         .store
@@ -567,7 +576,7 @@ async fn user_principal(app: &App, config: &OidcIssuer, claims: &Map<String, Val
             config.issuer
         )));
     }
-    let email = claim_text(claims, "email").map(str::to_string);
+    let email = claim_text(claims, "email").filter(|_| !unverified_email).map(str::to_string);
     let user = grantry_core::directory::provision_user(
         app,
         grantry_core::directory::ProvisionedUser {

@@ -301,4 +301,12 @@ async fn application_tokens_map_to_registered_applications_and_new_users_can_be_
     assert_eq!(me_again["id"], me["id"]);
     let (_, users) = app.get(&app.admin, "/v1.0/users?$filter=userPrincipalName eq 'newcomer@contoso.com'").await;
     assert_eq!(users["value"].as_array().unwrap().len(), 1, "{users}");
+
+    // An address the issuer has not verified never names (or creates) a user.
+    let unverified = json!({ "aud": AUDIENCE, "sub": "u-2", "email": "newcomer@contoso.com",
+                             "email_verified": false, "scp": "User.Read" });
+    let token = provider.token(&kid, unverified).await;
+    let (status, body) = app.get(&token, "/v1.0/me").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("not verified"), "{body}");
 }
