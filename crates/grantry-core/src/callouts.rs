@@ -421,7 +421,12 @@ pub const WAITING_FOR_CALLBACK: &str = "WaitingForCallback";
 /// Whether the request lifecycle waits at `stage` for a resume. Only the stages that come
 /// before delivery hold the request; granted and removed are already done when they fire.
 pub fn holds_at(stage: CustomExtensionStage) -> bool {
-    matches!(stage, CustomExtensionStage::AssignmentRequestCreated | CustomExtensionStage::AssignmentRequestApproved)
+    matches!(
+        stage,
+        CustomExtensionStage::AssignmentRequestCreated
+            | CustomExtensionStage::AssignmentRequestApproved
+            | CustomExtensionStage::AssignmentRequestDeterminingApprovalRequirements
+    )
 }
 
 /// Fires the callout of `stage` for `r` and, when the extension waits for a callback at a
@@ -485,6 +490,10 @@ pub struct Resume {
     /// `denied` or `canceled` end the request.
     pub end_state: Option<grantry_domain::enums::RequestState>,
     pub source: Option<String>,
+    /// `data.approvalStage` (`assignmentRequestApprovalStageCallbackData`): the first
+    /// approval stage, as the workflow determined it, for a policy whose first stage is
+    /// dynamic.
+    pub approval_stage: Option<ApprovalStage>,
 }
 
 /// Applies a resume to request `r` (loaded in this write): checks it answers the callout the
@@ -537,6 +546,23 @@ pub fn resume(
         ));
     }
     let stage = ctx.map(|x| x.stage).unwrap_or(CustomExtensionStage::AssignmentRequestCreated);
+    let determining = stage == CustomExtensionStage::AssignmentRequestDeterminingApprovalRequirements;
+    if input.approval_stage.is_some() && !determining {
+        return Err(Error::invalid_property(
+            "data.approvalStage",
+            format!(
+                "'data.approvalStage' answers a callout made at assignmentRequestDeterminingApprovalRequirements; the callout '{}' was made at '{}'.",
+                input.instance_id,
+                stage.v1()
+            ),
+        ));
+    }
+    if determining && input.approval_stage.is_none() && input.end_state.is_none() {
+        return Err(Error::invalid_property(
+            "data.approvalStage",
+            "This callout asks the workflow for the approval stage: send 'data.approvalStage' (an accessPackageApprovalStage with primaryApprovers) in an assignmentRequestApprovalStageCallbackData, or 'data.state': \"denied\".",
+        ));
+    }
     let detail = input.detail.clone().unwrap_or_else(|| "Callback received.".into());
     if let Some(i) = r.custom_extension_callout_instances.iter_mut().find(|i| i["id"].as_str() == Some(id.as_str())) {
         i["status"] = json!("callbackReceived");
@@ -579,12 +605,52 @@ pub fn resume(
                 _ => "Accepted".into(),
             };
             repo::update(c, r)?;
-            match stage {
-                CustomExtensionStage::AssignmentRequestCreated => crate::delivery::process(c, now, r),
+            match (stage, &input.approval_stage) {
+                (CustomExtensionStage::AssignmentRequestCreated, _) => crate::delivery::process(c, now, r),
+                (CustomExtensionStage::AssignmentRequestDeterminingApprovalRequirements, Some(determined)) => {
+                    start_determined_approval(c, now, r, determined)
+                }
                 _ => crate::delivery::advance(c, now, r),
             }
         }
     }
+}
+
+/// Starts the approval of `r` with `determined` as its first stage (the policy's dynamic
+/// stage, as the workflow answered it); later stages are the policy's.
+fn start_determined_approval(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    determined: &ApprovalStage,
+) -> Result<()> {
+    let policy_id = r.policy_id.clone().unwrap_or_default();
+    let Some(mut policy) = repo::get::<Policy>(c, &policy_id)? else {
+        return Err(grantry_domain::Error::conflict(
+            "PolicyNotFound",
+            format!("The policy '{policy_id}' of request '{}' no longer exists.", r.id),
+        ));
+    };
+    let first = ApprovalStage { is_dynamic: true, ..determined.clone() };
+    match policy.approval.stages.first_mut() {
+        Some(stage) => *stage = first,
+        None => policy.approval.stages.push(first),
+    }
+    crate::approvals::start_for_request(c, now, r, &policy)
+}
+
+/// Whether `policy`'s first approval stage is dynamic and a callout determines it: fires
+/// that callout and holds `r` until the workflow answers. Returns whether `r` now waits.
+pub fn determine_approval(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    policy: &Policy,
+) -> Result<bool> {
+    if !policy.approval.stages.first().is_some_and(|s| s.is_dynamic) {
+        return Ok(false);
+    }
+    fire_and_maybe_hold(c, now, CustomExtensionStage::AssignmentRequestDeterminingApprovalRequirements, r)
 }
 
 /// Job [`JOB_CALLBACK_TIMEOUT`]: no resume came in time. The callout is `callbackTimedOut`

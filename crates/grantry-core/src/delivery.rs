@@ -129,6 +129,11 @@ fn process_with(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest,
                 || (r.request_type.is_update() && a.is_approval_required_for_update))
     });
     if needs_approval && let Some(policy) = policy {
+        // A dynamic first stage asks the workflow for its approvers first (beta's
+        // assignmentRequestDeterminingApprovalRequirements); the resume starts the approval.
+        if crate::callouts::determine_approval(c, now, r, policy)? {
+            return Ok(());
+        }
         return crate::approvals::start_for_request(c, now, r, policy);
     }
     advance_with(c, now, r, k)

@@ -255,6 +255,9 @@ graph_enum!(
         AssignmentRequestRemoved = "assignmentRequestRemoved",
         AssignmentFourteenDaysBeforeExpiration = "assignmentFourteenDaysBeforeExpiration",
         AssignmentOneDayBeforeExpiration = "assignmentOneDayBeforeExpiration",
+        // Beta's dynamic approval (not in the v1.0 enum): the workflow names the approvers of
+        // a policy's `accessPackageDynamicApprovalStage` through `resume`.
+        AssignmentRequestDeterminingApprovalRequirements = "assignmentRequestDeterminingApprovalRequirements",
     }
 );
 
@@ -268,6 +271,7 @@ impl CustomExtensionStage {
                 | CustomExtensionStage::AssignmentRequestApproved
                 | CustomExtensionStage::AssignmentRequestGranted
                 | CustomExtensionStage::AssignmentRequestRemoved
+                | CustomExtensionStage::AssignmentRequestDeterminingApprovalRequirements
         )
     }
 }

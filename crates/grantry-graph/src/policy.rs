@@ -445,6 +445,12 @@ fn parse_approval(ra: &Body, beta_extra: &mut Map<String, Value>) -> Result<Appr
     })
 }
 
+/// An `accessPackageApprovalStage` (v1.0 names, with the beta ones accepted), e.g. the
+/// `approvalStage` of a dynamic-approval resume.
+pub fn parse_approval_stage(s: &Body) -> Result<ApprovalStage> {
+    parse_stage(s)
+}
+
 fn parse_stage(s: &Body) -> Result<ApprovalStage> {
     let is_dynamic = s.odata_type().is_some_and(|t| t.eq_ignore_ascii_case("accessPackageDynamicApprovalStage"));
     let denial = match s.duration(&["durationBeforeAutomaticDenial"])? {

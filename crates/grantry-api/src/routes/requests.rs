@@ -200,6 +200,10 @@ async fn resume(
         detail: data.str(&["customExtensionStageInstanceDetail"])?,
         end_state,
         source: b.str(&["source"])?,
+        approval_stage: match data.object(&["approvalStage"])? {
+            Some(stage) => Some(grantry_graph::policy::parse_approval_stage(&stage)?),
+            None => None,
+        },
     };
     requests::resume_request(&s.app, &caller, &id, input).await?;
     Ok(respond::no_content())

@@ -363,6 +363,15 @@ async fn a_request_waits_for_resume_and_refusals_change_nothing() {
             },
             StatusCode::BAD_REQUEST,
         ),
+        (
+            app.admin.clone(),
+            {
+                let mut b = resume_body(&instance, None);
+                b["data"]["approvalStage"] = json!({ "primaryApprovers": [] });
+                b
+            },
+            StatusCode::BAD_REQUEST,
+        ),
         (app.user_token(&user, SUBJECT_SCOPES), resume_body(&instance, None), StatusCode::FORBIDDEN),
         (app.user_token_default(&stranger), resume_body(&instance, None), StatusCode::NOT_FOUND),
         (app.app_token(&["EntitlementManagement.Read.All"]), resume_body(&instance, None), StatusCode::FORBIDDEN),
@@ -684,4 +693,97 @@ async fn a_callout_owed_at_sigkill_is_sent_once_by_the_restarted_binary() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(receiver.calls().len(), 1);
     server.kill();
+}
+
+#[tokio::test]
+async fn a_workflow_names_the_approvers_of_a_dynamic_stage_through_resume() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let f = app.seed_package_with_group().await;
+    let (ext, secret) = extension(
+        &app,
+        &f.catalog_id,
+        REQUEST_EXT,
+        &receiver.url("/approvers"),
+        json!({ "callbackConfiguration": { "@odata.type": "#microsoft.graph.customExtensionCallbackConfiguration", "timeoutDuration": "PT1H" } }),
+    )
+    .await;
+    receiver.expect_secret(&secret);
+    let approver = app.create_user("approver").await;
+    let e = ext.clone();
+    let policy = self_service(&app, &f, move |p| {
+        p.approval.is_approval_required_for_add = true;
+        let mut dynamic = approval_stage("unused");
+        dynamic.primary_approvers.clear();
+        dynamic.is_dynamic = true;
+        p.approval.stages = vec![dynamic];
+        p.custom_extension_stage_settings =
+            settings(&[(CustomExtensionStage::AssignmentRequestDeterminingApprovalRequirements, &e)]);
+    })
+    .await;
+    let user = app.create_user("requester").await;
+    let r = request_access(&app, &f, &user, &policy).await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    assert_eq!(stages(&receiver), ["assignmentRequestDeterminingApprovalRequirements"]);
+    let instance = receiver.calls()[0].body["CustomExtensionStageInstanceId"].as_str().unwrap().to_string();
+    let waiting = request(&app, &rid).await;
+    assert_eq!(waiting["status"], "WaitingForCallback", "{waiting}");
+
+    // The documented dynamic-approval answer (integrations reference §2.7).
+    let answer = |approval_stage: Value| {
+        json!({ "source": "LogicApps",
+                "type": "microsoft.graph.accessPackageCustomExtensionStage.assignmentRequestCreated",
+                "data": { "@odata.type": "microsoft.graph.assignmentRequestApprovalStageCallbackData",
+                          "stage": "assignmentRequestDeterminingApprovalRequirements",
+                          "customExtensionStageInstanceId": instance,
+                          "customExtensionStageInstanceDetail": "A approval stage from Logic Apps",
+                          "approvalStage": approval_stage } })
+    };
+    let path = reqs(&format!("/{rid}/resume"));
+    // Refusals change nothing: no stage, a malformed stage, an approval stage at another stage.
+    let mut no_stage = answer(Value::Null);
+    no_stage["data"].as_object_mut().unwrap().remove("approvalStage");
+    let (status, resp) = app.post(&app.admin, &path, no_stage).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(resp["error"]["target"], "data.approvalStage", "{resp}");
+    let (status, resp) =
+        app.post(&app.admin, &path, answer(json!({ "durationBeforeAutomaticDenial": "two days" }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(
+        request(&app, &rid).await["customExtensionCalloutInstances"],
+        waiting["customExtensionCalloutInstances"]
+    );
+
+    let (status, resp) = app
+        .post(
+            &app.admin,
+            &path,
+            answer(json!({ "durationBeforeAutomaticDenial": "P2D", "isApproverJustificationRequired": false,
+                           "isEscalationEnabled": false, "escalationApprovers": [],
+                           "fallbackPrimaryApprovers": [], "fallbackEscalationApprovers": [],
+                           "primaryApprovers": [ { "@odata.type": "#microsoft.graph.singleUser",
+                                                   "userId": approver, "isBackup": false, "description": "the data owner" } ] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{resp}");
+    app.drain().await;
+    let pending = request(&app, &rid).await;
+    assert_eq!(pending["state"], "pendingApproval", "{pending}");
+    assert_eq!(pending["customExtensionCalloutInstances"][0]["status"], "callbackReceived");
+    // The approver the workflow named decides, within the two days it gave.
+    let approver_token = app.user_token(&approver, SUBJECT_SCOPES);
+    let (status, a) = app.get(&approver_token, &format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{rid}")).await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    let stage = a["stages"][0]["id"].as_str().unwrap_or_else(|| panic!("{a}")).to_string();
+    let (status, body) = app
+        .patch(
+            &approver_token,
+            &format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{rid}/stages/{stage}"),
+            json!({"reviewResult": "Approve", "justification": "fine"}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    app.drain().await;
+    assert_eq!(request(&app, &rid).await["state"], "delivered");
+    assert!(app.is_member(&f.group_id, &user).await);
 }
