@@ -65,8 +65,8 @@ pub struct ServeArgs {
     /// token.
     #[arg(long, env = "GRANTRY_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
-    /// Destinations outbound calls (custom extension callouts) may reach besides public
-    /// addresses: host names, host:port and CIDR ranges, comma-separated (e.g.
+    /// Destinations outbound calls (custom extension callouts, event webhooks) may reach
+    /// besides public addresses: host names, host:port and CIDR ranges, comma-separated (e.g.
     /// `127.0.0.0/8,hooks.internal:8443`). Loopback, private and link-local addresses are
     /// refused unless listed [default: none].
     #[arg(long, env = "GRANTRY_OUTBOUND_ALLOW", value_name = "LIST")]
