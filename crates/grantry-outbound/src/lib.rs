@@ -24,33 +24,39 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// The longest a connection may take to open, within the attempt's timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A TLS client configuration with the *ring* provider trusting the system's root
+/// certificates and `extra_roots` (e.g. a development CA).
+// rustls marks its ring provider deprecated because ring lacks post-quantum key exchange;
+// ring is the one TLS provider this project builds with (no aws-lc-rs).
+#[allow(deprecated)]
+pub fn client_tls(extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs.into_iter().chain(extra_roots) {
+        // A certificate the store cannot parse is skipped; the others still serve.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        tracing::warn!("no system root certificates found: https calls will fail to verify their servers");
+    }
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .unwrap_or_else(|_| {
+            // The ring provider supports the default versions; this cannot fail.
+            unreachable!("ring supports TLS 1.2 and 1.3")
+        })
+}
+
 pub struct HttpTransport {
     allow: AllowList,
     tls: Arc<rustls::ClientConfig>,
 }
 
 impl HttpTransport {
-    // rustls marks its ring provider deprecated because ring lacks post-quantum key exchange;
-    // ring is the one TLS provider this project builds with (no aws-lc-rs).
-    #[allow(deprecated)]
     pub fn new(allow: AllowList) -> HttpTransport {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for cert in native.certs {
-            // A certificate the store cannot parse is skipped; the others still serve.
-            let _ = roots.add(cert);
-        }
-        if roots.is_empty() {
-            tracing::warn!("no system root certificates found: https callouts will fail to verify their receivers");
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-            .unwrap_or_else(|_| {
-                // The ring provider supports the default versions; this cannot fail.
-                unreachable!("ring supports TLS 1.2 and 1.3")
-            });
+        let tls = client_tls(Vec::new());
         HttpTransport { allow, tls: Arc::new(tls) }
     }
 
