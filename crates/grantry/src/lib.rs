@@ -1,6 +1,7 @@
 //! The Grantry server: configuration, start-up and shutdown. `main.rs` adds the command
 //! line; tests start the same server in-process on port 0.
 
+pub mod ascode;
 pub mod config;
 pub mod tls;
 

@@ -1,4 +1,5 @@
-//! The `grantry` command: `serve`, `token`, `app`, `keys`, `migrate`, `backup` and `copy`.
+//! The `grantry` command: `serve`, `token`, `app`, `keys`, `migrate`, `backup`, `copy`, and
+//! `export`, `plan` and `apply` (access as code).
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -57,6 +58,53 @@ enum Command {
     /// every row in one transaction, verified table by table (row counts and checksums)
     /// before it commits; a target that holds any data is refused.
     Copy(CopyArgs),
+    /// Write the governance configuration of a server (catalogs, resources, custom
+    /// extensions, access packages, role scopes, incompatibilities, policies) as YAML.
+    ///
+    /// Names are the keys, sorted; users are named by userPrincipalName and groups by
+    /// display name. Ids are left out (--ids writes them to a separate file).
+    Export(ExportArgs),
+    /// Show what `apply FILE` would change on the server and, for each change, who gains
+    /// and who loses access. Writes nothing. Ends with the plan's id for `apply --plan`.
+    Plan(PlanArgs),
+    /// Make the changes `plan FILE` shows, all or nothing (see docs/operations.md).
+    ///
+    /// With --plan ID, only if the server is still as it was when that plan was made.
+    Apply(ApplyArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    connect: grantry::ascode::ConnectArgs,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Also write the ids behind the names to this file.
+    #[arg(long, value_name = "FILE")]
+    ids: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    connect: grantry::ascode::ConnectArgs,
+    /// The configuration file (as written by `grantry export`).
+    file: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    connect: grantry::ascode::ConnectArgs,
+    /// The configuration file.
+    file: PathBuf,
+    /// The id `grantry plan` printed: apply only if the plan is still the same.
+    #[arg(long, value_name = "ID", required_unless_present = "force")]
+    plan: Option<String>,
+    /// Apply without a reviewed plan (whatever the server holds now).
+    #[arg(long, conflicts_with = "plan")]
+    force: bool,
 }
 
 #[derive(clap::Args)]
@@ -525,6 +573,66 @@ async fn copy(args: CopyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn read_as_code_file(path: &Path) -> anyhow::Result<(String, String)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok((path.display().to_string(), text))
+}
+
+/// Bad input is shown as FILE:LINE: message lines, without anyhow's "Error:" chain.
+fn input_errors(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<grantry::ascode::InputErrors>() {
+        Ok(errors) => {
+            eprintln!("{errors}");
+            eprintln!("the file was refused; nothing was changed");
+            std::process::exit(2)
+        }
+        Err(e) => e,
+    }
+}
+
+async fn as_code_export(args: ExportArgs) -> anyhow::Result<()> {
+    let graph = grantry::ascode::Graph::connect(&args.connect).await?;
+    let exported = grantry::ascode::export(&graph, &grantry::ascode::progress()).await;
+    grantry::ascode::progress_done();
+    let exported = exported?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &exported.yaml).with_context(|| format!("cannot write {}", path.display()))?
+        }
+        None => print!("{}", exported.yaml),
+    }
+    if let Some(path) = &args.ids {
+        std::fs::write(path, &exported.ids).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn as_code_plan(args: PlanArgs) -> anyhow::Result<()> {
+    let (file, text) = read_as_code_file(&args.file)?;
+    let graph = grantry::ascode::Graph::connect(&args.connect).await?;
+    let plan = grantry::ascode::plan(&graph, &file, &text, &grantry::ascode::progress()).await;
+    grantry::ascode::progress_done();
+    let plan = plan.map_err(input_errors)?;
+    print!("{}", plan.render(graph.base()));
+    if !plan.steps.is_empty() {
+        println!("apply it with: grantry apply {file} --plan {}", plan.id);
+    }
+    Ok(())
+}
+
+async fn as_code_apply(args: ApplyArgs) -> anyhow::Result<()> {
+    let (file, text) = read_as_code_file(&args.file)?;
+    let graph = grantry::ascode::Graph::connect(&args.connect).await?;
+    let result = grantry::ascode::apply(&graph, &file, &text, args.plan.as_deref(), &grantry::ascode::progress()).await;
+    grantry::ascode::progress_done();
+    let (plan, applied) = result.map_err(input_errors)?;
+    for line in applied.done.iter().chain(&applied.notes) {
+        println!("{line}");
+    }
+    println!("applied plan {}: {} change(s) to {}", plan.id, applied.done.len(), graph.base());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -650,6 +758,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Copy(args) => copy(args).await,
+        Command::Export(args) => as_code_export(args).await,
+        Command::Plan(args) => as_code_plan(args).await,
+        Command::Apply(args) => as_code_apply(args).await,
         Command::Token(args) => {
             let database = config::parse_database(args.db.database.as_deref(), &args.db.data_dir)?;
             refuse_without_database(&database, &args.db)?;

@@ -2,6 +2,7 @@
 //! with a fresh database and talking HTTP to it.
 
 mod approvals;
+mod ascode;
 mod assignments;
 mod authz;
 mod availability;
