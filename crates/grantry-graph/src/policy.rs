@@ -20,8 +20,11 @@
 //! - fallback approvers are beta approvers with `isBackup: true` and the reverse.
 //! - questions and customExtensionStageSettings are returned inline in both dialects.
 
+use crate::assignment::PackageView;
 use crate::body::Body;
-use crate::render::{Dialect, object, odata_type, opt_str, ts, ts_opt};
+use crate::render::Dialect;
+use crate::request::ExpirationView;
+use crate::wire::Ts;
 use chrono::Duration;
 use grantry_domain::enums::{
     AllowedTargetScope, ApproverInformationVisibility, CustomExtensionStage, ExpirationType, ReviewExpirationBehavior,
@@ -32,6 +35,7 @@ use grantry_domain::model::{
     RequestorSettings, ReviewSettings, Schedule, SubjectSet,
 };
 use grantry_domain::{Error, Result, ids};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
 // ---------------------------------------------------------------------------------------
@@ -765,182 +769,314 @@ pub struct PolicyExpand<'a> {
     pub custom_extensions: Option<&'a [CustomExtension]>,
 }
 
+/// A policy as a `Value`, for merging a PATCH body into the current policy.
 pub fn render_policy(p: &Policy, d: Dialect) -> Value {
-    render_policy_with(p, d, &PolicyExpand::default())
+    serde_json::to_value(PolicyView::new(p, d, &PolicyExpand::default())).unwrap_or(Value::Null)
 }
 
-pub fn render_policy_with(p: &Policy, d: Dialect, expand: &PolicyExpand<'_>) -> Value {
-    let mut v = match d {
-        Dialect::V1 => render_v1(p),
-        Dialect::Beta => render_beta(p),
-    };
-    if let Value::Object(map) = &mut v {
-        if let Some(pkg) = expand.access_package {
-            map.insert("accessPackage".into(), render_package_stub(pkg, d));
-        }
-        if let Some(cat) = expand.catalog {
-            map.insert(d.pick("catalog", "accessPackageCatalog").into(), render_catalog_stub(cat, d));
-        }
-        if expand.custom_extension_handlers && d.is_beta() {
-            map.insert("customExtensionHandlers".into(), stage_settings(p));
-        }
-        if let Some(extensions) = expand.custom_extensions {
-            for key in ["customExtensionStageSettings", "customExtensionHandlers"] {
-                if let Some(Value::Array(settings)) = map.get_mut(key) {
-                    expand_extensions(settings, extensions, d);
-                }
+/// An assignment policy in the dialect of the URL, with the navigation properties `$expand`
+/// named.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum PolicyView<'a> {
+    V1(Box<PolicyV1<'a>>),
+    Beta(Box<PolicyBeta<'a>>),
+}
+
+impl<'a> PolicyView<'a> {
+    pub fn new(p: &'a Policy, d: Dialect, expand: &PolicyExpand<'a>) -> Self {
+        let access_package = expand.access_package.map(|pkg| PackageView::new(pkg, d));
+        let catalog = expand.catalog.map(|c| CatalogStub::new(c, d));
+        match d {
+            Dialect::V1 => {
+                PolicyView::V1(Box::new(PolicyV1::new(p, access_package, catalog, expand.custom_extensions)))
             }
-        }
-    }
-    v
-}
-
-/// Replaces each setting's `customExtension` stub with the extension it names (when found).
-fn expand_extensions(settings: &mut [Value], extensions: &[CustomExtension], d: Dialect) {
-    for setting in settings {
-        let id = setting["customExtension"]["id"].as_str().map(ids::normalize);
-        if let Some(e) = id.and_then(|id| extensions.iter().find(|e| e.id == id)) {
-            setting["customExtension"] = crate::extension::extension(e, d);
+            Dialect::Beta => PolicyView::Beta(Box::new(PolicyBeta::new(
+                p,
+                access_package,
+                catalog,
+                expand.custom_extension_handlers,
+                expand.custom_extensions,
+            ))),
         }
     }
 }
 
-fn render_v1(p: &Policy) -> Value {
-    let r = &p.requestor_settings;
-    object([
-        ("id", json!(p.id)),
-        ("displayName", json!(p.display_name)),
-        ("description", opt_str(&p.description)),
-        ("allowedTargetScope", json!(p.allowed_target_scope.v1())),
-        ("specificAllowedTargets", subject_sets(&p.specific_allowed_targets, Dialect::V1, None)),
-        ("expiration", expiration(&p.expiration)),
-        (
-            "requestorSettings",
-            object([
-                ("enableTargetsToSelfAddAccess", json!(r.enable_targets_to_self_add_access)),
-                ("enableTargetsToSelfUpdateAccess", json!(r.enable_targets_to_self_update_access)),
-                ("enableTargetsToSelfRemoveAccess", json!(r.enable_targets_to_self_remove_access)),
-                ("allowCustomAssignmentSchedule", json!(r.allow_custom_assignment_schedule)),
-                ("enableOnBehalfRequestorsToAddAccess", json!(r.enable_on_behalf_requestors_to_add_access)),
-                ("enableOnBehalfRequestorsToUpdateAccess", json!(r.enable_on_behalf_requestors_to_update_access)),
-                ("enableOnBehalfRequestorsToRemoveAccess", json!(r.enable_on_behalf_requestors_to_remove_access)),
-                ("onBehalfRequestors", subject_sets(&r.on_behalf_requestors, Dialect::V1, None)),
-            ]),
-        ),
-        (
-            "requestApprovalSettings",
-            object([
-                ("isApprovalRequiredForAdd", json!(p.approval.is_approval_required_for_add)),
-                ("isApprovalRequiredForUpdate", json!(p.approval.is_approval_required_for_update)),
-                ("isRequestorJustificationRequired", json!(p.approval.is_requestor_justification_required)),
-                ("stages", Value::Array(p.approval.stages.iter().map(stage_v1).collect())),
-            ]),
-        ),
-        ("reviewSettings", p.review_settings.as_ref().map(review_v1).unwrap_or(Value::Null)),
-        (
-            "automaticRequestSettings",
-            p.automatic_request_settings
-                .as_ref()
-                .map(|a| {
-                    object([
-                        ("requestAccessForAllowedTargets", json!(a.request_access_for_allowed_targets)),
-                        (
-                            "removeAccessWhenTargetLeavesAllowedTargets",
-                            json!(a.remove_access_when_target_leaves_allowed_targets),
-                        ),
-                        ("gracePeriodBeforeAccessRemoval", dur(a.grace_period_before_access_removal)),
-                    ])
-                })
-                .unwrap_or(Value::Null),
-        ),
-        ("notificationSettings", p.notification_settings.clone().unwrap_or(Value::Null)),
-        ("questions", Value::Array(p.questions.iter().map(|q| question(q, Dialect::V1)).collect())),
-        ("customExtensionStageSettings", stage_settings(p)),
-        ("createdDateTime", ts(p.created_date_time)),
-        ("modifiedDateTime", ts(p.modified_date_time)),
-    ])
+/// v1.0 `accessPackageAssignmentPolicy`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyV1<'a> {
+    id: &'a str,
+    display_name: &'a str,
+    description: Option<&'a str>,
+    allowed_target_scope: &'static str,
+    specific_allowed_targets: SubjectSets<'a>,
+    expiration: ExpirationView,
+    requestor_settings: RequestorSettingsV1<'a>,
+    request_approval_settings: ApprovalSettingsV1<'a>,
+    review_settings: Option<ReviewV1<'a>>,
+    automatic_request_settings: Option<AutomaticRequestV1>,
+    notification_settings: Option<&'a Value>,
+    questions: Vec<QuestionView<'a>>,
+    custom_extension_stage_settings: Vec<StageSettingView<'a>>,
+    created_date_time: Ts,
+    modified_date_time: Ts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_package: Option<PackageView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog: Option<CatalogStub<'a>>,
 }
 
-fn render_beta(p: &Policy) -> Value {
-    let r = &p.requestor_settings;
-    let backups: Vec<bool> = p
-        .beta_extra
-        .get("allowedRequestorsIsBackup")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .filter(|v: &Vec<bool>| v.len() == p.specific_allowed_targets.len())
-        .unwrap_or_default();
-    let open = p.allowed_target_scope == AllowedTargetScope::NotSpecified
-        || r.enable_targets_to_self_add_access
-        || r.enable_targets_to_self_update_access
-        || r.enable_targets_to_self_remove_access
-        || r.enable_on_behalf_requestors_to_add_access;
-    let n = p.approval.stages.len();
-    let derived_mode = match n {
-        0 => "NoApproval",
-        1 => "SingleStage",
-        _ => "Serial",
-    };
-    let mode = match p.beta_extra.get("approvalMode").and_then(Value::as_str) {
-        Some(m @ "Parallel") | Some(m @ "Serial") if n >= 2 => m.to_string(),
-        Some(m @ "SingleStage") if n == 1 => m.to_string(),
-        Some(m @ "NoApproval") if n == 0 => m.to_string(),
-        _ => derived_mode.to_string(),
-    };
-    let (duration_in_days, expiration_date_time) = match p.expiration.kind {
-        ExpirationType::AfterDuration => (p.expiration.duration.map(ceil_days).unwrap_or(0), Value::Null),
-        ExpirationType::AfterDateTime => {
-            (p.expiration.duration.map(ceil_days).unwrap_or(0), ts_opt(p.expiration.end_date_time))
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestorSettingsV1<'a> {
+    enable_targets_to_self_add_access: bool,
+    enable_targets_to_self_update_access: bool,
+    enable_targets_to_self_remove_access: bool,
+    allow_custom_assignment_schedule: bool,
+    enable_on_behalf_requestors_to_add_access: bool,
+    enable_on_behalf_requestors_to_update_access: bool,
+    enable_on_behalf_requestors_to_remove_access: bool,
+    on_behalf_requestors: SubjectSets<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApprovalSettingsV1<'a> {
+    is_approval_required_for_add: bool,
+    is_approval_required_for_update: bool,
+    is_requestor_justification_required: bool,
+    stages: Vec<StageV1<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AutomaticRequestV1 {
+    request_access_for_allowed_targets: bool,
+    remove_access_when_target_leaves_allowed_targets: bool,
+    grace_period_before_access_removal: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StageSettingView<'a> {
+    id: &'a str,
+    stage: &'static str,
+    custom_extension: ExtensionIn<'a>,
+}
+
+/// The extension a stage setting names: an `{id}` stub, or the whole extension when
+/// `$expand` asked for it and it was found.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ExtensionIn<'a> {
+    Stub { id: &'a str },
+    Whole(Value),
+}
+
+fn stage_settings<'a>(p: &'a Policy, d: Dialect, extensions: Option<&[CustomExtension]>) -> Vec<StageSettingView<'a>> {
+    p.custom_extension_stage_settings
+        .iter()
+        .map(|s| {
+            let id = ids::normalize(&s.custom_extension_id);
+            let whole = extensions.and_then(|all| all.iter().find(|e| e.id == id));
+            StageSettingView {
+                id: &s.id,
+                stage: s.stage.v1(),
+                custom_extension: match whole {
+                    Some(e) => ExtensionIn::Whole(crate::extension::extension(e, d)),
+                    None => ExtensionIn::Stub { id: &s.custom_extension_id },
+                },
+            }
+        })
+        .collect()
+}
+
+impl<'a> PolicyV1<'a> {
+    fn new(
+        p: &'a Policy,
+        access_package: Option<PackageView<'a>>,
+        catalog: Option<CatalogStub<'a>>,
+        extensions: Option<&[CustomExtension]>,
+    ) -> Self {
+        let r = &p.requestor_settings;
+        PolicyV1 {
+            id: &p.id,
+            display_name: &p.display_name,
+            description: p.description.as_deref(),
+            allowed_target_scope: p.allowed_target_scope.v1(),
+            specific_allowed_targets: SubjectSets::v1(&p.specific_allowed_targets),
+            expiration: ExpirationView::new(&p.expiration),
+            requestor_settings: RequestorSettingsV1 {
+                enable_targets_to_self_add_access: r.enable_targets_to_self_add_access,
+                enable_targets_to_self_update_access: r.enable_targets_to_self_update_access,
+                enable_targets_to_self_remove_access: r.enable_targets_to_self_remove_access,
+                allow_custom_assignment_schedule: r.allow_custom_assignment_schedule,
+                enable_on_behalf_requestors_to_add_access: r.enable_on_behalf_requestors_to_add_access,
+                enable_on_behalf_requestors_to_update_access: r.enable_on_behalf_requestors_to_update_access,
+                enable_on_behalf_requestors_to_remove_access: r.enable_on_behalf_requestors_to_remove_access,
+                on_behalf_requestors: SubjectSets::v1(&r.on_behalf_requestors),
+            },
+            request_approval_settings: ApprovalSettingsV1 {
+                is_approval_required_for_add: p.approval.is_approval_required_for_add,
+                is_approval_required_for_update: p.approval.is_approval_required_for_update,
+                is_requestor_justification_required: p.approval.is_requestor_justification_required,
+                stages: p.approval.stages.iter().map(StageV1::new).collect(),
+            },
+            review_settings: p.review_settings.as_ref().map(ReviewV1::new),
+            automatic_request_settings: p.automatic_request_settings.as_ref().map(|a| AutomaticRequestV1 {
+                request_access_for_allowed_targets: a.request_access_for_allowed_targets,
+                remove_access_when_target_leaves_allowed_targets: a.remove_access_when_target_leaves_allowed_targets,
+                grace_period_before_access_removal: dur(a.grace_period_before_access_removal),
+            }),
+            notification_settings: p.notification_settings.as_ref(),
+            questions: p.questions.iter().map(|q| QuestionView::new(q, Dialect::V1)).collect(),
+            custom_extension_stage_settings: stage_settings(p, Dialect::V1, extensions),
+            created_date_time: Ts(p.created_date_time),
+            modified_date_time: Ts(p.modified_date_time),
+            access_package,
+            catalog,
         }
-        _ => (0, Value::Null),
-    };
-    object([
-        ("id", json!(p.id)),
-        ("accessPackageId", json!(p.access_package_id)),
-        ("displayName", json!(p.display_name)),
-        ("description", opt_str(&p.description)),
-        ("canExtend", json!(r.enable_targets_to_self_update_access)),
-        ("durationInDays", json!(duration_in_days)),
-        ("expirationDateTime", expiration_date_time),
-        ("expiration", expiration(&p.expiration)),
-        ("createdBy", opt_str(&p.created_by)),
-        ("createdDateTime", ts(p.created_date_time)),
-        ("modifiedBy", opt_str(&p.modified_by)),
-        ("modifiedDateTime", ts(p.modified_date_time)),
-        (
-            "requestorSettings",
-            object([
-                (
-                    "scopeType",
-                    match p.beta_extra.get("scopeType") {
-                        Some(t)
-                            if p.allowed_target_scope
-                                == AllowedTargetScope::AllConfiguredConnectedOrganizationUsers =>
-                        {
-                            t.clone()
-                        }
-                        _ => json!(p.allowed_target_scope.beta()),
-                    },
-                ),
-                ("acceptRequests", json!(open && !r.rejects_new_requests)),
-                ("allowedRequestors", subject_sets(&p.specific_allowed_targets, Dialect::Beta, Some(&backups))),
-            ]),
-        ),
-        (
-            "requestApprovalSettings",
-            object([
-                ("isApprovalRequired", json!(p.approval.is_approval_required_for_add)),
-                ("isApprovalRequiredForExtension", json!(p.approval.is_approval_required_for_update)),
-                ("isRequestorJustificationRequired", json!(p.approval.is_requestor_justification_required)),
-                ("approvalMode", json!(mode)),
-                ("approvalStages", Value::Array(p.approval.stages.iter().map(stage_beta).collect())),
-            ]),
-        ),
-        ("accessReviewSettings", p.review_settings.as_ref().map(review_beta).unwrap_or(Value::Null)),
-        ("questions", Value::Array(p.questions.iter().map(|q| question(q, Dialect::Beta)).collect())),
-        ("accessPackageNotificationSettings", p.notification_settings.clone().unwrap_or(Value::Null)),
-        ("verifiableCredentialSettings", p.verifiable_credential_settings.clone().unwrap_or(Value::Null)),
-        ("customExtensionStageSettings", stage_settings(p)),
-    ])
+    }
+}
+
+/// beta `accessPackageAssignmentPolicy`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyBeta<'a> {
+    id: &'a str,
+    access_package_id: &'a str,
+    display_name: &'a str,
+    description: Option<&'a str>,
+    can_extend: bool,
+    duration_in_days: i64,
+    expiration_date_time: Option<Ts>,
+    expiration: ExpirationView,
+    created_by: Option<&'a str>,
+    created_date_time: Ts,
+    modified_by: Option<&'a str>,
+    modified_date_time: Ts,
+    requestor_settings: RequestorSettingsBeta<'a>,
+    request_approval_settings: ApprovalSettingsBeta<'a>,
+    access_review_settings: Option<ReviewBeta<'a>>,
+    questions: Vec<QuestionView<'a>>,
+    access_package_notification_settings: Option<&'a Value>,
+    verifiable_credential_settings: Option<&'a Value>,
+    custom_extension_stage_settings: Vec<StageSettingView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_package: Option<PackageView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_package_catalog: Option<CatalogStub<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_extension_handlers: Option<Vec<StageSettingView<'a>>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestorSettingsBeta<'a> {
+    scope_type: ScopeType<'a>,
+    accept_requests: bool,
+    allowed_requestors: SubjectSets<'a>,
+}
+
+/// Beta `scopeType`: as sent for connected-organization scopes, else from the v1.0 scope.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ScopeType<'a> {
+    Kept(&'a Value),
+    Derived(&'static str),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApprovalSettingsBeta<'a> {
+    is_approval_required: bool,
+    is_approval_required_for_extension: bool,
+    is_requestor_justification_required: bool,
+    approval_mode: &'a str,
+    approval_stages: Vec<StageBeta<'a>>,
+}
+
+impl<'a> PolicyBeta<'a> {
+    fn new(
+        p: &'a Policy,
+        access_package: Option<PackageView<'a>>,
+        catalog: Option<CatalogStub<'a>>,
+        custom_extension_handlers: bool,
+        extensions: Option<&[CustomExtension]>,
+    ) -> Self {
+        let r = &p.requestor_settings;
+        let backups: Vec<bool> = p
+            .beta_extra
+            .get("allowedRequestorsIsBackup")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .filter(|v: &Vec<bool>| v.len() == p.specific_allowed_targets.len())
+            .unwrap_or_default();
+        let open = p.allowed_target_scope == AllowedTargetScope::NotSpecified
+            || r.enable_targets_to_self_add_access
+            || r.enable_targets_to_self_update_access
+            || r.enable_targets_to_self_remove_access
+            || r.enable_on_behalf_requestors_to_add_access;
+        let n = p.approval.stages.len();
+        let derived_mode = match n {
+            0 => "NoApproval",
+            1 => "SingleStage",
+            _ => "Serial",
+        };
+        let mode = match p.beta_extra.get("approvalMode").and_then(Value::as_str) {
+            Some(m @ "Parallel") | Some(m @ "Serial") if n >= 2 => m,
+            Some(m @ "SingleStage") if n == 1 => m,
+            Some(m @ "NoApproval") if n == 0 => m,
+            _ => derived_mode,
+        };
+        let (duration_in_days, expiration_date_time) = match p.expiration.kind {
+            ExpirationType::AfterDuration => (p.expiration.duration.map(ceil_days).unwrap_or(0), None),
+            ExpirationType::AfterDateTime => {
+                (p.expiration.duration.map(ceil_days).unwrap_or(0), p.expiration.end_date_time.map(Ts))
+            }
+            _ => (0, None),
+        };
+        let scope_type = match p.beta_extra.get("scopeType") {
+            Some(t) if p.allowed_target_scope == AllowedTargetScope::AllConfiguredConnectedOrganizationUsers => {
+                ScopeType::Kept(t)
+            }
+            _ => ScopeType::Derived(p.allowed_target_scope.beta()),
+        };
+        PolicyBeta {
+            id: &p.id,
+            access_package_id: &p.access_package_id,
+            display_name: &p.display_name,
+            description: p.description.as_deref(),
+            can_extend: r.enable_targets_to_self_update_access,
+            duration_in_days,
+            expiration_date_time,
+            expiration: ExpirationView::new(&p.expiration),
+            created_by: p.created_by.as_deref(),
+            created_date_time: Ts(p.created_date_time),
+            modified_by: p.modified_by.as_deref(),
+            modified_date_time: Ts(p.modified_date_time),
+            requestor_settings: RequestorSettingsBeta {
+                scope_type,
+                accept_requests: open && !r.rejects_new_requests,
+                allowed_requestors: SubjectSets::beta(&p.specific_allowed_targets, backups),
+            },
+            request_approval_settings: ApprovalSettingsBeta {
+                is_approval_required: p.approval.is_approval_required_for_add,
+                is_approval_required_for_extension: p.approval.is_approval_required_for_update,
+                is_requestor_justification_required: p.approval.is_requestor_justification_required,
+                approval_mode: mode,
+                approval_stages: p.approval.stages.iter().map(StageBeta::new).collect(),
+            },
+            access_review_settings: p.review_settings.as_ref().map(ReviewBeta::new),
+            questions: p.questions.iter().map(|q| QuestionView::new(q, Dialect::Beta)).collect(),
+            access_package_notification_settings: p.notification_settings.as_ref(),
+            verifiable_credential_settings: p.verifiable_credential_settings.as_ref(),
+            custom_extension_stage_settings: stage_settings(p, Dialect::Beta, extensions),
+            access_package,
+            access_package_catalog: catalog,
+            custom_extension_handlers: custom_extension_handlers.then(|| stage_settings(p, Dialect::Beta, extensions)),
+        }
+    }
 }
 
 fn ceil_days(d: Duration) -> i64 {
@@ -948,330 +1084,495 @@ fn ceil_days(d: Duration) -> i64 {
     (ms + 86_400_000 - 1).div_euclid(86_400_000).max(0)
 }
 
-fn dur(d: Option<Duration>) -> Value {
-    d.map(|d| json!(grantry_domain::duration::format(d))).unwrap_or(Value::Null)
+fn dur(d: Option<Duration>) -> Option<String> {
+    d.map(grantry_domain::duration::format)
 }
 
-fn expiration(e: &Expiration) -> Value {
-    object([("type", json!(e.kind.v1())), ("endDateTime", ts_opt(e.end_date_time)), ("duration", dur(e.duration))])
+/// Subject sets in the dialect; beta sets carry `isBackup`.
+struct SubjectSets<'a> {
+    sets: Vec<(&'a SubjectSet, bool)>,
+    dialect: Dialect,
 }
 
-fn stage_settings(p: &Policy) -> Value {
-    Value::Array(
-        p.custom_extension_stage_settings
-            .iter()
-            .map(|s| {
-                object([
-                    ("id", json!(s.id)),
-                    ("stage", json!(s.stage.v1())),
-                    ("customExtension", json!({ "id": s.custom_extension_id })),
-                ])
-            })
-            .collect(),
-    )
+impl<'a> SubjectSets<'a> {
+    fn v1(sets: &'a [SubjectSet]) -> Self {
+        SubjectSets { sets: sets.iter().map(|s| (s, false)).collect(), dialect: Dialect::V1 }
+    }
+
+    /// Beta sets with `isBackup` from `backups` by position (false where absent).
+    fn beta(sets: &'a [SubjectSet], backups: Vec<bool>) -> Self {
+        let sets = sets.iter().enumerate().map(|(i, s)| (s, backups.get(i).copied().unwrap_or(false))).collect();
+        SubjectSets { sets, dialect: Dialect::Beta }
+    }
+
+    /// Primary sets (`isBackup: false`) then fallbacks (`isBackup: true`), beta style.
+    fn with_backups(primary: &'a [SubjectSet], fallback: &'a [SubjectSet]) -> Self {
+        let sets = primary.iter().map(|s| (s, false)).chain(fallback.iter().map(|s| (s, true))).collect();
+        SubjectSets { sets, dialect: Dialect::Beta }
+    }
 }
 
-/// Subject sets in the dialect; beta sets carry `isBackup` (from `backups` by position, or
-/// false).
-fn subject_sets(sets: &[SubjectSet], d: Dialect, backups: Option<&[bool]>) -> Value {
-    Value::Array(
-        sets.iter()
-            .enumerate()
-            .map(|(i, s)| subject_set(s, d, backups.and_then(|b| b.get(i).copied()).unwrap_or(false)))
-            .collect(),
-    )
+impl Serialize for SubjectSets<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.sets.iter().map(|(set, is_backup)| SubjectSetView {
+            set,
+            dialect: self.dialect,
+            is_backup: *is_backup,
+        }))
+    }
 }
 
-/// One subject set: v1.0 names (`userId`, …) or beta names (`id`, `isBackup`).
-pub fn subject_set(s: &SubjectSet, d: Dialect, is_backup: bool) -> Value {
-    let mut m = Map::new();
-    let beta = d.is_beta();
-    let put_id = |m: &mut Map<String, Value>, v1: &str, id: &Option<String>, description: &Option<String>| {
-        m.insert(if beta { "id".into() } else { v1.to_string() }, opt_str(id));
-        m.insert("description".into(), opt_str(description));
-    };
-    let name = match s {
-        SubjectSet::SingleUser { user_id, description } => {
-            put_id(&mut m, "userId", user_id, description);
-            "singleUser"
-        }
-        SubjectSet::GroupMembers { group_id, description } => {
-            put_id(&mut m, "groupId", group_id, description);
-            "groupMembers"
-        }
-        SubjectSet::ConnectedOrganizationMembers { connected_organization_id, description } => {
-            put_id(&mut m, "connectedOrganizationId", connected_organization_id, description);
-            "connectedOrganizationMembers"
-        }
-        SubjectSet::SingleServicePrincipal { service_principal_id, description } => {
-            put_id(&mut m, "servicePrincipalId", service_principal_id, description);
-            "singleServicePrincipal"
-        }
-        SubjectSet::RequestorManager { manager_level } => {
-            m.insert("managerLevel".into(), json!(manager_level));
-            "requestorManager"
-        }
-        SubjectSet::TargetManager { manager_level } => {
-            m.insert("managerLevel".into(), json!(manager_level));
-            "targetManager"
-        }
-        SubjectSet::InternalSponsors => "internalSponsors",
-        SubjectSet::ExternalSponsors => "externalSponsors",
-        SubjectSet::TargetUserSponsors => "targetUserSponsors",
-        SubjectSet::TargetApplicationOwners => "targetApplicationOwners",
-        SubjectSet::TargetAgentIdentitySponsorsOrOwners => "targetAgentIdentitySponsorsOrOwners",
-        SubjectSet::AttributeRuleMembers { membership_rule, description } => {
-            m.insert("membershipRule".into(), opt_str(membership_rule));
-            m.insert("description".into(), opt_str(description));
-            "attributeRuleMembers"
-        }
-        SubjectSet::Other { odata_type, properties } => {
-            let mut out = Map::new();
-            out.insert("@odata.type".into(), json!(odata_type));
-            if beta {
-                out.insert("isBackup".into(), json!(is_backup));
+/// One subject set: v1.0 names (`userId`, …) or beta names (`id`, `isBackup`). Written by
+/// hand: the properties depend on the set's `@odata.type`, and a type Grantry does not
+/// model is sent back with the properties it came with.
+pub struct SubjectSetView<'a> {
+    pub set: &'a SubjectSet,
+    pub dialect: Dialect,
+    pub is_backup: bool,
+}
+
+impl Serialize for SubjectSetView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let beta = self.dialect.is_beta();
+        let mut m = s.serialize_map(None)?;
+        let (name, id) = match self.set {
+            SubjectSet::SingleUser { user_id, description } => ("singleUser", Some(("userId", user_id, description))),
+            SubjectSet::GroupMembers { group_id, description } => {
+                ("groupMembers", Some(("groupId", group_id, description)))
             }
-            out.extend(properties.clone());
-            return Value::Object(out);
-        }
-    };
-    let mut out = Map::new();
-    out.insert("@odata.type".into(), odata_type(name));
-    if beta {
-        out.insert("isBackup".into(), json!(is_backup));
-    }
-    out.extend(m);
-    Value::Object(out)
-}
-
-/// Primary sets (`isBackup: false`) then fallbacks (`isBackup: true`), beta style.
-fn with_backups(primary: &[SubjectSet], fallback: &[SubjectSet]) -> Value {
-    Value::Array(
-        primary
-            .iter()
-            .map(|s| subject_set(s, Dialect::Beta, false))
-            .chain(fallback.iter().map(|s| subject_set(s, Dialect::Beta, true)))
-            .collect(),
-    )
-}
-
-fn stage_v1(s: &ApprovalStage) -> Value {
-    let mut v = object([
-        ("durationBeforeAutomaticDenial", dur(s.duration_before_automatic_denial)),
-        ("isApproverJustificationRequired", json!(s.is_approver_justification_required)),
-        ("isEscalationEnabled", json!(s.is_escalation_enabled)),
-        ("durationBeforeEscalation", dur(s.duration_before_escalation)),
-        ("primaryApprovers", subject_sets(&s.primary_approvers, Dialect::V1, None)),
-        ("fallbackPrimaryApprovers", subject_sets(&s.fallback_primary_approvers, Dialect::V1, None)),
-        ("escalationApprovers", subject_sets(&s.escalation_approvers, Dialect::V1, None)),
-        ("fallbackEscalationApprovers", subject_sets(&s.fallback_escalation_approvers, Dialect::V1, None)),
-        ("approverInformationVisibility", json!(s.approver_information_visibility.v1())),
-    ]);
-    if s.is_dynamic
-        && let Value::Object(m) = &mut v
-    {
-        m.insert("@odata.type".into(), odata_type("accessPackageDynamicApprovalStage"));
-    }
-    v
-}
-
-fn stage_beta(s: &ApprovalStage) -> Value {
-    let mut v = object([
-        (
-            "approvalStageTimeOutInDays",
-            s.duration_before_automatic_denial.map(|d| json!(ceil_days(d))).unwrap_or(Value::Null),
-        ),
-        ("isApproverJustificationRequired", json!(s.is_approver_justification_required)),
-        ("isEscalationEnabled", json!(s.is_escalation_enabled)),
-        ("escalationTimeInMinutes", json!(s.duration_before_escalation.map(|d| d.num_minutes()).unwrap_or(0))),
-        ("primaryApprovers", with_backups(&s.primary_approvers, &s.fallback_primary_approvers)),
-        ("escalationApprovers", with_backups(&s.escalation_approvers, &s.fallback_escalation_approvers)),
-        // A CSDL enum in beta too, so its members keep their camelCase names.
-        ("approverInformationVisibility", json!(s.approver_information_visibility.v1())),
-    ]);
-    if s.is_dynamic
-        && let Value::Object(m) = &mut v
-    {
-        m.insert("@odata.type".into(), odata_type("accessPackageDynamicApprovalStage"));
-    }
-    v
-}
-
-fn schedule_v1(s: &Schedule) -> Value {
-    object([
-        ("startDateTime", ts_opt(s.start_date_time)),
-        ("expiration", expiration(&s.expiration)),
-        ("recurrence", s.recurrence.clone().unwrap_or(Value::Null)),
-    ])
-}
-
-fn review_v1(r: &ReviewSettings) -> Value {
-    object([
-        ("isEnabled", json!(r.is_enabled)),
-        ("expirationBehavior", r.expiration_behavior.map(|e| json!(e.v1())).unwrap_or(Value::Null)),
-        ("isRecommendationEnabled", json!(r.is_recommendation_enabled)),
-        ("isReviewerJustificationRequired", json!(r.is_reviewer_justification_required)),
-        ("isSelfReview", json!(r.is_self_review)),
-        ("schedule", r.schedule.as_ref().map(schedule_v1).unwrap_or(Value::Null)),
-        ("primaryReviewers", subject_sets(&r.primary_reviewers, Dialect::V1, None)),
-        ("fallbackReviewers", subject_sets(&r.fallback_reviewers, Dialect::V1, None)),
-    ])
-}
-
-fn review_beta(r: &ReviewSettings) -> Value {
-    let only_manager = matches!(r.primary_reviewers.as_slice(), [SubjectSet::RequestorManager { manager_level: 1 }]);
-    let reviewer_type = match r.beta_extra.get("reviewerType").and_then(Value::as_str) {
-        Some(t) => t.to_string(),
-        None if r.is_self_review == Some(true) => "Self".into(),
-        None if only_manager => "Manager".into(),
-        None => "Reviewers".into(),
-    };
-    let primary: Vec<SubjectSet> =
-        if reviewer_type == "Manager" && only_manager { Vec::new() } else { r.primary_reviewers.clone() };
-    let recurrence_type = r
-        .beta_extra
-        .get("recurrenceType")
-        .cloned()
-        .or_else(|| {
-            r.schedule.as_ref().and_then(|s| s.recurrence.as_ref()).and_then(recurrence_type_of).map(|t| json!(t))
-        })
-        .unwrap_or(Value::Null);
-    let schedule = r.schedule.clone().unwrap_or_default();
-    object([
-        ("isEnabled", json!(r.is_enabled)),
-        ("recurrenceType", recurrence_type),
-        ("reviewerType", json!(reviewer_type)),
-        ("startDateTime", ts_opt(schedule.start_date_time)),
-        (
-            "durationInDays",
-            match schedule.expiration.kind {
-                ExpirationType::AfterDuration => {
-                    schedule.expiration.duration.map(|d| json!(ceil_days(d))).unwrap_or(Value::Null)
+            SubjectSet::ConnectedOrganizationMembers { connected_organization_id, description } => (
+                "connectedOrganizationMembers",
+                Some(("connectedOrganizationId", connected_organization_id, description)),
+            ),
+            SubjectSet::SingleServicePrincipal { service_principal_id, description } => {
+                ("singleServicePrincipal", Some(("servicePrincipalId", service_principal_id, description)))
+            }
+            SubjectSet::RequestorManager { .. } => ("requestorManager", None),
+            SubjectSet::TargetManager { .. } => ("targetManager", None),
+            SubjectSet::InternalSponsors => ("internalSponsors", None),
+            SubjectSet::ExternalSponsors => ("externalSponsors", None),
+            SubjectSet::TargetUserSponsors => ("targetUserSponsors", None),
+            SubjectSet::TargetApplicationOwners => ("targetApplicationOwners", None),
+            SubjectSet::TargetAgentIdentitySponsorsOrOwners => ("targetAgentIdentitySponsorsOrOwners", None),
+            SubjectSet::AttributeRuleMembers { .. } => ("attributeRuleMembers", None),
+            SubjectSet::Other { odata_type, properties } => {
+                // The properties as sent win over the annotations written here.
+                if !properties.contains_key("@odata.type") {
+                    m.serialize_entry("@odata.type", odata_type)?;
                 }
-                _ => Value::Null,
-            },
-        ),
-        ("reviewers", with_backups(&primary, &r.fallback_reviewers)),
-        ("accessReviewTimeoutBehavior", r.expiration_behavior.map(|e| json!(e.v1())).unwrap_or(Value::Null)),
-        ("isAccessRecommendationEnabled", json!(r.is_recommendation_enabled)),
-        ("isApprovalJustificationRequired", json!(r.is_reviewer_justification_required)),
-        ("isAgenticExperienceEnabled", r.beta_extra.get("isAgenticExperienceEnabled").cloned().unwrap_or(json!(false))),
-    ])
+                if beta && !properties.contains_key("isBackup") {
+                    m.serialize_entry("isBackup", &self.is_backup)?;
+                }
+                for (k, v) in properties {
+                    m.serialize_entry(k, v)?;
+                }
+                return m.end();
+            }
+        };
+        m.serialize_entry("@odata.type", &format_args!("#microsoft.graph.{name}"))?;
+        if beta {
+            m.serialize_entry("isBackup", &self.is_backup)?;
+        }
+        if let Some((v1_name, id, description)) = id {
+            m.serialize_entry(if beta { "id" } else { v1_name }, id)?;
+            m.serialize_entry("description", description)?;
+        }
+        match self.set {
+            SubjectSet::RequestorManager { manager_level } | SubjectSet::TargetManager { manager_level } => {
+                m.serialize_entry("managerLevel", manager_level)?;
+            }
+            SubjectSet::AttributeRuleMembers { membership_rule, description } => {
+                m.serialize_entry("membershipRule", membership_rule)?;
+                m.serialize_entry("description", description)?;
+            }
+            _ => {}
+        }
+        m.end()
+    }
 }
 
-fn localized(l: &[LocalizedText]) -> Value {
-    Value::Array(l.iter().map(|l| json!({ "languageCode": l.language_code, "text": l.text })).collect())
+/// `@odata.type` of a dynamic approval stage; absent on a plain one.
+fn dynamic_stage(s: &ApprovalStage) -> Option<&'static str> {
+    s.is_dynamic.then_some("#microsoft.graph.accessPackageDynamicApprovalStage")
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StageV1<'a> {
+    #[serde(rename = "@odata.type", skip_serializing_if = "Option::is_none")]
+    odata_type: Option<&'static str>,
+    duration_before_automatic_denial: Option<String>,
+    is_approver_justification_required: bool,
+    is_escalation_enabled: bool,
+    duration_before_escalation: Option<String>,
+    primary_approvers: SubjectSets<'a>,
+    fallback_primary_approvers: SubjectSets<'a>,
+    escalation_approvers: SubjectSets<'a>,
+    fallback_escalation_approvers: SubjectSets<'a>,
+    approver_information_visibility: &'static str,
+}
+
+impl<'a> StageV1<'a> {
+    fn new(s: &'a ApprovalStage) -> Self {
+        StageV1 {
+            odata_type: dynamic_stage(s),
+            duration_before_automatic_denial: dur(s.duration_before_automatic_denial),
+            is_approver_justification_required: s.is_approver_justification_required,
+            is_escalation_enabled: s.is_escalation_enabled,
+            duration_before_escalation: dur(s.duration_before_escalation),
+            primary_approvers: SubjectSets::v1(&s.primary_approvers),
+            fallback_primary_approvers: SubjectSets::v1(&s.fallback_primary_approvers),
+            escalation_approvers: SubjectSets::v1(&s.escalation_approvers),
+            fallback_escalation_approvers: SubjectSets::v1(&s.fallback_escalation_approvers),
+            approver_information_visibility: s.approver_information_visibility.v1(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StageBeta<'a> {
+    #[serde(rename = "@odata.type", skip_serializing_if = "Option::is_none")]
+    odata_type: Option<&'static str>,
+    approval_stage_time_out_in_days: Option<i64>,
+    is_approver_justification_required: bool,
+    is_escalation_enabled: bool,
+    escalation_time_in_minutes: i64,
+    primary_approvers: SubjectSets<'a>,
+    escalation_approvers: SubjectSets<'a>,
+    /// A CSDL enum in beta too, so its members keep their camelCase names.
+    approver_information_visibility: &'static str,
+}
+
+impl<'a> StageBeta<'a> {
+    fn new(s: &'a ApprovalStage) -> Self {
+        StageBeta {
+            odata_type: dynamic_stage(s),
+            approval_stage_time_out_in_days: s.duration_before_automatic_denial.map(ceil_days),
+            is_approver_justification_required: s.is_approver_justification_required,
+            is_escalation_enabled: s.is_escalation_enabled,
+            escalation_time_in_minutes: s.duration_before_escalation.map(|d| d.num_minutes()).unwrap_or(0),
+            primary_approvers: SubjectSets::with_backups(&s.primary_approvers, &s.fallback_primary_approvers),
+            escalation_approvers: SubjectSets::with_backups(&s.escalation_approvers, &s.fallback_escalation_approvers),
+            approver_information_visibility: s.approver_information_visibility.v1(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ScheduleV1<'a> {
+    start_date_time: Option<Ts>,
+    expiration: ExpirationView,
+    recurrence: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewV1<'a> {
+    is_enabled: bool,
+    expiration_behavior: Option<&'static str>,
+    is_recommendation_enabled: Option<bool>,
+    is_reviewer_justification_required: Option<bool>,
+    is_self_review: Option<bool>,
+    schedule: Option<ScheduleV1<'a>>,
+    primary_reviewers: SubjectSets<'a>,
+    fallback_reviewers: SubjectSets<'a>,
+}
+
+impl<'a> ReviewV1<'a> {
+    fn new(r: &'a ReviewSettings) -> Self {
+        ReviewV1 {
+            is_enabled: r.is_enabled,
+            expiration_behavior: r.expiration_behavior.map(|e| e.v1()),
+            is_recommendation_enabled: r.is_recommendation_enabled,
+            is_reviewer_justification_required: r.is_reviewer_justification_required,
+            is_self_review: r.is_self_review,
+            schedule: r.schedule.as_ref().map(|s| ScheduleV1 {
+                start_date_time: s.start_date_time.map(Ts),
+                expiration: ExpirationView::new(&s.expiration),
+                recurrence: s.recurrence.as_ref(),
+            }),
+            primary_reviewers: SubjectSets::v1(&r.primary_reviewers),
+            fallback_reviewers: SubjectSets::v1(&r.fallback_reviewers),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewBeta<'a> {
+    is_enabled: bool,
+    recurrence_type: Option<KeptOr<'a>>,
+    reviewer_type: &'a str,
+    start_date_time: Option<Ts>,
+    duration_in_days: Option<i64>,
+    reviewers: SubjectSets<'a>,
+    access_review_timeout_behavior: Option<&'static str>,
+    is_access_recommendation_enabled: Option<bool>,
+    is_approval_justification_required: Option<bool>,
+    is_agentic_experience_enabled: KeptOr<'a>,
+}
+
+/// A value kept as a beta body sent it, or one Grantry derives.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum KeptOr<'a> {
+    Kept(&'a Value),
+    Str(&'static str),
+    Bool(bool),
+}
+
+impl<'a> ReviewBeta<'a> {
+    fn new(r: &'a ReviewSettings) -> Self {
+        let only_manager =
+            matches!(r.primary_reviewers.as_slice(), [SubjectSet::RequestorManager { manager_level: 1 }]);
+        let reviewer_type = match r.beta_extra.get("reviewerType").and_then(Value::as_str) {
+            Some(t) => t,
+            None if r.is_self_review == Some(true) => "Self",
+            None if only_manager => "Manager",
+            None => "Reviewers",
+        };
+        let primary: &'a [SubjectSet] =
+            if reviewer_type == "Manager" && only_manager { &[] } else { &r.primary_reviewers };
+        let recurrence_type = r.beta_extra.get("recurrenceType").map(KeptOr::Kept).or_else(|| {
+            r.schedule.as_ref().and_then(|s| s.recurrence.as_ref()).and_then(recurrence_type_of).map(KeptOr::Str)
+        });
+        let (start_date_time, duration_in_days) = match &r.schedule {
+            None => (None, None),
+            Some(schedule) => (
+                schedule.start_date_time.map(Ts),
+                match schedule.expiration.kind {
+                    ExpirationType::AfterDuration => schedule.expiration.duration.map(ceil_days),
+                    _ => None,
+                },
+            ),
+        };
+        ReviewBeta {
+            is_enabled: r.is_enabled,
+            recurrence_type,
+            reviewer_type,
+            start_date_time,
+            duration_in_days,
+            reviewers: SubjectSets::with_backups(primary, &r.fallback_reviewers),
+            access_review_timeout_behavior: r.expiration_behavior.map(|e| e.v1()),
+            is_access_recommendation_enabled: r.is_recommendation_enabled,
+            is_approval_justification_required: r.is_reviewer_justification_required,
+            is_agentic_experience_enabled: r
+                .beta_extra
+                .get("isAgenticExperienceEnabled")
+                .map(KeptOr::Kept)
+                .unwrap_or(KeptOr::Bool(false)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LocalizedView<'a> {
+    language_code: &'a str,
+    text: Option<&'a str>,
+}
+
+fn localized(l: &[LocalizedText]) -> Vec<LocalizedView<'_>> {
+    l.iter().map(|l| LocalizedView { language_code: &l.language_code, text: l.text.as_deref() }).collect()
+}
+
+/// Beta `text {defaultText, localizedTexts}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TextBeta<'a> {
+    default_text: Option<&'a str>,
+    localized_texts: Vec<LocalizedView<'a>>,
 }
 
 /// A question in the dialect: v1.0 `text` + `localizations`, beta `text {defaultText,
 /// localizedTexts}`.
-pub fn question(q: &Question, d: Dialect) -> Value {
-    let text = |t: &Option<String>, l: &[LocalizedText]| -> (Value, Option<Value>) {
-        match d {
-            Dialect::V1 => (opt_str(t), Some(localized(l))),
-            Dialect::Beta => (json!({ "defaultText": t, "localizedTexts": localized(l) }), None),
-        }
-    };
-    let mut m = Map::new();
-    let (kind, extra): (&str, Vec<(&str, Value)>) = match &q.kind {
-        QuestionKind::MultipleChoice { choices, is_multiple_selection_allowed } => (
-            "accessPackageMultipleChoiceQuestion",
-            vec![
-                (d.pick("isMultipleSelectionAllowed", "allowsMultipleSelection"), json!(is_multiple_selection_allowed)),
-                (
-                    "choices",
-                    Value::Array(
-                        choices
-                            .iter()
-                            .map(|c| {
-                                let (t, l) = text(&c.text, &c.localizations);
-                                let mut cm = Map::new();
-                                cm.insert("actualValue".into(), json!(c.actual_value));
-                                match l {
-                                    Some(l) => {
-                                        cm.insert("text".into(), t);
-                                        cm.insert("localizations".into(), l);
-                                    }
-                                    None => {
-                                        cm.insert("displayValue".into(), t);
-                                    }
-                                }
-                                Value::Object(cm)
-                            })
-                            .collect(),
-                    ),
-                ),
-            ],
-        ),
-        QuestionKind::TextInput { is_single_line_question, regex_pattern } => (
-            "accessPackageTextInputQuestion",
-            vec![("isSingleLineQuestion", json!(is_single_line_question)), ("regexPattern", opt_str(regex_pattern))],
-        ),
-    };
-    m.insert("@odata.type".into(), odata_type(kind));
-    m.insert("id".into(), json!(q.id));
-    m.insert("sequence".into(), json!(q.sequence));
-    m.insert("isRequired".into(), json!(q.is_required));
-    m.insert("isAnswerEditable".into(), json!(q.is_answer_editable));
-    let (t, l) = text(&q.text, &q.localizations);
-    m.insert("text".into(), t);
-    if let Some(l) = l {
-        m.insert("localizations".into(), l);
-    }
-    for (k, v) in extra {
-        m.insert(k.into(), v);
-    }
-    Value::Object(m)
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuestionView<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'static str,
+    id: &'a str,
+    sequence: i32,
+    is_required: bool,
+    is_answer_editable: bool,
+    text: TextIn<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    localizations: Option<Vec<LocalizedView<'a>>>,
+    #[serde(flatten)]
+    kind: QuestionKindView<'a>,
 }
 
-/// A minimal rendering of the policy's access package for `$expand=accessPackage`.
-fn render_package_stub(p: &AccessPackage, d: Dialect) -> Value {
-    let mut v = object([
-        ("id", json!(p.id)),
-        ("displayName", json!(p.display_name)),
-        ("description", opt_str(&p.description)),
-        ("isHidden", json!(p.is_hidden)),
-        ("createdDateTime", ts(p.created_date_time)),
-        ("modifiedDateTime", ts(p.modified_date_time)),
-    ]);
-    if d.is_beta()
-        && let Value::Object(m) = &mut v
-    {
-        m.insert("catalogId".into(), json!(p.catalog_id));
-        m.insert("isRoleScopesVisible".into(), json!(p.is_role_scopes_visible));
-        m.insert("uniqueName".into(), opt_str(&p.unique_name));
-        m.insert("createdBy".into(), opt_str(&p.created_by));
-        m.insert("modifiedBy".into(), opt_str(&p.modified_by));
+/// Text in the dialect's shape.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TextIn<'a> {
+    V1(Option<&'a str>),
+    Beta(TextBeta<'a>),
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum QuestionKindView<'a> {
+    #[serde(rename_all = "camelCase")]
+    TextInput { is_single_line_question: bool, regex_pattern: Option<&'a str> },
+    MultipleChoiceV1 {
+        #[serde(rename = "isMultipleSelectionAllowed")]
+        is_multiple_selection_allowed: bool,
+        choices: Vec<ChoiceView<'a>>,
+    },
+    MultipleChoiceBeta {
+        #[serde(rename = "allowsMultipleSelection")]
+        allows_multiple_selection: bool,
+        choices: Vec<ChoiceView<'a>>,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChoiceView<'a> {
+    actual_value: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    localizations: Option<Vec<LocalizedView<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_value: Option<TextBeta<'a>>,
+}
+
+impl<'a> QuestionView<'a> {
+    pub fn new(q: &'a Question, d: Dialect) -> Self {
+        let text = |t: &'a Option<String>, l: &'a [LocalizedText]| match d {
+            Dialect::V1 => (TextIn::V1(t.as_deref()), Some(localized(l))),
+            Dialect::Beta => {
+                (TextIn::Beta(TextBeta { default_text: t.as_deref(), localized_texts: localized(l) }), None)
+            }
+        };
+        let (odata_type, kind) = match &q.kind {
+            QuestionKind::MultipleChoice { choices, is_multiple_selection_allowed } => {
+                let choices = choices
+                    .iter()
+                    .map(|c| match text(&c.text, &c.localizations) {
+                        (TextIn::V1(t), l) => ChoiceView {
+                            actual_value: &c.actual_value,
+                            text: Some(t),
+                            localizations: l,
+                            display_value: None,
+                        },
+                        (TextIn::Beta(t), _) => ChoiceView {
+                            actual_value: &c.actual_value,
+                            text: None,
+                            localizations: None,
+                            display_value: Some(t),
+                        },
+                    })
+                    .collect();
+                let kind = match d {
+                    Dialect::V1 => QuestionKindView::MultipleChoiceV1 {
+                        is_multiple_selection_allowed: *is_multiple_selection_allowed,
+                        choices,
+                    },
+                    Dialect::Beta => QuestionKindView::MultipleChoiceBeta {
+                        allows_multiple_selection: *is_multiple_selection_allowed,
+                        choices,
+                    },
+                };
+                ("#microsoft.graph.accessPackageMultipleChoiceQuestion", kind)
+            }
+            QuestionKind::TextInput { is_single_line_question, regex_pattern } => (
+                "#microsoft.graph.accessPackageTextInputQuestion",
+                QuestionKindView::TextInput {
+                    is_single_line_question: *is_single_line_question,
+                    regex_pattern: regex_pattern.as_deref(),
+                },
+            ),
+        };
+        let (text, localizations) = text(&q.text, &q.localizations);
+        QuestionView {
+            odata_type,
+            id: &q.id,
+            sequence: q.sequence,
+            is_required: q.is_required,
+            is_answer_editable: q.is_answer_editable,
+            text,
+            localizations,
+            kind,
+        }
     }
-    v
 }
 
 /// A minimal rendering of the policy's catalog for `$expand=catalog` (beta `accessPackageCatalog`).
-fn render_catalog_stub(c: &Catalog, d: Dialect) -> Value {
-    match d {
-        Dialect::V1 => object([
-            ("id", json!(c.id)),
-            ("displayName", json!(c.display_name)),
-            ("description", opt_str(&c.description)),
-            ("catalogType", json!(c.catalog_type.v1())),
-            ("state", json!(c.state.v1())),
-            ("isExternallyVisible", json!(c.is_externally_visible)),
-            ("createdDateTime", ts(c.created_date_time)),
-            ("modifiedDateTime", ts(c.modified_date_time)),
-        ]),
-        Dialect::Beta => object([
-            ("id", json!(c.id)),
-            ("displayName", json!(c.display_name)),
-            ("description", opt_str(&c.description)),
-            ("catalogType", json!(c.catalog_type.beta())),
-            ("catalogStatus", json!(c.state.beta())),
-            ("isExternallyVisible", json!(c.is_externally_visible)),
-            ("uniqueName", opt_str(&c.unique_name)),
-            ("createdBy", opt_str(&c.created_by)),
-            ("modifiedBy", opt_str(&c.modified_by)),
-            ("createdDateTime", ts(c.created_date_time)),
-            ("modifiedDateTime", ts(c.modified_date_time)),
-        ]),
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum CatalogStub<'a> {
+    V1 {
+        id: &'a str,
+        #[serde(rename = "displayName")]
+        display_name: &'a str,
+        description: Option<&'a str>,
+        #[serde(rename = "catalogType")]
+        catalog_type: &'static str,
+        state: &'static str,
+        #[serde(rename = "isExternallyVisible")]
+        is_externally_visible: bool,
+        #[serde(rename = "createdDateTime")]
+        created_date_time: Ts,
+        #[serde(rename = "modifiedDateTime")]
+        modified_date_time: Ts,
+    },
+    Beta {
+        id: &'a str,
+        #[serde(rename = "displayName")]
+        display_name: &'a str,
+        description: Option<&'a str>,
+        #[serde(rename = "catalogType")]
+        catalog_type: &'static str,
+        #[serde(rename = "catalogStatus")]
+        catalog_status: &'static str,
+        #[serde(rename = "isExternallyVisible")]
+        is_externally_visible: bool,
+        #[serde(rename = "uniqueName")]
+        unique_name: Option<&'a str>,
+        #[serde(rename = "createdBy")]
+        created_by: Option<&'a str>,
+        #[serde(rename = "modifiedBy")]
+        modified_by: Option<&'a str>,
+        #[serde(rename = "createdDateTime")]
+        created_date_time: Ts,
+        #[serde(rename = "modifiedDateTime")]
+        modified_date_time: Ts,
+    },
+}
+
+impl<'a> CatalogStub<'a> {
+    pub fn new(c: &'a Catalog, d: Dialect) -> Self {
+        match d {
+            Dialect::V1 => CatalogStub::V1 {
+                id: &c.id,
+                display_name: &c.display_name,
+                description: c.description.as_deref(),
+                catalog_type: c.catalog_type.v1(),
+                state: c.state.v1(),
+                is_externally_visible: c.is_externally_visible,
+                created_date_time: Ts(c.created_date_time),
+                modified_date_time: Ts(c.modified_date_time),
+            },
+            Dialect::Beta => CatalogStub::Beta {
+                id: &c.id,
+                display_name: &c.display_name,
+                description: c.description.as_deref(),
+                catalog_type: c.catalog_type.beta(),
+                catalog_status: c.state.beta(),
+                is_externally_visible: c.is_externally_visible,
+                unique_name: c.unique_name.as_deref(),
+                created_by: c.created_by.as_deref(),
+                modified_by: c.modified_by.as_deref(),
+                created_date_time: Ts(c.created_date_time),
+                modified_date_time: Ts(c.modified_date_time),
+            },
+        }
     }
 }
 

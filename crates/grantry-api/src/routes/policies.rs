@@ -17,8 +17,8 @@ use axum::response::Response;
 use axum::routing::get;
 use grantry_core::policies::{self, PackageScope};
 use grantry_domain::Error;
-use grantry_domain::model::Policy;
-use grantry_graph::policy::{PolicyExpand, parse_policy, render_policy, render_policy_with};
+use grantry_domain::model::{AccessPackage, Catalog, CustomExtension, Policy};
+use grantry_graph::policy::{PolicyExpand, PolicyView, parse_policy, render_policy};
 use grantry_graph::{Body, Dialect};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -123,12 +123,21 @@ fn parse_expand(q: &RawQuery) -> Result<Expand, Error> {
     Ok(e)
 }
 
-async fn render_all(s: &AppState, d: Dialect, policies: &[Policy], e: &Expand) -> ApiResult<Vec<Value>> {
-    if !e.package && !e.catalog && !e.handlers && !e.extensions {
-        return Ok(policies.iter().map(|p| render_policy(p, d)).collect());
+/// The packages, catalogs and custom extensions `$expand` names, for every policy of a page
+/// in one read each.
+#[derive(Default)]
+struct Related {
+    packages: HashMap<String, AccessPackage>,
+    catalogs: HashMap<String, Catalog>,
+    extensions: Vec<CustomExtension>,
+}
+
+async fn related(s: &AppState, policies: &[Policy], e: &Expand) -> ApiResult<Related> {
+    let mut related = Related::default();
+    if e.package || e.catalog {
+        (related.packages, related.catalogs) = policies::related(&s.app, policies).await?;
     }
-    let (packages, catalogs) = policies::related(&s.app, policies).await?;
-    let extensions = if e.extensions {
+    if e.extensions {
         // The caller may read these policies, and so their catalogs, where the extensions are.
         let mut ids: Vec<String> = policies
             .iter()
@@ -138,25 +147,23 @@ async fn render_all(s: &AppState, d: Dialect, policies: &[Policy], e: &Expand) -
             .collect();
         ids.sort();
         ids.dedup();
-        grantry_core::extensions::extensions_by_ids(&s.app, ids).await?
-    } else {
-        Vec::new()
+        related.extensions = grantry_core::extensions::extensions_by_ids(&s.app, ids).await?;
+    }
+    Ok(related)
+}
+
+fn view<'a>(d: Dialect, p: &'a Policy, e: &Expand, related: &'a Related) -> PolicyView<'a> {
+    let expand = PolicyExpand {
+        access_package: if e.package { related.packages.get(&p.access_package_id) } else { None },
+        catalog: if e.catalog { related.catalogs.get(&p.catalog_id) } else { None },
+        custom_extension_handlers: e.handlers,
+        custom_extensions: e.extensions.then_some(related.extensions.as_slice()),
     };
-    Ok(policies
-        .iter()
-        .map(|p| {
-            render_policy_with(
-                p,
-                d,
-                &PolicyExpand {
-                    access_package: if e.package { packages.get(&p.access_package_id) } else { None },
-                    catalog: if e.catalog { catalogs.get(&p.catalog_id) } else { None },
-                    custom_extension_handlers: e.handlers,
-                    custom_extensions: e.extensions.then_some(extensions.as_slice()),
-                },
-            )
-        })
-        .collect())
+    PolicyView::new(p, d, &expand)
+}
+
+fn plain(p: &Policy, d: Dialect) -> PolicyView<'_> {
+    PolicyView::new(p, d, &PolicyExpand::default())
 }
 
 async fn list(
@@ -169,9 +176,10 @@ async fn list(
     let params = params.map(|Path(p)| p).unwrap_or_default();
     let expand = parse_expand(&q)?;
     let listed = policies::list_policies(&s.app, &caller, q.list_options()?, scope_of(&params)).await?;
-    let items = render_all(&s, d, &listed.items, &expand).await?;
-    let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
-    Ok(respond::collection(&s, d, &set(d), listed, &q))
+    let related = related(&s, &listed.items, &expand).await?;
+    let items: Vec<PolicyView<'_>> = listed.items.iter().map(|p| view(d, p, &expand, &related)).collect();
+    let page = grantry_core::listing::Listed { items, next: listed.next.clone(), count: listed.count };
+    Ok(respond::collection(&s, d, &set(d), page, &q))
 }
 
 async fn create(
@@ -186,7 +194,7 @@ async fn create(
     let input = parse_policy(&body, d)?;
     crate::schema::check(&body, d, POLICY_TYPE)?;
     let policy = policies::create_policy(&s.app, &caller, input, scope_of(&params)).await?;
-    Ok(respond::created(&s, d, &set(d), render_policy(&policy, d)))
+    Ok(respond::created(&s, d, &set(d), plain(&policy, d)))
 }
 
 async fn read(
@@ -203,8 +211,8 @@ async fn read(
         None => (params.get("id").cloned().unwrap_or_default(), None),
     };
     let policy = policies::get_policy(&s.app, &caller, &id, scope).await?;
-    let mut items = render_all(&s, d, std::slice::from_ref(&policy), &expand).await?;
-    Ok(respond::entity(&s, d, &set(d), items.pop().unwrap_or(Value::Null)))
+    let related = related(&s, std::slice::from_ref(&policy), &expand).await?;
+    Ok(respond::entity(&s, d, &set(d), view(d, &policy, &expand, &related)))
 }
 
 async fn replace(
@@ -218,7 +226,7 @@ async fn replace(
     let input = parse_policy(&body, d)?;
     crate::schema::check(&body, d, POLICY_TYPE)?;
     let policy = policies::replace_policy(&s.app, &caller, &id, input).await?;
-    Ok(respond::entity(&s, d, &set(d), render_policy(&policy, d)))
+    Ok(respond::entity(&s, d, &set(d), plain(&policy, d)))
 }
 
 const POLICY_TYPE: &str = "accessPackageAssignmentPolicy";
@@ -266,7 +274,7 @@ async fn patch(
     // Only what the client sent is checked; the rest is this server's own rendering.
     crate::schema::check_sent(&body, d, POLICY_TYPE, &sent)?;
     let policy = policies::replace_policy(&s.app, &caller, &id, input).await?;
-    Ok(respond::entity(&s, d, &set(d), render_policy(&policy, d)))
+    Ok(respond::entity(&s, d, &set(d), plain(&policy, d)))
 }
 
 async fn remove(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {

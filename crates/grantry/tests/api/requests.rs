@@ -1005,6 +1005,24 @@ async fn request_and_assignment_lists_take_every_query_option() {
     assert_eq!(body["value"][0]["requestState"], "Delivered");
     assert!(body["value"][0].get("requestType").is_none());
 
+    // $select on one entity, and a property the entity does not have.
+    let (status, body) = app.get(&app.admin, &format!("/v1.0/{EM}/assignments?$top=1")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["value"][0]["id"].as_str().unwrap().to_string();
+    let (status, body) = app.get(&app.admin, &format!("/v1.0/{EM}/assignments/{id}?$select=STATE,schedule")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["@odata.context", "id", "schedule", "state"]);
+    for path in [
+        format!("/v1.0/{EM}/assignments/{id}?$select=shoeSize"),
+        format!("/beta/{EM}/accessPackageAssignmentRequests?$select=requestState,shoeSize"),
+    ] {
+        let (status, body) = app.get(&app.admin, &path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("'shoeSize'"), "{body}");
+    }
+
     let resp = app
         .client
         .get(app.url(&format!("/v1.0/{EM}/assignments/$count")))
