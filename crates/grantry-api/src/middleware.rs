@@ -120,6 +120,18 @@ pub const SEGMENTS: &[&str] = &[
     "role",
     "scope",
     "resource",
+    "accessReviews",
+    "definitions",
+    "instances",
+    "decisions",
+    "contactedReviewers",
+    "stop",
+    "applyDecisions",
+    "resetDecisions",
+    "acceptRecommendations",
+    "sendReminder",
+    "batchRecordDecisions",
+    "recordAllDecisions",
 ];
 
 const SEGMENT_ENCODE: &AsciiSet = &CONTROLS

@@ -70,6 +70,10 @@ impl RouteDoc {
             "User" => "UserCollection",
             "Group" => "GroupCollection",
             "RoleAssignment" => "RoleAssignmentCollection",
+            "AccessReviewScheduleDefinition" => "AccessReviewScheduleDefinitionCollection",
+            "AccessReviewInstance" => "AccessReviewInstanceCollection",
+            "AccessReviewInstanceDecisionItem" => "AccessReviewInstanceDecisionItemCollection",
+            "AccessReviewReviewer" => "AccessReviewReviewerCollection",
             _ => "Collection",
         });
         self
@@ -153,7 +157,7 @@ fn schemas() -> Value {
             "required": ["error"]
         }),
     );
-    let entities: [(&str, Value); 12] = [
+    let entities: [(&str, Value); 16] = [
         (
             "Catalog",
             entity(&[
@@ -263,13 +267,73 @@ fn schemas() -> Value {
             "ResourceRequest",
             entity(&[("id", "id"), ("requestType", "string"), ("resource", "object"), ("catalog", "ref")]),
         ),
+        (
+            "AccessReviewScheduleDefinition",
+            entity(&[
+                ("id", "id"),
+                ("displayName", "string"),
+                ("status", "string"),
+                ("scope", "object"),
+                ("reviewers", "array"),
+                ("fallbackReviewers", "array"),
+                ("settings", "object"),
+                ("createdDateTime", "date"),
+            ]),
+        ),
+        (
+            "AccessReviewInstance",
+            entity(&[
+                ("id", "id"),
+                ("startDateTime", "date"),
+                ("endDateTime", "date"),
+                ("status", "string"),
+                ("scope", "object"),
+                ("reviewers", "array"),
+            ]),
+        ),
+        (
+            "AccessReviewInstanceDecisionItem",
+            entity(&[
+                ("id", "id"),
+                ("accessReviewId", "string"),
+                ("decision", "string"),
+                ("justification", "string"),
+                ("recommendation", "string"),
+                ("applyResult", "string"),
+                ("principal", "object"),
+                ("resource", "object"),
+                ("reviewedBy", "object"),
+                ("reviewedDateTime", "date"),
+            ]),
+        ),
+        (
+            "AccessReviewReviewer",
+            entity(&[
+                ("id", "id"),
+                ("displayName", "string"),
+                ("userPrincipalName", "string"),
+                ("createdDateTime", "date"),
+            ]),
+        ),
     ];
     for (name, schema) in entities {
         s.insert(name.into(), schema);
     }
-    for item in
-        ["Catalog", "AccessPackage", "Policy", "Request", "Assignment", "Approval", "User", "Group", "RoleAssignment"]
-    {
+    for item in [
+        "Catalog",
+        "AccessPackage",
+        "Policy",
+        "Request",
+        "Assignment",
+        "Approval",
+        "User",
+        "Group",
+        "RoleAssignment",
+        "AccessReviewScheduleDefinition",
+        "AccessReviewInstance",
+        "AccessReviewInstanceDecisionItem",
+        "AccessReviewReviewer",
+    ] {
         s.insert(format!("{item}Collection"), collection_of(item));
     }
     Value::Object(s)

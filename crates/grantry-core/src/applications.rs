@@ -29,6 +29,8 @@ pub const APPLICATION_PERMISSIONS: &[&str] = &[
     "Directory.Read.All",
     "Directory.ReadWrite.All",
     "Application.Read.All",
+    "AccessReview.Read.All",
+    "AccessReview.ReadWrite.All",
 ];
 
 #[derive(Debug, Clone)]

@@ -616,7 +616,21 @@ pub fn expire_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
         // The assignment was extended after this job was written: wait for the new end.
         return enqueue(c, JOB_EXPIRE, &a.id, end, json!({}));
     }
-    end_assignment(c, ctx.now, &mut a)?;
+    system_remove(c, ctx.now, &mut a, "The assignment reached the end of its schedule.", json!({})).map(|_| ())
+}
+
+/// Ends an active assignment the service itself removes (its schedule ran out, or an access
+/// review denied it), recorded as a delivered `systemRemove` request whose justification
+/// says why, so the memberships go and the history shows the reason. `detail` is added to
+/// the request's audit record.
+pub fn system_remove(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    a: &mut Assignment,
+    justification: &str,
+    detail: serde_json::Value,
+) -> Result<AssignmentRequest> {
+    end_assignment(c, now, a)?;
     let mut r = AssignmentRequest {
         id: ids::new_id(),
         request_type: RequestType::SystemRemove,
@@ -629,24 +643,22 @@ pub fn expire_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
         target_subject_id: a.target_subject_id.clone(),
         requestor_subject_id: None,
         created_by: SYSTEM_ACTOR.into(),
-        justification: Some("The assignment reached the end of its schedule.".into()),
+        justification: Some(justification.to_string()),
         answers: Vec::new(),
         schedule: Schedule::default(),
         is_validation_only: false,
-        created_date_time: ctx.now,
-        completed_date_time: Some(ctx.now),
+        created_date_time: now,
+        completed_date_time: Some(now),
         custom_extension_callout_instances: Vec::new(),
     };
     repo::insert(c, &r)?;
-    record(
-        c,
-        ctx.now,
-        "accessPackageAssignmentRequest",
-        &r.id,
-        "delivered",
-        json!({ "requestType": "systemRemove", "assignmentId": a.id }),
-    )?;
-    crate::callouts::fire_for_request(c, ctx.now, CustomExtensionStage::AssignmentRequestRemoved, &mut r)
+    let mut audit_detail = json!({ "requestType": "systemRemove", "assignmentId": a.id });
+    if let (Some(m), serde_json::Value::Object(extra)) = (audit_detail.as_object_mut(), detail) {
+        m.extend(extra);
+    }
+    record(c, now, "accessPackageAssignmentRequest", &r.id, "delivered", audit_detail)?;
+    crate::callouts::fire_for_request(c, now, CustomExtensionStage::AssignmentRequestRemoved, &mut r)?;
+    Ok(r)
 }
 
 /// Job kinds handled here, for the runner's table.

@@ -45,7 +45,8 @@ fn handler(kind: &str) -> Option<Handler> {
     match kind {
         _ => crate::delivery::handler(kind)
             .or_else(|| crate::approvals::handler(kind))
-            .or_else(|| crate::callouts::handler(kind)),
+            .or_else(|| crate::callouts::handler(kind))
+            .or_else(|| crate::reviews::handler(kind)),
     }
 }
 

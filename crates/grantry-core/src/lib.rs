@@ -28,6 +28,7 @@ pub mod rbac;
 pub mod related;
 pub mod requests;
 pub mod resources;
+pub mod reviews;
 pub mod webhooks;
 
 pub use app::App;

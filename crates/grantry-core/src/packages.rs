@@ -221,6 +221,9 @@ pub async fn delete_package(app: &App, caller: &Caller, id: &str) -> Result<()> 
                     ),
                 ));
             }
+            for policy in crate::policies::policies_for_package(c, &package.id)? {
+                crate::reviews::remove_for_policy(c, &policy.id)?;
+            }
             for sql in [
                 "DELETE FROM policies WHERE access_package_id = ?",
                 "DELETE FROM role_scopes WHERE access_package_id = ?",

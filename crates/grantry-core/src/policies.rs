@@ -134,6 +134,7 @@ pub async fn create_policy(
                 "customExtensionStageSettings",
             )?;
             repo::insert(c, &saved)?;
+            crate::reviews::sync_for_policy(c, saved.created_date_time, &saved)?;
             audit::record(
                 c,
                 AuditEvent {
@@ -293,6 +294,7 @@ pub async fn replace_policy(app: &App, caller: &Caller, id: &str, input: PolicyI
             if !repo::update(c, &saved)? {
                 return Err(Error::not_found("access package assignment policy", &saved.id));
             }
+            crate::reviews::sync_for_policy(c, saved.modified_date_time, &saved)?;
             audit::record(
                 c,
                 AuditEvent {
@@ -332,6 +334,7 @@ pub async fn delete_policy(app: &App, caller: &Caller, id: &str) -> Result<()> {
             if !repo::delete::<Policy>(c, &current.id)? {
                 return Err(Error::not_found("access package assignment policy", &current.id));
             }
+            crate::reviews::remove_for_policy(c, &current.id)?;
             audit::record(
                 c,
                 AuditEvent {

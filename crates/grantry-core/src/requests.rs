@@ -142,7 +142,7 @@ fn target_in_sets(c: &mut dyn Conn, sets: &[SubjectSet], target: &Target, reques
 }
 
 /// Whether the policy's scope admits `target` (not counting the admin-only exception).
-pub(crate) fn in_scope(
+pub fn in_scope(
     c: &mut dyn Conn,
     policy: &Policy,
     catalog: &Catalog,

@@ -14,6 +14,7 @@ pub mod extension;
 pub mod policy;
 pub mod render;
 pub mod request;
+pub mod review;
 pub mod wire;
 
 pub use body::Body;

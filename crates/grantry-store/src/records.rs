@@ -334,3 +334,52 @@ impl Record for AssignmentResourceRole {
         ]
     }
 }
+
+impl Record for ReviewDefinition {
+    const TABLE: &'static str = "review_definitions";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("policy_id", (&self.policy_id).into()),
+            ("catalog_id", (&self.catalog_id).into()),
+            ("display_name", (&self.display_name).into()),
+            ("status", self.status.as_str().into()),
+            ("created_us", self.created_date_time.into()),
+        ]
+    }
+}
+
+impl Record for ReviewInstance {
+    const TABLE: &'static str = "review_instances";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("definition_id", (&self.definition_id).into()),
+            ("catalog_id", (&self.catalog_id).into()),
+            ("occurrence", i64::from(self.occurrence).into()),
+            ("status", self.status.as_str().into()),
+            ("start_us", self.start_date_time.into()),
+            ("end_us", self.end_date_time.into()),
+        ]
+    }
+}
+
+impl Record for ReviewDecision {
+    const TABLE: &'static str = "review_decisions";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("instance_id", (&self.instance_id).into()),
+            ("assignment_id", (&self.assignment_id).into()),
+            ("principal_id", (&self.principal.id).into()),
+            ("decision", self.decision.as_str().into()),
+            ("apply_result", self.apply_result.as_str().into()),
+        ]
+    }
+}

@@ -17,6 +17,7 @@ mod packages;
 mod policies;
 mod rbac;
 mod requests;
+mod reviews;
 mod users;
 mod webhooks;
 
@@ -57,6 +58,7 @@ fn graph_routes() -> Router<AppState> {
         .merge(policies::routes())
         .merge(approvals::routes())
         .merge(applications::routes())
+        .merge(reviews::routes())
 }
 
 /// The operations of one Graph root, as `graph_routes()` serves them (for the OpenAPI
@@ -76,6 +78,7 @@ pub fn describe_graph() -> Vec<crate::openapi::RouteDoc> {
         policies::describe(),
         approvals::describe(),
         applications::describe(),
+        reviews::describe(),
     ]
     .concat()
 }

@@ -8,6 +8,7 @@ pub mod directory;
 pub mod extension;
 pub mod outbox;
 pub mod policy;
+pub mod review;
 pub mod schedule;
 pub mod webhook;
 
@@ -18,6 +19,7 @@ pub use directory::*;
 pub use extension::*;
 pub use outbox::*;
 pub use policy::*;
+pub use review::*;
 pub use schedule::*;
 pub use webhook::*;
 

@@ -29,6 +29,7 @@ pub const ALL_APP_ROLES: &[&str] = &[
     "GroupMember.ReadWrite.All",
     "RoleManagement.ReadWrite.Directory",
     "Directory.ReadWrite.All",
+    "AccessReview.ReadWrite.All",
 ];
 
 pub struct TestApp {

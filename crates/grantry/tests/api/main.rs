@@ -37,6 +37,7 @@ mod races;
 mod rbac;
 mod receiver;
 mod requests;
+mod reviews;
 mod shutdown;
 mod tls;
 mod users;

@@ -1,0 +1,511 @@
+//! Access reviews of access package assignments: definitions made by policies, runs opened
+//! on the development clock, reviewers' decisions and their effect on access.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const V1_AR: &str = "/v1.0/identityGovernance/accessReviews";
+const BETA_AR: &str = "/beta/identityGovernance/accessReviews";
+const REVIEWER_SCOPES: &[&str] = &["AccessReview.ReadWrite.All"];
+
+/// Creates an admin-only policy on the fixture's package with `review` as its v1.0
+/// `reviewSettings`; returns its id.
+async fn review_policy(app: &TestApp, f: &Fixture, review: Value) -> String {
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &em("v1.0", "assignmentPolicies"),
+            json!({
+                "displayName": "Reviewed access",
+                "allowedTargetScope": "notSpecified",
+                "accessPackage": { "id": f.package_id },
+                "expiration": { "type": "noExpiration" },
+                "reviewSettings": review,
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+/// Self-review every quarter from `start`, 14 days long, unanswered access removed.
+fn quarterly_self_review(start: chrono::DateTime<chrono::Utc>) -> Value {
+    json!({
+        "isEnabled": true,
+        "expirationBehavior": "removeAccess",
+        "isRecommendationEnabled": true,
+        "isReviewerJustificationRequired": true,
+        "isSelfReview": true,
+        "schedule": {
+            "startDateTime": start.to_rfc3339(),
+            "expiration": { "type": "afterDuration", "duration": "P14D" },
+            "recurrence": { "pattern": { "type": "absoluteMonthly", "interval": 3 }, "range": { "type": "noEnd" } }
+        },
+        "primaryReviewers": [],
+        "fallbackReviewers": []
+    })
+}
+
+/// An adminAdd through `policy_id`, delivered; returns the assignment id.
+async fn assign(app: &TestApp, f: &Fixture, policy_id: &str, user: &str) -> String {
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &em("v1.0", "assignmentRequests"),
+            json!({"requestType": "adminAdd", "assignment": {"targetId": user, "assignmentPolicyId": policy_id, "accessPackageId": f.package_id}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.drain().await;
+    let id = body["id"].as_str().unwrap();
+    let (_, r) = app.get(&app.admin, &em("v1.0", &format!("assignmentRequests/{id}?$expand=assignment"))).await;
+    assert_eq!(r["state"], "delivered", "{r}");
+    r["assignment"]["id"].as_str().unwrap().to_string()
+}
+
+/// Moves the development clock and runs what became due.
+async fn advance(app: &TestApp, duration: &str) {
+    let (status, body) = app.post(&app.admin, "/_grantry/clock/advance", json!({ "duration": duration })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain().await;
+}
+
+/// The definition of `policy_id`, found the way Graph documents it.
+async fn definition_of(app: &TestApp, policy_id: &str) -> Value {
+    let (status, list) = app
+        .get(
+            &app.admin,
+            &format!(
+                "{V1_AR}/definitions?$filter=contains(scope/microsoft.graph.accessReviewQueryScope/query, 'accessPackageAssignments')"
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["scope"]["query"].as_str().is_some_and(|q| q.contains(policy_id)))
+        .cloned()
+        .unwrap_or_else(|| panic!("no definition for policy {policy_id} in {list}"))
+}
+
+async fn instances(app: &TestApp, def_id: &str) -> Vec<Value> {
+    let (status, list) = app.get(&app.admin, &format!("{V1_AR}/definitions/{def_id}/instances")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list["value"].as_array().unwrap().clone()
+}
+
+async fn decisions(app: &TestApp, token: &str, def_id: &str, inst_id: &str, mine: bool) -> Vec<Value> {
+    let suffix = if mine { "/filterByCurrentUser(on='reviewer')" } else { "" };
+    let (status, list) =
+        app.get(token, &format!("{V1_AR}/definitions/{def_id}/instances/{inst_id}/decisions{suffix}")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list["value"].as_array().unwrap().clone()
+}
+
+fn item_of<'a>(items: &'a [Value], user: &str) -> &'a Value {
+    items.iter().find(|d| d["principal"]["id"] == user).unwrap_or_else(|| panic!("no item for {user}"))
+}
+
+#[tokio::test]
+async fn a_policy_with_review_settings_has_a_definition_in_both_dialects() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let start = app.now() + chrono::Duration::days(1);
+    let policy = review_policy(&app, &f, quarterly_self_review(start)).await;
+
+    let def = definition_of(&app, &policy).await;
+    let id = def["id"].as_str().unwrap().to_string();
+    assert_eq!(def["status"], "NotStarted", "{def}");
+    assert_eq!(def["scope"]["@odata.type"], "#microsoft.graph.accessReviewQueryScope");
+    assert_eq!(
+        def["scope"]["query"],
+        format!(
+            "/identityGovernance/entitlementManagement/accessPackageAssignments?$filter=(accessPackageId eq '{}' and assignmentPolicyId eq '{policy}')",
+            f.package_id
+        )
+    );
+    assert_eq!(def["reviewers"], json!([]), "a self-review has no reviewer scopes");
+    let settings = &def["settings"];
+    assert_eq!(settings["instanceDurationInDays"], 14);
+    assert_eq!(settings["recurrence"]["pattern"]["type"], "absoluteMonthly");
+    assert_eq!(settings["recurrence"]["pattern"]["interval"], 3);
+    assert_eq!(settings["recurrence"]["range"]["startDate"], start.date_naive().to_string());
+    assert_eq!(
+        (settings["defaultDecisionEnabled"].as_bool(), settings["defaultDecision"].as_str()),
+        (Some(true), Some("Deny"))
+    );
+    assert_eq!(settings["justificationRequiredOnApproval"], true);
+    assert_eq!(settings["autoApplyDecisionsEnabled"], true);
+    assert!(def.get("backupReviewers").is_none(), "v1.0 has no backupReviewers");
+    let (status, beta) = app.get(&app.admin, &format!("{BETA_AR}/definitions/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{beta}");
+    assert_eq!(beta["backupReviewers"], json!([]), "{beta}");
+    assert!(
+        beta["@odata.context"]
+            .as_str()
+            .unwrap()
+            .contains("/beta/$metadata#identityGovernance/accessReviews/definitions")
+    );
+    let (_, none) = app.get(&app.admin, &format!("{V1_AR}/definitions/{id}/instances")).await;
+    assert_eq!(none["value"], json!([]), "no run before the start");
+
+    // Creating the same review directly is refused, as in Entra.
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &format!("{V1_AR}/definitions"),
+            json!({ "displayName": "direct", "scope": def["scope"].clone(), "reviewers": [], "settings": def["settings"].clone() }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("is not supported"), "{body}");
+    let (_, still) = app.get(&app.admin, &format!("{V1_AR}/definitions")).await;
+    assert_eq!(still["value"].as_array().unwrap().len(), 1);
+
+    // Permissions: the token needs AccessReview.*; catalog roles see their catalogs' reviews.
+    let em_only = app.app_token(&["EntitlementManagement.ReadWrite.All"]);
+    let (status, body) = app.get(&em_only, &format!("{V1_AR}/definitions")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let reader = app.create_user("reader").await;
+    let outsider = app.create_user("outsider").await;
+    app.grant_catalog_role(&reader, CATALOG_READER, &f.catalog_id).await;
+    let reader_token = app.user_token(&reader, &["AccessReview.Read.All"]);
+    let outsider_token = app.user_token(&outsider, &["AccessReview.Read.All"]);
+    let (_, seen) = app.get(&reader_token, &format!("{V1_AR}/definitions")).await;
+    assert_eq!(seen["value"].as_array().unwrap().len(), 1, "{seen}");
+    let (_, unseen) = app.get(&outsider_token, &format!("{V1_AR}/definitions")).await;
+    assert_eq!(unseen["value"], json!([]), "{unseen}");
+    let (status, _) = app.get(&outsider_token, &format!("{V1_AR}/definitions/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) =
+        app.put(&reader_token, &format!("{V1_AR}/definitions/{id}"), json!({ "displayName": "renamed" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // PUT changes what the policy does not say; what it says must come back unchanged.
+    let mut put = def.clone();
+    put["displayName"] = json!("Quarterly recertification");
+    put["settings"]["autoApplyDecisionsEnabled"] = json!(false);
+    let (status, body) = app.put(&app.admin, &format!("{V1_AR}/definitions/{id}"), put.clone()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, got) = app.get(&app.admin, &format!("{V1_AR}/definitions/{id}")).await;
+    assert_eq!(
+        (got["displayName"].as_str(), got["settings"]["autoApplyDecisionsEnabled"].as_bool()),
+        (Some("Quarterly recertification"), Some(false))
+    );
+    put["settings"]["instanceDurationInDays"] = json!(3);
+    let (status, body) = app.put(&app.admin, &format!("{V1_AR}/definitions/{id}"), put).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "PolicyOwnedProperty");
+    assert_eq!(body["error"]["target"], "settings.instanceDurationInDays");
+
+    // The policy drives the definition: turning reviews off completes it; deleting the
+    // policy removes it.
+    let (_, p) = app.get(&app.admin, &em("v1.0", &format!("assignmentPolicies/{policy}"))).await;
+    let mut off = p.clone();
+    off["reviewSettings"]["isEnabled"] = json!(false);
+    let off = strip_annotations(off);
+    let (status, body) = app.put(&app.admin, &em("v1.0", &format!("assignmentPolicies/{policy}")), off).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, got) = app.get(&app.admin, &format!("{V1_AR}/definitions/{id}")).await;
+    assert_eq!(got["status"], "Completed", "{got}");
+    assert_eq!(got["displayName"], "Quarterly recertification", "the PUT survives a policy change");
+    let (status, _) = app.delete(&app.admin, &em("v1.0", &format!("assignmentPolicies/{policy}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.get(&app.admin, &format!("{V1_AR}/definitions/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+fn strip_annotations(mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.retain(|k, _| !k.starts_with("@odata"));
+    }
+    v
+}
+
+#[tokio::test]
+async fn quarterly_self_review_removes_denied_and_unanswered_access() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let start = app.now() + chrono::Duration::days(1);
+    let policy = review_policy(&app, &f, quarterly_self_review(start)).await;
+    let (keeper, leaver, silent, late) = (
+        app.create_user("keeper").await,
+        app.create_user("leaver").await,
+        app.create_user("silent").await,
+        app.create_user("late").await,
+    );
+    for u in [&keeper, &leaver, &silent] {
+        assign(&app, &f, &policy, u).await;
+        assert!(app.is_member(&f.group_id, u).await);
+    }
+    let def = definition_of(&app, &policy).await;
+    let def_id = def["id"].as_str().unwrap().to_string();
+
+    advance(&app, "P1D").await;
+    let runs = instances(&app, &def_id).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "InProgress");
+    let inst = runs[0]["id"].as_str().unwrap().to_string();
+    // Delivered during the run: joins the next one.
+    assign(&app, &f, &policy, &late).await;
+    let all = decisions(&app, &app.admin, &def_id, &inst, false).await;
+    assert_eq!(all.len(), 3, "one item per assignment active at the start: {all:?}");
+    let item = item_of(&all, &keeper);
+    assert_eq!(item["decision"], "NotReviewed");
+    assert_eq!(item["recommendation"], "Approve");
+    assert!(item["recommendation@grantry.basis"].as_str().unwrap().contains("enabled"), "{item}");
+    assert_eq!(item["resource"]["accessPackageId"], f.package_id);
+    assert_eq!(item["reviewedBy"]["id"], "00000000-0000-0000-0000-000000000000");
+
+    let token = |u: &str| app.user_token(u, REVIEWER_SCOPES);
+    let (keeper_t, leaver_t) = (token(&keeper), token(&leaver));
+    let mine = decisions(&app, &keeper_t, &def_id, &inst, true).await;
+    assert_eq!(mine.len(), 1, "a self-reviewer sees only their own item");
+    let keeper_item = mine[0]["id"].as_str().unwrap().to_string();
+    let leaver_item = item_of(&all, &leaver)["id"].as_str().unwrap().to_string();
+    let item_url = |x: &str| format!("{V1_AR}/definitions/{def_id}/instances/{inst}/decisions/{x}");
+
+    // The review asks for a reason to keep access.
+    let (status, body) = app.patch(&keeper_t, &item_url(&keeper_item), json!({ "decision": "Approve" })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["target"], "justification");
+    let (status, body) = app
+        .patch(
+            &keeper_t,
+            &item_url(&keeper_item),
+            json!({ "decision": "Approve", "justification": "Still on the team" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = app.patch(&leaver_t, &item_url(&leaver_item), json!({ "decision": "Deny" })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // Not a reviewer of that item: refused, nothing changed.
+    let (status, body) = app.patch(&leaver_t, &item_url(&keeper_item), json!({ "decision": "Deny" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = app.patch(&leaver_t, &item_url(&leaver_item), json!({ "decision": "Maybe" })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, got) = app.get(&app.admin, &item_url(&keeper_item)).await;
+    assert_eq!((got["decision"].as_str(), got["reviewedBy"]["id"].as_str()), (Some("Approve"), Some(keeper.as_str())));
+    assert_eq!(got["justification"], "Still on the team");
+
+    // The run ends: the unanswered item takes the default (deny), denials are applied.
+    advance(&app, "P14D").await;
+    let runs = instances(&app, &def_id).await;
+    assert_eq!(runs[0]["status"], "Applied", "{runs:?}");
+    let all = decisions(&app, &app.admin, &def_id, &inst, false).await;
+    assert_eq!(item_of(&all, &keeper)["decision"], "Approve");
+    assert_eq!(item_of(&all, &leaver)["decision"], "Deny");
+    assert_eq!(item_of(&all, &silent)["decision"], "Deny");
+    for u in [&leaver, &silent] {
+        assert_eq!(item_of(&all, u)["applyResult"], "AppliedSuccessfully");
+        assert!(item_of(&all, u)["appliedDateTime"].is_string());
+    }
+    assert!(app.is_member(&f.group_id, &keeper).await, "approved access is kept");
+    assert!(!app.is_member(&f.group_id, &leaver).await, "denied access is removed");
+    assert!(!app.is_member(&f.group_id, &silent).await, "unanswered access is removed by the default decision");
+    // The history says why: a systemRemove request per removal.
+    let (_, removals) =
+        app.get(&app.admin, &em("v1.0", "assignmentRequests?$filter=requestType eq 'systemRemove'")).await;
+    let removals = removals["value"].as_array().unwrap();
+    assert_eq!(removals.len(), 2, "{removals:?}");
+    assert!(
+        removals.iter().all(|r| r["justification"].as_str().unwrap().contains("denied in access review")),
+        "{removals:?}"
+    );
+    // Finished: no more decisions.
+    let (status, body) =
+        app.patch(&keeper_t, &item_url(&keeper_item), json!({ "decision": "Deny", "justification": "late" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // The next quarter reviews who has access then: the keeper and the late arrival.
+    let next = start + chrono::Months::new(3);
+    let wait = (next - app.now()).num_days() + 1;
+    advance(&app, &format!("P{wait}D")).await;
+    let runs = instances(&app, &def_id).await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let second = runs.iter().find(|r| r["id"] != inst.as_str()).unwrap();
+    let items = decisions(&app, &app.admin, &def_id, second["id"].as_str().unwrap(), false).await;
+    let mut who: Vec<&str> = items.iter().map(|d| d["principal"]["id"].as_str().unwrap()).collect();
+    who.sort();
+    let mut expected = vec![keeper.as_str(), late.as_str()];
+    expected.sort();
+    assert_eq!(who, expected);
+}
+
+#[tokio::test]
+async fn manager_review_with_fallback_and_applied_decisions() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let (managed, unmanaged, manager, fallback) = (
+        app.create_user("managed").await,
+        app.create_user("unmanaged").await,
+        app.create_user("manager").await,
+        app.create_user("fallback").await,
+    );
+    app.set_manager(&managed, &manager).await;
+    let start = app.now() + chrono::Duration::days(1);
+    let policy = review_policy(
+        &app,
+        &f,
+        json!({
+            "isEnabled": true,
+            "expirationBehavior": "keepAccess",
+            "isRecommendationEnabled": true,
+            "isReviewerJustificationRequired": false,
+            "isSelfReview": false,
+            "schedule": {
+                "startDateTime": start.to_rfc3339(),
+                "expiration": { "type": "afterDuration", "duration": "P7D" },
+                "recurrence": { "pattern": { "type": "absoluteMonthly", "interval": 1 }, "range": { "type": "noEnd" } }
+            },
+            "primaryReviewers": [{ "@odata.type": "#microsoft.graph.requestorManager", "managerLevel": 1 }],
+            "fallbackReviewers": [{ "@odata.type": "#microsoft.graph.singleUser", "userId": fallback }]
+        }),
+    )
+    .await;
+    let def = definition_of(&app, &policy).await;
+    let def_id = def["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        def["reviewers"],
+        json!([{ "query": "./manager", "queryType": "MicrosoftGraph", "queryRoot": "decisions" }])
+    );
+    assert_eq!(def["fallbackReviewers"][0]["query"], format!("/users/{fallback}"));
+    // Results are applied by hand for this series.
+    let mut put = def.clone();
+    put["settings"]["autoApplyDecisionsEnabled"] = json!(false);
+    let (status, body) = app.put(&app.admin, &format!("{V1_AR}/definitions/{def_id}"), put).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for u in [&managed, &unmanaged] {
+        assign(&app, &f, &policy, u).await;
+    }
+    advance(&app, "P1D").await;
+    let inst = instances(&app, &def_id).await[0]["id"].as_str().unwrap().to_string();
+    let base = format!("{V1_AR}/definitions/{def_id}/instances/{inst}");
+
+    let (manager_t, fallback_t) =
+        (app.user_token(&manager, REVIEWER_SCOPES), app.user_token(&fallback, REVIEWER_SCOPES));
+    let managers = decisions(&app, &manager_t, &def_id, &inst, true).await;
+    assert_eq!(managers.len(), 1);
+    assert_eq!(managers[0]["principal"]["id"], managed.as_str());
+    let fallbacks = decisions(&app, &fallback_t, &def_id, &inst, true).await;
+    assert_eq!(fallbacks.len(), 1, "the fallback reviews whoever has no manager");
+    assert_eq!(fallbacks[0]["principal"]["id"], unmanaged.as_str());
+    let (_, contacted) = app.get(&app.admin, &format!("{base}/contactedReviewers")).await;
+    let mut ids: Vec<&str> = contacted["value"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut expected = vec![manager.as_str(), fallback.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected, "{contacted}");
+    // The reviewer finds the run without any role.
+    let (status, mine) = app
+        .get(&manager_t, &format!("{V1_AR}/definitions/{def_id}/instances/filterByCurrentUser(on='reviewer')"))
+        .await;
+    assert_eq!((status, mine["value"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{mine}");
+
+    let (status, body) = app
+        .post(
+            &manager_t,
+            &format!("{base}/batchRecordDecisions"),
+            json!({ "decision": "Deny", "justification": "Moved teams", "principalId": managed }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = app.post(&fallback_t, &format!("{base}/acceptRecommendations"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let all = decisions(&app, &app.admin, &def_id, &inst, false).await;
+    assert_eq!(item_of(&all, &managed)["decision"], "Deny");
+    assert_eq!(item_of(&all, &unmanaged)["decision"], "Approve", "the recommendation was accepted");
+
+    // Reviewers cannot manage the run; applying needs a completed run.
+    let (status, body) = app.post(&manager_t, &format!("{base}/stop"), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = app.post(&app.admin, &format!("{base}/applyDecisions"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = app.post(&app.admin, &format!("{base}/sendReminder"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = app.post(&app.admin, &format!("{base}/stop"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.drain().await;
+    let (_, got) = app.get(&app.admin, &base).await;
+    assert_eq!(got["status"], "Completed", "{got}");
+    assert!(app.is_member(&f.group_id, &managed).await, "denied access stays until decisions are applied");
+    let (status, body) = app
+        .patch(
+            &manager_t,
+            &format!("{base}/decisions/{}", managers[0]["id"].as_str().unwrap()),
+            json!({ "decision": "Approve" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    let (status, body) = app.post(&app.admin, &format!("{base}/applyDecisions"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.drain().await;
+    let (_, got) = app.get(&app.admin, &base).await;
+    assert_eq!(got["status"], "Applied", "{got}");
+    assert!(!app.is_member(&f.group_id, &managed).await, "the denied assignment's membership is gone");
+    assert!(app.is_member(&f.group_id, &unmanaged).await);
+    let all = decisions(&app, &app.admin, &def_id, &inst, false).await;
+    assert_eq!(item_of(&all, &managed)["applyResult"], "AppliedSuccessfully");
+    assert_eq!(item_of(&all, &managed)["appliedBy"]["id"].as_str().map(str::len), Some(36));
+}
+
+#[tokio::test]
+async fn beta_quarterly_reviews_recur_over_most_of_a_year() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let start = app.now() + chrono::Duration::days(1);
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &em("beta", "accessPackageAssignmentPolicies"),
+            json!({
+                "displayName": "Quarterly",
+                "accessPackageId": f.package_id,
+                "requestorSettings": { "scopeType": "NoSubjects", "acceptRequests": true },
+                "accessReviewSettings": {
+                    "isEnabled": true,
+                    "recurrenceType": "quarterly",
+                    "reviewerType": "Self",
+                    "startDateTime": start.to_rfc3339(),
+                    "durationInDays": 7,
+                    "reviewers": []
+                }
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let policy = body["id"].as_str().unwrap().to_string();
+    let user = app.create_user("steady").await;
+    assign(&app, &f, &policy, &user).await;
+    let def = definition_of(&app, &policy).await;
+    let def_id = def["id"].as_str().unwrap();
+    assert_eq!(def["settings"]["recurrence"]["pattern"]["interval"], 3);
+
+    advance(&app, "P300D").await;
+    let runs = instances(&app, def_id).await;
+    // Starts at +0, +3, +6 and +9 months, each a week long and over.
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    assert!(runs.iter().all(|r| r["status"] == "Applied"), "{runs:?}");
+    for r in &runs {
+        let items = decisions(&app, &app.admin, def_id, r["id"].as_str().unwrap(), false).await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["decision"], "NotReviewed", "keep access when nobody answers (no default)");
+    }
+    assert!(app.is_member(&f.group_id, &user).await);
+    let (status, beta_items) = app
+        .get(
+            &app.user_token(&user, REVIEWER_SCOPES),
+            &format!("{BETA_AR}/decisions/filterByCurrentUser(on='reviewer')"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{beta_items}");
+    let beta_items = beta_items["value"].as_array().unwrap();
+    assert_eq!(beta_items.len(), 4);
+    assert_eq!(beta_items[0]["target"]["userId"], user.as_str(), "beta items carry their target");
+    let (_, next) = app.get(&app.admin, &format!("{V1_AR}/definitions/{def_id}")).await;
+    assert_eq!(next["status"], "InProgress");
+}
