@@ -303,12 +303,113 @@ async def flow_beta(server: Server, admin_token: str, compress_with=None) -> Non
     check(len(mine) == 1 and mine[0].assignment_state == "Delivered", "beta assignment is Delivered with targetId")
 
 
+async def flow_reviews(server: Server, admin_token: str) -> None:
+    """An access review through the v1.0 SDK: a policy with a quarterly self-review, the run
+    it opens on the development clock, the assignee's own decision, and the removal of the
+    denied assignment when an administrator stops the run."""
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.identity_governance.access_reviews.definitions.definitions_request_builder import (
+        DefinitionsRequestBuilder,
+    )
+    from msgraph.generated.models.access_review_instance_decision_item import AccessReviewInstanceDecisionItem
+    from msgraph.generated.models.access_review_instance_decision_item_access_package_assignment_policy_resource import (
+        AccessReviewInstanceDecisionItemAccessPackageAssignmentPolicyResource,
+    )
+    from msgraph.generated.models.access_review_query_scope import AccessReviewQueryScope
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    import datetime as dt
+
+    print("v1.0 SDK, access reviews:")
+    em = "/v1.0/identityGovernance/entitlementManagement"
+    user = server.call("POST", "/v1.0/users", admin_token, {"displayName": "Nestor Wilke", "userPrincipalName": "nestor@contoso.com"})
+    catalog = server.call("POST", f"{em}/catalogs", admin_token, {"displayName": "Reviewed"})
+    package = server.call("POST", f"{em}/accessPackages", admin_token, {"displayName": "Reviewed access", "catalog": {"id": catalog["id"]}})
+    now = dt.datetime.fromisoformat(server.call("GET", "/_grantry/clock", admin_token)["now"].replace("Z", "+00:00"))
+    start = (now + dt.timedelta(days=1)).isoformat()
+    policy = server.call(
+        "POST",
+        f"{em}/assignmentPolicies",
+        admin_token,
+        {
+            "displayName": "Reviewed quarterly",
+            "allowedTargetScope": "notSpecified",
+            "expiration": {"type": "noExpiration"},
+            "accessPackage": {"id": package["id"]},
+            "reviewSettings": {
+                "isEnabled": True,
+                "isSelfReview": True,
+                "expirationBehavior": "keepAccess",
+                "isReviewerJustificationRequired": True,
+                "schedule": {
+                    "startDateTime": start,
+                    "expiration": {"type": "afterDuration", "duration": "P14D"},
+                    "recurrence": {"pattern": {"type": "absoluteMonthly", "interval": 3}, "range": {"type": "noEnd"}},
+                },
+            },
+        },
+    )
+    server.call(
+        "POST",
+        f"{em}/assignmentRequests",
+        admin_token,
+        {"requestType": "adminAdd", "assignment": {"targetId": user["id"], "assignmentPolicyId": policy["id"], "accessPackageId": package["id"]}},
+    )
+    server.call("POST", "/_grantry/clock/advance", admin_token, {"duration": "PT0S"})
+
+    admin = client_for("v1.0", f"{server.base}/v1.0", admin_token).identity_governance.access_reviews
+    qp = DefinitionsRequestBuilder.DefinitionsRequestBuilderGetQueryParameters(
+        filter="contains(scope/microsoft.graph.accessReviewQueryScope/query, 'accessPackageAssignments')"
+    )
+    defs = await admin.definitions.get(request_configuration=RequestConfiguration(query_parameters=qp))
+    check(defs is not None and len(defs.value) == 1, "definitions.get with the documented $filter finds the policy's review")
+    d = defs.value[0]
+    check(isinstance(d.scope, AccessReviewQueryScope) and policy["id"] in d.scope.query, "its scope is a query scope naming the policy")
+    check(d.settings.instance_duration_in_days == 14 and d.settings.recurrence.pattern.interval == 3, "settings: 14 days, every 3 months")
+
+    server.call("POST", "/_grantry/clock/advance", admin_token, {"duration": "P1D"})
+    runs = await admin.definitions.by_access_review_schedule_definition_id(d.id).instances.get()
+    check(runs is not None and len(runs.value) == 1 and runs.value[0].status == "InProgress", "a day later one run is in progress")
+    run = admin.definitions.by_access_review_schedule_definition_id(d.id).instances.by_access_review_instance_id(runs.value[0].id)
+
+    nestor = server.token("--user", "nestor@contoso.com", "--scopes", "AccessReview.ReadWrite.All")
+    mine_ar = client_for("v1.0", f"{server.base}/v1.0", nestor).identity_governance.access_reviews
+    my_run = mine_ar.definitions.by_access_review_schedule_definition_id(d.id).instances.by_access_review_instance_id(runs.value[0].id)
+    mine = await my_run.decisions.filter_by_current_user_with_on("reviewer").get()
+    check(mine is not None and len(mine.value) == 1, "the assignee finds their own item with filterByCurrentUser(on='reviewer')")
+    item = mine.value[0]
+    check(item.principal.id == user["id"] and item.decision == "NotReviewed", "the item names the assignee, not reviewed yet")
+    check(
+        isinstance(item.resource, AccessReviewInstanceDecisionItemAccessPackageAssignmentPolicyResource)
+        and item.resource.access_package_id == package["id"],
+        "its resource is the access package assignment policy",
+    )
+    try:
+        await my_run.decisions.by_access_review_instance_decision_item_id(item.id).patch(AccessReviewInstanceDecisionItem(decision="Approve"))
+        check(False, "approving without a justification raises")
+    except ODataError as e:
+        check(e.response_status_code == 400, "approving without the required justification -> 400")
+    await my_run.decisions.by_access_review_instance_decision_item_id(item.id).patch(
+        AccessReviewInstanceDecisionItem(decision="Deny", justification="I no longer need it")
+    )
+    got = await run.decisions.by_access_review_instance_decision_item_id(item.id).get()
+    check(got.decision == "Deny" and got.reviewed_by.id == user["id"], "the decision reads back with reviewedBy")
+
+    await run.stop.post()
+    server.call("POST", "/_grantry/clock/advance", admin_token, {"duration": "PT0S"})
+    ended = await run.get()
+    check(ended.status == "Applied", f"stopped and applied (status={ended.status})")
+    got = await run.decisions.by_access_review_instance_decision_item_id(item.id).get()
+    check(got.apply_result == "AppliedSuccessfully", "the denial was applied")
+    assignments = server.call("GET", f"{em}/assignments?$filter=accessPackage/id eq '{package['id']}'".replace(" ", "%20"), admin_token)
+    check([a["state"] for a in assignments["value"]] == ["expired"], "the denied assignment has ended")
+
+
 def main() -> int:
     binary = os.environ.get("GRANTRY_BIN")
     if not binary or not os.path.exists(binary):
         print("GRANTRY_BIN must name the grantry binary", file=sys.stderr)
         return 2
-    roles = "EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,GroupMember.ReadWrite.All"
+    roles = "EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,GroupMember.ReadWrite.All,AccessReview.ReadWrite.All"
     # The same flows twice, each on a fresh server: as the Python SDK sends requests, then
     # with every request body gzip-compressed as the Go SDK sends them.
     for compressed in (False, True):
@@ -318,6 +419,8 @@ def main() -> int:
             handler = gzip_request_bodies_handler() if compressed else None
             asyncio.run(flow_v1(server, admin, handler))
             asyncio.run(flow_beta(server, admin, handler))
+            if not compressed:
+                asyncio.run(flow_reviews(server, admin))
             if handler is not None:
                 check(handler.compressed >= 8, f"{handler.compressed} request bodies were sent gzip-compressed")
                 check(handler.refused == 0, f"no compressed body was refused with 415 ({handler.refused} were)")
