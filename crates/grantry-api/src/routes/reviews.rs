@@ -73,8 +73,8 @@ fn decisions_set(d: &str, i: &str) -> String {
     format!("{AR}/definitions('{d}')/instances('{i}')/decisions")
 }
 
-fn listed(s: &AppState, d: Dialect, set: &str, items: Vec<Value>, from: Listed<()>, q: &RawQuery) -> Response {
-    respond::listed(s, d, set, Listed { items, next: from.next, count: from.count }, q)
+fn listed<T: serde::Serialize>(s: &AppState, d: Dialect, set: &str, page: Listed<T>, q: &RawQuery) -> Response {
+    respond::collection(s, d, set, page, q)
 }
 
 async fn list_definitions(
@@ -84,8 +84,7 @@ async fn list_definitions(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let page = reviews::list_definitions(&s.app, &caller, options(&q)?).await?;
-    let items = page.items.iter().map(|x| wire::to_json(&wire::definition(x, d))).collect();
-    Ok(listed(&s, d, &definitions_set(), items, page.map(|_| ()), &q))
+    Ok(listed(&s, d, &definitions_set(), page.map(|x| wire::definition(&x, d)), &q))
 }
 
 async fn my_definitions(
@@ -97,8 +96,8 @@ async fn my_definitions(
 ) -> ApiResult<Response> {
     parse_reviewer(&args)?;
     let page = reviews::list_my_definitions(&s.app, &caller, options(&q)?).await?;
-    let items = page.items.iter().map(|x| wire::to_json(&wire::definition(x, d))).collect();
-    Ok(listed(&s, d, "Collection(microsoft.graph.accessReviewScheduleDefinition)", items, page.map(|_| ()), &q))
+    let set = "Collection(microsoft.graph.accessReviewScheduleDefinition)";
+    Ok(listed(&s, d, set, page.map(|x| wire::definition(&x, d)), &q))
 }
 
 /// Access package reviews are created through the policy, as in Entra: a direct create
@@ -133,7 +132,7 @@ async fn get_definition(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let def = reviews::get_definition(&s.app, &caller, &id).await?;
-    Ok(respond::entity(&s, d, &definitions_set(), wire::to_json(&wire::definition(&def, d))))
+    Ok(respond::entity(&s, d, &definitions_set(), wire::definition(&def, d)))
 }
 
 /// Whether everything `sent` says is what `current` already is (annotations aside).
@@ -251,8 +250,7 @@ async fn instances(
 ) -> ApiResult<Response> {
     let def = reviews::get_definition(&s.app, caller, def_id).await?;
     let page = reviews::list_instances(&s.app, caller, &def.id, options(q)?, only_mine).await?;
-    let items = page.items.iter().map(|x| wire::to_json(&wire::instance(x, &def, d))).collect();
-    Ok(listed(s, d, &instances_set(&def.id), items, page.map(|_| ()), q))
+    Ok(listed(s, d, &instances_set(&def.id), page.map(|x| wire::instance(&x, &def, d)), q))
 }
 
 async fn list_instances(
@@ -284,7 +282,7 @@ async fn get_instance(
 ) -> ApiResult<Response> {
     let def = reviews::get_definition(&s.app, &caller, &def_id).await?;
     let inst = reviews::get_instance(&s.app, &caller, &def.id, &inst_id).await?;
-    Ok(respond::entity(&s, d, &instances_set(&def.id), wire::to_json(&wire::instance(&inst, &def, d))))
+    Ok(respond::entity(&s, d, &instances_set(&def.id), wire::instance(&inst, &def, d)))
 }
 
 async fn decisions(
@@ -297,12 +295,11 @@ async fn decisions(
 ) -> ApiResult<Response> {
     let page = reviews::list_decisions(&s.app, caller, def_id, inst_id, options(q)?, only_mine).await?;
     let base = &s.config.public_base_url;
-    let items = page.items.iter().map(|x| wire::to_json(&wire::decision(x, d, base))).collect();
     let set = match page.items.first() {
         Some(x) => decisions_set(&x.definition_id, &x.instance_id),
         None => decisions_set(def_id, inst_id),
     };
-    Ok(listed(s, d, &set, items, page.map(|_| ()), q))
+    Ok(listed(s, d, &set, page.map(|x| wire::decision(&x, d, base)), q))
 }
 
 async fn list_decisions(
@@ -334,7 +331,7 @@ async fn get_decision(
 ) -> ApiResult<Response> {
     let item = reviews::get_decision(&s.app, &caller, &def_id, &inst_id, &x).await?;
     let set = decisions_set(&item.definition_id, &item.instance_id);
-    Ok(respond::entity(&s, d, &set, wire::to_json(&wire::decision(&item, d, &s.config.public_base_url))))
+    Ok(respond::entity(&s, d, &set, wire::decision(&item, d, &s.config.public_base_url)))
 }
 
 /// Reads `{decision, justification, principalId, resourceId}`.
@@ -424,9 +421,8 @@ async fn my_decisions_everywhere(
     parse_reviewer(&args)?;
     let page = reviews::list_my_decisions_everywhere(&s.app, &caller, options(&q)?).await?;
     let base = &s.config.public_base_url;
-    let items = page.items.iter().map(|x| wire::to_json(&wire::decision(x, d, base))).collect();
     let set = "Collection(microsoft.graph.accessReviewInstanceDecisionItem)";
-    Ok(listed(&s, d, set, items, page.map(|_| ()), &q))
+    Ok(listed(&s, d, set, page.map(|x| wire::decision(&x, d, base)), &q))
 }
 
 async fn list_contacted(
@@ -438,9 +434,9 @@ async fn list_contacted(
 ) -> ApiResult<Response> {
     q.page()?;
     let people = reviews::contacted_reviewers(&s.app, &caller, &def_id, &inst_id).await?;
-    let items = people.iter().map(|r| wire::to_json(&wire::contacted_reviewer(r))).collect();
+    let items: Vec<_> = people.iter().map(wire::contacted_reviewer).collect();
     let set = format!("{AR}/definitions('{def_id}')/instances('{inst_id}')/contactedReviewers");
-    Ok(respond::collection(&s, d, &set, items, None, &q, None))
+    Ok(listed(&s, d, &set, Listed { items, next: None, count: None }, &q))
 }
 
 /// The instance actions: `stop`, `applyDecisions`, `resetDecisions`,

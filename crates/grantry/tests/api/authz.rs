@@ -20,6 +20,7 @@ const DELEGATED_SCOPES: &[&str] = &[
     "User.ReadWrite.All",
     "Group.ReadWrite.All",
     "RoleManagement.ReadWrite.Directory",
+    "AccessReview.ReadWrite.All",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +160,15 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("audit.list", "GET /_grantry/audit",                                         "U F F F F F F F F F A A A F"),
     ("requests.userRemove", "POST assignmentRequests userRemove of a new assignment of the requestor", "U A N N N N F F F F F F F F"),
     ("requests.adminRemove", "POST assignmentRequests adminRemove of a new assignment of the requestor", "U F N N N N A F A A A F A F"),
+    ("reviews.definitions.list", "GET accessReviews/definitions (review D listed?)",  "U H H H H A A A A A A F F F"),
+    ("reviews.definitions.get", "GET accessReviews/definitions/{D}",               "U N N N N A A A A A A F F F"),
+    ("reviews.definitions.create", "POST accessReviews/definitions with an access package scope", "U B B B B B B B B B B F F F"),
+    ("reviews.instances.list", "GET definitions/{D}/instances (run listed?)",      "U N N N N A A A A A A F F F"),
+    ("reviews.decisions.list", "GET definitions/{D}/instances/{run}/decisions (requestor's item listed?)", "U N N N N A A A A A A F F F"),
+    ("reviews.decisions.filterByCurrentUser", "GET …/decisions/filterByCurrentUser(on='reviewer') (item listed?)", "U N N N N A H H H H H F F F"),
+    ("reviews.decide", "PATCH …/decisions/{requestor's item} (the manager reviews)", "U N N N N A F F F F F F F F"),
+    ("reviews.sendReminder", "POST …/instances/{run}/sendReminder",                "U N N N N F A F A F A F F F"),
+    ("reviews.stop", "POST …/instances/{run}/stop",                                "U N N N N F A F A F A F F F"),
 ];
 
 /// What one scenario server holds.
@@ -192,6 +202,9 @@ struct Scenario {
     broken_pkg: Fixture,
     /// An assignment in catalog B.
     outside_assignment: String,
+    /// A manager review (the requestor's manager reviews) of the requestor's assignment of
+    /// its own package in catalog A: the definition, its open run and the requestor's item.
+    review: (String, String, String),
 }
 
 fn user_set(id: &str) -> SubjectSet {
@@ -270,6 +283,62 @@ impl TestApp {
     }
 
     /// `user` asks for `package` through `policy` (self-service); returns the request id.
+    /// A package of catalog A whose policy has a monthly manager review, the requestor
+    /// assigned through it, and the review's first run open; returns (definition, run, item).
+    async fn open_review(&self, f: &Fixture, requestor: &str) -> (String, String, String) {
+        let pkg = self.add_package_to(f, "Reviewed").await;
+        let start = self.now() + chrono::Duration::minutes(1);
+        let (status, body) = self
+            .post(
+                &self.admin,
+                &em("v1.0", "assignmentPolicies"),
+                json!({
+                    "displayName": "Reviewed monthly", "allowedTargetScope": "notSpecified",
+                    "expiration": { "type": "noExpiration" }, "accessPackage": { "id": pkg.package_id },
+                    "reviewSettings": {
+                        "isEnabled": true, "isSelfReview": false, "expirationBehavior": "keepAccess",
+                        "isReviewerJustificationRequired": false,
+                        "schedule": {
+                            "startDateTime": start.to_rfc3339(),
+                            "expiration": { "type": "afterDuration", "duration": "P14D" },
+                            "recurrence": { "pattern": { "type": "absoluteMonthly", "interval": 1 }, "range": { "type": "noEnd" } }
+                        },
+                        "primaryReviewers": [{ "@odata.type": "#microsoft.graph.requestorManager", "managerLevel": 1 }]
+                    }
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let policy = body["id"].as_str().unwrap().to_string();
+        let (status, body) = self
+            .post(
+                &self.admin,
+                &reqs(),
+                json!({"requestType": "adminAdd", "assignment": {"targetId": requestor, "assignmentPolicyId": policy, "accessPackageId": pkg.package_id}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = self.post(&self.admin, "/_grantry/clock/advance", json!({ "duration": "PT2M" })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        self.drain().await;
+        let ar = "/v1.0/identityGovernance/accessReviews/definitions";
+        let (_, defs) = self.get(&self.admin, ar).await;
+        let def = defs["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["scope"]["query"].as_str().is_some_and(|q| q.contains(&policy)))
+            .unwrap_or_else(|| panic!("no definition: {defs}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, runs) = self.get(&self.admin, &format!("{ar}/{def}/instances")).await;
+        let run = runs["value"][0]["id"].as_str().unwrap_or_else(|| panic!("no run: {runs}")).to_string();
+        let (_, items) = self.get(&self.admin, &format!("{ar}/{def}/instances/{run}/decisions")).await;
+        let item = items["value"][0]["id"].as_str().unwrap_or_else(|| panic!("no item: {items}")).to_string();
+        (def, run, item)
+    }
+
     async fn user_request(&self, user: &str, package: &str, policy: &str) -> String {
         let token = self.user_token(user, SUBJECT_SCOPES);
         let (status, r) = self
@@ -380,6 +449,7 @@ async fn scenario(app: &TestApp) -> Scenario {
 
     let outsider = app.create_user("outsider").await;
     let (_, outside_assignment) = app.admin_assign(&g, &outsider).await;
+    let review = app.open_review(&f, &requestor).await;
     Scenario {
         f,
         g,
@@ -402,6 +472,7 @@ async fn scenario(app: &TestApp) -> Scenario {
         cancel_pkg,
         broken_pkg,
         outside_assignment,
+        review,
     }
 }
 
@@ -782,6 +853,44 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
         "devclock.get" => with_none(app.get(t, "/_grantry/clock").await),
         "devclock.advance" => with_none(app.post(t, "/_grantry/clock/advance", json!({"duration": "PT1S"})).await),
         "audit.list" => with_none(app.get(t, "/_grantry/audit").await),
+        op if op.starts_with("reviews.") => {
+            let (def, run, item) = &sc.review;
+            let ar = "/v1.0/identityGovernance/accessReviews/definitions";
+            let runs = format!("{ar}/{def}/instances");
+            let decisions = format!("{runs}/{run}/decisions");
+            match op {
+                "reviews.definitions.list" => {
+                    let (s, b) = app.get(t, ar).await;
+                    (s, b, Some(def.clone()))
+                }
+                "reviews.definitions.get" => with_none(app.get(t, &format!("{ar}/{def}")).await),
+                "reviews.definitions.create" => {
+                    let (_, d) = app.get(&app.admin, &format!("{ar}/{def}")).await;
+                    with_none(
+                        app.post(t, ar, json!({"displayName": "direct", "scope": d["scope"], "reviewers": [], "settings": d["settings"]}))
+                            .await,
+                    )
+                }
+                "reviews.instances.list" => {
+                    let (s, b) = app.get(t, &runs).await;
+                    (s, b, Some(run.clone()))
+                }
+                "reviews.decisions.list" => {
+                    let (s, b) = app.get(t, &decisions).await;
+                    (s, b, Some(item.clone()))
+                }
+                "reviews.decisions.filterByCurrentUser" => {
+                    let (s, b) = app.get(t, &format!("{decisions}/filterByCurrentUser(on='reviewer')")).await;
+                    (s, b, Some(item.clone()))
+                }
+                "reviews.decide" => {
+                    with_none(app.patch(t, &format!("{decisions}/{item}"), json!({"decision": "Approve", "justification": "still needed"})).await)
+                }
+                "reviews.sendReminder" => with_none(app.post(t, &format!("{runs}/{run}/sendReminder"), json!({})).await),
+                "reviews.stop" => with_none(app.post(t, &format!("{runs}/{run}/stop"), json!({})).await),
+                other => panic!("no such operation {other}"),
+            }
+        }
         other => panic!("no such operation {other}"),
     };
     (status, body, item)

@@ -509,3 +509,130 @@ async fn beta_quarterly_reviews_recur_over_most_of_a_year() {
     let (_, next) = app.get(&app.admin, &format!("{V1_AR}/definitions/{def_id}")).await;
     assert_eq!(next["status"], "InProgress");
 }
+
+#[tokio::test]
+async fn a_run_ending_after_a_restart_removes_access_once() {
+    let mut app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let start = app.now() + chrono::Duration::days(1);
+    let policy = review_policy(&app, &f, quarterly_self_review(start)).await;
+    let user = app.create_user("leaving").await;
+    assign(&app, &f, &policy, &user).await;
+    let def_id = definition_of(&app, &policy).await["id"].as_str().unwrap().to_string();
+    advance(&app, "P1D").await;
+    let inst = instances(&app, &def_id).await[0]["id"].as_str().unwrap().to_string();
+
+    app.restart().await;
+    let runs = instances(&app, &def_id).await;
+    assert_eq!(
+        (runs.len(), runs[0]["status"].as_str()),
+        (1, Some("InProgress")),
+        "the restart changes nothing by itself"
+    );
+    // Nobody answers: the default decision (deny) removes the access when the run ends.
+    advance(&app, "P14D").await;
+    advance(&app, "P1D").await;
+    let runs = instances(&app, &def_id).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "Applied");
+    let items = decisions(&app, &app.admin, &def_id, &inst, false).await;
+    assert_eq!(
+        (items[0]["decision"].as_str(), items[0]["applyResult"].as_str()),
+        (Some("Deny"), Some("AppliedSuccessfully"))
+    );
+    assert!(!app.is_member(&f.group_id, &user).await);
+    let (_, removals) =
+        app.get(&app.admin, &em("v1.0", "assignmentRequests?$filter=requestType eq 'systemRemove'")).await;
+    assert_eq!(removals["value"].as_array().unwrap().len(), 1, "removed once: {removals}");
+}
+
+#[tokio::test]
+async fn a_run_of_many_assignments_is_opened_and_applied_in_batches() {
+    use grantry_domain::enums::{AssignmentState, SubjectLifecycle, SubjectType, UserType};
+    use grantry_domain::model::{Assignment, Schedule, Subject, User};
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let start = app.now() + chrono::Duration::days(1);
+    let policy = review_policy(&app, &f, quarterly_self_review(start)).await;
+    // More assignments than one job run handles (reviews::CHUNK), written directly.
+    let n = grantry_core::reviews::CHUNK * 2 + 17;
+    let (fx, pid, now) = (f.clone(), policy.clone(), app.now());
+    app.seed(move |c| {
+        for i in 0..n {
+            let uid = grantry_domain::ids::new_id();
+            let sid = grantry_domain::ids::new_id();
+            grantry_store::repo::insert(
+                c,
+                &User {
+                    id: uid.clone(),
+                    display_name: format!("bulk {i}"),
+                    user_principal_name: format!("bulk{i}@contoso.com"),
+                    mail: None,
+                    given_name: None,
+                    surname: None,
+                    job_title: None,
+                    department: None,
+                    mail_nickname: None,
+                    user_type: UserType::Member,
+                    account_enabled: true,
+                    manager_id: None,
+                    external_user_state: None,
+                    created_date_time: now,
+                },
+            )?;
+            grantry_store::repo::insert(
+                c,
+                &Subject {
+                    id: sid.clone(),
+                    object_id: Some(uid),
+                    email: None,
+                    display_name: Some(format!("bulk {i}")),
+                    principal_name: Some(format!("bulk{i}@contoso.com")),
+                    subject_type: SubjectType::User,
+                    subject_lifecycle: SubjectLifecycle::Governed,
+                    connected_organization_id: None,
+                    created_date_time: now,
+                },
+            )?;
+            grantry_store::repo::insert(
+                c,
+                &Assignment {
+                    id: grantry_domain::ids::new_id(),
+                    access_package_id: fx.package_id.clone(),
+                    catalog_id: fx.catalog_id.clone(),
+                    policy_id: pid.clone(),
+                    target_subject_id: sid,
+                    state: AssignmentState::Delivered,
+                    status: "Delivered".into(),
+                    schedule: Schedule::default(),
+                    answers: vec![],
+                    is_extended: false,
+                    expired_date_time: None,
+                    created_date_time: now,
+                    custom_extension_callout_instances: vec![],
+                },
+            )?;
+        }
+        Ok(())
+    })
+    .await;
+    let def_id = definition_of(&app, &policy).await["id"].as_str().unwrap().to_string();
+    advance(&app, "P1D").await;
+    let inst = instances(&app, &def_id).await[0]["id"].as_str().unwrap().to_string();
+    let (_, counted) = app
+        .get(&app.admin, &format!("{V1_AR}/definitions/{def_id}/instances/{inst}/decisions?$count=true&$top=1"))
+        .await;
+    assert_eq!(counted["@odata.count"].as_u64(), Some(n as u64), "every assignment has its item: {counted}");
+    advance(&app, "P14D").await;
+    let (_, applied) = app
+        .get(
+            &app.admin,
+            &format!("{V1_AR}/definitions/{def_id}/instances/{inst}/decisions?$filter=applyResult eq 'AppliedSuccessfully'&$count=true&$top=1"),
+        )
+        .await;
+    assert_eq!(applied["@odata.count"].as_u64(), Some(n as u64), "{applied}");
+    let active: i64 = app
+        .read(move |c| grantry_store::repo::count(c, "assignments", "policy_id = ? AND active = 1", &[policy.into()]))
+        .await;
+    assert_eq!(active, 0);
+}
