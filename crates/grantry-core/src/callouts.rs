@@ -313,8 +313,61 @@ fn set_instance(instances: &mut [Value], id: &str, status: &str, detail: &str) {
     }
 }
 
+/// The `Stage` of the call Entra makes when an extension is created, to check that its
+/// endpoint answers (integrations reference §2.5); receivers answer 2xx and do nothing.
+pub const CONNECTION_TEST_STAGE: &str = "CustomExtensionConnectionTest";
+
+/// Writes the connection-test call of a newly created extension that Grantry can call
+/// (an `httpRequestEndpoint`): signed and authenticated like every callout, tried once, its
+/// outcome recorded in the audit trail. It changes nothing else.
+pub(crate) fn connection_test(c: &mut dyn Conn, now: DateTime<Utc>, extension: &CustomExtension) -> Result<()> {
+    let Some(url) = extension.target_url() else { return Ok(()) };
+    let id = ids::new_id();
+    let (timeout_ms, _) = client_settings(extension);
+    let message = OutboxMessage::pending(
+        id.clone(),
+        OutboxKind::Callout,
+        extension.id.clone(),
+        url.to_string(),
+        SignedBy::CustomExtension(extension.id.clone()),
+        json!({
+            "Stage": CONNECTION_TEST_STAGE,
+            "CustomExtensionStageInstanceId": id,
+            "CustomExtensionId": extension.id,
+            "AccessPackageCatalog": { "Id": extension.catalog_id },
+        }),
+        now,
+    )
+    .with_limits(timeout_ms, 1)
+    .with_context(json!({ "connectionTest": true, "customExtensionId": extension.id }));
+    outbox::enqueue(c, &message)
+}
+
+/// Records a connection test's outcome in the audit trail.
+fn after_connection_test(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+    let extension_id = m.context["customExtensionId"].as_str().unwrap_or_default();
+    let (action, detail) = match attempt {
+        Attempt::Delivered { status, .. } => ("connectionTestSucceeded", format!("The endpoint answered {status}.")),
+        Attempt::Retry { error, .. } | Attempt::Refused { error, .. } => ("connectionTestFailed", error.clone()),
+    };
+    audit::record(
+        c,
+        AuditEvent {
+            at: now,
+            actor_id: None,
+            entity_type: "customCalloutExtension",
+            entity_id: extension_id,
+            action,
+            detail: json!({ "detail": detail, "httpStatus": m.last_status }),
+        },
+    )
+}
+
 /// Records a callout's delivery (or its failure) on its instance and in the audit trail.
 pub(crate) fn after_delivery(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+    if m.context.get("connectionTest").and_then(Value::as_bool) == Some(true) {
+        return after_connection_test(c, m, attempt, now);
+    }
     let Ok(ctx) = serde_json::from_value::<CalloutContext>(m.context.clone()) else { return Ok(()) };
     let waiting = match &ctx.request_id {
         Some(rid) => repo::get::<AssignmentRequest>(c, rid)?.is_some_and(|r| r.status == WAITING_FOR_CALLBACK),

@@ -128,9 +128,11 @@ pub async fn create_extension(
                         "type": saved.kind.type_name(),
                     }),
                 },
-            )
+            )?;
+            crate::callouts::connection_test(c, now, &saved)
         })
         .await?;
+    app.outbox_signal.notify_one();
     Ok(extension)
 }
 

@@ -787,3 +787,43 @@ async fn a_workflow_names_the_approvers_of_a_dynamic_stage_through_resume() {
     assert_eq!(request(&app, &rid).await["state"], "delivered");
     assert!(app.is_member(&f.group_id, &user).await);
 }
+
+#[tokio::test]
+async fn creating_an_extension_makes_entras_connection_test_call_once() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let f = app.seed_package_with_group().await;
+    let (ext, secret) = extension(&app, &f.catalog_id, REQUEST_EXT, &receiver.url("/hook"), json!({})).await;
+    receiver.expect_secret(&secret);
+    app.drain_outbox().await;
+    let tests = receiver.connection_tests();
+    assert_eq!(tests.len(), 1, "{tests:?}");
+    let call = &tests[0];
+    assert!(call.signature_ok);
+    assert_eq!(call.body["Stage"], "CustomExtensionConnectionTest");
+    assert_eq!(call.body["CustomExtensionId"], ext);
+    assert_eq!(call.body["CustomExtensionStageInstanceId"], call.id.as_str());
+    assert!(call.authorization.as_deref().is_some_and(|a| a.starts_with("Bearer ")), "PoP asks for a token");
+    assert!(receiver.calls().is_empty(), "no lifecycle callout");
+    // A Logic App endpoint is not called; a refused destination is recorded as a failure.
+    app.create_extension(&f.catalog_id, REQUEST_EXT, json!({})).await;
+    let refusing = TestApp::spawn_with(Options { outbound_allow: vec![], ..Options::default() }).await;
+    let g = refusing.seed_package_with_group().await;
+    extension(&refusing, &g.catalog_id, REQUEST_EXT, &receiver.url("/hook"), json!({})).await;
+    app.drain_outbox().await;
+    refusing.drain_outbox().await;
+    assert_eq!(receiver.connection_tests().len(), 1, "called once, and only where allowed");
+    for (app, action) in [(&app, "connectionTestSucceeded"), (&refusing, "connectionTestFailed")] {
+        let (_, audit) = app.get(&app.admin, "/_grantry/audit?$top=500").await;
+        let found = audit["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["entityType"] == "customCalloutExtension" && e["action"] == action)
+            .count();
+        assert_eq!(found, 1, "{action}: {audit}");
+    }
+    // Nothing is retried.
+    advance(&app, "P1D").await;
+    assert_eq!(receiver.connection_tests().len(), 1);
+}

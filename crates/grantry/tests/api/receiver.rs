@@ -24,6 +24,7 @@ pub struct Call {
 #[derive(Default)]
 struct Shared {
     calls: Mutex<Vec<Call>>,
+    connection_tests: Mutex<Vec<Call>>,
     secrets: Mutex<Vec<String>>,
     status: Mutex<u16>,
     retry_after: Mutex<Option<u64>>,
@@ -47,7 +48,12 @@ async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         let expected = grantry_core::outbox::sign(secret, &id, timestamp, &body).unwrap();
         header("webhook-signature").split(' ').any(|s| s == expected)
     });
-    shared.calls.lock().unwrap().push(Call {
+    // Entra's connection test (made when an extension is created) is kept apart, so that
+    // the tests count the callouts of the lifecycle.
+    let is_connection_test = serde_json::from_slice::<Value>(&body)
+        .is_ok_and(|b| b["Stage"] == grantry_core::callouts::CONNECTION_TEST_STAGE);
+    let list = if is_connection_test { &shared.connection_tests } else { &shared.calls };
+    list.lock().unwrap().push(Call {
         id,
         signature_ok,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
@@ -102,6 +108,11 @@ impl Receiver {
 
     pub fn calls(&self) -> Vec<Call> {
         self.shared.calls.lock().unwrap().clone()
+    }
+
+    /// The connection-test calls made when extensions were created.
+    pub fn connection_tests(&self) -> Vec<Call> {
+        self.shared.connection_tests.lock().unwrap().clone()
     }
 
     /// Waits (woken by each call, at most `limit`) until `n` calls have arrived; returns
