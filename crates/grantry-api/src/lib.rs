@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod respond;
 pub mod routes;
 pub mod schema;
+pub mod scim;
 pub mod state;
 pub mod throttle;
 

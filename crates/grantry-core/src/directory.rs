@@ -76,7 +76,7 @@ pub(crate) fn refuse_guest_enumeration(c: &mut dyn Conn, caller: &Caller, what: 
     Ok(())
 }
 
-fn check_upn(upn: &str) -> Result<()> {
+pub(crate) fn check_upn(upn: &str) -> Result<()> {
     let valid = upn.split_once('@').is_some_and(|(alias, domain)| {
         !alias.is_empty() && !domain.is_empty() && !domain.contains('@') && !upn.chars().any(char::is_whitespace)
     });
@@ -172,7 +172,7 @@ pub async fn provision_user(app: &App, input: ProvisionedUser) -> Result<User> {
 }
 
 /// The id of the user holding `upn` (compared case-insensitively), if any.
-fn upn_owner(c: &mut dyn Conn, upn: &str) -> Result<Option<String>> {
+pub(crate) fn upn_owner(c: &mut dyn Conn, upn: &str) -> Result<Option<String>> {
     c.query_one("SELECT id FROM users WHERE upn_lower = ?", &[Value::from(upn.to_lowercase())])?
         .map(|r| r.text(0))
         .transpose()
@@ -315,17 +315,23 @@ pub async fn delete_user(app: &App, caller: &Caller, id_or_upn: &str) -> Result<
     app.store
         .write(move |c| {
             let user = require_user(c, &key)?;
-            let id = Value::from(&user.id);
-            for mut report in repo::find_all::<User>(c, "manager_id = ?", std::slice::from_ref(&id))? {
-                report.manager_id = None;
-                repo::update(c, &report)?;
-            }
-            c.execute("DELETE FROM group_links WHERE member_id = ?", std::slice::from_ref(&id))?;
-            c.execute("DELETE FROM role_assignments WHERE principal_id = ?", std::slice::from_ref(&id))?;
-            repo::delete::<User>(c, &user.id)?;
-            Ok(())
+            delete_user_rows(c, &user)
         })
         .await
+}
+
+/// Removes the user and every row that refers to them (see [`delete_user`]).
+pub(crate) fn delete_user_rows(c: &mut dyn Conn, user: &User) -> Result<()> {
+    let id = Value::from(&user.id);
+    for mut report in repo::find_all::<User>(c, "manager_id = ?", std::slice::from_ref(&id))? {
+        report.manager_id = None;
+        repo::update(c, &report)?;
+    }
+    c.execute("DELETE FROM group_links WHERE member_id = ?", std::slice::from_ref(&id))?;
+    c.execute("DELETE FROM role_assignments WHERE principal_id = ?", std::slice::from_ref(&id))?;
+    c.execute("DELETE FROM scim_resources WHERE id = ?", std::slice::from_ref(&id))?;
+    repo::delete::<User>(c, &user.id)?;
+    Ok(())
 }
 
 /// Reads about a user that its owner may always make; others need a user-read permission.
@@ -380,7 +386,12 @@ pub async fn set_manager(app: &App, caller: &Caller, id_or_upn: &str, manager_id
 /// The user with its manager set to `manager_id`, after checking the manager exists and
 /// that no cycle results.
 fn manager_change(c: &mut dyn Conn, id_or_upn: &str, manager_id: &str) -> Result<User> {
-    let mut user = require_user(c, id_or_upn)?;
+    let user = require_user(c, id_or_upn)?;
+    with_manager(c, user, manager_id)
+}
+
+/// `user` with its manager set to `manager_id`, after the checks of [`manager_change`].
+pub(crate) fn with_manager(c: &mut dyn Conn, mut user: User, manager_id: &str) -> Result<User> {
     let manager = find_user(c, manager_id)?.ok_or_else(|| Error::not_found("user", manager_id))?;
     // Walk up from the new manager: reaching the user means the change would close a cycle.
     let mut seen = std::collections::BTreeSet::new();

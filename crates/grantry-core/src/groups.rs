@@ -255,12 +255,18 @@ pub async fn delete_group(app: &App, caller: &Caller, id: &str) -> Result<()> {
     app.store
         .write(move |c| {
             let g = require_group(c, &key)?;
-            let gid = Value::from(&g.id);
-            c.execute("DELETE FROM group_links WHERE group_id = ? OR member_id = ?", &[gid.clone(), gid])?;
-            repo::delete::<Group>(c, &g.id)?;
-            Ok(())
+            delete_group_rows(c, &g)
         })
         .await
+}
+
+/// Removes the group, its links both ways and what SCIM kept about it.
+pub(crate) fn delete_group_rows(c: &mut dyn Conn, g: &Group) -> Result<()> {
+    let gid = Value::from(&g.id);
+    c.execute("DELETE FROM group_links WHERE group_id = ? OR member_id = ?", &[gid.clone(), gid.clone()])?;
+    c.execute("DELETE FROM scim_resources WHERE id = ?", &[gid])?;
+    repo::delete::<Group>(c, &g.id)?;
+    Ok(())
 }
 
 /// Members (users and groups) or owners (users) of a group, in the order they were linked.

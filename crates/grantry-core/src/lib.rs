@@ -29,6 +29,7 @@ pub mod related;
 pub mod requests;
 pub mod resources;
 pub mod reviews;
+pub mod scim;
 pub mod webhooks;
 
 pub use app::App;

@@ -14,6 +14,7 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (42, "webhooks", include_str!("../migrations/sqlite/0042_webhooks.sql")),
     (130, "applications", include_str!("../migrations/sqlite/0130_applications.sql")),
     (150, "access_reviews", include_str!("../migrations/sqlite/0150_access_reviews.sql")),
+    (160, "scim", include_str!("../migrations/sqlite/0160_scim.sql")),
 ];
 
 /// The same migrations for PostgreSQL: the same versions and names, PostgreSQL types
@@ -29,6 +30,7 @@ pub const POSTGRES: &[(i64, &str, &str)] = &[
     (42, "webhooks", include_str!("../migrations/postgres/0042_webhooks.sql")),
     (130, "applications", include_str!("../migrations/postgres/0130_applications.sql")),
     (150, "access_reviews", include_str!("../migrations/postgres/0150_access_reviews.sql")),
+    (160, "scim", include_str!("../migrations/postgres/0160_scim.sql")),
 ];
 
 /// Advisory lock taken by the migration transaction on PostgreSQL, so that processes

@@ -71,6 +71,11 @@ enum Command {
     ///
     /// With --plan ID, only if the server is still as it was when that plan was made.
     Apply(ApplyArgs),
+    /// SCIM 2.0 provisioning at /scim/v2 (identity providers push users and groups).
+    Scim {
+        #[command(subcommand)]
+        command: ScimCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -105,6 +110,35 @@ struct ApplyArgs {
     /// Apply without a reviewed plan (whatever the server holds now).
     #[arg(long, conflicts_with = "plan")]
     force: bool,
+}
+
+#[derive(Subcommand)]
+enum ScimCommand {
+    /// Manage the bearer tokens SCIM clients (Entra, Okta…) authenticate with.
+    Token {
+        #[command(subcommand)]
+        command: ScimTokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScimTokenCommand {
+    /// Create a token; prints it (shown only now; stored as a hash). Give it to the
+    /// identity provider as its "Secret Token" with the tenant URL https://HOST/scim/v2.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// A name for the token, e.g. entra-provisioning.
+        name: String,
+    },
+    /// List the tokens (names and hints only).
+    List(DbArgs),
+    /// Revoke a token by name; requests bearing it are refused from then on.
+    Revoke {
+        #[command(flatten)]
+        db: DbArgs,
+        name: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -309,6 +343,31 @@ fn print_app(a: &grantry_core::applications::Application) {
         let expires = s.expires.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_else(|| "never".into());
         println!("    secret {}  {}…  expires {expires}", s.key_id, s.hint);
     }
+}
+
+async fn run_scim_token(command: ScimTokenCommand) -> anyhow::Result<()> {
+    use grantry_core::scim;
+    let err = |e: grantry_domain::Error| anyhow::anyhow!(e.message);
+    // Token times follow the wall clock, as application secrets do.
+    #[allow(clippy::disallowed_methods)]
+    let now = grantry_domain::clock::truncate_micros(chrono::Utc::now());
+    match command {
+        ScimTokenCommand::Create { db, name } => {
+            let (token, secret) = scim::create_token(&open(&db)?, now, &name).await.map_err(err)?;
+            println!("{secret}");
+            eprintln!("SCIM token '{}' created; it is shown only now (Grantry keeps only its hash).", token.name);
+        }
+        ScimTokenCommand::List(db) => {
+            for t in scim::list_tokens(&open(&db)?).await.map_err(err)? {
+                println!("{}  {}…  created {}", t.name, t.hint, t.created.format("%Y-%m-%dT%H:%M:%SZ"));
+            }
+        }
+        ScimTokenCommand::Revoke { db, name } => {
+            scim::revoke_token(&open(&db)?, &name).await.map_err(err)?;
+            println!("revoked {name}");
+        }
+    }
+    Ok(())
 }
 
 async fn run_app(command: AppCommand) -> anyhow::Result<()> {
@@ -716,6 +775,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::App { command } => run_app(command).await,
+        Command::Scim { command: ScimCommand::Token { command } } => run_scim_token(command).await,
         Command::Cert(args) => {
             let _ = args.self_signed;
             let written = grantry::tls::self_signed(&args.hostnames, &args.out)?;

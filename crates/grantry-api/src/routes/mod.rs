@@ -112,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(webhooks::routes())
         .merge(identity::routes())
+        .merge(crate::scim::routes())
         .route("/", get(index))
         .route("/health", get(health))
         .route("/ready", get(ready))

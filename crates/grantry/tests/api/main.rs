@@ -38,6 +38,7 @@ mod rbac;
 mod receiver;
 mod requests;
 mod reviews;
+mod scim;
 mod shutdown;
 mod tls;
 mod users;
