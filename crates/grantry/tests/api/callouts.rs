@@ -228,14 +228,7 @@ async fn every_stage_calls_out_once_with_entras_payload_signed() {
 async fn a_receiver_that_is_down_is_retried_until_it_answers_and_gets_each_callout_once() {
     let app = TestApp::spawn().await;
     let mut receiver = Receiver::start().await;
-    let f = app.seed_package_with_group().await;
-    let (ext, secret) = extension(&app, &f.catalog_id, REQUEST_EXT, &receiver.url("/hook"), json!({})).await;
-    receiver.expect_secret(&secret);
-    let e = ext.clone();
-    let policy = self_service(&app, &f, move |p| {
-        p.custom_extension_stage_settings = settings(&[(CustomExtensionStage::AssignmentRequestGranted, &e)]);
-    })
-    .await;
+    let (f, policy) = granted_setup(&app, &receiver).await;
     receiver.stop().await;
     let user = app.create_user("requester").await;
     let r = request_access(&app, &f, &user, &policy).await;
@@ -293,6 +286,18 @@ async fn destinations_outside_the_allow_list_are_refused_and_recorded() {
 }
 
 /// A created-stage extension that waits for its callback (one hour).
+/// A self-service package whose policy calls one extension at `/hook` when access is granted.
+async fn granted_setup(app: &TestApp, receiver: &Receiver) -> (Fixture, String) {
+    let f = app.seed_package_with_group().await;
+    let (ext, secret) = extension(app, &f.catalog_id, REQUEST_EXT, &receiver.url("/hook"), json!({})).await;
+    receiver.expect_secret(&secret);
+    let policy = self_service(app, &f, move |p| {
+        p.custom_extension_stage_settings = settings(&[(CustomExtensionStage::AssignmentRequestGranted, &ext)]);
+    })
+    .await;
+    (f, policy)
+}
+
 async fn waiting_setup(app: &TestApp, receiver: &Receiver) -> (Fixture, String, String) {
     let f = app.seed_package_with_group().await;
     let (ext, secret) = extension(
@@ -449,14 +454,7 @@ async fn a_resume_can_deny_and_silence_times_out_by_the_clock() {
 async fn a_pending_callout_survives_a_restart_and_is_sent_once() {
     let mut app = TestApp::spawn().await;
     let mut receiver = Receiver::start().await;
-    let f = app.seed_package_with_group().await;
-    let (ext, secret) = extension(&app, &f.catalog_id, REQUEST_EXT, &receiver.url("/hook"), json!({})).await;
-    receiver.expect_secret(&secret);
-    let e = ext.clone();
-    let policy = self_service(&app, &f, move |p| {
-        p.custom_extension_stage_settings = settings(&[(CustomExtensionStage::AssignmentRequestGranted, &e)]);
-    })
-    .await;
+    let (f, policy) = granted_setup(&app, &receiver).await;
     receiver.stop().await;
     let user = app.create_user("requester").await;
     let r = request_access(&app, &f, &user, &policy).await;
