@@ -304,24 +304,27 @@ pub async fn update_user(app: &App, caller: &Caller, id_or_upn: &str, patch: Use
         .map_err(|e| if e.kind == ErrorKind::Conflict { upn_taken(&upn) } else { e })
 }
 
-/// Deletes a user with everything that refers to them, in one write: their group links
-/// (memberships and ownerships, however made), their role assignments, and the manager
-/// link of their direct reports.
+/// Deletes a user with everything that refers to them, in one write: their open access
+/// package requests (canceled) and assignments (removed by `systemRemove` requests), their
+/// group links (memberships and ownerships, however made), their role assignments, and the
+/// manager link of their direct reports.
 pub async fn delete_user(app: &App, caller: &Caller, id_or_upn: &str) -> Result<()> {
     require_user_admin(caller)?;
     let key = id_or_upn.to_string();
     app.store.read(move |c| require_user(c, &key).map(|_| ())).await?;
-    let key = id_or_upn.to_string();
+    let (key, now) = (id_or_upn.to_string(), app.now());
     app.store
         .write(move |c| {
             let user = require_user(c, &key)?;
-            delete_user_rows(c, &user)
+            delete_user_rows(c, now, &user)
         })
         .await
 }
 
-/// Removes the user and every row that refers to them (see [`delete_user`]).
-pub(crate) fn delete_user_rows(c: &mut dyn Conn, user: &User) -> Result<()> {
+/// Removes the user and every row that refers to them (see [`delete_user`]), after ending
+/// the access Grantry gave them ([`crate::deprovision::end_access`]).
+pub(crate) fn delete_user_rows(c: &mut dyn Conn, now: chrono::DateTime<chrono::Utc>, user: &User) -> Result<()> {
+    crate::deprovision::end_access(c, now, &user.id, crate::deprovision::Reason::Deleted)?;
     let id = Value::from(&user.id);
     for mut report in repo::find_all::<User>(c, "manager_id = ?", std::slice::from_ref(&id))? {
         report.manager_id = None;

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod callouts;
 pub mod catalogs;
 pub mod delivery;
+pub mod deprovision;
 pub mod directory;
 pub mod extensions;
 pub mod filters;

@@ -1174,29 +1174,42 @@ pub async fn cancel_request(app: &App, caller: &Caller, id: &str) -> Result<()> 
             if !matches!(r.state, RequestState::Submitted | RequestState::PendingApproval | RequestState::Scheduled) {
                 return Err(invalid_state(&r, "canceled", "submitted, pendingApproval or scheduled"));
             }
-            if r.state == RequestState::PendingApproval {
-                crate::approvals::cancel(c, &r.id)?;
-            }
-            r.state = RequestState::Canceled;
-            r.status = "Canceled".into();
-            r.completed_date_time = Some(now);
-            repo::update(c, &r)?;
-            crate::webhooks::request_event(c, now, "canceled", &r)?;
-            crate::jobs::cancel(c, JOB_PROCESS, &r.id)?;
-            crate::jobs::cancel(c, JOB_START, &r.id)?;
-            audit::record(
-                c,
-                AuditEvent {
-                    at: now,
-                    actor_id: Some(caller.id()),
-                    entity_type: "accessPackageAssignmentRequest",
-                    entity_id: &r.id,
-                    action: "canceled",
-                    detail: json!({}),
-                },
-            )
+            cancel_open(c, now, &mut r, Some(caller.id()), json!({}))
         })
         .await
+}
+
+/// Cancels an open request: its approval is closed, its pending jobs dropped, and the
+/// change announced and audited (`actor_id` `None` when the service itself cancels it).
+pub(crate) fn cancel_open(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    actor_id: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<()> {
+    if r.state == RequestState::PendingApproval {
+        crate::approvals::cancel(c, &r.id)?;
+    }
+    r.state = RequestState::Canceled;
+    r.status = "Canceled".into();
+    r.completed_date_time = Some(now);
+    repo::update(c, r)?;
+    crate::webhooks::request_event(c, now, "canceled", r)?;
+    crate::jobs::cancel(c, JOB_PROCESS, &r.id)?;
+    crate::jobs::cancel(c, JOB_START, &r.id)?;
+    crate::jobs::cancel(c, crate::callouts::JOB_CALLBACK_TIMEOUT, &r.id)?;
+    audit::record(
+        c,
+        AuditEvent {
+            at: now,
+            actor_id,
+            entity_type: "accessPackageAssignmentRequest",
+            entity_id: &r.id,
+            action: "canceled",
+            detail,
+        },
+    )
 }
 
 pub async fn delete_request(app: &App, caller: &Caller, id: &str) -> Result<()> {

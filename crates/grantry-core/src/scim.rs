@@ -245,7 +245,8 @@ pub async fn all_users(app: &App) -> Result<Vec<ScimUser>> {
 }
 
 /// Replaces the user with what `change` makes of the stored one (a PUT or a PATCH), in one
-/// write.
+/// write. A user this change deactivates (`active` from true to false) loses their access
+/// in the same write ([`crate::deprovision::end_access`]).
 pub async fn update_user<F>(app: &App, id: &str, change: F) -> Result<ScimUser>
 where
     F: FnOnce(&ScimUser) -> Result<UserInput> + Send + 'static,
@@ -256,7 +257,11 @@ where
             let stored = require_user(c, &id)?;
             let current = load_user(c, stored.clone())?;
             let input = change(&current)?;
+            let was_active = stored.account_enabled;
             let user = apply_user(c, stored, &input)?;
+            if was_active && !user.account_enabled {
+                crate::deprovision::end_access(c, now, &user.id, crate::deprovision::Reason::Deactivated)?;
+            }
             repo::update(c, &user)?;
             save_extra(c, &user.id, USER, &input.external_id, now)?;
             load_user(c, user)
@@ -266,11 +271,11 @@ where
 }
 
 pub async fn delete_user(app: &App, id: &str) -> Result<()> {
-    let id = id.to_string();
+    let (id, now) = (id.to_string(), app.now());
     app.store
         .write(move |c| {
             let user = require_user(c, &id)?;
-            crate::directory::delete_user_rows(c, &user)
+            crate::directory::delete_user_rows(c, now, &user)
         })
         .await
 }

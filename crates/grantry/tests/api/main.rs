@@ -14,6 +14,7 @@ mod compression;
 mod conventions;
 mod copy;
 mod crash;
+mod deprovision;
 mod devclock;
 mod extensions;
 mod first_contact;

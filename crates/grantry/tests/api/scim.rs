@@ -13,13 +13,13 @@ const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-async fn scim_token(app: &TestApp, name: &str) -> String {
+pub(crate) async fn scim_token(app: &TestApp, name: &str) -> String {
     grantry_core::scim::create_token(&app.state().app.store, app.now(), name).await.expect("token created").1
 }
 
 /// Sends a SCIM request; returns the status, the JSON body (`Null` when empty) and the
 /// content type.
-async fn scim(
+pub(crate) async fn scim(
     app: &TestApp,
     token: &str,
     method: Method,
