@@ -3,10 +3,19 @@
 //! views in `grantry-graph` render them; nothing edits a rendered body afterwards.
 
 use crate::extract::RawQuery;
-use grantry_core::related::{AssignmentRelated, AssignmentWanted, RequestRelated, RequestWanted};
+use grantry_core::packages::RoleScopeView as RoleScopeWithParts;
+use grantry_core::related::{
+    AssignmentRelated, AssignmentWanted, CatalogRelated, CatalogWanted, PackageRelated, PackageWanted, RequestRelated,
+    RequestWanted, ResourceRelated, ResourceWanted,
+};
+use grantry_domain::model::{AccessPackage, Catalog, Resource};
 use grantry_domain::{Error, Result};
 use grantry_graph::Dialect;
-use grantry_graph::assignment::{AssignmentNavs, AssignmentView, PackageView, PolicySummaryView};
+use grantry_graph::assignment::{AssignmentNavs, AssignmentView, PolicySummaryView};
+use grantry_graph::catalog::{
+    self, CatalogView, PackageNavs, PackageView, ResourceRoleView, ResourceScopeView, ResourceView, RoleScopeView, nav,
+};
+use grantry_graph::policy::{PolicyExpand as PolicyExpandOf, PolicyView};
 use grantry_graph::request::{RequestNavs, SubjectView};
 use grantry_odata::ExpandItem;
 
@@ -150,5 +159,221 @@ impl RequestExpand {
                 .assignment
                 .map(|x| r.assignment.as_ref().map(|a| AssignmentView::new(a, d, x.navs(d, &r.assignment_related)))),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Catalogs, access packages, resources
+
+/// `$expand` below `identityGovernance/entitlementManagement` for catalogs, packages and
+/// resources: none when absent or blank.
+pub fn em_items(q: &RawQuery) -> Result<Vec<ExpandItem>> {
+    match q.get("$expand") {
+        Some(text) if !text.trim().is_empty() => grantry_odata::parse_expand(text)
+            .map_err(|e| Error::bad_request("BadRequest", e.to_string()).with_target("$expand")),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// A navigation property the entity does not expand, with those it does.
+pub fn unsupported(item: &ExpandItem, supported: &[&str]) -> Error {
+    Error::bad_request(
+        "BadRequest",
+        format!(
+            "$expand={} is not supported here; the navigation properties that can be expanded are: {}.",
+            item.path.join("/"),
+            supported.join(", ")
+        ),
+    )
+    .with_target("$expand")
+}
+
+/// `$expand` on a catalog: `accessPackages`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatalogExpand {
+    packages: bool,
+}
+
+impl CatalogExpand {
+    pub fn parse(items: &[ExpandItem]) -> Result<Self> {
+        let mut x = CatalogExpand::default();
+        for item in items {
+            match name(item).as_str() {
+                "accesspackages" => x.packages = true,
+                _ => return Err(unsupported(item, &["accessPackages"])),
+            }
+        }
+        Ok(x)
+    }
+
+    pub fn wanted(&self) -> CatalogWanted {
+        CatalogWanted { packages: self.packages }
+    }
+
+    pub fn view<'a>(&self, c: &'a Catalog, d: Dialect, r: &'a CatalogRelated) -> CatalogView<'a> {
+        let v = CatalogView::new(c, d);
+        if self.packages { v.with_packages(r.packages.iter().map(|p| PackageView::new(p, d)).collect()) } else { v }
+    }
+}
+
+/// `$expand` on a role scope: `role` and `scope` (beta `accessPackageResourceRole`,
+/// `accessPackageResourceScope`), or `*`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoleScopeExpand {
+    role: bool,
+    scope: bool,
+}
+
+impl RoleScopeExpand {
+    pub fn parse(d: Dialect, items: &[ExpandItem]) -> Result<Self> {
+        let mut x = RoleScopeExpand::default();
+        for item in items {
+            match name(item).as_str() {
+                "role" | "accesspackageresourcerole" => x.role = true,
+                "scope" | "accesspackageresourcescope" => x.scope = true,
+                "*" => (x.role, x.scope) = (true, true),
+                _ => return Err(unsupported(item, &[catalog::name(d, nav::ROLE), catalog::name(d, nav::SCOPE)])),
+            }
+        }
+        Ok(x)
+    }
+
+    /// Both, as a newly created role scope is answered.
+    pub fn all() -> Self {
+        RoleScopeExpand { role: true, scope: true }
+    }
+
+    pub fn view<'a>(&self, v: &'a RoleScopeWithParts, d: Dialect) -> RoleScopeView<'a> {
+        RoleScopeView::new(
+            &v.role_scope,
+            d,
+            v.role.as_ref().filter(|_| self.role),
+            v.scope.as_ref().filter(|_| self.scope),
+        )
+    }
+}
+
+const PACKAGE_EXPANDS: &[&str] = &[
+    "catalog (beta accessPackageCatalog)",
+    "resourceRoleScopes (beta accessPackageResourceRoleScopes)",
+    "incompatibleAccessPackages",
+    "accessPackagesIncompatibleWith",
+    "incompatibleGroups",
+    "assignmentPolicies (beta accessPackageAssignmentPolicies)",
+];
+
+/// `$expand` on an access package.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PackageExpand {
+    catalog: bool,
+    role_scopes: Option<RoleScopeExpand>,
+    incompatible_packages: bool,
+    incompatible_with: bool,
+    incompatible_groups: bool,
+    policies: bool,
+}
+
+impl PackageExpand {
+    pub fn parse(d: Dialect, items: &[ExpandItem]) -> Result<Self> {
+        let mut x = PackageExpand::default();
+        for item in items {
+            match name(item).as_str() {
+                "catalog" | "accesspackagecatalog" => x.catalog = true,
+                "resourcerolescopes" | "accesspackageresourcerolescopes" => {
+                    x.role_scopes = Some(RoleScopeExpand::parse(d, &item.options.expand)?)
+                }
+                "incompatibleaccesspackages" => x.incompatible_packages = true,
+                "accesspackagesincompatiblewith" => x.incompatible_with = true,
+                "incompatiblegroups" => x.incompatible_groups = true,
+                "assignmentpolicies" | "accesspackageassignmentpolicies" => x.policies = true,
+                _ => return Err(unsupported(item, PACKAGE_EXPANDS)),
+            }
+        }
+        Ok(x)
+    }
+
+    pub fn wanted(&self) -> PackageWanted {
+        PackageWanted {
+            catalog: self.catalog,
+            role_scopes: self.role_scopes.is_some(),
+            incompatible_packages: self.incompatible_packages,
+            incompatible_with: self.incompatible_with,
+            incompatible_groups: self.incompatible_groups,
+            policies: self.policies,
+        }
+    }
+
+    pub fn view<'a>(&self, p: &'a AccessPackage, d: Dialect, r: &'a PackageRelated) -> PackageView<'a> {
+        let packages = |list: &'a [AccessPackage]| list.iter().map(|p| PackageView::new(p, d)).collect();
+        let navs = PackageNavs {
+            catalog: self.catalog.then(|| r.catalog.as_ref().map(|c| CatalogView::new(c, d))),
+            role_scopes: self.role_scopes.map(|x| r.role_scopes.iter().map(|v| x.view(v, d)).collect()),
+            incompatible_access_packages: self.incompatible_packages.then(|| packages(&r.incompatible_packages)),
+            access_packages_incompatible_with: self.incompatible_with.then(|| packages(&r.incompatible_with)),
+            incompatible_groups: self
+                .incompatible_groups
+                .then(|| r.incompatible_groups.iter().map(grantry_graph::directory::group).collect()),
+            assignment_policies: self
+                .policies
+                .then(|| r.policies.iter().map(|p| PolicyView::new(p, d, &PolicyExpandOf::default())).collect()),
+        };
+        PackageView::with_navs(p, d, navs)
+    }
+}
+
+/// `$expand` on a resource: `roles`, `scopes` (beta `accessPackageResourceRoles`,
+/// `accessPackageResourceScopes`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResourceExpand {
+    roles: bool,
+    scopes: bool,
+}
+
+impl ResourceExpand {
+    pub fn parse(d: Dialect, items: &[ExpandItem]) -> Result<Self> {
+        let mut x = ResourceExpand::default();
+        for item in items {
+            match name(item).as_str() {
+                "roles" | "accesspackageresourceroles" => x.roles = true,
+                "scopes" | "accesspackageresourcescopes" => x.scopes = true,
+                _ => return Err(unsupported(item, &[catalog::name(d, nav::ROLES), catalog::name(d, nav::SCOPES)])),
+            }
+        }
+        Ok(x)
+    }
+
+    pub fn wanted(&self) -> ResourceWanted {
+        ResourceWanted { roles: self.roles, scopes: self.scopes }
+    }
+
+    pub fn view<'a>(&self, res: &'a Resource, d: Dialect, r: &'a ResourceRelated) -> ResourceView<'a> {
+        let mut v = ResourceView::new(res, d);
+        if self.roles {
+            v = v.with_roles(r.roles.iter().map(|x| ResourceRoleView::new(x, d)).collect());
+        }
+        if self.scopes {
+            v = v.with_scopes(r.scopes.iter().map(|x| ResourceScopeView::new(x, d)).collect());
+        }
+        v
+    }
+}
+
+/// `$expand` on a resource role, scope or resource request: `resource` (beta
+/// `accessPackageResource`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParentResourceExpand {
+    pub resource: bool,
+}
+
+impl ParentResourceExpand {
+    pub fn parse(d: Dialect, items: &[ExpandItem]) -> Result<Self> {
+        let mut x = ParentResourceExpand::default();
+        for item in items {
+            match name(item).as_str() {
+                "resource" | "accesspackageresource" => x.resource = true,
+                _ => return Err(unsupported(item, &[catalog::name(d, nav::RESOURCE)])),
+            }
+        }
+        Ok(x)
     }
 }

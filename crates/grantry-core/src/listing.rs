@@ -31,6 +31,11 @@ impl<T> Listed<T> {
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listed<U> {
         Listed { items: self.items.into_iter().map(f).collect(), next: self.next, count: self.count }
     }
+
+    /// The items seen through `f` (views borrowing from them), with the same cursor and count.
+    pub fn views<'a, U>(&'a self, f: impl FnMut(&'a T) -> U) -> Listed<U> {
+        Listed { items: self.items.iter().map(f).collect(), next: self.next.clone(), count: self.count }
+    }
 }
 
 impl<T> Listed<T> {

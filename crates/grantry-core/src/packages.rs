@@ -699,26 +699,48 @@ pub async fn incompatible_packages_of(
     caller: &Caller,
     package_ids: Vec<String>,
 ) -> Result<Vec<(String, AccessPackage)>> {
+    let pairs: Vec<(String, AccessPackage)> = expand_links(
+        app,
+        package_ids,
+        "SELECT access_package_id, other_id FROM incompatible_packages",
+        "access_package_id",
+    )
+    .await?;
+    Ok(pairs.into_iter().filter(|(_, p)| caller.may_in_catalog(&p.catalog_id, CatalogRight::Read)).collect())
+}
+
+/// For `$expand=accessPackagesIncompatibleWith`: the packages that name each of several
+/// packages incompatible, as (package id, other package) pairs; packages of catalogs the
+/// caller may not read are left out.
+pub async fn packages_incompatible_with_of(
+    app: &App,
+    caller: &Caller,
+    package_ids: Vec<String>,
+) -> Result<Vec<(String, AccessPackage)>> {
     let pairs: Vec<(String, AccessPackage)> =
-        expand_links(app, package_ids, "SELECT access_package_id, other_id FROM incompatible_packages").await?;
+        expand_links(app, package_ids, "SELECT other_id, access_package_id FROM incompatible_packages", "other_id")
+            .await?;
     Ok(pairs.into_iter().filter(|(_, p)| caller.may_in_catalog(&p.catalog_id, CatalogRight::Read)).collect())
 }
 
 pub async fn incompatible_groups_of(app: &App, package_ids: Vec<String>) -> Result<Vec<(String, Group)>> {
-    expand_links(app, package_ids, "SELECT access_package_id, group_id FROM incompatible_groups").await
+    expand_links(app, package_ids, "SELECT access_package_id, group_id FROM incompatible_groups", "access_package_id")
+        .await
 }
 
+/// `select` yields (package id, linked id) pairs; `key` is the column holding the package id.
 async fn expand_links<R: grantry_store::records::Record>(
     app: &App,
     package_ids: Vec<String>,
     select: &'static str,
+    key: &'static str,
 ) -> Result<Vec<(String, R)>> {
     if package_ids.is_empty() {
         return Ok(Vec::new());
     }
     app.store
         .read(move |c| {
-            let sql = format!("{select} WHERE access_package_id IN ({})", vec!["?"; package_ids.len()].join(", "));
+            let sql = format!("{select} WHERE {key} IN ({})", vec!["?"; package_ids.len()].join(", "));
             let params: Vec<Value> = package_ids.into_iter().map(Value::from).collect();
             let mut out = Vec::new();
             for row in c.query(&sql, &params)? {

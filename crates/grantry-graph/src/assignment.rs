@@ -1,12 +1,11 @@
 //! Assignments, their delivered resource roles and applicable policy requirements on the
 //! wire, in the v1.0 and beta shapes.
 
+pub use crate::catalog::PackageView;
 use crate::render::{Dialect, object, opt_str};
 use crate::request::{ExpirationView, ScheduleView, SubjectView, schedule};
 use crate::wire::{Nav, Ts, ts_opt};
-use grantry_domain::model::{
-    AccessPackage, Assignment, AssignmentResourceRole, Policy, Question, QuestionKind, Schedule,
-};
+use grantry_domain::model::{Assignment, AssignmentResourceRole, Policy, Question, QuestionKind, Schedule};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -126,50 +125,6 @@ pub fn resource_role(r: &AssignmentResourceRole) -> Value {
         ("originSystem", json!(r.origin_system)),
         ("status", json!(r.status)),
     ])
-}
-
-/// An access package as an expanded navigation property (and in the requestable list).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PackageView<'a> {
-    id: &'a str,
-    display_name: &'a str,
-    description: Option<&'a str>,
-    is_hidden: bool,
-    created_date_time: Ts,
-    modified_date_time: Ts,
-    #[serde(flatten)]
-    beta: Option<PackageBetaExtra<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PackageBetaExtra<'a> {
-    catalog_id: &'a str,
-    is_role_scopes_visible: bool,
-    unique_name: Option<&'a str>,
-    created_by: Option<&'a str>,
-    modified_by: Option<&'a str>,
-}
-
-impl<'a> PackageView<'a> {
-    pub fn new(p: &'a AccessPackage, d: Dialect) -> Self {
-        PackageView {
-            id: &p.id,
-            display_name: &p.display_name,
-            description: p.description.as_deref(),
-            is_hidden: p.is_hidden,
-            created_date_time: Ts(p.created_date_time),
-            modified_date_time: Ts(p.modified_date_time),
-            beta: d.is_beta().then(|| PackageBetaExtra {
-                catalog_id: &p.catalog_id,
-                is_role_scopes_visible: p.is_role_scopes_visible,
-                unique_name: p.unique_name.as_deref(),
-                created_by: p.created_by.as_deref(),
-                modified_by: p.modified_by.as_deref(),
-            }),
-        }
-    }
 }
 
 /// A policy as an expanded navigation property of an assignment: its identity and

@@ -1,71 +1,163 @@
 //! Users, groups and role assignments on the wire. These are the same in both dialects.
 
-use crate::render::{object, odata_type, opt_str, ts};
+use crate::wire::{EmptyList, Nav, Ts};
 use grantry_domain::model::{Group, RoleAssignment, User};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-pub fn user(u: &User) -> Value {
-    object([
-        ("@odata.type", odata_type("user")),
-        ("id", json!(u.id)),
-        ("displayName", json!(u.display_name)),
-        ("userPrincipalName", json!(u.user_principal_name)),
-        ("mail", opt_str(&u.mail)),
-        ("givenName", opt_str(&u.given_name)),
-        ("surname", opt_str(&u.surname)),
-        ("jobTitle", opt_str(&u.job_title)),
-        ("department", opt_str(&u.department)),
-        ("mailNickname", opt_str(&u.mail_nickname)),
-        ("userType", json!(u.user_type.v1())),
-        ("accountEnabled", json!(u.account_enabled)),
-        ("externalUserState", opt_str(&u.external_user_state)),
-        ("createdDateTime", ts(u.created_date_time)),
-    ])
+/// `user`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'static str,
+    id: &'a str,
+    display_name: &'a str,
+    user_principal_name: &'a str,
+    mail: Option<&'a str>,
+    given_name: Option<&'a str>,
+    surname: Option<&'a str>,
+    job_title: Option<&'a str>,
+    department: Option<&'a str>,
+    mail_nickname: Option<&'a str>,
+    user_type: &'static str,
+    account_enabled: bool,
+    external_user_state: Option<&'a str>,
+    created_date_time: Ts,
 }
 
-pub fn group(g: &Group) -> Value {
-    object([
-        ("@odata.type", odata_type("group")),
-        ("id", json!(g.id)),
-        ("displayName", json!(g.display_name)),
-        ("description", opt_str(&g.description)),
-        ("mailNickname", opt_str(&g.mail_nickname)),
-        ("mail", opt_str(&g.mail)),
-        ("mailEnabled", json!(g.mail_enabled)),
-        ("securityEnabled", json!(g.security_enabled)),
-        ("groupTypes", json!(g.group_types)),
-        ("visibility", opt_str(&g.visibility)),
-        ("createdDateTime", ts(g.created_date_time)),
-    ])
-}
-
-pub fn role_assignment(r: &RoleAssignment) -> Value {
-    let mut v = object([
-        ("id", json!(r.id)),
-        ("principalId", json!(r.principal_id)),
-        ("roleDefinitionId", json!(r.role_definition_id)),
-        ("directoryScopeId", opt_str(&r.directory_scope_id)),
-        ("appScopeId", opt_str(&r.app_scope_id)),
-    ]);
-    if let Value::Object(map) = &mut v {
-        map.insert("@odata.type".into(), odata_type("unifiedRoleAssignment"));
+pub fn user(u: &User) -> UserView<'_> {
+    UserView {
+        odata_type: "#microsoft.graph.user",
+        id: &u.id,
+        display_name: &u.display_name,
+        user_principal_name: &u.user_principal_name,
+        mail: u.mail.as_deref(),
+        given_name: u.given_name.as_deref(),
+        surname: u.surname.as_deref(),
+        job_title: u.job_title.as_deref(),
+        department: u.department.as_deref(),
+        mail_nickname: u.mail_nickname.as_deref(),
+        user_type: u.user_type.v1(),
+        account_enabled: u.account_enabled,
+        external_user_state: u.external_user_state.as_deref(),
+        created_date_time: Ts(u.created_date_time),
     }
-    v
+}
+
+/// `group`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupView<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'static str,
+    id: &'a str,
+    display_name: &'a str,
+    description: Option<&'a str>,
+    mail_nickname: Option<&'a str>,
+    mail: Option<&'a str>,
+    mail_enabled: bool,
+    security_enabled: bool,
+    group_types: &'a [String],
+    visibility: Option<&'a str>,
+    created_date_time: Ts,
+}
+
+pub fn group(g: &Group) -> GroupView<'_> {
+    GroupView {
+        odata_type: "#microsoft.graph.group",
+        id: &g.id,
+        display_name: &g.display_name,
+        description: g.description.as_deref(),
+        mail_nickname: g.mail_nickname.as_deref(),
+        mail: g.mail.as_deref(),
+        mail_enabled: g.mail_enabled,
+        security_enabled: g.security_enabled,
+        group_types: &g.group_types,
+        visibility: g.visibility.as_deref(),
+        created_date_time: Ts(g.created_date_time),
+    }
+}
+
+/// A `directoryObject`: a user or a group, each with its `@odata.type`.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum DirectoryObjectView<'a> {
+    User(UserView<'a>),
+    Group(GroupView<'a>),
+}
+
+/// `unifiedRoleAssignment`, with the navigation properties `$expand` named.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignmentView<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'static str,
+    id: &'a str,
+    principal_id: &'a str,
+    role_definition_id: &'a str,
+    directory_scope_id: Option<&'a str>,
+    app_scope_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal: Nav<UserView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role_definition: Nav<RoleDefinitionView<'a>>,
+}
+
+pub fn role_assignment(r: &RoleAssignment) -> RoleAssignmentView<'_> {
+    RoleAssignmentView {
+        odata_type: "#microsoft.graph.unifiedRoleAssignment",
+        id: &r.id,
+        principal_id: &r.principal_id,
+        role_definition_id: &r.role_definition_id,
+        directory_scope_id: r.directory_scope_id.as_deref(),
+        app_scope_id: r.app_scope_id.as_deref(),
+        principal: None,
+        role_definition: None,
+    }
+}
+
+impl<'a> RoleAssignmentView<'a> {
+    /// With the expanded `principal` (`None` sends `null`).
+    pub fn with_principal(mut self, principal: Option<UserView<'a>>) -> Self {
+        self.principal = Some(principal);
+        self
+    }
+
+    /// With the expanded `roleDefinition` (`None` sends `null`).
+    pub fn with_role_definition(mut self, definition: Option<RoleDefinitionView<'a>>) -> Self {
+        self.role_definition = Some(definition);
+        self
+    }
 }
 
 /// `unifiedRoleDefinition` of a built-in role (id = template id).
-pub fn role_definition(id: &str, display_name: &str, description: Option<&str>) -> Value {
-    object([
-        ("@odata.type", odata_type("unifiedRoleDefinition")),
-        ("id", json!(id)),
-        ("displayName", json!(display_name)),
-        ("description", description.map(|d| json!(d)).unwrap_or(Value::Null)),
-        ("isBuiltIn", json!(true)),
-        ("isEnabled", json!(true)),
-        ("templateId", json!(id)),
-        ("version", json!("1")),
-        ("rolePermissions", json!([])),
-    ])
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleDefinitionView<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'static str,
+    id: &'a str,
+    display_name: &'a str,
+    description: Option<&'a str>,
+    is_built_in: bool,
+    is_enabled: bool,
+    template_id: &'a str,
+    version: &'static str,
+    role_permissions: EmptyList,
+}
+
+pub fn role_definition<'a>(id: &'a str, display_name: &'a str, description: Option<&'a str>) -> RoleDefinitionView<'a> {
+    RoleDefinitionView {
+        odata_type: "#microsoft.graph.unifiedRoleDefinition",
+        id,
+        display_name,
+        description,
+        is_built_in: true,
+        is_enabled: true,
+        template_id: id,
+        version: "1",
+        role_permissions: EmptyList,
+    }
 }
 
 /// The target of an `@odata.id` reference such as

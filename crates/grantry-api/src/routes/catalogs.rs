@@ -1,10 +1,11 @@
 //! `/catalogs` (beta `/accessPackageCatalogs`) with their resources, roles and scopes;
 //! `/resourceRequests` (beta `/accessPackageResourceRequests`); tenant-level `/resources`;
 //! `/settings`. Also the helpers the entitlement management routes share: registering a
-//! path under both dialects' segment names, and the simple `$filter` / `$expand` readers.
+//! path under both dialects' segment names, and the PATCH readers.
 
 use crate::auth::Authed;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
+use crate::expand::{CatalogExpand, ParentResourceExpand, ResourceExpand, em_items as expands};
 use crate::extract::{GraphJson, RawQuery, Root};
 use crate::respond::{self, EM};
 use crate::state::AppState;
@@ -14,15 +15,17 @@ use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use grantry_core::catalogs::{self, CatalogPatch, NewCatalog, SettingsPatch};
 use grantry_core::listing::Listed;
+use grantry_core::related;
 use grantry_core::resources::{self, NewResourceRequest};
 use grantry_domain::Error;
 use grantry_domain::enums::{CatalogState, ExternalUserLifecycleAction, RequestType};
 use grantry_domain::model::{Resource, ResourceRole, ResourceScope};
-use grantry_graph::catalog::{self as wire, nav, sets};
+use grantry_graph::catalog::{
+    self as wire, CatalogView, PackageView, ResourceRequestView, ResourceRoleView, ResourceScopeView, ResourceView,
+    SettingsView, nav, sets,
+};
 use grantry_graph::{Body, Dialect};
-use grantry_odata::ExpandItem;
 use serde_json::Value;
-use std::collections::HashMap;
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers
@@ -45,39 +48,6 @@ pub(crate) fn em_route(router: Router<AppState>, pattern: &str, handler: MethodR
 /// The `@odata.context` set path for a collection below the EM root.
 pub(crate) fn set(d: Dialect, pair: (&'static str, &'static str)) -> String {
     format!("{EM}/{}", wire::name(d, pair))
-}
-
-/// Reads `$expand`.
-pub(crate) fn expands(q: &RawQuery) -> ApiResult<Vec<ExpandItem>> {
-    match q.get("$expand") {
-        Some(text) if !text.trim().is_empty() => grantry_odata::parse_expand(text)
-            .map_err(|e| Error::bad_request("BadRequest", e.to_string()).with_target("$expand").into()),
-        _ => Ok(Vec::new()),
-    }
-}
-
-/// The navigation name of an `$expand` item, lower-cased.
-pub(crate) fn expand_name(item: &ExpandItem) -> String {
-    item.path.join("/").to_ascii_lowercase()
-}
-
-pub(crate) fn unsupported_expand(item: &ExpandItem, supported: &[&str]) -> ApiError {
-    Error::bad_request(
-        "BadRequest",
-        format!(
-            "$expand={} is not supported here; the navigation properties that can be expanded are: {}.",
-            item.path.join("/"),
-            supported.join(", ")
-        ),
-    )
-    .with_target("$expand")
-    .into()
-}
-
-pub(crate) fn insert(v: &mut Value, key: &str, value: Value) {
-    if let Value::Object(m) = v {
-        m.insert(key.to_string(), value);
-    }
 }
 
 /// A string property that may be set to null in a PATCH: `Some(None)` clears it.
@@ -167,34 +137,7 @@ async fn create_catalog(
     };
     crate::schema::check(&b, d, "accessPackageCatalog")?;
     let catalog = catalogs::create_catalog(&s.app, &caller, input).await?;
-    Ok(respond::created(&s, d, &set(d, sets::CATALOGS), wire::catalog(&catalog, d)))
-}
-
-async fn render_catalogs(
-    s: &AppState,
-    d: Dialect,
-    list: &[grantry_domain::model::Catalog],
-    expand: &[ExpandItem],
-) -> ApiResult<Vec<Value>> {
-    let mut items: Vec<Value> = list.iter().map(|c| wire::catalog(c, d)).collect();
-    for item in expand {
-        match expand_name(item).as_str() {
-            "accesspackages" => {
-                let ids = list.iter().map(|c| c.id.clone()).collect();
-                let packages = grantry_core::packages::packages_of_catalogs(&s.app, ids).await?;
-                for (v, c) in items.iter_mut().zip(list) {
-                    let mine: Vec<Value> = packages
-                        .iter()
-                        .filter(|p| p.catalog_id == c.id)
-                        .map(|p| grantry_graph::catalog::access_package(p, d))
-                        .collect();
-                    insert(v, "accessPackages", Value::Array(mine));
-                }
-            }
-            _ => return Err(unsupported_expand(item, &["accessPackages"])),
-        }
-    }
-    Ok(items)
+    Ok(respond::created(&s, d, &set(d, sets::CATALOGS), CatalogView::new(&catalog, d)))
 }
 
 async fn get_catalog(
@@ -204,11 +147,11 @@ async fn get_catalog(
     Path(id): Path<String>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let expand = expands(&q)?;
+    let items = expands(&q)?;
     let catalog = catalogs::get_catalog(&s.app, &caller, &id).await?;
-    let mut items = render_catalogs(&s, d, std::slice::from_ref(&catalog), &expand).await?;
-    let item = items.pop().unwrap_or(Value::Null);
-    Ok(respond::entity(&s, d, &set(d, sets::CATALOGS), item))
+    let expand = CatalogExpand::parse(&items)?;
+    let related = related::catalogs_related(&s.app, std::slice::from_ref(&catalog), expand.wanted()).await?;
+    Ok(respond::entity(&s, d, &set(d, sets::CATALOGS), expand.view(&catalog, d, &related[0])))
 }
 
 async fn list_catalogs(
@@ -217,11 +160,18 @@ async fn list_catalogs(
     Authed(caller): Authed,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let expand = expands(&q)?;
+    let items = expands(&q)?;
     let listed = catalogs::list_catalogs(&s.app, &caller, q.list_options()?).await?;
-    let items = render_catalogs(&s, d, &listed.items, &expand).await?;
-    let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
-    Ok(respond::collection(&s, d, &set(d, sets::CATALOGS), listed, &q))
+    let expand = CatalogExpand::parse(&items)?;
+    let related = related::catalogs_related(&s.app, &listed.items, expand.wanted()).await?;
+    let views = listed.items.iter().zip(&related).map(|(c, r)| expand.view(c, d, r)).collect();
+    Ok(respond::collection(
+        &s,
+        d,
+        &set(d, sets::CATALOGS),
+        Listed { items: views, next: listed.next, count: listed.count },
+        &q,
+    ))
 }
 
 async fn update_catalog(
@@ -261,7 +211,7 @@ async fn list_catalog_packages(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let page = catalogs::list_catalog_packages(&s.app, &caller, &id, q.page()?).await?;
-    let items = page.items.iter().map(|p| wire::access_package(p, d)).collect();
+    let items = page.items.iter().map(|p| PackageView::new(p, d)).collect();
     let ctx = format!("{}/{id}/accessPackages", set(d, sets::CATALOGS));
     Ok(respond::collection(&s, d, &ctx, Listed::after_seq(items, page.next_after_seq), &q))
 }
@@ -269,33 +219,23 @@ async fn list_catalog_packages(
 // ---------------------------------------------------------------------------------------
 // Resources, roles, scopes
 
-async fn render_resources(s: &AppState, d: Dialect, list: &[Resource], expand: &[ExpandItem]) -> ApiResult<Vec<Value>> {
-    let mut items: Vec<Value> = list.iter().map(|r| wire::resource(r, d)).collect();
-    let ids: Vec<String> = list.iter().map(|r| r.id.clone()).collect();
-    for item in expand {
-        match expand_name(item).as_str() {
-            "roles" | "accesspackageresourceroles" => {
-                let roles = resources::roles_of(&s.app, ids.clone()).await?;
-                for (v, r) in items.iter_mut().zip(list) {
-                    let mine =
-                        roles.iter().filter(|x| x.resource_id == r.id).map(|x| wire::resource_role(x, d)).collect();
-                    insert(v, wire::name(d, nav::ROLES), Value::Array(mine));
-                }
-            }
-            "scopes" | "accesspackageresourcescopes" => {
-                let scopes = resources::scopes_of(&s.app, ids.clone()).await?;
-                for (v, r) in items.iter_mut().zip(list) {
-                    let mine =
-                        scopes.iter().filter(|x| x.resource_id == r.id).map(|x| wire::resource_scope(x, d)).collect();
-                    insert(v, wire::name(d, nav::SCOPES), Value::Array(mine));
-                }
-            }
-            _ => {
-                return Err(unsupported_expand(item, &[wire::name(d, nav::ROLES), wire::name(d, nav::SCOPES)]));
-            }
-        }
+/// Resources with the roles and scopes `$expand` names, loaded for the whole page.
+async fn resources_response(
+    s: &AppState,
+    d: Dialect,
+    q: &RawQuery,
+    ctx: &str,
+    listed: Listed<Resource>,
+    items: &[grantry_odata::ExpandItem],
+    one: bool,
+) -> ApiResult<Response> {
+    let expand = ResourceExpand::parse(d, items)?;
+    let related = related::resources_related(&s.app, &listed.items, expand.wanted()).await?;
+    let views: Vec<ResourceView<'_>> = listed.items.iter().zip(&related).map(|(x, r)| expand.view(x, d, r)).collect();
+    if one {
+        return Ok(respond::entity(s, d, ctx, views.into_iter().next()));
     }
-    Ok(items)
+    Ok(respond::collection(s, d, ctx, Listed { items: views, next: listed.next, count: listed.count }, q))
 }
 
 async fn list_catalog_resources(
@@ -307,9 +247,8 @@ async fn list_catalog_resources(
 ) -> ApiResult<Response> {
     let expand = expands(&q)?;
     let listed = resources::list_resources(&s.app, &caller, Some(&id), q.list_options()?).await?;
-    let items = render_resources(&s, d, &listed.items, &expand).await?;
     let ctx = format!("{}/{id}/{}", set(d, sets::CATALOGS), wire::name(d, sets::RESOURCES));
-    Ok(respond::collection(&s, d, &ctx, Listed { items, next: listed.next, count: listed.count }, &q))
+    resources_response(&s, d, &q, &ctx, listed, &expand, false).await
 }
 
 async fn get_catalog_resource(
@@ -321,9 +260,8 @@ async fn get_catalog_resource(
 ) -> ApiResult<Response> {
     let expand = expands(&q)?;
     let resource = resources::get_resource(&s.app, &caller, Some(&id), &rid).await?;
-    let item = render_resources(&s, d, std::slice::from_ref(&resource), &expand).await?.pop().unwrap_or(Value::Null);
     let ctx = format!("{}/{id}/{}", set(d, sets::CATALOGS), wire::name(d, sets::RESOURCES));
-    Ok(respond::entity(&s, d, &ctx, item))
+    resources_response(&s, d, &q, &ctx, Listed::from(vec![resource]), &expand, true).await
 }
 
 async fn list_all_resources(
@@ -334,14 +272,7 @@ async fn list_all_resources(
 ) -> ApiResult<Response> {
     let expand = expands(&q)?;
     let listed = resources::list_resources(&s.app, &caller, None, q.list_options()?).await?;
-    let items = render_resources(&s, d, &listed.items, &expand).await?;
-    Ok(respond::collection(
-        &s,
-        d,
-        &set(d, sets::RESOURCES),
-        Listed { items, next: listed.next, count: listed.count },
-        &q,
-    ))
+    resources_response(&s, d, &q, &set(d, sets::RESOURCES), listed, &expand, false).await
 }
 
 async fn get_any_resource(
@@ -353,35 +284,21 @@ async fn get_any_resource(
 ) -> ApiResult<Response> {
     let expand = expands(&q)?;
     let resource = resources::get_resource(&s.app, &caller, None, &id).await?;
-    let item = render_resources(&s, d, std::slice::from_ref(&resource), &expand).await?.pop().unwrap_or(Value::Null);
-    Ok(respond::entity(&s, d, &set(d, sets::RESOURCES), item))
+    resources_response(&s, d, &q, &set(d, sets::RESOURCES), Listed::from(vec![resource]), &expand, true).await
 }
 
-/// Adds the expanded `resource` (beta `accessPackageResource`) to roles or scopes.
-async fn expand_parent_resource(
+/// The resource of each role or scope of a page when `$expand` names it.
+async fn parents(
     s: &AppState,
     d: Dialect,
-    items: &mut [Value],
-    resource_ids: Vec<String>,
-    expand: &[ExpandItem],
-) -> ApiResult<()> {
-    for item in expand {
-        match expand_name(item).as_str() {
-            "resource" | "accesspackageresource" => {
-                let mut unique = resource_ids.clone();
-                unique.sort();
-                unique.dedup();
-                let found: HashMap<String, Resource> =
-                    resources::resources_by_ids(&s.app, unique).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
-                for (v, rid) in items.iter_mut().zip(&resource_ids) {
-                    let value = found.get(rid).map(|r| wire::resource(r, d)).unwrap_or(Value::Null);
-                    insert(v, wire::name(d, nav::RESOURCE), value);
-                }
-            }
-            _ => return Err(unsupported_expand(item, &[wire::name(d, nav::RESOURCE)])),
-        }
+    q: &RawQuery,
+    resource_ids: Vec<&str>,
+) -> ApiResult<Option<Vec<Option<Resource>>>> {
+    let expand = ParentResourceExpand::parse(d, &expands(q)?)?;
+    if !expand.resource {
+        return Ok(None);
     }
-    Ok(())
+    Ok(Some(related::parent_resources(&s.app, &resource_ids).await?))
 }
 
 async fn roles_response(
@@ -391,10 +308,19 @@ async fn roles_response(
     ctx: String,
     page: Listed<ResourceRole>,
 ) -> ApiResult<Response> {
-    let expand = expands(q)?;
-    let mut items: Vec<Value> = page.items.iter().map(|r| wire::resource_role(r, d)).collect();
-    expand_parent_resource(s, d, &mut items, page.items.iter().map(|r| r.resource_id.clone()).collect(), &expand)
-        .await?;
+    let parents = parents(s, d, q, page.items.iter().map(|r| r.resource_id.as_str()).collect()).await?;
+    let items = page
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let v = ResourceRoleView::new(r, d);
+            match &parents {
+                Some(found) => v.with_resource(found[i].as_ref().map(|x| ResourceView::new(x, d))),
+                None => v,
+            }
+        })
+        .collect();
     Ok(respond::collection(s, d, &ctx, Listed { items, next: page.next, count: page.count }, q))
 }
 
@@ -405,10 +331,19 @@ async fn scopes_response(
     ctx: String,
     page: Listed<ResourceScope>,
 ) -> ApiResult<Response> {
-    let expand = expands(q)?;
-    let mut items: Vec<Value> = page.items.iter().map(|r| wire::resource_scope(r, d)).collect();
-    expand_parent_resource(s, d, &mut items, page.items.iter().map(|r| r.resource_id.clone()).collect(), &expand)
-        .await?;
+    let parents = parents(s, d, q, page.items.iter().map(|r| r.resource_id.as_str()).collect()).await?;
+    let items = page
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let v = ResourceScopeView::new(r, d);
+            match &parents {
+                Some(found) => v.with_resource(found[i].as_ref().map(|x| ResourceView::new(x, d))),
+                None => v,
+            }
+        })
+        .collect();
     Ok(respond::collection(s, d, &ctx, Listed { items, next: page.next, count: page.count }, q))
 }
 
@@ -517,27 +452,22 @@ async fn create_resource_request(
     };
     crate::schema::check(&b, d, "accessPackageResourceRequest")?;
     let request = resources::create_resource_request(&s.app, &caller, input).await?;
-    Ok(respond::created(&s, d, &set(d, sets::RESOURCE_REQUESTS), wire::resource_request(&request, d)))
+    Ok(respond::created(&s, d, &set(d, sets::RESOURCE_REQUESTS), ResourceRequestView::new(&request, d)))
 }
 
-fn render_requests(
+fn request_views<'a>(
     d: Dialect,
-    list: &[grantry_domain::model::ResourceRequest],
-    expand: &[ExpandItem],
-) -> ApiResult<Vec<Value>> {
-    let mut items: Vec<Value> = list.iter().map(|r| wire::resource_request(r, d)).collect();
-    for item in expand {
-        match expand_name(item).as_str() {
-            "resource" | "accesspackageresource" => {
-                for (v, r) in items.iter_mut().zip(list) {
-                    let value = r.resource.as_ref().map(|x| wire::resource(x, d)).unwrap_or(Value::Null);
-                    insert(v, wire::name(d, nav::RESOURCE), value);
-                }
-            }
-            _ => return Err(unsupported_expand(item, &[wire::name(d, nav::RESOURCE)])),
-        }
-    }
-    Ok(items)
+    list: &'a [grantry_domain::model::ResourceRequest],
+    expand: &[grantry_odata::ExpandItem],
+) -> ApiResult<Vec<ResourceRequestView<'a>>> {
+    let expand = ParentResourceExpand::parse(d, expand)?;
+    Ok(list
+        .iter()
+        .map(|r| {
+            let v = ResourceRequestView::new(r, d);
+            if expand.resource { v.with_resource(r) } else { v }
+        })
+        .collect())
 }
 
 async fn get_resource_request(
@@ -549,7 +479,7 @@ async fn get_resource_request(
 ) -> ApiResult<Response> {
     let expand = expands(&q)?;
     let request = resources::get_resource_request(&s.app, &caller, &id).await?;
-    let item = render_requests(d, std::slice::from_ref(&request), &expand)?.pop().unwrap_or(Value::Null);
+    let item = request_views(d, std::slice::from_ref(&request), &expand)?.pop();
     Ok(respond::entity(&s, d, &set(d, sets::RESOURCE_REQUESTS), item))
 }
 
@@ -561,7 +491,7 @@ async fn list_resource_requests(
 ) -> ApiResult<Response> {
     let expand = expands(&q)?;
     let listed = resources::list_resource_requests(&s.app, &caller, q.list_options()?).await?;
-    let items = render_requests(d, &listed.items, &expand)?;
+    let items = request_views(d, &listed.items, &expand)?;
     let listed = Listed { items, next: listed.next, count: listed.count };
     Ok(respond::collection(&s, d, &set(d, sets::RESOURCE_REQUESTS), listed, &q))
 }
@@ -571,7 +501,7 @@ async fn list_resource_requests(
 
 async fn get_settings(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed) -> ApiResult<Response> {
     let settings = catalogs::get_settings(&s.app, &caller).await?;
-    Ok(respond::entity(&s, d, &format!("{EM}/settings"), wire::settings(&settings, d)))
+    Ok(respond::entity(&s, d, &format!("{EM}/settings"), SettingsView::new(&settings, d)))
 }
 
 async fn update_settings(

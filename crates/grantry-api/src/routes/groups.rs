@@ -14,6 +14,7 @@ use grantry_core::groups::{self, DirectoryObject, GroupPatch, NewGroup, ObjectRe
 use grantry_core::listing::Listed;
 use grantry_domain::model::GroupRelation;
 use grantry_domain::{Error, Result};
+use grantry_graph::directory::DirectoryObjectView;
 use grantry_graph::{Body, directory as wire};
 use serde_json::Value;
 
@@ -67,10 +68,10 @@ fn bind_list(b: &Body<'_>, key: &str) -> Result<Vec<ObjectRef>> {
         .collect()
 }
 
-fn render(object: &DirectoryObject) -> Value {
+fn render(object: &DirectoryObject) -> DirectoryObjectView<'_> {
     match object {
-        DirectoryObject::User(u) => wire::user(u),
-        DirectoryObject::Group(g) => wire::group(g),
+        DirectoryObject::User(u) => DirectoryObjectView::User(wire::user(u)),
+        DirectoryObject::Group(g) => DirectoryObjectView::Group(wire::group(g)),
     }
 }
 
@@ -113,7 +114,7 @@ async fn list_groups(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let listed = groups::list_groups(&s.app, &caller, q.list_options()?).await?;
-    Ok(respond::collection(&s, d, "groups", listed.map(|g| wire::group(&g)), &q))
+    Ok(respond::collection(&s, d, "groups", listed.views(wire::group), &q))
 }
 
 async fn update_group(

@@ -1,11 +1,10 @@
 //! `/accessPackages` with their resource role scopes and incompatibilities; tenant-level
 //! `/resourceRoleScopes` (beta `/accessPackageResourceRoleScopes`).
 
-use super::catalogs::{
-    em_route, expand_name, expands, insert, nullable_str, patch_display_name, set, unsupported_expand,
-};
+use super::catalogs::{em_route, nullable_str, patch_display_name, set};
 use crate::auth::Authed;
 use crate::error::ApiResult;
+use crate::expand::{PackageExpand, RoleScopeExpand, em_items as expands};
 use crate::extract::{GraphJson, RawQuery, Root};
 use crate::respond::{self, EM};
 use crate::state::AppState;
@@ -14,15 +13,13 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use grantry_core::listing::Listed;
-use grantry_core::packages::{self, NewPackage, NewRoleScope, PackagePatch, RoleScopeView};
-use grantry_core::{Caller, catalogs};
+use grantry_core::packages::{self, NewPackage, NewRoleScope, PackagePatch};
+use grantry_core::{catalogs, related};
 use grantry_domain::Error;
-use grantry_domain::model::AccessPackage;
-use grantry_graph::catalog::{self as wire, nav, sets};
+use grantry_graph::catalog::{self as wire, CatalogView, PackageView, sets};
 use grantry_graph::{Body, Dialect};
-use grantry_odata::ExpandItem;
-use serde_json::{Value, json};
-use std::collections::HashMap;
+use serde::Serialize;
+use serde_json::Value;
 
 pub fn routes() -> Router<AppState> {
     let mut r = Router::new();
@@ -63,133 +60,11 @@ fn packages_set(d: Dialect) -> String {
     set(d, sets::PACKAGES)
 }
 
-// ---------------------------------------------------------------------------------------
-// Expansion
-
-/// The expansion of a package's assignment policies (`$expand=assignmentPolicies`, beta
-/// `accessPackageAssignmentPolicies`): package id → rendered policies. The caller could read
-/// the packages, and a package's policies are readable with it.
-async fn policies_expansion(
-    s: &AppState,
-    d: Dialect,
-    _caller: &Caller,
-    package_ids: &[String],
-    _item: &ExpandItem,
-) -> ApiResult<HashMap<String, Vec<Value>>> {
-    let ids = package_ids.to_vec();
-    let policies = s
-        .app
-        .store
-        .read(move |c| {
-            let mut out = Vec::new();
-            for id in &ids {
-                out.push((id.clone(), grantry_core::policies::policies_for_package(c, id)?));
-            }
-            Ok(out)
-        })
-        .await?;
-    Ok(policies
-        .into_iter()
-        .map(|(id, list)| (id, list.iter().map(|p| grantry_graph::policy::render_policy(p, d)).collect()))
-        .collect())
-}
-
-fn role_scope_json(v: &RoleScopeView, d: Dialect, with_role: bool, with_scope: bool) -> Value {
-    wire::role_scope(
-        &v.role_scope,
-        d,
-        if with_role { v.role.as_ref() } else { None },
-        if with_scope { v.scope.as_ref() } else { None },
-    )
-}
-
-/// Which of `role` and `scope` a role-scope expansion asks for.
-fn role_scope_parts(d: Dialect, nested: &[ExpandItem]) -> ApiResult<(bool, bool)> {
-    let (mut role, mut scope) = (false, false);
-    for item in nested {
-        match expand_name(item).as_str() {
-            "role" | "accesspackageresourcerole" => role = true,
-            "scope" | "accesspackageresourcescope" => scope = true,
-            "*" => (role, scope) = (true, true),
-            _ => return Err(unsupported_expand(item, &[wire::name(d, nav::ROLE), wire::name(d, nav::SCOPE)])),
-        }
-    }
-    Ok((role, scope))
-}
-
-const PACKAGE_EXPANDS: &[&str] = &[
-    "catalog (beta accessPackageCatalog)",
-    "resourceRoleScopes (beta accessPackageResourceRoleScopes)",
-    "incompatibleAccessPackages",
-    "incompatibleGroups",
-    "assignmentPolicies (beta accessPackageAssignmentPolicies)",
-];
-
-async fn render_packages(
-    s: &AppState,
-    d: Dialect,
-    caller: &Caller,
-    list: &[AccessPackage],
-    expand: &[ExpandItem],
-) -> ApiResult<Vec<Value>> {
-    let mut items: Vec<Value> = list.iter().map(|p| wire::access_package(p, d)).collect();
-    let ids: Vec<String> = list.iter().map(|p| p.id.clone()).collect();
-    for item in expand {
-        match expand_name(item).as_str() {
-            "catalog" | "accesspackagecatalog" => {
-                let mut cids: Vec<String> = list.iter().map(|p| p.catalog_id.clone()).collect();
-                cids.sort();
-                cids.dedup();
-                let found: HashMap<String, Value> = catalogs::catalogs_by_ids(&s.app, cids)
-                    .await?
-                    .iter()
-                    .map(|c| (c.id.clone(), wire::catalog(c, d)))
-                    .collect();
-                for (v, p) in items.iter_mut().zip(list) {
-                    insert(v, wire::name(d, nav::CATALOG), found.get(&p.catalog_id).cloned().unwrap_or(Value::Null));
-                }
-            }
-            "resourcerolescopes" | "accesspackageresourcerolescopes" => {
-                let (role, scope) = role_scope_parts(d, &item.options.expand)?;
-                let views = packages::role_scopes_of(&s.app, ids.clone()).await?;
-                for (v, p) in items.iter_mut().zip(list) {
-                    let mine = views
-                        .iter()
-                        .filter(|x| x.role_scope.access_package_id == p.id)
-                        .map(|x| role_scope_json(x, d, role, scope))
-                        .collect();
-                    insert(v, wire::name(d, nav::ROLE_SCOPES), Value::Array(mine));
-                }
-            }
-            "incompatibleaccesspackages" => {
-                let pairs = packages::incompatible_packages_of(&s.app, caller, ids.clone()).await?;
-                for (v, p) in items.iter_mut().zip(list) {
-                    let mine =
-                        pairs.iter().filter(|(pid, _)| *pid == p.id).map(|(_, x)| wire::access_package(x, d)).collect();
-                    insert(v, "incompatibleAccessPackages", Value::Array(mine));
-                }
-            }
-            "incompatiblegroups" => {
-                let pairs = packages::incompatible_groups_of(&s.app, ids.clone()).await?;
-                for (v, p) in items.iter_mut().zip(list) {
-                    let mine = pairs
-                        .iter()
-                        .filter(|(pid, _)| *pid == p.id)
-                        .map(|(_, g)| grantry_graph::directory::group(g))
-                        .collect();
-                    insert(v, "incompatibleGroups", Value::Array(mine));
-                }
-            }
-            "assignmentpolicies" | "accesspackageassignmentpolicies" => {
-                let mut found = policies_expansion(s, d, caller, &ids, item).await?;
-                for (v, p) in items.iter_mut().zip(list) {
-                    insert(v, wire::name(d, nav::POLICIES), Value::Array(found.remove(&p.id).unwrap_or_default()));
-                }
-            }
-            _ => return Err(unsupported_expand(item, PACKAGE_EXPANDS)),
-        }
-    }
-    Ok(items)
+/// An `@odata.id` reference in a `$ref` collection.
+#[derive(Serialize)]
+struct Reference {
+    #[serde(rename = "@odata.id")]
+    id: String,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -221,7 +96,7 @@ async fn create_package(
     };
     crate::schema::check(&b, d, "accessPackage")?;
     let package = packages::create_package(&s.app, &caller, input).await?;
-    Ok(respond::created(&s, d, &packages_set(d), wire::access_package(&package, d)))
+    Ok(respond::created(&s, d, &packages_set(d), PackageView::new(&package, d)))
 }
 
 async fn get_package(
@@ -231,11 +106,11 @@ async fn get_package(
     Path(id): Path<String>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let expand = expands(&q)?;
+    let items = expands(&q)?;
     let package = packages::get_package(&s.app, &caller, &id).await?;
-    let item =
-        render_packages(&s, d, &caller, std::slice::from_ref(&package), &expand).await?.pop().unwrap_or(Value::Null);
-    Ok(respond::entity(&s, d, &packages_set(d), item))
+    let expand = PackageExpand::parse(d, &items)?;
+    let related = related::packages_related(&s.app, &caller, std::slice::from_ref(&package), expand.wanted()).await?;
+    Ok(respond::entity(&s, d, &packages_set(d), expand.view(&package, d, &related[0])))
 }
 
 async fn list_packages(
@@ -244,11 +119,18 @@ async fn list_packages(
     Authed(caller): Authed,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let expand = expands(&q)?;
+    let items = expands(&q)?;
     let listed = packages::list_packages(&s.app, &caller, q.list_options()?).await?;
-    let items = render_packages(&s, d, &caller, &listed.items, &expand).await?;
-    let listed = grantry_core::listing::Listed { items, next: listed.next, count: listed.count };
-    Ok(respond::collection(&s, d, &packages_set(d), listed, &q))
+    let expand = PackageExpand::parse(d, &items)?;
+    let related = related::packages_related(&s.app, &caller, &listed.items, expand.wanted()).await?;
+    let views = listed.items.iter().zip(&related).map(|(p, r)| expand.view(p, d, r)).collect();
+    Ok(respond::collection(
+        &s,
+        d,
+        &packages_set(d),
+        Listed { items: views, next: listed.next, count: listed.count },
+        &q,
+    ))
 }
 
 async fn update_package(
@@ -308,7 +190,7 @@ async fn get_package_catalog(
 ) -> ApiResult<Response> {
     let package = packages::get_package(&s.app, &caller, &id).await?;
     let catalog = catalogs::get_catalog(&s.app, &caller, &package.catalog_id).await?;
-    Ok(respond::entity(&s, d, &set(d, sets::CATALOGS), wire::catalog(&catalog, d)))
+    Ok(respond::entity(&s, d, &set(d, sets::CATALOGS), CatalogView::new(&catalog, d)))
 }
 
 async fn move_to_catalog(
@@ -376,7 +258,7 @@ async fn add_role_scope(
     crate::schema::check(&b, d, "accessPackageResourceRoleScope")?;
     let view = packages::add_role_scope(&s.app, &caller, &id, input).await?;
     let ctx = format!("{}/{id}/{}", packages_set(d), wire::name(d, sets::ROLE_SCOPES));
-    Ok(respond::created(&s, d, &ctx, role_scope_json(&view, d, true, true)))
+    Ok(respond::created(&s, d, &ctx, RoleScopeExpand::all().view(&view, d)))
 }
 
 async fn list_role_scopes(
@@ -386,9 +268,9 @@ async fn list_role_scopes(
     Path(id): Path<String>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let (role, scope) = role_scope_parts(d, &expands(&q)?)?;
+    let expand = RoleScopeExpand::parse(d, &expands(&q)?)?;
     let page = packages::list_role_scopes(&s.app, &caller, &id, q.page()?).await?;
-    let items = page.items.iter().map(|v| role_scope_json(v, d, role, scope)).collect();
+    let items = page.items.iter().map(|v| expand.view(v, d)).collect();
     let ctx = format!("{}/{id}/{}", packages_set(d), wire::name(d, sets::ROLE_SCOPES));
     Ok(respond::collection(&s, d, &ctx, Listed::after_seq(items, page.next_after_seq), &q))
 }
@@ -408,9 +290,9 @@ async fn list_all_role_scopes(
     Authed(caller): Authed,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    let (role, scope) = role_scope_parts(d, &expands(&q)?)?;
+    let expand = RoleScopeExpand::parse(d, &expands(&q)?)?;
     let page = packages::list_all_role_scopes(&s.app, &caller, q.page()?).await?;
-    let items = page.items.iter().map(|v| role_scope_json(v, d, role, scope)).collect();
+    let items = page.items.iter().map(|v| expand.view(v, d)).collect();
     Ok(respond::collection(&s, d, &set(d, sets::ROLE_SCOPES), Listed::after_seq(items, page.next_after_seq), &q))
 }
 
@@ -463,7 +345,7 @@ async fn list_incompatible_packages(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_packages(&s.app, &caller, &id, q.page()?).await?;
-    let items = page.items.iter().map(|p| wire::access_package(p, d)).collect();
+    let items = page.items.iter().map(|p| PackageView::new(p, d)).collect();
     Ok(respond::collection(&s, d, &packages_set(d), Listed::after_seq(items, page.next_after_seq), &q))
 }
 
@@ -475,7 +357,7 @@ async fn list_incompatible_package_refs(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_packages(&s.app, &caller, &id, q.page()?).await?;
-    let items = page.items.iter().map(|p| json!({ "@odata.id": package_url(&s, d, &p.id) })).collect();
+    let items = page.items.iter().map(|p| Reference { id: package_url(&s, d, &p.id) }).collect();
     Ok(respond::collection(&s, d, "Collection($ref)", Listed::after_seq(items, page.next_after_seq), &q))
 }
 
@@ -519,7 +401,7 @@ async fn list_incompatible_group_refs(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_groups(&s.app, &caller, &id, q.page()?).await?;
-    let items = page.items.iter().map(|g| json!({ "@odata.id": group_url(&s, d, &g.id) })).collect();
+    let items = page.items.iter().map(|g| Reference { id: group_url(&s, d, &g.id) }).collect();
     Ok(respond::collection(&s, d, "Collection($ref)", Listed::after_seq(items, page.next_after_seq), &q))
 }
 
@@ -551,7 +433,7 @@ async fn list_incompatible_with(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let page = packages::list_packages_incompatible_with(&s.app, &caller, &id, q.page()?).await?;
-    let items = page.items.iter().map(|p| wire::access_package(p, d)).collect();
+    let items = page.items.iter().map(|p| PackageView::new(p, d)).collect();
     Ok(respond::collection(&s, d, &packages_set(d), Listed::after_seq(items, page.next_after_seq), &q))
 }
 

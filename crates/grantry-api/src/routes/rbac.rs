@@ -13,8 +13,8 @@ use axum::routing::get;
 use grantry_core::listing::Listed;
 use grantry_core::rbac::{self, AssignmentView, Expand, NewRoleAssignment, RoleDefinition};
 use grantry_domain::model::RoleProvider;
+use grantry_graph::directory::{RoleAssignmentView, RoleDefinitionView};
 use grantry_graph::{Body, directory as wire};
-use serde_json::Value;
 
 const DIRECTORY: &str = "roleManagement/directory";
 const EM: &str = "roleManagement/entitlementManagement";
@@ -66,27 +66,28 @@ fn base(provider: RoleProvider) -> &'static str {
     }
 }
 
-fn render_definition(r: &RoleDefinition) -> Value {
+fn render_definition(r: &RoleDefinition) -> RoleDefinitionView<'static> {
     wire::role_definition(r.id, r.display_name, r.description)
 }
 
-fn render(view: &AssignmentView, expand: Expand) -> Value {
+/// A built-in role's definition by id, for `$expand=roleDefinition`.
+fn definition_of(id: &str) -> Option<RoleDefinitionView<'_>> {
+    rbac::role_name(id).map(|name| {
+        let description = grantry_domain::model::em_roles::ALL
+            .iter()
+            .find(|(rid, ..)| *rid == id)
+            .map(|(_, _, description, _)| *description);
+        wire::role_definition(id, name, description)
+    })
+}
+
+fn render(view: &AssignmentView, expand: Expand) -> RoleAssignmentView<'_> {
     let mut v = wire::role_assignment(&view.assignment);
-    if let Value::Object(map) = &mut v {
-        if expand.principal {
-            map.insert("principal".into(), view.principal.as_ref().map(wire::user).unwrap_or(Value::Null));
-        }
-        if expand.role_definition {
-            let id = view.assignment.role_definition_id.as_str();
-            let definition = rbac::role_name(id).map(|name| {
-                let description = grantry_domain::model::em_roles::ALL
-                    .iter()
-                    .find(|(rid, ..)| *rid == id)
-                    .map(|(_, _, description, _)| *description);
-                wire::role_definition(id, name, description)
-            });
-            map.insert("roleDefinition".into(), definition.unwrap_or(Value::Null));
-        }
+    if expand.principal {
+        v = v.with_principal(view.principal.as_ref().map(wire::user));
+    }
+    if expand.role_definition {
+        v = v.with_role_definition(definition_of(&view.assignment.role_definition_id));
     }
     v
 }
@@ -125,7 +126,7 @@ async fn list(
     let expand = rbac::parse_expand(q.get("$expand"))?;
     let page =
         rbac::list_assignments(&s.app, &caller, provider, q.get("$filter"), expand, q.page_with_own_filter()?).await?;
-    let items = page.items.iter().map(|v| render(v, expand)).collect();
+    let items: Vec<_> = page.items.iter().map(|v| render(v, expand)).collect();
     let set = format!("{}/roleAssignments", base(provider));
     Ok(respond::collection(&s, d, &set, Listed::after_seq(items, page.next_after_seq), &q))
 }

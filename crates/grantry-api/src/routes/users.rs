@@ -131,7 +131,7 @@ async fn list_users(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let listed = directory::list_users(&s.app, &caller, q.list_options()?).await?;
-    Ok(respond::collection(&s, d, "users", listed.map(|u| wire::user(&u)), &q))
+    Ok(respond::collection(&s, d, "users", listed.views(wire::user), &q))
 }
 
 async fn get_manager(

@@ -120,6 +120,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("incompatible.list.otherCatalog", "GET accessPackages/{new}/incompatibleAccessPackages (B's package listed?)", "U F F F F F H H H H A A A F"),
     ("incompatible.expand.otherCatalog", "GET accessPackages/{new}?$expand=incompatibleAccessPackages (B's package listed?)", "U F F F F F H H H H A A A F"),
     ("incompatibleWith.list.otherCatalog", "GET accessPackages/{new}/accessPackagesIncompatibleWith (B's package listed?)", "U F F F F F H H H H A A A F"),
+    ("incompatibleWith.expand.otherCatalog", "GET accessPackages/{new}?$expand=accessPackagesIncompatibleWith (B's package listed?)", "U F F F F F H H H H A A A F"),
     ("roleScopes.create.otherCatalog", "POST accessPackages/{new}/resourceRoleScopes with a role of catalog B", "U F F F F F B F B F B F B F"),
     ("packages.move.otherCatalog", "POST accessPackages/{new}/moveToCatalog to catalog B", "U F F F F F F F F F A F A F"),
     ("policies.list", "GET assignmentPolicies (self-service policy listed?)",     "U H H H H H A A A A A A A F"),
@@ -626,6 +627,11 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
         "incompatibleWith.list.otherCatalog" => {
             let p = app.linked_to_other_catalog(sc, "Reversed", true).await;
             let (s, b) = app.get(t, &e(&format!("accessPackages/{p}/accessPackagesIncompatibleWith"))).await;
+            (s, b, Some(sc.g.package_id.clone()))
+        }
+        "incompatibleWith.expand.otherCatalog" => {
+            let p = app.linked_to_other_catalog(sc, "Reversed and expanded", true).await;
+            let (s, b) = app.get(t, &e(&format!("accessPackages/{p}?$expand=accessPackagesIncompatibleWith"))).await;
             (s, b, Some(sc.g.package_id.clone()))
         }
         "roleScopes.create.otherCatalog" => {
