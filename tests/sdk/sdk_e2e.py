@@ -268,6 +268,31 @@ async def flow_v1(server: Server, admin_token: str, compress_with=None) -> None:
     members = await client.groups.by_group_id(group.id).members.get()
     check(any(m.id == user.id for m in members.value), "the user is now a member of the group")
 
+    # JSON batching through the SDK's batch request builder, unmodified: it sends absolute
+    # item URLs and `depends_on`; Grantry answers each item as its own call.
+    from msgraph_core.requests.batch_request_content import BatchRequestContent
+    from msgraph_core.requests.batch_request_item import BatchRequestItem
+
+    read_package = BatchRequestItem(em.access_packages.by_access_package_id(package.id).to_get_request_information(), id="package")
+    create_catalog = BatchRequestItem(
+        em.catalogs.to_post_request_information(AccessPackageCatalog(display_name="Batched", description="made in a batch")),
+        id="catalog",
+        depends_on=[read_package],
+    )
+    read_missing = BatchRequestItem(
+        em.access_packages.by_access_package_id("00000000-0000-0000-0000-000000000000").to_get_request_information(), id="missing"
+    )
+    content = BatchRequestContent()
+    for batched in (read_package, create_catalog, read_missing):
+        content.add_request(batched.id, batched)
+    answer = await client.batch.post(batch_request_content=content)
+    codes = answer.get_response_status_codes()
+    check(codes == {"package": 200, "catalog": 201, "missing": 404}, f"$batch through the SDK's builder answers each item ({codes})")
+    types = {i: (r.headers or {}).get("Content-Type", "") for i, r in (answer.responses or {}).items()}
+    check(all(t.startswith("application/json") for t in types.values()), f"every batched answer names its Content-Type ({types})")
+    batched = server.call("GET", "/v1.0/identityGovernance/entitlementManagement/catalogs?$filter=displayName%20eq%20'Batched'", admin_token)
+    check(len(batched["value"]) == 1, "the batched POST created the catalog")
+
     try:
         await em.access_packages.by_access_package_id("00000000-0000-0000-0000-000000000000").get()
         check(False, "an unknown id raises")

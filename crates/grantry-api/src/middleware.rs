@@ -103,6 +103,7 @@ pub const SEGMENTS: &[&str] = &[
     "$ref",
     "$count",
     "$metadata",
+    "$batch",
     "_grantry",
     "clock",
     "advance",

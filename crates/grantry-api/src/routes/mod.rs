@@ -6,6 +6,7 @@ mod applications;
 mod approvals;
 mod assignments;
 mod audit;
+pub mod batch;
 mod catalogs;
 mod devclock;
 mod environments;
@@ -59,6 +60,7 @@ fn graph_routes() -> Router<AppState> {
         .merge(approvals::routes())
         .merge(applications::routes())
         .merge(reviews::routes())
+        .merge(batch::routes())
 }
 
 /// The operations of one Graph root, as `graph_routes()` serves them (for the OpenAPI
@@ -79,6 +81,7 @@ pub fn describe_graph() -> Vec<crate::openapi::RouteDoc> {
         approvals::describe(),
         applications::describe(),
         reviews::describe(),
+        batch::describe(),
     ]
     .concat()
 }
@@ -140,7 +143,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::metrics::record))
         .with_state(state);
     // Rewriting inside a Router layer would run after routing; this wrapper runs before.
-    Router::new().fallback_service(tower::ServiceExt::map_request(inner, rewrite_request))
+    let app = Router::new().fallback_service(tower::ServiceExt::map_request(inner, rewrite_request));
+    // `$batch` sends its items through the whole router, handed to it in each request (the
+    // router it gets lacks this extension, so items cannot be batches themselves).
+    app.clone().layer(Extension(batch::Dispatcher(app)))
 }
 
 async fn fallback(req: Request) -> Response {

@@ -7,6 +7,7 @@ mod assignments;
 mod authz;
 mod availability;
 mod backup;
+mod batch;
 mod binary;
 mod callouts;
 mod catalogs;
