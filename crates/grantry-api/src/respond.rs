@@ -10,13 +10,16 @@ use grantry_domain::Error;
 use grantry_graph::Dialect;
 use grantry_graph::wire::{Seen, Select, Selected};
 use serde::Serialize;
-use serde_json::Value;
 
 /// The Graph path of an entity set below the version root, for `@odata.context`.
 pub const EM: &str = "identityGovernance/entitlementManagement";
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    bytes_response(status, body.to_string().into_bytes())
+/// A JSON body as it is, for answers that are not Graph entities (no `@odata.context`).
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => bytes_response(status, bytes),
+        Err(e) => ApiError(Error::internal(format!("cannot serialize a response: {e}"))).into_response(),
+    }
 }
 
 fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response {

@@ -2,9 +2,11 @@
 //! update from either dialect, and rendering (the same shape under both roots).
 
 use crate::body::Body;
-use crate::render::{Dialect, object, odata_type, opt_str, ts};
+use crate::render::{Dialect, odata_type};
+use crate::wire::Ts;
 use grantry_domain::model::{CustomExtension, ExtensionInput, ExtensionKind};
 use grantry_domain::{Error, Result};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// The catalog's navigation property for its extensions, by dialect.
@@ -182,41 +184,68 @@ pub fn extension_input(b: &Body) -> Result<ExtensionInput> {
 }
 
 /// An extension in either dialect (the shapes are the same). The signing secret is never
-/// part of it; [`with_secret`] adds it to the answer to a create.
-pub fn extension(e: &CustomExtension, _d: Dialect) -> Value {
-    let callback = match (e.kind, e.callback_timeout) {
-        (_, Some(t)) => json!({
-            "@odata.type": "#microsoft.graph.customExtensionCallbackConfiguration",
-            "timeoutDuration": grantry_domain::duration::format(t),
-        }),
-        _ => Value::Null,
-    };
-    let mut v = object([
-        ("@odata.type", odata_type(e.kind.type_name())),
-        ("id", json!(e.id)),
-        ("displayName", json!(e.display_name)),
-        ("description", opt_str(&e.description)),
-        ("endpointConfiguration", e.endpoint_configuration.clone().unwrap_or(Value::Null)),
-        ("authenticationConfiguration", e.authentication_configuration.clone().unwrap_or(Value::Null)),
-        ("clientConfiguration", e.client_configuration.clone().unwrap_or(Value::Null)),
-    ]);
-    if let Value::Object(m) = &mut v {
-        if e.kind != ExtensionKind::CustomAccessPackageWorkflow {
-            m.insert("callbackConfiguration".into(), callback);
-            m.insert("createdBy".into(), opt_str(&e.created_by));
-            m.insert("lastModifiedBy".into(), opt_str(&e.last_modified_by));
-        }
-        m.insert("createdDateTime".into(), ts(e.created_date_time));
-        m.insert("lastModifiedDateTime".into(), ts(e.last_modified_date_time));
-    }
-    v
+/// part of it; [`ExtensionView::with_secret`] adds it to the answer to a create.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtensionView<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    id: &'a str,
+    display_name: &'a str,
+    description: Option<&'a str>,
+    endpoint_configuration: Option<&'a Value>,
+    authentication_configuration: Option<&'a Value>,
+    client_configuration: Option<&'a Value>,
+    /// Not on the deprecated `customAccessPackageWorkflowExtension`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_configuration: Option<Option<CallbackView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_by: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_modified_by: Option<Option<&'a str>>,
+    created_date_time: Ts,
+    last_modified_date_time: Ts,
+    /// [`SECRET_ANNOTATION`].
+    #[serde(rename = "@grantry.signingSecret", skip_serializing_if = "Option::is_none")]
+    signing_secret: Option<&'a str>,
 }
 
-/// The rendering of a newly created extension, with its signing secret: the only time the
-/// secret is shown.
-pub fn with_secret(mut v: Value, e: &CustomExtension) -> Value {
-    if let Value::Object(m) = &mut v {
-        m.insert(SECRET_ANNOTATION.into(), json!(e.signing_secret));
+/// `customExtensionCallbackConfiguration`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackView {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'static str,
+    timeout_duration: String,
+}
+
+impl<'a> ExtensionView<'a> {
+    pub fn new(e: &'a CustomExtension, _d: Dialect) -> Self {
+        let current = e.kind != ExtensionKind::CustomAccessPackageWorkflow;
+        let callback = e.callback_timeout.map(|t| CallbackView {
+            odata_type: "#microsoft.graph.customExtensionCallbackConfiguration",
+            timeout_duration: grantry_domain::duration::format(t),
+        });
+        ExtensionView {
+            odata_type: format!("#microsoft.graph.{}", e.kind.type_name()),
+            id: &e.id,
+            display_name: &e.display_name,
+            description: e.description.as_deref(),
+            endpoint_configuration: e.endpoint_configuration.as_ref(),
+            authentication_configuration: e.authentication_configuration.as_ref(),
+            client_configuration: e.client_configuration.as_ref(),
+            callback_configuration: current.then_some(callback),
+            created_by: current.then_some(e.created_by.as_deref()),
+            last_modified_by: current.then_some(e.last_modified_by.as_deref()),
+            created_date_time: Ts(e.created_date_time),
+            last_modified_date_time: Ts(e.last_modified_date_time),
+            signing_secret: None,
+        }
     }
-    v
+
+    /// With the signing secret (the answer to a create: the only time it is shown).
+    pub fn with_secret(mut self, e: &'a CustomExtension) -> Self {
+        self.signing_secret = Some(&e.signing_secret);
+        self
+    }
 }

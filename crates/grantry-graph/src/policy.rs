@@ -22,6 +22,7 @@
 
 use crate::assignment::PackageView;
 use crate::body::Body;
+use crate::extension::ExtensionView;
 use crate::render::Dialect;
 use crate::request::ExpirationView;
 use crate::wire::Ts;
@@ -871,10 +872,14 @@ struct StageSettingView<'a> {
 #[serde(untagged)]
 enum ExtensionIn<'a> {
     Stub { id: &'a str },
-    Whole(Value),
+    Whole(Box<ExtensionView<'a>>),
 }
 
-fn stage_settings<'a>(p: &'a Policy, d: Dialect, extensions: Option<&[CustomExtension]>) -> Vec<StageSettingView<'a>> {
+fn stage_settings<'a>(
+    p: &'a Policy,
+    d: Dialect,
+    extensions: Option<&'a [CustomExtension]>,
+) -> Vec<StageSettingView<'a>> {
     p.custom_extension_stage_settings
         .iter()
         .map(|s| {
@@ -884,7 +889,7 @@ fn stage_settings<'a>(p: &'a Policy, d: Dialect, extensions: Option<&[CustomExte
                 id: &s.id,
                 stage: s.stage.v1(),
                 custom_extension: match whole {
-                    Some(e) => ExtensionIn::Whole(crate::extension::extension(e, d)),
+                    Some(e) => ExtensionIn::Whole(Box::new(ExtensionView::new(e, d))),
                     None => ExtensionIn::Stub { id: &s.custom_extension_id },
                 },
             }
@@ -897,7 +902,7 @@ impl<'a> PolicyV1<'a> {
         p: &'a Policy,
         access_package: Option<PackageView<'a>>,
         catalog: Option<CatalogStub<'a>>,
-        extensions: Option<&[CustomExtension]>,
+        extensions: Option<&'a [CustomExtension]>,
     ) -> Self {
         let r = &p.requestor_settings;
         PolicyV1 {
@@ -1003,7 +1008,7 @@ impl<'a> PolicyBeta<'a> {
         access_package: Option<PackageView<'a>>,
         catalog: Option<CatalogStub<'a>>,
         custom_extension_handlers: bool,
-        extensions: Option<&[CustomExtension]>,
+        extensions: Option<&'a [CustomExtension]>,
     ) -> Self {
         let r = &p.requestor_settings;
         let backups: Vec<bool> = p

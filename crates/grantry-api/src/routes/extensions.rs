@@ -17,7 +17,7 @@ use grantry_core::extensions;
 use grantry_core::listing::Listed;
 use grantry_domain::model::ExtensionKind;
 use grantry_graph::catalog::sets;
-use grantry_graph::extension::{self as wire, LEGACY_SET, SET};
+use grantry_graph::extension::{self as wire, ExtensionView, LEGACY_SET, SET};
 use grantry_graph::{Body, Dialect};
 
 const CURRENT: &str =
@@ -53,7 +53,7 @@ async fn create_with(
     } else {
         context(d, &catalog_id)
     };
-    Ok(respond::created(&s, d, &ctx, wire::with_secret(wire::extension(&e, d), &e)))
+    Ok(respond::created(&s, d, &ctx, ExtensionView::new(&e, d).with_secret(&e)))
 }
 
 async fn create(
@@ -86,7 +86,7 @@ async fn list(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let listed = extensions::list_extensions(&s.app, &caller, &catalog_id, q.list_options()?).await?;
-    let items = listed.items.iter().map(|e| wire::extension(e, d)).collect();
+    let items = listed.items.iter().map(|e| ExtensionView::new(e, d)).collect();
     let listed = Listed { items, next: listed.next, count: listed.count };
     Ok(respond::collection(&s, d, &context(d, &catalog_id), listed, &q))
 }
@@ -98,7 +98,7 @@ async fn read(
     Path((catalog_id, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let e = extensions::get_extension(&s.app, &caller, &catalog_id, &id).await?;
-    Ok(respond::entity(&s, d, &context(d, &catalog_id), wire::extension(&e, d)))
+    Ok(respond::entity(&s, d, &context(d, &catalog_id), ExtensionView::new(&e, d)))
 }
 
 /// PATCH and PUT: the properties sent replace the extension's; the answer is the updated
@@ -113,7 +113,7 @@ async fn update(
     let b = Body::root(&json)?;
     let input = wire::extension_input(&b)?;
     let e = extensions::update_extension(&s.app, &caller, &catalog_id, &id, input).await?;
-    Ok(respond::entity(&s, d, &context(d, &catalog_id), wire::extension(&e, d)))
+    Ok(respond::entity(&s, d, &context(d, &catalog_id), ExtensionView::new(&e, d)))
 }
 
 async fn remove(
