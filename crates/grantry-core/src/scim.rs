@@ -21,10 +21,16 @@ use sha2::{Digest, Sha256};
 pub const USER: &str = "User";
 pub const GROUP: &str = "Group";
 
+/// The domain of the userPrincipalName given to a SCIM user whose userName has none.
+pub const USER_NAME_DOMAIN: &str = "grantry.local";
+
 /// A directory user as SCIM sees it.
 #[derive(Debug, Clone)]
 pub struct ScimUser {
     pub user: User,
+    /// The userName: as the client sent it while it still names the user's
+    /// userPrincipalName, else the userPrincipalName (changed through Graph since).
+    pub user_name: String,
     pub external_id: Option<String>,
     pub last_modified: DateTime<Utc>,
 }
@@ -83,19 +89,56 @@ fn not_found(kind: &str, id: &str) -> Error {
     Error::new(ErrorKind::NotFound, "notFound", format!("{kind} '{id}' not found."))
 }
 
-fn extra(c: &mut dyn Conn, id: &str) -> Result<Option<(Option<String>, i64)>> {
-    c.query_one("SELECT external_id, modified_us FROM scim_resources WHERE id = ?", &[Value::from(id)])?
-        .map(|r| Ok((r.opt_text(0)?, r.int(1)?)))
+/// What SCIM keeps beside a directory object: externalId, last change, userName as sent.
+struct Extra {
+    external_id: Option<String>,
+    modified_us: i64,
+    user_name: Option<String>,
+}
+
+fn extra(c: &mut dyn Conn, id: &str) -> Result<Option<Extra>> {
+    c.query_one("SELECT external_id, modified_us, user_name FROM scim_resources WHERE id = ?", &[Value::from(id)])?
+        .map(|r| Ok(Extra { external_id: r.opt_text(0)?, modified_us: r.int(1)?, user_name: r.opt_text(2)? }))
         .transpose()
 }
 
-fn save_extra(c: &mut dyn Conn, id: &str, kind: &str, external_id: &Option<String>, now: DateTime<Utc>) -> Result<()> {
+fn save_extra(
+    c: &mut dyn Conn,
+    id: &str,
+    kind: &str,
+    external_id: &Option<String>,
+    user_name: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     c.execute("DELETE FROM scim_resources WHERE id = ?", &[Value::from(id)])?;
     c.execute(
-        "INSERT INTO scim_resources (id, resource_type, external_id, modified_us) VALUES (?, ?, ?, ?)",
-        &[Value::from(id), Value::from(kind), external_id.clone().into(), Value::from(now)],
+        "INSERT INTO scim_resources (id, resource_type, external_id, modified_us, user_name) VALUES (?, ?, ?, ?, ?)",
+        &[
+            Value::from(id),
+            Value::from(kind),
+            external_id.clone().into(),
+            Value::from(now),
+            user_name.map(str::to_string).into(),
+        ],
     )?;
     Ok(())
+}
+
+/// The userPrincipalName a SCIM userName gives: the userName itself when it looks like
+/// alias@domain, else `userName@grantry.local` (identity providers may send a login name
+/// with no domain). A userName with whitespace or an empty part is refused.
+pub fn upn_for(user_name: &str) -> Result<String> {
+    let refuse = || {
+        invalid_value(format!(
+            "'userName' must be a login name without spaces (e.g. adele) or look like alias@domain (e.g. adele@contoso.com); got '{user_name}'."
+        ))
+    };
+    if user_name.trim().is_empty() || user_name.chars().any(char::is_whitespace) {
+        return Err(refuse());
+    }
+    let upn = if user_name.contains('@') { user_name.to_string() } else { format!("{user_name}@{USER_NAME_DOMAIN}") };
+    crate::directory::check_upn(&upn).map_err(|_| refuse())?;
+    Ok(upn)
 }
 
 fn from_us(us: i64, fallback: DateTime<Utc>) -> DateTime<Utc> {
@@ -103,14 +146,25 @@ fn from_us(us: i64, fallback: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 fn load_user(c: &mut dyn Conn, user: User) -> Result<ScimUser> {
-    let (external_id, modified) = extra(c, &user.id)?.unwrap_or((None, user.created_date_time.timestamp_micros()));
-    let last_modified = from_us(modified, user.created_date_time);
-    Ok(ScimUser { user, external_id, last_modified })
+    let Extra { external_id, modified_us, user_name } = extra(c, &user.id)?.unwrap_or(Extra {
+        external_id: None,
+        modified_us: user.created_date_time.timestamp_micros(),
+        user_name: None,
+    });
+    let last_modified = from_us(modified_us, user.created_date_time);
+    let user_name = user_name
+        .filter(|n| upn_for(n).is_ok_and(|upn| upn.eq_ignore_ascii_case(&user.user_principal_name)))
+        .unwrap_or_else(|| user.user_principal_name.clone());
+    Ok(ScimUser { user, user_name, external_id, last_modified })
 }
 
 fn load_group(c: &mut dyn Conn, group: Group) -> Result<ScimGroup> {
-    let (external_id, modified) = extra(c, &group.id)?.unwrap_or((None, group.created_date_time.timestamp_micros()));
-    let last_modified = from_us(modified, group.created_date_time);
+    let Extra { external_id, modified_us, .. } = extra(c, &group.id)?.unwrap_or(Extra {
+        external_id: None,
+        modified_us: group.created_date_time.timestamp_micros(),
+        user_name: None,
+    });
+    let last_modified = from_us(modified_us, group.created_date_time);
     let rows = c.query(
         "SELECT member_id FROM group_links WHERE group_id = ? AND relation = ? AND direct = 1 ORDER BY seq",
         &[Value::from(&group.id), Value::from(GroupRelation::Member.as_str())],
@@ -159,17 +213,12 @@ fn apply_user(c: &mut dyn Conn, mut user: User, input: &UserInput) -> Result<Use
     if input.user_name.trim().is_empty() {
         return Err(invalid_value("'userName' is required and must not be empty."));
     }
-    crate::directory::check_upn(&input.user_name).map_err(|_| {
-        invalid_value(format!(
-            "'userName' must look like alias@domain (it becomes the user's userPrincipalName), e.g. adele@contoso.com; got '{}'.",
-            input.user_name
-        ))
-    })?;
-    if crate::directory::upn_owner(c, &input.user_name)?.is_some_and(|owner| owner != user.id) {
+    let upn = upn_for(&input.user_name)?;
+    if crate::directory::upn_owner(c, &upn)?.is_some_and(|owner| owner != user.id) {
         return Err(uniqueness(format!("Another user already has the userName '{}'.", input.user_name)));
     }
     user.display_name = display_name_of(input);
-    user.user_principal_name = input.user_name.clone();
+    user.user_principal_name = upn;
     user.given_name = input.given_name.clone();
     user.surname = input.family_name.clone();
     user.mail = input.mail.clone();
@@ -212,7 +261,7 @@ pub async fn create_user(app: &App, input: UserInput) -> Result<ScimUser> {
             };
             let user = apply_user(c, blank, &input)?;
             repo::insert(c, &user)?;
-            save_extra(c, &user.id, USER, &input.external_id, now)?;
+            save_extra(c, &user.id, USER, &input.external_id, Some(&input.user_name), now)?;
             load_user(c, user)
         })
         .await
@@ -263,7 +312,7 @@ where
                 crate::deprovision::end_access(c, now, &user.id, crate::deprovision::Reason::Deactivated)?;
             }
             repo::update(c, &user)?;
-            save_extra(c, &user.id, USER, &input.external_id, now)?;
+            save_extra(c, &user.id, USER, &input.external_id, Some(&input.user_name), now)?;
             load_user(c, user)
         })
         .await
@@ -358,7 +407,7 @@ pub async fn create_group(app: &App, input: GroupInput) -> Result<ScimGroup> {
             let group = apply_group(c, blank, &input)?;
             repo::insert(c, &group)?;
             set_members(c, &group.id, &input.members)?;
-            save_extra(c, &group.id, GROUP, &input.external_id, now)?;
+            save_extra(c, &group.id, GROUP, &input.external_id, None, now)?;
             load_group(c, group)
         })
         .await
@@ -397,7 +446,7 @@ where
             let group = apply_group(c, stored, &input)?;
             repo::update(c, &group)?;
             set_members(c, &group.id, &input.members)?;
-            save_extra(c, &group.id, GROUP, &input.external_id, now)?;
+            save_extra(c, &group.id, GROUP, &input.external_id, None, now)?;
             load_group(c, group)
         })
         .await

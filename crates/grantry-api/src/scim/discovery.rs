@@ -102,6 +102,8 @@ struct Attribute {
     sub_attributes: Vec<Attribute>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     reference_types: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    canonical_values: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -215,6 +217,7 @@ fn text(name: &'static str, description: &'static str) -> Attribute {
         uniqueness: "none",
         sub_attributes: Vec::new(),
         reference_types: Vec::new(),
+        canonical_values: Vec::new(),
     }
 }
 
@@ -254,7 +257,7 @@ fn schema_docs(base: &str) -> Vec<Schema> {
                 multi_valued: true,
                 sub_attributes: vec![
                     text("value", "Email address"),
-                    text("type", "Kind of address (work)"),
+                    Attribute { canonical_values: vec!["work"], ..text("type", "Kind of address (work)") },
                     Attribute { kind: "boolean", ..text("primary", "The address Grantry keeps") },
                 ],
                 ..text("emails", "Email addresses; Grantry keeps the primary one")
@@ -289,7 +292,11 @@ fn schema_docs(base: &str) -> Vec<Schema> {
                         ..text("$ref", "The member's URI")
                     },
                     Attribute { mutability: "readOnly", ..text("display", "The member's display name") },
-                    Attribute { mutability: "immutable", ..text("type", "User or Group") },
+                    Attribute {
+                        mutability: "immutable",
+                        canonical_values: vec!["User", "Group"],
+                        ..text("type", "User or Group")
+                    },
                 ],
                 ..text("members", "Direct members (users and groups)")
             },
@@ -307,12 +314,7 @@ fn schema_docs(base: &str) -> Vec<Schema> {
                 kind: "complex",
                 sub_attributes: vec![
                     text("value", "The manager's id"),
-                    Attribute {
-                        kind: "reference",
-                        mutability: "readOnly",
-                        reference_types: vec!["User"],
-                        ..text("$ref", "The manager's URI")
-                    },
+                    Attribute { kind: "reference", reference_types: vec!["User"], ..text("$ref", "The manager's URI") },
                 ],
                 ..text("manager", "The user's manager (a user of the directory)")
             },

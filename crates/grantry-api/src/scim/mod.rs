@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use filter::{ENTERPRISE_USER, get_ci};
 use grantry_core::scim::{self as core, GroupInput, UserInput};
 use grantry_domain::{Error, ErrorKind};
@@ -71,10 +71,14 @@ impl ScimError {
         }
     }
     pub fn method_not_allowed() -> Self {
+        Self::method_not_allowed_but("GET")
+    }
+    /// A 405 naming the methods the endpoint answers (`allowed`, e.g. "GET, POST").
+    pub fn method_not_allowed_but(allowed: &str) -> Self {
         ScimError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             scim_type: None,
-            detail: "This SCIM endpoint answers GET only.".into(),
+            detail: format!("This SCIM endpoint answers {allowed} only."),
         }
     }
 }
@@ -152,38 +156,39 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Scim
     if core::authenticate(&state.app.store, token).await? { Ok(()) } else { Err(ScimError::unauthorized()) }
 }
 
+/// A method the endpoint does not answer: 405 in SCIM's shape with an `Allow` header.
+fn refuse_method(allowed: &'static str) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move || {
+        let mut r = ScimError::method_not_allowed_but(allowed).into_response();
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allowed));
+        std::future::ready(r)
+    }
+}
+
 pub fn routes() -> Router<AppState> {
-    let not_allowed = || async { ScimError::method_not_allowed() };
+    let not_allowed = refuse_method("GET");
+    let collection = "GET, POST";
+    let member = "GET, PUT, PATCH, DELETE";
     // The path normaliser lowercases the `Users` and `Groups` segments (shared with Graph).
     Router::new()
-        .route("/scim/v2/users", get(list_users).post(create_user))
-        .route("/scim/v2/users/{id}", get(get_user).put(replace_user).patch(patch_user).delete(delete_user))
-        .route("/scim/v2/groups", get(list_groups).post(create_group))
-        .route("/scim/v2/groups/{id}", get(get_group).put(replace_group).patch(patch_group).delete(delete_group))
+        .route("/scim/v2/users", get(list_users).post(create_user).fallback(refuse_method(collection)))
+        .route("/scim/v2/users/.search", post(search_users).fallback(refuse_method("POST")))
         .route(
-            "/scim/v2/ServiceProviderConfig",
-            get(discovery::service_provider_config)
-                .post(not_allowed)
-                .put(not_allowed)
-                .patch(not_allowed)
-                .delete(not_allowed),
+            "/scim/v2/users/{id}",
+            get(get_user).put(replace_user).patch(patch_user).delete(delete_user).fallback(refuse_method(member)),
         )
+        .route("/scim/v2/groups", get(list_groups).post(create_group).fallback(refuse_method(collection)))
+        .route("/scim/v2/groups/.search", post(search_groups).fallback(refuse_method("POST")))
         .route(
-            "/scim/v2/ResourceTypes",
-            get(discovery::resource_types).post(not_allowed).put(not_allowed).patch(not_allowed).delete(not_allowed),
+            "/scim/v2/groups/{id}",
+            get(get_group).put(replace_group).patch(patch_group).delete(delete_group).fallback(refuse_method(member)),
         )
-        .route(
-            "/scim/v2/ResourceTypes/{id}",
-            get(discovery::resource_type).post(not_allowed).put(not_allowed).patch(not_allowed).delete(not_allowed),
-        )
-        .route(
-            "/scim/v2/Schemas",
-            get(discovery::schemas).post(not_allowed).put(not_allowed).patch(not_allowed).delete(not_allowed),
-        )
-        .route(
-            "/scim/v2/Schemas/{id}",
-            get(discovery::schema).post(not_allowed).put(not_allowed).patch(not_allowed).delete(not_allowed),
-        )
+        .route("/scim/v2/.search", post(search_all).fallback(refuse_method("POST")))
+        .route("/scim/v2/ServiceProviderConfig", get(discovery::service_provider_config).fallback(not_allowed.clone()))
+        .route("/scim/v2/ResourceTypes", get(discovery::resource_types).fallback(not_allowed.clone()))
+        .route("/scim/v2/ResourceTypes/{id}", get(discovery::resource_type).fallback(not_allowed.clone()))
+        .route("/scim/v2/Schemas", get(discovery::schemas).fallback(not_allowed.clone()))
+        .route("/scim/v2/Schemas/{id}", get(discovery::schema).fallback(not_allowed))
         .route("/scim/v2", get(scim_not_found))
         .route("/scim/v2/{*rest}", axum::routing::any(scim_not_found))
 }
@@ -277,7 +282,12 @@ pub fn user_input(body: &Value) -> Result<UserInput, ScimError> {
         None | Some(Value::Null) => None,
         // Entra sends the manager's id as a plain string when mapped that way.
         Some(Value::String(s)) => Some(s.clone()),
-        Some(m @ Value::Object(_)) => opt_string(m, "value", "manager.value")?,
+        // `value` is the manager's id; a `$ref` alone names it by its URI.
+        Some(m @ Value::Object(_)) => match opt_string(m, "value", "manager.value")? {
+            Some(v) => Some(v),
+            None => opt_string(m, "$ref", "manager.$ref")?
+                .and_then(|r| r.trim_end_matches('/').rsplit('/').next().map(str::to_string)),
+        },
         Some(_) => {
             return Err(ScimError::bad("invalidValue", "'manager' must be an object {\"value\": \"<user id>\"}."));
         }
@@ -390,6 +400,67 @@ fn single(status: StatusCode, resource: Value, location: Option<&str>, params: &
         r.headers_mut().insert(header::LOCATION, loc);
     }
     r
+}
+
+/// The query parameters a `POST …/.search` body stands for (RFC 7644 §3.4.3).
+fn search_params(bytes: &Bytes) -> Result<Vec<(String, String)>, ScimError> {
+    let body = parse_body(bytes)?;
+    let mut params = Vec::new();
+    for (key, name) in [
+        ("filter", "filter"),
+        ("startIndex", "startindex"),
+        ("count", "count"),
+        ("attributes", "attributes"),
+        ("excludedAttributes", "excludedattributes"),
+    ] {
+        let value = match get_ci(&body, key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ScimError::bad("invalidValue", format!("'{key}' must be an array of attribute names.")))?
+                .join(","),
+            Some(other) => return Err(ScimError::bad("invalidValue", format!("'{key}' cannot be {other}."))),
+        };
+        params.push((name.to_string(), value));
+    }
+    Ok(params)
+}
+
+async fn search_users(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ScimResult {
+    authorize(&state, &headers).await?;
+    let params = search_params(&body)?;
+    let base = base_url(&state);
+    let users = core::all_users(&state.app).await?;
+    let rendered = users.iter().map(|u| render::user(&base, u)).collect::<Result<Vec<_>, _>>()?;
+    list_response(&params, rendered)
+}
+
+async fn search_groups(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ScimResult {
+    authorize(&state, &headers).await?;
+    let params = search_params(&body)?;
+    let base = base_url(&state);
+    let groups = core::all_groups(&state.app).await?;
+    let rendered = groups.iter().map(|g| render::group(&base, g)).collect::<Result<Vec<_>, _>>()?;
+    list_response(&params, rendered)
+}
+
+/// `POST /.search` at the root: users, then groups.
+async fn search_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ScimResult {
+    authorize(&state, &headers).await?;
+    let params = search_params(&body)?;
+    let base = base_url(&state);
+    let mut rendered = Vec::new();
+    for u in core::all_users(&state.app).await? {
+        rendered.push(render::user(&base, &u)?);
+    }
+    for g in core::all_groups(&state.app).await? {
+        rendered.push(render::group(&base, &g)?);
+    }
+    list_response(&params, rendered)
 }
 
 // ---- users -----------------------------------------------------------------------------

@@ -42,19 +42,23 @@ fn meta(resource_type: &'static str, location: String, created: DateTime<Utc>, m
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct UserResource<'a> {
-    schemas: [&'static str; 2],
+    schemas: Vec<&'static str>,
     id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     external_id: Option<&'a str>,
     user_name: &'a str,
-    name: Name<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<Name<'a>>,
     display_name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     title: Option<&'a str>,
     active: bool,
     emails: Vec<Email<'a>>,
-    #[serde(rename = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")]
-    enterprise: Enterprise<'a>,
+    #[serde(
+        rename = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        skip_serializing_if = "Option::is_none"
+    )]
+    enterprise: Option<Enterprise<'a>>,
     meta: Meta,
 }
 
@@ -119,23 +123,25 @@ fn to_value<T: Serialize>(t: &T) -> Result<Value, ScimError> {
 
 pub fn user(base: &str, u: &ScimUser) -> Result<Value, ScimError> {
     let user = &u.user;
+    // Absent attributes are left out (a removed name or extension reads back as removed).
+    let name = (user.given_name.is_some() || user.surname.is_some())
+        .then_some(Name { given_name: user.given_name.as_deref(), family_name: user.surname.as_deref() });
+    let enterprise = (user.department.is_some() || user.manager_id.is_some()).then(|| Enterprise {
+        department: user.department.as_deref(),
+        manager: user.manager_id.as_ref().map(|m| Manager { value: m.clone(), reference: format!("{base}/Users/{m}") }),
+    });
+    let schemas = if enterprise.is_some() { vec![CORE_USER, ENTERPRISE_USER] } else { vec![CORE_USER] };
     to_value(&UserResource {
-        schemas: [CORE_USER, ENTERPRISE_USER],
+        schemas,
         id: &user.id,
         external_id: u.external_id.as_deref(),
-        user_name: &user.user_principal_name,
-        name: Name { given_name: user.given_name.as_deref(), family_name: user.surname.as_deref() },
+        user_name: &u.user_name,
+        name,
         display_name: &user.display_name,
         title: user.job_title.as_deref(),
         active: user.account_enabled,
         emails: user.mail.as_deref().map(|m| Email { value: m, kind: "work", primary: true }).into_iter().collect(),
-        enterprise: Enterprise {
-            department: user.department.as_deref(),
-            manager: user
-                .manager_id
-                .as_ref()
-                .map(|m| Manager { value: m.clone(), reference: format!("{base}/Users/{m}") }),
-        },
+        enterprise,
         meta: meta("User", format!("{base}/Users/{}", user.id), user.created_date_time, u.last_modified),
     })
 }

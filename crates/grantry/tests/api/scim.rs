@@ -558,7 +558,7 @@ async fn bad_input_is_refused_without_partial_writes() {
     let (status, body) = post(r#"{"displayName": "No userName"}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_scim_error(&body, "400", Some("invalidValue"));
-    let (status, body) = post(r#"{"userName": "not-an-address"}"#).await;
+    let (status, body) = post(r#"{"userName": "not an address"}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_scim_error(&body, "400", Some("invalidValue"));
     let (status, body) = post(r#"{"userName": "a@contoso.com", "active": "maybe"}"#).await;
@@ -676,4 +676,70 @@ async fn a_scim_user_can_request_access() {
     // The membership the assignment delivered is not a SCIM (direct) membership.
     let (_, group, _) = scim(&app, &token, Method::GET, &format!("/Groups/{}", f.group_id), None).await;
     assert_eq!(group["members"], json!([]), "{group}");
+}
+
+#[tokio::test]
+async fn wrong_methods_search_and_login_names() {
+    let app = TestApp::spawn().await;
+    let token = scim_token(&app, "tester").await;
+
+    // Methods an endpoint does not answer are 405 in SCIM's shape, naming what it answers.
+    for (method, path, allow) in [
+        (Method::DELETE, "/Users", "GET, POST"),
+        (Method::PUT, "/Groups", "GET, POST"),
+        (Method::POST, "/Users/00000000-0000-0000-0000-000000000001", "GET, PUT, PATCH, DELETE"),
+        (Method::GET, "/Users/.search", "POST"),
+    ] {
+        let resp = app
+            .client
+            .request(method.clone(), app.url(&format!("/scim/v2{path}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_scim_error(&body, "405", None);
+    }
+
+    // A login name without a domain is kept as sent and becomes the userPrincipalName
+    // NAME@grantry.local.
+    let (status, user, _) =
+        scim(&app, &token, Method::POST, "/Users", Some(json!({"userName": "jdoe", "displayName": "J. Doe"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    assert_eq!(user["userName"], "jdoe");
+    let id = user["id"].as_str().unwrap().to_string();
+    let (_, graph) = app.get(&app.admin, &format!("/v1.0/users/{id}")).await;
+    assert_eq!(graph["userPrincipalName"], "jdoe@grantry.local", "{graph}");
+    let (status, body, _) = scim(&app, &token, Method::POST, "/Users", Some(json!({"userName": "JDOE"}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_scim_error(&body, "409", Some("uniqueness"));
+    let (status, body, _) = scim(&app, &token, Method::POST, "/Users", Some(json!({"userName": "j doe"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_scim_error(&body, "400", Some("invalidValue"));
+    // Renamed through Graph, the user's userName follows the userPrincipalName.
+    let (status, _) =
+        app.patch(&app.admin, &format!("/v1.0/users/{id}"), json!({"userPrincipalName": "john@contoso.com"})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, user, _) = scim(&app, &token, Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(user["userName"], "john@contoso.com");
+
+    // POST /.search takes the query in its body.
+    scim(&app, &token, Method::POST, "/Groups", Some(json!({"displayName": "Sales"}))).await;
+    let search = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName sw \"john\"", "attributes": ["userName"], "startIndex": 1, "count": 10
+    });
+    let (status, found, _) = scim(&app, &token, Method::POST, "/Users/.search", Some(search)).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["totalResults"], 1, "{found}");
+    assert_eq!(found["Resources"][0]["userName"], "john@contoso.com");
+    assert!(found["Resources"][0].get("displayName").is_none(), "{found}");
+    let (_, all, _) = scim(&app, &token, Method::POST, "/.search", Some(json!({"count": 10}))).await;
+    assert_eq!(all["totalResults"], 2, "{all}");
+    let (status, body, _) =
+        scim(&app, &token, Method::POST, "/Groups/.search", Some(json!({"filter": "displayName eq"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_scim_error(&body, "400", Some("invalidFilter"));
 }
