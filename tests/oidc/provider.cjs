@@ -5,6 +5,9 @@
 //   {"cmd":"token","kid":K,"claims":{...},"drop":["claim"],"header":{...},"expiresIn":S}
 //       -> {"token":"..."}   (signed by key K, or by the first key)
 //   {"cmd":"rotate","alg":"ES256"} -> {"kid":"..."}   (a new key, published at once)
+//   {"cmd":"login","claims":{...}} -> {"ok":true}   (claims merged into the tokens of every
+//       later authorization-code exchange: who "signs in" at its /authorize, which asks
+//       nothing and sends the browser straight back with a code)
 // The first line printed is {"issuer":URL,"kid":FIRST_KID}. The provider exits when its
 // standard input closes, unless it was given a port (`node provider.cjs RS256 8081`): then
 // it serves until stopped, for trying Grantry by hand (see the README).
@@ -19,8 +22,10 @@ async function main() {
   const fixedPort = process.argv[3] !== undefined ? Number(process.argv[3]) : undefined;
   const server = new OAuth2Server();
   const first = await server.issuer.keys.generate(alg);
+  let loginClaims = null;
   server.service.on('beforeTokenSigning', (token, req) => {
     if (req.body && typeof req.body.claims === 'string') Object.assign(token.payload, JSON.parse(req.body.claims));
+    if (req.body && req.body.grant_type === 'authorization_code' && loginClaims) Object.assign(token.payload, loginClaims);
   });
   await server.start(fixedPort || 0, '127.0.0.1');
   server.issuer.url = `http://127.0.0.1:${server.address().port}`;
@@ -44,6 +49,9 @@ async function main() {
           },
         });
         reply({ token });
+      } else if (command.cmd === 'login') {
+        loginClaims = command.claims || null;
+        reply({ ok: true });
       } else if (command.cmd === 'rotate') {
         const key = await server.issuer.keys.generate(command.alg || alg);
         reply({ kid: key.kid });

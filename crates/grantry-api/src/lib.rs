@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod oidc;
 pub mod openapi;
+pub mod portal;
 pub mod respond;
 pub mod routes;
 pub mod schema;

@@ -220,7 +220,7 @@ impl ExternalIssuers {
             return Ok(v);
         }
         let issuer = self.issuers.get(index).ok_or_else(|| Error::internal("unknown issuer index"))?;
-        let verified = self.verify_signed(index, issuer, token).await?;
+        let verified = self.verify_signed(index, issuer, token, &issuer.config.audiences).await?;
         let mut memory = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         if memory.len() >= VERIFIED_TOKENS {
             memory.clear();
@@ -229,7 +229,13 @@ impl ExternalIssuers {
         Ok(verified)
     }
 
-    async fn verify_signed(&self, index: usize, issuer: &Arc<IssuerState>, token: &str) -> Result<Verified> {
+    async fn verify_signed(
+        &self,
+        index: usize,
+        issuer: &Arc<IssuerState>,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<Verified> {
         let name = &issuer.config.issuer;
         let header = segment_json(token, 0).ok_or_else(|| {
             Error::unauthorized(
@@ -258,7 +264,6 @@ impl ExternalIssuers {
                 key.key_type.describe()
             )));
         }
-        let audiences = &issuer.config.audiences;
         let mut validation = Validation::new(alg);
         validation.set_audience(audiences);
         validation.set_issuer(&[name.as_str(), name.trim_end_matches('/')]);
@@ -331,6 +336,49 @@ impl ExternalIssuers {
                 snapshot.keys.len()
             ),
         }))
+    }
+
+    /// Checks an ID token the issuer at `index` gave the portal (client `client_id`): the
+    /// same signature, issuer and time checks as an access token, its audience the client,
+    /// and the `nonce` the sign-in sent.
+    pub async fn verify_id_token(&self, index: usize, token: &str, client_id: &str, nonce: &str) -> Result<Verified> {
+        let issuer = self.issuers.get(index).ok_or_else(|| Error::internal("unknown issuer index"))?;
+        let verified = self.verify_signed(index, issuer, token, &[client_id.to_string()]).await?;
+        if verified.claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+            return Err(Error::unauthorized("The ID token's nonce is not the one this sign-in sent."));
+        }
+        Ok(verified)
+    }
+
+    /// The directory user a verified ID token names (as for access tokens: `oid`, then the
+    /// issuer's user claim; created when the issuer has `auto_provision`).
+    pub async fn user_of(&self, app: &App, verified: &Verified) -> Result<Principal> {
+        let config = &self.issuers.get(verified.issuer).ok_or_else(|| Error::internal("unknown issuer index"))?.config;
+        user_principal(app, config, &verified.claims).await
+    }
+
+    /// The issuer's discovery document (authorization and token endpoints), fetched through
+    /// the same bounded client as its keys.
+    pub async fn discovery(&self, index: usize) -> Result<Value> {
+        let issuer = self.issuers.get(index).ok_or_else(|| Error::internal("unknown issuer index"))?;
+        let url = format!("{}/.well-known/openid-configuration", issuer.config.issuer.trim_end_matches('/'));
+        let doc = self.transport.get_json(url.clone(), FETCH_TIMEOUT).await.map_err(|e| {
+            Error::new(grantry_domain::ErrorKind::Unavailable, "IssuerUnavailable", format!("GET {url}: {e}"))
+        })?;
+        let named = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
+        if named.trim_end_matches('/') != issuer.config.issuer.trim_end_matches('/') {
+            return Err(Error::new(
+                grantry_domain::ErrorKind::Unavailable,
+                "IssuerUnavailable",
+                format!("{url} names the issuer '{named}', not {}", issuer.config.issuer),
+            ));
+        }
+        Ok(doc)
+    }
+
+    /// The client that reaches the issuers (its allow-list admits them).
+    pub fn transport(&self) -> Arc<dyn Transport> {
+        self.transport.clone()
     }
 
     /// The directory user or registered application a verified token stands for.

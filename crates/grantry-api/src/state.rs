@@ -12,6 +12,8 @@ pub struct ApiConfig {
     pub read_timeout: std::time::Duration,
     /// Database statement time one request may use.
     pub statement_budget: std::time::Duration,
+    /// The web portal's sign-in settings.
+    pub portal: crate::portal::PortalConfig,
 }
 
 #[derive(Clone)]

@@ -479,6 +479,56 @@ pub async fn list_awaiting(app: &App, caller: &Caller, page: PageRequest) -> Res
         .await
 }
 
+/// An approval with its request (the requestor's answers and justification), for the
+/// people `get_approval` shows it to: approvers of any stage, the requestor, the target and
+/// the catalog's assignment managers.
+pub async fn approval_with_request(app: &App, caller: &Caller, id: &str) -> Result<(Approval, AssignmentRequest)> {
+    caller.require(perms::EM_SUBJECT_READ)?;
+    let id = ids::normalize(id);
+    let caller = caller.clone();
+    app.store
+        .read(move |c| {
+            let approval = repo::get::<Approval>(c, &id)?.ok_or_else(|| Error::not_found("approval", &id))?;
+            let request = repo::get::<AssignmentRequest>(c, &id)?.ok_or_else(|| Error::not_found("approval", &id))?;
+            if may_view(c, &caller, &request)? {
+                Ok((approval, request))
+            } else {
+                Err(Error::not_found("approval", &id))
+            }
+        })
+        .await
+}
+
+/// The approvals in which the signed-in user decided a stage, newest first (at most
+/// `limit`).
+pub async fn decided_by_caller(app: &App, caller: &Caller, limit: usize) -> Result<Vec<Approval>> {
+    let Some(uid) = caller.user_id().map(str::to_string) else {
+        return Err(Error::forbidden("Only a signed-in approver has a history of decisions."));
+    };
+    caller.require(perms::EM_SUBJECT_READ)?;
+    app.store
+        .read(move |c| {
+            // Stages are stored in the approval's body; the decider's id is a normalized
+            // GUID, so the pattern cannot contain LIKE's wildcards.
+            let pattern = format!("%\"reviewedBy\":{{\"id\":\"{uid}\"%");
+            let rows = c.query(
+                &format!("SELECT body FROM approvals WHERE body LIKE ? ORDER BY seq DESC LIMIT {}", limit.min(500)),
+                &[Value::from(pattern)],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    serde_json::from_str::<Approval>(&r.text(0)?)
+                        .map_err(|e| Error::internal(format!("an approval cannot be read: {e}")))
+                })
+                .filter(|a| {
+                    a.as_ref()
+                        .map_or(true, |a| a.stages.iter().any(|s| s.reviewed_by.as_ref().is_some_and(|b| b.id == uid)))
+                })
+                .collect()
+        })
+        .await
+}
+
 /// An approver's decision as sent in a PATCH of a stage (or step).
 #[derive(Debug, Clone)]
 pub struct Review {

@@ -103,3 +103,24 @@ pub async fn list(
         })
         .await
 }
+
+/// The events of one entity, oldest first (the caller has checked who may see them).
+pub fn of_entity(c: &mut dyn Conn, entity_id: &str) -> Result<Vec<StoredEvent>> {
+    let rows = c.query(
+        "SELECT id, at_us, actor_id, entity_type, entity_id, action, body FROM audit_events WHERE entity_id = ? ORDER BY seq LIMIT 1000",
+        &[Value::from(ids::normalize(entity_id))],
+    )?;
+    rows.iter()
+        .map(|row| {
+            Ok(StoredEvent {
+                id: row.text(0)?,
+                at: DateTime::from_timestamp_micros(row.int(1)?).unwrap_or_default(),
+                actor_id: row.opt_text(2)?,
+                entity_type: row.text(3)?,
+                entity_id: row.text(4)?,
+                action: row.text(5)?,
+                detail: serde_json::from_str(&row.text(6)?).unwrap_or(Json::Null),
+            })
+        })
+        .collect()
+}

@@ -1011,6 +1011,12 @@ pub async fn get_request(app: &App, caller: &Caller, id: &str) -> Result<Assignm
         .await
 }
 
+/// The audit trail of one request, oldest first, for whoever may read the request.
+pub async fn history(app: &App, caller: &Caller, id: &str) -> Result<Vec<audit::StoredEvent>> {
+    let request = get_request(app, caller, id).await?;
+    app.store.read(move |c| audit::of_entity(c, &request.id)).await
+}
+
 /// Which of the caller's own items a list is restricted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mine {

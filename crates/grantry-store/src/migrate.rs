@@ -15,6 +15,7 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (130, "applications", include_str!("../migrations/sqlite/0130_applications.sql")),
     (150, "access_reviews", include_str!("../migrations/sqlite/0150_access_reviews.sql")),
     (160, "scim", include_str!("../migrations/sqlite/0160_scim.sql")),
+    (180, "portal", include_str!("../migrations/sqlite/0180_portal.sql")),
     (190, "scim_user_name", include_str!("../migrations/sqlite/0190_scim_user_name.sql")),
 ];
 
@@ -32,6 +33,7 @@ pub const POSTGRES: &[(i64, &str, &str)] = &[
     (130, "applications", include_str!("../migrations/postgres/0130_applications.sql")),
     (150, "access_reviews", include_str!("../migrations/postgres/0150_access_reviews.sql")),
     (160, "scim", include_str!("../migrations/postgres/0160_scim.sql")),
+    (180, "portal", include_str!("../migrations/postgres/0180_portal.sql")),
     (190, "scim_user_name", include_str!("../migrations/postgres/0190_scim_user_name.sql")),
 ];
 

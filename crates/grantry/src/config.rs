@@ -89,6 +89,26 @@ pub struct ServeArgs {
     /// [default: none].
     #[arg(long, env = "GRANTRY_OIDC_AUDIENCE", value_name = "AUD", requires = "oidc_issuer")]
     pub oidc_audience: Option<String>,
+    /// Let anyone sign in to the web portal as any directory user, picked from a list
+    /// (development only: refused unless --dev-clock is on) [default: false].
+    #[arg(long, env = "GRANTRY_DEV_LOGIN", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub dev_login: Option<bool>,
+    /// The web portal's client id at the organization's OpenID provider, for people to sign
+    /// in with it (authorization code flow with PKCE; the provider is --oidc-issuer, or
+    /// --portal-issuer when several are trusted) [default: none].
+    #[arg(long, env = "GRANTRY_PORTAL_CLIENT_ID", value_name = "ID")]
+    pub portal_client_id: Option<String>,
+    /// The portal client's secret at the provider (prefer the environment variable)
+    /// [default: none, a public client].
+    #[arg(long, env = "GRANTRY_PORTAL_CLIENT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub portal_client_secret: Option<String>,
+    /// Which trusted OpenID issuer people sign in to the portal with, when several are
+    /// configured [default: the only one].
+    #[arg(long, env = "GRANTRY_PORTAL_ISSUER", value_name = "URL")]
+    pub portal_issuer: Option<String>,
+    /// Hours a portal session lasts after sign-in [default: 8].
+    #[arg(long, env = "GRANTRY_PORTAL_SESSION_HOURS", value_name = "HOURS")]
+    pub portal_session_hours: Option<u64>,
     /// Optional TOML configuration file (flags and GRANTRY_* variables override it)
     /// [default: none].
     #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
@@ -116,6 +136,11 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     oidc: Option<Vec<FileOidc>>,
+    dev_login: Option<bool>,
+    portal_client_id: Option<String>,
+    portal_client_secret: Option<String>,
+    portal_issuer: Option<String>,
+    portal_session_hours: Option<u64>,
 }
 
 /// One `[[oidc]]` table: a trusted external issuer.
@@ -197,6 +222,12 @@ pub struct Config {
     pub expensive_queries_per_caller: usize,
     /// Trusted external OpenID issuers.
     pub oidc: Vec<grantry_api::oidc::OidcIssuer>,
+    /// `--dev-login`: the portal lets anyone act as any directory user.
+    pub dev_login: bool,
+    /// Portal sign-in through one of the trusted issuers.
+    pub portal_sign_in: Option<grantry_api::portal::PortalSignIn>,
+    /// How long a portal session lasts.
+    pub portal_session_lifetime: std::time::Duration,
 }
 
 impl Config {
@@ -221,6 +252,9 @@ impl Config {
             statement_budget: DEFAULT_STATEMENT_BUDGET,
             expensive_queries_per_caller: DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
             oidc: Vec::new(),
+            dev_login: false,
+            portal_sign_in: None,
+            portal_session_lifetime: grantry_api::portal::DEFAULT_SESSION_LIFETIME,
         }
     }
 }
@@ -277,8 +311,29 @@ impl ServeArgs {
             bail!("public base URL '{url}' must start with http:// or https://");
         }
         let oidc = resolve_oidc(self.oidc_issuer, self.oidc_audience, file.oidc.unwrap_or_default())?;
+        let dev_clock = self.dev_clock.or(file.dev_clock).unwrap_or(false);
+        let dev_login = self.dev_login.or(file.dev_login).unwrap_or(false);
+        if dev_login && !dev_clock {
+            bail!(
+                "--dev-login lets anyone sign in to the portal as any user, so it is refused unless --dev-clock marks this server as a development server"
+            );
+        }
+        let portal_sign_in = resolve_portal(
+            self.portal_client_id.or(file.portal_client_id),
+            self.portal_client_secret.or(file.portal_client_secret),
+            self.portal_issuer.or(file.portal_issuer),
+            &oidc,
+        )?;
+        let portal_session_lifetime = match self.portal_session_hours.or(file.portal_session_hours) {
+            Some(0) => bail!("a portal session must last at least 1 hour"),
+            Some(h) => std::time::Duration::from_secs(h * 3600),
+            None => grantry_api::portal::DEFAULT_SESSION_LIFETIME,
+        };
         Ok(Config {
             oidc,
+            dev_login,
+            portal_sign_in,
+            portal_session_lifetime,
             listen,
             database,
             key_dir,
@@ -286,7 +341,7 @@ impl ServeArgs {
             public_base_url,
             log_format,
             body_limit: self.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT),
-            dev_clock: self.dev_clock.or(file.dev_clock).unwrap_or(false),
+            dev_clock,
             read_timeout: match self.read_timeout.or(file.read_timeout) {
                 Some(0) => bail!("the read timeout must be at least 1 second"),
                 Some(secs) => std::time::Duration::from_secs(secs),
@@ -381,6 +436,36 @@ fn resolve_oidc(
     Ok(issuers)
 }
 
+/// Portal sign-in: a client id needs a trusted issuer to sign in with (the only one, or the
+/// one named); a secret or issuer without a client id is a mistake.
+fn resolve_portal(
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    issuer: Option<String>,
+    trusted: &[grantry_api::oidc::OidcIssuer],
+) -> anyhow::Result<Option<grantry_api::portal::PortalSignIn>> {
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let (client_id, client_secret, issuer) = (nonempty(client_id), nonempty(client_secret), nonempty(issuer));
+    let Some(client_id) = client_id else {
+        if client_secret.is_some() || issuer.is_some() {
+            bail!("--portal-client-secret and --portal-issuer need --portal-client-id");
+        }
+        return Ok(None);
+    };
+    let chosen = match &issuer {
+        Some(name) => trusted.iter().find(|i| i.issuer.trim_end_matches('/') == name.trim_end_matches('/')),
+        None if trusted.len() == 1 => trusted.first(),
+        None if trusted.is_empty() => {
+            bail!("--portal-client-id needs the OpenID issuer people sign in with: configure it with --oidc-issuer")
+        }
+        None => bail!("several OpenID issuers are trusted; name the portal's with --portal-issuer"),
+    };
+    let Some(chosen) = chosen else {
+        bail!("--portal-issuer must be one of the trusted OpenID issuers (--oidc-issuer, [[oidc]])");
+    };
+    Ok(Some(grantry_api::portal::PortalSignIn { issuer: chosen.issuer.clone(), client_id, client_secret }))
+}
+
 /// The key directory when none is configured: `keys` in the data directory.
 pub fn default_key_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("keys")
@@ -426,6 +511,37 @@ mod tests {
         // Passwords never reach logs.
         let shown = format!("{:?}", Database::Postgres("postgres://u:secret@db/g".into()));
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn dev_login_needs_the_dev_clock_and_portal_sign_in_needs_an_issuer() {
+        let e = ServeArgs { dev_login: Some(true), ..Default::default() }.resolve().unwrap_err().to_string();
+        assert!(e.contains("--dev-clock"), "{e}");
+        let c = ServeArgs { dev_login: Some(true), dev_clock: Some(true), ..Default::default() }.resolve().unwrap();
+        assert!(c.dev_login && c.portal_sign_in.is_none());
+        let e = ServeArgs { portal_client_id: Some("portal".into()), ..Default::default() }.resolve().unwrap_err();
+        assert!(e.to_string().contains("--oidc-issuer"), "{e}");
+        let c = ServeArgs {
+            portal_client_id: Some("portal".into()),
+            portal_client_secret: Some("s".into()),
+            oidc_issuer: Some("https://idp.example.com".into()),
+            oidc_audience: Some("api://grantry".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let sign_in = c.portal_sign_in.unwrap();
+        assert_eq!((sign_in.issuer.as_str(), sign_in.client_id.as_str()), ("https://idp.example.com", "portal"));
+        let e = ServeArgs {
+            portal_client_id: Some("portal".into()),
+            portal_issuer: Some("https://other.example.com".into()),
+            oidc_issuer: Some("https://idp.example.com".into()),
+            oidc_audience: Some("api://grantry".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(e.to_string().contains("trusted"), "{e}");
     }
 
     #[test]

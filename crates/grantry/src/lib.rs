@@ -157,10 +157,16 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
     Ok(AppState {
         app,
         config: Arc::new(ApiConfig {
-            public_base_url: base_url,
+            public_base_url: base_url.clone(),
             body_limit: config.body_limit,
             read_timeout: config.read_timeout,
             statement_budget: config.statement_budget,
+            portal: grantry_api::portal::PortalConfig {
+                dev_login: config.dev_login,
+                sign_in: config.portal_sign_in.clone(),
+                session_lifetime: config.portal_session_lifetime,
+                secure_cookies: config.tls.is_some() || base_url.starts_with("https://"),
+            },
         }),
         expensive_slots: Arc::new(grantry_api::throttle::CallerSlots::new(config.expensive_queries_per_caller)),
         keys,

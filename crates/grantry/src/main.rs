@@ -715,6 +715,20 @@ async fn main() -> anyhow::Result<()> {
                     "DEVELOPMENT CLOCK ON: administrators can move time forward (POST /_grantry/clock/advance; offset now {offset}). Never run production with --dev-clock."
                 );
             }
+            if config.dev_login {
+                eprintln!(
+                    "\n  *** DEVELOPMENT SIGN-IN ON (--dev-login): anyone can sign in to the portal as any directory user. ***\n  *** Never run a real server with it.                                                                  ***\n"
+                );
+                tracing::warn!(
+                    "DEVELOPMENT SIGN-IN ON: the portal lets anyone sign in as any directory user (--dev-login). Never run production with it."
+                );
+            }
+            let portal_note = match (&config.portal_sign_in, config.dev_login) {
+                (Some(_), _) => "people sign in with the organization's OpenID provider",
+                (None, true) => "pick a user to sign in as",
+                (None, false) => "sign-in needs --portal-client-id with --oidc-issuer, or --dev-clock --dev-login",
+            };
+            tracing::info!("web portal: open {}/ in a browser ({portal_note})", server.base_url);
             let signal = signals.next().await;
             tracing::info!(
                 signal,

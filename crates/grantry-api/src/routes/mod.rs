@@ -116,7 +116,8 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .merge(identity::routes())
         .merge(crate::scim::routes())
-        .route("/", get(index))
+        .merge(crate::portal::routes())
+        .route("/", get(root))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/openapi.json", get(openapi))
@@ -170,8 +171,16 @@ fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError(Error::internal("a handler panicked")).into_response()
 }
 
-/// `GET /`, `/v1.0` and `/beta` (no token needed): where a newcomer goes from here. `GET /`
-/// answers this until a portal serves a page there for browsers.
+/// `GET /` for browsers (`Accept: text/html`): the portal.
+async fn root(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if crate::portal::wants_html(&headers) {
+        return crate::portal::home(&state, &headers).await;
+    }
+    index(State(state)).await
+}
+
+/// `GET /` for other clients, `/v1.0` and `/beta` (no token needed): where a newcomer goes
+/// from here.
 pub(crate) async fn index(State(state): State<AppState>) -> Response {
     let base = &state.config.public_base_url;
     crate::respond::json_response(

@@ -124,6 +124,10 @@ pub struct Options {
     pub tls: Option<grantry::config::Tls>,
     /// Trusted external OpenID issuers.
     pub oidc: Vec<grantry_api::oidc::OidcIssuer>,
+    /// `--dev-login`: the portal's development sign-in.
+    pub dev_login: bool,
+    /// Portal sign-in through one of `oidc`.
+    pub portal_sign_in: Option<grantry_api::portal::PortalSignIn>,
 }
 
 impl Default for Options {
@@ -135,6 +139,8 @@ impl Default for Options {
             metrics_listen: false,
             outbound_allow: vec!["127.0.0.0/8"],
             oidc: Vec::new(),
+            dev_login: false,
+            portal_sign_in: None,
             statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
             expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
             tls: None,
@@ -158,6 +164,8 @@ impl TestApp {
             metrics_listen: options.metrics_listen.then(|| "127.0.0.1:0".parse().unwrap()),
             outbound_allow: grantry_outbound::AllowList::from_items(&options.outbound_allow).expect("allow-list"),
             oidc: options.oidc.clone(),
+            dev_login: options.dev_login,
+            portal_sign_in: options.portal_sign_in.clone(),
             statement_budget: options.statement_budget,
             expensive_queries_per_caller: options.expensive_queries_per_caller,
             ..Config::for_test(database_of(&dir, &pg), dir.path().join("keys"))

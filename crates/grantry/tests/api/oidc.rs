@@ -14,15 +14,15 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-const AUDIENCE: &str = "api://grantry";
+pub(crate) const AUDIENCE: &str = "api://grantry";
 /// The longest the provider may take to start or to answer one command.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
 
-struct Provider {
+pub(crate) struct Provider {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    issuer: String,
+    pub(crate) issuer: String,
     first_kid: String,
 }
 
@@ -40,7 +40,7 @@ fn node_modules() -> std::path::PathBuf {
 impl Provider {
     /// Starts the provider signing with `alg`; `None` (after saying why) when node or the
     /// package is missing and the tests are not required.
-    async fn start(alg: &str) -> Option<Provider> {
+    pub(crate) async fn start(alg: &str) -> Option<Provider> {
         let modules = node_modules();
         let node_ok = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
         let package_ok = modules.join("oauth2-mock-server").join("package.json").is_file();
@@ -84,7 +84,7 @@ impl Provider {
         value
     }
 
-    async fn command(&mut self, command: Value) -> Value {
+    pub(crate) async fn command(&mut self, command: Value) -> Value {
         self.stdin.write_all(format!("{command}\n").as_bytes()).await.expect("the provider reads commands");
         self.stdin.flush().await.unwrap();
         self.read().await
@@ -106,7 +106,7 @@ impl Provider {
         self.command(json!({ "cmd": "rotate", "alg": alg })).await["kid"].as_str().unwrap().to_string()
     }
 
-    fn trusted(&self, auto_provision: bool) -> OidcIssuer {
+    pub(crate) fn trusted(&self, auto_provision: bool) -> OidcIssuer {
         OidcIssuer {
             issuer: self.issuer.clone(),
             audiences: vec![AUDIENCE.into()],

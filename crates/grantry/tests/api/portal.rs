@@ -1,0 +1,405 @@
+//! The web portal over plain HTTP, as a browser without scripts uses it: cookies, forms,
+//! redirects. (`browser.rs` drives the same pages in headless Chromium.)
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::json;
+use std::collections::HashMap;
+
+/// A cookie-keeping client that never follows redirects.
+pub struct Visitor {
+    client: reqwest::Client,
+    base: String,
+    pub cookies: HashMap<String, String>,
+    /// `Set-Cookie` headers as last received, whole (for their attributes).
+    pub last_set_cookies: Vec<String>,
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> String {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    }
+    /// The value of the first hidden `csrf` field.
+    pub fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no csrf field in: {}", self.body));
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+}
+
+impl Visitor {
+    pub fn new(app: &TestApp) -> Visitor {
+        Visitor {
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            base: app.base.clone(),
+            cookies: HashMap::new(),
+            last_set_cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn finish(&mut self, response: reqwest::Response) -> Page {
+        let status = response.status();
+        let headers = response.headers().clone();
+        self.last_set_cookies = headers.get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect();
+        for c in &self.last_set_cookies {
+            let pair = c.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        Page { status, headers, body: response.text().await.unwrap() }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.finish(r).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = form_body(form);
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", self.cookie_header())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.finish(r).await
+    }
+
+    /// Signs in with `--dev-login` as `user_id`.
+    pub async fn sign_in_dev(&mut self, user_id: &str) {
+        let page = self.get("/sign-in").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let csrf = page.csrf();
+        let done = self.post("/sign-in/dev", &[("csrf", &csrf), ("user", user_id), ("return", "/access")]).await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(done.location(), "/access");
+        assert!(self.cookies.contains_key("grantry_session"));
+    }
+}
+
+fn form_body(form: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in form.iter().enumerate() {
+        if i > 0 {
+            s.push('&');
+        }
+        s.push_str(&percent(k));
+        s.push('=');
+        s.push_str(&percent(v));
+    }
+    s
+}
+
+fn percent(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A development server (`--dev-clock --dev-login`) with the demo directory, and the ids
+/// of its people by first name.
+pub async fn demo_app() -> (TestApp, HashMap<String, String>) {
+    let app = TestApp::spawn_with(Options { dev_login: true, ..Default::default() }).await;
+    let people = create_demo(&app).await;
+    (app, people)
+}
+
+/// Creates the demo directory through the sign-in page's button.
+pub async fn create_demo(app: &TestApp) -> HashMap<String, String> {
+    let mut v = Visitor::new(app);
+    let page = v.get("/sign-in").await;
+    assert!(page.body.contains("The directory is empty"), "{}", page.body);
+    let csrf = page.csrf();
+    let done = v.post("/sign-in/dev/demo", &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let (_, users) = app.get(&app.admin, "/v1.0/users?$select=id,displayName").await;
+    users["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            let first = u["displayName"].as_str().unwrap().split(' ').next().unwrap().to_lowercase();
+            (first, u["id"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// The demo package's id and its policy's question ids (choice, text).
+async fn demo_package(app: &TestApp) -> (String, String, String) {
+    let (_, packages) = app.get(&app.admin, &format!("/v1.0/{EM}/accessPackages?$expand=assignmentPolicies")).await;
+    let p = packages["value"].as_array().unwrap().iter().find(|p| p["displayName"] == "Sales reports").unwrap().clone();
+    let policy_id = p["assignmentPolicies"][0]["id"].as_str().unwrap().to_string();
+    let (_, policy) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies/{policy_id}")).await;
+    let qs = policy["questions"].as_array().unwrap();
+    (
+        p["id"].as_str().unwrap().to_string(),
+        qs[0]["id"].as_str().unwrap().to_string(),
+        qs[1]["id"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_root_answers_json_to_clients_and_the_portal_to_browsers() {
+    let app = TestApp::spawn().await;
+    let (status, index) = app.get("", "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(index["service"], "Grantry", "{index}");
+    let mut v = Visitor::new(&app);
+    let page = v.get("/").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/sign-in");
+    // Without --dev-login or an OpenID client, the sign-in page says how to configure it…
+    let page = v.get("/sign-in").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Sign-in is not configured"), "{}", page.body);
+    assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
+    assert!(page.headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    // …and the development sign-in does not exist.
+    let csrf = v.cookies["grantry_sign_in"].clone();
+    let refused = v.post("/sign-in/dev", &[("csrf", &csrf), ("user", &grantry_domain::ids::new_id())]).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    // Pages need a session.
+    let page = v.get("/access/requests").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/sign-in?return=%2Faccess%2Frequests");
+}
+
+#[tokio::test]
+async fn request_with_questions_approve_and_see_access_arrive_then_expire() {
+    let (app, people) = demo_app().await;
+    let (package, region, cost_center) = demo_package(&app).await;
+    let mut alex = Visitor::new(&app);
+    alex.sign_in_dev(&people["alex"]).await;
+    // The session cookie: HttpOnly, SameSite=Lax, not Secure over plain HTTP, with an expiry.
+    let cookie = alex.last_set_cookies.iter().find(|c| c.starts_with("grantry_session=")).unwrap().clone();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Max-Age=28800"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+
+    let page = alex.get("/access").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Sales reports") && page.body.contains("Development server"), "{}", page.body);
+    let form = alex.get(&format!("/access/packages/{package}")).await;
+    assert!(
+        form.body.contains("Which region do you work in?") && form.body.contains("Your cost center"),
+        "{}",
+        form.body
+    );
+    let csrf = form.csrf();
+    let policy = {
+        let at = form.body.find("name=\"policy\" value=\"").unwrap() + "name=\"policy\" value=\"".len();
+        form.body[at..at + 36].to_string()
+    };
+    let q_region = format!("q_{region}");
+    let q_cost = format!("q_{cost_center}");
+    // The API's validation, shown next to the field.
+    let refused = alex
+        .post(
+            &format!("/access/packages/{package}"),
+            &[
+                ("csrf", &csrf),
+                ("policy", &policy),
+                (&q_region, "emea"),
+                (&q_cost, "12ab"),
+                ("justification", "Monthly review"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains("This answer must match the pattern [0-9]{4}."), "{}", refused.body);
+    // A form without the session's CSRF token is refused and changes nothing.
+    let forged = alex
+        .post(
+            &format!("/access/packages/{package}"),
+            &[("csrf", "forged"), ("policy", &policy), (&q_region, "emea"), (&q_cost, "1234"), ("justification", "x")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    assert!(forged.body.contains("CSRF"), "{}", forged.body);
+    let (_, requests) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentRequests")).await;
+    assert_eq!(requests["value"].as_array().unwrap().len(), 0, "{requests}");
+
+    let submitted = alex
+        .post(
+            &format!("/access/packages/{package}"),
+            &[
+                ("csrf", &csrf),
+                ("policy", &policy),
+                (&q_region, "emea"),
+                (&q_cost, "1234"),
+                ("justification", "Monthly review"),
+            ],
+        )
+        .await;
+    assert_eq!(submitted.status, StatusCode::SEE_OTHER, "{}", submitted.body);
+    let request_path = submitted.location();
+    let request_id = request_path.trim_start_matches("/access/requests/").split('?').next().unwrap().to_string();
+    let page = alex.get(&request_path).await;
+    assert!(
+        page.body.contains("Pending approval") && page.body.contains("Europe, Middle East and Africa"),
+        "{}",
+        page.body
+    );
+    let (_, r) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentRequests/{request_id}")).await;
+    assert_eq!(r["state"], "pendingApproval", "{r}");
+    assert_eq!(r["answers"].as_array().unwrap().len(), 2, "{r}");
+
+    // Megan's inbox, in a session of her own.
+    let mut megan = Visitor::new(&app);
+    megan.sign_in_dev(&people["megan"]).await;
+    let inbox = megan.get("/approvals").await;
+    assert!(inbox.body.contains(&format!("/approvals/{request_id}")), "{}", inbox.body);
+    let approval = megan.get(&format!("/approvals/{request_id}")).await;
+    assert!(approval.body.contains("Monthly review") && approval.body.contains("1234"), "{}", approval.body);
+    let stage = {
+        let at = approval.body.find("name=\"stage\" value=\"").unwrap() + "name=\"stage\" value=\"".len();
+        approval.body[at..at + 36].to_string()
+    };
+    // Alex can see his request's approval but has nothing to decide on it.
+    let own = alex.get(&format!("/approvals/{request_id}")).await;
+    assert!(own.body.contains("nothing for you to decide"), "{}", own.body);
+    let megan_csrf = megan.get("/approvals").await.csrf();
+    let decided = megan
+        .post(
+            &format!("/approvals/{request_id}"),
+            &[("csrf", &megan_csrf), ("stage", &stage), ("decision", "approve"), ("justification", "Fine")],
+        )
+        .await;
+    assert_eq!(decided.status, StatusCode::SEE_OTHER, "{}", decided.body);
+    app.drain().await;
+    let access = alex.get("/access/assignments").await;
+    assert!(access.body.contains("Sales reports") && access.body.contains("in 30 days"), "{}", access.body);
+    let history = megan.get("/approvals").await;
+    assert!(
+        history.body.contains("Your past decisions") && history.body.contains("badge-Approved"),
+        "{}",
+        history.body
+    );
+
+    // Thirty-one days later (the development clock) the access has ended.
+    let (status, _) = app.post(&app.admin, "/_grantry/clock/advance", json!({ "duration": "P31D" })).await;
+    assert_eq!(status, StatusCode::OK);
+    app.drain().await;
+    let access = alex.get("/access/assignments").await;
+    assert!(access.body.contains("You have no active access") && access.body.contains("Ended"), "{}", access.body);
+}
+
+#[tokio::test]
+async fn pages_enforce_the_apis_authorization() {
+    let (app, people) = demo_app().await;
+    let (package, region, cost_center) = demo_package(&app).await;
+    // Alex asks (through the API, as the portal would).
+    let alex_token = app.user_token(&people["alex"], &["EntitlementMgmt-SubjectAccess.ReadWrite"]);
+    let (_, policies) =
+        app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies?$filter=accessPackage/id eq '{package}'")).await;
+    let policy = policies["value"][0]["id"].as_str().unwrap().to_string();
+    let (status, r) = app
+        .post(
+            &alex_token,
+            &format!("/v1.0/{EM}/assignmentRequests"),
+            json!({ "requestType": "userAdd", "justification": "x",
+                    "assignment": { "accessPackageId": package, "assignmentPolicyId": policy },
+                    "answers": [
+                        { "@odata.type": "#microsoft.graph.accessPackageAnswerString", "value": "amer", "answeredQuestion": { "@odata.type": "#microsoft.graph.accessPackageMultipleChoiceQuestion", "id": region } },
+                        { "@odata.type": "#microsoft.graph.accessPackageAnswerString", "value": "4321", "answeredQuestion": { "@odata.type": "#microsoft.graph.accessPackageTextInputQuestion", "id": cost_center } }
+                    ] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    let request_id = r["id"].as_str().unwrap().to_string();
+
+    // Irene's request page for Alex's request: she is an administrator, so she may read it.
+    let mut irene = Visitor::new(&app);
+    irene.sign_in_dev(&people["irene"]).await;
+    assert_eq!(irene.get(&format!("/access/requests/{request_id}")).await.status, StatusCode::OK);
+    let admin = irene.get("/admin").await;
+    assert_eq!(admin.status, StatusCode::OK);
+    assert!(admin.body.contains("Sales"), "{}", admin.body);
+
+    // Megan approves but is no requestor or administrator: another user's request is not
+    // found for her, and the administration is refused.
+    let mut megan = Visitor::new(&app);
+    megan.sign_in_dev(&people["megan"]).await;
+    let other = megan.get(&format!("/access/requests/{request_id}")).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.body);
+    let mut alex = Visitor::new(&app);
+    alex.sign_in_dev(&people["alex"]).await;
+    let admin = alex.get("/admin").await;
+    assert_eq!(admin.status, StatusCode::FORBIDDEN, "{}", admin.body);
+    assert!(!alex.get("/access").await.body.contains("href=\"/admin\""));
+    // Alex cannot decide his own request, even by posting the form.
+    let (_, approval) = app.get(&app.admin, &format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{request_id}")).await;
+    let stage = approval["stages"][0]["id"].as_str().unwrap_or_else(|| panic!("{approval}")).to_string();
+    let csrf = alex.get("/approvals").await.csrf();
+    let refused = alex
+        .post(&format!("/approvals/{request_id}"), &[("csrf", &csrf), ("stage", &stage), ("decision", "approve")])
+        .await;
+    assert!(refused.status.is_client_error(), "{}: {}", refused.status, refused.body);
+    let (_, r) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentRequests/{request_id}")).await;
+    assert_eq!(r["state"], "pendingApproval", "{r}");
+    // Megan cannot cancel Alex's request; Alex can.
+    let csrf_m = megan.get("/approvals").await.csrf();
+    let refused = megan.post(&format!("/access/requests/{request_id}/cancel"), &[("csrf", &csrf_m)]).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    let canceled = alex.post(&format!("/access/requests/{request_id}/cancel"), &[("csrf", &csrf)]).await;
+    assert_eq!(canceled.status, StatusCode::SEE_OTHER, "{}", canceled.body);
+    let (_, r) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentRequests/{request_id}")).await;
+    assert_eq!(r["state"], "canceled", "{r}");
+
+    // Signing out needs the token too, and ends the session.
+    let refused = alex.post("/sign-out", &[("csrf", "nope")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let out = alex.post("/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let after = alex.get("/access").await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+    assert!(after.location().starts_with("/sign-in"), "{}", after.location());
+    // A session cookie someone kept after sign-out opens nothing.
+    let mut replay = Visitor::new(&app);
+    replay.cookies.insert("grantry_session".into(), "stolen-or-old".into());
+    assert_eq!(replay.get("/access").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_disabled_person_is_signed_out() {
+    let (app, people) = demo_app().await;
+    let mut alex = Visitor::new(&app);
+    alex.sign_in_dev(&people["alex"]).await;
+    let (status, _) =
+        app.patch(&app.admin, &format!("/v1.0/users/{}", people["alex"]), json!({ "accountEnabled": false })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let page = alex.get("/access").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(page.location().contains("disabled"), "{}", page.location());
+}
