@@ -12,7 +12,7 @@ use crate::auth::{CatalogRight, perms};
 use crate::jobs::{self, Job, JobContext};
 use crate::{App, Caller, Page, PageRequest, delivery};
 use chrono::{DateTime, Utc};
-use grantry_domain::enums::RequestState;
+use grantry_domain::enums::{RequestState, RequestStatus};
 use grantry_domain::model::{
     Approval, ApprovalStageRecord, ApprovalState, AssignmentRequest, Identity, Policy, ReviewResult, StageStatus,
     Subject, User,
@@ -416,7 +416,7 @@ pub fn start_for_request(
             now,
             r,
             RequestState::PendingApproval,
-            "PendingApproval",
+            RequestStatus::PendingApproval,
             None,
             json!({ "approvalId": r.id, "stages": policy.approval.stages.len() }),
         ),
@@ -425,7 +425,7 @@ pub fn start_for_request(
             now,
             r,
             RequestState::Denied,
-            "Denied",
+            RequestStatus::Denied,
             None,
             json!({ "reason": "No approver could be resolved for stage 1: its primary and fallback approvers resolve to nobody once the requestor and target are excluded." }),
         ),
@@ -566,7 +566,7 @@ pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_i
                     now,
                     &mut r,
                     RequestState::PendingApproval,
-                    "PendingApproval",
+                    RequestStatus::PendingApproval,
                     Some(&uid),
                     detail,
                 ),
@@ -594,14 +594,14 @@ pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_i
                     delivery::advance(c, now, &mut r)
                 }
                 Outcome::Denied => {
-                    delivery::set_state_by(c, now, &mut r, RequestState::Denied, "Denied", Some(&uid), detail)
+                    delivery::set_state_by(c, now, &mut r, RequestState::Denied, RequestStatus::Denied, Some(&uid), detail)
                 }
                 Outcome::NoApprovers => delivery::set_state_by(
                     c,
                     now,
                     &mut r,
                     RequestState::Denied,
-                    "Denied",
+                    RequestStatus::Denied,
                     Some(&uid),
                     json!({ "approvalId": approval_id, "reason": "The stage was approved, but no approver could be resolved for the next stage." }),
                 ),
@@ -642,7 +642,7 @@ pub fn timeout_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> 
             ctx.now,
             &mut r,
             RequestState::Denied,
-            "Expired",
+            RequestStatus::Expired,
             None,
             json!({ "reason": format!("Stage {} was not decided before its deadline (durationBeforeAutomaticDenial).", index + 1) }),
         )?;
@@ -662,7 +662,7 @@ pub fn escalate_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()>
             ctx.now,
             &mut r,
             RequestState::PendingApproval,
-            "PendingApprovalEscalated",
+            RequestStatus::PendingApprovalEscalated,
             None,
             json!({ "stage": stage_of(job) + 1 }),
         )?;

@@ -11,7 +11,7 @@
 use crate::audit::{self, AuditEvent};
 use crate::outbox::{self, Attempt};
 use chrono::{DateTime, Utc};
-use grantry_domain::enums::CustomExtensionStage;
+use grantry_domain::enums::{CustomExtensionStage, RequestStatus};
 use grantry_domain::model::*;
 use grantry_domain::{Result, ids};
 use grantry_store::{Conn, repo};
@@ -469,7 +469,7 @@ pub const JOB_CALLBACK_TIMEOUT: &str = "callout.callbackTimeout";
 pub const JOB_PRE_EXPIRY: &str = "callout.preExpiry";
 
 /// The request status while a callout holds it, as Entra shows it.
-pub const WAITING_FOR_CALLBACK: &str = "WaitingForCallback";
+pub const WAITING_FOR_CALLBACK: RequestStatus = RequestStatus::WaitingForCallback;
 
 /// Whether the request lifecycle waits at `stage` for a resume. Only the stages that come
 /// before delivery hold the request; granted and removed are already done when they fire.
@@ -641,7 +641,7 @@ pub fn resume(
     )?;
     match input.end_state {
         Some(end) => {
-            let status = if end == RequestState::Denied { "Denied" } else { "Canceled" };
+            let status = if end == RequestState::Denied { RequestStatus::Denied } else { RequestStatus::Canceled };
             crate::delivery::set_state_by(
                 c,
                 now,
@@ -654,8 +654,8 @@ pub fn resume(
         }
         None => {
             r.status = match r.state {
-                RequestState::PendingApproval => "PendingApproval".into(),
-                _ => "Accepted".into(),
+                RequestState::PendingApproval => RequestStatus::PendingApproval,
+                _ => RequestStatus::Accepted,
             };
             repo::update(c, r)?;
             match (stage, &input.approval_stage) {
@@ -735,7 +735,7 @@ fn fail_waiting(
         now,
         r,
         grantry_domain::enums::RequestState::DeliveryFailed,
-        "DeliveryFailed",
+        RequestStatus::DeliveryFailed,
         None,
         json!({ "customExtensionStageInstanceId": instance_id, "reason": why }),
     )

@@ -9,7 +9,7 @@ use crate::membership;
 use crate::requests::{JOB_PROCESS, JOB_START};
 use chrono::{DateTime, Utc};
 use grantry_domain::enums::{
-    AssignmentState, CustomExtensionStage, ExpirationType, RequestState, RequestType, UserType,
+    AssignmentState, CustomExtensionStage, ExpirationType, RequestState, RequestStatus, RequestType, UserType,
 };
 use grantry_domain::model::*;
 use grantry_domain::{Error, Result, ids};
@@ -37,7 +37,7 @@ pub(crate) fn set_state(
     now: DateTime<Utc>,
     r: &mut AssignmentRequest,
     state: RequestState,
-    status: &str,
+    status: RequestStatus,
 ) -> Result<()> {
     set_state_by(c, now, r, state, status, None, json!({}))
 }
@@ -49,12 +49,12 @@ pub(crate) fn set_state_by(
     now: DateTime<Utc>,
     r: &mut AssignmentRequest,
     state: RequestState,
-    status: &str,
+    status: RequestStatus,
     actor_id: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<()> {
     r.state = state;
-    r.status = status.to_string();
+    r.status = status;
     if state.is_final() {
         r.completed_date_time = Some(now);
     }
@@ -150,7 +150,7 @@ fn advance_with(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest,
         && start > now
     {
         enqueue(c, JOB_START, &r.id, start, json!({}))?;
-        return set_state(c, now, r, RequestState::Scheduled, "PendingNotBefore");
+        return set_state(c, now, r, RequestState::Scheduled, RequestStatus::PendingNotBefore);
     }
     deliver_with(c, now, r, k)
 }
@@ -362,14 +362,14 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, 
         Some(k) => (k.subject.clone(), Some(k.policy.expiration.clone())),
         None => {
             let Some(subject) = repo::get::<Subject>(c, &r.target_subject_id)? else {
-                return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+                return set_state(c, now, r, RequestState::DeliveryFailed, RequestStatus::DeliveryFailed);
             };
             let active = c.query_one(
                 "SELECT 1 FROM assignments WHERE target_subject_id = ? AND access_package_id = ? AND active = 1",
                 &[Value::from(&subject.id), Value::from(&r.access_package_id)],
             )?;
             if active.is_some() {
-                return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+                return set_state(c, now, r, RequestState::DeliveryFailed, RequestStatus::DeliveryFailed);
             }
             // Separation of duties, checked again where the assignment is written: two requests for
             // mutually incompatible packages may both have passed the check at submission (neither
@@ -387,7 +387,7 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, 
                     now,
                     r,
                     RequestState::DeliveryFailed,
-                    "DeliveryFailed",
+                    RequestStatus::DeliveryFailed,
                     None,
                     json!({ "reason": e.message }),
                 );
@@ -436,12 +436,12 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, 
     // The roles first, then the assignment in its final state: one insert, no update.
     let failed = deliver_roles(c, now, &a, &member_id, RolesOf::NewAssignment)?;
     let (astate, rstate, status) = if failed == 0 {
-        (AssignmentState::Delivered, RequestState::Delivered, "Delivered")
+        (AssignmentState::Delivered, RequestState::Delivered, RequestStatus::Delivered)
     } else {
-        (AssignmentState::PartiallyDelivered, RequestState::PartiallyDelivered, "PartiallyDelivered")
+        (AssignmentState::PartiallyDelivered, RequestState::PartiallyDelivered, RequestStatus::PartiallyDelivered)
     };
     a.state = astate;
-    a.status = status.into();
+    a.status = status.as_str().into();
     repo::insert(c, &a).map_err(crate::requests::map_conflict)?;
     crate::webhooks::assignment_event(c, now, "added", &a)?;
     record(
@@ -475,21 +475,21 @@ pub fn end_assignment(c: &mut dyn Conn, now: DateTime<Utc>, a: &mut Assignment) 
 
 fn deliver_remove(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
     let Some(aid) = r.assignment_id.clone() else {
-        return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+        return set_state(c, now, r, RequestState::DeliveryFailed, RequestStatus::DeliveryFailed);
     };
     if let Some(mut a) = repo::get::<Assignment>(c, &aid)?
         && a.state.is_active()
     {
         end_assignment(c, now, &mut a)?;
     }
-    set_state(c, now, r, RequestState::Delivered, "Delivered")?;
+    set_state(c, now, r, RequestState::Delivered, RequestStatus::Delivered)?;
     crate::callouts::fire_for_request(c, now, CustomExtensionStage::AssignmentRequestRemoved, r)
 }
 
 fn deliver_update(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
     let aid = r.assignment_id.clone().unwrap_or_default();
     let Some(mut a) = repo::get::<Assignment>(c, &aid)?.filter(|a| a.state.is_active()) else {
-        return set_state(c, now, r, RequestState::DeliveryFailed, "DeliveryFailed");
+        return set_state(c, now, r, RequestState::DeliveryFailed, RequestStatus::DeliveryFailed);
     };
     let requested = &r.schedule;
     if let Some(start) = requested.start_date_time {
@@ -545,7 +545,7 @@ fn deliver_update(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentReques
         "updated",
         json!({ "requestId": r.id, "isExtended": a.is_extended }),
     )?;
-    set_state(c, now, r, RequestState::Delivered, "Delivered")
+    set_state(c, now, r, RequestState::Delivered, RequestStatus::Delivered)
 }
 
 /// Re-runs delivery of a request that failed in whole or in part.
@@ -560,12 +560,16 @@ pub fn redeliver(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest
             let member = subject.and_then(|s| s.object_id).unwrap_or_default();
             let failed = deliver_roles(c, now, &a, &member, RolesOf::Existing)?;
             let (astate, rstate, status) = if failed == 0 {
-                (AssignmentState::Delivered, RequestState::Delivered, "Delivered")
+                (AssignmentState::Delivered, RequestState::Delivered, RequestStatus::Delivered)
             } else {
-                (AssignmentState::PartiallyDelivered, RequestState::PartiallyDelivered, "PartiallyDelivered")
+                (
+                    AssignmentState::PartiallyDelivered,
+                    RequestState::PartiallyDelivered,
+                    RequestStatus::PartiallyDelivered,
+                )
             };
             a.state = astate;
-            a.status = status.into();
+            a.status = status.as_str().into();
             repo::update(c, &a)?;
             set_state(c, now, r, rstate, status)
         }
@@ -635,7 +639,7 @@ pub fn system_remove(
         id: ids::new_id(),
         request_type: RequestType::SystemRemove,
         state: RequestState::Delivered,
-        status: "Delivered".into(),
+        status: RequestStatus::Delivered,
         access_package_id: a.access_package_id.clone(),
         catalog_id: a.catalog_id.clone(),
         policy_id: Some(a.policy_id.clone()),

@@ -12,7 +12,8 @@ use crate::delivery;
 use crate::{App, Caller};
 use chrono::{DateTime, Utc};
 use grantry_domain::enums::{
-    AllowedTargetScope, ExpirationType, RequestState, RequestType, SubjectLifecycle, SubjectType, UserType,
+    AllowedTargetScope, ExpirationType, RequestState, RequestStatus, RequestType, SubjectLifecycle, SubjectType,
+    UserType,
 };
 use grantry_domain::model::*;
 use grantry_domain::{Error, ErrorKind, Result, ids};
@@ -870,7 +871,7 @@ fn build_request(
         id: ids::new_id(),
         request_type: input.request_type,
         state: RequestState::Submitted,
-        status: "Accepted".into(),
+        status: RequestStatus::Accepted,
         access_package_id: plan.package.id.clone(),
         catalog_id: plan.catalog.id.clone(),
         policy_id: Some(plan.policy.id.clone()),
@@ -1198,7 +1199,7 @@ pub(crate) fn cancel_open(
         crate::approvals::cancel(c, &r.id)?;
     }
     r.state = RequestState::Canceled;
-    r.status = "Canceled".into();
+    r.status = RequestStatus::Canceled;
     r.completed_date_time = Some(now);
     repo::update(c, r)?;
     crate::webhooks::request_event(c, now, "canceled", r)?;

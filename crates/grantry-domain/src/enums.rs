@@ -298,3 +298,74 @@ mod tests {
         assert_eq!(RequestType::parse("Request Type value"), None);
     }
 }
+
+/// An assignment request's detail status beside its [`RequestState`] (v1.0 `status`, beta
+/// `requestStatus`): the same PascalCase words under both roots and in the stored body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum RequestStatus {
+    Accepted,
+    PendingApproval,
+    PendingApprovalEscalated,
+    PendingNotBefore,
+    /// A custom extension was called at a stage that waits for its `resume`.
+    WaitingForCallback,
+    Delivering,
+    Delivered,
+    DeliveryFailed,
+    PartiallyDelivered,
+    Denied,
+    Canceled,
+    Expired,
+}
+
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Accepted => "Accepted",
+            RequestStatus::PendingApproval => "PendingApproval",
+            RequestStatus::PendingApprovalEscalated => "PendingApprovalEscalated",
+            RequestStatus::PendingNotBefore => "PendingNotBefore",
+            RequestStatus::WaitingForCallback => "WaitingForCallback",
+            RequestStatus::Delivering => "Delivering",
+            RequestStatus::Delivered => "Delivered",
+            RequestStatus::DeliveryFailed => "DeliveryFailed",
+            RequestStatus::PartiallyDelivered => "PartiallyDelivered",
+            RequestStatus::Denied => "Denied",
+            RequestStatus::Canceled => "Canceled",
+            RequestStatus::Expired => "Expired",
+        }
+    }
+}
+
+impl std::fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod request_status_tests {
+    use super::RequestStatus;
+
+    #[test]
+    fn the_stored_words_round_trip() {
+        for word in [
+            "Accepted",
+            "PendingApproval",
+            "PendingApprovalEscalated",
+            "PendingNotBefore",
+            "WaitingForCallback",
+            "Delivering",
+            "Delivered",
+            "DeliveryFailed",
+            "PartiallyDelivered",
+            "Denied",
+            "Canceled",
+            "Expired",
+        ] {
+            let status: RequestStatus = serde_json::from_value(serde_json::json!(word)).unwrap();
+            assert_eq!(status.as_str(), word);
+            assert_eq!(serde_json::to_value(status).unwrap(), serde_json::json!(word));
+        }
+    }
+}

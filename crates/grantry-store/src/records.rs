@@ -264,7 +264,7 @@ impl Record for AssignmentRequest {
         vec![
             ("request_type", self.request_type.v1().into()),
             ("state", self.state.v1().into()),
-            ("status", (&self.status).into()),
+            ("status", self.status.as_str().into()),
             ("access_package_id", (&self.access_package_id).into()),
             ("catalog_id", (&self.catalog_id).into()),
             ("policy_id", self.policy_id.clone().into()),

@@ -37,9 +37,8 @@ pub struct AssignmentRequest {
     pub id: String,
     pub request_type: RequestType,
     pub state: RequestState,
-    /// Detail string: Accepted, PendingApproval, PendingApprovalEscalated, PendingNotBefore,
-    /// Delivering, Delivered, DeliveryFailed, PartiallyDelivered, Denied, Canceled, Expired.
-    pub status: String,
+    /// The detail beside `state`.
+    pub status: crate::enums::RequestStatus,
     pub access_package_id: String,
     pub catalog_id: String,
     pub policy_id: Option<String>,
