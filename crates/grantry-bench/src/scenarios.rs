@@ -354,6 +354,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             "b7" => b7(&ctx).await,
             "b8" => vec![b8(&ctx).await],
             "b11" => b11(&ctx).await?,
+            "b12" => b12(&ctx).await?,
             "floor" => vec![],
             other => bail!("unknown scenario '{other}'"),
         };
@@ -811,6 +812,112 @@ async fn b7(ctx: &Ctx) -> Vec<Row> {
     b.notes = format!("write p99 {:.2} ms; p99 {p99_busy:.2} vs {p99_quiet:.2} ms before", busy_w.p99_ms);
     rows.push(b);
     rows
+}
+
+/// B12: an automatic assignment policy whose membership rule matches 17 of the dataset's
+/// 50 departments (102,000 users of the large dataset) on a new package: time until every
+/// matching user holds an assignment, while adminAdd requests keep arriving (their p99
+/// before and during the convergence).
+async fn b12(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
+    const DEPARTMENTS: usize = 17;
+    let users = ctx.manifest.sizes.users;
+    let expected = (0..users).filter(|u| u % 50 < DEPARTMENTS).count() as i64;
+    let names: Vec<String> = (0..DEPARTMENTS).map(|d| format!("\"Dept {d}\"")).collect();
+    let rule = format!("user.department -in [{}]", names.join(", "));
+    let (status, package) = ctx
+        .post(
+            &format!("{EM}/accessPackages"),
+            &json!({ "displayName": "B12 automatic", "catalog": { "id": ctx.manifest.catalog_id } }),
+        )
+        .await;
+    let package_id = package.as_ref().and_then(|p| p["id"].as_str()).map(str::to_string);
+    let Some(package_id) = package_id.filter(|_| status == 201) else {
+        bail!("b12: creating the package answered {status}: {package:?}");
+    };
+    let spec = ctx.spec(4);
+    let foreground = |ctx: &Ctx| {
+        let c = ctx.clone();
+        let spec = spec.clone();
+        async move {
+            let (mut s, t) = load::run(&spec, 1, move |_, _| {
+                let c = c.clone();
+                async move { ok_if(c.admin_add().await.0, 201) }
+            })
+            .await;
+            s.remove(0).summary(t)
+        }
+    };
+    let quiet = foreground(ctx).await;
+    let policy = json!({
+        "displayName": "B12 automatic",
+        "allowedTargetScope": "specificDirectoryUsers",
+        "specificAllowedTargets": [{ "@odata.type": "#microsoft.graph.attributeRuleMembers", "membershipRule": rule }],
+        "automaticRequestSettings": { "requestAccessForAllowedTargets": true, "removeAccessWhenTargetLeavesAllowedTargets": true },
+        "accessPackage": { "id": package_id },
+    });
+    let started = Instant::now();
+    let (status, created) = ctx.post(&format!("{EM}/assignmentPolicies"), &policy).await;
+    let Some(policy_id) = created.as_ref().and_then(|p| p["id"].as_str()).map(str::to_string).filter(|_| status == 201)
+    else {
+        bail!("b12: creating the policy answered {status}: {created:?}");
+    };
+    let fg = tokio::spawn(foreground(ctx));
+    let active = |ctx: &Ctx| {
+        let (store, p) = (ctx.store.clone(), policy_id.clone());
+        async move {
+            store
+                .read(move |c| {
+                    Ok(c.query_one(
+                        "SELECT COUNT(*) FROM assignments WHERE policy_id = ? AND active = 1",
+                        &[Value::from(p)],
+                    )?
+                    .map(|r| r.int(0))
+                    .transpose()?
+                    .unwrap_or(0))
+                })
+                .await
+                .unwrap_or(-1)
+        }
+    };
+    let mut done_after = None;
+    let mut assigned = 0;
+    while started.elapsed() < Duration::from_secs(1800) {
+        assigned = active(ctx).await;
+        if assigned >= expected {
+            done_after = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let busy = fg.await.unwrap_or_else(|_| quiet.clone());
+    let secs = done_after.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+    let converged = Summary {
+        ops: assigned.max(0) as u64,
+        errors: if done_after.is_some() { 0 } else { 1 },
+        secs,
+        throughput: assigned.max(0) as f64 / secs,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        p999_ms: 0.0,
+        max_ms: 0.0,
+    };
+    let mut r = row(
+        ctx,
+        "b12",
+        "automatic policy: matching users assigned",
+        0,
+        converged,
+        "all assigned",
+        Some(done_after.is_some()),
+    );
+    r.notes = format!("{assigned} of {expected} users assigned in {secs:.1}s");
+    let p99_quiet = quiet.p99_ms;
+    let mut q = row(ctx, "b12", "adminAdd, before", spec.concurrency, quiet, "", None);
+    q.notes = format!("p99 {p99_quiet:.2} ms");
+    let met = busy.p99_ms <= 2.0 * p99_quiet.max(1.0) && busy.errors == 0;
+    let mut b = row(ctx, "b12", "adminAdd, during convergence", spec.concurrency, busy, "p99 ≤ 2× before", Some(met));
+    b.notes = format!("p99 {:.2} vs {p99_quiet:.2} ms before", b.summary.p99_ms);
+    Ok(vec![r, q, b])
 }
 
 /// B8: time from sending an adminAdd until its membership exists (the request is delivered

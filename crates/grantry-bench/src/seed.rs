@@ -266,6 +266,7 @@ pub async fn seed(dir: &Path, location: &Location, sizes: Sizes) -> anyhow::Resu
                         account_enabled: true,
                         manager_id: None,
                         external_user_state: None,
+                        profile: Default::default(),
                         created_date_time: now,
                     },
                 )?;
@@ -401,6 +402,7 @@ pub async fn seed(dir: &Path, location: &Location, sizes: Sizes) -> anyhow::Resu
                 account_enabled: true,
                 manager_id: None,
                 external_user_state: None,
+                profile: Default::default(),
                 created_date_time: now,
             },
         )?;

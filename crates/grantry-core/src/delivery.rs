@@ -220,10 +220,12 @@ fn provision_guest(c: &mut dyn Conn, now: DateTime<Utc>, subject: &mut Subject) 
                 account_enabled: true,
                 manager_id: None,
                 external_user_state: Some("Accepted".into()),
+                profile: Default::default(),
                 created_date_time: now,
             };
             repo::insert(c, &u)?;
             record(c, now, "user", &u.id, "guestInvited", json!({ "mail": email }))?;
+            crate::autoassign::user_changed(c, now, &u.id)?;
             u.id
         }
     };

@@ -5,7 +5,7 @@ use crate::auth::perms;
 use crate::listing::{ListOptions, Listed};
 use crate::{App, Caller, Page, PageRequest};
 use grantry_domain::enums::UserType;
-use grantry_domain::model::{Group, GroupRelation, User};
+use grantry_domain::model::{Group, GroupRelation, User, UserProfile};
 use grantry_domain::{Error, ErrorKind, Result, ids};
 use grantry_store::query::{Field, Kind};
 use grantry_store::{Conn, Value, repo};
@@ -23,6 +23,7 @@ pub struct NewUser {
     pub mail_nickname: Option<String>,
     pub user_type: UserType,
     pub account_enabled: bool,
+    pub profile: UserProfile,
 }
 
 /// A PATCH of a user. `None` leaves a property unchanged; for the nullable properties
@@ -38,6 +39,8 @@ pub struct UserPatch {
     pub department: Option<Option<String>>,
     pub account_enabled: Option<bool>,
     pub user_type: Option<UserType>,
+    /// Profile attributes to set (`None` clears one), by Graph name.
+    pub profile: Vec<(&'static str, Option<String>)>,
 }
 
 /// Directory writes by a delegated caller need an administrator role, as in Entra.
@@ -107,6 +110,7 @@ pub async fn create_user(app: &App, caller: &Caller, input: NewUser) -> Result<U
         account_enabled: input.account_enabled,
         manager_id: None,
         external_user_state: None,
+        profile: Box::new(input.profile),
         created_date_time: app.now(),
     };
     let upn = user.user_principal_name.clone();
@@ -119,7 +123,10 @@ pub async fn create_user(app: &App, caller: &Caller, input: NewUser) -> Result<U
     }
     let saved = user.clone();
     app.store
-        .write(move |c| repo::insert(c, &saved))
+        .write(move |c| {
+            repo::insert(c, &saved)?;
+            crate::autoassign::user_changed(c, saved.created_date_time, &saved.id)
+        })
         .await
         .map_err(|e| if e.kind == ErrorKind::Conflict { upn_taken(&upn) } else { e })?;
     Ok(user)
@@ -157,6 +164,7 @@ pub async fn provision_user(app: &App, input: ProvisionedUser) -> Result<User> {
         account_enabled: true,
         manager_id: None,
         external_user_state: None,
+        profile: Default::default(),
         created_date_time: app.now(),
     };
     let saved = user.clone();
@@ -165,6 +173,7 @@ pub async fn provision_user(app: &App, input: ProvisionedUser) -> Result<User> {
             Some(id) => repo::get::<User>(c, &id)?.ok_or_else(|| Error::internal("a user vanished while read")),
             None => {
                 repo::insert(c, &saved)?;
+                crate::autoassign::user_changed(c, saved.created_date_time, &saved.id)?;
                 Ok(saved)
             }
         })
@@ -285,6 +294,11 @@ fn patched(c: &mut dyn Conn, id_or_upn: &str, patch: &UserPatch) -> Result<User>
     if let Some(v) = patch.user_type {
         user.user_type = v;
     }
+    for (name, value) in &patch.profile {
+        if let Some(slot) = user.profile.field_mut(name) {
+            *slot = value.clone();
+        }
+    }
     Ok(user)
 }
 
@@ -294,11 +308,12 @@ pub async fn update_user(app: &App, caller: &Caller, id_or_upn: &str, patch: Use
     app.store.read(move |c| patched(c, &key, &p).map(|_| ())).await?;
     let key = id_or_upn.to_string();
     let upn = patch.user_principal_name.clone().unwrap_or_default();
+    let now = app.now();
     app.store
         .write(move |c| {
             let user = patched(c, &key, &patch)?;
             repo::update(c, &user)?;
-            Ok(())
+            crate::autoassign::user_changed(c, now, &user.id)
         })
         .await
         .map_err(|e| if e.kind == ErrorKind::Conflict { upn_taken(&upn) } else { e })
@@ -334,7 +349,7 @@ pub(crate) fn delete_user_rows(c: &mut dyn Conn, now: chrono::DateTime<chrono::U
     c.execute("DELETE FROM role_assignments WHERE principal_id = ?", std::slice::from_ref(&id))?;
     c.execute("DELETE FROM scim_resources WHERE id = ?", std::slice::from_ref(&id))?;
     repo::delete::<User>(c, &user.id)?;
-    Ok(())
+    crate::autoassign::user_changed(c, now, &user.id)
 }
 
 /// Reads about a user that its owner may always make; others need a user-read permission.

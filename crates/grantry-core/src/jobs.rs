@@ -46,7 +46,8 @@ fn handler(kind: &str) -> Option<Handler> {
         _ => crate::delivery::handler(kind)
             .or_else(|| crate::approvals::handler(kind))
             .or_else(|| crate::callouts::handler(kind))
-            .or_else(|| crate::reviews::handler(kind)),
+            .or_else(|| crate::reviews::handler(kind))
+            .or_else(|| crate::autoassign::handler(kind)),
     }
 }
 

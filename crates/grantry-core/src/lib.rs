@@ -9,6 +9,7 @@ pub mod approvers;
 pub mod assignments;
 pub mod audit;
 pub mod auth;
+pub mod autoassign;
 pub mod callouts;
 pub mod catalogs;
 pub mod delivery;

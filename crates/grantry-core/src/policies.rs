@@ -133,8 +133,10 @@ pub async fn create_policy(
                 &saved.custom_extension_stage_settings,
                 "customExtensionStageSettings",
             )?;
+            check_one_automatic(c, &saved)?;
             repo::insert(c, &saved)?;
             crate::reviews::sync_for_policy(c, saved.created_date_time, &saved)?;
+            crate::autoassign::sync_for_policy(c, saved.created_date_time, &saved)?;
             audit::record(
                 c,
                 AuditEvent {
@@ -149,6 +151,24 @@ pub async fn create_policy(
         })
         .await?;
     Ok(policy)
+}
+
+/// A package has at most one automatic assignment policy.
+fn check_one_automatic(c: &mut dyn Conn, policy: &Policy) -> Result<()> {
+    if crate::autoassign::automatic_rule(policy).is_none() {
+        return Ok(());
+    }
+    match crate::autoassign::other_automatic_policy(c, &policy.access_package_id, &policy.id)? {
+        Some(other) => Err(Error::bad_request(
+            "InvalidPolicy",
+            format!(
+                "Access package '{}' already has an automatic assignment policy ('{other}'); a package has at most one. Change that policy's rule instead.",
+                policy.access_package_id
+            ),
+        )
+        .with_target("automaticRequestSettings")),
+        None => Ok(()),
+    }
 }
 
 async fn load(app: &App, id: &str) -> Result<Policy> {
@@ -274,6 +294,10 @@ pub async fn replace_policy(app: &App, caller: &Caller, id: &str, input: PolicyI
     if !accept_given {
         policy.requestor_settings.rejects_new_requests = current.requestor_settings.rejects_new_requests;
     }
+    // Beta has no automaticRequestSettings: a beta replacement keeps the policy's.
+    if beta && policy.automatic_request_settings.is_none() {
+        policy.automatic_request_settings = current.automatic_request_settings.clone();
+    }
     if !beta {
         for (k, v) in &current.beta_extra {
             policy.beta_extra.entry(k.clone()).or_insert_with(|| v.clone());
@@ -291,10 +315,12 @@ pub async fn replace_policy(app: &App, caller: &Caller, id: &str, input: PolicyI
                 &saved.custom_extension_stage_settings,
                 "customExtensionStageSettings",
             )?;
+            check_one_automatic(c, &saved)?;
             if !repo::update(c, &saved)? {
                 return Err(Error::not_found("access package assignment policy", &saved.id));
             }
             crate::reviews::sync_for_policy(c, saved.modified_date_time, &saved)?;
+            crate::autoassign::sync_for_policy(c, saved.modified_date_time, &saved)?;
             audit::record(
                 c,
                 AuditEvent {
@@ -335,6 +361,7 @@ pub async fn delete_policy(app: &App, caller: &Caller, id: &str) -> Result<()> {
                 return Err(Error::not_found("access package assignment policy", &current.id));
             }
             crate::reviews::remove_for_policy(c, &current.id)?;
+            crate::autoassign::remove_for_policy(c, &current.id)?;
             audit::record(
                 c,
                 AuditEvent {

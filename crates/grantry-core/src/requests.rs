@@ -133,6 +133,11 @@ fn target_in_sets(c: &mut dyn Conn, sets: &[SubjectSet], target: &Target, reques
                 }
                 None => false,
             },
+            // The rule of an automatic policy also decides who may request through it.
+            SubjectSet::AttributeRuleMembers { membership_rule: Some(rule), .. } => match &target.user {
+                Some(u) => grantry_domain::membership_rule::Rule::parse(rule).is_ok_and(|r| r.matches(u)),
+                None => false,
+            },
             _ => false,
         };
         if hit {

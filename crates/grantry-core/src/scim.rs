@@ -257,10 +257,12 @@ pub async fn create_user(app: &App, input: UserInput) -> Result<ScimUser> {
                 account_enabled: true,
                 manager_id: None,
                 external_user_state: None,
+                profile: Default::default(),
                 created_date_time: now,
             };
             let user = apply_user(c, blank, &input)?;
             repo::insert(c, &user)?;
+            crate::autoassign::user_changed(c, now, &user.id)?;
             save_extra(c, &user.id, USER, &input.external_id, Some(&input.user_name), now)?;
             load_user(c, user)
         })
@@ -312,6 +314,7 @@ where
                 crate::deprovision::end_access(c, now, &user.id, crate::deprovision::Reason::Deactivated)?;
             }
             repo::update(c, &user)?;
+            crate::autoassign::user_changed(c, now, &user.id)?;
             save_extra(c, &user.id, USER, &input.external_id, Some(&input.user_name), now)?;
             load_user(c, user)
         })

@@ -10,6 +10,7 @@ pub mod enums;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod membership_rule;
 pub mod metrics;
 pub mod model;
 

@@ -17,6 +17,7 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (160, "scim", include_str!("../migrations/sqlite/0160_scim.sql")),
     (180, "portal", include_str!("../migrations/sqlite/0180_portal.sql")),
     (190, "scim_user_name", include_str!("../migrations/sqlite/0190_scim_user_name.sql")),
+    (210, "automatic_assignment", include_str!("../migrations/sqlite/0210_automatic_assignment.sql")),
 ];
 
 /// The same migrations for PostgreSQL: the same versions and names, PostgreSQL types
@@ -35,6 +36,7 @@ pub const POSTGRES: &[(i64, &str, &str)] = &[
     (160, "scim", include_str!("../migrations/postgres/0160_scim.sql")),
     (180, "portal", include_str!("../migrations/postgres/0180_portal.sql")),
     (190, "scim_user_name", include_str!("../migrations/postgres/0190_scim_user_name.sql")),
+    (210, "automatic_assignment", include_str!("../migrations/postgres/0210_automatic_assignment.sql")),
 ];
 
 /// Advisory lock taken by the migration transaction on PostgreSQL, so that processes

@@ -12,6 +12,7 @@ use axum::routing::{get, put};
 use grantry_core::directory::{self, NewUser, UserPatch};
 use grantry_core::listing::Listed;
 use grantry_domain::enums::UserType;
+use grantry_domain::model::UserProfile;
 use grantry_domain::{Error, Result};
 use grantry_graph::{Body, directory as wire};
 
@@ -59,6 +60,42 @@ pub(crate) fn ref_body(json: &serde_json::Value) -> Result<(Option<String>, Stri
     })
 }
 
+/// The profile attributes of a created user.
+fn profile(b: &Body<'_>) -> Result<UserProfile> {
+    let mut p = UserProfile::default();
+    for name in PROFILE {
+        if let Some(slot) = p.field_mut(name) {
+            *slot = b.str(&[name])?;
+        }
+    }
+    Ok(p)
+}
+
+/// The profile attributes a PATCH names (`null` clears one).
+fn profile_patch(b: &Body<'_>) -> Result<Vec<(&'static str, Option<String>)>> {
+    let mut out = Vec::new();
+    for name in PROFILE {
+        if let Some(v) = nullable_str(b, name)? {
+            out.push((name, v));
+        }
+    }
+    Ok(out)
+}
+
+const PROFILE: [&str; 11] = [
+    "companyName",
+    "country",
+    "city",
+    "state",
+    "streetAddress",
+    "postalCode",
+    "officeLocation",
+    "employeeType",
+    "employeeId",
+    "usageLocation",
+    "preferredLanguage",
+];
+
 async fn create_user(
     State(s): State<AppState>,
     Root(d): Root,
@@ -77,6 +114,7 @@ async fn create_user(
         mail_nickname: b.str(&["mailNickname"])?,
         user_type: b.enumeration(&["userType"], UserType::parse, &UserType::allowed())?.unwrap_or(UserType::Member),
         account_enabled: b.bool(&["accountEnabled"])?.unwrap_or(true),
+        profile: profile(&b)?,
     };
     let user = directory::create_user(&s.app, &caller, input).await?;
     Ok(respond::created(&s, d, "users", wire::user(&user)))
@@ -114,6 +152,7 @@ async fn update_user(
         department: nullable_str(&b, "department")?,
         account_enabled: b.bool(&["accountEnabled"])?,
         user_type: b.enumeration(&["userType"], UserType::parse, &UserType::allowed())?,
+        profile: profile_patch(&b)?,
     };
     directory::update_user(&s.app, &caller, &id, patch).await?;
     Ok(respond::no_content())

@@ -23,6 +23,75 @@ pub struct User {
     /// Set when the user was created by delivering an assignment to an external email.
     pub external_user_state: Option<String>,
     pub created_date_time: DateTime<Utc>,
+    /// Further directory attributes (those membership rules test), stored flat.
+    /// (Boxed: most users carry few of them, and `User` travels inside enums.)
+    #[serde(flatten, default)]
+    pub profile: Box<UserProfile>,
+}
+
+/// The user's organisational and location attributes beyond the core ones.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserProfile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub office_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_language: Option<String>,
+}
+
+impl UserProfile {
+    /// (Graph property name, value) of every attribute.
+    pub fn fields(&self) -> [(&'static str, &Option<String>); 11] {
+        [
+            ("companyName", &self.company_name),
+            ("country", &self.country),
+            ("city", &self.city),
+            ("state", &self.state),
+            ("streetAddress", &self.street_address),
+            ("postalCode", &self.postal_code),
+            ("officeLocation", &self.office_location),
+            ("employeeType", &self.employee_type),
+            ("employeeId", &self.employee_id),
+            ("usageLocation", &self.usage_location),
+            ("preferredLanguage", &self.preferred_language),
+        ]
+    }
+
+    /// The attribute named `name` (Graph's camelCase), for writing.
+    pub fn field_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "companyName" => &mut self.company_name,
+            "country" => &mut self.country,
+            "city" => &mut self.city,
+            "state" => &mut self.state,
+            "streetAddress" => &mut self.street_address,
+            "postalCode" => &mut self.postal_code,
+            "officeLocation" => &mut self.office_location,
+            "employeeType" => &mut self.employee_type,
+            "employeeId" => &mut self.employee_id,
+            "usageLocation" => &mut self.usage_location,
+            "preferredLanguage" => &mut self.preferred_language,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

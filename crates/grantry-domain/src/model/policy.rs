@@ -312,6 +312,34 @@ impl Policy {
         }
         for (i, s) in self.specific_allowed_targets.iter().enumerate() {
             validate_subject_set(s, &format!("{targets}[{i}]"))?;
+            if let SubjectSet::AttributeRuleMembers { membership_rule: Some(rule), .. } = s {
+                let path = format!("{targets}[{i}].membershipRule");
+                crate::membership_rule::Rule::parse(rule)
+                    .map_err(|e| invalid(&path, format!("'{path}' is not a valid membership rule: {e}.")))?;
+            }
+        }
+        if self.automatic_request_settings.as_ref().is_some_and(|a| a.request_access_for_allowed_targets) {
+            let rules = self
+                .specific_allowed_targets
+                .iter()
+                .filter(|s| matches!(s, SubjectSet::AttributeRuleMembers { .. }))
+                .count();
+            if self.allowed_target_scope != AllowedTargetScope::SpecificDirectoryUsers
+                || rules != 1
+                || self.specific_allowed_targets.len() != 1
+            {
+                return Err(invalid(
+                    targets,
+                    format!(
+                        "'automaticRequestSettings.requestAccessForAllowedTargets' is true, so the policy assigns automatically: set '{scope_name}' to '{}' and '{targets}' to exactly one '#microsoft.graph.attributeRuleMembers' with a 'membershipRule'.",
+                        if beta {
+                            AllowedTargetScope::SpecificDirectoryUsers.beta()
+                        } else {
+                            AllowedTargetScope::SpecificDirectoryUsers.v1()
+                        }
+                    ),
+                ));
+            }
         }
         for (i, s) in self.requestor_settings.on_behalf_requestors.iter().enumerate() {
             let path = format!("requestorSettings.onBehalfRequestors[{i}]");

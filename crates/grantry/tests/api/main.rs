@@ -5,6 +5,7 @@ mod approvals;
 mod ascode;
 mod assignments;
 mod authz;
+mod autoassign;
 mod availability;
 mod backup;
 mod batch;

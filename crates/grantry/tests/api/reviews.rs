@@ -577,6 +577,7 @@ async fn a_run_of_many_assignments_is_opened_and_applied_in_batches() {
                     account_enabled: true,
                     manager_id: None,
                     external_user_state: None,
+                    profile: Default::default(),
                     created_date_time: now,
                 },
             )?;
