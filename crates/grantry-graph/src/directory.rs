@@ -1,7 +1,7 @@
 //! Users, groups and role assignments on the wire. These are the same in both dialects.
 
 use crate::wire::{EmptyList, Nav, Ts};
-use grantry_domain::model::{Group, RoleAssignment, User};
+use grantry_domain::model::{Group, RoleAssignment, User, UserProfile};
 use serde::Serialize;
 
 /// `user`.
@@ -23,17 +23,24 @@ pub struct UserView<'a> {
     account_enabled: bool,
     external_user_state: Option<&'a str>,
     created_date_time: Ts,
-    company_name: Option<&'a str>,
-    country: Option<&'a str>,
-    city: Option<&'a str>,
-    state: Option<&'a str>,
-    street_address: Option<&'a str>,
-    postal_code: Option<&'a str>,
-    office_location: Option<&'a str>,
-    employee_type: Option<&'a str>,
-    employee_id: Option<&'a str>,
-    usage_location: Option<&'a str>,
-    preferred_language: Option<&'a str>,
+    #[serde(flatten)]
+    profile: Profile<'a>,
+}
+
+/// The user's profile attributes (`companyName`, `country`, …), each present, `null` when
+/// unset.
+pub struct Profile<'a>(&'a UserProfile);
+
+impl Serialize for Profile<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.0.fields();
+        let mut m = s.serialize_map(Some(fields.len()))?;
+        for (name, value) in fields {
+            m.serialize_entry(name, value)?;
+        }
+        m.end()
+    }
 }
 
 pub fn user(u: &User) -> UserView<'_> {
@@ -52,17 +59,7 @@ pub fn user(u: &User) -> UserView<'_> {
         account_enabled: u.account_enabled,
         external_user_state: u.external_user_state.as_deref(),
         created_date_time: Ts(u.created_date_time),
-        company_name: u.profile.company_name.as_deref(),
-        country: u.profile.country.as_deref(),
-        city: u.profile.city.as_deref(),
-        state: u.profile.state.as_deref(),
-        street_address: u.profile.street_address.as_deref(),
-        postal_code: u.profile.postal_code.as_deref(),
-        office_location: u.profile.office_location.as_deref(),
-        employee_type: u.profile.employee_type.as_deref(),
-        employee_id: u.profile.employee_id.as_deref(),
-        usage_location: u.profile.usage_location.as_deref(),
-        preferred_language: u.profile.preferred_language.as_deref(),
+        profile: Profile(&u.profile),
     }
 }
 
