@@ -22,7 +22,7 @@ use crate::audit::{self, AuditEvent};
 use crate::delivery::{self, SYSTEM_ACTOR};
 use crate::jobs::{self, Job, JobContext};
 use chrono::{DateTime, Utc};
-use grantry_domain::enums::{RequestState, RequestType};
+use grantry_domain::enums::{RequestState, RequestStatus, RequestType};
 use grantry_domain::membership_rule::Rule;
 use grantry_domain::model::*;
 use grantry_domain::{Result, ids};
@@ -202,7 +202,7 @@ fn add(c: &mut dyn Conn, now: DateTime<Utc>, policy: &Policy, user: &User) -> Re
         id: ids::new_id(),
         request_type: RequestType::SystemAdd,
         state: RequestState::Submitted,
-        status: "Accepted".into(),
+        status: RequestStatus::Accepted,
         access_package_id: policy.access_package_id.clone(),
         catalog_id: policy.catalog_id.clone(),
         policy_id: Some(policy.id.clone()),
