@@ -23,6 +23,8 @@ pub struct App {
     pub transport: Arc<dyn crate::outbox::Transport>,
     /// Mints the bearer tokens callouts carry (absent in tools that never send).
     pub token_issuer: Option<Arc<dyn crate::outbox::TokenIssuer>>,
+    /// How notification mail is sent (SMTP, or kept) and rendered.
+    pub mail: Arc<crate::mail::MailSettings>,
     pub tenant_id: Arc<str>,
 }
 

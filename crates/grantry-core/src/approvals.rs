@@ -589,9 +589,16 @@ pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_i
                         grantry_domain::enums::CustomExtensionStage::AssignmentRequestApproved,
                         &mut r,
                     )? {
-                        return Ok(());
+                        // Access waits for the workflow: tell the requestor it was approved.
+                        return crate::notify::request_approved(c, now, &r);
                     }
-                    delivery::advance(c, now, &mut r)
+                    delivery::advance(c, now, &mut r)?;
+                    // Delivered at once, the "access delivered" mail says it all; a later
+                    // start gets its own "approved" mail.
+                    if r.state == RequestState::Scheduled {
+                        crate::notify::request_approved(c, now, &r)?;
+                    }
+                    Ok(())
                 }
                 Outcome::Denied => {
                     delivery::set_state_by(c, now, &mut r, RequestState::Denied, RequestStatus::Denied, Some(&uid), detail)

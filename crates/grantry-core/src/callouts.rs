@@ -765,6 +765,7 @@ pub fn pre_expiry_job(ctx: &crate::jobs::JobContext, c: &mut dyn Conn, job: &cra
         &a,
         json!({ "daysLeft": lead_time(stage).num_days(), "stage": stage.v1() }),
     )?;
+    crate::notify::assignment_expiring(c, ctx.now, &a, end, lead_time(stage).num_days())?;
     fire_for_assignment(c, ctx.now, stage, &mut a)
 }
 

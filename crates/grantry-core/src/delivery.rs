@@ -60,6 +60,7 @@ pub(crate) fn set_state_by(
     }
     repo::update(c, r)?;
     crate::webhooks::request_event(c, now, state.v1(), r)?;
+    crate::notify::request_changed(c, now, r, &detail)?;
     let mut detail = detail;
     match &mut detail {
         serde_json::Value::Object(m) => {

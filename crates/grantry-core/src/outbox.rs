@@ -145,12 +145,22 @@ fn credentials_of(c: &mut dyn Conn, m: &OutboxMessage) -> Result<Option<Credenti
         SignedBy::WebhookSubscription(id) => {
             crate::webhooks::secret_of(c, id)?.map(|secret| Credentials { secret, bearer_audience: None })
         }
+        SignedBy::Unsigned => None,
     })
 }
 
+/// A message claimed for one attempt: mails may carry others folded into one digest.
+struct Claimed {
+    message: OutboxMessage,
+    credentials: Option<Credentials>,
+    folded: Vec<OutboxMessage>,
+}
+
 /// Claims up to [`BATCH`] due messages: pending, due, not leased, and first in line for
-/// their ordering key. Returns them with their owners' credentials.
-async fn claim(app: &App) -> Result<Vec<(OutboxMessage, Option<Credentials>)>> {
+/// their ordering key. Returns them with their owners' credentials. A mail is first
+/// planned against its recipient's rate limit ([`crate::mail::plan`]): it may wait, or take
+/// the other mails waiting for the same person along as a digest.
+async fn claim(app: &App) -> Result<Vec<Claimed>> {
     let now = app.now();
     app.store
         .write(move |c| {
@@ -165,10 +175,27 @@ async fn claim(app: &App) -> Result<Vec<(OutboxMessage, Option<Credentials>)>> {
             let mut claimed = Vec::new();
             for row in rows {
                 let mut m: OutboxMessage = repo::from_body(&row.text(0)?)?;
-                m.lease_until = Some(now + Duration::milliseconds(i64::from(m.timeout_ms)) + LEASE_MARGIN);
+                let mut folded = Vec::new();
+                if m.kind == OutboxKind::Mail {
+                    match crate::mail::plan(c, &m, now)? {
+                        crate::mail::Plan::Defer(until) => {
+                            m.next_attempt_date_time = until;
+                            repo::update(c, &m)?;
+                            continue;
+                        }
+                        crate::mail::Plan::Single => {}
+                        crate::mail::Plan::Digest(others) => folded = others,
+                    }
+                }
+                let lease = Some(now + Duration::milliseconds(i64::from(m.timeout_ms)) + LEASE_MARGIN);
+                m.lease_until = lease;
                 repo::update(c, &m)?;
+                for f in &mut folded {
+                    f.lease_until = lease;
+                    repo::update(c, f)?;
+                }
                 let credentials = credentials_of(c, &m)?;
-                claimed.push((m, credentials));
+                claimed.push(Claimed { message: m, credentials, folded });
             }
             Ok(claimed)
         })
@@ -206,6 +233,8 @@ fn follow_up(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Attempt, now: DateTi
         OutboxKind::Callout => crate::callouts::after_delivery(c, m, attempt, now),
         // The dead-letter list is the record; a 410 also disables the subscription.
         OutboxKind::Webhook => crate::webhooks::after_delivery(c, m, attempt, now),
+        // The mail's row is the record (`GET /_grantry/mail`).
+        OutboxKind::Mail => Ok(()),
     }
 }
 
@@ -224,21 +253,44 @@ fn pause_destination(c: &mut dyn Conn, url: &str, until: DateTime<Utc>, now: Dat
     Ok(())
 }
 
-/// Records the outcome of one attempt of `m`.
-async fn record(app: &App, m: OutboxMessage, attempt: Attempt) -> Result<()> {
+/// Records the outcome of one attempt of `m` (and of the mails folded into it).
+async fn record(app: &App, m: OutboxMessage, folded: Vec<OutboxMessage>, attempt: Attempt) -> Result<()> {
     let now = app.now();
     app.store
         .write(move |c| {
+            let digest = (!folded.is_empty()).then(|| m.id.clone());
+            record_one(c, &m, &attempt, now, digest.as_deref())?;
+            for f in &folded {
+                record_one(c, f, &attempt, now, digest.as_deref())?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// Records `attempt` of the claimed `m`, in the write under way.
+fn record_one(
+    c: &mut dyn Conn,
+    m: &OutboxMessage,
+    attempt: &Attempt,
+    now: DateTime<Utc>,
+    digest: Option<&str>,
+) -> Result<()> {
+    {
+        {
             // The message may have been replayed or changed meanwhile; only the claim we
             // hold is recorded.
             let Some(mut current) = repo::get::<OutboxMessage>(c, &m.id)? else { return Ok(()) };
             if current.state != OutboxState::Pending || current.lease_until != m.lease_until {
                 return Ok(());
             }
+            if current.kind == OutboxKind::Mail {
+                crate::mail::note_outcome(&mut current, attempt, digest);
+            }
             current.attempts += 1;
             current.lease_until = None;
             let mut pause_until = None;
-            let finished = match &attempt {
+            let finished = match attempt {
                 Attempt::Delivered { status, .. } => {
                     current.state = OutboxState::Delivered;
                     current.last_status = Some(*status);
@@ -272,32 +324,34 @@ async fn record(app: &App, m: OutboxMessage, attempt: Attempt) -> Result<()> {
                 current.finished_date_time = Some(now);
             }
             repo::update(c, &current)?;
-            if let Some(until) = pause_until {
+            if let Some(until) = pause_until
+                && current.kind != OutboxKind::Mail
+            {
                 pause_destination(c, &current.url, until, now)?;
             }
             if finished {
-                follow_up(c, &current, &attempt, now)?;
+                follow_up(c, &current, attempt, now)?;
             }
             Ok(())
-        })
-        .await
+        }
+    }
 }
 
 /// Sends one claimed message and records the outcome.
-async fn deliver(
-    app: &App,
-    transport: &dyn Transport,
-    m: OutboxMessage,
-    credentials: Option<Credentials>,
-) -> Result<()> {
-    let prepared = match credentials {
-        None => Err("the signing secret's owner no longer exists".to_string()),
-        Some(credentials) => bearer(app, credentials.bearer_audience.as_deref())
-            .and_then(|token| request_for(&m, &credentials.secret, token, app.now()).map_err(|e| e.message)),
-    };
-    let attempt = match prepared {
-        Ok(request) => transport.send(request).await,
-        Err(error) => Attempt::Refused { status: None, error },
+async fn deliver(app: &App, transport: &dyn Transport, claimed: Claimed) -> Result<()> {
+    let Claimed { message: m, credentials, folded } = claimed;
+    let attempt = if m.kind == OutboxKind::Mail {
+        crate::mail::send(app, &m, &folded).await
+    } else {
+        let prepared = match credentials {
+            None => Err("the signing secret's owner no longer exists".to_string()),
+            Some(credentials) => bearer(app, credentials.bearer_audience.as_deref())
+                .and_then(|token| request_for(&m, &credentials.secret, token, app.now()).map_err(|e| e.message)),
+        };
+        match prepared {
+            Ok(request) => transport.send(request).await,
+            Err(error) => Attempt::Refused { status: None, error },
+        }
     };
     match &attempt {
         Attempt::Delivered { status, .. } => {
@@ -307,7 +361,7 @@ async fn deliver(
             tracing::warn!(id = %m.id, kind = m.kind.as_str(), attempt = m.attempts + 1, error = %error, "outbox attempt failed")
         }
     }
-    record(app, m, attempt).await
+    record(app, m, folded, attempt).await
 }
 
 /// A fresh bearer token for `audience`, when one is asked for.
@@ -322,11 +376,11 @@ pub async fn run_once(app: &App) -> Result<usize> {
     let claimed = claim(app).await?;
     let n = claimed.len();
     let mut sends = tokio::task::JoinSet::new();
-    for (m, credentials) in claimed {
+    for one in claimed {
         let app = app.clone();
         sends.spawn(async move {
             let transport = app.transport.clone();
-            deliver(&app, transport.as_ref(), m, credentials).await
+            deliver(&app, transport.as_ref(), one).await
         });
     }
     let mut first_error = None;
@@ -442,9 +496,11 @@ const CLEANUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(360
 /// Deletes delivered messages written more than [`DELIVERED_RETENTION`] ago (at most
 /// [`CLEANUP_BATCH`]); dead-lettered and pending ones stay. Returns how many went.
 pub async fn clean_up(app: &App) -> Result<usize> {
-    let before = app.now() - DELIVERED_RETENTION;
+    let now = app.now();
+    let before = now - DELIVERED_RETENTION;
     app.store
         .write(move |c| {
+            crate::mail::clean_up(c, now)?;
             c.execute(
                 &format!(
                     "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE state = 'delivered' \

@@ -1186,7 +1186,18 @@ pub async fn cancel_request(app: &App, caller: &Caller, id: &str) -> Result<()> 
             if !matches!(r.state, RequestState::Submitted | RequestState::PendingApproval | RequestState::Scheduled) {
                 return Err(invalid_state(&r, "canceled", "submitted, pendingApproval or scheduled"));
             }
-            cancel_open(c, now, &mut r, Some(caller.id()), json!({}))
+            cancel_open(c, now, &mut r, Some(caller.id()), json!({}))?;
+            // Canceled by someone other than the people it is about: tell them.
+            let (target, requestor) = crate::approvals::parties_of(c, &r)?;
+            let own = caller.user_id().is_some_and(|u| Some(u) == target.as_deref() || Some(u) == requestor.as_deref());
+            if !own {
+                let actor = match caller.user_id() {
+                    Some(u) => crate::approvals::user_name(c, u)?.unwrap_or_else(|| u.to_string()),
+                    None => "an application".to_string(),
+                };
+                crate::notify::request_canceled(c, now, &r, &actor)?;
+            }
+            Ok(())
         })
         .await
 }

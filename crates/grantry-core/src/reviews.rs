@@ -682,6 +682,7 @@ fn add_items(c: &mut dyn Conn, now: DateTime<Utc>, instance_id: &str, after: i64
                     user_principal_name: u.user_principal_name.clone(),
                     created_date_time: now,
                 });
+                crate::notify::review_started(c, now, &inst, &package_name, &u.id)?;
             }
         }
     }
@@ -836,8 +837,8 @@ fn remind_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Res
     remind(c, ctx.now, &mut inst, None)
 }
 
-/// Records a reminder to every reviewer with undecided items. Grantry sends no mail yet:
-/// the reminder, with whom it was for, is in the audit trail.
+/// Reminds every reviewer with undecided items by mail (when the review's mail settings
+/// are on); the reminder, with whom it was for, is in the audit trail.
 fn remind(c: &mut dyn Conn, now: DateTime<Utc>, inst: &mut ReviewInstance, actor: Option<&str>) -> Result<()> {
     let rows = c.query(
         "SELECT DISTINCT r.reviewer_id FROM review_decision_reviewers r JOIN review_decisions d ON d.id = r.decision_id \
@@ -845,6 +846,7 @@ fn remind(c: &mut dyn Conn, now: DateTime<Utc>, inst: &mut ReviewInstance, actor
         &[Value::from(&inst.id)],
     )?;
     let pending: Vec<String> = rows.iter().map(|r| r.text(0)).collect::<Result<_>>()?;
+    crate::notify::review_reminder(c, now, inst, &pending)?;
     inst.last_reminder_date_time = Some(now);
     repo::update(c, inst)?;
     crate::audit::record(

@@ -1,5 +1,6 @@
 //! Grantry's outbound HTTP: the one place that calls other systems (custom extension
-//! callouts, event webhooks). Every call goes through [`HttpTransport`], which
+//! callouts, event webhooks; mail goes out through [`smtp`]). Every HTTP call goes through
+//! [`HttpTransport`], which
 //!
 //! - accepts only `http`/`https` URLs without credentials;
 //! - resolves the host once, checks every address against the [`AllowList`], and connects
@@ -12,6 +13,7 @@
 //! - logs neither bodies nor headers (signatures and tokens stay out of logs).
 
 pub mod allow;
+pub mod smtp;
 
 pub use allow::AllowList;
 use grantry_core::outbox::{Attempt, Fetching, OutboundRequest, Sending, Transport};

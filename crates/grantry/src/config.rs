@@ -109,6 +109,20 @@ pub struct ServeArgs {
     /// Hours a portal session lasts after sign-in [default: 8].
     #[arg(long, env = "GRANTRY_PORTAL_SESSION_HOURS", value_name = "HOURS")]
     pub portal_session_hours: Option<u64>,
+    /// SMTP server for notification mail: smtp://[USER:PASSWORD@]HOST[:PORT] (STARTTLS,
+    /// port 587 by default), smtps://… (implicit TLS, port 465), or smtp://HOST:PORT?tls=none
+    /// (plain, for a local relay). Without it mails are kept and administrators read them at
+    /// GET /_grantry/mail [default: none].
+    #[arg(long, env = "GRANTRY_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// Sender of notification mail, `ADDRESS` or `Name <ADDRESS>` [default: Grantry
+    /// <grantry@localhost>; required with --smtp-url].
+    #[arg(long, env = "GRANTRY_MAIL_FROM", value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
+    /// Directory of mail templates overriding the built-in ones (NAME.subject, NAME.txt,
+    /// NAME.html; see docs/operations.md) [default: none].
+    #[arg(long, env = "GRANTRY_MAIL_TEMPLATES", value_name = "DIR")]
+    pub mail_templates: Option<PathBuf>,
     /// Optional TOML configuration file (flags and GRANTRY_* variables override it)
     /// [default: none].
     #[arg(long, env = "GRANTRY_CONFIG", value_name = "FILE")]
@@ -141,6 +155,9 @@ struct FileConfig {
     portal_client_secret: Option<String>,
     portal_issuer: Option<String>,
     portal_session_hours: Option<u64>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    mail_templates: Option<PathBuf>,
 }
 
 /// One `[[oidc]]` table: a trusted external issuer.
@@ -228,6 +245,53 @@ pub struct Config {
     pub portal_sign_in: Option<grantry_api::portal::PortalSignIn>,
     /// How long a portal session lasts.
     pub portal_session_lifetime: std::time::Duration,
+    /// Notification mail: where it is sent (none: kept), from whom, which templates.
+    pub mail: MailConfig,
+}
+
+/// How notification mail is sent.
+#[derive(Debug, Clone, Default)]
+pub struct MailConfig {
+    /// The SMTP server; `None` keeps mails for administrators to read.
+    pub smtp: Option<grantry_outbound::smtp::SmtpConfig>,
+    /// The sender; `None` is [`grantry_core::mail::DEFAULT_FROM`].
+    pub from: Option<String>,
+    /// A directory of templates overriding the built-in ones.
+    pub templates: Option<PathBuf>,
+}
+
+impl MailConfig {
+    /// Checks the settings, so that a bad SMTP URL, sender or template directory stops the
+    /// start with a clear message.
+    pub fn resolve(
+        smtp_url: Option<String>,
+        from: Option<String>,
+        templates: Option<PathBuf>,
+    ) -> anyhow::Result<MailConfig> {
+        let smtp = match smtp_url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty()) {
+            None => None,
+            Some(url) => Some(
+                grantry_outbound::smtp::SmtpConfig::parse(&url)
+                    .map_err(|e| anyhow::anyhow!("SMTP URL (--smtp-url): {e}"))?,
+            ),
+        };
+        let from = from.map(|f| f.trim().to_string()).filter(|f| !f.is_empty());
+        match &from {
+            Some(f) => {
+                grantry_outbound::smtp::parse_mailbox(f)
+                    .map_err(|e| anyhow::anyhow!("mail sender (--mail-from): {e}"))?;
+            }
+            None if smtp.is_some() => bail!(
+                "--smtp-url needs a sender: give --mail-from ADDRESS (e.g. 'Grantry <grantry@example.com>'), an address the SMTP server accepts mail from"
+            ),
+            None => {}
+        }
+        if let Some(dir) = &templates {
+            grantry_core::mail::Templates::with_overrides(dir)
+                .map_err(|e| anyhow::anyhow!("mail templates (--mail-templates): {e}"))?;
+        }
+        Ok(MailConfig { smtp, from, templates })
+    }
 }
 
 impl Config {
@@ -255,6 +319,7 @@ impl Config {
             dev_login: false,
             portal_sign_in: None,
             portal_session_lifetime: grantry_api::portal::DEFAULT_SESSION_LIFETIME,
+            mail: MailConfig::default(),
         }
     }
 }
@@ -329,8 +394,14 @@ impl ServeArgs {
             Some(h) => std::time::Duration::from_secs(h * 3600),
             None => grantry_api::portal::DEFAULT_SESSION_LIFETIME,
         };
+        let mail = MailConfig::resolve(
+            self.smtp_url.or(file.smtp_url),
+            self.mail_from.or(file.mail_from),
+            self.mail_templates.or(file.mail_templates),
+        )?;
         Ok(Config {
             oidc,
+            mail,
             dev_login,
             portal_sign_in,
             portal_session_lifetime,
@@ -542,6 +613,29 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(e.to_string().contains("trusted"), "{e}");
+    }
+
+    #[test]
+    fn mail_settings_are_checked_at_start() {
+        let ok = MailConfig::resolve(
+            Some("smtp://u:secret@mail.example.com:587".into()),
+            Some("Grantry <g@example.com>".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(ok.smtp.as_ref().unwrap().port, 587);
+        assert!(!format!("{ok:?}").contains("secret"));
+        assert!(MailConfig::resolve(None, None, None).unwrap().smtp.is_none());
+        let refused = |url: Option<&str>, from: Option<&str>, dir: Option<PathBuf>| {
+            MailConfig::resolve(url.map(str::to_string), from.map(str::to_string), dir).unwrap_err().to_string()
+        };
+        let e = refused(Some("http://mail.example.com"), Some("g@example.com"), None);
+        assert!(e.contains("--smtp-url") && e.contains("smtp://"), "{e}");
+        let e = refused(Some("smtp://u:secret@mail.example.com?tls=none"), Some("g@example.com"), None);
+        assert!(e.contains("unencrypted") && !e.contains("secret"), "{e}");
+        assert!(refused(Some("smtp://mail.example.com"), None, None).contains("--mail-from"));
+        assert!(refused(None, Some("not an address"), None).contains("--mail-from"));
+        assert!(refused(None, None, Some(PathBuf::from("/nonexistent/templates"))).contains("--mail-templates"));
     }
 
     #[test]

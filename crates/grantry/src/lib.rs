@@ -136,6 +136,7 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         transport: Arc::new(grantry_outbound::HttpTransport::new(config.outbound_allow.clone())),
         token_issuer: Some(keys.clone()),
         tenant_id: keys.tenant_id.as_str().into(),
+        mail: Arc::new(mail_settings(config, &base_url)?),
     };
     // The development clock resumes at the offset it had reached, so nothing made while it
     // was advanced is dated in the future after a restart.
@@ -174,6 +175,29 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         inflight: Default::default(),
         client_throttle: Default::default(),
     })
+}
+
+/// Notification mail as configured: SMTP (checked when the configuration was read) or kept.
+fn mail_settings(config: &Config, base_url: &str) -> anyhow::Result<grantry_core::mail::MailSettings> {
+    let mut settings = grantry_core::mail::MailSettings::kept(base_url);
+    if let Some(dir) = &config.mail.templates {
+        settings.templates = grantry_core::mail::Templates::with_overrides(dir)
+            .map_err(|e| anyhow::anyhow!("mail templates (--mail-templates): {e}"))?;
+    }
+    if let Some(from) = &config.mail.from {
+        settings.from = from.clone();
+    }
+    match &config.mail.smtp {
+        Some(smtp) => {
+            let mailer = grantry_outbound::smtp::SmtpMailer::new(smtp).map_err(|e| anyhow::anyhow!("SMTP: {e}"))?;
+            tracing::info!(server = %smtp.describe(), from = %settings.from, "notification mail goes out through SMTP");
+            settings.mailer = Some(Arc::new(mailer));
+        }
+        None => tracing::info!(
+            "no SMTP server configured (--smtp-url): notification mails are kept; administrators read them at GET /_grantry/mail"
+        ),
+    }
+    Ok(settings)
 }
 
 /// The trusted external issuers, fetched through an outbound client whose allow-list also

@@ -13,6 +13,7 @@ mod environments;
 mod extensions;
 mod groups;
 mod identity;
+mod mail;
 mod metadata;
 mod packages;
 mod policies;
@@ -93,6 +94,7 @@ pub fn describe_root() -> Vec<crate::openapi::RouteDoc> {
         devclock::describe(),
         audit::describe(),
         webhooks::describe(),
+        mail::describe(),
         identity::describe(),
         vec![
             read("/", "Index: the API roots, documents and health endpoints", "Object"),
@@ -114,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .merge(devclock::routes())
         .merge(audit::routes())
         .merge(webhooks::routes())
+        .merge(mail::routes())
         .merge(identity::routes())
         .merge(crate::scim::routes())
         .merge(crate::portal::routes())

@@ -1,4 +1,4 @@
-//! The outbox: effects on other systems (custom extension callouts, event webhooks), each
+//! The outbox: effects on other systems (custom extension callouts, event webhooks, mail), each
 //! a row written in the same transaction as the change that causes it and delivered by a
 //! background sender.
 
@@ -19,6 +19,9 @@ pub enum OutboxKind {
     Callout,
     /// A lifecycle event for a webhook subscription.
     Webhook,
+    /// A notification mail to one person (SMTP, or kept for administrators to read when no
+    /// SMTP server is configured).
+    Mail,
 }
 
 impl OutboxKind {
@@ -26,6 +29,7 @@ impl OutboxKind {
         match self {
             OutboxKind::Callout => "callout",
             OutboxKind::Webhook => "webhook",
+            OutboxKind::Mail => "mail",
         }
     }
 }
@@ -58,6 +62,8 @@ impl OutboxState {
 pub enum SignedBy {
     CustomExtension(String),
     WebhookSubscription(String),
+    /// Nothing signs it (mail).
+    Unsigned,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

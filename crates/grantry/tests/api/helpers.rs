@@ -128,6 +128,10 @@ pub struct Options {
     pub dev_login: bool,
     /// Portal sign-in through one of `oidc`.
     pub portal_sign_in: Option<grantry_api::portal::PortalSignIn>,
+    /// Notification mail (SMTP server, sender, templates); by default mails are kept.
+    pub mail: grantry::config::MailConfig,
+    /// `--public-base-url` (links in mails).
+    pub public_base_url: Option<String>,
 }
 
 impl Default for Options {
@@ -144,6 +148,8 @@ impl Default for Options {
             statement_budget: grantry::config::DEFAULT_STATEMENT_BUDGET,
             expensive_queries_per_caller: grantry::config::DEFAULT_EXPENSIVE_QUERIES_PER_CALLER,
             tls: None,
+            mail: Default::default(),
+            public_base_url: None,
         }
     }
 }
@@ -168,10 +174,16 @@ impl TestApp {
             portal_sign_in: options.portal_sign_in.clone(),
             statement_budget: options.statement_budget,
             expensive_queries_per_caller: options.expensive_queries_per_caller,
+            mail: options.mail.clone(),
+            public_base_url: options.public_base_url.clone(),
             ..Config::for_test(database_of(&dir, &pg), dir.path().join("keys"))
         };
         let server = grantry::start(config).await.expect("server starts");
-        let base = server.base_url.clone();
+        // With a public base URL (links in mails), the tests still talk to the listener.
+        let base = match &options.public_base_url {
+            Some(_) => format!("http://{}", server.addr),
+            None => server.base_url.clone(),
+        };
         let mut app =
             TestApp { base, server: Some(server), client: reqwest::Client::new(), dir, admin: String::new(), pg };
         app.admin = app.app_token(ALL_APP_ROLES);

@@ -28,6 +28,7 @@ mod hostile;
 mod idempotency;
 mod identity;
 mod invariants;
+mod mail;
 mod metrics;
 mod model;
 mod multinode;
