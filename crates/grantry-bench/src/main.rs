@@ -53,6 +53,13 @@ pub struct Args {
     /// The `grantry` binary for b9/b10 (default: next to this program).
     #[arg(long)]
     pub grantry_bin: Option<PathBuf>,
+    /// Send notification mail through this SMTP server (as `grantry serve --smtp-url`), for
+    /// comparing a scenario with notifications on and off; without it mails are kept.
+    #[arg(long, value_name = "URL", requires = "mail_from")]
+    pub smtp_url: Option<String>,
+    /// Sender of notification mail with --smtp-url.
+    #[arg(long, value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
     /// Print the results as JSON (after the table).
     #[arg(long)]
     pub json: bool,

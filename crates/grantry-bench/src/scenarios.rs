@@ -297,7 +297,8 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             Location::Sqlite(path) => Database::Sqlite(path.clone()),
             Location::Postgres(url) => Database::Postgres(url.clone()),
         };
-        let config = Config { dev_clock: true, ..Config::for_test(database, dir.join("keys")) };
+        let mail = grantry::config::MailConfig::resolve(args.smtp_url.clone(), args.mail_from.clone(), None)?;
+        let config = Config { dev_clock: true, mail, ..Config::for_test(database, dir.join("keys")) };
         let s = grantry::start(config).await?;
         let base = s.base_url.clone();
         server = Some(s);
@@ -1223,6 +1224,10 @@ async fn spawn_timed(
         // The URL goes through the environment, so a password never shows in `ps`.
         Location::Postgres(url) => cmd.env("GRANTRY_DATABASE", url),
     };
+    if let (Some(url), Some(from)) = (&args.smtp_url, &args.mail_from) {
+        // Through the environment too: the URL may hold a password.
+        cmd.env("GRANTRY_SMTP_URL", url).env("GRANTRY_MAIL_FROM", from);
+    }
     let mut child = cmd
         .env("GRANTRY_LOG", "warn")
         .stdout(std::process::Stdio::null())

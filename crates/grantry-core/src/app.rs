@@ -19,6 +19,8 @@ pub struct App {
     pub outbox_signal: Arc<Notify>,
     /// Notified whenever the sender has recorded outcomes (`outbox::drain` waits on it).
     pub outbox_recorded: Arc<Notify>,
+    /// The messages this process's senders hold (claimed, not yet recorded).
+    pub outbox_held: Arc<crate::outbox::Held>,
     /// Makes the outbox's HTTP calls (allow-listed and bounded).
     pub transport: Arc<dyn crate::outbox::Transport>,
     /// Mints the bearer tokens callouts carry (absent in tools that never send).

@@ -390,8 +390,13 @@ pub(crate) enum Plan {
 }
 
 /// Decides, in the sender's claim, how `m` goes out, and counts the send against the
-/// recipient's rate limit.
-pub(crate) fn plan(c: &mut dyn Conn, m: &OutboxMessage, now: DateTime<Utc>) -> Result<Plan> {
+/// recipient's rate limit. `in_flight` tells the mails this process is sending already.
+pub(crate) fn plan(
+    c: &mut dyn Conn,
+    m: &OutboxMessage,
+    now: DateTime<Utc>,
+    in_flight: &dyn Fn(&str) -> bool,
+) -> Result<Plan> {
     let since = now - WINDOW;
     let sent = c.query(
         "SELECT sent_us FROM mail_sends WHERE recipient = ? AND sent_us > ? ORDER BY sent_us",
@@ -412,6 +417,7 @@ pub(crate) fn plan(c: &mut dyn Conn, m: &OutboxMessage, now: DateTime<Utc>) -> R
     )?
     .into_iter()
     .map(|(_, o)| o)
+    .filter(|o| !in_flight(&o.id))
     .collect();
     c.execute(
         "INSERT INTO mail_sends (recipient, sent_us, message_id) VALUES (?, ?, ?)",

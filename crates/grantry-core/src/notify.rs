@@ -117,7 +117,9 @@ pub fn request_changed(c: &mut dyn Conn, now: DateTime<Utc>, r: &AssignmentReque
             extra.insert("reason".into(), json!(reason_of(detail)));
             to_requestor(c, now, r, "denied", "requestDenied", extra)
         }
-        RequestState::Delivered | RequestState::PartiallyDelivered if !r.request_type.is_remove() => {
+        RequestState::Delivered | RequestState::PartiallyDelivered
+            if r.request_type.is_user() && !r.request_type.is_remove() =>
+        {
             let policy = match &r.policy_id {
                 Some(p) => repo::get::<Policy>(c, p)?,
                 None => None,

@@ -149,6 +149,21 @@ fn credentials_of(c: &mut dyn Conn, m: &OutboxMessage) -> Result<Option<Credenti
     })
 }
 
+/// The ids of the messages this process's senders hold: claimed, not yet recorded. A lease
+/// held by another process (another node, or one killed while it sent) is waited out by
+/// the lease's expiry, not by [`drain`].
+#[derive(Default)]
+pub struct Held(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Held {
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn holds(&self, id: &str) -> bool {
+        self.set().contains(id)
+    }
+}
+
 /// A message claimed for one attempt: mails may carry others folded into one digest.
 struct Claimed {
     message: OutboxMessage,
@@ -162,7 +177,13 @@ struct Claimed {
 /// the other mails waiting for the same person along as a digest.
 async fn claim(app: &App) -> Result<Vec<Claimed>> {
     let now = app.now();
-    app.store
+    // Marked held before the claim commits, so that [`drain`] never sees a lease of this
+    // process that it does not know about.
+    let held = app.outbox_held.clone();
+    let marked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let marking = marked.clone();
+    let claimed = app
+        .store
         .write(move |c| {
             let sql = format!(
                 "SELECT body FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_us <= ? \
@@ -175,9 +196,14 @@ async fn claim(app: &App) -> Result<Vec<Claimed>> {
             let mut claimed = Vec::new();
             for row in rows {
                 let mut m: OutboxMessage = repo::from_body(&row.text(0)?)?;
+                // Still in flight here, though its lease ran out (the development clock
+                // jumped past it): its outcome is about to be recorded.
+                if held.holds(&m.id) {
+                    continue;
+                }
                 let mut folded = Vec::new();
                 if m.kind == OutboxKind::Mail {
-                    match crate::mail::plan(c, &m, now)? {
+                    match crate::mail::plan(c, &m, now, &|id| held.holds(id))? {
                         crate::mail::Plan::Defer(until) => {
                             m.next_attempt_date_time = until;
                             repo::update(c, &m)?;
@@ -197,9 +223,23 @@ async fn claim(app: &App) -> Result<Vec<Claimed>> {
                 let credentials = credentials_of(c, &m)?;
                 claimed.push(Claimed { message: m, credentials, folded });
             }
+            let ids: Vec<String> = claimed
+                .iter()
+                .flat_map(|one| std::iter::once(&one.message).chain(&one.folded))
+                .map(|m| m.id.clone())
+                .collect();
+            held.set().extend(ids.iter().cloned());
+            marking.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(ids);
             Ok(claimed)
         })
-        .await
+        .await;
+    if claimed.is_err() {
+        let mut set = app.outbox_held.set();
+        for id in marked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            set.remove(id);
+        }
+    }
+    claimed
 }
 
 /// The request for one attempt of `m`, signed with `secret` at `now`, carrying `bearer`
@@ -378,9 +418,15 @@ pub async fn run_once(app: &App) -> Result<usize> {
     let mut sends = tokio::task::JoinSet::new();
     for one in claimed {
         let app = app.clone();
+        let ids: Vec<String> = std::iter::once(&one.message).chain(&one.folded).map(|m| m.id.clone()).collect();
         sends.spawn(async move {
             let transport = app.transport.clone();
-            deliver(&app, transport.as_ref(), one).await
+            let outcome = deliver(&app, transport.as_ref(), one).await;
+            let mut held = app.outbox_held.set();
+            for id in &ids {
+                held.remove(id);
+            }
+            outcome
         });
     }
     let mut first_error = None;
@@ -421,20 +467,26 @@ pub async fn drain(app: &App) -> Result<usize> {
     Ok(total)
 }
 
-/// Whether a message is due now and first in line for its ordering key (whoever holds it).
+/// Whether a message is due now and first in line for its ordering key, and free to claim or
+/// held by a sender of this process (whose outcome [`drain`] can wait for).
 async fn outstanding(app: &App) -> Result<bool> {
     let now = app.now();
-    app.store
+    let due: Vec<(String, Option<i64>)> = app
+        .store
         .read(move |c| {
-            Ok(c.query_one(
-                "SELECT 1 FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_us <= ? \
+            c.query(
+                "SELECT o.id, o.lease_until_us FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_us <= ? \
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
-                                 AND p.state = 'pending' AND p.seq < o.seq) LIMIT 1",
+                                 AND p.state = 'pending' AND p.seq < o.seq) ORDER BY o.seq LIMIT 200",
                 &[Value::from(now)],
             )?
-            .is_some())
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.opt_int(1)?)))
+            .collect()
         })
-        .await
+        .await?;
+    let now_us = now.timestamp_micros();
+    Ok(due.iter().any(|(id, lease)| lease.is_none_or(|l| l <= now_us) || app.outbox_held.holds(id)))
 }
 
 /// When the next pending message is due, if any.

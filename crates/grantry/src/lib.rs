@@ -133,6 +133,7 @@ pub async fn build_state(store: Store, config: &Config, base_url: String) -> any
         work_signal: Arc::new(Notify::new()),
         outbox_signal: Arc::new(Notify::new()),
         outbox_recorded: Arc::new(Notify::new()),
+        outbox_held: Default::default(),
         transport: Arc::new(grantry_outbound::HttpTransport::new(config.outbound_allow.clone())),
         token_issuer: Some(keys.clone()),
         tenant_id: keys.tenant_id.as_str().into(),

@@ -674,7 +674,9 @@ async fn a_callout_owed_at_sigkill_is_sent_once_by_the_restarted_binary() {
     receiver.restart().await;
     server = Server::start_with(&serve_args);
     let base = server.base.clone();
-    // Past the first retry's backoff; the answer comes once the due messages were sent.
+    // Past the first retry's backoff. The answer comes once the due messages this server
+    // may claim were sent; one the killed process held waits for its lease to run out and
+    // goes out with the background sender.
     let (status, body) = post(&base, "/_grantry/clock/advance".into(), json!({"duration": "PT1M"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(receiver.wait_for(1, std::time::Duration::from_secs(30)).await, "the callout never arrived");
@@ -683,7 +685,18 @@ async fn a_callout_owed_at_sigkill_is_sent_once_by_the_restarted_binary() {
     assert!(calls[0].signature_ok);
     assert_eq!(calls[0].id, instance_id, "with the id it was written with");
     assert_eq!(calls[0].body["AccessPackageAssignmentRequestId"], rid);
-    let (_, got) = call(base.clone(), reqwest::Method::GET, format!("/v1.0/{EM}/assignmentRequests/{rid}"), None).await;
+    // Recorded a moment after the receiver has it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let got = loop {
+        let (_, got) =
+            call(base.clone(), reqwest::Method::GET, format!("/v1.0/{EM}/assignmentRequests/{rid}"), None).await;
+        if got["customExtensionCalloutInstances"][0]["status"] == "calloutSent"
+            || tokio::time::Instant::now() > deadline
+        {
+            break got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(got["customExtensionCalloutInstances"][0]["status"], "calloutSent", "{got}");
     assert_eq!(got["state"], "delivered", "{got}");
     // Nothing more is sent, however long the server runs.

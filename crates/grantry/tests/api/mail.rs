@@ -629,9 +629,87 @@ async fn a_mail_owed_at_sigkill_is_sent_once_by_the_restarted_binary() {
     let expected = grantry_core::mail::mail_id(&format!("approval:{request}:stage0:pending"), &bob);
     assert_eq!(mails[0]["messageId"], format!("<{expected}@grantry>"), "with the id it was written with");
     assert!(mails[0]["text"].as_str().unwrap().contains(&format!("{BASE}/approvals/{request}")));
+    // Recorded as sent (the SMTP server has it a moment before Grantry records it).
+    let deadline = tokio::time::Instant::now() + SMTP_TIMEOUT;
+    loop {
+        let listed: Value = http
+            .get(format!("{base}/_grantry/mail"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("the server answers")
+            .json()
+            .await
+            .expect("JSON");
+        if listed["value"][0]["status"] == "sent" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never recorded as sent: {listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Nothing more is sent, however long the server runs.
     post(base.clone(), admin.clone(), "/_grantry/clock/advance".into(), json!({"duration": "P3D"})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.mails().len(), 1);
+    assert_eq!(sink.mails().len(), 1, "{:?}", sink.mails());
     server.kill();
+}
+
+#[tokio::test]
+async fn reviewers_are_told_when_a_review_starts_and_reminded_at_its_midpoint() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let (alice, hank) = (app.create_user("alice").await, app.create_user("hank").await);
+    let start = app.now() + chrono::Duration::days(1);
+    let review = json!({
+        "isEnabled": true,
+        "expirationBehavior": "keepAccess",
+        "isRecommendationEnabled": true,
+        "isReviewerJustificationRequired": false,
+        "isSelfReview": true,
+        "schedule": {
+            "startDateTime": start.to_rfc3339(),
+            "expiration": { "type": "afterDuration", "duration": "P14D" },
+            "recurrence": { "pattern": { "type": "absoluteMonthly", "interval": 3 }, "range": { "type": "noEnd" } }
+        },
+        "primaryReviewers": [],
+        "fallbackReviewers": []
+    });
+    let (status, policy) = app
+        .post(
+            &app.admin,
+            &format!("/v1.0/{EM}/assignmentPolicies"),
+            json!({"displayName": "Reviewed", "allowedTargetScope": "notSpecified", "accessPackage": {"id": f.package_id},
+                   "expiration": {"type": "noExpiration"}, "reviewSettings": review}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{policy}");
+    for user in [&alice, &hank] {
+        let (status, body) = app
+            .post(
+                &app.admin,
+                &reqs(""),
+                json!({"requestType": "adminAdd", "assignment": {"targetId": user, "assignmentPolicyId": policy["id"], "accessPackageId": f.package_id}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    settle(&app).await;
+    assert!(kept(&app, &addr("alice")).await.is_empty(), "administrators' assignments send no mail");
+
+    // The run opens: each reviewer (here each assignee, reviewing themselves) is told once.
+    advance(&app, "P1DT1H").await;
+    let to_alice = kept(&app, &addr("alice")).await;
+    assert_eq!(to_alice.len(), 1, "{:?}", subjects(&to_alice));
+    assert!(to_alice[0]["subject"].as_str().unwrap().starts_with("Action required: review access to"), "{to_alice:?}");
+    assert!(to_alice[0]["link"].as_str().unwrap().contains("/reviews/"), "{to_alice:?}");
+    assert!(to_alice[0]["link"].as_str().unwrap().contains("/instances/"), "{to_alice:?}");
+    assert_eq!(kept(&app, &addr("hank")).await.len(), 1);
+
+    // Halfway through, those who have not decided are reminded.
+    advance(&app, "P7D").await;
+    let to_alice = kept(&app, &addr("alice")).await;
+    assert_eq!(to_alice.len(), 2, "{:?}", subjects(&to_alice));
+    assert!(to_alice[0]["subject"].as_str().unwrap().starts_with("Reminder: review access to"), "{to_alice:?}");
+    advance(&app, "P10D").await;
+    assert_eq!(kept(&app, &addr("alice")).await.len(), 2, "nothing more after the run ends");
 }
