@@ -21,7 +21,7 @@
 use crate::mail::{self, Notice};
 use chrono::{DateTime, Utc};
 use grantry_domain::Result;
-use grantry_domain::enums::RequestState;
+use grantry_domain::enums::{RequestState, RequestStatus};
 use grantry_domain::model::{
     AccessPackage, Approval, Assignment, AssignmentRequest, Policy, ReviewInstance, Subject, User,
 };
@@ -110,10 +110,10 @@ pub fn request_changed(c: &mut dyn Conn, now: DateTime<Utc>, r: &AssignmentReque
         return Ok(());
     }
     match r.state {
-        RequestState::PendingApproval => approvers(c, now, r, r.status == "PendingApprovalEscalated"),
+        RequestState::PendingApproval => approvers(c, now, r, r.status == RequestStatus::PendingApprovalEscalated),
         RequestState::Denied => {
             let mut extra = Map::new();
-            extra.insert("expired".into(), json!(r.status == "Expired"));
+            extra.insert("expired".into(), json!(r.status == RequestStatus::Expired));
             extra.insert("reason".into(), json!(reason_of(detail)));
             to_requestor(c, now, r, "denied", "requestDenied", extra)
         }
