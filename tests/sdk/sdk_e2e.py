@@ -429,12 +429,91 @@ async def flow_reviews(server: Server, admin_token: str) -> None:
     check([a["state"] for a in assignments["value"]] == ["expired"], "the denied assignment has ended")
 
 
+async def flow_apps(server: Server, admin_token: str) -> None:
+    """An application as an access package resource through the v1.0 SDK: the application
+    with an app role, its service principal, the catalog resource whose role is the app
+    role, and the appRoleAssignment a delivered assignment writes."""
+    from msgraph.generated.models.access_package import AccessPackage
+    from msgraph.generated.models.access_package_assignment import AccessPackageAssignment
+    from msgraph.generated.models.access_package_assignment_policy import AccessPackageAssignmentPolicy
+    from msgraph.generated.models.access_package_assignment_request import AccessPackageAssignmentRequest
+    from msgraph.generated.models.access_package_catalog import AccessPackageCatalog
+    from msgraph.generated.models.access_package_request_type import AccessPackageRequestType
+    from msgraph.generated.models.access_package_resource import AccessPackageResource
+    from msgraph.generated.models.access_package_resource_request import AccessPackageResourceRequest
+    from msgraph.generated.models.access_package_resource_role import AccessPackageResourceRole
+    from msgraph.generated.models.access_package_resource_role_scope import AccessPackageResourceRoleScope
+    from msgraph.generated.models.access_package_resource_scope import AccessPackageResourceScope
+    from msgraph.generated.models.access_package_subject import AccessPackageSubject
+    from msgraph.generated.models.allowed_target_scope import AllowedTargetScope
+    from msgraph.generated.models.app_role import AppRole
+    from msgraph.generated.models.application import Application
+    from msgraph.generated.models.service_principal import ServicePrincipal
+    from msgraph.generated.models.user import User
+    import uuid
+
+    print("v1.0 SDK, an application as a resource:")
+    client = client_for("v1.0", f"{server.base}/v1.0", admin_token)
+    em = client.identity_governance.entitlement_management
+    role_id = uuid.uuid4()
+    application = await client.applications.post(
+        Application(
+            display_name="Payroll",
+            app_roles=[AppRole(id=role_id, display_name="Reader", value="Payroll.Read", allowed_member_types=["User"], is_enabled=True, description="Reads payslips")],
+        )
+    )
+    check(application is not None and application.app_id, "applications.post creates the application")
+    check(any(r.id == role_id for r in application.app_roles or []), "the app role reads back with its id")
+    sp = await client.service_principals.post(ServicePrincipal(app_id=application.app_id))
+    check(sp is not None and sp.id and sp.app_id == application.app_id, "servicePrincipals.post gives its service principal")
+    user = await client.users.post(User(display_name="Pradeep Gupta", user_principal_name="pradeep@contoso.com", account_enabled=True))
+    catalog = await em.catalogs.post(AccessPackageCatalog(display_name="Applications"))
+    await em.resource_requests.post(
+        AccessPackageResourceRequest(
+            request_type=AccessPackageRequestType.AdminAdd,
+            resource=AccessPackageResource(origin_id=sp.id, origin_system="AadApplication"),
+            catalog=AccessPackageCatalog(id=catalog.id),
+        )
+    )
+    resources = await em.catalogs.by_access_package_catalog_id(catalog.id).resources.get()
+    resource = resources.value[0]
+    check(resource.origin_system == "AadApplication" and resource.origin_id == sp.id, "the service principal is a resource of the catalog")
+    package = await em.access_packages.post(AccessPackage(display_name="Payroll readers", catalog=AccessPackageCatalog(id=catalog.id)))
+    await em.access_packages.by_access_package_id(package.id).resource_role_scopes.post(
+        AccessPackageResourceRoleScope(
+            role=AccessPackageResourceRole(origin_id=str(role_id), origin_system="AadApplication", resource=AccessPackageResource(id=resource.id)),
+            scope=AccessPackageResourceScope(origin_id=sp.id, origin_system="AadApplication"),
+        )
+    )
+    policy = await em.assignment_policies.post(
+        AccessPackageAssignmentPolicy(display_name="Direct", allowed_target_scope=AllowedTargetScope.NotSpecified, access_package=AccessPackage(id=package.id))
+    )
+    await em.assignment_requests.post(
+        AccessPackageAssignmentRequest(
+            request_type=AccessPackageRequestType.AdminAdd,
+            assignment=AccessPackageAssignment(
+                target=AccessPackageSubject(object_id=user.id),
+                assignment_policy=AccessPackageAssignmentPolicy(id=policy.id),
+                access_package=AccessPackage(id=package.id),
+            ),
+        )
+    )
+    server.call("POST", "/_grantry/clock/advance", admin_token, {"duration": "PT0S"})
+    assigned = await client.service_principals.by_service_principal_id(sp.id).app_role_assigned_to.get()
+    check(
+        assigned is not None and len(assigned.value) == 1 and assigned.value[0].app_role_id == role_id and str(assigned.value[0].principal_id) == user.id,
+        "servicePrincipals/{id}/appRoleAssignedTo lists the delivered app role",
+    )
+    mine = await client.users.by_user_id(user.id).app_role_assignments.get()
+    check(mine is not None and len(mine.value) == 1 and str(mine.value[0].resource_id) == sp.id, "users/{id}/appRoleAssignments lists it too")
+
+
 def main() -> int:
     binary = os.environ.get("GRANTRY_BIN")
     if not binary or not os.path.exists(binary):
         print("GRANTRY_BIN must name the grantry binary", file=sys.stderr)
         return 2
-    roles = "EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,GroupMember.ReadWrite.All,AccessReview.ReadWrite.All"
+    roles = "EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Group.ReadWrite.All,GroupMember.ReadWrite.All,AccessReview.ReadWrite.All,Application.ReadWrite.All"
     # The same flows twice, each on a fresh server: as the Python SDK sends requests, then
     # with every request body gzip-compressed as the Go SDK sends them.
     for compressed in (False, True):
@@ -446,6 +525,7 @@ def main() -> int:
             asyncio.run(flow_beta(server, admin, handler))
             if not compressed:
                 asyncio.run(flow_reviews(server, admin))
+                asyncio.run(flow_apps(server, admin))
             if handler is not None:
                 check(handler.compressed >= 8, f"{handler.compressed} request bodies were sent gzip-compressed")
                 check(handler.refused == 0, f"no compressed body was refused with 415 ({handler.refused} were)")

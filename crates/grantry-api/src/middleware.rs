@@ -19,6 +19,8 @@ pub struct OriginalPath(pub String);
 pub const SEGMENTS: &[&str] = &[
     "applications",
     "servicePrincipals",
+    "appRoleAssignedTo",
+    "appRoleAssignments",
     "identityGovernance",
     "entitlementManagement",
     "catalogs",

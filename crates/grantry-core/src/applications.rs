@@ -29,6 +29,7 @@ pub const APPLICATION_PERMISSIONS: &[&str] = &[
     "Directory.Read.All",
     "Directory.ReadWrite.All",
     "Application.Read.All",
+    "Application.ReadWrite.All",
     "AccessReview.Read.All",
     "AccessReview.ReadWrite.All",
 ];
@@ -54,8 +55,82 @@ pub struct Application {
     pub display_name: String,
     /// Graph application permissions, as given (canonical spelling).
     pub roles: Vec<String>,
+    /// The roles the application defines for its users (Graph's `appRoles`).
+    pub app_roles: Vec<AppRole>,
     pub created: DateTime<Utc>,
     pub secrets: Vec<SecretInfo>,
+}
+
+/// An app role the application defines (Graph's `appRole`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRole {
+    pub id: String,
+    pub value: Option<String>,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub allowed_member_types: Vec<String>,
+    pub is_enabled: bool,
+}
+
+impl AppRole {
+    /// Whether access packages may deliver the role to users.
+    pub fn for_users(&self) -> bool {
+        self.is_enabled && self.allowed_member_types.iter().any(|t| t.eq_ignore_ascii_case("User"))
+    }
+}
+
+/// The id of the role every application has for users when it defines none ("Default
+/// Access", as Entra shows it).
+pub const DEFAULT_ACCESS_ROLE: &str = "00000000-0000-0000-0000-000000000000";
+
+fn invalid_app_role(message: impl Into<String>) -> Error {
+    Error::bad_request("InvalidAppRole", message).with_target("appRoles")
+}
+
+/// Checks and completes app roles as a client sent them: a display name each, member types
+/// among User and Application, unique ids and values; a missing id is generated.
+pub fn check_app_roles(roles: Vec<AppRole>) -> Result<Vec<AppRole>> {
+    let mut out: Vec<AppRole> = Vec::new();
+    for mut role in roles {
+        if role.display_name.trim().is_empty() {
+            return Err(invalid_app_role("Each app role needs a 'displayName'."));
+        }
+        if role.id.trim().is_empty() {
+            role.id = uuid_v4();
+        } else if !ids::is_guid(&role.id) {
+            return Err(invalid_app_role(format!("The app role id '{}' is not a GUID.", role.id)));
+        } else {
+            role.id = ids::normalize(&role.id);
+        }
+        if role.id == DEFAULT_ACCESS_ROLE {
+            return Err(invalid_app_role(format!("The app role id {DEFAULT_ACCESS_ROLE} is reserved.")));
+        }
+        if role.allowed_member_types.is_empty() {
+            role.allowed_member_types = vec!["User".into()];
+        }
+        for t in role.allowed_member_types.iter_mut() {
+            *t = match t.to_ascii_lowercase().as_str() {
+                "user" => "User".into(),
+                "application" => "Application".into(),
+                _ => {
+                    return Err(invalid_app_role(format!(
+                        "'{t}' is not an allowedMemberTypes value; use User or Application."
+                    )));
+                }
+            };
+        }
+        if out.iter().any(|r| r.id == role.id) {
+            return Err(invalid_app_role(format!("Two app roles have the id '{}'.", role.id)));
+        }
+        if let Some(v) = &role.value
+            && out.iter().any(|r| r.value.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(v)))
+        {
+            return Err(invalid_app_role(format!("Two app roles have the value '{v}'.")));
+        }
+        out.push(role);
+    }
+    Ok(out)
 }
 
 fn time(us: i64) -> DateTime<Utc> {
@@ -93,7 +168,7 @@ fn new_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-const COLUMNS: &str = "id, app_id, sp_id, display_name, roles, created_us";
+const COLUMNS: &str = "id, app_id, sp_id, display_name, roles, created_us, app_roles";
 
 fn load_secrets(c: &mut dyn Conn, application_id: &str) -> Result<Vec<SecretInfo>> {
     let rows = c.query(
@@ -117,6 +192,8 @@ fn from_row(c: &mut dyn Conn, r: &grantry_store::Row) -> Result<Application> {
     let id = r.text(0)?;
     let roles: Vec<String> = serde_json::from_str(&r.text(4)?)
         .map_err(|e| Error::internal(format!("stored application roles are unreadable: {e}")))?;
+    let app_roles: Vec<AppRole> = serde_json::from_str(&r.text(6)?)
+        .map_err(|e| Error::internal(format!("stored app roles are unreadable: {e}")))?;
     let secrets = load_secrets(c, &id)?;
     Ok(Application {
         id,
@@ -124,6 +201,7 @@ fn from_row(c: &mut dyn Conn, r: &grantry_store::Row) -> Result<Application> {
         sp_id: r.text(2)?,
         display_name: r.text(3)?,
         roles,
+        app_roles,
         created: time(r.int(5)?),
         secrets,
     })
@@ -415,6 +493,234 @@ pub async fn get_for(app: &crate::App, caller: &Caller, key: &str) -> Result<App
         })
         .await?;
     found.ok_or_else(|| Error::not_found("application", &wanted))
+}
+
+/// Creating and changing applications through Graph needs `Application.ReadWrite.All` (or
+/// `Directory.ReadWrite.All`); a signed-in user also needs the Global Administrator role.
+fn require_app_admin(caller: &Caller) -> Result<()> {
+    caller.require(perms::APPLICATION_WRITE)?;
+    if caller.is_app() || caller.has_directory_role(grantry_domain::model::directory_roles::GLOBAL_ADMINISTRATOR) {
+        Ok(())
+    } else {
+        Err(Error::forbidden("Creating or changing applications needs the Global Administrator role."))
+    }
+}
+
+/// `POST /applications` (and `POST /servicePrincipals` without an appId): registers an
+/// application with its service principal and app roles, no client secret and no Graph
+/// permissions (`grantry app create` gives those).
+pub async fn create_for(
+    app: &crate::App,
+    caller: &Caller,
+    display_name: &str,
+    app_roles: Vec<AppRole>,
+) -> Result<Application> {
+    require_app_admin(caller)?;
+    let display_name = display_name.trim().to_string();
+    if display_name.is_empty() {
+        return Err(Error::invalid_property("displayName", "'displayName' is required."));
+    }
+    let app_roles = check_app_roles(app_roles)?;
+    let app_roles_json = serde_json::to_string(&app_roles).map_err(|e| Error::internal(e.to_string()))?;
+    let now = app.now();
+    app.store
+        .write(move |c| {
+            let id = uuid_v4();
+            c.execute(
+                "INSERT INTO applications (id, app_id, sp_id, display_name, roles, created_us, app_roles) VALUES (?, ?, ?, ?, '[]', ?, ?)",
+                &[
+                    Value::from(&id),
+                    Value::from(uuid_v4()),
+                    Value::from(uuid_v4()),
+                    Value::from(&display_name),
+                    Value::Int(now.timestamp_micros()),
+                    Value::from(&app_roles_json),
+                ],
+            )?;
+            require_app(c, &id)
+        })
+        .await
+}
+
+/// `PATCH /applications/{id}`: a new display name and/or app roles. An app role that an
+/// access package delivers cannot be removed or disabled.
+pub async fn update_for(
+    app: &crate::App,
+    caller: &Caller,
+    key: &str,
+    display_name: Option<String>,
+    app_roles: Option<Vec<AppRole>>,
+) -> Result<()> {
+    require_app_admin(caller)?;
+    let app_roles = app_roles.map(check_app_roles).transpose()?;
+    let key = ids::normalize(key);
+    app.store
+        .write(move |c| {
+            let found = require_by_id(c, &key)?;
+            if let Some(name) = &display_name {
+                if name.trim().is_empty() {
+                    return Err(Error::invalid_property("displayName", "'displayName' must not be empty."));
+                }
+                c.execute("UPDATE applications SET display_name = ? WHERE id = ?", &[Value::from(name.trim()), Value::from(&found.id)])?;
+            }
+            if let Some(roles) = &app_roles {
+                for gone in found.app_roles.iter().filter(|r| !roles.iter().any(|n| n.id == r.id && n.for_users())) {
+                    let used = c.query_one(
+                        "SELECT 1 FROM resource_roles r JOIN resources s ON s.id = r.resource_id \
+                         WHERE s.origin_system = 'AadApplication' AND s.origin_id = ? AND r.origin_id = ? \
+                         AND r.id IN (SELECT role_id FROM role_scopes)",
+                        &[Value::from(&found.sp_id), Value::from(&gone.id)],
+                    )?;
+                    if used.is_some() {
+                        return Err(Error::bad_request(
+                            "AppRoleInUse",
+                            format!("The app role '{}' is delivered by an access package; remove it from the access package first.", gone.display_name),
+                        ));
+                    }
+                }
+                let json = serde_json::to_string(roles).map_err(|e| Error::internal(e.to_string()))?;
+                c.execute("UPDATE applications SET app_roles = ? WHERE id = ?", &[Value::from(json), Value::from(&found.id)])?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// The application whose object id, appId or service principal id is `key` (ids only).
+pub fn find_by_id(c: &mut dyn Conn, key: &str) -> Result<Option<Application>> {
+    let key = ids::normalize(key);
+    let row = c.query_one(
+        &format!("SELECT {COLUMNS} FROM applications WHERE id = ? OR app_id = ? OR sp_id = ?"),
+        &[Value::from(&key), Value::from(&key), Value::from(&key)],
+    )?;
+    row.map(|r| from_row(c, &r)).transpose()
+}
+
+fn require_by_id(c: &mut dyn Conn, key: &str) -> Result<Application> {
+    find_by_id(c, key)?.ok_or_else(|| Error::not_found("application", key))
+}
+
+/// `POST /servicePrincipals` with an appId: the application's service principal (every
+/// registered application has one).
+pub async fn service_principal_for(app: &crate::App, caller: &Caller, app_id: &str) -> Result<Application> {
+    require_app_admin(caller)?;
+    let key = app_id.to_string();
+    app.store.read(move |c| find_by_client_id(c, &key)).await?.ok_or_else(|| {
+        Error::bad_request(
+            "Request_BadRequest",
+            format!("No application has the appId '{app_id}'; create the application first (POST /applications)."),
+        )
+        .with_target("appId")
+    })
+}
+
+/// One user's assignment to an app role of a service principal (Graph's `appRoleAssignment`).
+#[derive(Debug, Clone)]
+pub struct AppRoleAssignment {
+    pub id: String,
+    pub app_role_id: String,
+    pub principal_id: String,
+    pub principal_display_name: Option<String>,
+    pub resource_id: String,
+    pub resource_display_name: Option<String>,
+    pub created: DateTime<Utc>,
+}
+
+const ASSIGNMENT_SELECT: &str = "SELECT a.id, a.app_role_id, a.principal_id, u.display_name, a.resource_id, p.display_name, a.created_us \
+     FROM app_role_assignments a LEFT JOIN users u ON u.id = a.principal_id LEFT JOIN applications p ON p.sp_id = a.resource_id";
+
+fn assignments_where(c: &mut dyn Conn, filter: &str, key: &str) -> Result<Vec<AppRoleAssignment>> {
+    c.query(&format!("{ASSIGNMENT_SELECT} WHERE {filter} ORDER BY a.seq"), &[Value::from(key)])?
+        .iter()
+        .map(|r| {
+            Ok(AppRoleAssignment {
+                id: r.text(0)?,
+                app_role_id: r.text(1)?,
+                principal_id: r.text(2)?,
+                principal_display_name: r.opt_text(3)?,
+                resource_id: r.text(4)?,
+                resource_display_name: r.opt_text(5)?,
+                created: time(r.int(6)?),
+            })
+        })
+        .collect()
+}
+
+/// `GET /servicePrincipals/{id}/appRoleAssignedTo`.
+pub async fn assigned_to(app: &crate::App, caller: &Caller, key: &str) -> Result<Vec<AppRoleAssignment>> {
+    caller.require(perms::APPLICATION_READ)?;
+    let key = key.to_string();
+    app.store
+        .read(move |c| {
+            let found = require_by_id(c, &key)?;
+            assignments_where(c, "a.resource_id = ?", &found.sp_id)
+        })
+        .await
+}
+
+/// `GET /users/{id}/appRoleAssignments`: the user's own, or anyone's with a user-read
+/// permission.
+pub async fn assignments_of_user(app: &crate::App, caller: &Caller, key: &str) -> Result<Vec<AppRoleAssignment>> {
+    let key = key.to_string();
+    let caller = caller.clone();
+    app.store
+        .read(move |c| {
+            let user = crate::directory::find_user(c, &key)?;
+            let is_self =
+                user.as_ref().is_some_and(|u| caller.user_id().is_some_and(|me| me.eq_ignore_ascii_case(&u.id)));
+            if !is_self {
+                caller.require(perms::USER_READ)?;
+            }
+            let user = user.ok_or_else(|| Error::not_found("user", &key))?;
+            assignments_where(c, "a.principal_id = ?", &user.id)
+        })
+        .await
+}
+
+/// Records one more delivery of the app role to the user (the assignment is created when
+/// new). Returns false when the service principal or the role no longer exists.
+pub fn grant(c: &mut dyn Conn, now: DateTime<Utc>, sp_id: &str, app_role_id: &str, principal_id: &str) -> Result<bool> {
+    let Some(found) = find_by_id(c, sp_id)? else { return Ok(false) };
+    let known =
+        app_role_id == DEFAULT_ACCESS_ROLE || found.app_roles.iter().any(|r| r.id == app_role_id && r.for_users());
+    if !known {
+        return Ok(false);
+    }
+    c.execute(
+        "INSERT INTO app_role_assignments (id, principal_id, resource_id, app_role_id, granted, created_us) VALUES (?, ?, ?, ?, 1, ?) \
+         ON CONFLICT (principal_id, resource_id, app_role_id) DO UPDATE SET granted = app_role_assignments.granted + 1",
+        &[
+            Value::from(uuid_v4()),
+            Value::from(principal_id),
+            Value::from(&found.sp_id),
+            Value::from(app_role_id),
+            Value::Int(now.timestamp_micros()),
+        ],
+    )?;
+    Ok(true)
+}
+
+/// Records that one delivery of the app role ended; the assignment goes with the last one.
+pub fn revoke(c: &mut dyn Conn, sp_id: &str, app_role_id: &str, principal_id: &str) -> Result<()> {
+    let key = [Value::from(principal_id), Value::from(sp_id), Value::from(app_role_id)];
+    c.execute(
+        "UPDATE app_role_assignments SET granted = granted - 1 WHERE principal_id = ? AND resource_id = ? AND app_role_id = ? AND granted > 0",
+        &key,
+    )?;
+    c.execute(
+        "DELETE FROM app_role_assignments WHERE principal_id = ? AND resource_id = ? AND app_role_id = ? AND granted <= 0",
+        &key,
+    )?;
+    Ok(())
+}
+
+/// Whether the user holds the app role of the service principal.
+pub fn has_app_role(c: &mut dyn Conn, sp_id: &str, app_role_id: &str, principal_id: &str) -> Result<bool> {
+    Ok(c.query_one(
+        "SELECT 1 FROM app_role_assignments WHERE principal_id = ? AND resource_id = ? AND app_role_id = ?",
+        &[Value::from(principal_id), Value::from(sp_id), Value::from(app_role_id)],
+    )?
+    .is_some())
 }
 
 #[cfg(test)]

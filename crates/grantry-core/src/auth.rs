@@ -88,6 +88,7 @@ pub mod perms {
     pub const APPLICATION_READ: &[&str] =
         &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
     pub const EM_ROLE_WRITE: &[&str] = &["EntitlementManagement.ReadWrite.All", "RoleManagement.ReadWrite.Directory"];
+    pub const APPLICATION_WRITE: &[&str] = &["Application.ReadWrite.All", "Directory.ReadWrite.All"];
 }
 
 /// What a caller may do within one catalog, in increasing order of power.

@@ -199,6 +199,15 @@ fn group_role(role: &ResourceRole) -> Option<(String, GroupRelation)> {
     Some((ids::normalize(gid), rel))
 }
 
+/// The service principal and app role an AadApplication resource role grants (the role's
+/// originId is the app role's id, its resource's originId the service principal's id).
+fn app_role(c: &mut dyn Conn, role: &ResourceRole) -> Result<Option<(String, String)>> {
+    if !role.origin_system.eq_ignore_ascii_case(origin_system::AAD_APPLICATION) {
+        return Ok(None);
+    }
+    Ok(repo::get::<Resource>(c, &role.resource_id)?.map(|r| (r.origin_id, ids::normalize(&role.origin_id))))
+}
+
 /// Creates a guest user for an external subject and links the subject to it.
 fn provision_guest(c: &mut dyn Conn, now: DateTime<Utc>, subject: &mut Subject) -> Result<String> {
     let email = subject.email.clone().ok_or_else(|| Error::internal("external subject without email"))?;
@@ -258,8 +267,27 @@ fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id
             continue;
         }
         let role = repo::get::<ResourceRole>(c, &rs.role_id)?;
+        let app = match &role {
+            Some(role) => app_role(c, role)?,
+            None => None,
+        };
         let ok = match &role {
             None => false,
+            Some(_) if app.is_some() => {
+                let (sp_id, app_role_id) = app.clone().unwrap_or_default();
+                let granted = crate::applications::grant(c, now, &sp_id, &app_role_id, member_id)?;
+                if granted {
+                    record(
+                        c,
+                        now,
+                        "appRoleAssignment",
+                        &sp_id,
+                        "granted",
+                        json!({ "principalId": member_id, "appRoleId": app_role_id, "assignmentId": a.id }),
+                    )?;
+                }
+                granted
+            }
             Some(role) => match group_role(role) {
                 Some((gid, rel)) => {
                     if repo::get::<Group>(c, &gid)?.is_some() {
@@ -341,18 +369,28 @@ fn revoke_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result<
         if r.status != "Fulfilled" {
             continue;
         }
-        if let (Some(member), Some(role)) = (&member, repo::get::<ResourceRole>(c, &r.role_id)?)
-            && let Some((gid, rel)) = group_role(&role)
-        {
-            membership::revoke(c, &gid, rel, member)?;
-            record(
-                c,
-                now,
-                "groupMembership",
-                &gid,
-                "revoked",
-                json!({ "memberId": member, "relation": rel.as_str(), "assignmentId": a.id }),
-            )?;
+        if let (Some(member), Some(role)) = (&member, repo::get::<ResourceRole>(c, &r.role_id)?) {
+            if let Some((gid, rel)) = group_role(&role) {
+                membership::revoke(c, &gid, rel, member)?;
+                record(
+                    c,
+                    now,
+                    "groupMembership",
+                    &gid,
+                    "revoked",
+                    json!({ "memberId": member, "relation": rel.as_str(), "assignmentId": a.id }),
+                )?;
+            } else if let Some((sp_id, app_role_id)) = app_role(c, &role)? {
+                crate::applications::revoke(c, &sp_id, &app_role_id, member)?;
+                record(
+                    c,
+                    now,
+                    "appRoleAssignment",
+                    &sp_id,
+                    "revoked",
+                    json!({ "principalId": member, "appRoleId": app_role_id, "assignmentId": a.id }),
+                )?;
+            }
         }
         r.status = "Removed".into();
         repo::update(c, &r)?;
@@ -586,6 +624,20 @@ pub fn reenforce(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result
     let Some(member) = subject.and_then(|s| s.object_id) else { return Ok(()) };
     let roles: Vec<AssignmentResourceRole> = repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?;
     for r in roles.iter().filter(|r| r.status == "Fulfilled") {
+        if let Some(role) = repo::get::<ResourceRole>(c, &r.role_id)?
+            && let Some((sp_id, app_role_id)) = app_role(c, &role)?
+            && !crate::applications::has_app_role(c, &sp_id, &app_role_id, &member)?
+            && crate::applications::grant(c, now, &sp_id, &app_role_id, &member)?
+        {
+            record(
+                c,
+                now,
+                "appRoleAssignment",
+                &sp_id,
+                "granted",
+                json!({ "principalId": member, "appRoleId": app_role_id, "assignmentId": a.id, "reprocess": true }),
+            )?;
+        }
         if let Some(role) = repo::get::<ResourceRole>(c, &r.role_id)?
             && let Some((gid, rel)) = group_role(&role)
             && repo::get::<Group>(c, &gid)?.is_some()

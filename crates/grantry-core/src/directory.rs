@@ -347,6 +347,7 @@ pub(crate) fn delete_user_rows(c: &mut dyn Conn, now: chrono::DateTime<chrono::U
     }
     c.execute("DELETE FROM group_links WHERE member_id = ?", std::slice::from_ref(&id))?;
     c.execute("DELETE FROM role_assignments WHERE principal_id = ?", std::slice::from_ref(&id))?;
+    c.execute("DELETE FROM app_role_assignments WHERE principal_id = ?", std::slice::from_ref(&id))?;
     c.execute("DELETE FROM scim_resources WHERE id = ?", std::slice::from_ref(&id))?;
     repo::delete::<User>(c, &user.id)?;
     crate::autoassign::user_changed(c, now, &user.id)

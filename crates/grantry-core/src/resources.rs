@@ -37,8 +37,9 @@ fn unsupported_origin(system: &str, property: &str) -> Error {
     Error::bad_request(
         "UnsupportedOriginSystem",
         format!(
-            "Resources with originSystem '{system}' are not supported by this server; only groups ('{}') can be added to a catalog.",
-            origin_system::AAD_GROUP
+            "Resources with originSystem '{system}' are not supported by this server; groups ('{}') and applications ('{}') can be added to a catalog.",
+            origin_system::AAD_GROUP,
+            origin_system::AAD_APPLICATION
         ),
     )
     .with_target(format!("{property}.originSystem"))
@@ -47,6 +48,8 @@ fn unsupported_origin(system: &str, property: &str) -> Error {
 fn canonical_origin_system(system: &str, property: &str) -> Result<&'static str> {
     if system.eq_ignore_ascii_case(origin_system::AAD_GROUP) {
         Ok(origin_system::AAD_GROUP)
+    } else if system.eq_ignore_ascii_case(origin_system::AAD_APPLICATION) {
+        Ok(origin_system::AAD_APPLICATION)
     } else {
         Err(unsupported_origin(system, property))
     }
@@ -75,6 +78,43 @@ fn group_children(resource: &Resource) -> (Vec<ResourceRole>, ResourceScope) {
         is_root_scope: true,
     };
     (vec![role("Member"), role("Owner")], scope)
+}
+
+/// The roles and root scope of an application resource: one role per app role users may
+/// hold (its originId the app role's id), or "Default Access" when it defines none.
+fn application_children(
+    resource: &Resource,
+    app: &crate::applications::Application,
+) -> (Vec<ResourceRole>, ResourceScope) {
+    let role = |origin_id: &str, name: &str, description: Option<String>| ResourceRole {
+        id: ids::new_id(),
+        resource_id: resource.id.clone(),
+        catalog_id: resource.catalog_id.clone(),
+        origin_id: origin_id.to_string(),
+        origin_system: origin_system::AAD_APPLICATION.into(),
+        display_name: name.into(),
+        description,
+    };
+    let mut roles: Vec<ResourceRole> = app
+        .app_roles
+        .iter()
+        .filter(|r| r.for_users())
+        .map(|r| role(&r.id, &r.display_name, r.description.clone()))
+        .collect();
+    if roles.is_empty() {
+        roles.push(role(crate::applications::DEFAULT_ACCESS_ROLE, "Default Access", None));
+    }
+    let scope = ResourceScope {
+        id: ids::new_id(),
+        resource_id: resource.id.clone(),
+        catalog_id: resource.catalog_id.clone(),
+        origin_id: app.sp_id.clone(),
+        origin_system: origin_system::AAD_APPLICATION.into(),
+        display_name: Some("Root".into()),
+        description: Some("Root Scope".into()),
+        is_root_scope: true,
+    };
+    (roles, scope)
 }
 
 fn already_onboarded(origin_id: &str) -> Error {
@@ -165,9 +205,12 @@ pub async fn create_resource_request(app: &App, caller: &Caller, input: NewResou
         let origin_id = input.origin_id.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
             Error::invalid_property(
                 &format!("{prop}.originId"),
-                format!("'{prop}.originId' is required: the object id of the group to add."),
+                format!("'{prop}.originId' is required: the object id of the group or service principal to add."),
             )
         })?;
+        if system == origin_system::AAD_APPLICATION {
+            return add_application(app, caller, &input, &catalog.id, &origin_id, actor, now).await;
+        }
         let group_id = ids::normalize(&origin_id);
         if caller.is_app() {
             caller.require(perms::GROUP_WRITE)?;
@@ -329,6 +372,98 @@ pub async fn create_resource_request(app: &App, caller: &Caller, input: NewResou
             Ok(request)
         })
         .await
+}
+
+/// `adminAdd` of a service principal (by its id or appId): its app roles become the
+/// resource's roles. Applications are managed by application administrators, so a
+/// signed-in caller needs Global Administrator and an application caller an application
+/// permission.
+async fn add_application(
+    app: &App,
+    caller: &Caller,
+    input: &NewResourceRequest,
+    catalog_id: &str,
+    origin_id: &str,
+    actor: String,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ResourceRequest> {
+    use grantry_domain::model::directory_roles as dr;
+    let prop = input.resource_property.clone();
+    if caller.is_app() {
+        caller.require(perms::APPLICATION_READ)?;
+    } else if !caller.has_directory_role(dr::GLOBAL_ADMINISTRATOR) {
+        return Err(Error::forbidden("Adding an application to a catalog needs the Global Administrator role."));
+    }
+    let key = origin_id.to_string();
+    let found = app.store.read(move |c| crate::applications::find_by_id(c, &key)).await?;
+    let found = found.ok_or_else(|| {
+        Error::bad_request(
+            "ResourceNotFound",
+            format!("No service principal with id '{origin_id}' exists; create it with POST /servicePrincipals."),
+        )
+        .with_target(format!("{prop}.originId"))
+    })?;
+    let resource = Resource {
+        id: ids::new_id(),
+        catalog_id: catalog_id.to_string(),
+        origin_id: found.sp_id.clone(),
+        origin_system: origin_system::AAD_APPLICATION.into(),
+        display_name: input.display_name.clone().or_else(|| Some(found.display_name.clone())),
+        description: input.description.clone(),
+        resource_type: Some("Application".into()),
+        url: input.url.clone(),
+        attributes: input.attributes.clone().unwrap_or_default(),
+        added_by: Some(actor),
+        created_date_time: now,
+        modified_date_time: now,
+    };
+    let request = ResourceRequest {
+        id: ids::new_id(),
+        catalog_id: catalog_id.to_string(),
+        resource_id: Some(resource.id.clone()),
+        request_type: RequestType::AdminAdd,
+        state: RequestState::Delivered,
+        justification: input.justification.clone(),
+        requestor_id: Some(caller.id().to_string()),
+        resource: Some(resource.clone()),
+        created_date_time: now,
+    };
+    let (roles, scope) = application_children(&resource, &found);
+    let saved = request.clone();
+    let actor_id = caller.id().to_string();
+    let sp_id = found.sp_id.clone();
+    app.store
+        .write(move |c| {
+            let exists = repo::count(
+                c,
+                "resources",
+                "catalog_id = ? AND origin_system = ? AND origin_id = ?",
+                &[Value::from(&resource.catalog_id), Value::from(origin_system::AAD_APPLICATION), Value::from(&resource.origin_id)],
+            )? > 0;
+            if exists {
+                return Err(already_onboarded(&resource.origin_id));
+            }
+            repo::insert(c, &resource)?;
+            for role in &roles {
+                repo::insert(c, role)?;
+            }
+            repo::insert(c, &scope)?;
+            repo::insert(c, &saved)?;
+            audit::record(
+                c,
+                audit::AuditEvent {
+                    at: now,
+                    actor_id: Some(&actor_id),
+                    entity_type: "resource",
+                    entity_id: &resource.id,
+                    action: "add",
+                    detail: serde_json::json!({ "catalogId": resource.catalog_id, "originId": resource.origin_id, "originSystem": origin_system::AAD_APPLICATION }),
+                },
+            )
+        })
+        .await
+        .map_err(|e| if e.kind == ErrorKind::Conflict { already_onboarded(&sp_id) } else { e })?;
+    Ok(request)
 }
 
 pub async fn get_resource_request(app: &App, caller: &Caller, id: &str) -> Result<ResourceRequest> {

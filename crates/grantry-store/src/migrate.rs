@@ -18,6 +18,7 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (170, "mail", include_str!("../migrations/sqlite/0170_mail.sql")),
     (180, "portal", include_str!("../migrations/sqlite/0180_portal.sql")),
     (190, "scim_user_name", include_str!("../migrations/sqlite/0190_scim_user_name.sql")),
+    (191, "app_roles", include_str!("../migrations/sqlite/0191_app_roles.sql")),
     (210, "automatic_assignment", include_str!("../migrations/sqlite/0210_automatic_assignment.sql")),
 ];
 
@@ -38,6 +39,7 @@ pub const POSTGRES: &[(i64, &str, &str)] = &[
     (170, "mail", include_str!("../migrations/postgres/0170_mail.sql")),
     (180, "portal", include_str!("../migrations/postgres/0180_portal.sql")),
     (190, "scim_user_name", include_str!("../migrations/postgres/0190_scim_user_name.sql")),
+    (191, "app_roles", include_str!("../migrations/postgres/0191_app_roles.sql")),
     (210, "automatic_assignment", include_str!("../migrations/postgres/0210_automatic_assignment.sql")),
 ];
 

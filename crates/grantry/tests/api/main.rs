@@ -1,6 +1,7 @@
 //! Grantry's integration tests: one binary, each test starting the real server on port 0
 //! with a fresh database and talking HTTP to it.
 
+mod app_roles;
 mod approvals;
 mod ascode;
 mod assignments;
