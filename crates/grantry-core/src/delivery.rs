@@ -190,7 +190,7 @@ fn deliver_with(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest,
 }
 
 /// The group and relation an AadGroup resource role (`Member_{id}` / `Owner_{id}`) grants.
-fn group_role(role: &ResourceRole) -> Option<(String, GroupRelation)> {
+pub(crate) fn group_role(role: &ResourceRole) -> Option<(String, GroupRelation)> {
     if !role.origin_system.eq_ignore_ascii_case(origin_system::AAD_GROUP) {
         return None;
     }

@@ -2,6 +2,7 @@
 //! [`Caller`] and validated input, checks authorization, and reads or writes through the
 //! store. Nothing here knows about HTTP or JSON dialects.
 
+pub mod access_history;
 pub mod app;
 pub mod applications;
 pub mod approvals;
@@ -15,6 +16,7 @@ pub mod catalogs;
 pub mod delivery;
 pub mod deprovision;
 pub mod directory;
+pub mod directory_audits;
 pub mod extensions;
 pub mod filters;
 pub mod groups;

@@ -1,21 +1,37 @@
-//! The audit trail: `GET /_grantry/audit[?entityId=…]`, newest first, for administrators.
+//! The audit trail: Graph's `GET /{root}/auditLogs/directoryAudits[/{id}]` (every change
+//! Grantry records, in `directoryAudit`'s shape, filterable and paged like Graph's), and
+//! Grantry's own `GET /_grantry/audit[?entityId=…]` (the raw records, newest first) and
+//! `GET /_grantry/accessAt?at=…` (who held which access package, and which groups, at an
+//! instant), for administrators.
 
 use crate::auth::Authed;
 use crate::error::ApiResult;
 use crate::extract::RawQuery;
-use crate::respond::{json_response, next_link};
+use crate::respond::{context_url, json_response, next_link};
 use crate::state::AppState;
-use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
+use axum::{Extension, Router};
 use grantry_core::audit::StoredEvent;
+use grantry_core::directory_audits::AuditQuery;
+use grantry_domain::Error;
+use grantry_graph::Dialect;
 use grantry_graph::wire::Ts;
 use serde::Serialize;
+use serde_json::Value;
 
+/// Grantry's own routes, outside the Graph roots.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/_grantry/audit", get(list))
+    Router::new().route("/_grantry/audit", get(list)).route("/_grantry/accessAt", get(access_at))
+}
+
+/// The routes under each Graph root.
+pub fn graph_routes() -> Router<AppState> {
+    Router::new()
+        .route("/auditLogs/directoryAudits", get(directory_audits))
+        .route("/auditLogs/directoryAudits/{id}", get(directory_audit))
 }
 
 /// One audit event.
@@ -61,7 +77,133 @@ async fn list(State(s): State<AppState>, Authed(caller): Authed, q: RawQuery) ->
     Ok(json_response(StatusCode::OK, &body))
 }
 
+/// `$filter`, `$orderby` (`activityDateTime` only, newest first by default), `$top` and
+/// `$skiptoken` of a directory audit list.
+fn audit_query(q: &RawQuery) -> ApiResult<AuditQuery> {
+    if q.get("$search").is_some() {
+        return Err(Error::bad_request("BadRequest", "$search is not supported on directory audits.")
+            .with_target("$search")
+            .into());
+    }
+    let filter = match q.get("$filter").map(str::trim).filter(|f| !f.is_empty()) {
+        Some(f) => Some(grantry_odata::parse_filter(f).map_err(grantry_store::query::parse_error)?),
+        None => None,
+    };
+    let ascending = match q.get("$orderby").map(str::trim).filter(|o| !o.is_empty()) {
+        None => false,
+        Some(o) => {
+            let mut words = o.split_whitespace();
+            let property = words.next().unwrap_or("");
+            let direction = words.next().unwrap_or("asc").to_ascii_lowercase();
+            if !property.eq_ignore_ascii_case("activityDateTime") || words.next().is_some() {
+                return Err(Error::bad_request(
+                    "BadRequest",
+                    format!("Directory audits can be ordered by activityDateTime only (asc or desc); got '{o}'."),
+                )
+                .with_target("$orderby")
+                .into());
+            }
+            match direction.as_str() {
+                "asc" => true,
+                "desc" => false,
+                other => {
+                    return Err(Error::bad_request(
+                        "BadRequest",
+                        format!("$orderby direction must be asc or desc; got '{other}'."),
+                    )
+                    .with_target("$orderby")
+                    .into());
+                }
+            }
+        }
+    };
+    Ok(AuditQuery { filter, ascending, page: q.page_with_own_filter()? })
+}
+
+async fn directory_audits(
+    State(s): State<AppState>,
+    Extension(dialect): Extension<Dialect>,
+    Authed(caller): Authed,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let query = audit_query(&q)?;
+    let page = grantry_core::directory_audits::list(&s.app, &caller, query).await?;
+    let mut body = serde_json::Map::new();
+    body.insert("@odata.context".into(), Value::String(context_url(&s, dialect, "auditLogs/directoryAudits")));
+    body.insert("value".into(), Value::Array(page.items));
+    if let Some(last) = page.next_after_seq {
+        body.insert("@odata.nextLink".into(), Value::String(next_link(&s, &q, last)));
+    }
+    Ok(json_response(StatusCode::OK, &Value::Object(body)))
+}
+
+async fn directory_audit(
+    State(s): State<AppState>,
+    Extension(dialect): Extension<Dialect>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let mut entry = grantry_core::directory_audits::get(&s.app, &caller, &id).await?;
+    if let Value::Object(m) = &mut entry {
+        let mut with_context = serde_json::Map::new();
+        with_context.insert(
+            "@odata.context".into(),
+            Value::String(context_url(&s, dialect, "auditLogs/directoryAudits/$entity")),
+        );
+        with_context.append(m);
+        entry = Value::Object(with_context);
+    }
+    Ok(json_response(StatusCode::OK, &entry))
+}
+
+/// `GET /_grantry/accessAt?at=…[&accessPackageId=…][&userId=…][&groupId=…]`.
+async fn access_at(State(s): State<AppState>, Authed(caller): Authed, q: RawQuery) -> ApiResult<Response> {
+    let at = q.get("at").map(str::trim).filter(|a| !a.is_empty()).ok_or_else(|| {
+        Error::bad_request("BadRequest", "Name the instant with ?at=, e.g. ?at=2026-01-31T12:00:00Z.").with_target("at")
+    })?;
+    let at = chrono::DateTime::parse_from_rfc3339(at)
+        .map_err(|_| {
+            Error::bad_request(
+                "BadRequest",
+                format!("'at' must be a date-time with an offset, such as 2026-01-31T12:00:00Z; got '{at}'."),
+            )
+            .with_target("at")
+        })?
+        .with_timezone(&chrono::Utc);
+    let text = |name: &str| q.get(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let query = grantry_core::access_history::AccessAtQuery {
+        at,
+        access_package_id: text("accessPackageId"),
+        user_id: text("userId"),
+        group_id: text("groupId"),
+        page: q.page()?,
+    };
+    let page = grantry_core::access_history::access_at(&s.app, &caller, query).await?;
+    let mut body = serde_json::Map::new();
+    body.insert("at".into(), grantry_graph::ts(at));
+    body.insert("value".into(), Value::Array(page.items));
+    if let Some(last) = page.next_after_seq {
+        body.insert("@odata.nextLink".into(), Value::String(next_link(&s, &q, last)));
+    }
+    Ok(json_response(StatusCode::OK, &Value::Object(body)))
+}
+
 /// The operations `routes()` serves, for the OpenAPI document.
 pub fn describe() -> Vec<crate::openapi::RouteDoc> {
-    vec![crate::openapi::list("/_grantry/audit", "The audit trail (?entityId=)", "Object")]
+    vec![
+        crate::openapi::list("/_grantry/audit", "The audit trail (?entityId=)", "Object"),
+        crate::openapi::list(
+            "/_grantry/accessAt",
+            "Who held which access package and groups at an instant (?at=, &accessPackageId=, &userId=, &groupId=)",
+            "Object",
+        ),
+    ]
+}
+
+/// The operations `graph_routes()` serves, for the OpenAPI document.
+pub fn describe_graph() -> Vec<crate::openapi::RouteDoc> {
+    vec![
+        crate::openapi::list("/auditLogs/directoryAudits", "Directory audits: every change Grantry records", "Object"),
+        crate::openapi::read("/auditLogs/directoryAudits/{id}", "One directory audit", "Object"),
+    ]
 }

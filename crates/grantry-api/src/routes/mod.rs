@@ -62,6 +62,7 @@ fn graph_routes() -> Router<AppState> {
         .merge(applications::routes())
         .merge(reviews::routes())
         .merge(batch::routes())
+        .merge(audit::graph_routes())
 }
 
 /// The operations of one Graph root, as `graph_routes()` serves them (for the OpenAPI
@@ -83,6 +84,7 @@ pub fn describe_graph() -> Vec<crate::openapi::RouteDoc> {
         applications::describe(),
         reviews::describe(),
         batch::describe(),
+        audit::describe_graph(),
     ]
     .concat()
 }

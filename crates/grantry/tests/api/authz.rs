@@ -159,6 +159,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("devclock.get", "GET /_grantry/clock",                                       "U F F F F F F F F F A F A F"),
     ("devclock.advance", "POST /_grantry/clock/advance",                          "U F F F F F F F F F A F A F"),
     ("audit.list", "GET /_grantry/audit",                                         "U F F F F F F F F F A A A F"),
+    ("auditLogs.directoryAudits.list", "GET auditLogs/directoryAudits",            "U F F F F F F F F F A A A F"),
+    ("audit.accessAt", "GET /_grantry/accessAt?at=…",                            "U F F F F F F F F F A A A F"),
     ("requests.userRemove", "POST assignmentRequests userRemove of a new assignment of the requestor", "U A N N N N F F F F F F F F"),
     ("requests.adminRemove", "POST assignmentRequests adminRemove of a new assignment of the requestor", "U F N N N N A F A A A F A F"),
     ("reviews.definitions.list", "GET accessReviews/definitions (review D listed?)",  "U H H H H A A A A A A F F F"),
@@ -859,6 +861,8 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
         "devclock.get" => with_none(app.get(t, "/_grantry/clock").await),
         "devclock.advance" => with_none(app.post(t, "/_grantry/clock/advance", json!({"duration": "PT1S"})).await),
         "audit.list" => with_none(app.get(t, "/_grantry/audit").await),
+        "auditLogs.directoryAudits.list" => with_none(app.get(t, "/v1.0/auditLogs/directoryAudits").await),
+        "audit.accessAt" => with_none(app.get(t, "/_grantry/accessAt?at=2030-01-01T00:00:00Z").await),
         op if op.starts_with("reviews.") => {
             let (def, run, item) = &sc.review;
             let ar = "/v1.0/identityGovernance/accessReviews/definitions";

@@ -5,6 +5,7 @@ mod app_roles;
 mod approvals;
 mod ascode;
 mod assignments;
+mod audit_logs;
 mod authz;
 mod autoassign;
 mod availability;
