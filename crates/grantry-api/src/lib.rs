@@ -31,3 +31,4 @@ use axum::Router;
 pub fn service(state: AppState) -> axum::routing::IntoMakeService<Router> {
     routes::router(state).into_make_service()
 }
+pub use grantry_graph::Dialect;

@@ -15,8 +15,8 @@
 //!   wins.
 //! - beta `durationInDays` together with `expirationDateTime`: the date decides (type
 //!   `afterDateTime`) and the day count is kept as the pattern's `duration`, so both read back.
-//! - beta output also carries `expiration` (the beta docs' own PUT example does), so a
-//!   duration that is not whole days is not lost; `durationInDays` is rounded up.
+//! - beta output carries only beta properties: a duration that is not whole days reads
+//!   back in beta as `durationInDays` rounded up (exactly under v1.0's `expiration`).
 //! - fallback approvers are beta approvers with `isBackup: true` and the reverse.
 //! - questions and customExtensionStageSettings are returned inline in both dialects.
 
@@ -956,7 +956,6 @@ pub struct PolicyBeta<'a> {
     can_extend: bool,
     duration_in_days: i64,
     expiration_date_time: Option<Ts>,
-    expiration: ExpirationView,
     created_by: Option<&'a str>,
     created_date_time: Ts,
     modified_by: Option<&'a str>,
@@ -1055,7 +1054,6 @@ impl<'a> PolicyBeta<'a> {
             can_extend: r.enable_targets_to_self_update_access,
             duration_in_days,
             expiration_date_time,
-            expiration: ExpirationView::new(&p.expiration),
             created_by: p.created_by.as_deref(),
             created_date_time: Ts(p.created_date_time),
             modified_by: p.modified_by.as_deref(),

@@ -225,72 +225,128 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// At most this many bytes of an oversized body are read and thrown away so that a client
+/// that sends its whole body before reading the answer (most do) gets the 413 instead of a
+/// connection reset; past it, the connection is closed.
+const DRAIN_AT_MOST: u64 = 64 * 1024 * 1024;
+
 /// Reads a request body whole within `read_timeout` (and at most `body_limit` bytes) before
 /// the handler runs: a client that trickles its body is answered 408 instead of holding a
 /// connection and a task for as long as it likes. (A per-read idle timeout would not do:
-/// one byte every second never trips it.)
+/// one byte every second never trips it.) A body over the limit never reaches a handler: a
+/// declared `Content-Length` over it is refused before anything is read (at once when the
+/// client waits for `100 Continue`), and the rest of an oversized body is read and thrown
+/// away, within the same time and up to [`DRAIN_AT_MOST`], so the client gets the 413.
 async fn bounded_body(
     State((read_timeout, body_limit)): State<(std::time::Duration, usize)>,
     req: Request,
     next: axum::middleware::Next,
 ) -> Response {
     use axum::http::Method;
+    use axum::http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
+    use http_body_util::BodyExt;
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS)
-        && !req.headers().contains_key(axum::http::header::CONTENT_LENGTH)
-        && !req.headers().contains_key(axum::http::header::TRANSFER_ENCODING)
+        && !req.headers().contains_key(CONTENT_LENGTH)
+        && !req.headers().contains_key(TRANSFER_ENCODING)
     {
         return next.run(req).await;
     }
+    let deadline = tokio::time::Instant::now() + read_timeout;
     let decoded_from = req.extensions().get::<DecodedFrom>().map(|d| d.0);
-    let (parts, body) = req.into_parts();
-    match tokio::time::timeout(read_timeout, axum::body::to_bytes(body, body_limit)).await {
-        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
-        Ok(Err(e)) => {
-            // axum reports an exceeded limit only through the error's text.
-            let too_large = e.to_string().contains("length limit");
-            let after = if decoded_from.is_some() { " once decompressed" } else { "" };
-            if too_large {
-                let mut response = ApiError(Error::new(
-                    ErrorKind::PayloadTooLarge,
-                    "RequestEntityTooLarge",
-                    format!(
-                        "The request body is larger{after} than the server accepts ({body_limit} bytes); send a smaller body."
-                    ),
-                ))
-                .into_response();
-                // The rest of the body is left unread, so the connection cannot carry another
-                // request: say so, rather than let the client reuse it and fail.
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-                response
-            } else if let Some(coding) = decoded_from {
-                ApiError(Error::bad_request(
-                    "InvalidRequestBody",
-                    format!("The request body is not valid {coding} data, as its Content-Encoding says: {e}"),
-                ))
-                .into_response()
-            } else {
-                ApiError(Error::bad_request("InvalidRequestBody", format!("The request body could not be read: {e}")))
-                    .into_response()
-            }
+    let declared: Option<u64> =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    let waits_for_continue =
+        req.headers().get(EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let (parts, mut body) = req.into_parts();
+    // Compressed bodies are limited by their decoded size, which the header does not give.
+    if decoded_from.is_none() && declared.is_some_and(|n| n > body_limit as u64) {
+        if !waits_for_continue {
+            drain(&mut body, deadline).await;
         }
-        Err(_) => {
-            let mut response = ApiError(Error::bad_request(
-                "RequestTimeout",
-                format!(
-                    "The request body did not arrive within {} seconds; send it at once.",
-                    read_timeout.as_secs_f32()
-                ),
-            ))
-            .into_response();
-            *response.status_mut() = axum::http::StatusCode::REQUEST_TIMEOUT;
-            response
-                .headers_mut()
-                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-            response
+        return too_large(body_limit, None);
+    }
+    let mut bytes = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return read_timed_out(read_timeout),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                let text = e.to_string();
+                return if let Some(coding) = decoded_from {
+                    if text.contains("length limit") {
+                        too_large(body_limit, decoded_from)
+                    } else {
+                        ApiError(Error::bad_request(
+                            "InvalidRequestBody",
+                            format!(
+                                "The request body is not valid {coding} data, as its Content-Encoding says: {text}"
+                            ),
+                        ))
+                        .into_response()
+                    }
+                } else {
+                    ApiError(Error::bad_request(
+                        "InvalidRequestBody",
+                        format!("The request body could not be read: {text}"),
+                    ))
+                    .into_response()
+                };
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        if bytes.len() + data.len() > body_limit {
+            // A compressed body is not drained: that would mean inflating it further.
+            if decoded_from.is_none() {
+                drain(&mut body, deadline).await;
+            }
+            return too_large(body_limit, decoded_from);
+        }
+        bytes.extend_from_slice(&data);
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes.freeze()))).await
+}
+
+/// Reads and discards the rest of `body` until it ends, `deadline` passes or
+/// [`DRAIN_AT_MOST`] bytes have gone by.
+async fn drain(body: &mut axum::body::Body, deadline: tokio::time::Instant) {
+    use http_body_util::BodyExt;
+    let mut drained = 0u64;
+    while drained < DRAIN_AT_MOST {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    drained += data.len() as u64;
+                }
+            }
+            _ => return,
         }
     }
+}
+
+fn too_large(body_limit: usize, decoded_from: Option<&'static str>) -> Response {
+    let after = if decoded_from.is_some() { " once decompressed" } else { "" };
+    let mut response = ApiError(Error::new(
+        ErrorKind::PayloadTooLarge,
+        "RequestEntityTooLarge",
+        format!("The request body is larger{after} than the server accepts ({body_limit} bytes); send a smaller body."),
+    ))
+    .into_response();
+    // Whatever is left of the body is not read, so the connection cannot carry another
+    // request: say so, rather than let the client reuse it and fail.
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
+}
+
+fn read_timed_out(read_timeout: std::time::Duration) -> Response {
+    let mut response = ApiError(Error::bad_request(
+        "RequestTimeout",
+        format!("The request body did not arrive within {} seconds; send it at once.", read_timeout.as_secs_f32()),
+    ))
+    .into_response();
+    *response.status_mut() = axum::http::StatusCode::REQUEST_TIMEOUT;
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
 }
 
 /// The OpenAPI document of this server (no authentication).

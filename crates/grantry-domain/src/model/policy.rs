@@ -274,6 +274,10 @@ impl PolicyInput {
 /// The most approval stages a policy may have.
 pub const MAX_APPROVAL_STAGES: usize = 3;
 
+/// Entra's shortest stage timeout for a stage that forwards to alternate (escalation)
+/// approvers, in days.
+pub const MIN_TIMEOUT_WITH_ESCALATION_DAYS: i64 = 4;
+
 fn invalid(target: &str, message: impl Into<String>) -> crate::Error {
     crate::Error::bad_request("InvalidPolicy", message).with_target(target)
 }
@@ -462,6 +466,19 @@ impl Policy {
                     format!("'{path}.{escalation_name}' must not be negative."),
                 ));
             }
+            if stage.is_escalation_enabled
+                && let Some(d) = stage.duration_before_automatic_denial
+                && d < Duration::days(MIN_TIMEOUT_WITH_ESCALATION_DAYS)
+            {
+                return Err(invalid(
+                    &format!("{path}.{denial_name}"),
+                    format!(
+                        "Stage {} forwards requests to alternate (escalation) approvers, which needs '{path}.{denial_name}' of at least {MIN_TIMEOUT_WITH_ESCALATION_DAYS} days; got {}.",
+                        i + 1,
+                        crate::duration::format(d)
+                    ),
+                ));
+            }
             for (list, sets) in [
                 ("primaryApprovers", &stage.primary_approvers),
                 (n("fallbackPrimaryApprovers", "primaryApprovers"), &stage.fallback_primary_approvers),
@@ -471,6 +488,34 @@ impl Policy {
                 for (j, s) in sets.iter().enumerate() {
                     validate_subject_set(s, &format!("{path}.{list}[{j}]"))?;
                 }
+            }
+        }
+        // The requestor's manager, and each kind of sponsor, approve in one stage at most.
+        for (what, is_kind) in [
+            (
+                "The requestor's manager",
+                (|s: &SubjectSet| matches!(s, SubjectSet::RequestorManager { .. })) as fn(&SubjectSet) -> bool,
+            ),
+            ("Internal sponsors", |s: &SubjectSet| matches!(s, SubjectSet::InternalSponsors)),
+            ("External sponsors", |s: &SubjectSet| matches!(s, SubjectSet::ExternalSponsors)),
+            ("The target's sponsors", |s: &SubjectSet| matches!(s, SubjectSet::TargetUserSponsors)),
+        ] {
+            let using: Vec<usize> = a
+                .stages
+                .iter()
+                .enumerate()
+                .filter(|(_, st)| st.primary_approvers.iter().any(is_kind))
+                .map(|(i, _)| i)
+                .collect();
+            if let [first, second, ..] = using.as_slice() {
+                return Err(invalid(
+                    &format!("{stages}[{second}].primaryApprovers"),
+                    format!(
+                        "{what} can approve in one stage only; stages {} and {} both name them.",
+                        first + 1,
+                        second + 1
+                    ),
+                ));
             }
         }
         // Reviews.

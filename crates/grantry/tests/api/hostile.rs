@@ -368,3 +368,67 @@ mod fuzz {
         rt.block_on(async { drop(app) });
     }
 }
+
+/// A client that sends its whole body before reading the answer (curl, Python's requests,
+/// most SDKs) gets the 413 envelope, not a reset connection, and nothing is written.
+#[tokio::test]
+async fn an_oversized_body_sent_whole_gets_the_413_envelope() {
+    let app = TestApp::spawn_with(Options { body_limit: 64 * 1024, ..Options::default() }).await;
+    let addr = app.server.as_ref().unwrap().addr;
+    for declared in [true, false] {
+        let payload = format!(
+            "{{\"displayName\":\"big\",\"userPrincipalName\":\"big@contoso.com\",\"jobTitle\":\"{}\"}}",
+            "x".repeat(3 * 1024 * 1024)
+        );
+        let head = if declared {
+            format!(
+                "POST /v1.0/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                app.admin,
+                payload.len()
+            )
+        } else {
+            // Chunked: the size is only known as the body arrives.
+            format!(
+                "POST /v1.0/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+                app.admin
+            )
+        };
+        let mut request = head.into_bytes();
+        if declared {
+            request.extend_from_slice(payload.as_bytes());
+        } else {
+            for chunk in payload.as_bytes().chunks(16 * 1024) {
+                request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                request.extend_from_slice(chunk);
+                request.extend_from_slice(b"\r\n");
+            }
+            request.extend_from_slice(b"0\r\n\r\n");
+        }
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        // The whole body first, then the answer.
+        stream.write_all(&request).await.expect("the server reads (and throws away) the whole body");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+        let response = String::from_utf8_lossy(&out).into_owned();
+        assert_eq!(status_of(&response), 413, "declared {declared}: {response}");
+        let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap();
+        assert_error(&body, "RequestEntityTooLarge");
+    }
+    let (_, users) = app.get(&app.admin, "/v1.0/users?$filter=displayName eq 'big'").await;
+    assert_eq!(users["value"].as_array().unwrap().len(), 0, "no handler saw the body: {users}");
+}
+
+/// A client that waits for `100 Continue` is refused on its declared length, before it
+/// sends anything.
+#[tokio::test]
+async fn an_oversized_declared_length_is_refused_before_the_body_is_sent() {
+    let app = TestApp::spawn_with(Options { body_limit: 64 * 1024, ..Options::default() }).await;
+    let head = format!(
+        "POST /v1.0/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        app.admin,
+        10 * 1024 * 1024
+    );
+    let response = raw(&app, head.as_bytes()).await;
+    assert_eq!(status_of(&response), 413, "{response}");
+    assert!(!response.contains("100 Continue"), "{response}");
+}

@@ -21,6 +21,7 @@ mod copy;
 mod crash;
 mod deprovision;
 mod devclock;
+mod dialects;
 mod extensions;
 mod first_contact;
 mod groups;
