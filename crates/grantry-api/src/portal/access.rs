@@ -682,6 +682,14 @@ pub async fn assignments(
         Err(e) => return views::error_page(&state, Some(&viewer(&signed)), &e),
     };
     let names = package_names(&state, listed.items.iter().map(|a| a.access_package_id.clone()).collect()).await;
+    let policy_ids: Vec<String> = listed.items.iter().map(|a| a.policy_id.clone()).collect();
+    let removable: Vec<String> = grantry_core::listing::find_in::<Policy>(&state.app, "id", policy_ids)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !p.is_admin_only() && p.requestor_settings.enable_targets_to_self_remove_access)
+        .map(|p| p.id)
+        .collect();
     let now = state.app.now();
     let (active, ended): (Vec<_>, Vec<_>) = listed.items.iter().partition(|a| a.state.is_active());
     let body = html! {
@@ -689,7 +697,7 @@ pub async fn assignments(
             div.empty { "You have no active access. " a href="/access" { "Request access" } " to get some." }
         } @else {
             table {
-                thead { tr { th scope="col" { "Package" } th scope="col" { "State" } th scope="col" { "Since" } th scope="col" { "Ends" } } }
+                thead { tr { th scope="col" { "Package" } th scope="col" { "State" } th scope="col" { "Since" } th scope="col" { "Ends" } th scope="col" { span.visually-hidden { "Actions" } } } }
                 tbody {
                     @for a in &active {
                         tr {
@@ -700,6 +708,14 @@ pub async fn assignments(
                                 @match a.schedule.expiration.end_date_time {
                                     Some(end) => (when(end, now)),
                                     None => "Does not expire",
+                                }
+                            }
+                            td {
+                                @if removable.contains(&a.policy_id) {
+                                    form method="post" action={"/access/assignments/" (a.id) "/remove"} {
+                                        input type="hidden" name="csrf" value=(signed.session.csrf);
+                                        button.danger type="submit" aria-label={"Remove my access to " (names.get(&a.access_package_id).map(|p| p.display_name.as_str()).unwrap_or("this package"))} { "Remove" }
+                                    }
                                 }
                             }
                         }
@@ -722,4 +738,31 @@ pub async fn assignments(
         @if let Some(n) = next_seq(&listed.next) { p.pager { a href={"/access/assignments?after=" (n)} { "More" } } }
     };
     page(&state, &signed, Section::Assignments, "My access", StatusCode::OK, body)
+}
+
+/// `POST /access/assignments/{id}/remove`: a userRemove request for one's own assignment
+/// (the policy must let people remove their access; the API's rules decide).
+pub async fn remove(State(state): State<AppState>, signed: Signed, Path(id): Path<String>, form: Form) -> Response {
+    if let Some(r) = check_csrf(&state, &signed, &form) {
+        return r;
+    }
+    let assignment = match grantry_core::assignments::get_assignment(&state.app, &signed.caller, &id).await {
+        Ok(a) => a,
+        Err(e) => return views::error_page(&state, Some(&viewer(&signed)), &e),
+    };
+    let input = NewRequest {
+        request_type: RequestType::UserRemove,
+        assignment_id: Some(assignment.id.clone()),
+        target: None,
+        policy_id: None,
+        access_package_id: Some(assignment.access_package_id.clone()),
+        schedule: None,
+        answers: Vec::new(),
+        justification: None,
+        is_validation_only: false,
+    };
+    match grantry_core::requests::create_request(&state.app, &signed.caller, input).await {
+        Ok(r) => see_other(&format!("/access/requests/{}?submitted=1", r.id)),
+        Err(e) => views::error_page(&state, Some(&viewer(&signed)), &e),
+    }
 }

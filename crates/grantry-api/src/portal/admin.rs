@@ -3,13 +3,16 @@
 
 use super::session::Signed;
 use super::views::{self, Section, when};
-use super::{is_admin, viewer};
+use super::{Form, check_csrf, is_admin, see_other, viewer};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use grantry_core::listing::ListOptions;
+use grantry_core::requests::Mine;
 use grantry_domain::Error;
+use grantry_domain::enums::{AssignmentState, RequestType};
+use grantry_domain::model::NewRequest;
 use grantry_store::query::Cursor;
 use maud::html;
 use std::collections::HashMap;
@@ -45,6 +48,7 @@ pub async fn home(State(state): State<AppState>, signed: Signed, Query(q): Query
     };
     let now = state.app.now();
     let body = html! {
+        p { a href="/admin/assignments" { "Assignments" } ": who has which access package, filtered and removed." }
         h2 { "Catalogs" }
         @if listed.items.is_empty() { div.empty { "No catalog you can read." } }
         @else {
@@ -64,4 +68,156 @@ pub async fn home(State(state): State<AppState>, signed: Signed, Query(q): Query
         @if let Some(Cursor::Seq(n)) = &listed.next { p.pager { a href={"/admin?after=" (n)} { "More catalogs" } } }
     };
     views::respond(StatusCode::OK, views::page(&state, Some(&viewer(&signed)), Section::Admin, "Administration", body))
+}
+
+/// Quotes a value for an OData string literal.
+fn literal(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+/// `GET /admin/assignments`: assignments the person may read, filtered by package, person
+/// (email or user principal name) and state, with keyset paging.
+pub async fn assignments(
+    State(state): State<AppState>,
+    signed: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = require_admin(&state, &signed) {
+        return r;
+    }
+    let get = |k: &str| q.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let (package, person, wanted_state) = (get("package"), get("person"), get("state"));
+    let mut clauses = Vec::new();
+    if let Some(p) = &package {
+        clauses.push(format!("accessPackage/id eq {}", literal(p)));
+    }
+    if let Some(p) = &person {
+        clauses.push(format!("target/email eq {}", literal(p)));
+    }
+    if let Some(s) = &wanted_state {
+        clauses.push(format!("state eq {}", literal(s)));
+    }
+    let filter = if clauses.is_empty() {
+        None
+    } else {
+        match grantry_odata::parse_filter(&clauses.join(" and ")) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                return views::error_page(
+                    &state,
+                    Some(&viewer(&signed)),
+                    &Error::bad_request("BadFilter", format!("The filter cannot be used: {e:?}")),
+                );
+            }
+        }
+    };
+    let options = ListOptions {
+        filter,
+        after: q.get("after").and_then(|a| a.parse().ok()).map(Cursor::Seq),
+        size: 50,
+        ..Default::default()
+    };
+    let listed =
+        match grantry_core::assignments::list_assignments(&state.app, &signed.caller, Mine::All, options, None).await {
+            Ok(l) => l,
+            Err(e) => return views::error_page(&state, Some(&viewer(&signed)), &e),
+        };
+    let packages = grantry_core::packages::list_packages(
+        &state.app,
+        &signed.caller,
+        ListOptions { size: 200, ..Default::default() },
+    )
+    .await
+    .map(|l| l.items)
+    .unwrap_or_default();
+    let names =
+        super::access::package_names(&state, listed.items.iter().map(|a| a.access_package_id.clone()).collect()).await;
+    let people =
+        super::access::subjects(&state, listed.items.iter().map(|a| a.target_subject_id.clone()).collect()).await;
+    let now = state.app.now();
+    let next = match &listed.next {
+        Some(Cursor::Seq(n)) | Some(Cursor::Keys(_, n)) => Some(*n),
+        None => None,
+    };
+    let mut next_query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [("package", &package), ("person", &person), ("state", &wanted_state)] {
+        if let Some(v) = v {
+            next_query.append_pair(k, v);
+        }
+    }
+    let next_query = next_query.finish();
+    let body = html! {
+        @if q.contains_key("removed") { p.notice role="status" { "The removal was requested; access ends as the request is delivered." } }
+        form.row method="get" action="/admin/assignments" aria-label="Filter assignments" {
+            div.field {
+                label for="package" { "Access package" }
+                select #package name="package" {
+                    option value="" { "Any" }
+                    @for p in &packages { option value=(p.id) selected[package.as_deref() == Some(p.id.as_str())] { (p.display_name) } }
+                }
+            }
+            div.field {
+                label for="person" { "Person (email or sign-in name)" }
+                input #person type="text" name="person" value=[person.as_deref()];
+            }
+            div.field {
+                label for="state" { "State" }
+                select #state name="state" {
+                    option value="" { "Any" }
+                    @for s in AssignmentState::ALL { option value=(s.v1()) selected[wanted_state.as_deref() == Some(s.v1())] { (s.v1()) } }
+                }
+            }
+            div { button type="submit" { "Filter" } }
+        }
+        @if listed.items.is_empty() { div.empty { "No assignment matches." } }
+        @else {
+            table {
+                thead { tr { th scope="col" { "Person" } th scope="col" { "Access package" } th scope="col" { "State" } th scope="col" { "Ends" } th scope="col" { span.visually-hidden { "Actions" } } } }
+                tbody {
+                    @for a in &listed.items {
+                        tr {
+                            td { (super::access::subject_name(&people, Some(&a.target_subject_id))) }
+                            td { (names.get(&a.access_package_id).map(|p| p.display_name.as_str()).unwrap_or("(removed package)")) }
+                            td { (views::badge(a.state.v1())) }
+                            td { @match a.schedule.expiration.end_date_time { Some(end) => (when(end, now)), None => "—" } }
+                            td {
+                                @if a.state.is_active() {
+                                    form method="post" action={"/admin/assignments/" (a.id) "/remove"} {
+                                        input type="hidden" name="csrf" value=(signed.session.csrf);
+                                        button.danger type="submit" aria-label={"Remove this access of " (super::access::subject_name(&people, Some(&a.target_subject_id)))} { "Remove" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(n) = next {
+            p.pager { a href={"/admin/assignments?after=" (n) @if !next_query.is_empty() { "&" (next_query) }} { "Next page" } }
+        }
+    };
+    views::respond(StatusCode::OK, views::page(&state, Some(&viewer(&signed)), Section::Admin, "Assignments", body))
+}
+
+/// `POST /admin/assignments/{id}/remove`: an adminRemove request (the API's rules decide).
+pub async fn remove(State(state): State<AppState>, signed: Signed, Path(id): Path<String>, form: Form) -> Response {
+    if let Some(r) = check_csrf(&state, &signed, &form) {
+        return r;
+    }
+    let input = NewRequest {
+        request_type: RequestType::AdminRemove,
+        assignment_id: Some(grantry_domain::ids::normalize(&id)),
+        target: None,
+        policy_id: None,
+        access_package_id: None,
+        schedule: None,
+        answers: Vec::new(),
+        justification: Some("Removed in the portal's administration".into()),
+        is_validation_only: false,
+    };
+    match grantry_core::requests::create_request(&state.app, &signed.caller, input).await {
+        Ok(_) => see_other("/admin/assignments?removed=1"),
+        Err(e) => views::error_page(&state, Some(&viewer(&signed)), &e),
+    }
 }

@@ -1,5 +1,6 @@
-//! The web portal for people: My Access (request access, follow requests, see what one
-//! has), the approvals inbox and administration, served as HTML by the same server.
+//! The web portal for people: My Access (request access, follow requests, see and remove
+//! what one has), the approvals inbox, access reviews and administration, served as HTML by
+//! the same server.
 //!
 //! Pages are maud templates compiled into the binary; forms work without scripts. Every page
 //! calls `grantry-core`'s use cases with the signed-in person as the [`Caller`] (a delegated
@@ -14,6 +15,7 @@ mod access;
 mod admin;
 mod approvals;
 mod demo;
+mod reviews;
 pub mod session;
 mod signin;
 pub mod views;
@@ -80,9 +82,16 @@ pub fn routes() -> Router<AppState> {
         .route("/access/requests/{id}", get(access::request))
         .route("/access/requests/{id}/cancel", post(access::cancel))
         .route("/access/assignments", get(access::assignments))
+        .route("/access/assignments/{id}/remove", post(access::remove))
         .route("/approvals", get(approvals::inbox))
         .route("/approvals/{id}", get(approvals::approval).post(approvals::decide))
+        .route("/reviews", get(reviews::inbox))
+        .route("/reviews/{definition}/instances/{instance}", get(reviews::instance))
+        .route("/reviews/{definition}/instances/{instance}/accept", post(reviews::accept))
+        .route("/reviews/{definition}/instances/{instance}/decisions/{item}", post(reviews::decide))
         .route("/admin", get(admin::home))
+        .route("/admin/assignments", get(admin::assignments))
+        .route("/admin/assignments/{id}/remove", post(admin::remove))
 }
 
 /// Whether a request comes from a browser asking for a page.

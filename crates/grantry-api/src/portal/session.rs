@@ -128,7 +128,8 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: u64) 
 /// What they allow is further limited by the person's own directory and entitlement
 /// management roles, exactly as for a delegated token, so the portal never holds more rights
 /// than the person.
-pub const PORTAL_SCOPES: &[&str] = &["EntitlementManagement.ReadWrite.All", "User.Read", "User.ReadBasic.All"];
+pub const PORTAL_SCOPES: &[&str] =
+    &["EntitlementManagement.ReadWrite.All", "AccessReview.ReadWrite.All", "User.Read", "User.ReadBasic.All"];
 
 /// The principal of a session's user.
 pub fn principal(user_id: &str) -> Principal {

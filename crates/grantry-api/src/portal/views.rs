@@ -24,6 +24,7 @@ pub enum Section {
     Requests,
     Assignments,
     Approvals,
+    Reviews,
     Admin,
     None,
 }
@@ -67,6 +68,7 @@ pub fn page(state: &AppState, viewer: Option<&Viewer>, section: Section, title: 
                             (nav(Section::Requests, "/access/requests", "My requests"))
                             (nav(Section::Assignments, "/access/assignments", "My access"))
                             (nav(Section::Approvals, "/approvals", "Approvals"))
+                            (nav(Section::Reviews, "/reviews", "Reviews"))
                             @if v.admin { (nav(Section::Admin, "/admin", "Administration")) }
                         }
                         form.signout method="post" action="/sign-out" {

@@ -4,7 +4,9 @@
 //! scripts/test installs `chromium` and `chromium-driver` when missing and sets
 //! GRANTRY_REQUIRE_BROWSER_TESTS, so CI never skips these tests silently; elsewhere they
 //! say why and pass when the browser is missing. Every WebDriver call is bounded in time.
-//! Screenshots of each main page go to GRANTRY_SCREENSHOT_DIR (default: a `grantry-
+//! Each main page is checked with axe-core (installed by scripts/test from npm into a cache
+//! directory; GRANTRY_BROWSER_NODE_MODULES names its node_modules): no critical
+//! accessibility violation is allowed. Screenshots of each main page go to GRANTRY_SCREENSHOT_DIR (default: a `grantry-
 //! screenshots` directory under the system's temporary directory); the committed ones are in
 //! docs/screenshots/.
 
@@ -210,6 +212,39 @@ impl Browser {
         }
     }
 
+    /// Runs axe-core on the page and fails on any critical violation; `name` says which page.
+    pub async fn check_accessibility(&self, name: &str) {
+        let modules = std::env::var_os("GRANTRY_BROWSER_NODE_MODULES")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| home_cache().join("grantry-npm-browser").join("node_modules"));
+        let Ok(axe) = std::fs::read_to_string(modules.join("axe-core").join("axe.min.js")) else {
+            let required = std::env::var("GRANTRY_REQUIRE_BROWSER_TESTS").is_ok_and(|v| !v.is_empty() && v != "0");
+            assert!(!required, "axe-core is not in {} (scripts/test installs it)", modules.display());
+            eprintln!("SKIPPED: the accessibility check of {name} needs axe-core in {}", modules.display());
+            return;
+        };
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": format!("{axe}\nreturn true;"), "args": [] })),
+        )
+        .await;
+        let found = self
+            .cmd(
+                reqwest::Method::POST,
+                "/execute/async",
+                Some(json!({ "script": "const done = arguments[arguments.length - 1];
+                    axe.run(document, { resultTypes: ['violations'] })
+                      .then(r => done(r.violations.filter(v => v.impact === 'critical')
+                        .map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
+                      .catch(e => done(['axe-core failed: ' + e]));", "args": [] })),
+            )
+            .await;
+        let critical: Vec<String> =
+            found.as_array().unwrap_or(&Vec::new()).iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        assert!(critical.is_empty(), "critical accessibility violations on {name}: {critical:#?}");
+    }
+
     /// Writes a PNG of the window to the screenshot directory as `name.png`.
     pub async fn screenshot(&self, name: &str) {
         use base64::Engine as _;
@@ -225,6 +260,13 @@ impl Browser {
     pub async fn close(self) {
         let _ = self.http.delete(&self.session).send().await;
     }
+}
+
+fn home_cache() -> std::path::PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// Signs in with `--dev-login` as the user whose option text contains `who`.
@@ -249,6 +291,7 @@ async fn a_newcomer_requests_access_and_an_approver_grants_it_in_chromium() {
     let text = b.wait_text("The demo directory is ready").await;
     assert!(text.contains("Development server"), "{text}");
     b.screenshot("sign-in").await;
+    b.check_accessibility("the sign-in page").await;
     let (_, users) = app.get(&app.admin, "/v1.0/users?$filter=userPrincipalName eq 'alex@contoso.com'").await;
     let alex = users["value"][0]["id"].as_str().unwrap().to_string();
     let (_, users) = app.get(&app.admin, "/v1.0/users?$filter=userPrincipalName eq 'megan@contoso.com'").await;
@@ -256,6 +299,7 @@ async fn a_newcomer_requests_access_and_an_approver_grants_it_in_chromium() {
     dev_sign_in(b, &base, &alex).await;
     assert!(b.text().await.contains("Sales reports"));
     b.screenshot("my-access").await;
+    b.check_accessibility("the packages one may request").await;
     b.click("a[aria-label='Request Sales reports']").await;
     b.wait_text("Which region do you work in?").await;
     // A wrong answer is refused by the API's validation, shown next to its field.
@@ -265,11 +309,13 @@ async fn a_newcomer_requests_access_and_an_approver_grants_it_in_chromium() {
     b.click("form.stack button[type=submit]").await;
     b.wait_text("This answer must match the pattern [0-9]{4}.").await;
     b.screenshot("request-form-error").await;
+    b.check_accessibility("the request form with an error").await;
     b.fill("input[type=text]", "1234").await;
     b.click("form.stack button[type=submit]").await;
     let text = b.wait_text("Your request was submitted").await;
     assert!(text.contains("Pending approval"), "{text}");
     b.screenshot("request").await;
+    b.check_accessibility("a request").await;
 
     // Megan approves in a browser of her own.
     let megan_browser = driver.browser().await;
@@ -278,12 +324,14 @@ async fn a_newcomer_requests_access_and_an_approver_grants_it_in_chromium() {
     m.open(&format!("{base}/approvals")).await;
     assert!(m.text().await.contains("Alex Wilber"));
     m.screenshot("approvals").await;
+    m.check_accessibility("the approvals inbox").await;
     m.click("table a").await;
     let text = m.wait_text("Your decision").await;
     assert!(text.contains("Monthly sales review") && text.contains("1234"), "{text}");
     m.click("#approve").await;
     m.fill("#justification", "Approved for the quarter").await;
     m.screenshot("approval").await;
+    m.check_accessibility("an approval").await;
     m.click("form.stack button[type=submit]").await;
     m.wait_text("Your decision was recorded").await;
     app.drain().await;
@@ -293,8 +341,10 @@ async fn a_newcomer_requests_access_and_an_approver_grants_it_in_chromium() {
     let text = b.text().await;
     assert!(text.contains("Sales reports") && text.contains("Delivered") && text.contains("in 30 days"), "{text}");
     b.screenshot("my-assignments").await;
+    b.check_accessibility("one's access").await;
     b.open(&format!("{base}/access/requests")).await;
     b.screenshot("my-requests").await;
+    b.check_accessibility("one's requests").await;
     megan_browser.close().await;
     alex_browser.close().await;
 }

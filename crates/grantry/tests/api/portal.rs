@@ -403,3 +403,127 @@ async fn a_disabled_person_is_signed_out() {
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert!(page.location().contains("disabled"), "{}", page.location());
 }
+
+/// A policy on the demo package through which administrators assign and people may remove
+/// their access themselves,
+/// reviewed by the people themselves every quarter from an hour from now.
+async fn reviewed_policy(app: &TestApp, package: &str) -> String {
+    let start = app.now() + chrono::Duration::hours(1);
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &format!("/v1.0/{EM}/assignmentPolicies"),
+            json!({
+                "displayName": "Assigned by administrators, reviewed quarterly",
+                "allowedTargetScope": "allMemberUsers",
+                "accessPackage": { "id": package },
+                "expiration": { "type": "noExpiration" },
+                "requestorSettings": { "enableTargetsToSelfAddAccess": false, "enableTargetsToSelfRemoveAccess": true },
+                "reviewSettings": {
+                    "isEnabled": true, "expirationBehavior": "removeAccess", "isRecommendationEnabled": true,
+                    "isReviewerJustificationRequired": true, "isSelfReview": true,
+                    "schedule": {
+                        "startDateTime": start.to_rfc3339(),
+                        "expiration": { "type": "afterDuration", "duration": "P14D" },
+                        "recurrence": { "pattern": { "type": "absoluteMonthly", "interval": 3 }, "range": { "type": "noEnd" } }
+                    },
+                    "primaryReviewers": [], "fallbackReviewers": []
+                }
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+async fn admin_add(app: &TestApp, package: &str, policy: &str, user: &str) -> String {
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &format!("/v1.0/{EM}/assignmentRequests"),
+            json!({ "requestType": "adminAdd", "assignment": { "targetId": user, "assignmentPolicyId": policy, "accessPackageId": package } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.drain().await;
+    let id = body["id"].as_str().unwrap();
+    let (_, r) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentRequests/{id}?$expand=assignment")).await;
+    assert_eq!(r["state"], "delivered", "{r}");
+    r["assignment"]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn reviewers_decide_people_remove_their_access_and_administrators_filter_and_remove() {
+    let (app, people) = demo_app().await;
+    let (package, _, _) = demo_package(&app).await;
+    let policy = reviewed_policy(&app, &package).await;
+    let alex_assignment = admin_add(&app, &package, &policy, &people["alex"]).await;
+    let megan_assignment = admin_add(&app, &package, &policy, &people["megan"]).await;
+
+    // The quarterly self-review opens: Alex reviews his own access.
+    let (status, _) = app.post(&app.admin, "/_grantry/clock/advance", json!({ "duration": "PT2H" })).await;
+    assert_eq!(status, StatusCode::OK);
+    app.drain().await;
+    let mut alex = Visitor::new(&app);
+    alex.sign_in_dev(&people["alex"]).await;
+    let inbox = alex.get("/reviews").await;
+    assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.body);
+    let at = inbox.body.find("href=\"/reviews/").unwrap_or_else(|| panic!("{}", inbox.body)) + "href=\"".len();
+    let run = inbox.body[at..at + inbox.body[at..].find('"').unwrap()].to_string();
+    let page = alex.get(&run).await;
+    assert!(page.body.contains("Does Alex Wilber still need this access?"), "{}", page.body);
+    let item = {
+        let at = page.body.find("/decisions/").unwrap() + "/decisions/".len();
+        page.body[at..at + 36].to_string()
+    };
+    let csrf = page.csrf();
+    // Approving needs a justification in this review: the API's refusal is shown at the item.
+    let refused = alex.post(&format!("{run}/decisions/{item}"), &[("csrf", &csrf), ("decision", "Approve")]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains("requires a justification"), "{}", refused.body);
+    let saved = alex
+        .post(
+            &format!("{run}/decisions/{item}"),
+            &[("csrf", &csrf), ("decision", "Approve"), ("justification", "Still on the team")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert!(alex.get(&saved.location()).await.body.contains("Still on the team"));
+    // Megan reviews only her own item: Alex's is not hers to decide.
+    let mut megan = Visitor::new(&app);
+    megan.sign_in_dev(&people["megan"]).await;
+    let csrf_m = megan.get("/reviews").await.csrf();
+    let refused = megan
+        .post(&format!("{run}/decisions/{item}"), &[("csrf", &csrf_m), ("decision", "Deny"), ("justification", "x")])
+        .await;
+    assert!(refused.status.is_client_error(), "{}: {}", refused.status, refused.body);
+
+    // Irene filters the assignments.
+    let mut irene = Visitor::new(&app);
+    irene.sign_in_dev(&people["irene"]).await;
+    let all = irene.get("/admin/assignments").await;
+    assert!(all.body.contains("Alex Wilber") && all.body.contains("Megan Bowen"), "{}", all.body);
+    let one = irene.get("/admin/assignments?person=alex%40contoso.com&state=delivered").await;
+    assert!(one.body.contains("Alex Wilber") && !one.body.contains("Megan Bowen"), "{}", one.body);
+    let none = irene.get("/admin/assignments?state=expired").await;
+    assert!(none.body.contains("No assignment matches"), "{}", none.body);
+    // Alex may not use the administration's removal, even by posting the form: as in the
+    // API, someone else's assignment is not found for him.
+    let refused = alex.post(&format!("/admin/assignments/{megan_assignment}/remove"), &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    let csrf_i = irene.get("/admin").await.csrf();
+    let removed = irene.post(&format!("/admin/assignments/{megan_assignment}/remove"), &[("csrf", &csrf_i)]).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    // Alex removes his own access.
+    let mine = alex.get("/access/assignments").await;
+    assert!(mine.body.contains(&format!("/access/assignments/{alex_assignment}/remove")), "{}", mine.body);
+    let done = alex.post(&format!("/access/assignments/{alex_assignment}/remove"), &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(done.location().starts_with("/access/requests/"), "{}", done.location());
+    app.drain().await;
+    for id in [&alex_assignment, &megan_assignment] {
+        let (_, a) = app.get(&app.admin, &format!("/v1.0/{EM}/assignments/{id}")).await;
+        assert_eq!(a["state"], "expired", "{a}");
+    }
+    assert!(alex.get("/access/assignments").await.body.contains("You have no active access"));
+}
