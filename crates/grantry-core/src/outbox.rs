@@ -152,15 +152,30 @@ fn credentials_of(c: &mut dyn Conn, m: &OutboxMessage) -> Result<Option<Credenti
 /// The ids of the messages this process's senders hold: claimed, not yet recorded. A lease
 /// held by another process (another node, or one killed while it sent) is waited out by
 /// the lease's expiry, not by [`drain`].
+/// `released` counts the messages let go, so that [`drain`] can tell that one was recorded
+/// while it read the table (its row may still look leased in what it read).
 #[derive(Default)]
-pub struct Held(std::sync::Mutex<std::collections::HashSet<String>>);
+pub struct Held {
+    ids: std::sync::Mutex<std::collections::HashSet<String>>,
+    released: std::sync::atomic::AtomicU64,
+}
 
 impl Held {
     fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     fn holds(&self, id: &str) -> bool {
         self.set().contains(id)
+    }
+    fn release<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
+        let mut set = self.set();
+        for id in ids {
+            set.remove(id);
+        }
+        self.released.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn releases(&self) -> u64 {
+        self.released.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -234,10 +249,7 @@ async fn claim(app: &App) -> Result<Vec<Claimed>> {
         })
         .await;
     if claimed.is_err() {
-        let mut set = app.outbox_held.set();
-        for id in marked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
-            set.remove(id);
-        }
+        app.outbox_held.release(marked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter());
     }
     claimed
 }
@@ -422,10 +434,7 @@ pub async fn run_once(app: &App) -> Result<usize> {
         sends.spawn(async move {
             let transport = app.transport.clone();
             let outcome = deliver(&app, transport.as_ref(), one).await;
-            let mut held = app.outbox_held.set();
-            for id in &ids {
-                held.remove(id);
-            }
+            app.outbox_held.release(&ids);
             outcome
         });
     }
@@ -471,6 +480,9 @@ pub async fn drain(app: &App) -> Result<usize> {
 /// held by a sender of this process (whose outcome [`drain`] can wait for).
 async fn outstanding(app: &App) -> Result<bool> {
     let now = app.now();
+    // A message recorded while the table was read may still look leased in what was read,
+    // though no longer held: then look again rather than conclude nothing is outstanding.
+    let releases = app.outbox_held.releases();
     let due: Vec<(String, Option<i64>)> = app
         .store
         .read(move |c| {
@@ -486,7 +498,8 @@ async fn outstanding(app: &App) -> Result<bool> {
         })
         .await?;
     let now_us = now.timestamp_micros();
-    Ok(due.iter().any(|(id, lease)| lease.is_none_or(|l| l <= now_us) || app.outbox_held.holds(id)))
+    Ok(app.outbox_held.releases() != releases
+        || due.iter().any(|(id, lease)| lease.is_none_or(|l| l <= now_us) || app.outbox_held.holds(id)))
 }
 
 /// When the next pending message is due, if any.
