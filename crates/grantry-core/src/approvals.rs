@@ -23,6 +23,8 @@ use serde_json::json;
 
 pub const JOB_TIMEOUT: &str = "approval.timeout";
 pub const JOB_ESCALATE: &str = "approval.escalate";
+/// Reminds the approvers of a stage that still waits, halfway to its deadline.
+pub const JOB_REMIND: &str = "approval.remind";
 
 /// How starting an approval went.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,6 +90,7 @@ fn start_stage(
     }
     if let Some(due) = due {
         jobs::enqueue(c, JOB_TIMEOUT, &approval.id, due, json!({ "stage": index }))?;
+        jobs::enqueue(c, JOB_REMIND, &approval.id, now + (due - now) / 2, json!({ "stage": index }))?;
     }
     if let Some(at) = escalate_at {
         jobs::enqueue(c, JOB_ESCALATE, &approval.id, at, json!({ "stage": index }))?;
@@ -257,6 +260,8 @@ pub fn decide(
     // This stage's timeout and escalation no longer apply; the next stage schedules its own.
     jobs::cancel(c, JOB_TIMEOUT, approval_id)?;
     jobs::cancel(c, JOB_ESCALATE, approval_id)?;
+    jobs::cancel(c, JOB_REMIND, approval_id)?;
+    crate::notify::approval_decided(c, now, &request, &approval, index, decision.approver_id, decision.approve)?;
     audit::record(
         c,
         AuditEvent {
@@ -349,6 +354,7 @@ pub fn cancel(c: &mut dyn Conn, approval_id: &str) -> Result<()> {
     }
     jobs::cancel(c, JOB_TIMEOUT, approval_id)?;
     jobs::cancel(c, JOB_ESCALATE, approval_id)?;
+    jobs::cancel(c, JOB_REMIND, approval_id)?;
     Ok(())
 }
 
@@ -632,6 +638,12 @@ pub fn timeout_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> 
         return Ok(());
     }
     jobs::cancel(c, JOB_ESCALATE, &job.entity_id)?;
+    jobs::cancel(c, JOB_REMIND, &job.entity_id)?;
+    if let (Some(approval), Some(r)) =
+        (repo::get::<Approval>(c, &job.entity_id)?, repo::get::<AssignmentRequest>(c, &job.entity_id)?)
+    {
+        crate::notify::approval_expired(c, ctx.now, &r, &approval, index)?;
+    }
     audit::record(
         c,
         AuditEvent {
@@ -677,11 +689,26 @@ pub fn escalate_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()>
     Ok(())
 }
 
+/// Job `approval.remind`: halfway to a stage's deadline, its approvers who have not
+/// decided are reminded (escalation approvers too once it has escalated).
+pub fn remind_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
+    let index = stage_of(job);
+    let Some(approval) = repo::get::<Approval>(c, &job.entity_id)? else { return Ok(()) };
+    let waiting = approval.state == ApprovalState::Pending
+        && approval.stages.get(index).is_some_and(|s| s.status == StageStatus::InProgress);
+    if !waiting {
+        return Ok(());
+    }
+    let Some(r) = pending_request(c, &job.entity_id)? else { return Ok(()) };
+    crate::notify::approval_reminder(c, ctx.now, &r, &approval, index)
+}
+
 /// Job kinds handled here, for the runner's table.
 pub fn handler(kind: &str) -> Option<jobs::Handler> {
     match kind {
         JOB_TIMEOUT => Some(timeout_job),
         JOB_ESCALATE => Some(escalate_job),
+        JOB_REMIND => Some(remind_job),
         _ => None,
     }
 }

@@ -675,7 +675,9 @@ pub fn expire_job(ctx: &JobContext, c: &mut dyn Conn, job: &Job) -> Result<()> {
         // The assignment was extended after this job was written: wait for the new end.
         return enqueue(c, JOB_EXPIRE, &a.id, end, json!({}));
     }
-    system_remove(c, ctx.now, &mut a, "The assignment reached the end of its schedule.", json!({})).map(|_| ())
+    let why = "The assignment reached the end of its schedule.";
+    system_remove(c, ctx.now, &mut a, why, json!({}))?;
+    crate::notify::access_ended(c, ctx.now, &a, why)
 }
 
 /// Ends an active assignment the service itself removes (its schedule ran out, or an access

@@ -11,12 +11,17 @@
 //!   Administrators' direct assignments send none, as in Entra.
 //! - The assignee 14 days and 1 day before access ends (`accessExpiring`, with the extend
 //!   link when the policy lets them extend).
+//! - The stage's other approvers when one of them decided it (`approvalDecided`), all of
+//!   them when nobody decided in time (`approvalExpired`), and halfway to the stage's
+//!   deadline while it waits (`approvalReminder`).
+//! - The assignee when access ended: its schedule ran out or an access review removed it
+//!   (`accessEnded`).
 //! - Reviewers when a review run starts (`reviewStarted`) and when reminded
 //!   (`reviewReminder`), when the review's mail settings are on.
 //!
 //! A policy whose `notificationSettings` (beta `accessPackageNotificationSettings`) has
-//! `isAssignmentNotificationDisabled: true` sends no `accessDelivered` or `accessExpiring`
-//! mails: the assignment mails Entra's switch turns off. Approval mails are not affected.
+//! `isAssignmentNotificationDisabled: true` sends no `accessDelivered`, `accessExpiring` or
+//! `accessEnded` mails: the assignment mails Entra's switch turns off. Approval mails are not affected.
 
 use crate::mail::{self, Notice};
 use chrono::{DateTime, Utc};
@@ -208,6 +213,128 @@ fn approvers(c: &mut dyn Conn, now: DateTime<Utc>, r: &AssignmentRequest, escala
     Ok(())
 }
 
+/// The people who could decide stage `index`: its approvers, and its escalation approvers
+/// once it escalated; `except` (who decided it) is left out.
+fn stage_people(approval: &Approval, index: usize, except: Option<&str>) -> Vec<String> {
+    let Some(stage) = approval.stages.get(index) else { return Vec::new() };
+    let mut out: Vec<String> = Vec::new();
+    let escalation = if stage.escalated { stage.escalation_approver_ids.as_slice() } else { &[] };
+    for id in stage.approver_ids.iter().chain(escalation) {
+        if Some(id.as_str()) != except && !out.contains(id) {
+            out.push(id.clone());
+        }
+    }
+    out
+}
+
+/// A stage's variables beside the request's: its number (in multi-stage approvals) and due date.
+fn stage_vars(
+    c: &mut dyn Conn,
+    r: &AssignmentRequest,
+    approval: &Approval,
+    index: usize,
+) -> Result<Map<String, Value>> {
+    let (mut vars, _, _) = request_vars(c, r)?;
+    let due = approval.stages.get(index).and_then(|s| s.due_date_time);
+    vars.insert("dueDate".into(), json!(due.map(date).unwrap_or_default()));
+    vars.insert("stage".into(), json!(if approval.stages.len() > 1 { (index + 1).to_string() } else { String::new() }));
+    Ok(vars)
+}
+
+fn to_stage(c: &mut dyn Conn, now: DateTime<Utc>, people: Vec<String>, notice: impl Fn() -> Notice) -> Result<()> {
+    for user in people {
+        mail::enqueue(c, now, &user, notice())?;
+    }
+    Ok(())
+}
+
+/// Stage `index` of `r`'s approval was decided by `decider`: the stage's other approvers
+/// are told it no longer waits for them (Entra's "Request approved for … to …"; Grantry
+/// also tells them of a denial).
+pub fn approval_decided(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &AssignmentRequest,
+    approval: &Approval,
+    index: usize,
+    decider: &str,
+    approved: bool,
+) -> Result<()> {
+    if r.is_validation_only {
+        return Ok(());
+    }
+    let people = stage_people(approval, index, Some(decider));
+    if people.is_empty() {
+        return Ok(());
+    }
+    let mut vars = stage_vars(c, r, approval, index)?;
+    let stage = &approval.stages[index];
+    let decider_name = match repo::get::<User>(c, decider)? {
+        Some(u) => u.display_name,
+        None => {
+            stage.reviewed_by.as_ref().and_then(|b| b.display_name.clone()).unwrap_or_else(|| "Another approver".into())
+        }
+    };
+    vars.insert("deciderName".into(), json!(decider_name));
+    vars.insert("approved".into(), json!(approved));
+    vars.insert("justification".into(), json!(stage.justification.clone().unwrap_or_default()));
+    let event = format!("approval:{}:stage{index}:decided", r.id);
+    let path = format!("/approvals/{}", r.id);
+    to_stage(c, now, people, || Notice {
+        event: event.clone(),
+        template: "approvalDecided",
+        path: path.clone(),
+        vars: vars.clone(),
+    })
+}
+
+/// Nobody decided stage `index` before its deadline: its approvers are told the request
+/// expired (Entra's "Request has expired for …").
+pub fn approval_expired(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &AssignmentRequest,
+    approval: &Approval,
+    index: usize,
+) -> Result<()> {
+    if r.is_validation_only {
+        return Ok(());
+    }
+    let people = stage_people(approval, index, None);
+    let vars = stage_vars(c, r, approval, index)?;
+    let event = format!("approval:{}:stage{index}:expired", r.id);
+    let path = format!("/approvals/{}", r.id);
+    to_stage(c, now, people, || Notice {
+        event: event.clone(),
+        template: "approvalExpired",
+        path: path.clone(),
+        vars: vars.clone(),
+    })
+}
+
+/// Halfway to stage `index`'s deadline, its approvers are reminded that it still waits.
+pub fn approval_reminder(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &AssignmentRequest,
+    approval: &Approval,
+    index: usize,
+) -> Result<()> {
+    if r.is_validation_only {
+        return Ok(());
+    }
+    let people = stage_people(approval, index, None);
+    let vars = stage_vars(c, r, approval, index)?;
+    let event = format!("approval:{}:stage{index}:reminder", r.id);
+    let path = format!("/approvals/{}", r.id);
+    to_stage(c, now, people, || Notice {
+        event: event.clone(),
+        template: "approvalReminder",
+        path: path.clone(),
+        vars: vars.clone(),
+    })
+}
+
 /// Every stage of a request was approved, but access does not follow at once (it starts
 /// later, or a workflow must answer first).
 pub fn request_approved(c: &mut dyn Conn, now: DateTime<Utc>, r: &AssignmentRequest) -> Result<()> {
@@ -252,6 +379,32 @@ pub fn assignment_expiring(
             event: format!("assignment:{}:expiring:{days}:{}", a.id, end.timestamp()),
             template: "accessExpiring",
             path: "/access/assignments".into(),
+            vars,
+        },
+    )
+}
+
+/// `a` ended (its schedule ran out, or an access review removed it): the assignee is told
+/// (Entra's "Access has ended for …"), unless the policy turned assignment mails off.
+/// `reason` says why.
+pub fn access_ended(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, reason: &str) -> Result<()> {
+    let policy = repo::get::<Policy>(c, &a.policy_id)?;
+    if assignment_mails_off(policy.as_ref()) {
+        return Ok(());
+    }
+    let (Some(user), _) = subject_user(c, Some(&a.target_subject_id))? else { return Ok(()) };
+    let mut vars = Map::new();
+    vars.insert("packageName".into(), json!(package_name(c, &a.access_package_id)?));
+    vars.insert("endDate".into(), json!(date(a.expired_date_time.unwrap_or(now))));
+    vars.insert("reason".into(), json!(reason));
+    mail::enqueue(
+        c,
+        now,
+        &user,
+        Notice {
+            event: format!("assignment:{}:ended", a.id),
+            template: "accessEnded",
+            path: format!("/access/packages/{}", a.access_package_id),
             vars,
         },
     )

@@ -785,6 +785,12 @@ fn apply_item(
                     &why,
                     json!({ "accessReviewInstanceId": item.instance_id, "accessReviewDecisionId": item.id }),
                 )?;
+                crate::notify::access_ended(
+                    c,
+                    now,
+                    &a,
+                    &format!("Your access was reviewed in '{review}' and not kept."),
+                )?;
                 item.apply_result = ApplyResult::AppliedSuccessfully;
             }
             None => item.apply_result = ApplyResult::AppliedSuccessfullyButObjectNotFound,

@@ -319,12 +319,18 @@ async fn each_notification_reaches_the_people_who_must_act_once_over_smtp() {
     // Nothing more comes, however long the server runs; administrators see every mail sent.
     advance(&app, "P15D").await;
     let all = sink.mails();
-    assert_eq!(all.len(), 7, "{all:?}");
-    assert_eq!(sink.to(&addr("bob")).len(), 3, "one per request bob approves");
+    assert_eq!(all.len(), 8, "{all:?}");
+    // One per request bob approves, and word that carol decided the escalated one.
+    let to_bob = sink.to(&addr("bob"));
+    assert_eq!(to_bob.len(), 4, "{to_bob:?}");
+    assert!(
+        to_bob.iter().any(|m| m["subject"].as_str().unwrap().starts_with("Request approved for alice to")),
+        "{to_bob:?}"
+    );
     let (status, listed) = app.get(&app.admin, "/_grantry/mail").await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     let listed = listed["value"].as_array().unwrap();
-    assert_eq!(listed.len(), 7, "{listed:?}");
+    assert_eq!(listed.len(), 8, "{listed:?}");
     assert!(listed.iter().all(|m| m["status"] == "sent"), "{listed:?}");
     let id = listed[0]["id"].as_str().unwrap();
     let (status, one) = app.get(&app.admin, &format!("/_grantry/mail/{id}")).await;
@@ -510,9 +516,82 @@ async fn assignees_are_reminded_fourteen_days_and_one_day_before_access_ends() {
     assert_eq!(to_alice.len(), 3, "{:?}", subjects(&to_alice));
     let (_, one) = app.get(&app.admin, &format!("/_grantry/mail/{}", to_alice[0]["id"].as_str().unwrap())).await;
     assert!(one["text"].as_str().unwrap().contains("(1 day from now)"), "{one}");
-    // After the end, nothing more.
+    // At the end, alice is told her access has ended; then nothing more.
     advance(&app, "P3D").await;
-    assert_eq!(kept(&app, &addr("alice")).await.len(), 3);
+    let to_alice = kept(&app, &addr("alice")).await;
+    assert_eq!(to_alice.len(), 4, "{:?}", subjects(&to_alice));
+    assert!(to_alice[0]["subject"].as_str().unwrap().starts_with("Access has ended for"), "{:?}", subjects(&to_alice));
+    let (_, one) = app.get(&app.admin, &format!("/_grantry/mail/{}", to_alice[0]["id"].as_str().unwrap())).await;
+    assert!(one["text"].as_str().unwrap().contains("end of its schedule"), "{one}");
+    assert!(one["text"].as_str().unwrap().contains(&format!("/access/packages/{}", f.package_id)), "{one}");
+    advance(&app, "P30D").await;
+    assert_eq!(kept(&app, &addr("alice")).await.len(), 4);
+}
+
+#[tokio::test]
+async fn approvers_are_reminded_and_told_when_another_approver_decided_or_the_request_expired() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let (alice, dave, bob, cathy) = (
+        app.create_user("alice").await,
+        app.create_user("dave").await,
+        app.create_user("bob").await,
+        app.create_user("cathy").await,
+    );
+    let mut two = stage(&bob, None);
+    two.primary_approvers.push(user_set(&cathy));
+    let policy = self_service(&app, &f, move |p| {
+        p.approval.is_approval_required_for_add = true;
+        p.approval.stages = vec![two];
+    })
+    .await;
+    let first = request_access(&app, &f, &alice, &policy).await;
+    let second = request_access(&app, &f, &dave, &policy).await;
+    for who in ["bob", "cathy"] {
+        assert_eq!(kept(&app, &addr(who)).await.len(), 2, "both requests wait for {who}");
+    }
+
+    // Halfway to the 14-day deadline, both approvers are reminded of both requests, once.
+    advance(&app, "P7DT1H").await;
+    for who in ["bob", "cathy"] {
+        let mails = kept(&app, &addr(who)).await;
+        let reminders: Vec<&Value> =
+            mails.iter().filter(|m| m["subject"].as_str().unwrap().starts_with("Reminder: approve or deny")).collect();
+        assert_eq!(reminders.len(), 2, "{:?}", subjects(&mails));
+        assert!(reminders.iter().all(|m| m["link"].as_str().unwrap().contains("/approvals/")), "{reminders:?}");
+    }
+    advance(&app, "P1D").await;
+    assert_eq!(kept(&app, &addr("bob")).await.len(), 4, "one reminder per request and stage");
+
+    // Bob approves alice's request: cathy is told it no longer waits for her; bob is not.
+    decide(&app, &bob, &first, true).await;
+    let to_cathy = kept(&app, &addr("cathy")).await;
+    assert_eq!(to_cathy.len(), 5, "{:?}", subjects(&to_cathy));
+    assert!(
+        to_cathy[0]["subject"].as_str().unwrap().starts_with("Request approved for alice to"),
+        "{:?}",
+        subjects(&to_cathy)
+    );
+    assert!(to_cathy[0]["link"].as_str().unwrap().ends_with(&format!("/approvals/{first}")), "{}", to_cathy[0]);
+    let (_, one) = app.get(&app.admin, &format!("/_grantry/mail/{}", to_cathy[0]["id"].as_str().unwrap())).await;
+    assert!(one["text"].as_str().unwrap().contains("bob approved"), "{one}");
+    assert_eq!(kept(&app, &addr("bob")).await.len(), 4);
+
+    // Nobody decides dave's: at the deadline both approvers learn it expired, and dave too.
+    advance(&app, "P7D").await;
+    for who in ["bob", "cathy"] {
+        let mails = kept(&app, &addr(who)).await;
+        assert!(mails[0]["subject"].as_str().unwrap().starts_with("Request has expired for"), "{:?}", subjects(&mails));
+        assert!(mails[0]["link"].as_str().unwrap().ends_with(&format!("/approvals/{second}")), "{}", mails[0]);
+    }
+    assert_eq!(kept(&app, &addr("bob")).await.len(), 5);
+    assert_eq!(kept(&app, &addr("cathy")).await.len(), 6);
+    let to_dave = kept(&app, &addr("dave")).await;
+    assert!(
+        to_dave[0]["subject"].as_str().unwrap().starts_with("Your request has expired for"),
+        "{:?}",
+        subjects(&to_dave)
+    );
 }
 
 /// The real binary, killed with SIGKILL while a mail is owed (the SMTP server is down): after
