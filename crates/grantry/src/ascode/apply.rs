@@ -1,8 +1,11 @@
-//! `grantry apply`: makes exactly the planned changes. All or nothing as far as a remote
-//! API allows: everything is validated by `plan` first; additions and updates go first, in
-//! dependency order, each recorded with how to undo it; if one fails, the ones made are
-//! undone in reverse order. Removals (which cannot be undone faithfully: a re-created
-//! object gets a new id) come last, so they run only once everything else succeeded.
+//! `grantry apply`: makes exactly the planned changes, all or nothing. Everything is
+//! validated by `plan` first. Every step that can be taken back is recorded with how to
+//! undo it (a removed incompatibility, role scope or resource is added again, a deleted
+//! policy is created again with the same settings); if one fails, the ones made are undone
+//! in reverse order. The steps that cannot be taken back (deleting a package, a custom
+//! extension or a catalog; removing an assignment) come last: before the first of them,
+//! their preconditions are checked again on the server, and a failure there undoes
+//! everything, so they run only once everything else succeeded.
 
 use super::client::Graph;
 use super::document::*;
@@ -27,6 +30,98 @@ enum Undo {
     Patch(String, Value),
     Put(String, Value),
     Post(String, Value),
+    /// Grant a group role through a package again (the resource's id is looked up then:
+    /// the resource may itself have been added again by an undo).
+    RoleScope { package_id: String, catalog_id: String, group_id: String, role: String },
+}
+
+impl Undo {
+    async fn run(&self, graph: &Graph) -> anyhow::Result<Value> {
+        match self {
+            Undo::Delete(path) => graph.call(Method::DELETE, path, None).await,
+            Undo::Patch(path, body) => graph.call(Method::PATCH, path, Some(body)).await,
+            Undo::Put(path, body) => graph.call(Method::PUT, path, Some(body)).await,
+            Undo::Post(path, body) => graph.call(Method::POST, path, Some(body)).await,
+            Undo::RoleScope { package_id, catalog_id, group_id, role } => {
+                add_role_scope(graph, package_id, catalog_id, group_id, role).await
+            }
+        }
+    }
+}
+
+/// Grants `role` (`Member`, `Owner`) of group `group_id` through package `package_id`.
+async fn add_role_scope(
+    graph: &Graph,
+    package_id: &str,
+    catalog_id: &str,
+    group_id: &str,
+    role: &str,
+) -> anyhow::Result<Value> {
+    let resources =
+        graph.list(&format!("{EM}/catalogs/{catalog_id}/resources?$filter=originId eq '{group_id}'")).await?;
+    let resource_id = resources
+        .first()
+        .and_then(|r| r["id"].as_str())
+        .with_context(|| format!("group '{group_id}' is not a resource of the catalog '{catalog_id}'"))?;
+    let body = json!({
+        "role": { "originId": format!("{role}_{group_id}"), "originSystem": "AadGroup", "resource": { "id": resource_id } },
+        "scope": { "originId": group_id, "originSystem": "AadGroup" }
+    });
+    graph.call(Method::POST, &format!("{EM}/accessPackages/{package_id}/resourceRoleScopes"), Some(&body)).await
+}
+
+/// Checks again, just before the first step that cannot be undone, what the server would
+/// refuse those steps for: each object to delete or assignment to remove is still there,
+/// and no package to delete has gained an assignment since the plan.
+async fn recheck(graph: &Graph, finals: &[&Step]) -> anyhow::Result<()> {
+    for step in finals {
+        match step {
+            Step::DeletePackage { catalog, package, id } => {
+                graph.get(&format!("{EM}/accessPackages/{id}")).await.with_context(|| {
+                    format!("access package '{catalog} / {package}' is no longer on the server")
+                })?;
+                let held = graph
+                    .list(&format!(
+                        "{EM}/assignments?$filter=accessPackage/id eq '{id}' and state eq 'delivered'&$select=id"
+                    ))
+                    .await?;
+                if !held.is_empty() {
+                    bail!(
+                        "access package '{catalog} / {package}' has {} active assignment(s) now (it had none when planned); remove them first, then plan again",
+                        held.len()
+                    );
+                }
+            }
+            Step::DeleteExtension { catalog, name, id } => {
+                let cid = graph
+                    .list(&format!("{EM}/catalogs?$filter=displayName eq '{}'&$select=id", catalog.replace('\'', "''")))
+                    .await?
+                    .first()
+                    .and_then(|c| c["id"].as_str().map(str::to_string))
+                    .with_context(|| format!("catalog '{catalog}' is no longer on the server"))?;
+                graph
+                    .get(&format!("{EM}/catalogs/{cid}/customWorkflowExtensions/{id}"))
+                    .await
+                    .with_context(|| format!("custom extension '{catalog} / {name}' is no longer on the server"))?;
+            }
+            Step::DeleteCatalog { catalog, id } => {
+                graph
+                    .get(&format!("{EM}/catalogs/{id}"))
+                    .await
+                    .with_context(|| format!("catalog '{catalog}' is no longer on the server"))?;
+            }
+            Step::RemoveAssignment { user, assignment_id, package, .. } => {
+                let a = graph.get(&format!("{EM}/assignments/{assignment_id}")).await.with_context(|| {
+                    format!("the assignment of '{package}' to {user} is no longer on the server")
+                })?;
+                if a["state"].as_str() != Some("delivered") {
+                    bail!("the assignment of '{package}' to {user} is no longer active; plan again");
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Ids of the catalogs, packages, extensions and resources by name, filled as objects are
@@ -78,51 +173,53 @@ pub async fn apply(
     let mut undo: Vec<Undo> = Vec::new();
     let mut applied = Applied::default();
     let total = plan.steps.len();
+    let mut rechecked = false;
     for (i, step) in plan.steps.iter().enumerate() {
         progress(&format!("{}/{total} {}", i + 1, step.describe()));
-        if !step.reversible() && !undo.is_empty() {
-            // From here on nothing is undone; what came before has all succeeded.
-            undo.clear();
-        }
-        match run(graph, plan, step, &mut ids, &mut applied.notes).await {
+        let outcome = if !step.reversible() && !rechecked {
+            rechecked = true;
+            let finals: Vec<&Step> = plan.steps[i..].iter().filter(|s| !s.reversible()).collect();
+            match recheck(graph, &finals).await {
+                Ok(()) => run(graph, plan, step, &mut ids, &mut applied.notes).await,
+                Err(e) => Err(e.context("checking the removals that cannot be undone before making them")),
+            }
+        } else {
+            run(graph, plan, step, &mut ids, &mut applied.notes).await
+        };
+        match outcome {
             Ok(u) => {
                 undo.extend(u);
                 applied.done.push(step.describe());
             }
             Err(e) => {
-                let mut failed_undo = Vec::new();
-                if step.reversible() {
-                    while let Some(u) = undo.pop() {
-                        let r = match &u {
-                            Undo::Delete(path) => graph.call(Method::DELETE, path, None).await,
-                            Undo::Patch(path, body) => graph.call(Method::PATCH, path, Some(body)).await,
-                            Undo::Put(path, body) => graph.call(Method::PUT, path, Some(body)).await,
-                            Undo::Post(path, body) => graph.call(Method::POST, path, Some(body)).await,
-                        };
-                        if let Err(ue) = r {
-                            failed_undo.push(ue.to_string());
-                        }
-                    }
-                    if failed_undo.is_empty() {
-                        bail!(
-                            "{} failed: {e:#}\nthe {} change(s) made before it were undone; the server is as it was",
-                            step.describe(),
-                            applied.done.len()
-                        );
-                    }
+                let finals_made: Vec<&String> =
+                    applied.done.iter().zip(&plan.steps).filter(|(_, s)| !s.reversible()).map(|(d, _)| d).collect();
+                if !finals_made.is_empty() {
+                    // Part of what cannot be undone is done; what it depended on stays.
                     bail!(
-                        "{} failed: {e:#}\nundoing the changes made before it failed too:\n  {}",
+                        "{} failed: {e:#}\nevery other change had been made and stays; these {} change(s) that cannot be undone were made before it:\n  {}",
                         step.describe(),
-                        failed_undo.join("\n  ")
+                        finals_made.len(),
+                        finals_made.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  ")
                     );
                 }
-                let removals: Vec<&String> =
-                    applied.done.iter().zip(&plan.steps).filter(|(_, s)| !s.reversible()).map(|(d, _)| d).collect();
+                let mut failed_undo = Vec::new();
+                while let Some(u) = undo.pop() {
+                    if let Err(ue) = u.run(graph).await {
+                        failed_undo.push(ue.to_string());
+                    }
+                }
+                if failed_undo.is_empty() {
+                    bail!(
+                        "{} failed: {e:#}\nthe {} change(s) made before it were undone; the server is as it was",
+                        step.describe(),
+                        applied.done.len()
+                    );
+                }
                 bail!(
-                    "{} failed: {e:#}\nevery addition and update had been made; these {} removal(s) were made before it and stay made:\n  {}",
+                    "{} failed: {e:#}\nundoing the changes made before it failed too:\n  {}",
                     step.describe(),
-                    removals.len(),
-                    removals.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  ")
+                    failed_undo.join("\n  ")
                 );
             }
         }
@@ -320,23 +417,41 @@ async fn run(
                     None,
                 )
                 .await?;
-            vec![]
+            let again = json!({ "@odata.id": format!("{}/v1.0{EM}/accessPackages/{other_id}", graph.base()) });
+            vec![Undo::Post(format!("{EM}/accessPackages/{pid}/incompatibleAccessPackages/$ref"), again)]
         }
         Step::RemoveIncompatibleGroup { catalog, package, group_id, .. } => {
             let pid = pkg_id(ids, catalog, package)?;
             graph
                 .call(Method::DELETE, &format!("{EM}/accessPackages/{pid}/incompatibleGroups/{group_id}/$ref"), None)
                 .await?;
-            vec![]
+            let again = json!({ "@odata.id": format!("{}/v1.0/groups/{group_id}", graph.base()) });
+            vec![Undo::Post(format!("{EM}/accessPackages/{pid}/incompatibleGroups/$ref"), again)]
         }
-        Step::RemoveRoleScope { catalog, package, id, .. } => {
+        Step::RemoveRoleScope { catalog, package, id, scope } => {
             let pid = pkg_id(ids, catalog, package)?;
+            let cid = cat_id(ids, catalog)?;
             graph.call(Method::DELETE, &format!("{EM}/accessPackages/{pid}/resourceRoleScopes/{id}"), None).await?;
-            vec![]
+            match dir.group_by_name(&scope.group) {
+                Ok(g) => vec![Undo::RoleScope {
+                    package_id: pid,
+                    catalog_id: cid,
+                    group_id: g.id.clone(),
+                    role: scope.role.name().to_string(),
+                }],
+                Err(_) => vec![],
+            }
         }
-        Step::DeletePolicy { id, .. } => {
+        Step::DeletePolicy { catalog, package, policy, id } => {
+            let pid = pkg_id(ids, catalog, package)?;
+            let live = plan.live.policy(catalog, package, policy).context("the policy is gone")?;
+            let mut again = restore_of(&live.raw, POLICY_SETTINGS);
+            if let Value::Object(b) = &mut again {
+                b.insert("displayName".into(), json!(policy));
+                b.insert("accessPackage".into(), json!({ "id": pid }));
+            }
             graph.call(Method::DELETE, &format!("{EM}/assignmentPolicies/{id}"), None).await?;
-            vec![]
+            vec![Undo::Post(format!("{EM}/assignmentPolicies"), again)]
         }
         Step::DeletePackage { id, .. } => {
             graph.call(Method::DELETE, &format!("{EM}/accessPackages/{id}"), None).await?;
@@ -349,9 +464,10 @@ async fn run(
         }
         Step::RemoveResource { catalog, group_id, .. } => {
             let cid = cat_id(ids, catalog)?;
-            let body = json!({ "requestType": "adminRemove", "resource": { "originId": group_id, "originSystem": "AadGroup" }, "catalog": { "id": cid } });
-            graph.call(Method::POST, &format!("{EM}/resourceRequests"), Some(&body)).await?;
-            vec![]
+            let body = |t: &str| json!({ "requestType": t, "resource": { "originId": group_id, "originSystem": "AadGroup" }, "catalog": { "id": cid } });
+            let path = format!("{EM}/resourceRequests");
+            graph.call(Method::POST, &path, Some(&body("adminRemove"))).await?;
+            vec![Undo::Post(path, body("adminAdd"))]
         }
         Step::DeleteCatalog { id, .. } => {
             graph.call(Method::DELETE, &format!("{EM}/catalogs/{id}"), None).await?;

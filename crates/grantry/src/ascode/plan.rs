@@ -167,6 +167,9 @@ pub enum Step {
         catalog: String,
         group: String,
         group_id: String,
+        /// A package of the catalog is deleted in the same plan (its role scopes may use
+        /// the resource), so this runs after that deletion and cannot be undone either.
+        after_deletion: bool,
     },
     DeleteCatalog {
         catalog: String,
@@ -183,19 +186,19 @@ pub enum Step {
 }
 
 impl Step {
-    /// Whether `apply` can undo this step if a later one fails.
+    /// Whether `apply` can undo this step if a later one fails: everything but the steps
+    /// whose effect cannot be made again as it was (a deleted package, custom extension or
+    /// catalog would come back with a new id, an extension with a new signing secret; a
+    /// removed assignment is access taken away). Those run last, after every other step
+    /// succeeded and their preconditions were checked again.
     pub fn reversible(&self) -> bool {
         !matches!(
             self,
-            Step::RemoveIncompatiblePackage { .. }
-                | Step::RemoveIncompatibleGroup { .. }
-                | Step::RemoveRoleScope { .. }
-                | Step::DeletePolicy { .. }
-                | Step::DeletePackage { .. }
+            Step::DeletePackage { .. }
                 | Step::DeleteExtension { .. }
-                | Step::RemoveResource { .. }
                 | Step::DeleteCatalog { .. }
                 | Step::RemoveAssignment { .. }
+                | Step::RemoveResource { after_deletion: true, .. }
         )
     }
 
@@ -390,6 +393,17 @@ pub async fn plan(graph: &Graph, file: &str, text: &str, progress: &dyn Fn(&str)
         }
     }
     steps.extend(extra);
+    // The steps apply cannot undo go last, in the order they had among themselves, so that
+    // everything else has succeeded (and can still be undone) when the first of them runs.
+    // Impacts follow their steps.
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_by_key(|&i| !steps[i].reversible());
+    let impacts = impacts
+        .into_iter()
+        .filter_map(|(i, imp)| order.iter().position(|&o| o == i).map(|n| (n, imp)))
+        .collect();
+    let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+    let steps: Vec<Step> = order.iter().filter_map(|&i| slots[i].take()).collect();
     let id = fingerprint(&live, &steps, &impacts)?;
     Ok(Plan { file: file.to_string(), desired, steps, impacts, id, live })
 }
@@ -516,6 +530,7 @@ fn validate(file: &str, text: &str, doc: &Document, live: &Live) -> Result<(), I
                         );
                     }
                 }
+                let mut unknown_subjects = false;
                 for (setting, value) in q.settings() {
                     let mut found = Vec::new();
                     subjects(&value, &mut Vec::new(), &mut found);
@@ -528,6 +543,7 @@ fn validate(file: &str, text: &str, doc: &Document, live: &Live) -> Result<(), I
                                 _ => live.dir.group_by_name(&name).err(),
                             };
                         if let Some(p) = problem {
+                            unknown_subjects = true;
                             let mut full = qat(&[key(setting)]);
                             full.extend(path);
                             full.push(key(kind));
@@ -535,10 +551,68 @@ fn validate(file: &str, text: &str, doc: &Document, live: &Live) -> Result<(), I
                         }
                     }
                 }
+                // The settings as the server will read them, checked by the server's own
+                // rules, so that a bad nested value is refused here, not half-way through
+                // `apply`.
+                if !unknown_subjects
+                    && let Err(e) = check_policy(qn, q, live.policy(cn, pn, qn).map(|p| &p.raw), &live.dir)
+                {
+                    let mut full = qat(&[]);
+                    full.extend(target_path(e.target.as_deref().unwrap_or_default()));
+                    let what = e.target.as_deref().map(|t| format!("{t}: ")).unwrap_or_default();
+                    err(full, format!("policy '{cn} / {pn} / {qn}': {what}{}", e.message));
+                }
             }
         }
     }
     if errors.is_empty() { Ok(()) } else { Err(InputErrors(errors)) }
+}
+
+/// Checks policy `name` of the file as the server will: the body `apply` sends (the
+/// server's current settings overlaid with the file's) read by the server's parser and
+/// checked by its rules. Subjects must resolve (checked before).
+fn check_policy(
+    name: &str,
+    q: &Policy,
+    current: Option<&Value>,
+    dir: &live::Directory,
+) -> Result<(), grantry_domain::Error> {
+    let mut body = policy_body(q, dir, current.unwrap_or(&Value::Null))
+        .map_err(|e| grantry_domain::Error::bad_request("InvalidPolicy", e.to_string()))?;
+    if let Value::Object(b) = &mut body {
+        b.insert("displayName".into(), Value::String(name.to_string()));
+        b.insert("accessPackage".into(), serde_json::json!({ "id": "00000000-0000-0000-0000-000000000000" }));
+    }
+    let input = grantry_graph::policy::parse_policy(&grantry_graph::Body::root(&body)?, grantry_graph::Dialect::V1)?;
+    let now = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    input.into_policy(String::new(), String::new(), String::new(), None, now, now).validate(false)
+}
+
+/// The key path of an error target such as `requestApprovalSettings.stages[1].primaryApprovers`.
+fn target_path(target: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in target.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            out.push(key(&rest[..open]));
+            rest = &rest[open..];
+            while let Some(close) = rest.find(']') {
+                if let Ok(i) = rest[1..close].parse() {
+                    out.push(Seg::Index(i));
+                }
+                rest = &rest[close + 1..];
+                if !rest.starts_with('[') {
+                    break;
+                }
+            }
+        } else {
+            match rest.parse() {
+                Ok(i) => out.push(Seg::Index(i)),
+                Err(_) => out.push(key(rest)),
+            }
+        }
+    }
+    out
 }
 
 /// Every `user:` / `group:` subject below `v`, with its path.
@@ -827,6 +901,7 @@ fn diff(want: &Document, live: &Live) -> anyhow::Result<Vec<Step>> {
                         catalog: cn.clone(),
                         group: r.group.clone(),
                         group_id: g.id.clone(),
+                        after_deletion: false,
                     });
                 }
             }
@@ -849,6 +924,7 @@ fn diff(want: &Document, live: &Live) -> anyhow::Result<Vec<Step>> {
                     catalog: cn.clone(),
                     group: group.clone(),
                     group_id: g.id.clone(),
+                    after_deletion: false,
                 });
             }
         }
@@ -882,6 +958,12 @@ fn diff(want: &Document, live: &Live) -> anyhow::Result<Vec<Step>> {
         | Step::DeletePolicy { catalog, package, .. } => !deleted.contains(&(catalog.clone(), package.clone())),
         _ => true,
     });
+    let deleting: BTreeSet<String> = deleted.iter().map(|(c, _)| c.clone()).collect();
+    for s in &mut removes {
+        if let Step::RemoveResource { catalog, after_deletion, .. } = s {
+            *after_deletion = deleting.contains(catalog);
+        }
+    }
     // Additions in dependency order too: every package exists before any incompatibility
     // names it, every extension before a policy uses it (the sort keeps names' order).
     let rank = |s: &Step| -> u8 {

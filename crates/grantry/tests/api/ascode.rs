@@ -346,12 +346,10 @@ catalogs:
 }
 
 #[tokio::test]
-async fn a_failed_apply_undoes_what_it_made() {
+async fn a_bad_nested_policy_setting_is_refused_by_plan_with_its_line() {
     let app = TestApp::spawn().await;
     directory(&app).await;
     let g = graph(&app);
-    // The policy's expiration is refused by the server, after the catalog, resource and
-    // package were made.
     let text = "\
 catalogs:
   Marketing:
@@ -366,12 +364,65 @@ catalogs:
               type: afterDuration
               duration: forever
 ";
-    let e = ascode::apply(&g, "access.yaml", text, None, &quiet).await.expect_err("refused");
+    // The server's own rules check the nested settings at plan time, before anything is
+    // written, and name the line to fix.
+    let e = ascode::plan(&g, "access.yaml", text, &quiet).await.expect_err("refused");
     let shown = format!("{e:#}");
-    assert!(shown.contains("+ policy 'Marketing / Sales access / Broken' failed"), "{shown}");
-    assert!(shown.contains("were undone; the server is as it was"), "{shown}");
+    assert!(shown.starts_with("access.yaml:12: "), "{shown}");
+    assert!(shown.contains("policy 'Marketing / Sales access / Broken': expiration.duration"), "{shown}");
+    let stage = text.replace(
+        "            expiration:\n              type: afterDuration\n              duration: forever\n",
+        "            requestApprovalSettings:\n              isApprovalRequiredForAdd: true\n              stages:\n              - durationBeforeAutomaticDenial: P7D\n                primaryApprovers: []\n",
+    );
+    let e = ascode::apply(&g, "access.yaml", &stage, None, &quiet).await.expect_err("refused");
+    let shown = format!("{e:#}");
+    assert!(shown.starts_with("access.yaml:14: "), "{shown}");
+    assert!(shown.contains("requestApprovalSettings.stages[0].primaryApprovers"), "{shown}");
     let (_, catalogs) = app.get(&app.admin, &format!("/v1.0/{EM}/catalogs?$filter=displayName eq 'Marketing'")).await;
     assert_eq!(catalogs["value"].as_array().unwrap().len(), 0, "{catalogs}");
-    let (_, packages) = app.get(&app.admin, &format!("/v1.0/{EM}/accessPackages")).await;
-    assert_eq!(packages["value"].as_array().unwrap().len(), 0, "{packages}");
+}
+
+#[tokio::test]
+async fn a_failed_apply_undoes_what_it_made_removals_included() {
+    let app = TestApp::spawn().await;
+    let users = directory(&app).await;
+    configure(&app, &users).await;
+    let g = graph(&app);
+    let before = ascode::export(&g, &quiet).await.unwrap().yaml;
+    // One update, three removals apply can undo, and the deletion of a package, which it
+    // cannot undo and so makes last.
+    let mut doc = ascode::plan::parse("access.yaml", &before).expect("the export parses");
+    let marketing = doc.catalogs.get_mut("Marketing").unwrap();
+    marketing.access_packages.remove("Support access");
+    let sales = marketing.access_packages.get_mut("Sales access").unwrap();
+    sales.incompatible_access_packages.clear();
+    sales.incompatible_groups.clear();
+    sales.role_scopes.clear();
+    sales.policies.get_mut("Sales staff").unwrap().description = Some("reviewed".into());
+    let edited = ascode::document::to_yaml(&doc).unwrap();
+    let plan = ascode::plan(&g, "access.yaml", &edited, &quiet).await.expect("plan");
+    let shown = plan.render("");
+    let last = plan.steps.last().unwrap().describe();
+    assert_eq!(last, "- access package 'Marketing / Support access'", "{shown}");
+    assert!(plan.steps[..plan.steps.len() - 1].iter().all(|s| s.reversible()), "{shown}");
+
+    // Between the plan and the apply, the package to delete is assigned to someone, so its
+    // deletion would be refused after the other changes were made.
+    let (_, packages) =
+        app.get(&app.admin, &format!("/v1.0/{EM}/accessPackages?$filter=displayName eq 'Support access'")).await;
+    let support = packages["value"][0]["id"].as_str().unwrap().to_string();
+    let (_, policies) =
+        app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies?$filter=accessPackage/id eq '{support}'")).await;
+    let admins_only = policies["value"][0]["id"].as_str().unwrap().to_string();
+    assign(&app, &support, &admins_only, &users[3]).await;
+    app.drain().await;
+
+    let e = ascode::apply::apply(&g, &plan, None, &quiet).await.expect_err("refused");
+    let shown = format!("{e:#}");
+    assert!(shown.contains("- access package 'Marketing / Support access' failed"), "{shown}");
+    assert!(shown.contains("1 active assignment(s) now"), "{shown}");
+    assert!(shown.contains("were undone; the server is as it was"), "{shown}");
+    // Every change, the removals included, was taken back.
+    let after = ascode::export(&g, &quiet).await.unwrap().yaml;
+    assert_eq!(after, before);
 }
