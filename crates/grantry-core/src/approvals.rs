@@ -109,6 +109,18 @@ fn add_approver(c: &mut dyn Conn, approval_id: &str, index: usize, user_id: &str
 /// Creates the approval of `request` (same id) and starts its first stage. The caller has
 /// put the request in `pendingApproval`.
 pub fn begin(c: &mut dyn Conn, now: DateTime<Utc>, request: &AssignmentRequest, policy: &Policy) -> Result<Begin> {
+    let mut approval = fresh(now, request, policy);
+    if !start_stage(c, now, &mut approval, policy, 0, request)? {
+        approval.state = ApprovalState::Denied;
+        repo::insert(c, &approval)?;
+        return Ok(Begin::NoApprovers);
+    }
+    repo::insert(c, &approval)?;
+    Ok(Begin::Waiting)
+}
+
+/// The approval of `request` under `policy`, no stage started.
+fn fresh(now: DateTime<Utc>, request: &AssignmentRequest, policy: &Policy) -> Approval {
     let stages = policy
         .approval
         .stages
@@ -131,20 +143,122 @@ pub fn begin(c: &mut dyn Conn, now: DateTime<Utc>, request: &AssignmentRequest, 
             escalation_date_time: None,
         })
         .collect();
-    let mut approval = Approval {
-        id: request.id.clone(),
-        policy_id: policy.id.clone(),
-        state: ApprovalState::Pending,
-        stages,
-        created_date_time: now,
+    Approval { id: request.id.clone(), policy_id: policy.id.clone(), state: ApprovalState::Pending, stages, created_date_time: now }
+}
+
+/// The first (dynamic) stage of `policy` decided by the custom extension's workflow, in
+/// its resume: the approval is recorded with that stage completed by the workflow's caller;
+/// approved, the policy's next stage starts, or the request is approved.
+pub(crate) fn decide_first_by_workflow(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    request: &AssignmentRequest,
+    policy: &Policy,
+    decision: Decision<'_>,
+) -> Result<Outcome> {
+    let mut approval = fresh(now, request, policy);
+    let Some(stage) = approval.stages.first_mut() else {
+        return Err(Error::conflict("NoApprovalStage", "The request's policy has no approval stage to decide."));
     };
-    if !start_stage(c, now, &mut approval, policy, 0, request)? {
+    stage.status = StageStatus::Completed;
+    stage.started_date_time = Some(now);
+    stage.review_result = if decision.approve { ReviewResult::Approved } else { ReviewResult::Denied };
+    stage.reviewed_by =
+        Some(Identity { id: decision.approver_id.to_string(), display_name: decision.approver_name.clone() });
+    stage.reviewed_date_time = Some(now);
+    stage.justification = decision.justification.clone();
+    let outcome = if !decision.approve {
         approval.state = ApprovalState::Denied;
-        repo::insert(c, &approval)?;
-        return Ok(Begin::NoApprovers);
-    }
+        Outcome::Denied
+    } else if policy.approval.stages.len() > 1 {
+        if start_stage(c, now, &mut approval, policy, 1, request)? {
+            Outcome::NextStage
+        } else {
+            approval.state = ApprovalState::Denied;
+            Outcome::NoApprovers
+        }
+    } else {
+        approval.state = ApprovalState::Approved;
+        Outcome::Approved
+    };
     repo::insert(c, &approval)?;
-    Ok(Begin::Waiting)
+    audit::record(
+        c,
+        AuditEvent {
+            at: now,
+            actor_id: Some(decision.approver_id),
+            entity_type: "approval",
+            entity_id: &approval.id,
+            action: if decision.approve { "stageApproved" } else { "stageDenied" },
+            detail: json!({ "stage": 1, "stageId": approval.stages[0].id, "justification": decision.justification, "by": "customExtension" }),
+        },
+    )?;
+    Ok(outcome)
+}
+
+/// Moves request `r` on after a decision of its approval: the next stage, delivery (with
+/// the approved stage's callout first), or denial.
+pub(crate) fn continue_after(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    outcome: Outcome,
+    actor: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    match outcome {
+        Outcome::NextStage => delivery::set_state_by(
+            c,
+            now,
+            r,
+            RequestState::PendingApproval,
+            RequestStatus::PendingApproval,
+            Some(actor),
+            detail,
+        ),
+        Outcome::Approved => {
+            audit::record(
+                c,
+                AuditEvent {
+                    at: now,
+                    actor_id: Some(actor),
+                    entity_type: "accessPackageAssignmentRequest",
+                    entity_id: &r.id,
+                    action: "approved",
+                    detail,
+                },
+            )?;
+            crate::webhooks::request_event(c, now, "approved", r)?;
+            if crate::callouts::fire_and_maybe_hold(
+                c,
+                now,
+                grantry_domain::enums::CustomExtensionStage::AssignmentRequestApproved,
+                r,
+            )? {
+                // Access waits for the workflow: tell the requestor it was approved.
+                return crate::notify::request_approved(c, now, r);
+            }
+            delivery::advance(c, now, r)?;
+            // Delivered at once, the "access delivered" mail says it all; a later start
+            // gets its own "approved" mail.
+            if r.state == RequestState::Scheduled {
+                crate::notify::request_approved(c, now, r)?;
+            }
+            Ok(())
+        }
+        Outcome::Denied => {
+            delivery::set_state_by(c, now, r, RequestState::Denied, RequestStatus::Denied, Some(actor), detail)
+        }
+        Outcome::NoApprovers => delivery::set_state_by(
+            c,
+            now,
+            r,
+            RequestState::Denied,
+            RequestStatus::Denied,
+            Some(actor),
+            json!({ "approvalId": r.id, "reason": "The stage was approved, but no approver could be resolved for the next stage." }),
+        ),
+    }
 }
 
 /// What a decision led to, for the request's processing.
@@ -566,59 +680,7 @@ pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_i
             )?;
             let Some(mut r) = pending_request(c, &approval_id)? else { return Ok(()) };
             let detail = json!({ "approvalId": approval_id, "stageId": stage_id, "justification": justification });
-            match outcome {
-                Outcome::NextStage => delivery::set_state_by(
-                    c,
-                    now,
-                    &mut r,
-                    RequestState::PendingApproval,
-                    RequestStatus::PendingApproval,
-                    Some(&uid),
-                    detail,
-                ),
-                Outcome::Approved => {
-                    audit::record(
-                        c,
-                        AuditEvent {
-                            at: now,
-                            actor_id: Some(&uid),
-                            entity_type: "accessPackageAssignmentRequest",
-                            entity_id: &r.id,
-                            action: "approved",
-                            detail,
-                        },
-                    )?;
-                    crate::webhooks::request_event(c, now, "approved", &r)?;
-                    if crate::callouts::fire_and_maybe_hold(
-                        c,
-                        now,
-                        grantry_domain::enums::CustomExtensionStage::AssignmentRequestApproved,
-                        &mut r,
-                    )? {
-                        // Access waits for the workflow: tell the requestor it was approved.
-                        return crate::notify::request_approved(c, now, &r);
-                    }
-                    delivery::advance(c, now, &mut r)?;
-                    // Delivered at once, the "access delivered" mail says it all; a later
-                    // start gets its own "approved" mail.
-                    if r.state == RequestState::Scheduled {
-                        crate::notify::request_approved(c, now, &r)?;
-                    }
-                    Ok(())
-                }
-                Outcome::Denied => {
-                    delivery::set_state_by(c, now, &mut r, RequestState::Denied, RequestStatus::Denied, Some(&uid), detail)
-                }
-                Outcome::NoApprovers => delivery::set_state_by(
-                    c,
-                    now,
-                    &mut r,
-                    RequestState::Denied,
-                    RequestStatus::Denied,
-                    Some(&uid),
-                    json!({ "approvalId": approval_id, "reason": "The stage was approved, but no approver could be resolved for the next stage." }),
-                ),
-            }
+            continue_after(c, now, &mut r, outcome, &uid, detail)
         })
         .await?;
     app.work_signal.notify_one();

@@ -148,6 +148,13 @@ fn write_callout(
     });
     let subject_id = context.request_id.clone().or_else(|| context.assignment_id.clone()).unwrap_or_default();
     match extension.target_url() {
+        Some(_) if extension.disabled.is_some() => {
+            instance["status"] = json!("calloutFailed");
+            instance["detail"] = json!(format!(
+                "Not called: the extension is disabled ({}) until an administrator updates it.",
+                extension.disabled.as_ref().map(|d| d.reason.as_str()).unwrap_or_default()
+            ));
+        }
         Some(url) => {
             let (timeout_ms, max_attempts) = client_settings(extension);
             let message = OutboxMessage::pending(
@@ -369,6 +376,9 @@ pub(crate) fn after_delivery(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Atte
         return after_connection_test(c, m, attempt, now);
     }
     let Ok(ctx) = serde_json::from_value::<CalloutContext>(m.context.clone()) else { return Ok(()) };
+    if matches!(attempt, Attempt::Refused { status: Some(410), .. }) {
+        disable_extension(c, now, &ctx.custom_extension_id, &m.id)?;
+    }
     let waiting = match &ctx.request_id {
         Some(rid) => repo::get::<AssignmentRequest>(c, rid)?.is_some_and(|r| r.status == WAITING_FOR_CALLBACK),
         None => false,
@@ -420,6 +430,45 @@ pub(crate) fn after_delivery(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Atte
     )
 }
 
+/// The extension's endpoint answered `410 Gone` (Standard Webhooks: the endpoint is gone
+/// for good): Grantry stops calling it until an administrator changes the extension. The
+/// callouts it still owes are dead-lettered; later stages record a failed callout.
+fn disable_extension(c: &mut dyn Conn, now: DateTime<Utc>, extension_id: &str, message_id: &str) -> Result<()> {
+    let Some(mut e) = repo::get::<CustomExtension>(c, extension_id)? else { return Ok(()) };
+    if e.disabled.is_some() {
+        return Ok(());
+    }
+    let reason = format!("its endpoint answered 410 Gone to callout '{message_id}'");
+    e.disabled = Some(ExtensionDisabled { reason: reason.clone(), date_time: now });
+    repo::update(c, &e)?;
+    audit::record(
+        c,
+        AuditEvent {
+            at: now,
+            actor_id: None,
+            entity_type: "customCalloutExtension",
+            entity_id: extension_id,
+            action: "disabled",
+            detail: json!({ "reason": reason, "calloutId": message_id }),
+        },
+    )?;
+    let owed: Vec<OutboxMessage> = repo::find_all(
+        c,
+        "kind = 'callout' AND state = 'pending' AND id <> ?",
+        &[grantry_store::Value::from(message_id)],
+    )?;
+    for mut p in owed.into_iter().filter(|p| p.signed_by == SignedBy::CustomExtension(extension_id.to_string())) {
+        p.state = OutboxState::Dead;
+        p.lease_until = None;
+        p.finished_date_time = Some(now);
+        p.last_error = Some("Not sent: the extension was disabled (its endpoint answered 410 Gone).".into());
+        repo::update(c, &p)?;
+        let attempt = Attempt::Refused { status: None, error: p.last_error.clone().unwrap_or_default() };
+        after_delivery(c, &p, &attempt, now)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +489,7 @@ mod tests {
             last_modified_by: None,
             created_date_time: chrono::DateTime::UNIX_EPOCH,
             last_modified_date_time: chrono::DateTime::UNIX_EPOCH,
+            disabled: None,
         }
     }
 
@@ -494,7 +544,7 @@ pub fn fire_and_maybe_hold(
     let before = r.custom_extension_callout_instances.len();
     fire_for_request(c, now, stage, r)?;
     let Some(instance) = r.custom_extension_callout_instances.get(before).cloned() else { return Ok(false) };
-    if !holds_at(stage) || instance["status"].as_str() == Some("calloutFailed") {
+    if !holds_at(stage) {
         return Ok(false);
     }
     let Some(extension) = instance["customExtensionId"]
@@ -506,6 +556,15 @@ pub fn fire_and_maybe_hold(
     };
     let Some(timeout) = extension.callback_timeout else { return Ok(false) };
     let instance_id = instance["id"].as_str().unwrap_or_default().to_string();
+    if instance["status"].as_str() == Some("calloutFailed") {
+        if extension.disabled.is_some() {
+            // The workflow this stage waits for is gone: the request fails, as when its
+            // callout fails, rather than going on without the workflow's answer.
+            fail_waiting(c, now, r, &instance_id, "calloutFailed")?;
+            return Ok(true);
+        }
+        return Ok(false);
+    }
     crate::jobs::enqueue(c, JOB_CALLBACK_TIMEOUT, &r.id, now + timeout, json!({ "instanceId": instance_id }))?;
     let state = r.state;
     crate::delivery::set_state_by(
@@ -542,6 +601,9 @@ pub struct Resume {
     pub detail: Option<String>,
     /// `denied` or `canceled` end the request.
     pub end_state: Option<grantry_domain::enums::RequestState>,
+    /// `data.state: "approved"`: the workflow approves the approval stage it was asked
+    /// about (a dynamic first stage), as `denied` denies it.
+    pub approved: bool,
     pub source: Option<String>,
     /// `data.approvalStage` (`assignmentRequestApprovalStageCallbackData`): the first
     /// approval stage, as the workflow determined it, for a policy whose first stage is
@@ -610,10 +672,26 @@ pub fn resume(
             ),
         ));
     }
-    if determining && input.approval_stage.is_none() && input.end_state.is_none() {
+    if input.approved && !determining {
+        return Err(Error::invalid_property(
+            "data.state",
+            format!(
+                "'data.state': \"approved\" decides the approval stage a callout made at assignmentRequestDeterminingApprovalRequirements asks about; the callout '{}' was made at '{}'. Omit 'data.state' to continue, or send \"denied\" or \"canceled\" to end the request.",
+                input.instance_id,
+                stage.v1()
+            ),
+        ));
+    }
+    if determining && input.approval_stage.is_none() && input.end_state.is_none() && !input.approved {
         return Err(Error::invalid_property(
             "data.approvalStage",
-            "This callout asks the workflow for the approval stage: send 'data.approvalStage' (an accessPackageApprovalStage with primaryApprovers) in an assignmentRequestApprovalStageCallbackData, or 'data.state': \"denied\".",
+            "This callout asks the workflow for the approval stage: send 'data.approvalStage' (an accessPackageApprovalStage with primaryApprovers) in an assignmentRequestApprovalStageCallbackData, or decide the stage with 'data.state': \"approved\" or \"denied\".",
+        ));
+    }
+    if input.approved && input.approval_stage.is_some() {
+        return Err(Error::invalid_property(
+            "data.state",
+            "Send either 'data.approvalStage' (approvers decide the stage) or 'data.state': \"approved\" (the workflow decides it), not both.",
         ));
     }
     let detail = input.detail.clone().unwrap_or_else(|| "Callback received.".into());
@@ -639,6 +717,28 @@ pub fn resume(
             }),
         },
     )?;
+    if determining && (input.approved || input.end_state == Some(RequestState::Denied)) {
+        // The workflow decides the stage itself: the approval records its decision.
+        let policy_id = r.policy_id.clone().unwrap_or_default();
+        let policy = repo::get::<Policy>(c, &policy_id)?.ok_or_else(|| {
+            Error::conflict("PolicyNotFound", format!("The policy '{policy_id}' of request '{}' no longer exists.", r.id))
+        })?;
+        let decision = crate::approvals::Decision {
+            approver_id: actor_id,
+            approver_name: Some(input.source.clone().unwrap_or_else(|| "Custom extension".into())),
+            approve: input.approved,
+            justification: Some(detail.clone()),
+        };
+        let outcome = crate::approvals::decide_first_by_workflow(c, now, r, &policy, decision)?;
+        return crate::approvals::continue_after(
+            c,
+            now,
+            r,
+            outcome,
+            actor_id,
+            json!({ "approvalId": r.id, "customExtensionStageInstanceId": id, "justification": detail }),
+        );
+    }
     match input.end_state {
         Some(end) => {
             let status = if end == RequestState::Denied { RequestStatus::Denied } else { RequestStatus::Canceled };

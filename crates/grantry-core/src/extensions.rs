@@ -106,6 +106,7 @@ pub async fn create_extension(
         last_modified_by: Some(actor),
         created_date_time: now,
         last_modified_date_time: now,
+        disabled: None,
     };
     let saved = extension.clone();
     let actor_id = caller.id().to_string();
@@ -234,6 +235,8 @@ pub async fn update_extension(
         next.callback_timeout = v;
     }
     check_callback(next.kind, next.callback_timeout)?;
+    // An administrator's change is the answer to a disabled extension: Grantry calls it again.
+    let enabled_again = next.disabled.take().map(|d| d.reason);
     next.last_modified_by = Some(crate::catalogs::actor_name(app, caller).await?);
     next.last_modified_date_time = app.now();
     let saved = next.clone();
@@ -251,7 +254,7 @@ pub async fn update_extension(
                     entity_type: "customCalloutExtension",
                     entity_id: &saved.id,
                     action: "update",
-                    detail: serde_json::json!({ "displayName": saved.display_name }),
+                    detail: serde_json::json!({ "displayName": saved.display_name, "enabledAgain": enabled_again }),
                 },
             )
         })

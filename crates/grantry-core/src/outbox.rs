@@ -69,10 +69,44 @@ pub enum Attempt {
     /// 2xx. `body` is the start of the answer, when it is JSON.
     Delivered { status: u16, body: Option<serde_json::Value> },
     /// Worth retrying: a network error, a timeout, 408, 429 or 5xx.
-    Retry { status: Option<u16>, error: String, retry_after: Option<std::time::Duration> },
+    Retry { status: Option<u16>, error: String, retry_after: Option<RetryAfter> },
     /// Retrying will not help: the destination is not allowed, or the receiver refused (4xx,
     /// 3xx).
     Refused { status: Option<u16>, error: String },
+}
+
+/// A receiver's `Retry-After`: a number of seconds, or an HTTP-date (RFC 9110 §10.2.3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RetryAfter {
+    Seconds(u64),
+    At(DateTime<Utc>),
+}
+
+impl RetryAfter {
+    /// Reads the header's value: delay-seconds, or an HTTP-date in any of the three forms
+    /// recipients must accept (IMF-fixdate, RFC 850, asctime). Anything else is ignored.
+    pub fn parse(value: &str) -> Option<RetryAfter> {
+        let v = value.trim();
+        if let Ok(seconds) = v.parse::<u64>() {
+            return Some(RetryAfter::Seconds(seconds));
+        }
+        if let Ok(t) = DateTime::parse_from_rfc2822(v) {
+            return Some(RetryAfter::At(t.with_timezone(&Utc)));
+        }
+        let bare = v.strip_suffix(" GMT").unwrap_or(v);
+        ["%A, %d-%b-%y %H:%M:%S", "%a %b %e %H:%M:%S %Y"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(bare, f).ok())
+            .map(|t| RetryAfter::At(t.and_utc()))
+    }
+
+    /// How long to wait from `now` (a date in the past asks for no wait).
+    pub fn wait_from(self, now: DateTime<Utc>) -> Duration {
+        match self {
+            RetryAfter::Seconds(s) => Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX).min(86_400 * 365)),
+            RetryAfter::At(t) => (t - now).max(Duration::zero()),
+        }
+    }
 }
 
 pub type Sending<'a> = Pin<Box<dyn Future<Output = Attempt> + Send + 'a>>;
@@ -357,7 +391,7 @@ fn record_one(
                         true
                     } else {
                         let wait = backoff(current.attempts);
-                        let asked = retry_after.and_then(|d| Duration::from_std(d).ok());
+                        let asked = retry_after.map(|r| r.wait_from(now));
                         current.next_attempt_date_time = now + wait.max(asked.unwrap_or(wait)).min(Duration::days(1));
                         // A receiver that asks for time (429, 503 with Retry-After) gets it for
                         // everything Grantry owes it, not only for this message.
@@ -623,6 +657,18 @@ mod tests {
             sig
         );
         assert!(sign("whsec_not base64!", "msg_01", 1, body).is_err());
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_any_http_date_form() {
+        let at = DateTime::parse_from_rfc3339("1994-11-06T08:49:37Z").unwrap().with_timezone(&Utc);
+        assert_eq!(RetryAfter::parse(" 120 "), Some(RetryAfter::Seconds(120)));
+        assert_eq!(RetryAfter::parse("Sun, 06 Nov 1994 08:49:37 GMT"), Some(RetryAfter::At(at)));
+        assert_eq!(RetryAfter::parse("Sunday, 06-Nov-94 08:49:37 GMT"), Some(RetryAfter::At(at)));
+        assert_eq!(RetryAfter::parse("Sun Nov  6 08:49:37 1994"), Some(RetryAfter::At(at)));
+        assert_eq!(RetryAfter::parse("soon"), None);
+        assert_eq!(RetryAfter::At(at).wait_from(at - Duration::seconds(90)), Duration::seconds(90));
+        assert_eq!(RetryAfter::At(at).wait_from(at + Duration::seconds(90)), Duration::zero());
     }
 
     #[test]

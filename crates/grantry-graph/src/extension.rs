@@ -208,6 +208,20 @@ pub struct ExtensionView<'a> {
     /// [`SECRET_ANNOTATION`].
     #[serde(rename = "@grantry.signingSecret", skip_serializing_if = "Option::is_none")]
     signing_secret: Option<&'a str>,
+    /// [`DISABLED_ANNOTATION`]: present while Grantry does not call the extension.
+    #[serde(rename = "@grantry.disabled", skip_serializing_if = "Option::is_none")]
+    disabled: Option<DisabledView<'a>>,
+}
+
+/// The instance annotation that tells administrators Grantry stopped calling an extension
+/// (its endpoint answered `410 Gone`) and why; a PATCH of the extension enables it again.
+pub const DISABLED_ANNOTATION: &str = "@grantry.disabled";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisabledView<'a> {
+    reason: &'a str,
+    date_time: Ts,
 }
 
 /// `customExtensionCallbackConfiguration`.
@@ -240,6 +254,7 @@ impl<'a> ExtensionView<'a> {
             created_date_time: Ts(e.created_date_time),
             last_modified_date_time: Ts(e.last_modified_date_time),
             signing_secret: None,
+            disabled: e.disabled.as_ref().map(|d| DisabledView { reason: &d.reason, date_time: Ts(d.date_time) }),
         }
     }
 

@@ -164,8 +164,7 @@ impl HttpTransport {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(grantry_core::outbox::RetryAfter::parse);
         let mut body = Vec::new();
         // Read at most MAX_RESPONSE_BYTES, within the attempt's timeout (set on the client).
         while let Ok(Some(chunk)) = response.chunk().await {

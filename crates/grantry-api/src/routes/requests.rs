@@ -180,8 +180,13 @@ async fn resume(
     })?;
     let instance_id = data.required_str(&["customExtensionStageInstanceId"])?;
     let stage = data.enumeration(&["stage"], CustomExtensionStage::parse, &CustomExtensionStage::allowed())?;
+    let mut approved = false;
     let end_state = match data.str(&["state"])? {
         None => None,
+        Some(s) if s.eq_ignore_ascii_case("approved") || s.eq_ignore_ascii_case("approve") => {
+            approved = true;
+            None
+        }
         Some(s) if s.eq_ignore_ascii_case("denied") => Some(RequestState::Denied),
         Some(s) if s.eq_ignore_ascii_case("canceled") || s.eq_ignore_ascii_case("cancelled") => {
             Some(RequestState::Canceled)
@@ -189,7 +194,7 @@ async fn resume(
         Some(other) => {
             return Err(Error::invalid_property(
                 "data.state",
-                format!("'data.state' is '{other}'; send \"denied\" or \"canceled\" to end the request, or omit it to continue."),
+                format!("'data.state' is '{other}'; send \"denied\" or \"canceled\" to end the request (\"approved\" or \"denied\" to decide an approval stage the callout asks about), or omit it to continue."),
             )
             .into());
         }
@@ -199,6 +204,7 @@ async fn resume(
         stage,
         detail: data.str(&["customExtensionStageInstanceDetail"])?,
         end_state,
+        approved,
         source: b.str(&["source"])?,
         approval_stage: match data.object(&["approvalStage"])? {
             Some(stage) => Some(grantry_graph::policy::parse_approval_stage(&stage)?),

@@ -71,6 +71,18 @@ pub struct CustomExtension {
     pub last_modified_by: Option<String>,
     pub created_date_time: DateTime<Utc>,
     pub last_modified_date_time: DateTime<Utc>,
+    /// Why Grantry no longer calls this extension (its endpoint answered `410 Gone`), and
+    /// since when; cleared when an administrator changes the extension (PATCH or PUT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<ExtensionDisabled>,
+}
+
+/// An extension Grantry stopped calling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtensionDisabled {
+    pub reason: String,
+    pub date_time: DateTime<Utc>,
 }
 
 impl CustomExtension {

@@ -317,6 +317,46 @@ async fn waiting_setup(app: &TestApp, receiver: &Receiver) -> (Fixture, String, 
     (f, policy, ext)
 }
 
+#[tokio::test]
+async fn an_endpoint_answering_410_gone_disables_its_extension_until_an_administrator_changes_it() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let (f, policy, ext) = waiting_setup(&app, &receiver).await;
+    let path = format!("/v1.0/{EM}/catalogs/{}/customWorkflowExtensions/{ext}", f.catalog_id);
+    receiver.answer(410);
+    let first = app.create_user("first").await;
+    let r = request_access(&app, &f, &first, &policy).await;
+    assert_eq!(receiver.calls().len(), 1);
+    let got = request(&app, r["id"].as_str().unwrap()).await;
+    assert_eq!(got["customExtensionCalloutInstances"][0]["status"], "calloutFailed", "{got}");
+    assert_ne!(got["state"], "delivered", "the answer it waited for can never come: {got}");
+    // Administrators see why Grantry stopped calling it.
+    let (status, shown) = app.get(&app.admin, &path).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    let reason = shown["@grantry.disabled"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("410 Gone"), "{shown}");
+    // Later stages are not called; their callouts are recorded as failed, with the reason.
+    let second = app.create_user("second").await;
+    let r = request_access(&app, &f, &second, &policy).await;
+    assert_eq!(receiver.calls().len(), 1, "a disabled extension is not called");
+    let got = request(&app, r["id"].as_str().unwrap()).await;
+    let instance = &got["customExtensionCalloutInstances"][0];
+    assert_eq!(instance["status"], "calloutFailed", "{got}");
+    assert!(instance["detail"].as_str().unwrap().contains("disabled"), "{instance}");
+    assert_eq!(got["state"], "deliveryFailed", "a request does not go on without the workflow it waits for: {got}");
+    // A change by an administrator enables it again.
+    let (status, body) = app.patch(&app.admin, &path, json!({ "description": "moved to the new endpoint" })).await;
+    assert!(status.is_success(), "{body}");
+    let (_, shown) = app.get(&app.admin, &path).await;
+    assert!(shown.get("@grantry.disabled").is_none(), "{shown}");
+    receiver.answer(202);
+    let third = app.create_user("third").await;
+    let r = request_access(&app, &f, &third, &policy).await;
+    assert_eq!(receiver.calls().len(), 2, "called again");
+    let got = request(&app, r["id"].as_str().unwrap()).await;
+    assert_eq!(got["status"], "WaitingForCallback", "{got}");
+}
+
 /// The resume body of the v1.0 docs (graph-api reference A9) for `instance`.
 fn resume_body(instance: &str, state: Option<&str>) -> Value {
     json!({
@@ -797,6 +837,103 @@ async fn a_workflow_names_the_approvers_of_a_dynamic_stage_through_resume() {
     app.drain().await;
     assert_eq!(request(&app, &rid).await["state"], "delivered");
     assert!(app.is_member(&f.group_id, &user).await);
+}
+
+#[tokio::test]
+async fn a_resume_with_a_decision_approves_or_denies_the_stage_it_was_asked_about() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let f = app.seed_package_with_group().await;
+    let (ext, secret) = extension(
+        &app,
+        &f.catalog_id,
+        REQUEST_EXT,
+        &receiver.url("/decide"),
+        json!({ "callbackConfiguration": { "@odata.type": "#microsoft.graph.customExtensionCallbackConfiguration", "timeoutDuration": "PT1H" } }),
+    )
+    .await;
+    receiver.expect_secret(&secret);
+    let second_approver = app.create_user("second").await;
+    let e = ext.clone();
+    let two = second_approver.clone();
+    // The workflow decides the first stage; a person decides the second.
+    let policy = self_service(&app, &f, move |p| {
+        p.approval.is_approval_required_for_add = true;
+        let mut dynamic = approval_stage("unused");
+        dynamic.primary_approvers.clear();
+        dynamic.is_dynamic = true;
+        p.approval.stages = vec![dynamic, approval_stage(&two)];
+        p.custom_extension_stage_settings =
+            settings(&[(CustomExtensionStage::AssignmentRequestDeterminingApprovalRequirements, &e)]);
+    })
+    .await;
+    let decide = |instance: &str, state: &str| {
+        json!({ "source": "LogicApps",
+                "type": "microsoft.graph.accessPackageCustomExtensionStage.assignmentRequestDeterminingApprovalRequirements",
+                "data": { "@odata.type": "#microsoft.graph.accessPackageAssignmentRequestCallbackData",
+                          "stage": "assignmentRequestDeterminingApprovalRequirements",
+                          "customExtensionStageInstanceId": instance,
+                          "customExtensionStageInstanceDetail": "checked against the HR system",
+                          "state": state } })
+    };
+
+    // Approved by the workflow: stage 1 is recorded as its decision, stage 2 waits.
+    let user = app.create_user("requester").await;
+    let rid = request_access(&app, &f, &user, &policy).await["id"].as_str().unwrap().to_string();
+    let instance = receiver.calls()[0].body["CustomExtensionStageInstanceId"].as_str().unwrap().to_string();
+    let (status, resp) = app.post(&app.admin, &reqs(&format!("/{rid}/resume")), decide(&instance, "approved")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{resp}");
+    app.drain().await;
+    let pending = request(&app, &rid).await;
+    assert_eq!(pending["state"], "pendingApproval", "{pending}");
+    let (status, a) = app.get(&app.admin, &format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{rid}")).await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(a["stages"][0]["reviewResult"], "Approved", "{a}");
+    assert_eq!(a["stages"][0]["justification"], "checked against the HR system", "{a}");
+    assert_eq!(a["stages"][1]["status"], "InProgress", "{a}");
+    let token = app.user_token(&second_approver, SUBJECT_SCOPES);
+    let stage = a["stages"][1]["id"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .patch(
+            &token,
+            &format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{rid}/stages/{stage}"),
+            json!({"reviewResult": "Approve", "justification": "fine"}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    app.drain().await;
+    assert_eq!(request(&app, &rid).await["state"], "delivered");
+
+    // Denied by the workflow: the request is denied and the approval says by whom.
+    let other = app.create_user("other").await;
+    let rid = request_access(&app, &f, &other, &policy).await["id"].as_str().unwrap().to_string();
+    let instance = receiver.calls()[1].body["CustomExtensionStageInstanceId"].as_str().unwrap().to_string();
+    // "approved" answers only a callout that asks about a stage; a wrong value changes nothing.
+    let (status, resp) = app.post(&app.admin, &reqs(&format!("/{rid}/resume")), decide(&instance, "maybe")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(request(&app, &rid).await["status"], "WaitingForCallback");
+    let (status, resp) = app.post(&app.admin, &reqs(&format!("/{rid}/resume")), decide(&instance, "denied")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{resp}");
+    app.drain().await;
+    assert_eq!(request(&app, &rid).await["state"], "denied");
+    let (_, a) = app.get(&app.admin, &format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{rid}")).await;
+    assert_eq!(a["stages"][0]["reviewResult"], "Denied", "{a}");
+    assert!(!app.is_member(&f.group_id, &other).await);
+}
+
+#[tokio::test]
+async fn an_approved_state_at_a_stage_that_decides_nothing_is_refused() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let (f, policy, _) = waiting_setup(&app, &receiver).await;
+    let user = app.create_user("requester").await;
+    let rid = request_access(&app, &f, &user, &policy).await["id"].as_str().unwrap().to_string();
+    let instance = receiver.calls()[0].body["CustomExtensionStageInstanceId"].as_str().unwrap().to_string();
+    let (status, resp) =
+        app.post(&app.admin, &reqs(&format!("/{rid}/resume")), resume_body(&instance, Some("approved"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(resp["error"]["target"], "data.state", "{resp}");
+    assert_eq!(request(&app, &rid).await["status"], "WaitingForCallback");
 }
 
 #[tokio::test]

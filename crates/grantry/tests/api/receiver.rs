@@ -27,7 +27,7 @@ struct Shared {
     connection_tests: Mutex<Vec<Call>>,
     secrets: Mutex<Vec<String>>,
     status: Mutex<u16>,
-    retry_after: Mutex<Option<u64>>,
+    retry_after: Mutex<Option<String>>,
     /// Woken at every call.
     arrived: tokio::sync::Notify,
 }
@@ -62,8 +62,8 @@ async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     });
     shared.arrived.notify_waiters();
     let status = StatusCode::from_u16(*shared.status.lock().unwrap()).unwrap();
-    match *shared.retry_after.lock().unwrap() {
-        Some(seconds) => (status, [("retry-after", seconds.to_string())]).into_response(),
+    match shared.retry_after.lock().unwrap().clone() {
+        Some(value) => (status, [("retry-after", value)]).into_response(),
         None => status.into_response(),
     }
 }
@@ -103,7 +103,13 @@ impl Receiver {
     /// Answers `status` with `Retry-After: seconds`.
     pub fn answer_retry_after(&self, status: u16, seconds: u64) {
         *self.shared.status.lock().unwrap() = status;
-        *self.shared.retry_after.lock().unwrap() = Some(seconds);
+        *self.shared.retry_after.lock().unwrap() = Some(seconds.to_string());
+    }
+
+    /// Answers `status` with `Retry-After: date` (an HTTP-date).
+    pub fn answer_retry_at(&self, status: u16, date: &str) {
+        *self.shared.status.lock().unwrap() = status;
+        *self.shared.retry_after.lock().unwrap() = Some(date.to_string());
     }
 
     pub fn calls(&self) -> Vec<Call> {

@@ -337,6 +337,27 @@ async fn a_receiver_asking_for_time_with_retry_after_gets_it_for_every_event_owe
 }
 
 #[tokio::test]
+async fn a_retry_after_given_as_an_http_date_is_honoured() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    subscribe(&app, &receiver, json!(["accessPackageAssignment.added"])).await;
+    let f = app.seed_package_with_group().await;
+    // Two minutes from the server's clock, as an IMF-fixdate.
+    let at = app.state().app.now() + chrono::Duration::seconds(120);
+    receiver.answer_retry_at(503, &at.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+    let a = app.create_user("a").await;
+    app.admin_assign(&f, &a).await;
+    app.drain_outbox().await;
+    assert_eq!(receiver.calls().len(), 1);
+    receiver.answer(204);
+    advance(&app, "PT60S").await;
+    assert_eq!(receiver.calls().len(), 1, "the receiver asked for two minutes, not the usual five seconds");
+    advance(&app, "PT61S").await;
+    assert_eq!(receiver.calls().len(), 2);
+    assert_eq!(outbox_count(&app, "pending").await, 0);
+}
+
+#[tokio::test]
 async fn subscriptions_can_be_changed_and_bad_changes_change_nothing() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start().await;
