@@ -143,7 +143,13 @@ fn fresh(now: DateTime<Utc>, request: &AssignmentRequest, policy: &Policy) -> Ap
             escalation_date_time: None,
         })
         .collect();
-    Approval { id: request.id.clone(), policy_id: policy.id.clone(), state: ApprovalState::Pending, stages, created_date_time: now }
+    Approval {
+        id: request.id.clone(),
+        policy_id: policy.id.clone(),
+        state: ApprovalState::Pending,
+        stages,
+        created_date_time: now,
+    }
 }
 
 /// The first (dynamic) stage of `policy` decided by the custom extension's workflow, in
@@ -676,7 +682,12 @@ pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_i
                 now,
                 &approval_id,
                 &stage_id,
-                Decision { approver_id: &uid, approver_name: name, approve: review.approve, justification: justification.clone() },
+                Decision {
+                    approver_id: &uid,
+                    approver_name: name,
+                    approve: review.approve,
+                    justification: justification.clone(),
+                },
             )?;
             let Some(mut r) = pending_request(c, &approval_id)? else { return Ok(()) };
             let detail = json!({ "approvalId": approval_id, "stageId": stage_id, "justification": justification });

@@ -721,7 +721,10 @@ pub fn resume(
         // The workflow decides the stage itself: the approval records its decision.
         let policy_id = r.policy_id.clone().unwrap_or_default();
         let policy = repo::get::<Policy>(c, &policy_id)?.ok_or_else(|| {
-            Error::conflict("PolicyNotFound", format!("The policy '{policy_id}' of request '{}' no longer exists.", r.id))
+            Error::conflict(
+                "PolicyNotFound",
+                format!("The policy '{policy_id}' of request '{}' no longer exists.", r.id),
+            )
         })?;
         let decision = crate::approvals::Decision {
             approver_id: actor_id,

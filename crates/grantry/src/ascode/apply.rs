@@ -32,7 +32,12 @@ enum Undo {
     Post(String, Value),
     /// Grant a group role through a package again (the resource's id is looked up then:
     /// the resource may itself have been added again by an undo).
-    RoleScope { package_id: String, catalog_id: String, group_id: String, role: String },
+    RoleScope {
+        package_id: String,
+        catalog_id: String,
+        group_id: String,
+        role: String,
+    },
 }
 
 impl Undo {
@@ -77,9 +82,10 @@ async fn recheck(graph: &Graph, finals: &[&Step]) -> anyhow::Result<()> {
     for step in finals {
         match step {
             Step::DeletePackage { catalog, package, id } => {
-                graph.get(&format!("{EM}/accessPackages/{id}")).await.with_context(|| {
-                    format!("access package '{catalog} / {package}' is no longer on the server")
-                })?;
+                graph
+                    .get(&format!("{EM}/accessPackages/{id}"))
+                    .await
+                    .with_context(|| format!("access package '{catalog} / {package}' is no longer on the server"))?;
                 let held = graph
                     .list(&format!(
                         "{EM}/assignments?$filter=accessPackage/id eq '{id}' and state eq 'delivered'&$select=id"
@@ -111,9 +117,10 @@ async fn recheck(graph: &Graph, finals: &[&Step]) -> anyhow::Result<()> {
                     .with_context(|| format!("catalog '{catalog}' is no longer on the server"))?;
             }
             Step::RemoveAssignment { user, assignment_id, package, .. } => {
-                let a = graph.get(&format!("{EM}/assignments/{assignment_id}")).await.with_context(|| {
-                    format!("the assignment of '{package}' to {user} is no longer on the server")
-                })?;
+                let a = graph
+                    .get(&format!("{EM}/assignments/{assignment_id}"))
+                    .await
+                    .with_context(|| format!("the assignment of '{package}' to {user} is no longer on the server"))?;
                 if a["state"].as_str() != Some("delivered") {
                     bail!("the assignment of '{package}' to {user} is no longer active; plan again");
                 }

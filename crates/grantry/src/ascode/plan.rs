@@ -398,10 +398,8 @@ pub async fn plan(graph: &Graph, file: &str, text: &str, progress: &dyn Fn(&str)
     // Impacts follow their steps.
     let mut order: Vec<usize> = (0..steps.len()).collect();
     order.sort_by_key(|&i| !steps[i].reversible());
-    let impacts = impacts
-        .into_iter()
-        .filter_map(|(i, imp)| order.iter().position(|&o| o == i).map(|n| (n, imp)))
-        .collect();
+    let impacts =
+        impacts.into_iter().filter_map(|(i, imp)| order.iter().position(|&o| o == i).map(|n| (n, imp))).collect();
     let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
     let steps: Vec<Step> = order.iter().filter_map(|&i| slots[i].take()).collect();
     let id = fingerprint(&live, &steps, &impacts)?;
