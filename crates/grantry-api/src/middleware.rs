@@ -131,6 +131,7 @@ pub const SEGMENTS: &[&str] = &[
     "instances",
     "decisions",
     "contactedReviewers",
+    "stages",
     "stop",
     "applyDecisions",
     "resetDecisions",

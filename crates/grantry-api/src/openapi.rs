@@ -74,6 +74,7 @@ impl RouteDoc {
             "AccessReviewInstance" => "AccessReviewInstanceCollection",
             "AccessReviewInstanceDecisionItem" => "AccessReviewInstanceDecisionItemCollection",
             "AccessReviewReviewer" => "AccessReviewReviewerCollection",
+            "AccessReviewStage" => "AccessReviewStageCollection",
             _ => "Collection",
         });
         self
@@ -157,7 +158,7 @@ fn schemas() -> Value {
             "required": ["error"]
         }),
     );
-    let entities: [(&str, Value); 16] = [
+    let entities: [(&str, Value); 17] = [
         (
             "Catalog",
             entity(&[
@@ -307,6 +308,17 @@ fn schemas() -> Value {
             ]),
         ),
         (
+            "AccessReviewStage",
+            entity(&[
+                ("id", "id"),
+                ("startDateTime", "date"),
+                ("endDateTime", "date"),
+                ("status", "string"),
+                ("reviewers", "array"),
+                ("fallbackReviewers", "array"),
+            ]),
+        ),
+        (
             "AccessReviewReviewer",
             entity(&[
                 ("id", "id"),
@@ -333,6 +345,7 @@ fn schemas() -> Value {
         "AccessReviewInstance",
         "AccessReviewInstanceDecisionItem",
         "AccessReviewReviewer",
+        "AccessReviewStage",
     ] {
         s.insert(format!("{item}Collection"), collection_of(item));
     }

@@ -417,18 +417,29 @@ fn review_notice(inst: &ReviewInstance, package: &str, event: String, template: 
     Notice { event, template, path: format!("/reviews/{}/instances/{}", inst.definition_id, inst.id), vars }
 }
 
-/// A review run started and `reviewer` has items to decide.
+/// A review run (or stage `stage` of a multi-stage run) started and `reviewer` has items
+/// to decide.
 pub fn review_started(
     c: &mut dyn Conn,
     now: DateTime<Utc>,
     inst: &ReviewInstance,
     package: &str,
     reviewer: &str,
+    stage: usize,
 ) -> Result<()> {
     if !inst.settings.mail_notifications_enabled {
         return Ok(());
     }
-    let notice = review_notice(inst, package, format!("review:{}:started", inst.id), "reviewStarted");
+    let event = if stage == 0 {
+        format!("review:{}:started", inst.id)
+    } else {
+        format!("review:{}:stage{stage}:started", inst.id)
+    };
+    let mut notice = review_notice(inst, package, event, "reviewStarted");
+    if let Some(s) = inst.current_stage() {
+        notice.vars.insert("endDate".into(), json!(date(s.end_date_time)));
+        notice.vars.insert("stage".into(), json!((s.index + 1).to_string()));
+    }
     mail::enqueue(c, now, reviewer, notice)
 }
 

@@ -19,8 +19,8 @@ use crate::{App, Caller};
 use chrono::{DateTime, Utc};
 use grantry_domain::model::{
     AccessPackage, ApplyResult, Assignment, ContactedReviewer, Decision, DefinitionStatus, InstanceStatus, Policy,
-    Recommendation, ReviewDecision, ReviewDefinition, ReviewInstance, Reviewer, Subject, User, UserIdentity,
-    directory_roles as dr, final_decision, removes_access,
+    Recommendation, ReviewDecision, ReviewDefinition, ReviewInstance, ReviewStage, Reviewer, StageDecision, Subject,
+    User, UserIdentity, directory_roles as dr, final_decision, removes_access,
 };
 use grantry_domain::{Error, Result, ids};
 use grantry_store::query::{Field, Kind, Sql};
@@ -121,7 +121,7 @@ fn remove_definition(c: &mut dyn Conn, def: &ReviewDefinition) -> Result<()> {
     for i in &instances {
         c.execute("DELETE FROM review_decision_reviewers WHERE instance_id = ?", &[Value::from(&i.id)])?;
         c.execute("DELETE FROM review_decisions WHERE instance_id = ?", &[Value::from(&i.id)])?;
-        for kind in [JOB_END, JOB_APPLY, JOB_REMIND, JOB_ITEMS] {
+        for kind in [JOB_END, JOB_APPLY, JOB_REMIND, JOB_ITEMS, JOB_STAGE, JOB_REASSIGN] {
             crate::jobs::cancel(c, kind, &i.id)?;
         }
     }
@@ -414,6 +414,10 @@ pub const JOB_APPLY: &str = "review.apply";
 pub const JOB_REMIND: &str = "review.remind";
 /// Lists the next items of a run being opened (entity: the instance).
 pub const JOB_ITEMS: &str = "review.items";
+/// Ends a stage of a multi-stage run and moves its items on to the next (entity: the instance).
+pub const JOB_STAGE: &str = "review.stage";
+/// Resolves the reviewers of a run's items again after its reviewers changed (entity: the instance).
+pub const JOB_REASSIGN: &str = "review.reassign";
 
 /// Items handled per job run: a run with many items is opened, ended and applied over
 /// several short transactions, so foreground writes never wait long behind it.
@@ -427,6 +431,8 @@ pub fn handler(kind: &str) -> Option<crate::jobs::Handler> {
         JOB_APPLY => Some(apply_job),
         JOB_REMIND => Some(remind_job),
         JOB_ITEMS => Some(items_job),
+        JOB_STAGE => Some(stage_job),
+        JOB_REASSIGN => Some(reassign_job),
         _ => None,
     }
 }
@@ -468,6 +474,19 @@ fn open_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Resul
     .is_some();
     if !exists {
         let days = chrono::Duration::days(i64::from(def.settings.instance_duration_in_days.max(1)));
+        let stages = match def.stage_settings.first() {
+            Some(first) => vec![ReviewStage {
+                id: ids::new_id(),
+                stage_id: first.stage_id.clone(),
+                index: 0,
+                start_date_time: start,
+                end_date_time: start + chrono::Duration::days(i64::from(first.duration_in_days.max(1))),
+                status: InstanceStatus::InProgress,
+                reviewers: first.reviewers.clone(),
+                fallback_reviewers: first.fallback_reviewers.clone(),
+            }],
+            None => Vec::new(),
+        };
         let inst = ReviewInstance {
             id: ids::new_id(),
             definition_id: def.id.clone(),
@@ -481,9 +500,16 @@ fn open_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Resul
             contacted_reviewers: Vec::new(),
             settings: def.settings.clone(),
             last_reminder_date_time: None,
+            stages,
+            stage_settings: def.stage_settings.clone(),
         };
         repo::insert(c, &inst)?;
         crate::jobs::enqueue(c, JOB_END, &inst.id, inst.end_date_time, json!({}))?;
+        if let Some(first) = inst.stages.first()
+            && inst.stage_settings.len() > 1
+        {
+            crate::jobs::enqueue(c, JOB_STAGE, &inst.id, first.end_date_time, json!({ "stage": 0 }))?;
+        }
         if inst.settings.reminder_notifications_enabled {
             crate::jobs::enqueue(c, JOB_REMIND, &inst.id, start + days / 2, json!({}))?;
         }
@@ -537,9 +563,13 @@ fn resolve(c: &mut dyn Conn, reviewer: &Reviewer, principal: Option<&User>) -> R
 
 /// Who decides an item: the primary reviewers, or the fallback reviewers when those
 /// resolve to nobody (e.g. the assignee has no manager). Only existing, enabled users.
-fn reviewers_for(c: &mut dyn Conn, inst: &ReviewInstance, principal: Option<&User>) -> Result<Vec<User>> {
+fn reviewers_for(
+    c: &mut dyn Conn,
+    (primary, fallback): (&[Reviewer], &[Reviewer]),
+    principal: Option<&User>,
+) -> Result<Vec<User>> {
     let mut out: Vec<User> = Vec::new();
-    for set in [&inst.reviewers, &inst.fallback_reviewers] {
+    for set in [primary, fallback] {
         for r in set.iter() {
             for id in resolve(c, r, principal)? {
                 if out.iter().any(|u| u.id == id) {
@@ -637,7 +667,7 @@ fn add_items(c: &mut dyn Conn, now: DateTime<Utc>, instance_id: &str, after: i64
                 user_principal_name: s.principal_name.clone().or(s.email.clone()).unwrap_or_default(),
             },
         };
-        let reviewers = reviewers_for(c, &inst, user.as_ref())?;
+        let reviewers = reviewers_for(c, inst.current_reviewers(), user.as_ref())?;
         let (recommendation, basis) = recommend(c, &inst, policy.as_ref(), &subject, user.as_ref())?;
         let item = ReviewDecision {
             id: ids::new_id(),
@@ -659,6 +689,7 @@ fn add_items(c: &mut dyn Conn, now: DateTime<Utc>, instance_id: &str, after: i64
             applied_by: None,
             applied_date_time: None,
             reviewer_ids: reviewers.iter().map(|u| u.id.clone()).collect(),
+            stages: if inst.is_multi_stage() { vec![new_stage_decision(0)] } else { Vec::new() },
         };
         let exists = c
             .query_one(
@@ -670,27 +701,56 @@ fn add_items(c: &mut dyn Conn, now: DateTime<Utc>, instance_id: &str, after: i64
             continue;
         }
         repo::insert(c, &item)?;
-        for u in &reviewers {
-            c.execute(
-                "INSERT INTO review_decision_reviewers (decision_id, instance_id, reviewer_id) VALUES (?, ?, ?)",
-                &[Value::from(&item.id), Value::from(&inst.id), Value::from(&u.id)],
-            )?;
-            if !inst.contacted_reviewers.iter().any(|r| r.id == u.id) {
-                inst.contacted_reviewers.push(ContactedReviewer {
-                    id: u.id.clone(),
-                    display_name: u.display_name.clone(),
-                    user_principal_name: u.user_principal_name.clone(),
-                    created_date_time: now,
-                });
-                crate::notify::review_started(c, now, &inst, &package_name, &u.id)?;
-            }
-        }
+        add_reviewers(c, now, &mut inst, &item.id, &reviewers, &package_name)?;
     }
     repo::update(c, &inst)?;
     if rows.len() == CHUNK
         && let Some((seq, _)) = rows.last()
     {
         crate::jobs::enqueue(c, JOB_ITEMS, &inst.id, now, json!({ "after": seq }))?;
+    }
+    Ok(())
+}
+
+fn new_stage_decision(index: usize) -> StageDecision {
+    StageDecision {
+        stage_index: index,
+        decision: Decision::NotReviewed,
+        justification: None,
+        reviewed_by: None,
+        reviewed_date_time: None,
+    }
+}
+
+/// Makes `reviewers` the people who decide item `item_id` now, and tells those the run has
+/// not contacted yet (in this stage) that they have items to review.
+fn add_reviewers(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    inst: &mut ReviewInstance,
+    item_id: &str,
+    reviewers: &[User],
+    package_name: &str,
+) -> Result<()> {
+    let stage = inst.current_stage().map(|s| s.index).unwrap_or(0);
+    for u in reviewers {
+        c.execute(
+            "INSERT INTO review_decision_reviewers (decision_id, instance_id, reviewer_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            &[Value::from(item_id), Value::from(&inst.id), Value::from(&u.id)],
+        )?;
+        let first_contact = !inst.contacted_reviewers.iter().any(|r| r.id == u.id);
+        if first_contact {
+            inst.contacted_reviewers.push(ContactedReviewer {
+                id: u.id.clone(),
+                display_name: u.display_name.clone(),
+                user_principal_name: u.user_principal_name.clone(),
+                created_date_time: now,
+            });
+        }
+        // Each stage's reviewers are told once (the mail's id carries the stage).
+        if first_contact || stage > 0 {
+            crate::notify::review_started(c, now, inst, package_name, &u.id, stage)?;
+        }
     }
     Ok(())
 }
@@ -719,8 +779,11 @@ fn end_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result
             } else {
                 InstanceStatus::Completed
             };
+            complete_stage(&mut inst, ctx.now);
             repo::update(c, &inst)?;
-            crate::jobs::cancel(c, JOB_REMIND, &inst.id)?;
+            for kind in [JOB_REMIND, JOB_STAGE, JOB_REASSIGN] {
+                crate::jobs::cancel(c, kind, &inst.id)?;
+            }
             audit_instance(c, ctx.now, &inst, "completed", json!({}))?;
             0
         }
@@ -729,6 +792,11 @@ fn end_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result
     let items: Vec<(i64, ReviewDecision)> =
         repo::list(c, "instance_id = ?", &[Value::from(&inst.id)], Some(after), CHUNK)?;
     for (_, mut item) in items.iter().cloned() {
+        if item.decision == Decision::NotReviewed && !item.stages.is_empty() {
+            // A multi-stage item ends with the latest decision any stage made.
+            let (d, j, by, at) = item.latest();
+            (item.decision, item.justification, item.reviewed_by, item.reviewed_date_time) = (d, j, by, at);
+        }
         let decided = final_decision(item.decision, &inst.settings, item.recommendation);
         if decided != item.decision {
             item.decision = decided;
@@ -926,6 +994,29 @@ fn set_decision(item: &mut ReviewDecision, input: &RecordInput, by: &UserIdentit
         item.reviewed_by = Some(by.clone());
         item.reviewed_date_time = Some(now);
     }
+    sync_stage_entry(item);
+}
+
+/// Copies the item's decision into the entry of the stage it is in (multi-stage runs).
+fn sync_stage_entry(item: &mut ReviewDecision) {
+    let (decision, justification, by, at) =
+        (item.decision, item.justification.clone(), item.reviewed_by.clone(), item.reviewed_date_time);
+    if let Some(s) = item.stages.last_mut() {
+        s.decision = decision;
+        s.justification = justification;
+        s.reviewed_by = by;
+        s.reviewed_date_time = at;
+    }
+}
+
+/// Marks the stage under way completed (when the run ends).
+fn complete_stage(inst: &mut ReviewInstance, now: DateTime<Utc>) {
+    if let Some(s) = inst.stages.last_mut()
+        && s.status == InstanceStatus::InProgress
+    {
+        s.status = InstanceStatus::Completed;
+        s.end_date_time = s.end_date_time.min(now);
+    }
 }
 
 /// PATCH of a decision item by one of its reviewers, while the run is in progress.
@@ -937,10 +1028,33 @@ pub async fn record_decision(
     item_id: &str,
     input: RecordInput,
 ) -> Result<()> {
+    record_decision_in(app, caller, (definition_id, instance_id, None), item_id, input).await
+}
+
+/// PATCH of a decision item through a stage (`…/stages/{s}/decisions/{id}`): the stage
+/// must be the one under way and the item must have reached it.
+pub async fn record_stage_decision(
+    app: &App,
+    caller: &Caller,
+    (definition_id, instance_id, stage_id): (&str, &str, &str),
+    item_id: &str,
+    input: RecordInput,
+) -> Result<()> {
+    record_decision_in(app, caller, (definition_id, instance_id, Some(stage_id)), item_id, input).await
+}
+
+async fn record_decision_in(
+    app: &App,
+    caller: &Caller,
+    (definition_id, instance_id, stage): (&str, &str, Option<&str>),
+    item_id: &str,
+    input: RecordInput,
+) -> Result<()> {
     caller.require(REVIEW_WRITE)?;
     let caller = caller.clone();
     let now = app.now();
     let (d, i, x) = (definition_id.to_string(), instance_id.to_string(), item_id.to_string());
+    let stage = stage.map(str::to_string);
     app.store
         .write(move |c| {
             let (_, inst, _) = visible_instance(c, &caller, &d, &i)?;
@@ -956,6 +1070,18 @@ pub async fn record_decision(
             if inst.status != InstanceStatus::InProgress {
                 return Err(not_in_progress(&inst));
             }
+            if let Some(stage) = &stage {
+                let current = current_stage_of(&inst, stage)?;
+                if item.stage() != current {
+                    return Err(Error::conflict(
+                        "AccessReviewItemNotInStage",
+                        format!(
+                            "Decision item '{}' did not go on to stage '{stage}'; it cannot be decided there.",
+                            item.id
+                        ),
+                    ));
+                }
+            }
             check_justification(&inst, &input)?;
             let by = caller_identity(c, &caller)?;
             set_decision(&mut item, &input, &by, now);
@@ -963,6 +1089,31 @@ pub async fn record_decision(
             Ok(())
         })
         .await
+}
+
+/// The index of stage `stage_id` of `inst`, which must be the stage under way.
+fn current_stage_of(inst: &ReviewInstance, stage_id: &str) -> Result<usize> {
+    let stage = find_stage(inst, stage_id)?;
+    if stage.status != InstanceStatus::InProgress || inst.current_stage().map(|s| s.index) != Some(stage.index) {
+        return Err(Error::conflict(
+            "AccessReviewStageNotInProgress",
+            format!(
+                "Stage '{}' of access review instance '{}' is {}; decisions are recorded in the stage under way.",
+                stage.id,
+                inst.id,
+                stage.status.as_str()
+            ),
+        ));
+    }
+    Ok(stage.index)
+}
+
+fn find_stage<'a>(inst: &'a ReviewInstance, stage_id: &str) -> Result<&'a ReviewStage> {
+    let key = ids::normalize(stage_id);
+    inst.stages
+        .iter()
+        .find(|s| s.id == key || s.id.eq_ignore_ascii_case(stage_id))
+        .ok_or_else(|| Error::not_found("access review stage", stage_id))
 }
 
 /// Records `input` on every item of `instance` the caller reviews that matches its
@@ -1145,22 +1296,25 @@ pub async fn stop(app: &App, caller: &Caller, definition_id: &str, instance_id: 
                     ),
                 ));
             }
-            inst.end_date_time = now;
-            inst.status = if inst.settings.auto_apply_decisions_enabled {
-                InstanceStatus::Applying
-            } else {
-                InstanceStatus::Completed
-            };
-            repo::update(c, &inst)?;
-            for kind in [JOB_END, JOB_REMIND, JOB_ITEMS] {
-                crate::jobs::cancel(c, kind, &inst.id)?;
-            }
-            audit_instance(c, now, &inst, "stopped", json!({ "by": caller.id() }))?;
-            crate::jobs::enqueue(c, JOB_END, &inst.id, now, json!({ "after": 0 }))
+            stop_in(c, now, &mut inst, caller.id())
         })
         .await?;
     app.work_signal.notify_one();
     Ok(())
+}
+
+/// Ends run `inst` now (stopped by `actor`): its end (default decisions, auto-apply) follows.
+fn stop_in(c: &mut dyn Conn, now: DateTime<Utc>, inst: &mut ReviewInstance, actor: &str) -> Result<()> {
+    inst.end_date_time = now;
+    inst.status =
+        if inst.settings.auto_apply_decisions_enabled { InstanceStatus::Applying } else { InstanceStatus::Completed };
+    complete_stage(inst, now);
+    repo::update(c, inst)?;
+    for kind in [JOB_END, JOB_REMIND, JOB_ITEMS, JOB_STAGE, JOB_REASSIGN] {
+        crate::jobs::cancel(c, kind, &inst.id)?;
+    }
+    audit_instance(c, now, inst, "stopped", json!({ "by": actor }))?;
+    crate::jobs::enqueue(c, JOB_END, &inst.id, now, json!({ "after": 0 }))
 }
 
 /// `applyDecisions`: applies a completed run's decisions (denied access is removed).
@@ -1203,12 +1357,18 @@ pub async fn reset_decisions(app: &App, caller: &Caller, definition_id: &str, in
             if inst.status != InstanceStatus::InProgress {
                 return Err(not_in_progress(&inst));
             }
-            let items: Vec<ReviewDecision> = repo::find_all(c, "instance_id = ?", &[Value::from(&inst.id)])?;
-            for mut item in items.into_iter().filter(|it| it.decision != Decision::NotReviewed) {
+            let stage = inst.current_stage().map(|s| s.index as i64).unwrap_or(0);
+            let items: Vec<ReviewDecision> = repo::find_all(
+                c,
+                "instance_id = ? AND stage = ? AND decision <> 'NotReviewed'",
+                &[Value::from(&inst.id), Value::from(stage)],
+            )?;
+            for mut item in items {
                 item.decision = Decision::NotReviewed;
                 item.justification = None;
                 item.reviewed_by = None;
                 item.reviewed_date_time = None;
+                sync_stage_entry(&mut item);
                 repo::update(c, &item)?;
             }
             Ok(())
@@ -1333,4 +1493,427 @@ pub async fn delete_definition(app: &App, caller: &Caller, id: &str) -> Result<(
             )
         })
         .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Multi-stage runs.
+
+fn days(n: i32) -> chrono::Duration {
+    chrono::Duration::days(i64::from(n.max(1)))
+}
+
+/// Job `review.stage`: stage `stage` of a run ends (its time is up, or it was stopped);
+/// the next stage starts with its reviewers, and the items whose decision lets them go on
+/// move to it, `CHUNK` at a time. The last stage ends with the run (`review.end`).
+fn stage_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result<()> {
+    let Some(mut inst) = repo::get::<ReviewInstance>(c, &job.entity_id)? else { return Ok(()) };
+    if inst.status != InstanceStatus::InProgress {
+        return Ok(());
+    }
+    let k = job.payload.get("stage").and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
+    if let Some(after) = after_of(job) {
+        return move_items(c, ctx.now, &mut inst, k, after);
+    }
+    let Some(current) = inst.current_stage().cloned() else { return Ok(()) };
+    if current.index != k || current.status != InstanceStatus::InProgress || k + 1 >= inst.stage_settings.len() {
+        return Ok(());
+    }
+    if current.end_date_time > ctx.now {
+        return crate::jobs::enqueue(c, JOB_STAGE, &inst.id, current.end_date_time, json!({ "stage": k }));
+    }
+    let next = inst.stage_settings[k + 1].clone();
+    if let Some(s) = inst.stages.last_mut() {
+        s.status = InstanceStatus::Completed;
+    }
+    let start = ctx.now;
+    inst.stages.push(ReviewStage {
+        id: ids::new_id(),
+        stage_id: next.stage_id.clone(),
+        index: k + 1,
+        start_date_time: start,
+        end_date_time: start + days(next.duration_in_days),
+        status: InstanceStatus::InProgress,
+        reviewers: next.reviewers.clone(),
+        fallback_reviewers: next.fallback_reviewers.clone(),
+    });
+    // The run ends when its last stage does.
+    let rest: i32 = inst.stage_settings[k + 1..].iter().map(|s| s.duration_in_days.max(1)).sum();
+    inst.end_date_time = start + days(rest);
+    repo::update(c, &inst)?;
+    crate::jobs::cancel(c, JOB_END, &inst.id)?;
+    crate::jobs::enqueue(c, JOB_END, &inst.id, inst.end_date_time, json!({}))?;
+    crate::jobs::cancel(c, JOB_REASSIGN, &inst.id)?;
+    audit_instance(c, ctx.now, &inst, "stageCompleted", json!({ "stage": current.stage_id, "next": next.stage_id }))?;
+    move_items(c, ctx.now, &mut inst, k, 0)
+}
+
+/// Moves the items of stage `k` (after `seq` `after`) on to stage `k + 1` when their
+/// decision lets them; the others keep their decision and have no reviewer any more.
+fn move_items(c: &mut dyn Conn, now: DateTime<Utc>, inst: &mut ReviewInstance, k: usize, after: i64) -> Result<()> {
+    let Some(setting) = inst.stage_settings.get(k).cloned() else { return Ok(()) };
+    let package_name = package_of(c, inst)?;
+    let rows: Vec<(i64, ReviewDecision)> = repo::list(
+        c,
+        "instance_id = ? AND stage = ?",
+        &[Value::from(&inst.id), Value::from(k as i64)],
+        Some(after),
+        CHUNK,
+    )?;
+    for (_, mut item) in rows.iter().cloned() {
+        c.execute("DELETE FROM review_decision_reviewers WHERE decision_id = ?", &[Value::from(&item.id)])?;
+        if !setting.moves_on(item.decision, item.recommendation) {
+            item.reviewer_ids.clear();
+            repo::update(c, &item)?;
+            continue;
+        }
+        item.stages.push(new_stage_decision(k + 1));
+        item.decision = Decision::NotReviewed;
+        item.justification = None;
+        item.reviewed_by = None;
+        item.reviewed_date_time = None;
+        let user = repo::get::<User>(c, &item.principal.id)?;
+        let reviewers = reviewers_for(c, inst.current_reviewers(), user.as_ref())?;
+        item.reviewer_ids = reviewers.iter().map(|u| u.id.clone()).collect();
+        repo::update(c, &item)?;
+        add_reviewers(c, now, inst, &item.id, &reviewers, &package_name)?;
+    }
+    repo::update(c, inst)?;
+    match rows.last() {
+        Some((seq, _)) if rows.len() == CHUNK => {
+            crate::jobs::enqueue(c, JOB_STAGE, &inst.id, now, json!({ "stage": k, "after": seq }))
+        }
+        _ => match inst.current_stage() {
+            Some(s) if s.index + 1 < inst.stage_settings.len() => {
+                crate::jobs::enqueue(c, JOB_STAGE, &inst.id, s.end_date_time, json!({ "stage": s.index }))
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+fn package_of(c: &mut dyn Conn, inst: &ReviewInstance) -> Result<String> {
+    let Some(def) = repo::get::<ReviewDefinition>(c, &inst.definition_id)? else { return Ok(String::new()) };
+    Ok(repo::get::<AccessPackage>(c, &def.access_package_id)?.map(|p| p.display_name).unwrap_or(def.access_package_id))
+}
+
+/// Job `review.reassign`: the items of the stage under way get the run's (or stage's)
+/// current reviewers, `CHUNK` at a time; reviewers new to the run are told.
+fn reassign_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result<()> {
+    let Some(mut inst) = repo::get::<ReviewInstance>(c, &job.entity_id)? else { return Ok(()) };
+    if inst.status != InstanceStatus::InProgress {
+        return Ok(());
+    }
+    let after = after_of(job).unwrap_or(0);
+    let stage = inst.current_stage().map(|s| s.index).unwrap_or(0);
+    let package_name = package_of(c, &inst)?;
+    let rows: Vec<(i64, ReviewDecision)> = repo::list(
+        c,
+        "instance_id = ? AND stage = ?",
+        &[Value::from(&inst.id), Value::from(stage as i64)],
+        Some(after),
+        CHUNK,
+    )?;
+    for (_, mut item) in rows.iter().cloned() {
+        let user = repo::get::<User>(c, &item.principal.id)?;
+        let reviewers = reviewers_for(c, inst.current_reviewers(), user.as_ref())?;
+        c.execute("DELETE FROM review_decision_reviewers WHERE decision_id = ?", &[Value::from(&item.id)])?;
+        item.reviewer_ids = reviewers.iter().map(|u| u.id.clone()).collect();
+        repo::update(c, &item)?;
+        add_reviewers(c, ctx.now, &mut inst, &item.id, &reviewers, &package_name)?;
+    }
+    repo::update(c, &inst)?;
+    match rows.last() {
+        Some((seq, _)) if rows.len() == CHUNK => {
+            crate::jobs::enqueue(c, JOB_REASSIGN, &inst.id, ctx.now, json!({ "after": seq }))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// New reviewers of a run in progress (instance PUT) or of its stage under way (stage
+/// PATCH). As in Graph, fallback reviewers can only be added: one missing is a 409.
+fn change_reviewers(
+    current: (&[Reviewer], &[Reviewer]),
+    reviewers: Option<Vec<Reviewer>>,
+    fallback: Option<Vec<Reviewer>>,
+) -> Result<(Vec<Reviewer>, Vec<Reviewer>)> {
+    let reviewers = reviewers.unwrap_or_else(|| current.0.to_vec());
+    let fallback = fallback.unwrap_or_else(|| current.1.to_vec());
+    if let Some(gone) = current.1.iter().find(|r| !fallback.contains(r)) {
+        return Err(Error::conflict(
+            "FallbackReviewerRemoved",
+            format!(
+                "Fallback reviewers can only be added to a review in progress; '{}' is missing from 'fallbackReviewers'. Send the current ones with any new ones.",
+                gone.query().0
+            ),
+        )
+        .with_target("fallbackReviewers"));
+    }
+    let reviewers = if reviewers.is_empty() { vec![Reviewer::SelfReview] } else { reviewers };
+    Ok((reviewers, fallback))
+}
+
+/// Instance PUT: changes the reviewers of a run in progress (its scope is sent unchanged);
+/// the items are assigned to them in the background. Returns the run.
+pub async fn replace_instance(
+    app: &App,
+    caller: &Caller,
+    (definition_id, instance_id): (&str, &str),
+    reviewers: Option<Vec<Reviewer>>,
+    fallback: Option<Vec<Reviewer>>,
+) -> Result<ReviewInstance> {
+    caller.require(REVIEW_WRITE)?;
+    let caller = caller.clone();
+    let now = app.now();
+    let (d, i) = (definition_id.to_string(), instance_id.to_string());
+    let inst = app
+        .store
+        .write(move |c| {
+            let (_, mut inst) = managed_instance(c, &caller, &d, &i)?;
+            if inst.status != InstanceStatus::InProgress {
+                return Err(Error::conflict(
+                    "AccessReviewInstanceNotInProgress",
+                    format!(
+                        "Access review instance '{}' is {}; reviewers can only be changed while it is InProgress.",
+                        inst.id,
+                        inst.status.as_str()
+                    ),
+                ));
+            }
+            if inst.is_multi_stage() {
+                return Err(Error::bad_request(
+                    "MultiStageReview",
+                    "This review has stages: change the reviewers of the stage under way with PATCH …/stages/{stageId}.",
+                )
+                .with_target("reviewers"));
+            }
+            let (r, f) = change_reviewers((&inst.reviewers, &inst.fallback_reviewers), reviewers, fallback)?;
+            inst.reviewers = r;
+            inst.fallback_reviewers = f;
+            repo::update(c, &inst)?;
+            reassign_soon(c, now, &inst, caller.id())?;
+            Ok(inst)
+        })
+        .await?;
+    app.work_signal.notify_one();
+    Ok(inst)
+}
+
+fn reassign_soon(c: &mut dyn Conn, now: DateTime<Utc>, inst: &ReviewInstance, actor: &str) -> Result<()> {
+    crate::jobs::cancel(c, JOB_REASSIGN, &inst.id)?;
+    crate::jobs::enqueue(c, JOB_REASSIGN, &inst.id, now, json!({}))?;
+    let (r, f) = inst.current_reviewers();
+    let show = |v: &[Reviewer]| v.iter().map(|r| r.query().0).collect::<Vec<_>>();
+    crate::audit::record(
+        c,
+        crate::audit::AuditEvent {
+            at: now,
+            actor_id: Some(actor),
+            entity_type: "accessReviewInstance",
+            entity_id: &inst.id,
+            action: "reviewersChanged",
+            detail: json!({ "reviewers": show(r), "fallbackReviewers": show(f) }),
+        },
+    )
+}
+
+/// The stages of a run (an empty list for a one-stage run); with `only_mine`, those where
+/// the caller reviews an item now (`filterByCurrentUser(on='reviewer')`).
+pub async fn list_stages(
+    app: &App,
+    caller: &Caller,
+    (definition_id, instance_id): (&str, &str),
+    only_mine: bool,
+) -> Result<(ReviewInstance, Vec<ReviewStage>)> {
+    caller.require(REVIEW_READ)?;
+    let caller = caller.clone();
+    let (d, i) = (definition_id.to_string(), instance_id.to_string());
+    app.store
+        .read(move |c| {
+            let (_, inst, full) = visible_instance(c, &caller, &d, &i)?;
+            let mine = reviews_in(c, caller.user_id(), &inst.id)?;
+            let stages = inst
+                .stages
+                .iter()
+                .filter(|s| {
+                    let current = inst.current_stage().map(|x| x.index) == Some(s.index);
+                    (full && !only_mine) || (mine && current && s.status == InstanceStatus::InProgress)
+                })
+                .cloned()
+                .collect();
+            Ok((inst, stages))
+        })
+        .await
+}
+
+pub async fn get_stage(
+    app: &App,
+    caller: &Caller,
+    (definition_id, instance_id, stage_id): (&str, &str, &str),
+) -> Result<(ReviewInstance, ReviewStage)> {
+    caller.require(REVIEW_READ)?;
+    let caller = caller.clone();
+    let (d, i, s) = (definition_id.to_string(), instance_id.to_string(), stage_id.to_string());
+    app.store
+        .read(move |c| {
+            let (_, inst, _) = visible_instance(c, &caller, &d, &i)?;
+            let stage = find_stage(&inst, &s)?.clone();
+            Ok((inst, stage))
+        })
+        .await
+}
+
+/// The items that reached stage `stage_id`, as that stage decided them.
+pub async fn list_stage_decisions(
+    app: &App,
+    caller: &Caller,
+    (definition_id, instance_id, stage_id): (&str, &str, &str),
+    options: ListOptions,
+    only_mine: bool,
+) -> Result<Listed<ReviewDecision>> {
+    caller.require(REVIEW_READ)?;
+    let caller = caller.clone();
+    let (d, i, s) = (definition_id.to_string(), instance_id.to_string(), stage_id.to_string());
+    app.store
+        .read(move |c| {
+            let (_, inst, full) = visible_instance(c, &caller, &d, &i)?;
+            let stage = find_stage(&inst, &s)?.index;
+            let mut scope = vec![Sql {
+                text: "instance_id = ? AND stage >= ?".into(),
+                params: vec![Value::from(&inst.id), Value::from(stage as i64)],
+            }];
+            if only_mine || !full {
+                scope.push(mine_condition(&caller, &inst.id));
+            }
+            let page: Listed<ReviewDecision> = crate::listing::list(c, DECISION_FIELDS, scope, &options)?;
+            Ok(page.map(|x: ReviewDecision| x.in_stage(stage).unwrap_or(x)))
+        })
+        .await
+}
+
+pub async fn get_stage_decision(
+    app: &App,
+    caller: &Caller,
+    (definition_id, instance_id, stage_id): (&str, &str, &str),
+    decision_id: &str,
+) -> Result<ReviewDecision> {
+    let (_, stage) = get_stage(app, caller, (definition_id, instance_id, stage_id)).await?;
+    let item = get_decision(app, caller, definition_id, instance_id, decision_id).await?;
+    item.in_stage(stage.index).ok_or_else(|| Error::not_found("access review decision item", decision_id))
+}
+
+/// Stage PATCH: changes the reviewers of the stage under way (fallback reviewers can
+/// only be added); its items are assigned to them in the background.
+pub async fn update_stage(
+    app: &App,
+    caller: &Caller,
+    (definition_id, instance_id, stage_id): (&str, &str, &str),
+    reviewers: Option<Vec<Reviewer>>,
+    fallback: Option<Vec<Reviewer>>,
+) -> Result<(ReviewInstance, ReviewStage)> {
+    caller.require(REVIEW_WRITE)?;
+    let caller = caller.clone();
+    let now = app.now();
+    let (d, i, s) = (definition_id.to_string(), instance_id.to_string(), stage_id.to_string());
+    let out = app
+        .store
+        .write(move |c| {
+            let (_, mut inst) = managed_instance(c, &caller, &d, &i)?;
+            if inst.status != InstanceStatus::InProgress {
+                return Err(not_in_progress(&inst));
+            }
+            let index = current_stage_of(&inst, &s)?;
+            let stage = &inst.stages[index];
+            let (r, f) = change_reviewers((&stage.reviewers, &stage.fallback_reviewers), reviewers, fallback)?;
+            inst.stages[index].reviewers = r;
+            inst.stages[index].fallback_reviewers = f;
+            repo::update(c, &inst)?;
+            reassign_soon(c, now, &inst, caller.id())?;
+            let stage = inst.stages[index].clone();
+            Ok((inst, stage))
+        })
+        .await?;
+    app.work_signal.notify_one();
+    Ok(out)
+}
+
+/// Stage `stop`: the stage under way ends now; the next one starts (or, for the last
+/// stage, the run ends).
+pub async fn stop_stage(
+    app: &App,
+    caller: &Caller,
+    (definition_id, instance_id, stage_id): (&str, &str, &str),
+) -> Result<()> {
+    caller.require(REVIEW_WRITE)?;
+    let caller = caller.clone();
+    let now = app.now();
+    let (d, i, s) = (definition_id.to_string(), instance_id.to_string(), stage_id.to_string());
+    app.store
+        .write(move |c| {
+            let (_, mut inst) = managed_instance(c, &caller, &d, &i)?;
+            if inst.status != InstanceStatus::InProgress {
+                return Err(not_in_progress(&inst));
+            }
+            let index = current_stage_of(&inst, &s)?;
+            if index + 1 >= inst.stage_settings.len() {
+                return stop_in(c, now, &mut inst, caller.id());
+            }
+            inst.stages[index].end_date_time = now;
+            repo::update(c, &inst)?;
+            crate::jobs::cancel(c, JOB_STAGE, &inst.id)?;
+            crate::jobs::enqueue(c, JOB_STAGE, &inst.id, now, json!({ "stage": index }))
+        })
+        .await?;
+    app.work_signal.notify_one();
+    Ok(())
+}
+
+/// Definition `stop`: the series ends. Its run in progress stops (its end follows), no
+/// further run opens, and the policy's reviews are turned off so the two agree.
+pub async fn stop_definition(app: &App, caller: &Caller, id: &str) -> Result<()> {
+    caller.require(REVIEW_WRITE)?;
+    let caller = caller.clone();
+    let now = app.now();
+    let id = id.to_string();
+    app.store
+        .write(move |c| {
+            let mut def = managed_definition(c, &caller, &id)?;
+            if def.status == DefinitionStatus::Completed {
+                return Err(Error::conflict(
+                    "AccessReviewDefinitionCompleted",
+                    format!("Access review schedule definition '{}' has already ended.", def.id),
+                ));
+            }
+            let running: Vec<ReviewInstance> =
+                repo::find_all(c, "definition_id = ? AND status = 'InProgress'", &[Value::from(&def.id)])?;
+            for mut inst in running {
+                stop_in(c, now, &mut inst, caller.id())?;
+            }
+            def.status = DefinitionStatus::Completed;
+            def.last_modified_date_time = now;
+            repo::update(c, &def)?;
+            crate::jobs::cancel(c, JOB_OPEN, &def.id)?;
+            if let Some(mut policy) = repo::get::<Policy>(c, &def.policy_id)?
+                && let Some(r) = policy.review_settings.as_mut()
+                && r.is_enabled
+            {
+                r.is_enabled = false;
+                policy.modified_date_time = now;
+                repo::update(c, &policy)?;
+            }
+            crate::audit::record(
+                c,
+                crate::audit::AuditEvent {
+                    at: now,
+                    actor_id: Some(caller.id()),
+                    entity_type: "accessReviewScheduleDefinition",
+                    entity_id: &def.id,
+                    action: "stop",
+                    detail: json!({ "policyId": def.policy_id }),
+                },
+            )
+        })
+        .await?;
+    app.work_signal.notify_one();
+    Ok(())
 }

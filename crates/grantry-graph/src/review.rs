@@ -8,7 +8,7 @@ use crate::render::Dialect;
 use chrono::{DateTime, SecondsFormat, Utc};
 use grantry_domain::model::{
     ContactedReviewer, RecurrenceKind, ReviewDecision, ReviewDefinition, ReviewInstance, ReviewScheduleSettings,
-    Reviewer, UserIdentity,
+    ReviewStage, Reviewer, StageSetting, UserIdentity,
 };
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -202,7 +202,7 @@ pub struct DefinitionWire {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_reviewers: Option<Vec<ReviewerScope>>,
     pub additional_notification_recipients: Vec<Value>,
-    pub stage_settings: Vec<Value>,
+    pub stage_settings: Vec<StageSettingWire>,
     pub settings: ScheduleSettings,
 }
 
@@ -226,8 +226,60 @@ pub fn definition(d: &ReviewDefinition, dialect: Dialect) -> DefinitionWire {
         fallback_reviewers: reviewer_scopes(&d.fallback_reviewers),
         backup_reviewers: dialect.is_beta().then(|| reviewer_scopes(&d.fallback_reviewers)),
         additional_notification_recipients: Vec::new(),
-        stage_settings: Vec::new(),
+        stage_settings: d.stage_settings.iter().map(stage_setting).collect(),
         settings: settings(&d.settings),
+    }
+}
+
+/// `accessReviewStageSettings`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageSettingWire {
+    pub stage_id: String,
+    pub depends_on: Vec<String>,
+    pub duration_in_days: i32,
+    pub decisions_that_will_move_to_next_stage: Vec<String>,
+    pub reviewers: Vec<ReviewerScope>,
+    pub fallback_reviewers: Vec<ReviewerScope>,
+    pub recommendations_enabled: bool,
+    pub recommendation_insight_settings: Vec<Value>,
+}
+
+fn stage_setting(s: &StageSetting) -> StageSettingWire {
+    StageSettingWire {
+        stage_id: s.stage_id.clone(),
+        depends_on: s.depends_on.clone(),
+        duration_in_days: s.duration_in_days,
+        decisions_that_will_move_to_next_stage: s.decisions_that_will_move_to_next_stage.clone().unwrap_or_default(),
+        reviewers: reviewer_scopes(&s.reviewers),
+        fallback_reviewers: reviewer_scopes(&s.fallback_reviewers),
+        recommendations_enabled: s.recommendations_enabled.unwrap_or(true),
+        recommendation_insight_settings: Vec::new(),
+    }
+}
+
+/// `accessReviewStage`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageWire {
+    pub id: String,
+    #[serde(serialize_with = "ts")]
+    pub start_date_time: DateTime<Utc>,
+    #[serde(serialize_with = "ts")]
+    pub end_date_time: DateTime<Utc>,
+    pub status: &'static str,
+    pub reviewers: Vec<ReviewerScope>,
+    pub fallback_reviewers: Vec<ReviewerScope>,
+}
+
+pub fn stage(s: &ReviewStage) -> StageWire {
+    StageWire {
+        id: s.id.clone(),
+        start_date_time: s.start_date_time,
+        end_date_time: s.end_date_time,
+        status: s.status.as_str(),
+        reviewers: reviewer_scopes(&s.reviewers),
+        fallback_reviewers: reviewer_scopes(&s.fallback_reviewers),
     }
 }
 

@@ -380,6 +380,7 @@ impl Record for ReviewDecision {
             ("principal_id", (&self.principal.id).into()),
             ("decision", self.decision.as_str().into()),
             ("apply_result", self.apply_result.as_str().into()),
+            ("stage", (self.stage() as i64).into()),
         ]
     }
 }

@@ -12,6 +12,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use grantry_core::listing::Listed;
 use grantry_core::reviews;
+use grantry_domain::model::{MAX_STAGES, ReviewDefinition, Reviewer, STAGE_DECISIONS, StageSetting};
 use grantry_domain::{Error, Result};
 use grantry_graph::{Body, Dialect, review as wire};
 use serde_json::Value;
@@ -24,9 +25,23 @@ pub fn routes() -> Router<AppState> {
         .route(&defs, get(list_definitions).post(create_definition))
         .route(&format!("{defs}/filterByCurrentUser/{{args}}"), get(my_definitions))
         .route(&format!("{defs}/{{d}}"), get(get_definition).put(put_definition).delete(delete_definition))
+        .route(&format!("{defs}/{{d}}/stop"), post(stop_definition))
         .route(&format!("{defs}/{{d}}/instances"), get(list_instances))
         .route(&format!("{defs}/{{d}}/instances/filterByCurrentUser/{{args}}"), get(my_instances))
-        .route(&format!("{defs}/{{d}}/instances/{{i}}"), get(get_instance))
+        .route(&format!("{defs}/{{d}}/instances/{{i}}"), get(get_instance).put(put_instance))
+        .route(&format!("{defs}/{{d}}/instances/{{i}}/stages"), get(list_stages))
+        .route(&format!("{defs}/{{d}}/instances/{{i}}/stages/filterByCurrentUser/{{args}}"), get(my_stages))
+        .route(&format!("{defs}/{{d}}/instances/{{i}}/stages/{{s}}"), get(get_stage).patch(patch_stage))
+        .route(&format!("{defs}/{{d}}/instances/{{i}}/stages/{{s}}/stop"), post(stop_stage))
+        .route(&format!("{defs}/{{d}}/instances/{{i}}/stages/{{s}}/decisions"), get(list_stage_decisions))
+        .route(
+            &format!("{defs}/{{d}}/instances/{{i}}/stages/{{s}}/decisions/filterByCurrentUser/{{args}}"),
+            get(my_stage_decisions),
+        )
+        .route(
+            &format!("{defs}/{{d}}/instances/{{i}}/stages/{{s}}/decisions/{{x}}"),
+            get(get_stage_decision).patch(patch_stage_decision),
+        )
         .route(&format!("{defs}/{{d}}/instances/{{i}}/decisions"), get(list_decisions))
         .route(&format!("{defs}/{{d}}/instances/{{i}}/decisions/filterByCurrentUser/{{args}}"), get(my_decisions))
         .route(&format!("{defs}/{{d}}/instances/{{i}}/decisions/{{x}}"), get(get_decision).patch(patch_decision))
@@ -155,7 +170,6 @@ const POLICY_OWNED: &[&str] = &[
     "reviewers",
     "fallbackReviewers",
     "backupReviewers",
-    "stageSettings",
     "additionalNotificationRecipients",
 ];
 /// Settings a PUT may change; the other settings come from the policy.
@@ -224,6 +238,9 @@ async fn put_definition(
         }
         Ok(v)
     };
+    if let Some(v) = json.get("stageSettings") {
+        overrides.stage_settings = Some(parse_stage_settings(v, &def)?);
+    }
     overrides.display_name = text("displayName")?.filter(|n| !n.trim().is_empty());
     overrides.description_for_admins = text("descriptionForAdmins")?;
     overrides.description_for_reviewers = text("descriptionForReviewers")?;
@@ -299,7 +316,7 @@ async fn decisions(
         Some(x) => decisions_set(&x.definition_id, &x.instance_id),
         None => decisions_set(def_id, inst_id),
     };
-    Ok(listed(s, d, &set, page.map(|x| wire::decision(&x, d, base)), q))
+    Ok(listed(s, d, &set, page.map(|x| wire::decision(&x.shown(), d, base)), q))
 }
 
 async fn list_decisions(
@@ -331,7 +348,7 @@ async fn get_decision(
 ) -> ApiResult<Response> {
     let item = reviews::get_decision(&s.app, &caller, &def_id, &inst_id, &x).await?;
     let set = decisions_set(&item.definition_id, &item.instance_id);
-    Ok(respond::entity(&s, d, &set, wire::decision(&item, d, &s.config.public_base_url)))
+    Ok(respond::entity(&s, d, &set, wire::decision(&item.shown(), d, &s.config.public_base_url)))
 }
 
 /// Reads `{decision, justification, principalId, resourceId}`.
@@ -422,7 +439,7 @@ async fn my_decisions_everywhere(
     let page = reviews::list_my_decisions_everywhere(&s.app, &caller, options(&q)?).await?;
     let base = &s.config.public_base_url;
     let set = "Collection(microsoft.graph.accessReviewInstanceDecisionItem)";
-    Ok(listed(&s, d, set, page.map(|x| wire::decision(&x, d, base)), &q))
+    Ok(listed(&s, d, set, page.map(|x| wire::decision(&x.shown(), d, base)), &q))
 }
 
 async fn list_contacted(
@@ -460,6 +477,359 @@ async fn instance_action(
     Ok(respond::no_content())
 }
 
+/// Reads `accessReviewReviewerScope[]` (`[]`: self-review).
+fn parse_reviewers(v: &Value, target: &str) -> Result<Vec<Reviewer>> {
+    let Some(items) = v.as_array() else {
+        return Err(Error::invalid_property(
+            target,
+            format!("'{target}' must be an array of accessReviewReviewerScope objects."),
+        ));
+    };
+    items
+        .iter()
+        .map(|item| {
+            let query = item.get("query").and_then(Value::as_str).unwrap_or_default();
+            let root = item.get("queryRoot").and_then(Value::as_str);
+            Reviewer::from_query(query, root).ok_or_else(|| {
+                Error::invalid_property(
+                    target,
+                    format!(
+                        "Reviewer query '{query}' is not supported; use /users/{{id}}, /groups/{{id}}/transitiveMembers, or ./manager with queryRoot 'decisions' ([] for a self-review)."
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads `stageSettings` for a definition PUT: at most three stages, each depending on the
+/// one before it, durations that fit in one recurrence period.
+fn parse_stage_settings(v: &Value, def: &ReviewDefinition) -> Result<Vec<StageSetting>> {
+    let Some(items) = v.as_array() else {
+        return Err(Error::invalid_property(
+            "stageSettings",
+            "'stageSettings' must be an array of accessReviewStageSettings.",
+        ));
+    };
+    if items.len() > MAX_STAGES {
+        return Err(Error::invalid_property(
+            "stageSettings",
+            format!("A review has at most {MAX_STAGES} stages; got {}.", items.len()),
+        ));
+    }
+    let mut out: Vec<StageSetting> = Vec::new();
+    for (n, item) in items.iter().enumerate() {
+        let at = |k: &str| format!("stageSettings[{n}].{k}");
+        let Some(obj) = item.as_object() else {
+            return Err(Error::invalid_property(
+                &format!("stageSettings[{n}]"),
+                "Each stage setting must be an object.",
+            ));
+        };
+        let stage_id = match obj.get("stageId") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            Some(Value::Number(x)) => x.to_string(),
+            _ => return Err(Error::invalid_property(&at("stageId"), "'stageId' is required (e.g. \"1\").")),
+        };
+        if out.iter().any(|s| s.stage_id == stage_id) {
+            return Err(Error::invalid_property(&at("stageId"), format!("Stage id '{stage_id}' is used twice.")));
+        }
+        let depends_on: Vec<String> = match obj.get("dependsOn") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => {
+                a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect()
+            }
+            Some(_) => {
+                return Err(Error::invalid_property(&at("dependsOn"), "'dependsOn' must be an array of stage ids."));
+            }
+        };
+        let expected: Vec<String> = out.last().map(|p| vec![p.stage_id.clone()]).unwrap_or_default();
+        if depends_on != expected {
+            return Err(Error::invalid_property(
+                &at("dependsOn"),
+                match expected.first() {
+                    Some(prev) => {
+                        format!("Stages run one after another: stage '{stage_id}' must have dependsOn [\"{prev}\"].")
+                    }
+                    None => {
+                        format!("The first stage ('{stage_id}') depends on no other stage; leave 'dependsOn' empty.")
+                    }
+                },
+            ));
+        }
+        let duration =
+            obj.get("durationInDays").and_then(Value::as_i64).filter(|d| (1..=3650).contains(d)).ok_or_else(|| {
+                Error::invalid_property(
+                    &at("durationInDays"),
+                    "'durationInDays' is required: a whole number of days, at least 1.",
+                )
+            })?;
+        let moves = match obj.get("decisionsThatWillMoveToNextStage") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => {
+                let mut list = Vec::new();
+                for x in a {
+                    let raw = x.as_str().unwrap_or_default();
+                    let known =
+                        STAGE_DECISIONS.iter().find(|d| d.eq_ignore_ascii_case(raw.trim())).ok_or_else(|| {
+                            Error::invalid_property(
+                                &at("decisionsThatWillMoveToNextStage"),
+                                format!("'{raw}' is not a decision; use {}.", STAGE_DECISIONS.join(", ")),
+                            )
+                        })?;
+                    list.push(known.to_string());
+                }
+                Some(list)
+            }
+            Some(_) => {
+                return Err(Error::invalid_property(
+                    &at("decisionsThatWillMoveToNextStage"),
+                    "'decisionsThatWillMoveToNextStage' must be an array of decisions.",
+                ));
+            }
+        };
+        let reviewers = match obj.get("reviewers") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => parse_reviewers(v, &at("reviewers"))?,
+        };
+        let fallback = match obj.get("fallbackReviewers") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => parse_reviewers(v, &at("fallbackReviewers"))?,
+        };
+        let recommendations = obj.get("recommendationsEnabled").and_then(Value::as_bool);
+        out.push(StageSetting {
+            stage_id,
+            depends_on,
+            duration_in_days: duration as i32,
+            decisions_that_will_move_to_next_stage: moves,
+            reviewers: if reviewers.is_empty() { vec![Reviewer::SelfReview] } else { reviewers },
+            fallback_reviewers: fallback,
+            recommendations_enabled: recommendations,
+        });
+    }
+    let total: i64 = out.iter().map(|s| i64::from(s.duration_in_days)).sum();
+    let r = &def.settings.recurrence;
+    if let (Some(a), Some(b)) = (r.occurrence(0), r.occurrence(1)) {
+        let period = (b - a).num_days();
+        if total > period {
+            return Err(Error::invalid_property(
+                "stageSettings",
+                format!(
+                    "The stages last {total} days in all, longer than one recurrence period ({period} days); shorten them so runs do not overlap."
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Instance PUT (as Graph updates instances): `reviewers` and `fallbackReviewers` of a run
+/// in progress; `scope` may be sent only unchanged. Answers 200 with the run.
+async fn put_instance(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((def_id, inst_id)): Path<(String, String)>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    caller.require(reviews::REVIEW_WRITE)?;
+    let body = Body::root(&json)?;
+    crate::schema::check(&body, d, "accessReviewInstance")?;
+    let def = reviews::get_definition(&s.app, &caller, &def_id).await?;
+    let current = reviews::get_instance(&s.app, &caller, &def.id, &inst_id).await?;
+    let shown = wire::to_json(&wire::instance(&current, &def, d));
+    for key in ["scope", "startDateTime", "endDateTime", "status"] {
+        if let Some(v) = json.get(key)
+            && !agrees(v, &shown[key])
+        {
+            return Err(Error::bad_request(
+                "ReadOnlyProperty",
+                format!("'{key}' of an access review instance cannot be changed; send it unchanged or leave it out. Only 'reviewers' and 'fallbackReviewers' can be changed."),
+            )
+            .with_target(key)
+            .into());
+        }
+    }
+    let reviewers =
+        json.get("reviewers").filter(|v| !v.is_null()).map(|v| parse_reviewers(v, "reviewers")).transpose()?;
+    let fallback = json
+        .get("fallbackReviewers")
+        .filter(|v| !v.is_null())
+        .map(|v| parse_reviewers(v, "fallbackReviewers"))
+        .transpose()?;
+    let inst = reviews::replace_instance(&s.app, &caller, (&def.id, &current.id), reviewers, fallback).await?;
+    Ok(respond::entity(&s, d, &instances_set(&def.id), wire::instance(&inst, &def, d)))
+}
+
+async fn stop_definition(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    reviews::stop_definition(&s.app, &caller, &id).await?;
+    Ok(respond::no_content())
+}
+
+fn stages_set(d: &str, i: &str) -> String {
+    format!("{AR}/definitions('{d}')/instances('{i}')/stages")
+}
+
+async fn stages(
+    s: &AppState,
+    d: Dialect,
+    caller: &grantry_core::Caller,
+    (def_id, inst_id): (&str, &str),
+    q: &RawQuery,
+    only_mine: bool,
+) -> ApiResult<Response> {
+    q.page()?;
+    let (inst, stages) = reviews::list_stages(&s.app, caller, (def_id, inst_id), only_mine).await?;
+    let items: Vec<_> = stages.iter().map(wire::stage).collect();
+    let set = stages_set(&inst.definition_id, &inst.id);
+    Ok(listed(s, d, &set, Listed { items, next: None, count: None }, q))
+}
+
+async fn list_stages(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((def_id, inst_id)): Path<(String, String)>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    stages(&s, d, &caller, (&def_id, &inst_id), &q, false).await
+}
+
+async fn my_stages(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((def_id, inst_id, args)): Path<(String, String, String)>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    parse_reviewer(&args)?;
+    stages(&s, d, &caller, (&def_id, &inst_id), &q, true).await
+}
+
+async fn get_stage(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((def_id, inst_id, stage_id)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let (inst, stage) = reviews::get_stage(&s.app, &caller, (&def_id, &inst_id, &stage_id)).await?;
+    Ok(respond::entity(&s, d, &stages_set(&inst.definition_id, &inst.id), wire::stage(&stage)))
+}
+
+/// Stage PATCH: `reviewers` and `fallbackReviewers` of the stage under way; 200 with the stage.
+async fn patch_stage(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((def_id, inst_id, stage_id)): Path<(String, String, String)>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    caller.require(reviews::REVIEW_WRITE)?;
+    let body = Body::root(&json)?;
+    crate::schema::check(&body, d, "accessReviewStage")?;
+    for key in ["startDateTime", "endDateTime", "status"] {
+        if json.get(key).is_some() {
+            return Err(Error::bad_request(
+                "ReadOnlyProperty",
+                format!(
+                    "'{key}' of an access review stage cannot be changed; only 'reviewers' and 'fallbackReviewers' can."
+                ),
+            )
+            .with_target(key)
+            .into());
+        }
+    }
+    let reviewers =
+        json.get("reviewers").filter(|v| !v.is_null()).map(|v| parse_reviewers(v, "reviewers")).transpose()?;
+    let fallback = json
+        .get("fallbackReviewers")
+        .filter(|v| !v.is_null())
+        .map(|v| parse_reviewers(v, "fallbackReviewers"))
+        .transpose()?;
+    let (inst, stage) =
+        reviews::update_stage(&s.app, &caller, (&def_id, &inst_id, &stage_id), reviewers, fallback).await?;
+    Ok(respond::entity(&s, d, &stages_set(&inst.definition_id, &inst.id), wire::stage(&stage)))
+}
+
+async fn stop_stage(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path((def_id, inst_id, stage_id)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    reviews::stop_stage(&s.app, &caller, (&def_id, &inst_id, &stage_id)).await?;
+    Ok(respond::no_content())
+}
+
+async fn stage_decisions(
+    s: &AppState,
+    d: Dialect,
+    caller: &grantry_core::Caller,
+    (def_id, inst_id, stage_id): (&str, &str, &str),
+    q: &RawQuery,
+    only_mine: bool,
+) -> ApiResult<Response> {
+    let (inst, stage) = reviews::get_stage(&s.app, caller, (def_id, inst_id, stage_id)).await?;
+    let page = reviews::list_stage_decisions(
+        &s.app,
+        caller,
+        (&inst.definition_id, &inst.id, &stage.id),
+        options(q)?,
+        only_mine,
+    )
+    .await?;
+    let base = &s.config.public_base_url;
+    let set = format!("{}('{}')/decisions", stages_set(&inst.definition_id, &inst.id), stage.id);
+    Ok(listed(s, d, &set, page.map(|x| wire::decision(&x, d, base)), q))
+}
+
+async fn list_stage_decisions(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((def_id, inst_id, stage_id)): Path<(String, String, String)>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    stage_decisions(&s, d, &caller, (&def_id, &inst_id, &stage_id), &q, false).await
+}
+
+async fn my_stage_decisions(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((def_id, inst_id, stage_id, args)): Path<(String, String, String, String)>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    parse_reviewer(&args)?;
+    stage_decisions(&s, d, &caller, (&def_id, &inst_id, &stage_id), &q, true).await
+}
+
+async fn get_stage_decision(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((def_id, inst_id, stage_id, x)): Path<(String, String, String, String)>,
+) -> ApiResult<Response> {
+    let item = reviews::get_stage_decision(&s.app, &caller, (&def_id, &inst_id, &stage_id), &x).await?;
+    let set = format!("{}('{stage_id}')/decisions", stages_set(&item.definition_id, &item.instance_id));
+    Ok(respond::entity(&s, d, &set, wire::decision(&item, d, &s.config.public_base_url)))
+}
+
+async fn patch_stage_decision(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path((def_id, inst_id, stage_id, x)): Path<(String, String, String, String)>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let input = parse_record(&json, d, "accessReviewInstanceDecisionItem")?;
+    reviews::record_stage_decision(&s.app, &caller, (&def_id, &inst_id, &stage_id), &x, input).await?;
+    Ok(respond::no_content())
+}
+
 /// The operations `routes()` serves, for the OpenAPI document.
 pub fn describe() -> Vec<crate::openapi::RouteDoc> {
     use crate::openapi::*;
@@ -491,6 +861,51 @@ pub fn describe() -> Vec<crate::openapi::RouteDoc> {
             None,
         ),
         remove(format!("{b}/{{d}}"), "Delete a definition: its runs go and the policy's reviews are turned off"),
+        action(format!("{b}/{{d}}/stop"), "Stop a series: its run in progress stops, no further run opens"),
+        op(
+            "put",
+            format!("{i}/{{i}}"),
+            "Replace the reviewers and fallback reviewers of an instance in progress",
+            Some("AccessReviewInstance"),
+            200,
+            Some("AccessReviewInstance"),
+        ),
+        list(format!("{i}/{{i}}/stages"), "List the stages of a multi-stage instance", "AccessReviewStage"),
+        list(
+            format!("{i}/{{i}}/stages/filterByCurrentUser/{{args}}"),
+            "Stages the caller reviews (on='reviewer')",
+            "AccessReviewStage",
+        ),
+        read(format!("{i}/{{i}}/stages/{{s}}"), "Get a stage", "AccessReviewStage"),
+        op(
+            "patch",
+            format!("{i}/{{i}}/stages/{{s}}"),
+            "Change the reviewers of the stage under way",
+            Some("AccessReviewStage"),
+            200,
+            Some("AccessReviewStage"),
+        ),
+        action(format!("{i}/{{i}}/stages/{{s}}/stop"), "Stop the stage under way: the next stage starts"),
+        list(
+            format!("{i}/{{i}}/stages/{{s}}/decisions"),
+            "The decision items that reached a stage, as it decided them",
+            "AccessReviewInstanceDecisionItem",
+        ),
+        list(
+            format!("{i}/{{i}}/stages/{{s}}/decisions/filterByCurrentUser/{{args}}"),
+            "The caller's decision items in a stage (on='reviewer')",
+            "AccessReviewInstanceDecisionItem",
+        ),
+        read(
+            format!("{i}/{{i}}/stages/{{s}}/decisions/{{x}}"),
+            "Get a decision item of a stage",
+            "AccessReviewInstanceDecisionItem",
+        ),
+        update(
+            format!("{i}/{{i}}/stages/{{s}}/decisions/{{x}}"),
+            "Record a decision in the stage under way (reviewers)",
+            "AccessReviewInstanceDecisionItem",
+        ),
         list(i.clone(), "List the instances of a definition", "AccessReviewInstance"),
         list(
             format!("{i}/filterByCurrentUser/{{args}}"),

@@ -37,6 +37,34 @@ impl Reviewer {
         }
     }
 
+    /// The reviewer an `accessReviewReviewerScope` names (`query`, `queryRoot`), if it is one
+    /// Grantry resolves: `/users/{id}`, `/groups/{id}/transitiveMembers` (or `/members`),
+    /// `./manager` (relative to the decisions).
+    pub fn from_query(query: &str, query_root: Option<&str>) -> Option<Reviewer> {
+        let q = query.trim();
+        let lower = q.to_ascii_lowercase();
+        if lower == "./manager"
+            || (lower == "manager" && query_root.is_some_and(|r| r.eq_ignore_ascii_case("decisions")))
+        {
+            return Some(Reviewer::Manager);
+        }
+        let parts: Vec<&str> = q.trim_start_matches('/').split('/').collect();
+        match parts.as_slice() {
+            [users, id] if users.eq_ignore_ascii_case("users") && !id.is_empty() => {
+                Some(Reviewer::User { id: crate::ids::normalize(id) })
+            }
+            [groups, id, members]
+                if groups.eq_ignore_ascii_case("groups")
+                    && !id.is_empty()
+                    && (members.eq_ignore_ascii_case("transitiveMembers")
+                        || members.eq_ignore_ascii_case("members")) =>
+            {
+                Some(Reviewer::GroupMembers { id: crate::ids::normalize(id) })
+            }
+            _ => None,
+        }
+    }
+
     /// The reviewer a policy's subject set names, if it is one reviews can use.
     fn of_subject_set(s: &SubjectSet) -> Option<Reviewer> {
         match s {
@@ -176,7 +204,47 @@ pub struct ReviewDefinition {
     /// What a definition PUT changed that the policy does not say; kept when the policy changes.
     #[serde(default)]
     pub overrides: DefinitionOverrides,
+    /// Multi-stage reviews (`stageSettings`, set by a definition PUT): empty for one stage.
+    #[serde(default)]
+    pub stage_settings: Vec<StageSetting>,
 }
+
+/// One stage of a multi-stage review (`accessReviewStageSettings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageSetting {
+    pub stage_id: String,
+    pub depends_on: Vec<String>,
+    pub duration_in_days: i32,
+    /// The decisions with which an item goes on to the next stage (`Approve`, `Deny`,
+    /// `DontKnow`, `NotReviewed`, `Recommendation`: the decision agrees with the
+    /// recommendation); `None`: every item goes on.
+    pub decisions_that_will_move_to_next_stage: Option<Vec<String>>,
+    pub reviewers: Vec<Reviewer>,
+    pub fallback_reviewers: Vec<Reviewer>,
+    pub recommendations_enabled: Option<bool>,
+}
+
+impl StageSetting {
+    /// Whether an item decided `d` (recommended `r`) in this stage goes on to the next one.
+    pub fn moves_on(&self, d: Decision, r: Recommendation) -> bool {
+        let Some(list) = &self.decisions_that_will_move_to_next_stage else { return true };
+        list.iter().any(|v| {
+            v.eq_ignore_ascii_case(d.as_str())
+                || (v.eq_ignore_ascii_case("Recommendation")
+                    && matches!(
+                        (d, r),
+                        (Decision::Approve, Recommendation::Approve) | (Decision::Deny, Recommendation::Deny)
+                    ))
+        })
+    }
+}
+
+/// The most stages a review has (as in Graph).
+pub const MAX_STAGES: usize = 3;
+
+/// The decisions a stage may name in `decisionsThatWillMoveToNextStage`.
+pub const STAGE_DECISIONS: &[&str] = &["Approve", "Deny", "DontKnow", "NotReviewed", "Recommendation"];
 
 /// The members of a definition its PUT may change: the policy does not determine them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -188,6 +256,9 @@ pub struct DefinitionOverrides {
     pub auto_apply_decisions_enabled: Option<bool>,
     pub mail_notifications_enabled: Option<bool>,
     pub reminder_notifications_enabled: Option<bool>,
+    /// `stageSettings`: `Some(vec![])` turns a multi-stage review back into one stage.
+    #[serde(default)]
+    pub stage_settings: Option<Vec<StageSetting>>,
 }
 
 impl DefinitionOverrides {
@@ -209,6 +280,12 @@ impl DefinitionOverrides {
         }
         if let Some(v) = self.reminder_notifications_enabled {
             d.settings.reminder_notifications_enabled = v;
+        }
+        if let Some(v) = &self.stage_settings {
+            d.stage_settings = v.clone();
+            if !v.is_empty() {
+                d.settings.instance_duration_in_days = v.iter().map(|s| s.duration_in_days.max(1)).sum();
+            }
         }
     }
 }
@@ -289,6 +366,7 @@ impl ReviewDefinition {
             settings,
             next_occurrence: existing.map(|e| e.next_occurrence).unwrap_or(0),
             overrides,
+            stage_settings: Vec::new(),
         };
         def.overrides.clone().apply(&mut def);
         Some(def)
@@ -381,6 +459,58 @@ pub struct ReviewInstance {
     /// Copied from the definition at the start: later policy changes affect later runs only.
     pub settings: ReviewScheduleSettings,
     pub last_reminder_date_time: Option<DateTime<Utc>>,
+    /// The stages of a multi-stage run, each added when the one before it ends.
+    #[serde(default)]
+    pub stages: Vec<ReviewStage>,
+    /// The definition's stage settings when the run started (empty: one stage).
+    #[serde(default)]
+    pub stage_settings: Vec<StageSetting>,
+}
+
+impl ReviewInstance {
+    pub fn is_multi_stage(&self) -> bool {
+        !self.stage_settings.is_empty()
+    }
+
+    /// The stage under way (the last one added).
+    pub fn current_stage(&self) -> Option<&ReviewStage> {
+        self.stages.last()
+    }
+
+    /// Who reviews now: the current stage's reviewers, or the run's.
+    pub fn current_reviewers(&self) -> (&[Reviewer], &[Reviewer]) {
+        match self.stages.last() {
+            Some(s) => (&s.reviewers, &s.fallback_reviewers),
+            None => (&self.reviewers, &self.fallback_reviewers),
+        }
+    }
+}
+
+/// One stage of a multi-stage run (`accessReviewStage`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewStage {
+    pub id: String,
+    /// The `stageId` of its settings.
+    pub stage_id: String,
+    /// 0-based position.
+    pub index: usize,
+    pub start_date_time: DateTime<Utc>,
+    pub end_date_time: DateTime<Utc>,
+    pub status: InstanceStatus,
+    pub reviewers: Vec<Reviewer>,
+    pub fallback_reviewers: Vec<Reviewer>,
+}
+
+/// An item's decision in one stage of a multi-stage run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageDecision {
+    pub stage_index: usize,
+    pub decision: Decision,
+    pub justification: Option<String>,
+    pub reviewed_by: Option<UserIdentity>,
+    pub reviewed_date_time: Option<DateTime<Utc>>,
 }
 
 /// `accessReviewReviewer`.
@@ -488,6 +618,52 @@ pub struct ReviewDecision {
     pub applied_date_time: Option<DateTime<Utc>>,
     /// Users who may decide this item (resolved at the run's start).
     pub reviewer_ids: Vec<String>,
+    /// In a multi-stage run: the item's decision in each stage it reached, in order. The
+    /// item's own `decision` is that of the stage under way; [`ReviewDecision::latest`]
+    /// is the latest decision made in any stage.
+    #[serde(default)]
+    pub stages: Vec<StageDecision>,
+}
+
+impl ReviewDecision {
+    /// The last stage the item reached (0 in a one-stage run).
+    pub fn stage(&self) -> usize {
+        self.stages.last().map(|s| s.stage_index).unwrap_or(0)
+    }
+
+    /// The latest decision made in any stage, with its justification, reviewer and time
+    /// (Graph's decision item shows it across stages).
+    pub fn latest(&self) -> (Decision, Option<String>, Option<UserIdentity>, Option<DateTime<Utc>>) {
+        if self.decision != Decision::NotReviewed {
+            return (self.decision, self.justification.clone(), self.reviewed_by.clone(), self.reviewed_date_time);
+        }
+        match self.stages.iter().rev().find(|s| s.decision != Decision::NotReviewed) {
+            Some(s) => (s.decision, s.justification.clone(), s.reviewed_by.clone(), s.reviewed_date_time),
+            None => (Decision::NotReviewed, None, None, None),
+        }
+    }
+
+    /// The item as the run shows it: with the latest decision made in any stage.
+    pub fn shown(&self) -> ReviewDecision {
+        let mut out = self.clone();
+        if !self.stages.is_empty() {
+            (out.decision, out.justification, out.reviewed_by, out.reviewed_date_time) = self.latest();
+        }
+        out
+    }
+
+    /// The item as stage `index` saw it: that stage's decision in the item's fields.
+    pub fn in_stage(&self, index: usize) -> Option<ReviewDecision> {
+        let s = self.stages.iter().find(|s| s.stage_index == index)?;
+        let mut out = self.clone();
+        if index != self.stage() {
+            out.decision = s.decision;
+            out.justification = s.justification.clone();
+            out.reviewed_by = s.reviewed_by.clone();
+            out.reviewed_date_time = s.reviewed_date_time;
+        }
+        Some(out)
+    }
 }
 
 /// What an undecided item ends as when its run ends.

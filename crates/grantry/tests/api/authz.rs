@@ -171,7 +171,10 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("reviews.decisions.filterByCurrentUser", "GET …/decisions/filterByCurrentUser(on='reviewer') (item listed?)", "U N N N N A H H H H H F F F"),
     ("reviews.decide", "PATCH …/decisions/{requestor's item} (the manager reviews)", "U N N N N A F F F F F F F F"),
     ("reviews.sendReminder", "POST …/instances/{run}/sendReminder",                "U N N N N F A F A F A F F F"),
+    ("reviews.instances.put", "PUT …/instances/{run} (reviewers sent unchanged)",   "U N N N N F A F A F A F F F"),
+    ("reviews.stages.list", "GET …/instances/{run}/stages",                         "U N N N N A A A A A A F F F"),
     ("reviews.stop", "POST …/instances/{run}/stop",                                "U N N N N F A F A F A F F F"),
+    ("reviews.definitions.stop", "POST accessReviews/definitions/{D}/stop",         "U N N N N F A F A F A F F F"),
 ];
 
 /// What one scenario server holds.
@@ -898,6 +901,12 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
                 }
                 "reviews.sendReminder" => with_none(app.post(t, &format!("{runs}/{run}/sendReminder"), json!({})).await),
                 "reviews.stop" => with_none(app.post(t, &format!("{runs}/{run}/stop"), json!({})).await),
+                "reviews.instances.put" => {
+                    let (_, current) = app.get(&app.admin, &format!("{runs}/{run}")).await;
+                    with_none(app.put(t, &format!("{runs}/{run}"), current).await)
+                }
+                "reviews.stages.list" => with_none(app.get(t, &format!("{runs}/{run}/stages")).await),
+                "reviews.definitions.stop" => with_none(app.post(t, &format!("{ar}/{def}/stop"), json!({})).await),
                 other => panic!("no such operation {other}"),
             }
         }

@@ -637,3 +637,267 @@ async fn a_run_of_many_assignments_is_opened_and_applied_in_batches() {
         .await;
     assert_eq!(active, 0);
 }
+
+/// A monthly review from tomorrow, `days` long, reviewed by `reviewer` with `fallback`
+/// as fallback reviewer; unanswered access is removed.
+fn monthly_review_by(app: &TestApp, reviewer: &str, fallback: &str, days: u32) -> Value {
+    let start = app.now() + chrono::Duration::days(1);
+    json!({
+        "isEnabled": true,
+        "expirationBehavior": "removeAccess",
+        "isRecommendationEnabled": true,
+        "isReviewerJustificationRequired": false,
+        "isSelfReview": false,
+        "schedule": {
+            "startDateTime": start.to_rfc3339(),
+            "expiration": { "type": "afterDuration", "duration": format!("P{days}D") },
+            "recurrence": { "pattern": { "type": "absoluteMonthly", "interval": 1 }, "range": { "type": "noEnd" } }
+        },
+        "primaryReviewers": [{ "@odata.type": "#microsoft.graph.singleUser", "userId": reviewer }],
+        "fallbackReviewers": [{ "@odata.type": "#microsoft.graph.singleUser", "userId": fallback }]
+    })
+}
+
+fn user_scope(id: &str) -> Value {
+    json!({ "query": format!("/users/{id}"), "queryType": "MicrosoftGraph" })
+}
+
+#[tokio::test]
+async fn an_instance_put_changes_its_reviewers_and_a_definition_stop_ends_the_series() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let (ann, bo, first, fallback, second) = (
+        app.create_user("ann").await,
+        app.create_user("bo").await,
+        app.create_user("first").await,
+        app.create_user("fallback").await,
+        app.create_user("second").await,
+    );
+    let policy = review_policy(&app, &f, monthly_review_by(&app, &first, &fallback, 7)).await;
+    let def = definition_of(&app, &policy).await;
+    let def_id = def["id"].as_str().unwrap().to_string();
+    for u in [&ann, &bo] {
+        assign(&app, &f, &policy, u).await;
+    }
+    advance(&app, "P1DT1H").await;
+    let inst = instances(&app, &def_id).await[0].clone();
+    let base = format!("{V1_AR}/definitions/{def_id}/instances/{}", inst["id"].as_str().unwrap());
+    let (first_t, second_t) = (app.user_token(&first, REVIEWER_SCOPES), app.user_token(&second, REVIEWER_SCOPES));
+    let inst_id = inst["id"].as_str().unwrap().to_string();
+    assert_eq!(decisions(&app, &first_t, &def_id, &inst_id, true).await.len(), 2);
+
+    // Removing a fallback reviewer is refused; changing the scope too; a reviewer cannot PUT.
+    let mut put = inst.clone();
+    put["fallbackReviewers"] = json!([]);
+    let (status, body) = app.put(&app.admin, &base, put).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "FallbackReviewerRemoved", "{body}");
+    let mut put = inst.clone();
+    put["scope"]["query"] = json!("/users");
+    let (status, body) = app.put(&app.admin, &base, put).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let mut put = inst.clone();
+    put["reviewers"] = json!([user_scope(&second)]);
+    let (status, body) = app.put(&first_t, &base, put.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let mut bad = put.clone();
+    bad["reviewers"] = json!([{ "query": "/servicePrincipals/x/owners", "queryType": "MicrosoftGraph" }]);
+    let (status, body) = app.put(&app.admin, &base, bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // The run's reviewers change: 200 with the run, and the items follow.
+    let (status, body) = app.put(&app.admin, &base, put).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["reviewers"],
+        json!([{ "query": format!("/users/{second}"), "queryType": "MicrosoftGraph", "queryRoot": null }])
+    );
+    assert_eq!(body["fallbackReviewers"][0]["query"], format!("/users/{fallback}"));
+    app.drain().await;
+    assert_eq!(decisions(&app, &second_t, &def_id, &inst_id, true).await.len(), 2);
+    // The former reviewer reviews nothing in this run any more.
+    let (status, body) = app.get(&first_t, &format!("{base}/decisions/filterByCurrentUser(on='reviewer')")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = app
+        .post(
+            &second_t,
+            &format!("{base}/batchRecordDecisions"),
+            json!({ "decision": "Approve", "justification": "ok" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, contacted) = app.get(&app.admin, &format!("{base}/contactedReviewers")).await;
+    assert!(contacted["value"].as_array().unwrap().iter().any(|r| r["id"] == second.as_str()), "{contacted}");
+
+    // Stopping the series: the run ends (its decisions applied), no further run opens, and
+    // the policy's reviews are off.
+    let (status, body) = app.post(&second_t, &format!("{V1_AR}/definitions/{def_id}/stop"), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = app.post(&app.admin, &format!("{V1_AR}/definitions/{def_id}/stop"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.drain().await;
+    let (_, got) = app.get(&app.admin, &base).await;
+    assert_eq!(got["status"], "Applied", "{got}");
+    let (_, d) = app.get(&app.admin, &format!("{V1_AR}/definitions/{def_id}")).await;
+    assert_eq!(d["status"], "Completed", "{d}");
+    let (_, p) = app.get(&app.admin, &em("v1.0", &format!("assignmentPolicies/{policy}"))).await;
+    assert_eq!(p["reviewSettings"]["isEnabled"], false, "{p}");
+    assert!(app.is_member(&f.group_id, &ann).await && app.is_member(&f.group_id, &bo).await);
+    advance(&app, "P70D").await;
+    assert_eq!(instances(&app, &def_id).await.len(), 1, "no further run");
+    let (status, body) = app.post(&app.admin, &format!("{V1_AR}/definitions/{def_id}/stop"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // A finished run's reviewers cannot change.
+    let (status, body) = app.put(&app.admin, &base, got).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}
+
+#[tokio::test]
+async fn a_two_stage_review_sends_approved_items_to_the_second_stage_and_applies_the_latest_decision() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let (ann, bo, cy, first, second, fallback) = (
+        app.create_user("ann").await,
+        app.create_user("bo").await,
+        app.create_user("cy").await,
+        app.create_user("first").await,
+        app.create_user("second").await,
+        app.create_user("fallback").await,
+    );
+    let policy = review_policy(&app, &f, monthly_review_by(&app, &first, &fallback, 7)).await;
+    let def = definition_of(&app, &policy).await;
+    let def_id = def["id"].as_str().unwrap().to_string();
+    let def_url = format!("{V1_AR}/definitions/{def_id}");
+    for u in [&ann, &bo, &cy] {
+        assign(&app, &f, &policy, u).await;
+    }
+    let stages = json!([
+        { "stageId": "1", "durationInDays": 3, "recommendationsEnabled": true,
+          "decisionsThatWillMoveToNextStage": ["Approve"], "reviewers": [user_scope(&first)] },
+        { "stageId": "2", "dependsOn": ["1"], "durationInDays": 4, "reviewers": [user_scope(&second)],
+          "fallbackReviewers": [user_scope(&fallback)] }
+    ]);
+    // Stages run one after another, at most three, within one recurrence period.
+    for (bad, why) in [
+        (json!([stages[0].clone(), { "stageId": "2", "durationInDays": 4 }]), "dependsOn"),
+        (
+            json!([stages[0].clone(), stages[1].clone(), { "stageId": "3", "dependsOn": ["2"], "durationInDays": 1 },
+                { "stageId": "4", "dependsOn": ["3"], "durationInDays": 1 }]),
+            "at most",
+        ),
+        (json!([{ "stageId": "1", "durationInDays": 40 }]), "recurrence period"),
+        (json!([{ "stageId": "1", "durationInDays": 3, "decisionsThatWillMoveToNextStage": ["Maybe"] }]), "Maybe"),
+    ] {
+        let mut put = def.clone();
+        put["stageSettings"] = bad;
+        let (status, body) = app.put(&app.admin, &def_url, put).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(why), "{body}");
+    }
+    let mut put = def.clone();
+    put["stageSettings"] = stages;
+    let (status, body) = app.put(&app.admin, &def_url, put).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, got) = app.get(&app.admin, &def_url).await;
+    assert_eq!(got["stageSettings"].as_array().map(Vec::len), Some(2), "{got}");
+    assert_eq!(got["stageSettings"][1]["dependsOn"], json!(["1"]));
+    assert_eq!(got["stageSettings"][0]["decisionsThatWillMoveToNextStage"], json!(["Approve"]));
+    assert_eq!(got["settings"]["instanceDurationInDays"], 7, "{got}");
+    // A GET-modify-PUT keeps them.
+    let (status, body) = app.put(&app.admin, &def_url, got.clone()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    advance(&app, "P1DT1H").await;
+    let inst = instances(&app, &def_id).await[0].clone();
+    let inst_id = inst["id"].as_str().unwrap().to_string();
+    let base = format!("{def_url}/instances/{inst_id}");
+    let (first_t, second_t) = (app.user_token(&first, REVIEWER_SCOPES), app.user_token(&second, REVIEWER_SCOPES));
+    let (status, list) = app.get(&app.admin, &format!("{base}/stages")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let listed = list["value"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{list}");
+    assert_eq!(listed[0]["status"], "InProgress");
+    let s1 = listed[0]["id"].as_str().unwrap().to_string();
+    let (status, mine) = app.get(&first_t, &format!("{base}/stages/filterByCurrentUser(on='reviewer')")).await;
+    assert_eq!((status, mine["value"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{mine}");
+    // The second stage's reviewer has nothing to review yet.
+    let (status, _) = app.get(&second_t, &format!("{base}/stages/filterByCurrentUser(on='reviewer')")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Stage 1: ann and bo approved, cy denied.
+    let (status, items) =
+        app.get(&first_t, &format!("{base}/stages/{s1}/decisions/filterByCurrentUser(on='reviewer')")).await;
+    assert_eq!(status, StatusCode::OK, "{items}");
+    let items = items["value"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 3);
+    for (user, decision) in [(&ann, "Approve"), (&bo, "Approve"), (&cy, "Deny")] {
+        let x = item_of(&items, user)["id"].as_str().unwrap();
+        let (status, body) = app
+            .patch(
+                &first_t,
+                &format!("{base}/stages/{s1}/decisions/{x}"),
+                json!({ "decision": decision, "justification": "stage one" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let (status, body) = app.post(&first_t, &format!("{base}/stages/{s1}/stop"), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = app.post(&app.admin, &format!("{base}/stages/{s1}/stop"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.drain().await;
+
+    // Stage 2 opened with the approved items only; stage 1 keeps its decisions.
+    let (_, list) = app.get(&app.admin, &format!("{base}/stages")).await;
+    let listed = list["value"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{list}");
+    assert_eq!((listed[0]["status"].as_str(), listed[1]["status"].as_str()), (Some("Completed"), Some("InProgress")));
+    let s2 = listed[1]["id"].as_str().unwrap().to_string();
+    assert_eq!(listed[1]["reviewers"][0]["query"], format!("/users/{second}"));
+    let (_, stage2) =
+        app.get(&second_t, &format!("{base}/stages/{s2}/decisions/filterByCurrentUser(on='reviewer')")).await;
+    let stage2 = stage2["value"].as_array().unwrap().clone();
+    assert_eq!(stage2.len(), 2, "{stage2:?}");
+    assert!(stage2.iter().all(|x| x["decision"] == "NotReviewed"), "{stage2:?}");
+    let (_, stage1) = app.get(&app.admin, &format!("{base}/stages/{s1}/decisions")).await;
+    let stage1 = stage1["value"].as_array().unwrap().clone();
+    assert_eq!(stage1.len(), 3);
+    assert_eq!(item_of(&stage1, &ann)["decision"], "Approve");
+    assert_eq!(item_of(&stage1, &cy)["decision"], "Deny");
+    // The run shows each item's latest decision.
+    let all = decisions(&app, &app.admin, &def_id, &inst_id, false).await;
+    assert_eq!(item_of(&all, &ann)["decision"], "Approve");
+    assert_eq!(item_of(&all, &cy)["decision"], "Deny");
+    // Stage 1 is over: its reviewer decides nothing more (and no longer reviews in this run);
+    // the second stage's reviewer cannot decide in stage 1 either.
+    let x = item_of(&stage1, &ann)["id"].as_str().unwrap();
+    let (status, body) =
+        app.patch(&first_t, &format!("{base}/stages/{s1}/decisions/{x}"), json!({ "decision": "Deny" })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) =
+        app.patch(&second_t, &format!("{base}/stages/{s1}/decisions/{x}"), json!({ "decision": "Deny" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "AccessReviewStageNotInProgress", "{body}");
+
+    // Stage 2: bo denied, ann not answered; at the end ann keeps stage 1's approval.
+    let x = item_of(&stage2, &bo)["id"].as_str().unwrap();
+    let (status, body) = app
+        .patch(
+            &second_t,
+            &format!("{base}/stages/{s2}/decisions/{x}"),
+            json!({ "decision": "Deny", "justification": "left" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    advance(&app, "P5D").await;
+    let (_, got) = app.get(&app.admin, &base).await;
+    assert_eq!(got["status"], "Applied", "{got}");
+    let all = decisions(&app, &app.admin, &def_id, &inst_id, false).await;
+    assert_eq!(item_of(&all, &ann)["decision"], "Approve", "{all:?}");
+    assert_eq!(item_of(&all, &bo)["decision"], "Deny");
+    assert!(app.is_member(&f.group_id, &ann).await, "approved in stage 1, not answered in stage 2");
+    assert!(!app.is_member(&f.group_id, &bo).await, "denied in stage 2");
+    assert!(!app.is_member(&f.group_id, &cy).await, "denied in stage 1");
+    let (_, list) = app.get(&app.admin, &format!("{base}/stages")).await;
+    assert!(list["value"].as_array().unwrap().iter().all(|s| s["status"] == "Completed"), "{list}");
+}
