@@ -1,4 +1,4 @@
-//! The scenarios (B1–B10), the baselines, and the set-up around them.
+//! The scenarios (B1–B14), the baselines, and the set-up around them.
 
 use crate::Args;
 use crate::load::{self, LoadSpec, Outcome, Samples, Summary};
@@ -356,6 +356,8 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             "b8" => vec![b8(&ctx).await],
             "b11" => b11(&ctx).await?,
             "b12" => b12(&ctx).await?,
+            "b13" => b13(&ctx).await?,
+            "b14" => vec![b14(&ctx).await],
             "floor" => vec![],
             other => bail!("unknown scenario '{other}'"),
         };
@@ -1323,4 +1325,182 @@ async fn b9(args: &Args, dir: &Path, location: &Location) -> anyhow::Result<Vec<
     let _ = child.kill().await;
     let _ = child.wait().await;
     Ok(rows)
+}
+
+/// Polls `sql` (one integer, no parameters) until `done` holds or `limit` passes; returns
+/// how long it took, or `None` on time-out.
+async fn wait_until(ctx: &Ctx, sql: &'static str, limit: Duration, done: impl Fn(i64) -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if done(ctx.count(sql).await) {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// B13: an access review of up to 100,000 assignments (one decision item each; the
+/// dataset's assigned users, so fewer on the small and medium datasets) ends with the
+/// default decision Deny and auto-apply: time until every decision is applied (each
+/// assignment removed by a systemRemove request), and the foreground p99 of adminAdd
+/// requests (4 clients) before and while it runs.
+async fn b13(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
+    let n = ctx.manifest.assigned_count().min(100_000);
+    let (status, package) = ctx
+        .post(
+            &format!("{EM}/accessPackages"),
+            &json!({ "displayName": "B13 reviewed", "catalog": { "id": ctx.manifest.catalog_id } }),
+        )
+        .await;
+    let Some(package_id) =
+        package.as_ref().and_then(|p| p["id"].as_str()).map(str::to_string).filter(|_| status == 201)
+    else {
+        bail!("b13: creating the package answered {status}: {package:?}");
+    };
+    let (_, clock) = ctx.get("/_grantry/clock", true).await;
+    let clock: serde_json::Value = serde_json::from_slice(&clock).context("b13: read the development clock")?;
+    let now: chrono::DateTime<chrono::Utc> =
+        clock["now"].as_str().unwrap_or_default().parse().context("b13: the server needs --dev-clock")?;
+    let start = now + chrono::Duration::minutes(1);
+    let policy = json!({
+        "displayName": "B13 reviewed", "allowedTargetScope": "notSpecified",
+        "expiration": { "type": "noExpiration" }, "accessPackage": { "id": package_id },
+        "reviewSettings": { "isEnabled": true, "isSelfReview": true, "expirationBehavior": "removeAccess",
+            "isReviewerJustificationRequired": false, "isRecommendationEnabled": false,
+            "schedule": { "startDateTime": start.to_rfc3339(),
+                "expiration": { "type": "afterDuration", "duration": "P7D" },
+                "recurrence": { "pattern": { "type": "absoluteMonthly", "interval": 1 }, "range": { "type": "noEnd" } } },
+            "primaryReviewers": [], "fallbackReviewers": [] }
+    });
+    let (status, created) = ctx.post(&format!("{EM}/assignmentPolicies"), &policy).await;
+    let Some(policy_id) = created.as_ref().and_then(|p| p["id"].as_str()).map(str::to_string).filter(|_| status == 201)
+    else {
+        bail!("b13: creating the policy answered {status}: {created:?}");
+    };
+    // The assignments under review, written straight into the database (as the dataset is).
+    let catalog = ctx.manifest.catalog_id.clone();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let (chunk, package_id, policy_id, catalog) =
+            (chunk.to_vec(), package_id.clone(), policy_id.clone(), catalog.clone());
+        ctx.store
+            .write(move |c| {
+                for u in chunk {
+                    let a = grantry_domain::model::Assignment {
+                        id: seed::id_n(0xb13a, u),
+                        access_package_id: package_id.clone(),
+                        catalog_id: catalog.clone(),
+                        policy_id: policy_id.clone(),
+                        target_subject_id: seed::id_n(0x05e7, u),
+                        state: grantry_domain::enums::AssignmentState::Delivered,
+                        status: "Delivered".into(),
+                        schedule: Default::default(),
+                        answers: vec![],
+                        is_extended: false,
+                        expired_date_time: None,
+                        created_date_time: now,
+                        custom_extension_callout_instances: vec![],
+                    };
+                    grantry_store::repo::insert(c, &a)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+    }
+    let spec = ctx.spec(4);
+    let foreground = |ctx: &Ctx| {
+        let c = ctx.clone();
+        let spec = spec.clone();
+        async move {
+            let (mut s, t) = load::run(&spec, 1, move |_, _| {
+                let c = c.clone();
+                async move { ok_if(c.admin_add().await.0, 201) }
+            })
+            .await;
+            s.remove(0).summary(t)
+        }
+    };
+    let quiet = foreground(ctx).await;
+    // The run opens and lists its items (not measured).
+    let c = ctx.clone();
+    let opening = tokio::spawn(async move { c.post("/_grantry/clock/advance", &json!({"duration": "PT2M"})).await.0 });
+    let target = n as i64;
+    let listed =
+        wait_until(ctx, "SELECT COUNT(*) FROM review_decisions", Duration::from_secs(3600), |c| c >= target).await;
+    let _ = opening.await;
+    if listed.is_none() {
+        bail!("b13: the review run did not list its {n} items within an hour");
+    }
+    // The run ends: every item takes the default decision and is applied, under load.
+    let fg = tokio::spawn(foreground(ctx));
+    let started = Instant::now();
+    let c = ctx.clone();
+    let ending = tokio::spawn(async move { c.post("/_grantry/clock/advance", &json!({"duration": "P8D"})).await.0 });
+    let applied = wait_until(
+        ctx,
+        "SELECT COUNT(*) FROM review_instances WHERE status = 'Applied'",
+        Duration::from_secs(3600),
+        |c| c >= 1,
+    )
+    .await
+    .map(|_| started.elapsed());
+    let _ = ending.await;
+    let removed = ctx.count("SELECT COUNT(*) FROM requests WHERE request_type = 'systemRemove'").await;
+    let busy = fg.await.unwrap_or_else(|_| quiet.clone());
+    let secs = applied.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+    let summary = Summary {
+        ops: n as u64,
+        errors: if applied.is_some() { 0 } else { 1 },
+        secs,
+        throughput: n as f64 / secs,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        p999_ms: 0.0,
+        max_ms: 0.0,
+    };
+    let mut r = row(ctx, "b13", "review decisions applied", 0, summary, "100,000 applied", Some(applied.is_some()));
+    r.notes = format!("{n} decisions (Deny by default) applied in {secs:.1}s; {removed} systemRemove requests");
+    let mut rows = vec![r];
+    rows.push(row(ctx, "b13", "adminAdd before the review ends", spec.concurrency, quiet.clone(), "", None));
+    let mut b = row(
+        ctx,
+        "b13",
+        "adminAdd while decisions are applied",
+        spec.concurrency,
+        busy.clone(),
+        "foreground p99 ≤ 2× before",
+        Some(busy.p99_ms <= 2.0 * quiet.p99_ms),
+    );
+    b.notes = format!("p99 {:.2} ms vs {:.2} ms before", busy.p99_ms, quiet.p99_ms);
+    rows.push(b);
+    Ok(rows)
+}
+
+/// B14: userAdd requests under the packages' approval policies by fresh users with their
+/// own tokens, 32 clients: each request waits for an approver, who is told by mail (written
+/// to the outbox with the request). Run it with and without --smtp-url to compare the
+/// foreground p99 with notifications sent and kept.
+async fn b14(ctx: &Ctx) -> Row {
+    let spec = ctx.spec(32);
+    let before = ctx.count("SELECT COUNT(*) FROM outbox WHERE kind = 'mail'").await;
+    let c = ctx.clone();
+    let (mut s, t) = load::run(&spec, 1, move |_, _| {
+        let c = c.clone();
+        async move {
+            let n = c.pairs.fetch_add(1, Ordering::Relaxed);
+            let (user, p) = c.manifest.fresh_pair(n);
+            let Ok(auth) = c.user_auth(user) else { return (Outcome::Error, 0) };
+            let body = json!({"requestType": "userAdd", "justification": "benchmark",
+                "assignment": {"accessPackageId": c.manifest.package_ids[p], "assignmentPolicyId": c.manifest.approval_policy_ids[p]}});
+            ok_if(c.send(reqwest::Method::POST, &format!("{EM}/assignmentRequests"), &auth, Some(&body)).await.0, 201)
+        }
+    })
+    .await;
+    let mails = ctx.count("SELECT COUNT(*) FROM outbox WHERE kind = 'mail'").await - before;
+    let how = if ctx.args.smtp_url.is_some() { "sent over SMTP" } else { "kept (no SMTP)" };
+    let mut r =
+        row(ctx, "b14", "userAdd needing approval, approver mail", spec.concurrency, s.remove(0).summary(t), "", None);
+    r.notes = format!("{mails} notification mails written, {how}");
+    r
 }

@@ -147,7 +147,7 @@ impl Manifest {
     }
 }
 
-fn id_n(prefix: u32, n: usize) -> String {
+pub fn id_n(prefix: u32, n: usize) -> String {
     // Deterministic, UUID-shaped ids: readable in logs and cheap to make.
     format!("{prefix:08x}-0000-4000-8000-{n:012x}")
 }

@@ -422,6 +422,10 @@ pub const JOB_REASSIGN: &str = "review.reassign";
 /// Items handled per job run: a run with many items is opened, ended and applied over
 /// several short transactions, so foreground writes never wait long behind it.
 pub const CHUNK: usize = 200;
+/// Items ended or applied per job run: applying a denial removes an assignment (requests,
+/// memberships, audit, mail), so these runs take fewer items and foreground writes get
+/// the writer between them.
+pub const APPLY_CHUNK: usize = 50;
 
 /// Job kinds handled here, for the runner's table.
 pub fn handler(kind: &str) -> Option<crate::jobs::Handler> {
@@ -790,7 +794,7 @@ fn end_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result
     };
     let def = repo::get::<ReviewDefinition>(c, &inst.definition_id)?;
     let items: Vec<(i64, ReviewDecision)> =
-        repo::list(c, "instance_id = ?", &[Value::from(&inst.id)], Some(after), CHUNK)?;
+        repo::list(c, "instance_id = ?", &[Value::from(&inst.id)], Some(after), APPLY_CHUNK)?;
     for (_, mut item) in items.iter().cloned() {
         if item.decision == Decision::NotReviewed && !item.stages.is_empty() {
             // A multi-stage item ends with the latest decision any stage made.
@@ -812,7 +816,7 @@ fn end_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result
         repo::update(c, &item)?;
     }
     match items.last() {
-        Some((seq, _)) if items.len() == CHUNK => {
+        Some((seq, _)) if items.len() == APPLY_CHUNK => {
             crate::jobs::enqueue(c, JOB_END, &inst.id, ctx.now, json!({ "after": seq }))
         }
         _ => {
@@ -881,7 +885,7 @@ fn apply_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Resu
     let by: Option<UserIdentity> = serde_json::from_value(job.payload["by"].clone()).ok();
     let def = repo::get::<ReviewDefinition>(c, &inst.definition_id)?;
     let items: Vec<(i64, ReviewDecision)> =
-        repo::list(c, "instance_id = ?", &[Value::from(&inst.id)], Some(after), CHUNK)?;
+        repo::list(c, "instance_id = ?", &[Value::from(&inst.id)], Some(after), APPLY_CHUNK)?;
     for (_, mut item) in items.iter().cloned() {
         let before = item.apply_result;
         apply_item(c, ctx.now, &mut item, def.as_ref(), by.clone())?;
@@ -890,7 +894,7 @@ fn apply_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Resu
         }
     }
     match items.last() {
-        Some((seq, _)) if items.len() == CHUNK => {
+        Some((seq, _)) if items.len() == APPLY_CHUNK => {
             crate::jobs::enqueue(c, JOB_APPLY, &inst.id, ctx.now, json!({ "after": seq, "by": job.payload["by"] }))
         }
         _ => {

@@ -823,3 +823,168 @@ async fn acknowledged_writes_survive_sigkill_and_pending_work_runs_once() {
     assert_eq!(report.server_errors, 0);
     assert!(report.acknowledged > 0, "the load acknowledged nothing: {report:?}");
 }
+
+/// A review run of every pool user's assignment ends (default decision Deny, auto-apply) and
+/// the server is killed with SIGKILL while it applies the decisions: after the restart each
+/// denied assignment is removed exactly once (one `systemRemove` request, one "access has
+/// ended" mail), approved access stays, and the run is `Applied`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_ending_under_sigkill_removes_denied_access_once() {
+    use reqwest::Method as M;
+    let seed = seed_from("GRANTRY_CRASH_SEED");
+    println!("review crash test: seed {seed} (GRANTRY_CRASH_SEED={seed} replays it)");
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pg = if on_postgres() { PgTestDatabase::create() } else { None };
+    let db = match &pg {
+        Some(p) => Db::Postgres(p.url.clone(), PgConn::connect(&p.url), dir.path().join("keys")),
+        None => Db::Sqlite(dir.path().to_path_buf()),
+    };
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+    let server = Server::start(&db);
+    let admin = token(&db, &["--app", "crash-admin", "--roles", ADMIN_ROLES]);
+    let client = Client { http: http.clone(), base: server.base.clone() };
+    let world = seed_world(&db, &client, admin).await;
+    let (_, clock) = client.get(&world.admin, "/_grantry/clock").await.expect("clock");
+    let now: chrono::DateTime<chrono::Utc> = clock["now"].as_str().expect("now").parse().expect("a time");
+    let start = now + chrono::Duration::minutes(1);
+    let policy = client
+        .must(
+            M::POST,
+            &world.admin,
+            &format!("/v1.0/{EM}/assignmentPolicies"),
+            Some(json!({"displayName": "Reviewed", "allowedTargetScope": "notSpecified",
+                "expiration": {"type": "noExpiration"}, "accessPackage": {"id": world.package_id},
+                "reviewSettings": {"isEnabled": true, "isSelfReview": true, "expirationBehavior": "removeAccess",
+                    "isReviewerJustificationRequired": false, "isRecommendationEnabled": true,
+                    "schedule": {"startDateTime": start.to_rfc3339(),
+                        "expiration": {"type": "afterDuration", "duration": "P7D"},
+                        "recurrence": {"pattern": {"type": "absoluteMonthly", "interval": 1}, "range": {"type": "noEnd"}}},
+                    "primaryReviewers": [], "fallbackReviewers": []}})),
+            StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .expect("policy id")
+        .to_string();
+    // More assignees than one job run applies (reviews::CHUNK), so the kill can fall
+    // between two batches of the run's end.
+    let mut assignees = world.pool.clone();
+    for i in 0..(grantry_core::reviews::CHUNK + 150) {
+        let v = client
+            .must(
+                M::POST,
+                &world.admin,
+                "/v1.0/users",
+                Some(json!({"displayName": format!("r{i}"), "userPrincipalName": format!("r{i}@contoso.com"), "mail": format!("r{i}@contoso.com")})),
+                StatusCode::CREATED,
+            )
+            .await;
+        assignees.push(v["id"].as_str().expect("user id").to_string());
+    }
+    for user in &assignees {
+        client
+            .must(
+                M::POST,
+                &world.admin,
+                &format!("/v1.0/{EM}/assignmentRequests"),
+                Some(json!({"requestType": "adminAdd", "assignment": {"targetId": user, "assignmentPolicyId": policy, "accessPackageId": world.package_id}})),
+                StatusCode::CREATED,
+            )
+            .await;
+    }
+    client
+        .must(M::POST, &world.admin, "/_grantry/clock/advance", Some(json!({"duration": "PT2M"})), StatusCode::OK)
+        .await;
+    let ar = "/v1.0/identityGovernance/accessReviews/definitions";
+    let reviews_admin = token(&db, &["--app", "crash-reviews", "--roles", "AccessReview.ReadWrite.All"]);
+    let defs = client.must(M::GET, &reviews_admin, ar, None, StatusCode::OK).await;
+    let def = defs["value"]
+        .as_array()
+        .expect("definitions")
+        .iter()
+        .find(|d| d["scope"]["query"].as_str().is_some_and(|q| q.contains(&policy)))
+        .expect("the policy's definition")["id"]
+        .as_str()
+        .expect("definition id")
+        .to_string();
+    let runs = client.must(M::GET, &reviews_admin, &format!("{ar}/{def}/instances"), None, StatusCode::OK).await;
+    let run = runs["value"][0]["id"].as_str().expect("a run is open").to_string();
+    let n = assignees.len();
+    assert_eq!(db.count_with("SELECT COUNT(*) FROM review_decisions WHERE instance_id = ?", Some(&run)), n as i64);
+    // Five assignees keep their access; nobody else answers.
+    let keep: Vec<String> = assignees[..5].to_vec();
+    for user in &keep {
+        let t = token(&db, &["--user", user, "--scopes", "AccessReview.ReadWrite.All"]);
+        let base = format!("{ar}/{def}/instances/{run}/decisions");
+        let mine =
+            client.must(M::GET, &t, &format!("{base}/filterByCurrentUser(on='reviewer')"), None, StatusCode::OK).await;
+        let item = mine["value"][0]["id"].as_str().expect("own item").to_string();
+        client
+            .must(M::PATCH, &t, &format!("{base}/{item}"), Some(json!({"decision": "Approve"})), StatusCode::NO_CONTENT)
+            .await;
+    }
+
+    // The run's end comes due; the server is killed while it applies the decisions.
+    let ender = {
+        let client = client.clone();
+        let admin = world.admin.clone();
+        tokio::spawn(async move { client.post(&admin, "/_grantry/clock/advance", json!({"duration": "P8D"})).await })
+    };
+    // Killed as soon as the first batch of removals has committed (plus a random moment),
+    // so the kill falls in the middle of applying.
+    let watch = Instant::now();
+    while db.count("SELECT COUNT(*) FROM requests WHERE request_type = 'systemRemove'") == 0
+        && watch.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(rng.below(40) as u64)).await;
+    server.kill();
+    let _ = ender.await;
+    let removed_at_kill = db.count("SELECT COUNT(*) FROM requests WHERE request_type = 'systemRemove'");
+    println!("review crash test: killed with {removed_at_kill} of {} removals done", n - keep.len());
+    db.check("review run ending, after SIGKILL");
+
+    let server = Server::start(&db);
+    let client = Client { http, base: server.base.clone() };
+    let (status, body) =
+        client.post(&world.admin, "/_grantry/clock/advance", json!({"duration": "PT0S"})).await.expect("advance");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = client.must(M::GET, &reviews_admin, &format!("{ar}/{def}/instances/{run}"), None, StatusCode::OK).await;
+    assert_eq!(got["status"], "Applied", "{got}");
+    assert_eq!(
+        db.count_with(
+            "SELECT COUNT(*) FROM review_decisions WHERE instance_id = ? AND apply_result = 'New'",
+            Some(&run)
+        ),
+        0,
+        "every decision is applied"
+    );
+    let denied = (n - keep.len()) as i64;
+    assert_eq!(db.count("SELECT COUNT(*) FROM requests WHERE request_type = 'systemRemove'"), denied);
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM (SELECT assignment_id FROM requests WHERE request_type = 'systemRemove' GROUP BY assignment_id HAVING COUNT(*) > 1) x"
+        ),
+        0,
+        "an assignment was removed twice"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM outbox WHERE kind = 'mail' AND body LIKE '%accessEnded%'"), denied);
+    let members = db.count(&format!(
+        "SELECT COUNT(*) FROM group_links WHERE group_id = '{}' AND (granted > 0 OR direct = 1)",
+        world.group_id
+    ));
+    assert_eq!(members, keep.len() as i64, "only the approved assignees are still members");
+    for user in &keep {
+        assert_eq!(
+            db.count(&format!(
+                "SELECT COUNT(*) FROM group_links WHERE group_id = '{}' AND member_id = '{user}' AND granted > 0",
+                world.group_id
+            )),
+            1
+        );
+    }
+    db.check("review run ending, after the restart");
+    server.kill();
+}
