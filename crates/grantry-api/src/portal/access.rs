@@ -189,7 +189,7 @@ fn question_form(q: &Question, values: &[&str], error: Option<&String>) -> Marku
     }
 }
 
-fn describe_policy(p: &Policy) -> Markup {
+pub(super) fn describe_policy(p: &Policy) -> Markup {
     let stages = p.approval.stages.len();
     html! {
         dl.facts {

@@ -18,7 +18,7 @@ use maud::html;
 use std::collections::HashMap;
 
 /// The refusal (403) of people without an administrative role; `None` for administrators.
-fn require_admin(state: &AppState, signed: &Signed) -> Option<Response> {
+pub(super) fn require_admin(state: &AppState, signed: &Signed) -> Option<Response> {
     if is_admin(signed) {
         None
     } else {
@@ -32,23 +32,45 @@ fn require_admin(state: &AppState, signed: &Signed) -> Option<Response> {
     }
 }
 
-/// `GET /admin`: the catalogs the person may read, with keyset paging.
+/// `GET /admin`: the catalogs the person may read, with keyset paging, and the form that
+/// creates one.
 pub async fn home(State(state): State<AppState>, signed: Signed, Query(q): Query<HashMap<String, String>>) -> Response {
-    if let Some(r) = require_admin(&state, &signed) {
+    home_page(&state, &signed, q.get("after").and_then(|a| a.parse().ok()), None).await
+}
+
+/// The administration home page; `refused` is a new-catalog form the API refused (its
+/// values, field errors and message).
+pub(super) async fn home_page(
+    state: &AppState,
+    signed: &Signed,
+    after: Option<i64>,
+    refused: Option<(&Form, &HashMap<String, String>, &str)>,
+) -> Response {
+    if let Some(r) = require_admin(state, signed) {
         return r;
     }
-    let options = ListOptions {
-        after: q.get("after").and_then(|a| a.parse().ok()).map(Cursor::Seq),
-        size: 50,
-        ..Default::default()
-    };
+    let options = ListOptions { after: after.map(Cursor::Seq), size: 50, ..Default::default() };
     let listed = match grantry_core::catalogs::list_catalogs(&state.app, &signed.caller, options).await {
         Ok(l) => l,
-        Err(e) => return views::error_page(&state, Some(&viewer(&signed)), &e),
+        Err(e) => return views::error_page(state, Some(&viewer(signed)), &e),
     };
     let now = state.app.now();
+    let empty = Form(Vec::new());
+    let no_errors = HashMap::new();
+    let (values, errors, general) = match refused {
+        Some((f, e, g)) => (f, e, Some(g)),
+        None => (&empty, &no_errors, None),
+    };
+    let next = match &listed.next {
+        Some(Cursor::Seq(n)) | Some(Cursor::Keys(_, n)) => Some(*n),
+        None => None,
+    };
     let body = html! {
-        p { a href="/admin/assignments" { "Assignments" } ": who has which access package, filtered and removed." }
+        ul {
+            li { a href="/admin/assignments" { "Assignments" } ": who has which access package, filtered and removed." }
+            li { a href="/admin/requests" { "Requests" } ": every request, with its approval decisions." }
+            li { a href="/admin/audit" { "Audit log" } ": every change, who made it and when." }
+        }
         h2 { "Catalogs" }
         @if listed.items.is_empty() { div.empty { "No catalog you can read." } }
         @else {
@@ -57,7 +79,7 @@ pub async fn home(State(state): State<AppState>, signed: Signed, Query(q): Query
                 tbody {
                     @for c in &listed.items {
                         tr {
-                            td { (c.display_name) @if let Some(d) = c.description.as_ref().filter(|d| !d.is_empty()) { br; span.muted { (d) } } }
+                            td { a href={"/admin/catalogs/" (c.id)} { (c.display_name) } @if let Some(d) = c.description.as_ref().filter(|d| !d.is_empty()) { br; span.muted { (d) } } }
                             td { (views::badge(c.state.v1())) }
                             td { (when(c.created_date_time, now)) }
                         }
@@ -65,9 +87,11 @@ pub async fn home(State(state): State<AppState>, signed: Signed, Query(q): Query
                 }
             }
         }
-        @if let Some(Cursor::Seq(n)) = &listed.next { p.pager { a href={"/admin?after=" (n)} { "More catalogs" } } }
+        @if let Some(n) = next { p.pager { a href={"/admin?after=" (n)} { "More catalogs" } } }
+        (super::builders::new_catalog_form(signed, values, errors, general))
     };
-    views::respond(StatusCode::OK, views::page(&state, Some(&viewer(&signed)), Section::Admin, "Administration", body))
+    let status = if refused.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    views::respond(status, views::page(state, Some(&viewer(signed)), Section::Admin, "Administration", body))
 }
 
 /// Quotes a value for an OData string literal.

@@ -14,6 +14,7 @@
 mod access;
 mod admin;
 mod approvals;
+mod builders;
 mod demo;
 mod reviews;
 pub mod session;
@@ -90,6 +91,17 @@ pub fn routes() -> Router<AppState> {
         .route("/reviews/{definition}/instances/{instance}/accept", post(reviews::accept))
         .route("/reviews/{definition}/instances/{instance}/decisions/{item}", post(reviews::decide))
         .route("/admin", get(admin::home))
+        .route("/admin/catalogs", post(builders::create_catalog))
+        .route("/admin/catalogs/{id}", get(builders::catalog))
+        .route("/admin/catalogs/{id}/resources", post(builders::add_resource))
+        .route("/admin/catalogs/{id}/packages", post(builders::create_package))
+        .route("/admin/packages/{id}", get(builders::package))
+        .route("/admin/packages/{id}/roles", post(builders::add_role))
+        .route("/admin/packages/{id}/roles/{role_scope}/remove", post(builders::remove_role))
+        .route("/admin/packages/{id}/incompatible", post(builders::add_incompatible))
+        .route("/admin/packages/{id}/incompatible/{other}/remove", post(builders::remove_incompatible))
+        .route("/admin/packages/{id}/policies/new", get(builders::new_policy))
+        .route("/admin/packages/{id}/policies", post(builders::create_policy))
         .route("/admin/assignments", get(admin::assignments))
         .route("/admin/assignments/{id}/remove", post(admin::remove))
 }

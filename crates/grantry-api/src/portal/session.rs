@@ -124,12 +124,19 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: u64) 
         .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The delegated permissions a portal session acts with: what Entra's My Access asks for.
-/// What they allow is further limited by the person's own directory and entitlement
+/// The delegated permissions a portal session acts with: what Entra's My Access asks for,
+/// and reading groups and applications for the administration's pickers (as the admin
+/// center does). What they allow is further limited by the person's own directory and entitlement
 /// management roles, exactly as for a delegated token, so the portal never holds more rights
 /// than the person.
-pub const PORTAL_SCOPES: &[&str] =
-    &["EntitlementManagement.ReadWrite.All", "AccessReview.ReadWrite.All", "User.Read", "User.ReadBasic.All"];
+pub const PORTAL_SCOPES: &[&str] = &[
+    "EntitlementManagement.ReadWrite.All",
+    "AccessReview.ReadWrite.All",
+    "User.Read",
+    "User.ReadBasic.All",
+    "Group.Read.All",
+    "Application.Read.All",
+];
 
 /// The principal of a session's user.
 pub fn principal(user_id: &str) -> Principal {

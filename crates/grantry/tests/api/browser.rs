@@ -257,6 +257,17 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Scrolls the element `css` selects into the middle of the window (for screenshots).
+    pub async fn scroll_to(&self, css: &str) {
+        let e = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": "arguments[0].scrollIntoView({ block: 'center' }); return true;", "args": [{ ELEMENT: e }] })),
+        )
+        .await;
+    }
+
     pub async fn close(self) {
         let _ = self.http.delete(&self.session).send().await;
     }
@@ -385,4 +396,113 @@ async fn people_sign_in_through_the_openid_provider_in_chromium() {
     other.wait_text("started in another browser").await;
     other.close().await;
     b.close().await;
+}
+
+#[tokio::test]
+async fn an_administrator_builds_a_catalog_package_and_two_stage_policy_and_a_person_requests_it_in_chromium() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = TestApp::spawn_with(Options { dev_login: true, ..Default::default() }).await;
+    let base = app.base.clone();
+    let people = create_demo(&app).await;
+    let (irene, alex, megan) = (&people["irene"], &people["alex"], &people["megan"]);
+    let (status, group) = app
+        .post(
+            &app.admin,
+            "/v1.0/groups",
+            json!({ "displayName": "Build servers", "mailNickname": "build-servers", "securityEnabled": true, "mailEnabled": false,
+                    "owners@odata.bind": [format!("https://graph.microsoft.com/v1.0/users/{irene}")] }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{group}");
+    // Irene owns the group: adding a group to a catalog needs its ownership (or a directory role).
+    let group = group["id"].as_str().unwrap().to_string();
+
+    let admin_browser = driver.browser().await;
+    let b = &admin_browser;
+    dev_sign_in(b, &base, irene).await;
+    // A catalog from scratch.
+    b.open(&format!("{base}/admin")).await;
+    b.fill("#displayName", "Engineering").await;
+    b.fill("#description", "Build and release").await;
+    b.click("form[action='/admin/catalogs'] button[type=submit]").await;
+    b.wait_text("The catalog was created").await;
+    // A group as its resource.
+    b.click(&format!("#resource option[value='AadGroup:{group}']")).await;
+    b.click("form[action$='/resources'] button[type=submit]").await;
+    let text = b.wait_text("The resource was added").await;
+    assert!(text.contains("Build servers"), "{text}");
+    b.screenshot("admin-catalog").await;
+    b.check_accessibility("a catalog in the administration").await;
+    // An access package with the group's membership, incompatible with the demo's package.
+    b.fill("#displayName", "Build access").await;
+    b.click("form[action$='/packages'] button[type=submit]").await;
+    b.wait_text("The access package was created").await;
+    b.click("#role option:nth-child(2)").await;
+    b.click("form[action$='/roles'] button[type=submit]").await;
+    let text = b.wait_text("The access package was changed").await;
+    assert!(text.contains("Build servers") && text.contains("Member"), "{text}");
+    let sales = {
+        let (_, packages) = app
+            .get(
+                &app.admin,
+                "/v1.0/identityGovernance/entitlementManagement/accessPackages?$filter=displayName eq 'Sales reports'",
+            )
+            .await;
+        packages["value"][0]["id"].as_str().unwrap().to_string()
+    };
+    b.click(&format!("#other option[value='{sales}']")).await;
+    b.click("form[action$='/incompatible'] button[type=submit]").await;
+    b.wait_url("#incompatible").await;
+    let text = b.wait_text("Incompatible access packages").await;
+    assert!(text.contains("Sales reports\nRemove"), "{text}");
+    b.screenshot("admin-package").await;
+    b.check_accessibility("an access package in the administration").await;
+    // A two-stage policy; the API's validation is shown next to the field it is about.
+    b.click("a[href$='/policies/new']").await;
+    b.wait_text("Who can request").await;
+    b.fill("#displayName", "Engineers ask, Megan then Irene approve").await;
+    b.click(&format!("#stage1Approver option[value='user:{megan}']")).await;
+    b.fill("#stage1Days", "2").await;
+    b.click(&format!("#stage1Escalation option[value='user:{irene}']")).await;
+    b.fill("#stage1EscalationDays", "1").await;
+    b.click(&format!("#stage2Approver option[value='user:{irene}']")).await;
+    b.fill("#stage2Days", "7").await;
+    b.fill("#q1Text", "Which team are you in?").await;
+    b.click("#q1Kind option[value='choice']").await;
+    b.fill("#q1Choices", "Build\nRelease").await;
+    b.click("#q1Required").await;
+    b.click("form.stack button[type=submit]").await;
+    let text = b.wait_text("at least 4 days").await;
+    assert!(text.contains("Some fields need attention"), "{text}");
+    b.scroll_to("#stage1Days_error").await;
+    b.screenshot("admin-policy-error").await;
+    b.check_accessibility("the policy form with an error").await;
+    b.click("#stage1Escalation option[value='']").await;
+    b.fill("#stage1Days", "7").await;
+    b.click("form.stack button[type=submit]").await;
+    let text = b.wait_text("The policy was created").await;
+    assert!(text.contains("Engineers ask, Megan then Irene approve") && text.contains("2 approval stages"), "{text}");
+    b.screenshot("admin-policy").await;
+
+    // Alex finds the new package and requests it; Megan is asked first.
+    let alex_browser = driver.browser().await;
+    let a = &alex_browser;
+    dev_sign_in(a, &base, alex).await;
+    assert!(a.text().await.contains("Build access"));
+    a.click("a[aria-label='Request Build access']").await;
+    a.wait_text("Which team are you in?").await;
+    a.click("input[type=radio][value=Release]").await;
+    a.fill("#justification", "I ship the releases").await;
+    a.click("form.stack button[type=submit]").await;
+    let text = a.wait_text("Your request was submitted").await;
+    assert!(text.contains("Pending approval") && text.contains("Release"), "{text}");
+    let (_, approvals) = app
+        .get(
+            &app.admin,
+            "/v1.0/identityGovernance/entitlementManagement/assignmentRequests?$filter=state eq 'pendingApproval'",
+        )
+        .await;
+    assert_eq!(approvals["value"].as_array().unwrap().len(), 1, "{approvals}");
+    alex_browser.close().await;
+    admin_browser.close().await;
 }

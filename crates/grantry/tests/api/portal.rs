@@ -527,3 +527,95 @@ async fn reviewers_decide_people_remove_their_access_and_administrators_filter_a
     }
     assert!(alex.get("/access/assignments").await.body.contains("You have no active access"));
 }
+
+#[tokio::test]
+async fn the_builders_refuse_requestors_and_foreign_forms_and_show_the_apis_validation_next_to_the_field() {
+    let (app, people) = demo_app().await;
+    let (package, _, _) = demo_package(&app).await;
+    let (_, catalogs) = app.get(&app.admin, &format!("/v1.0/{EM}/catalogs?$filter=displayName eq 'Sales'")).await;
+    let catalog = catalogs["value"][0]["id"].as_str().unwrap().to_string();
+    // A requestor sees none of the builders and cannot post to them.
+    let mut alex = Visitor::new(&app);
+    alex.sign_in_dev(&people["alex"]).await;
+    let csrf = alex.get("/access").await.csrf();
+    for path in [
+        format!("/admin/catalogs/{catalog}"),
+        format!("/admin/packages/{package}"),
+        format!("/admin/packages/{package}/policies/new"),
+    ] {
+        assert_eq!(alex.get(&path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let page = alex.post("/admin/catalogs", &[("csrf", &csrf), ("displayName", "Mine"), ("state", "published")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    let page =
+        alex.post(&format!("/admin/catalogs/{catalog}/packages"), &[("csrf", &csrf), ("displayName", "Sneaky")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    // An administrator's form without the session's CSRF token is refused.
+    let mut irene = Visitor::new(&app);
+    irene.sign_in_dev(&people["irene"]).await;
+    let page = irene.post("/admin/catalogs", &[("csrf", "forged"), ("displayName", "Forged")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    // The API's validation, next to the field.
+    let csrf = irene.get("/admin").await.csrf();
+    let page = irene.post("/admin/catalogs", &[("csrf", &csrf), ("displayName", " "), ("state", "published")]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("id=\"displayName_error\""), "{}", page.body);
+    let megan = format!("user:{}", people["megan"]);
+    let page = irene
+        .post(
+            &format!("/admin/packages/{package}/policies"),
+            &[
+                ("csrf", &csrf),
+                ("displayName", "Too quick"),
+                ("allowedTargetScope", "allMemberUsers"),
+                ("selfAdd", "on"),
+                ("stage1Approver", &megan),
+                ("stage1Days", "0"),
+                ("expiration", "noExpiration"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    let at = page.body.find("id=\"stage1Days_error\"").unwrap_or_else(|| panic!("{}", page.body));
+    assert!(page.body[at..].contains("must be longer than zero"), "{}", page.body);
+    assert!(page.body.contains("value=\"Too quick\""), "the form keeps what was typed: {}", page.body);
+    let (_, policies) =
+        app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies?$filter=accessPackage/id eq '{package}'")).await;
+    assert_eq!(policies["value"].as_array().unwrap().len(), 1, "nothing was written: {policies}");
+    // A valid form creates the policy the API then serves.
+    let page = irene
+        .post(
+            &format!("/admin/packages/{package}/policies"),
+            &[
+                ("csrf", &csrf),
+                ("displayName", "Managers ask for their reports"),
+                ("allowedTargetScope", "allMemberUsers"),
+                ("selfAdd", "on"),
+                ("selfExtend", "on"),
+                ("customSchedule", "on"),
+                ("onBehalf", "on"),
+                ("stage1Approver", &megan),
+                ("stage1Days", "5"),
+                ("expiration", "afterDuration"),
+                ("expirationDays", "90"),
+                ("reviewEnabled", "on"),
+                ("reviewRecurrence", "quarterly"),
+                ("reviewDays", "10"),
+                ("reviewers", "manager"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let (_, policies) = app
+        .get(
+            &app.admin,
+            &format!("/v1.0/{EM}/assignmentPolicies?$filter=displayName eq 'Managers ask for their reports'"),
+        )
+        .await;
+    let p = &policies["value"][0];
+    assert_eq!(p["expiration"]["duration"], "P90D", "{p}");
+    assert_eq!(p["requestorSettings"]["enableOnBehalfRequestorsToAddAccess"], true, "{p}");
+    assert_eq!(p["requestorSettings"]["allowCustomAssignmentSchedule"], true, "{p}");
+    assert_eq!(p["requestApprovalSettings"]["stages"][0]["durationBeforeAutomaticDenial"], "P5D", "{p}");
+    assert_eq!(p["reviewSettings"]["isEnabled"], true, "{p}");
+}
