@@ -68,8 +68,6 @@ pub(super) async fn home_page(
     let body = html! {
         ul {
             li { a href="/admin/assignments" { "Assignments" } ": who has which access package, filtered and removed." }
-            li { a href="/admin/requests" { "Requests" } ": every request, with its approval decisions." }
-            li { a href="/admin/audit" { "Audit log" } ": every change, who made it and when." }
         }
         h2 { "Catalogs" }
         @if listed.items.is_empty() { div.empty { "No catalog you can read." } }
