@@ -140,7 +140,7 @@ impl TokenKeys {
     }
 
     /// The public keys, as a JWK set (keys added by a rotation show up within seconds).
-    pub fn jwks(&self) -> serde_json::Value {
+    pub fn jwks(&self) -> crate::keyring::Jwks {
         self.refresh(false);
         self.key_set().jwks()
     }

@@ -204,10 +204,6 @@ impl RawQuery {
     }
 }
 
-pub fn encode_skiptoken(after_seq: i64) -> String {
-    encode_cursor(&Cursor::Seq(after_seq))
-}
-
 fn decode_skiptoken(token: &str) -> Result<i64, ApiError> {
     match decode_cursor(token)? {
         Cursor::Seq(seq) => Ok(seq),

@@ -72,17 +72,28 @@ impl SigningKey {
     }
 
     /// The public key as a JWK (RFC 7517), as published at `/discovery/v2.0/keys`.
-    pub fn jwk(&self) -> serde_json::Value {
-        serde_json::json!({
-            "kty": "EC",
-            "crv": "P-256",
-            "use": "sig",
-            "alg": "ES256",
-            "kid": self.kid,
-            "x": self.x,
-            "y": self.y,
-        })
+    pub fn jwk(&self) -> Jwk {
+        Jwk { kty: "EC", crv: "P-256", use_: "sig", alg: "ES256", kid: self.kid.clone(), x: self.x.clone(), y: self.y.clone() }
     }
+}
+
+/// A public key as a JWK (RFC 7517).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Jwk {
+    pub kty: &'static str,
+    pub crv: &'static str,
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    pub alg: &'static str,
+    pub kid: String,
+    pub x: String,
+    pub y: String,
+}
+
+/// A JWK set (RFC 7517 §5).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
 }
 
 /// The RFC 7638 thumbprint of a P-256 public key: a stable key id that anyone holding the
@@ -107,8 +118,8 @@ impl KeySet {
         self.keys.iter().find(|k| k.kid == kid)
     }
 
-    pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": self.keys.iter().map(SigningKey::jwk).collect::<Vec<_>>() })
+    pub fn jwks(&self) -> Jwks {
+        Jwks { keys: self.keys.iter().map(SigningKey::jwk).collect() }
     }
 }
 
@@ -273,7 +284,7 @@ mod tests {
         let set = load(&keys).unwrap();
         assert_eq!(set.active().unwrap().kid, second_kid);
         assert_eq!(set.by_kid(&first_kid).unwrap().retired, Some(3_000));
-        assert_eq!(set.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(set.jwks().keys.len(), 2);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -294,7 +305,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let set = load_or_create(dir.path(), 1).unwrap();
         let jwk = set.active().unwrap().jwk();
-        let kid = thumbprint(jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap());
-        assert_eq!(jwk["kid"], kid);
+        let kid = thumbprint(&jwk.x, &jwk.y);
+        assert_eq!(jwk.kid, kid);
     }
 }

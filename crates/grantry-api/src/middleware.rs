@@ -333,13 +333,12 @@ mod tests {
 #[derive(Debug, Clone, Copy)]
 pub struct CountSegment;
 
-/// Applies the options that shape any JSON response the same way, for every route:
+/// Parses the options that shape any JSON response the same way, for every route, once:
 /// `$select` (keep only the named properties, plus `id` and annotations) and the `/$count`
-/// segment. They are parsed once here and handed to the response helpers in
-/// [`crate::respond`], which apply them while serializing; a response built some other way
-/// is reshaped here instead.
+/// segment. They are handed to the response helpers in [`crate::respond`], which apply them
+/// while serializing; no response is parsed again.
 pub async fn odata_response(req: Request, next: Next) -> Response {
-    use axum::http::{Method, StatusCode, header};
+    use axum::http::Method;
     let counting = req.extensions().get::<CountSegment>().is_some();
     let select = if req.method() == Method::GET {
         req.uri()
@@ -366,67 +365,5 @@ pub async fn odata_response(req: Request, next: Next) -> Response {
         select: select.as_deref().and_then(grantry_graph::wire::Select::from_paths),
         count_segment: counting,
     };
-    let response = crate::respond::SHAPE.scope(shape.clone(), next.run(req)).await;
-    if response.status() != StatusCode::OK || response.extensions().get::<crate::respond::Shaped>().is_some() {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return ApiError(Error::internal("cannot read the response body")).into_response();
-    };
-    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Response::from_parts(parts, axum::body::Body::from(bytes));
-    };
-    if counting {
-        let Some(n) = json.get("@odata.count").and_then(|v| v.as_i64()) else {
-            return ApiError(Error::bad_request(
-                "BadRequest",
-                "The /$count segment is not supported on this collection.",
-            ))
-            .into_response();
-        };
-        let mut r = (StatusCode::OK, n.to_string()).into_response();
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        return r;
-    }
-    if let Some(select) = &shape.select
-        && let Err(e) = project(&mut json, select)
-    {
-        return ApiError(e).into_response();
-    }
-    let mut r = Response::from_parts(parts, axum::body::Body::from(json.to_string()));
-    r.headers_mut().remove(header::CONTENT_LENGTH);
-    r
-}
-
-fn project(json: &mut serde_json::Value, select: &grantry_graph::wire::Select) -> Result<(), Error> {
-    let keep = |obj: &mut serde_json::Map<String, serde_json::Value>, check: bool| -> Result<(), Error> {
-        if check {
-            for n in select.names() {
-                if !obj.keys().any(|k| k.eq_ignore_ascii_case(n)) {
-                    return Err(Error::bad_request(
-                        "BadRequest",
-                        format!("Could not find a property named '{n}' to $select on this resource."),
-                    )
-                    .with_target("$select"));
-                }
-            }
-        }
-        obj.retain(|k, _| select.keeps(k));
-        Ok(())
-    };
-    match json {
-        serde_json::Value::Object(map) if map.get("value").is_some_and(|v| v.is_array()) => {
-            if let Some(serde_json::Value::Array(items)) = map.get_mut("value") {
-                for (i, item) in items.iter_mut().enumerate() {
-                    if let serde_json::Value::Object(obj) = item {
-                        keep(obj, i == 0)?;
-                    }
-                }
-            }
-        }
-        serde_json::Value::Object(map) => keep(map, true)?,
-        _ => {}
-    }
-    Ok(())
+    crate::respond::SHAPE.scope(shape, next.run(req)).await
 }

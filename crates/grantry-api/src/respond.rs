@@ -1,7 +1,8 @@
 //! Success responses: JSON with `@odata.context`, collections with `@odata.nextLink`.
 
 use crate::error::ApiError;
-use crate::extract::{RawQuery, encode_skiptoken};
+use crate::extract::{RawQuery, encode_cursor};
+use grantry_store::query::Cursor;
 use crate::state::AppState;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,12 +15,76 @@ use serde::Serialize;
 /// The Graph path of an entity set below the version root, for `@odata.context`.
 pub const EM: &str = "identityGovernance/entitlementManagement";
 
-/// A JSON body as it is, for answers that are not Graph entities (no `@odata.context`).
+/// A JSON body for answers that are not Graph entity sets (no `@odata.context`). On a 200,
+/// `$select` keeps the named top-level properties as for entities, and the `/$count`
+/// segment is refused.
 pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => bytes_response(status, bytes),
-        Err(e) => ApiError(Error::internal(format!("cannot serialize a response: {e}"))).into_response(),
+    if status != StatusCode::OK {
+        return match serde_json::to_vec(body) {
+            Ok(bytes) => bytes_response(status, bytes),
+            Err(e) => ApiError(Error::internal(format!("cannot serialize a response: {e}"))).into_response(),
+        };
     }
+    with_shape(|shape| {
+        if shape.count_segment {
+            return error_response(no_count());
+        }
+        let seen = Seen::default();
+        let select = shape.select.as_ref();
+        let bytes = match serde_json::to_vec(&Selected { value: body, select, seen: Some(&seen) }) {
+            Ok(b) => b,
+            Err(e) => return error_response(Error::internal(format!("cannot serialize a response: {e}"))),
+        };
+        if let Some(name) = select.and_then(|s| seen.missing(s)) {
+            return error_response(no_such_property(name));
+        }
+        bytes_response(status, bytes)
+    })
+}
+
+/// `{"value": [...]}`: the lists of Grantry's own endpoints (not Graph entity sets), with
+/// `$select` applied to each item.
+pub fn values<T: Serialize>(items: &[T]) -> Response {
+    values_page(&NoHead {}, items, None)
+}
+
+/// Properties before `value` in a list of Grantry's own: none.
+#[derive(Serialize)]
+pub struct NoHead {}
+
+/// A page of one of Grantry's own lists: `head`'s properties, `value` (each item through
+/// `$select`) and `@odata.nextLink` when more follow.
+pub fn values_page<H: Serialize, T: Serialize>(head: &H, items: &[T], next_link: Option<String>) -> Response {
+    #[derive(Serialize)]
+    struct Body<'a, H: Serialize, T: Serialize> {
+        #[serde(flatten)]
+        head: &'a H,
+        value: SelectedItems<'a, T>,
+        #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+        next_link: Option<String>,
+    }
+    with_shape(|shape| {
+        if shape.count_segment {
+            return error_response(no_count());
+        }
+        let seen = Seen::default();
+        let select = shape.select.as_ref();
+        let body = Body { head, value: SelectedItems { items, select, seen: &seen }, next_link };
+        let bytes = match serde_json::to_vec(&body) {
+            Ok(b) => b,
+            Err(e) => return error_response(Error::internal(format!("cannot serialize a response: {e}"))),
+        };
+        if !items.is_empty()
+            && let Some(name) = select.and_then(|s| seen.missing(s))
+        {
+            return error_response(no_such_property(name));
+        }
+        bytes_response(StatusCode::OK, bytes)
+    })
+}
+
+fn no_count() -> Error {
+    Error::bad_request("BadRequest", "The /$count segment is not supported on this collection.")
 }
 
 fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
@@ -45,21 +110,12 @@ pub struct Shape {
     pub count_segment: bool,
 }
 
-/// Set on responses the helpers here already shaped, so the middleware leaves them alone.
-#[derive(Debug, Clone, Copy)]
-pub struct Shaped;
-
 fn with_shape<R>(f: impl FnOnce(&Shape) -> R) -> R {
     let mut f = Some(f);
     match SHAPE.try_with(|shape| (f.take().expect("called once"))(shape)) {
         Ok(r) => r,
         Err(_) => (f.take().expect("not called"))(&Shape::default()),
     }
-}
-
-fn shaped(mut response: Response) -> Response {
-    response.extensions_mut().insert(Shaped);
-    response
 }
 
 /// An entity with `@odata.context` first.
@@ -94,14 +150,14 @@ fn no_such_property(name: &str) -> Error {
 }
 
 fn error_response(e: Error) -> Response {
-    shaped(ApiError(e).into_response())
+    ApiError(e).into_response()
 }
 
 /// 200 with one entity; `set` is the entity set path, e.g. `identityGovernance/entitlementManagement/catalogs`.
 /// `$select` is applied while serializing.
 pub fn entity<T: Serialize>(state: &AppState, dialect: Dialect, set: &str, value: T) -> Response {
     with_shape(|shape| match entity_bytes(state, dialect, set, &value, shape.select.as_ref()) {
-        Ok(bytes) => shaped(bytes_response(StatusCode::OK, bytes)),
+        Ok(bytes) => bytes_response(StatusCode::OK, bytes),
         Err(e) => error_response(e),
     })
 }
@@ -172,14 +228,11 @@ pub fn collection<T: Serialize>(
     with_shape(|shape| {
         if shape.count_segment {
             let Some(n) = listed.count else {
-                return error_response(Error::bad_request(
-                    "BadRequest",
-                    "The /$count segment is not supported on this collection.",
-                ));
+                return error_response(no_count());
             };
             let mut r = (StatusCode::OK, n.to_string()).into_response();
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-            return shaped(r);
+            return r;
         }
         let seen = Seen::default();
         let select = shape.select.as_ref();
@@ -187,10 +240,7 @@ pub fn collection<T: Serialize>(
             context: context_url(state, dialect, set),
             count: listed.count,
             value: SelectedItems { items: &listed.items, select, seen: &seen },
-            next_link: listed
-                .next
-                .as_ref()
-                .map(|cursor| next_link_token(state, query, &crate::extract::encode_cursor(cursor))),
+            next_link: listed.next.as_ref().map(|cursor| next_link(state, query, cursor)),
         };
         let bytes = match serde_json::to_vec(&body) {
             Ok(b) => b,
@@ -201,15 +251,13 @@ pub fn collection<T: Serialize>(
         {
             return error_response(no_such_property(name));
         }
-        shaped(bytes_response(StatusCode::OK, bytes))
+        bytes_response(StatusCode::OK, bytes)
     })
 }
 
-pub fn next_link(state: &AppState, query: &RawQuery, after_seq: i64) -> String {
-    next_link_token(state, query, &encode_skiptoken(after_seq))
-}
-
-fn next_link_token(state: &AppState, query: &RawQuery, token: &str) -> String {
+/// The same path and options with `$skiptoken` for `cursor`.
+pub fn next_link(state: &AppState, query: &RawQuery, cursor: &Cursor) -> String {
+    let token = encode_cursor(cursor);
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
     let mut parts: Vec<String> = query
         .pairs

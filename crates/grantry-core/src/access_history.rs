@@ -48,7 +48,7 @@ pub async fn access_at(app: &App, caller: &Caller, query: AccessAtQuery) -> Resu
                 let subjects: Vec<Subject> =
                     repo::find_all(c, "object_id = ?", &[Value::from(ids::normalize(u))]).unwrap_or_default();
                 if subjects.is_empty() {
-                    return Ok(Page { items: Vec::new(), next_after_seq: None });
+                    return Ok(Page::from(Vec::new()));
                 }
                 clauses.push(format!("target_subject_id IN ({})", vec!["?"; subjects.len()].join(", ")));
                 params.extend(subjects.iter().map(|s| Value::from(&s.id)));
@@ -83,7 +83,7 @@ pub async fn access_at(app: &App, caller: &Caller, query: AccessAtQuery) -> Resu
                 out.push((seq, Some(entry(c, &a, groups)?)));
             }
             let page = Page::from_rows(out, query.page.size);
-            Ok(Page { items: page.items.into_iter().flatten().collect(), next_after_seq: page.next_after_seq })
+            Ok(Page { items: page.items.into_iter().flatten().collect(), next: page.next, count: None })
         })
         .await
 }

@@ -180,7 +180,7 @@ pub async fn list(app: &App, caller: &Caller, query: AuditQuery) -> Result<Page<
                 }
             }
             let next_after_seq = if exhausted { None } else { position };
-            Ok(Page { items: out.into_iter().map(|(_, e)| e).collect(), next_after_seq })
+            Ok(Page::after_seq(out.into_iter().map(|(_, e)| e).collect(), next_after_seq))
         })
         .await
 }

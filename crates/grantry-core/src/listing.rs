@@ -43,12 +43,23 @@ impl<T> Listed<T> {
     pub fn after_seq(items: Vec<T>, next_after_seq: Option<i64>) -> Self {
         Listed { items, next: next_after_seq.map(Cursor::Seq), count: None }
     }
-}
 
-impl<T> From<crate::page::Page<T>> for Listed<T> {
-    /// A keyset page of the sets that take no query options, as a listing without a count.
-    fn from(page: crate::page::Page<T>) -> Self {
-        Listed { items: page.items, next: page.next_after_seq.map(Cursor::Seq), count: None }
+    /// A keyset page from up to `size + 1` `(seq, item)` rows fetched by the caller: the
+    /// extra row only tells that more follow.
+    pub fn from_rows(mut rows: Vec<(i64, T)>, size: usize) -> Self {
+        let more = rows.len() > size;
+        rows.truncate(size);
+        let next = if more { rows.last().map(|(seq, _)| *seq) } else { None };
+        Listed::after_seq(rows.into_iter().map(|(_, t)| t).collect(), next)
+    }
+
+    /// The `seq` a keyset page continues after, when there is a next page.
+    pub fn next_after_seq(&self) -> Option<i64> {
+        match &self.next {
+            Some(Cursor::Seq(seq)) => Some(*seq),
+            Some(Cursor::Keys(_, seq)) => Some(*seq),
+            None => None,
+        }
     }
 }
 

@@ -531,8 +531,7 @@ pub async fn list_assignments(
         .read(move |c| {
             let rows = repo::list::<RoleAssignment>(c, &where_sql, &params, page.after_seq, page.size + 1)?;
             let page = Page::from_rows(rows, page.size);
-            let next = page.next_after_seq;
-            Ok(Page { items: with_principals(c, page.items, expand)?, next_after_seq: next })
+            Ok(Page { items: with_principals(c, page.items, expand)?, next: page.next, count: None })
         })
         .await
 }

@@ -1313,17 +1313,14 @@ pub async fn request_related(
         .await
 }
 
-/// Treats a unique-index conflict on `requests` or `assignments` as the matching 409.
+/// Treats a conflict with the one-open-request or one-active-assignment index as the
+/// matching 409.
 pub fn map_conflict(e: Error) -> Error {
-    if e.kind == ErrorKind::Conflict && e.code == "Conflict" {
-        if e.message.contains("assignments.") {
-            return already_assigned();
-        }
-        if e.message.contains("requests.") {
-            return existing_open_request("add");
-        }
+    match grantry_store::Constraint::of(&e) {
+        Some(grantry_store::Constraint::AssignmentsOneActive) => already_assigned(),
+        Some(grantry_store::Constraint::RequestsOneOpen) => existing_open_request("add"),
+        None => e,
     }
-    e
 }
 
 /// `resume`: the answer of a custom extension the request waits for (Access package

@@ -26,13 +26,16 @@ pub struct Error {
     pub message: String,
     /// The property or parameter the error is about, when there is one.
     pub target: Option<String>,
+    /// For a conflict the database found: the name of the violated constraint (see
+    /// `grantry_store::Constraint`).
+    pub constraint: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Error { kind, code: code.into(), message: message.into(), target: None }
+        Error { kind, code: code.into(), message: message.into(), target: None, constraint: None }
     }
     pub fn with_target(mut self, target: impl Into<String>) -> Self {
         self.target = Some(target.into());

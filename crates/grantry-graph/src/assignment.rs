@@ -2,12 +2,13 @@
 //! wire, in the v1.0 and beta shapes.
 
 pub use crate::catalog::PackageView;
-use crate::render::{Dialect, object, opt_str};
-use crate::request::{ExpirationView, ScheduleView, SubjectView, schedule};
-use crate::wire::{Nav, Ts, ts_opt};
-use grantry_domain::model::{Assignment, AssignmentResourceRole, Policy, Question, QuestionKind, Schedule};
+use crate::policy::QuestionView;
+use crate::render::Dialect;
+use crate::request::{ExpirationView, ScheduleView, SubjectView};
+use crate::wire::{EmptyList, Nav, Null, Ts, ts_opt};
+use grantry_domain::model::{Assignment, AssignmentResourceRole, Policy};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// An assignment in the dialect of the URL, with the navigation properties `$expand` named.
 #[derive(Serialize)]
@@ -118,13 +119,19 @@ impl<'a> AssignmentView<'a> {
 }
 
 /// Beta `accessPackageAssignmentResourceRole`.
-pub fn resource_role(r: &AssignmentResourceRole) -> Value {
-    object([
-        ("id", json!(r.id)),
-        ("originId", json!(r.origin_id)),
-        ("originSystem", json!(r.origin_system)),
-        ("status", json!(r.status)),
-    ])
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRoleView<'a> {
+    id: &'a str,
+    origin_id: &'a str,
+    origin_system: &'a str,
+    status: &'a str,
+}
+
+impl<'a> ResourceRoleView<'a> {
+    pub fn new(r: &'a AssignmentResourceRole) -> Self {
+        ResourceRoleView { id: &r.id, origin_id: &r.origin_id, origin_system: &r.origin_system, status: &r.status }
+    }
 }
 
 /// A policy as an expanded navigation property of an assignment: its identity and
@@ -183,81 +190,84 @@ impl<'a> PolicySummaryView<'a> {
     }
 }
 
-fn question(q: &Question, d: Dialect) -> Value {
-    let (kind, extra): (&str, Vec<(&'static str, Value)>) = match &q.kind {
-        QuestionKind::TextInput { is_single_line_question, regex_pattern } => (
-            "accessPackageTextInputQuestion",
-            vec![("isSingleLineQuestion", json!(is_single_line_question)), ("regexPattern", json!(regex_pattern))],
-        ),
-        QuestionKind::MultipleChoice { choices, is_multiple_selection_allowed } => {
-            let choices: Vec<Value> = choices
-                .iter()
-                .map(|c| match d {
-                    Dialect::V1 => json!({"actualValue": c.actual_value, "text": c.text, "localizations": c.localizations}),
-                    Dialect::Beta => json!({"actualValue": c.actual_value, "displayValue": {"defaultText": c.text, "localizedTexts": []}}),
-                })
-                .collect();
-            (
-                "accessPackageMultipleChoiceQuestion",
-                vec![
-                    ("choices", Value::Array(choices)),
-                    (
-                        d.pick("isMultipleSelectionAllowed", "allowsMultipleSelection"),
-                        json!(is_multiple_selection_allowed),
-                    ),
-                ],
-            )
-        }
-    };
-    let text = match d {
-        Dialect::V1 => json!(q.text),
-        Dialect::Beta => json!({"defaultText": q.text, "localizedTexts": []}),
-    };
-    let mut pairs = vec![
-        ("@odata.type", json!(format!("#microsoft.graph.{kind}"))),
-        ("id", json!(q.id)),
-        ("sequence", json!(q.sequence)),
-        ("isRequired", json!(q.is_required)),
-        ("isAnswerEditable", json!(q.is_answer_editable)),
-        ("text", text),
-    ];
-    if d == Dialect::V1 {
-        pairs.push(("localizations", json!(q.localizations)));
-    }
-    pairs.extend(extra);
-    object(pairs)
+/// `accessPackageAssignmentRequestRequirements` for one policy, in the dialect's names.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum RequirementsView<'a> {
+    V1(RequirementsV1<'a>),
+    Beta(RequirementsBeta<'a>),
 }
 
-/// `accessPackageAssignmentRequestRequirements` for one policy.
-pub fn requirements(p: &Policy, d: Dialect) -> Value {
-    let sched = schedule(&Schedule { start_date_time: None, expiration: p.expiration.clone(), recurrence: None });
-    let questions: Vec<Value> = p.questions.iter().map(|q| question(q, d)).collect();
-    let approval = &p.approval;
-    let has_stages = !approval.stages.is_empty();
-    match d {
-        Dialect::V1 => object([
-            ("policyId", json!(p.id)),
-            ("policyDisplayName", json!(p.display_name)),
-            ("policyDescription", opt_str(&p.description)),
-            ("isApprovalRequiredForAdd", json!(approval.is_approval_required_for_add && has_stages)),
-            ("isApprovalRequiredForUpdate", json!(approval.is_approval_required_for_update && has_stages)),
-            ("isRequestorJustificationRequired", json!(approval.is_requestor_justification_required)),
-            ("allowCustomAssignmentSchedule", json!(p.requestor_settings.allow_custom_assignment_schedule)),
-            ("schedule", sched),
-            ("questions", Value::Array(questions)),
-        ]),
-        Dialect::Beta => object([
-            ("policyId", json!(p.id)),
-            ("policyDisplayName", json!(p.display_name)),
-            ("policyDescription", opt_str(&p.description)),
-            ("isApprovalRequired", json!(approval.is_approval_required_for_add && has_stages)),
-            ("isApprovalRequiredForExtension", json!(approval.is_approval_required_for_update && has_stages)),
-            ("isRequestorJustificationRequired", json!(approval.is_requestor_justification_required)),
-            ("isCustomAssignmentScheduleAllowed", json!(p.requestor_settings.allow_custom_assignment_schedule)),
-            ("schedule", sched),
-            ("questions", Value::Array(questions)),
-            ("existingAnswers", json!([])),
-            ("verifiableCredentialRequirementStatus", Value::Null),
-        ]),
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequirementsV1<'a> {
+    policy_id: &'a str,
+    policy_display_name: &'a str,
+    policy_description: Option<&'a str>,
+    is_approval_required_for_add: bool,
+    is_approval_required_for_update: bool,
+    is_requestor_justification_required: bool,
+    allow_custom_assignment_schedule: bool,
+    schedule: PolicyScheduleView,
+    questions: Vec<QuestionView<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequirementsBeta<'a> {
+    policy_id: &'a str,
+    policy_display_name: &'a str,
+    policy_description: Option<&'a str>,
+    is_approval_required: bool,
+    is_approval_required_for_extension: bool,
+    is_requestor_justification_required: bool,
+    is_custom_assignment_schedule_allowed: bool,
+    schedule: PolicyScheduleView,
+    questions: Vec<QuestionView<'a>>,
+    existing_answers: EmptyList,
+    verifiable_credential_requirement_status: Null,
+}
+
+/// The schedule a policy offers: no start, no recurrence, the policy's expiration.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyScheduleView {
+    start_date_time: Null,
+    recurrence: Null,
+    expiration: ExpirationView,
+}
+
+impl<'a> RequirementsView<'a> {
+    pub fn new(p: &'a Policy, d: Dialect) -> Self {
+        let schedule = PolicyScheduleView { start_date_time: Null, recurrence: Null, expiration: ExpirationView::new(&p.expiration) };
+        let questions = p.questions.iter().map(|q| QuestionView::new(q, d)).collect();
+        let approval = &p.approval;
+        let has_stages = !approval.stages.is_empty();
+        match d {
+            Dialect::V1 => RequirementsView::V1(RequirementsV1 {
+                policy_id: &p.id,
+                policy_display_name: &p.display_name,
+                policy_description: p.description.as_deref(),
+                is_approval_required_for_add: approval.is_approval_required_for_add && has_stages,
+                is_approval_required_for_update: approval.is_approval_required_for_update && has_stages,
+                is_requestor_justification_required: approval.is_requestor_justification_required,
+                allow_custom_assignment_schedule: p.requestor_settings.allow_custom_assignment_schedule,
+                schedule,
+                questions,
+            }),
+            Dialect::Beta => RequirementsView::Beta(RequirementsBeta {
+                policy_id: &p.id,
+                policy_display_name: &p.display_name,
+                policy_description: p.description.as_deref(),
+                is_approval_required: approval.is_approval_required_for_add && has_stages,
+                is_approval_required_for_extension: approval.is_approval_required_for_update && has_stages,
+                is_requestor_justification_required: approval.is_requestor_justification_required,
+                is_custom_assignment_schedule_allowed: p.requestor_settings.allow_custom_assignment_schedule,
+                schedule,
+                questions,
+                existing_answers: EmptyList,
+                verifiable_credential_requirement_status: Null,
+            }),
+        }
     }
 }

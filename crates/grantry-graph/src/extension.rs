@@ -2,7 +2,7 @@
 //! update from either dialect, and rendering (the same shape under both roots).
 
 use crate::body::Body;
-use crate::render::{Dialect, odata_type};
+use crate::render::Dialect;
 use crate::wire::Ts;
 use grantry_domain::model::{CustomExtension, ExtensionInput, ExtensionKind};
 use grantry_domain::{Error, Result};
@@ -95,7 +95,7 @@ fn endpoint(o: &Body) -> Result<Value> {
         Ok(json!({ "@odata.type": "#microsoft.graph.httpRequestEndpoint", "targetUrl": url }))
     } else {
         let mut m = Map::new();
-        m.insert("@odata.type".into(), odata_type(&t));
+        m.insert("@odata.type".into(), Value::String(format!("#microsoft.graph.{t}")));
         for k in ["subscriptionId", "resourceGroupName", "logicAppWorkflowName", "url"] {
             m.insert(k.into(), o.str(&[k])?.map(Value::String).unwrap_or(Value::Null));
         }
@@ -106,7 +106,7 @@ fn endpoint(o: &Body) -> Result<Value> {
 fn authentication(o: &Body) -> Result<Value> {
     let t = required_type(o, &["azureAdPopTokenAuthentication", "azureAdTokenAuthentication"])?;
     let mut m = Map::new();
-    m.insert("@odata.type".into(), odata_type(&t));
+    m.insert("@odata.type".into(), Value::String(format!("#microsoft.graph.{t}")));
     if t == "azureAdTokenAuthentication" {
         m.insert("resourceId".into(), o.str(&["resourceId"])?.map(Value::String).unwrap_or(Value::Null));
     }

@@ -18,4 +18,5 @@ pub mod review;
 pub mod wire;
 
 pub use body::Body;
-pub use render::{Dialect, odata_type, ts};
+pub use render::Dialect;
+pub use wire::Ts;

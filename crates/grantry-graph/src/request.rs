@@ -198,12 +198,6 @@ fn parse_answer(a: &Body<'_>) -> Result<Answer> {
     })
 }
 
-/// `entitlementManagementSchedule` (beta `requestSchedule`), as a `Value` for the renderers
-/// not yet typed.
-pub fn schedule(s: &Schedule) -> Value {
-    serde_json::to_value(ScheduleView::new(s)).unwrap_or(Value::Null)
-}
-
 /// `entitlementManagementSchedule` (beta `requestSchedule`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -11,6 +11,7 @@
 pub mod backup;
 pub mod budget;
 mod conn;
+pub mod constraint;
 pub mod copy;
 mod files;
 pub mod migrate;
@@ -28,5 +29,6 @@ mod test_db;
 mod writer_tests;
 
 pub use conn::{Backend, Conn, Row, Value};
+pub use constraint::Constraint;
 pub use files::permission_warnings;
 pub use store::{Location, Store, StoreOptions};

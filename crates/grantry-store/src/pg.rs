@@ -144,16 +144,7 @@ pub(crate) fn map_err(e: postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let code = db.code();
         if code.code().starts_with("23") {
-            let what = match (db.table(), db.constraint()) {
-                (Some(t), Some(c)) => format!("{t}.{c}"),
-                (Some(t), None) => format!("{t}."),
-                _ => "constraint".to_string(),
-            };
-            return Error::new(
-                ErrorKind::Conflict,
-                "Conflict",
-                format!("The change conflicts with existing data ({what}: {}).", db.message()),
-            );
+            return crate::constraint::conflict(db.constraint().map(str::to_string), db.table(), db.message());
         }
         if *code == SqlState::T_R_SERIALIZATION_FAILURE
             || *code == SqlState::T_R_DEADLOCK_DETECTED

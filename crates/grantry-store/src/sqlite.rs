@@ -20,11 +20,9 @@ impl ToSql for Value {
 pub(crate) fn map_err(e: rusqlite::Error) -> Error {
     if let rusqlite::Error::SqliteFailure(code, message) = &e {
         if code.code == rusqlite::ErrorCode::ConstraintViolation {
-            return Error::new(
-                ErrorKind::Conflict,
-                "Conflict",
-                format!("The change conflicts with existing data ({}).", message.as_deref().unwrap_or("constraint")),
-            );
+            let message = message.as_deref().unwrap_or("constraint");
+            let (name, table) = crate::constraint::from_sqlite(message);
+            return crate::constraint::conflict(name, table.as_deref(), message);
         }
         if matches!(code.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) {
             return Error::new(

@@ -47,7 +47,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let set = keyring::load_or_create(dir.path(), 0).unwrap();
         let fake = Arc::new(FakeIssuer {
-            jwks: Mutex::new(set.jwks()),
+            jwks: Mutex::new(serde_json::to_value(set.jwks()).unwrap()),
             fetches: AtomicUsize::new(0),
             down: AtomicBool::new(false),
         });
@@ -66,7 +66,7 @@ impl Fixture {
     /// Adds a key at the issuer (as a rotation there does) and returns its kid.
     fn rotate(&self) -> String {
         let kid = keyring::rotate(self.dir.path(), 1).unwrap();
-        *self.fake.jwks.lock().unwrap() = keyring::load(self.dir.path()).unwrap().jwks();
+        *self.fake.jwks.lock().unwrap() = serde_json::to_value(keyring::load(self.dir.path()).unwrap().jwks()).unwrap();
         kid
     }
 

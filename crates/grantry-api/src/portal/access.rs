@@ -93,19 +93,20 @@ pub async fn catalog(
             Ok(p) => p,
             Err(e) => return views::error_page(&state, Some(&viewer(&signed)), &e),
         };
+        let page_next = page.next_after_seq();
         let Some(term) = &search else {
             shown = page.items;
-            next = page.next_after_seq;
+            next = page_next;
             break;
         };
         shown.extend(page.items.into_iter().filter(|p| {
             p.display_name.to_lowercase().contains(term)
                 || p.description.as_deref().is_some_and(|d| d.to_lowercase().contains(term))
         }));
-        if shown.len() >= PAGE || page.next_after_seq.is_none() {
+        if shown.len() >= PAGE || page_next.is_none() {
             break;
         }
-        after = page.next_after_seq;
+        after = page_next;
     }
     let body = html! {
         p.muted { "Access packages you can request. Each bundles the groups and applications a task needs." }

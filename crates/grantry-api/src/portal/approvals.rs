@@ -79,7 +79,7 @@ pub async fn inbox(
                 }
             }
         }
-        @if let Some(n) = pending.next_after_seq { p.pager { a href={"/approvals?after=" (n)} { "More" } } }
+        @if let Some(n) = pending.next_after_seq() { p.pager { a href={"/approvals?after=" (n)} { "More" } } }
         h2 { "Your past decisions" }
         @if past.is_empty() { p.muted { "You have not decided any request yet." } }
         @else {

@@ -5,7 +5,7 @@
 
 use crate::auth::Authed;
 use crate::error::ApiResult;
-use crate::extract::{GraphJson, Root};
+use crate::extract::{GraphJson, RawQuery, Root};
 use crate::respond;
 use crate::state::AppState;
 use axum::Router;
@@ -14,7 +14,11 @@ use axum::response::Response;
 use axum::routing::get;
 use grantry_core::applications::{self, AppRole, AppRoleAssignment, Application};
 use grantry_graph::Body;
-use serde_json::{Value, json};
+use grantry_core::listing::Listed;
+use grantry_graph::Ts;
+use grantry_graph::wire::Null;
+use serde::Serialize;
+use std::borrow::Cow;
 use sha2::{Digest, Sha256};
 
 pub fn routes() -> Router<AppState> {
@@ -33,34 +37,48 @@ fn role_id(value: &str) -> String {
     format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 
+/// `appRole`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppRoleView<'a> {
+    allowed_member_types: MemberTypes<'a>,
+    description: Option<Cow<'a, str>>,
+    display_name: &'a str,
+    id: Cow<'a, str>,
+    is_enabled: bool,
+    origin: &'static str,
+    value: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum MemberTypes<'a> {
+    Own(&'a [String]),
+    Application([&'static str; 1]),
+}
+
 /// The application's own app roles, then the Graph application permissions it holds
 /// (shown as app roles for applications).
-fn app_roles(a: &Application) -> Value {
-    let own = a.app_roles.iter().map(|r| {
-        json!({
-            "allowedMemberTypes": r.allowed_member_types,
-            "description": r.description,
-            "displayName": r.display_name,
-            "id": r.id,
-            "isEnabled": r.is_enabled,
-            "origin": "Application",
-            "value": r.value,
-        })
+fn app_roles(a: &Application) -> Vec<AppRoleView<'_>> {
+    let own = a.app_roles.iter().map(|r| AppRoleView {
+        allowed_member_types: MemberTypes::Own(&r.allowed_member_types),
+        description: r.description.as_deref().map(Cow::Borrowed),
+        display_name: &r.display_name,
+        id: Cow::Borrowed(&r.id),
+        is_enabled: r.is_enabled,
+        origin: "Application",
+        value: r.value.as_deref(),
     });
-    Value::Array(
-        own.chain(a.roles.iter().map(|r| {
-            json!({
-                "allowedMemberTypes": ["Application"],
-                "description": format!("Microsoft Graph application permission {r}, granted by Grantry"),
-                "displayName": r,
-                "id": role_id(r),
-                "isEnabled": true,
-                "origin": "Application",
-                "value": r,
-            })
-        }))
-        .collect(),
-    )
+    own.chain(a.roles.iter().map(|r| AppRoleView {
+        allowed_member_types: MemberTypes::Application(["Application"]),
+        description: Some(Cow::Owned(format!("Microsoft Graph application permission {r}, granted by Grantry"))),
+        display_name: r,
+        id: Cow::Owned(role_id(r)),
+        is_enabled: true,
+        origin: "Application",
+        value: Some(r),
+    }))
+    .collect()
 }
 
 /// The `appRoles` of a request body.
@@ -93,63 +111,124 @@ fn read_app_roles(b: &Body) -> grantry_domain::Result<Option<Vec<AppRole>>> {
     Ok(Some(roles))
 }
 
-fn app_role_assignment(a: &AppRoleAssignment) -> Value {
-    json!({
-        "id": a.id,
-        "appRoleId": a.app_role_id,
-        "createdDateTime": grantry_graph::ts(a.created),
-        "deletedDateTime": null,
-        "principalDisplayName": a.principal_display_name,
-        "principalId": a.principal_id,
-        "principalType": "User",
-        "resourceDisplayName": a.resource_display_name,
-        "resourceId": a.resource_id,
-    })
+/// `appRoleAssignment`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppRoleAssignmentView<'a> {
+    id: &'a str,
+    app_role_id: &'a str,
+    created_date_time: Ts,
+    deleted_date_time: Null,
+    principal_display_name: Option<&'a str>,
+    principal_id: &'a str,
+    principal_type: &'static str,
+    resource_display_name: Option<&'a str>,
+    resource_id: &'a str,
 }
 
-fn application(a: &Application) -> Value {
-    json!({
-        "id": a.id,
-        "appId": a.app_id,
-        "displayName": a.display_name,
-        "createdDateTime": grantry_graph::ts(a.created),
-        "signInAudience": "AzureADMyOrg",
-        "appRoles": app_roles(a),
-        "passwordCredentials": a.secrets.iter().map(|s| json!({
-            "customKeyIdentifier": null,
-            "displayName": s.display_name,
-            "endDateTime": s.expires.map(grantry_graph::ts).unwrap_or(Value::Null),
-            "hint": s.hint,
-            "keyId": s.key_id,
-            "secretText": null,
-            "startDateTime": grantry_graph::ts(s.created),
-        })).collect::<Vec<_>>(),
-    })
+fn app_role_assignment(a: &AppRoleAssignment) -> AppRoleAssignmentView<'_> {
+    AppRoleAssignmentView {
+        id: &a.id,
+        app_role_id: &a.app_role_id,
+        created_date_time: Ts(a.created),
+        deleted_date_time: Null,
+        principal_display_name: a.principal_display_name.as_deref(),
+        principal_id: &a.principal_id,
+        principal_type: "User",
+        resource_display_name: a.resource_display_name.as_deref(),
+        resource_id: &a.resource_id,
+    }
 }
 
-fn service_principal(s: &AppState, a: &Application) -> Value {
-    json!({
-        "id": a.sp_id,
-        "appId": a.app_id,
-        "displayName": a.display_name,
-        "accountEnabled": true,
-        "servicePrincipalType": "Application",
-        "appOwnerOrganizationId": s.keys.tenant_id,
-        "servicePrincipalNames": [a.app_id],
-        "appRoles": app_roles(a),
-    })
+/// `application`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplicationView<'a> {
+    id: &'a str,
+    app_id: &'a str,
+    display_name: &'a str,
+    created_date_time: Ts,
+    sign_in_audience: &'static str,
+    app_roles: Vec<AppRoleView<'a>>,
+    password_credentials: Vec<PasswordCredentialView<'a>>,
 }
 
-fn collection(s: &AppState, d: grantry_graph::Dialect, set: &str, items: Vec<Value>) -> Response {
-    respond::json_response(
-        axum::http::StatusCode::OK,
-        &json!({ "@odata.context": respond::context_url(s, d, set), "value": items }),
-    )
+/// `passwordCredential`, without its secret text.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PasswordCredentialView<'a> {
+    custom_key_identifier: Null,
+    display_name: Option<&'a str>,
+    end_date_time: Option<Ts>,
+    hint: &'a str,
+    key_id: &'a str,
+    secret_text: Null,
+    start_date_time: Ts,
 }
 
-async fn list_applications(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed) -> ApiResult<Response> {
+fn application(a: &Application) -> ApplicationView<'_> {
+    ApplicationView {
+        id: &a.id,
+        app_id: &a.app_id,
+        display_name: &a.display_name,
+        created_date_time: Ts(a.created),
+        sign_in_audience: "AzureADMyOrg",
+        app_roles: app_roles(a),
+        password_credentials: a
+            .secrets
+            .iter()
+            .map(|s| PasswordCredentialView {
+                custom_key_identifier: Null,
+                display_name: s.display_name.as_deref(),
+                end_date_time: s.expires.map(Ts),
+                hint: &s.hint,
+                key_id: &s.key_id,
+                secret_text: Null,
+                start_date_time: Ts(s.created),
+            })
+            .collect(),
+    }
+}
+
+/// `servicePrincipal`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServicePrincipalView<'a> {
+    id: &'a str,
+    app_id: &'a str,
+    display_name: &'a str,
+    account_enabled: bool,
+    service_principal_type: &'static str,
+    app_owner_organization_id: &'a str,
+    service_principal_names: [&'a str; 1],
+    app_roles: Vec<AppRoleView<'a>>,
+}
+
+fn service_principal<'a>(s: &'a AppState, a: &'a Application) -> ServicePrincipalView<'a> {
+    ServicePrincipalView {
+        id: &a.sp_id,
+        app_id: &a.app_id,
+        display_name: &a.display_name,
+        account_enabled: true,
+        service_principal_type: "Application",
+        app_owner_organization_id: &s.keys.tenant_id,
+        service_principal_names: [&a.app_id],
+        app_roles: app_roles(a),
+    }
+}
+
+fn collection<T: Serialize>(s: &AppState, d: grantry_graph::Dialect, set: &str, items: Vec<T>, q: &RawQuery) -> Response {
+    respond::collection(s, d, set, Listed::from(items), q)
+}
+
+async fn list_applications(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    q: RawQuery,
+) -> ApiResult<Response> {
     let apps = applications::list_for(&s.app, &caller).await?;
-    Ok(collection(&s, d, "applications", apps.iter().map(application).collect()))
+    Ok(collection(&s, d, "applications", apps.iter().map(application).collect(), &q))
 }
 
 async fn get_application(
@@ -219,9 +298,10 @@ async fn app_role_assigned_to(
     Root(d): Root,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    q: RawQuery,
 ) -> ApiResult<Response> {
     let items = applications::assigned_to(&s.app, &caller, &id).await?;
-    Ok(collection(&s, d, "appRoleAssignments", items.iter().map(app_role_assignment).collect()))
+    Ok(collection(&s, d, "appRoleAssignments", items.iter().map(app_role_assignment).collect(), &q))
 }
 
 async fn user_app_role_assignments(
@@ -229,18 +309,20 @@ async fn user_app_role_assignments(
     Root(d): Root,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    q: RawQuery,
 ) -> ApiResult<Response> {
     let items = applications::assignments_of_user(&s.app, &caller, &id).await?;
-    Ok(collection(&s, d, "appRoleAssignments", items.iter().map(app_role_assignment).collect()))
+    Ok(collection(&s, d, "appRoleAssignments", items.iter().map(app_role_assignment).collect(), &q))
 }
 
 async fn list_service_principals(
     State(s): State<AppState>,
     Root(d): Root,
     Authed(caller): Authed,
+    q: RawQuery,
 ) -> ApiResult<Response> {
     let apps = applications::list_for(&s.app, &caller).await?;
-    Ok(collection(&s, d, "servicePrincipals", apps.iter().map(|a| service_principal(&s, a)).collect()))
+    Ok(collection(&s, d, "servicePrincipals", apps.iter().map(|a| service_principal(&s, a)).collect(), &q))
 }
 
 async fn get_service_principal(

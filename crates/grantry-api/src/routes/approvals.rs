@@ -72,7 +72,7 @@ async fn filter_by_current_user(
     Mine::parse_on(&args, &[Mine::Approver])?;
     let page = approvals::list_awaiting(&s.app, &caller, q.page()?).await?;
     let items = page.items.iter().map(|a| wire::approval(a, d, caller.user_id())).collect();
-    Ok(respond::collection(&s, d, &set_name(), Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, &set_name(), Listed { items, next: page.next, count: None }, &q))
 }
 
 async fn stages_where(

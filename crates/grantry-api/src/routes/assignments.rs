@@ -20,7 +20,7 @@ use grantry_core::requests::{self, Mine};
 use grantry_domain::enums::RequestType;
 use grantry_domain::model::Assignment;
 use grantry_domain::{Error, ErrorKind, Result};
-use grantry_graph::assignment::{self as wire, AssignmentView, PackageView};
+use grantry_graph::assignment::{AssignmentView, PackageView, RequirementsView, ResourceRoleView};
 use grantry_graph::{Dialect, request as rwire};
 use serde_json::{Value, json};
 
@@ -199,7 +199,7 @@ async fn list_roles(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let page = assignments::list_resource_roles(&s.app, &caller, false, q.page()?).await?;
-    Ok(respond::collection(&s, d, &roles_set(), Listed::from(page.map(|r| wire::resource_role(&r))), &q))
+    Ok(respond::collection(&s, d, &roles_set(), page.views(ResourceRoleView::new), &q))
 }
 
 async fn my_roles(
@@ -209,7 +209,7 @@ async fn my_roles(
     q: RawQuery,
 ) -> ApiResult<Response> {
     let page = assignments::list_resource_roles(&s.app, &caller, true, q.page()?).await?;
-    Ok(respond::collection(&s, d, &roles_set(), Listed::from(page.map(|r| wire::resource_role(&r))), &q))
+    Ok(respond::collection(&s, d, &roles_set(), page.views(ResourceRoleView::new), &q))
 }
 
 async fn get_role(
@@ -219,7 +219,7 @@ async fn get_role(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let r = assignments::get_resource_role(&s.app, &caller, &id).await?;
-    Ok(respond::entity(&s, d, &roles_set(), wire::resource_role(&r)))
+    Ok(respond::entity(&s, d, &roles_set(), ResourceRoleView::new(&r)))
 }
 
 async fn requirements(
@@ -227,14 +227,12 @@ async fn requirements(
     Root(d): Root,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    q: RawQuery,
 ) -> ApiResult<Response> {
     let policies = assignments::applicable_policy_requirements(&s.app, &caller, &id).await?;
-    let value: Vec<Value> = policies.iter().map(|p| wire::requirements(p, d)).collect();
-    let body = json!({
-        "@odata.context": respond::context_url(&s, d, "Collection(microsoft.graph.accessPackageAssignmentRequestRequirements)"),
-        "value": value,
-    });
-    Ok(respond::json_response(axum::http::StatusCode::OK, &body))
+    let items: Vec<RequirementsView<'_>> = policies.iter().map(|p| RequirementsView::new(p, d)).collect();
+    let set = "Collection(microsoft.graph.accessPackageAssignmentRequestRequirements)";
+    Ok(respond::collection(&s, d, set, Listed::from(items), &q))
 }
 
 async fn allowed_packages(
@@ -255,7 +253,7 @@ async fn allowed_packages(
     }
     let page = assignments::requestable_packages(&s.app, &caller, q.page()?).await?;
     let items: Vec<PackageView<'_>> = page.items.iter().map(|p| PackageView::new(p, d)).collect();
-    let page = Listed { items, next: page.next_after_seq.map(grantry_store::query::Cursor::Seq), count: None };
+    let page = Listed { items, next: page.next, count: None };
     Ok(respond::collection(&s, d, &format!("{EM}/accessPackages"), page, &q))
 }
 

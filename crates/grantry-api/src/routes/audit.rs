@@ -7,10 +7,9 @@
 use crate::auth::Authed;
 use crate::error::ApiResult;
 use crate::extract::RawQuery;
-use crate::respond::{context_url, json_response, next_link};
+use crate::respond::{self, NoHead, next_link};
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -20,7 +19,6 @@ use grantry_domain::Error;
 use grantry_graph::Dialect;
 use grantry_graph::wire::Ts;
 use serde::Serialize;
-use serde_json::Value;
 
 /// Grantry's own routes, outside the Graph roots.
 pub fn routes() -> Router<AppState> {
@@ -32,6 +30,12 @@ pub fn graph_routes() -> Router<AppState> {
     Router::new()
         .route("/auditLogs/directoryAudits", get(directory_audits))
         .route("/auditLogs/directoryAudits/{id}", get(directory_audit))
+}
+
+/// The answer of `/_grantry/accessAt` before its page of holdings: the instant.
+#[derive(Serialize)]
+struct AccessAt {
+    at: Ts,
 }
 
 /// One audit event.
@@ -59,22 +63,12 @@ fn render(e: &StoredEvent) -> EventView<'_> {
     }
 }
 
-/// A page of the trail (no `@odata.context`: it is not a Graph entity set).
-#[derive(Serialize)]
-struct EventsPage<'a> {
-    value: Vec<EventView<'a>>,
-    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
-    next_link: Option<String>,
-}
-
 async fn list(State(s): State<AppState>, Authed(caller): Authed, q: RawQuery) -> ApiResult<Response> {
     let entity = q.get("entityId").map(str::to_string).filter(|e| !e.trim().is_empty());
     let page = grantry_core::audit::list(&s.app, &caller, entity, q.page()?).await?;
-    let body = EventsPage {
-        value: page.items.iter().map(render).collect(),
-        next_link: page.next_after_seq.map(|last| next_link(&s, &q, last)),
-    };
-    Ok(json_response(StatusCode::OK, &body))
+    // A page of the trail (no `@odata.context`: it is not a Graph entity set).
+    let items: Vec<EventView<'_>> = page.items.iter().map(render).collect();
+    Ok(respond::values_page(&NoHead {}, &items, page.next.as_ref().map(|cursor| next_link(&s, &q, cursor))))
 }
 
 /// `$filter`, `$orderby` (`activityDateTime` only, newest first by default), `$top` and
@@ -128,13 +122,7 @@ async fn directory_audits(
 ) -> ApiResult<Response> {
     let query = audit_query(&q)?;
     let page = grantry_core::directory_audits::list(&s.app, &caller, query).await?;
-    let mut body = serde_json::Map::new();
-    body.insert("@odata.context".into(), Value::String(context_url(&s, dialect, "auditLogs/directoryAudits")));
-    body.insert("value".into(), Value::Array(page.items));
-    if let Some(last) = page.next_after_seq {
-        body.insert("@odata.nextLink".into(), Value::String(next_link(&s, &q, last)));
-    }
-    Ok(json_response(StatusCode::OK, &Value::Object(body)))
+    Ok(respond::collection(&s, dialect, "auditLogs/directoryAudits", page, &q))
 }
 
 async fn directory_audit(
@@ -143,17 +131,8 @@ async fn directory_audit(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let mut entry = grantry_core::directory_audits::get(&s.app, &caller, &id).await?;
-    if let Value::Object(m) = &mut entry {
-        let mut with_context = serde_json::Map::new();
-        with_context.insert(
-            "@odata.context".into(),
-            Value::String(context_url(&s, dialect, "auditLogs/directoryAudits/$entity")),
-        );
-        with_context.append(m);
-        entry = Value::Object(with_context);
-    }
-    Ok(json_response(StatusCode::OK, &entry))
+    let entry = grantry_core::directory_audits::get(&s.app, &caller, &id).await?;
+    Ok(respond::entity(&s, dialect, "auditLogs/directoryAudits", entry))
 }
 
 /// `GET /_grantry/accessAt?at=…[&accessPackageId=…][&userId=…][&groupId=…]`.
@@ -179,13 +158,8 @@ async fn access_at(State(s): State<AppState>, Authed(caller): Authed, q: RawQuer
         page: q.page()?,
     };
     let page = grantry_core::access_history::access_at(&s.app, &caller, query).await?;
-    let mut body = serde_json::Map::new();
-    body.insert("at".into(), grantry_graph::ts(at));
-    body.insert("value".into(), Value::Array(page.items));
-    if let Some(last) = page.next_after_seq {
-        body.insert("@odata.nextLink".into(), Value::String(next_link(&s, &q, last)));
-    }
-    Ok(json_response(StatusCode::OK, &Value::Object(body)))
+    let next = page.next.as_ref().map(|cursor| next_link(&s, &q, cursor));
+    Ok(respond::values_page(&AccessAt { at: Ts(at) }, &page.items, next))
 }
 
 /// The operations `routes()` serves, for the OpenAPI document.

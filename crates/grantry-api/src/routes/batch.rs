@@ -19,7 +19,7 @@ use axum::response::Response;
 use axum::routing::post;
 use grantry_domain::Error;
 use grantry_graph::Dialect;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tower::ServiceExt;
 
 /// Most requests one batch may carry (Graph's limit).
@@ -50,8 +50,41 @@ struct Item {
 /// One item's answer.
 struct Answer {
     status: u16,
-    headers: Map<String, Value>,
-    body: Option<Value>,
+    headers: AnswerHeaders,
+    body: Option<AnswerBody>,
+}
+
+/// An item's response headers, in the order received, repeated names joined by `, `.
+struct AnswerHeaders(Vec<(String, String)>);
+
+impl serde::Serialize for AnswerHeaders {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// An item's body: its JSON as the handler wrote it, or other content as a string.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum AnswerBody {
+    Json(Box<serde_json::value::RawValue>),
+    Text(String),
+}
+
+/// One entry of `responses`.
+#[derive(serde::Serialize)]
+struct ItemResponse {
+    id: String,
+    status: u16,
+    headers: AnswerHeaders,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<AnswerBody>,
+}
+
+/// The batch response.
+#[derive(serde::Serialize)]
+struct BatchResponse {
+    responses: Vec<ItemResponse>,
 }
 
 fn bad_batch(message: impl Into<String>) -> ApiError {
@@ -76,20 +109,8 @@ async fn batch(
     };
     let items = parse(&state, dialect, &request_headers, &body)?;
     let answers = run(router, &request_headers, items).await;
-    let responses: Vec<Value> = answers
-        .into_iter()
-        .map(|(id, a)| {
-            let mut item = Map::new();
-            item.insert("id".into(), Value::String(id));
-            item.insert("status".into(), json!(a.status));
-            item.insert("headers".into(), Value::Object(a.headers));
-            if let Some(body) = a.body {
-                item.insert("body".into(), body);
-            }
-            Value::Object(item)
-        })
-        .collect();
-    Ok(crate::respond::json_response(StatusCode::OK, &json!({ "responses": responses })))
+    let responses = answers.into_iter().map(|(id, a)| ItemResponse { id, status: a.status, headers: a.headers, body: a.body }).collect();
+    Ok(crate::respond::json_response(StatusCode::OK, &BatchResponse { responses }))
 }
 
 /// Reads and checks the whole batch (see the module documentation).
@@ -432,21 +453,19 @@ async fn call(router: Router, authorization: Option<HeaderValue>, host: Option<H
 /// An item's status, headers and body, as the batch response carries them.
 async fn read_answer(response: Response) -> Answer {
     let (parts, body) = response.into_parts();
-    let mut headers = Map::new();
+    let mut headers: Vec<(String, String)> = Vec::new();
     for (name, value) in &parts.headers {
         if matches!(name.as_str(), "content-length" | "connection" | "transfer-encoding" | "keep-alive" | "date") {
             continue;
         }
         let Ok(value) = value.to_str() else { continue };
         let name = display_name(name.as_str());
-        match headers.get_mut(&name) {
-            Some(Value::String(existing)) => {
+        match headers.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, existing)) => {
                 existing.push_str(", ");
                 existing.push_str(value);
             }
-            _ => {
-                headers.insert(name, Value::String(value.to_string()));
-            }
+            None => headers.push((name, value.to_string())),
         }
     }
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
@@ -458,12 +477,14 @@ async fn read_answer(response: Response) -> Answer {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) if is_json => Some(v),
-            _ => Some(Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+        // JSON is checked, not parsed into a tree: the item's bytes go into the batch as they are.
+        let raw = if is_json { std::str::from_utf8(&bytes).ok() } else { None };
+        match raw.and_then(|text| serde_json::value::RawValue::from_string(text.trim().to_string()).ok()) {
+            Some(json) => Some(AnswerBody::Json(json)),
+            None => Some(AnswerBody::Text(String::from_utf8_lossy(&bytes).into_owned())),
         }
     };
-    Answer { status: parts.status.as_u16(), headers, body }
+    Answer { status: parts.status.as_u16(), headers: AnswerHeaders(headers), body }
 }
 
 /// An item answered in Graph's error envelope without running it.

@@ -213,7 +213,7 @@ async fn list_catalog_packages(
     let page = catalogs::list_catalog_packages(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|p| PackageView::new(p, d)).collect();
     let ctx = format!("{}/{id}/accessPackages", set(d, sets::CATALOGS));
-    Ok(respond::collection(&s, d, &ctx, Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, &ctx, Listed { items, next: page.next, count: None }, &q))
 }
 
 // ---------------------------------------------------------------------------------------

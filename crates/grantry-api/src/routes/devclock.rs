@@ -16,7 +16,18 @@ use grantry_core::Caller;
 use grantry_core::auth::perms;
 use grantry_domain::{Error, ErrorKind};
 use grantry_graph::Body;
-use serde_json::json;
+use grantry_graph::Ts;
+
+/// The server's time and how far the development clock is ahead of the wall clock.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClockView {
+    now: Ts,
+    offset: String,
+    /// After an advance: how many jobs ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jobs_run: Option<usize>,
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/_grantry/clock", get(read_clock)).route("/_grantry/clock/advance", post(advance))
@@ -44,7 +55,7 @@ async fn read_clock(State(s): State<AppState>, Authed(caller): Authed) -> ApiRes
     require_admin(&caller)?;
     Ok(json_response(
         StatusCode::OK,
-        &json!({ "now": grantry_graph::ts(s.app.now()), "offset": grantry_domain::duration::format(clock.offset()) }),
+        &ClockView { now: Ts(s.app.now()), offset: grantry_domain::duration::format(clock.offset()), jobs_run: None },
     ))
 }
 
@@ -71,7 +82,11 @@ async fn advance(State(s): State<AppState>, Authed(caller): Authed, GraphJson(js
     }
     Ok(json_response(
         StatusCode::OK,
-        &json!({ "now": grantry_graph::ts(s.app.now()), "offset": grantry_domain::duration::format(offset.max(clock.offset())), "jobsRun": ran }),
+        &ClockView {
+            now: Ts(s.app.now()),
+            offset: grantry_domain::duration::format(offset.max(clock.offset())),
+            jobs_run: Some(ran),
+        },
     ))
 }
 

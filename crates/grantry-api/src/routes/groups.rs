@@ -156,7 +156,7 @@ async fn list_links(
 ) -> ApiResult<Response> {
     let page = groups::list_links(&s.app, &caller, &id, relation, q.page()?).await?;
     let items = page.items.iter().map(render).collect();
-    Ok(respond::collection(&s, d, "directoryObjects", Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, "directoryObjects", Listed { items, next: page.next, count: None }, &q))
 }
 
 async fn list_members(

@@ -13,7 +13,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use base64::Engine as _;
 use grantry_core::PrincipalKind;
-use serde_json::json;
+use grantry_graph::wire::{EmptyList, Null};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -77,17 +78,55 @@ fn is_our_tenant(state: &AppState, tenant: &str) -> bool {
         || tenant.eq_ignore_ascii_case("organizations")
 }
 
+/// An error in OAuth 2.0's shape (RFC 6749 §5.2), as Entra sends it.
+#[derive(Serialize)]
+struct OAuthError<'a> {
+    error: &'a str,
+    error_description: &'a str,
+    error_codes: EmptyList,
+    trace_id: String,
+}
+
+/// The OpenID provider metadata of the tenant.
+#[derive(Serialize)]
+struct OpenIdConfiguration<'a> {
+    issuer: String,
+    token_endpoint: String,
+    token_endpoint_auth_methods_supported: &'static [&'static str],
+    authorization_endpoint: String,
+    jwks_uri: String,
+    grant_types_supported: &'static [&'static str],
+    response_types_supported: &'static [&'static str],
+    subject_types_supported: &'static [&'static str],
+    id_token_signing_alg_values_supported: &'static [&'static str],
+    token_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+    scopes_supported: &'static [&'static str],
+    claims_supported: &'static [&'static str],
+    tenant_region_scope: Null,
+    cloud_instance_name: &'static str,
+    msgraph_host: &'a str,
+}
+
+/// The answer to a token request (RFC 6749 §5.1).
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    token_type: &'static str,
+    expires_in: i64,
+    ext_expires_in: i64,
+    access_token: &'a str,
+}
+
 /// An error in OAuth 2.0's shape (RFC 6749 §5.2), which token clients parse, rather than
 /// Graph's envelope.
 pub fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut response = crate::respond::json_response(
         status,
-        &json!({
-            "error": error,
-            "error_description": description,
-            "error_codes": [],
-            "trace_id": crate::error::current_ids().request_id,
-        }),
+        &OAuthError {
+            error,
+            error_description: description,
+            error_codes: EmptyList,
+            trace_id: crate::error::current_ids().request_id,
+        },
     );
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -111,25 +150,27 @@ async fn openid_configuration(State(state): State<AppState>, Path(tenant): Path<
     let base = &state.config.public_base_url;
     crate::respond::json_response(
         StatusCode::OK,
-        &json!({
-            "issuer": state.keys.issuer(),
-            "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        &OpenIdConfiguration {
+            issuer: state.keys.issuer(),
+            token_endpoint: format!("{base}/{tenant}/oauth2/v2.0/token"),
+            token_endpoint_auth_methods_supported: &["client_secret_post", "client_secret_basic"],
             // MSAL requires the field; Grantry serves no interactive sign-in, so this
             // endpoint answers 404 (see docs/authorization.md).
-            "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
-            "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
-            "grant_types_supported": ["client_credentials"],
-            "response_types_supported": ["token"],
-            "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["ES256"],
-            "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
-            "scopes_supported": ["https://graph.microsoft.com/.default"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "roles", "scp", "idtyp", "appid"],
-            "tenant_region_scope": null,
-            "cloud_instance_name": "grantry",
-            "msgraph_host": base.split("://").nth(1).unwrap_or(base),
-        }),
+            authorization_endpoint: format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+            jwks_uri: format!("{base}/{tenant}/discovery/v2.0/keys"),
+            grant_types_supported: &["client_credentials"],
+            response_types_supported: &["token"],
+            subject_types_supported: &["pairwise"],
+            id_token_signing_alg_values_supported: &["ES256"],
+            token_endpoint_auth_signing_alg_values_supported: &["ES256"],
+            scopes_supported: &["https://graph.microsoft.com/.default"],
+            claims_supported: &[
+                "sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "roles", "scp", "idtyp", "appid",
+            ],
+            tenant_region_scope: Null,
+            cloud_instance_name: "grantry",
+            msgraph_host: base.split("://").nth(1).unwrap_or(base),
+        },
     )
 }
 
@@ -295,12 +336,12 @@ async fn token(
         Ok(access_token) => {
             let mut response = crate::respond::json_response(
                 StatusCode::OK,
-                &json!({
-                    "token_type": "Bearer",
-                    "expires_in": ISSUED_TOKEN_SECS,
-                    "ext_expires_in": ISSUED_TOKEN_SECS,
-                    "access_token": access_token,
-                }),
+                &TokenResponse {
+                    token_type: "Bearer",
+                    expires_in: ISSUED_TOKEN_SECS,
+                    ext_expires_in: ISSUED_TOKEN_SECS,
+                    access_token: &access_token,
+                },
             );
             response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

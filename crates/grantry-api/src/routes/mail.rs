@@ -6,7 +6,7 @@
 use crate::auth::Authed;
 use crate::error::ApiResult;
 use crate::extract::RawQuery;
-use crate::respond::json_response;
+use crate::respond::{json_response, values};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -15,38 +15,63 @@ use axum::response::Response;
 use axum::routing::get;
 use grantry_core::mail::{self, MailView};
 use grantry_domain::Error;
-use serde_json::{Value, json};
+use grantry_graph::Ts;
+use serde::Serialize;
+use serde_json::Value;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/_grantry/mail", get(list)).route("/_grantry/mail/{id}", get(read))
 }
 
-fn render(v: &MailView, bodies: bool, base: &str) -> Value {
+/// A notification mail as administrators see it; its text and HTML only when read alone.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MailRender<'a> {
+    id: &'a str,
+    status: &'static str,
+    to: Option<&'a Value>,
+    to_name: Option<&'a Value>,
+    recipient_id: Option<&'a Value>,
+    template: Option<&'a Value>,
+    event: Option<&'a Value>,
+    subject: &'a str,
+    link: String,
+    digest_id: Option<&'a Value>,
+    attempts: u32,
+    last_status: Option<u16>,
+    last_error: Option<&'a str>,
+    created_date_time: Ts,
+    next_attempt_date_time: Ts,
+    finished_date_time: Option<Ts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    html: Option<&'a str>,
+}
+
+fn render<'a>(v: &'a MailView, bodies: bool, base: &str) -> MailRender<'a> {
     let m = &v.message;
-    let p = |k: &str| m.payload.get(k).cloned().unwrap_or(Value::Null);
-    let mut out = json!({
-        "id": m.id,
-        "status": v.status,
-        "to": p("to"),
-        "toName": p("toName"),
-        "recipientId": p("recipientId"),
-        "template": p("template"),
-        "event": p("event"),
-        "subject": v.subject,
-        "link": format!("{base}{}", p("path").as_str().unwrap_or_default()),
-        "digestId": m.context.get("digestId").cloned().unwrap_or(Value::Null),
-        "attempts": m.attempts,
-        "lastStatus": m.last_status,
-        "lastError": m.last_error,
-        "createdDateTime": grantry_graph::ts(m.created_date_time),
-        "nextAttemptDateTime": grantry_graph::ts(m.next_attempt_date_time),
-        "finishedDateTime": m.finished_date_time.map(grantry_graph::ts),
-    });
-    if bodies {
-        out["text"] = json!(v.text);
-        out["html"] = json!(v.html);
+    let p = |k: &str| m.payload.get(k);
+    MailRender {
+        id: &m.id,
+        status: v.status,
+        to: p("to"),
+        to_name: p("toName"),
+        recipient_id: p("recipientId"),
+        template: p("template"),
+        event: p("event"),
+        subject: &v.subject,
+        link: format!("{base}{}", p("path").and_then(Value::as_str).unwrap_or_default()),
+        digest_id: m.context.get("digestId"),
+        attempts: m.attempts,
+        last_status: m.last_status,
+        last_error: m.last_error.as_deref(),
+        created_date_time: Ts(m.created_date_time),
+        next_attempt_date_time: Ts(m.next_attempt_date_time),
+        finished_date_time: m.finished_date_time.map(Ts),
+        text: bodies.then_some(v.text.as_str()),
+        html: bodies.then_some(v.html.as_str()),
     }
-    out
 }
 
 async fn list(State(s): State<AppState>, Authed(caller): Authed, q: RawQuery) -> ApiResult<Response> {
@@ -60,10 +85,7 @@ async fn list(State(s): State<AppState>, Authed(caller): Authed, q: RawQuery) ->
             .ok_or_else(|| Error::bad_request("InvalidTop", "'top' must be a number from 1 to 1000."))?,
     };
     let items = mail::list(&s.app, &caller, to, top).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "value": items.iter().map(|v| render(v, false, &s.app.mail.public_base_url)).collect::<Vec<_>>() }),
-    ))
+    Ok(values(&items.iter().map(|v| render(v, false, &s.app.mail.public_base_url)).collect::<Vec<_>>()))
 }
 
 async fn read(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {

@@ -190,32 +190,67 @@ pub(crate) async fn index(State(state): State<AppState>) -> Response {
     let base = &state.config.public_base_url;
     crate::respond::json_response(
         axum::http::StatusCode::OK,
-        &serde_json::json!({
-            "service": "Grantry",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Entitlement management speaking the Microsoft Graph API. Send requests to an API root with a bearer token from `grantry token` (see `grantry token --help`).",
-            "apiRoots": { "v1.0": format!("{base}/v1.0"), "beta": format!("{base}/beta") },
-            "metadata": { "v1.0": format!("{base}/v1.0/$metadata"), "beta": format!("{base}/beta/$metadata") },
-            "openapi": format!("{base}/openapi.json"),
-            "health": format!("{base}/health"),
-            "ready": format!("{base}/ready"),
-            "documentation": {
-                "grantry": "README.md and docs/ in the Grantry source",
-                "graphApi": "https://learn.microsoft.com/graph/api/resources/entitlementmanagement-overview",
+        &Index {
+            service: "Grantry",
+            version: env!("CARGO_PKG_VERSION"),
+            description: "Entitlement management speaking the Microsoft Graph API. Send requests to an API root with a bearer token from `grantry token` (see `grantry token --help`).",
+            api_roots: Roots { v1: format!("{base}/v1.0"), beta: format!("{base}/beta") },
+            metadata: Roots { v1: format!("{base}/v1.0/$metadata"), beta: format!("{base}/beta/$metadata") },
+            openapi: format!("{base}/openapi.json"),
+            health: format!("{base}/health"),
+            ready: format!("{base}/ready"),
+            documentation: Documentation {
+                grantry: "README.md and docs/ in the Grantry source",
+                graph_api: "https://learn.microsoft.com/graph/api/resources/entitlementmanagement-overview",
             },
-        }),
+        },
     )
+}
+
+/// The answer to `GET /`: where things are.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Index {
+    service: &'static str,
+    version: &'static str,
+    description: &'static str,
+    api_roots: Roots,
+    metadata: Roots,
+    openapi: String,
+    health: String,
+    ready: String,
+    documentation: Documentation,
+}
+
+#[derive(serde::Serialize)]
+struct Roots {
+    #[serde(rename = "v1.0")]
+    v1: String,
+    beta: String,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Documentation {
+    grantry: &'static str,
+    graph_api: &'static str,
+}
+
+/// `{"status": …}` of the health and readiness probes.
+#[derive(serde::Serialize)]
+struct Status {
+    status: &'static str,
 }
 
 /// Liveness: the process answers.
 async fn health() -> Response {
-    crate::respond::json_response(axum::http::StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+    crate::respond::json_response(axum::http::StatusCode::OK, &Status { status: "ok" })
 }
 
 /// Readiness: the database answers reads.
 async fn ready(State(state): State<AppState>) -> Response {
     match state.app.store.read(|c| c.query_one("SELECT 1", &[])).await {
-        Ok(_) => crate::respond::json_response(axum::http::StatusCode::OK, &serde_json::json!({ "status": "ready" })),
+        Ok(_) => crate::respond::json_response(axum::http::StatusCode::OK, &Status { status: "ready" }),
         Err(e) => ApiError(Error::new(
             ErrorKind::Unavailable,
             "serviceNotAvailable",

@@ -272,7 +272,7 @@ async fn list_role_scopes(
     let page = packages::list_role_scopes(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|v| expand.view(v, d)).collect();
     let ctx = format!("{}/{id}/{}", packages_set(d), wire::name(d, sets::ROLE_SCOPES));
-    Ok(respond::collection(&s, d, &ctx, Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, &ctx, Listed { items, next: page.next, count: None }, &q))
 }
 
 async fn delete_role_scope(
@@ -293,7 +293,7 @@ async fn list_all_role_scopes(
     let expand = RoleScopeExpand::parse(d, &expands(&q)?)?;
     let page = packages::list_all_role_scopes(&s.app, &caller, q.page()?).await?;
     let items = page.items.iter().map(|v| expand.view(v, d)).collect();
-    Ok(respond::collection(&s, d, &set(d, sets::ROLE_SCOPES), Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, &set(d, sets::ROLE_SCOPES), Listed { items, next: page.next, count: None }, &q))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -346,7 +346,7 @@ async fn list_incompatible_packages(
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_packages(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|p| PackageView::new(p, d)).collect();
-    Ok(respond::collection(&s, d, &packages_set(d), Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, &packages_set(d), Listed { items, next: page.next, count: None }, &q))
 }
 
 async fn list_incompatible_package_refs(
@@ -358,7 +358,7 @@ async fn list_incompatible_package_refs(
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_packages(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|p| Reference { id: package_url(&s, d, &p.id) }).collect();
-    Ok(respond::collection(&s, d, "Collection($ref)", Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, "Collection($ref)", Listed { items, next: page.next, count: None }, &q))
 }
 
 async fn add_incompatible_package(
@@ -390,7 +390,7 @@ async fn list_incompatible_groups(
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_groups(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(grantry_graph::directory::group).collect();
-    Ok(respond::collection(&s, d, "groups", Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, "groups", Listed { items, next: page.next, count: None }, &q))
 }
 
 async fn list_incompatible_group_refs(
@@ -402,7 +402,7 @@ async fn list_incompatible_group_refs(
 ) -> ApiResult<Response> {
     let page = packages::list_incompatible_groups(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|g| Reference { id: group_url(&s, d, &g.id) }).collect();
-    Ok(respond::collection(&s, d, "Collection($ref)", Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, "Collection($ref)", Listed { items, next: page.next, count: None }, &q))
 }
 
 async fn add_incompatible_group(
@@ -434,7 +434,7 @@ async fn list_incompatible_with(
 ) -> ApiResult<Response> {
     let page = packages::list_packages_incompatible_with(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(|p| PackageView::new(p, d)).collect();
-    Ok(respond::collection(&s, d, &packages_set(d), Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, &packages_set(d), Listed { items, next: page.next, count: None }, &q))
 }
 
 /// The operations `routes()` serves, for the OpenAPI document (v1.0 segment names).

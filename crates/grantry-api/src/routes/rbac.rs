@@ -128,7 +128,7 @@ async fn list(
         rbac::list_assignments(&s.app, &caller, provider, q.get("$filter"), expand, q.page_with_own_filter()?).await?;
     let items: Vec<_> = page.items.iter().map(|v| render(v, expand)).collect();
     let set = format!("{}/roleAssignments", base(provider));
-    Ok(respond::collection(&s, d, &set, Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, &set, Listed { items, next: page.next, count: None }, &q))
 }
 
 async fn get_one(

@@ -212,7 +212,7 @@ async fn direct_reports(
 ) -> ApiResult<Response> {
     let page = directory::direct_reports(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(wire::user).collect();
-    Ok(respond::collection(&s, d, "directoryObjects", Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, "directoryObjects", Listed { items, next: page.next, count: None }, &q))
 }
 
 async fn member_of(
@@ -224,7 +224,7 @@ async fn member_of(
 ) -> ApiResult<Response> {
     let page = directory::member_of(&s.app, &caller, &id, q.page()?).await?;
     let items = page.items.iter().map(wire::group).collect();
-    Ok(respond::collection(&s, d, "directoryObjects", Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, "directoryObjects", Listed { items, next: page.next, count: None }, &q))
 }
 
 /// The operations `routes()` serves, for the OpenAPI document.

@@ -7,7 +7,7 @@
 use crate::auth::Authed;
 use crate::error::ApiResult;
 use crate::extract::GraphJson;
-use crate::respond::json_response;
+use crate::respond::{json_response, values};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -18,7 +18,8 @@ use grantry_core::webhooks::{self, NewSubscription, SubscriptionChange};
 use grantry_domain::Error;
 use grantry_domain::model::{OutboxMessage, WebhookSubscription};
 use grantry_graph::Body;
-use serde_json::{Value, json};
+use grantry_graph::Ts;
+use serde_json::Value;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -40,12 +41,15 @@ struct SubscriptionView<'a> {
     enabled: bool,
     disabled_reason: Option<&'a str>,
     created_by: Option<&'a str>,
-    created_date_time: Value,
-    last_modified_date_time: Value,
+    created_date_time: Ts,
+    last_modified_date_time: Option<Ts>,
+    /// Only in the answer to the create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<&'a str>,
 }
 
-fn render(s: &WebhookSubscription) -> Value {
-    serde_json::to_value(SubscriptionView {
+fn render(s: &WebhookSubscription) -> SubscriptionView<'_> {
+    SubscriptionView {
         id: &s.id,
         url: &s.url,
         event_types: &s.event_types,
@@ -53,10 +57,10 @@ fn render(s: &WebhookSubscription) -> Value {
         enabled: s.enabled,
         disabled_reason: s.disabled_reason.as_deref(),
         created_by: s.created_by.as_deref(),
-        created_date_time: grantry_graph::ts(s.created_date_time),
-        last_modified_date_time: s.last_modified_date_time.map(grantry_graph::ts).unwrap_or(Value::Null),
-    })
-    .unwrap_or(Value::Null)
+        created_date_time: Ts(s.created_date_time),
+        last_modified_date_time: s.last_modified_date_time.map(Ts),
+        secret: None,
+    }
 }
 
 /// Properties a subscription body may carry.
@@ -87,19 +91,36 @@ fn refuse_unknown(b: &Body) -> Result<(), Error> {
     Ok(())
 }
 
-fn render_message(m: &OutboxMessage) -> Value {
-    json!({
-        "id": m.id,
-        "subscriptionId": m.context.get("subscriptionId"),
-        "type": m.payload.get("type"),
-        "url": m.url,
-        "attempts": m.attempts,
-        "lastStatus": m.last_status,
-        "lastError": m.last_error,
-        "createdDateTime": grantry_graph::ts(m.created_date_time),
-        "finishedDateTime": m.finished_date_time.map(grantry_graph::ts),
-        "payload": m.payload,
-    })
+/// An event that could not be delivered.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeadLetterView<'a> {
+    id: &'a str,
+    subscription_id: Option<&'a Value>,
+    #[serde(rename = "type")]
+    kind: Option<&'a Value>,
+    url: &'a str,
+    attempts: u32,
+    last_status: Option<u16>,
+    last_error: Option<&'a str>,
+    created_date_time: Ts,
+    finished_date_time: Option<Ts>,
+    payload: &'a Value,
+}
+
+fn render_message(m: &OutboxMessage) -> DeadLetterView<'_> {
+    DeadLetterView {
+        id: &m.id,
+        subscription_id: m.context.get("subscriptionId"),
+        kind: m.payload.get("type"),
+        url: &m.url,
+        attempts: m.attempts,
+        last_status: m.last_status,
+        last_error: m.last_error.as_deref(),
+        created_date_time: Ts(m.created_date_time),
+        finished_date_time: m.finished_date_time.map(Ts),
+        payload: &m.payload,
+    }
 }
 
 async fn create(State(s): State<AppState>, Authed(caller): Authed, GraphJson(json): GraphJson) -> ApiResult<Response> {
@@ -112,14 +133,13 @@ async fn create(State(s): State<AppState>, Authed(caller): Authed, GraphJson(jso
         description: b.str(&["description"])?,
     };
     let created = webhooks::create(&s.app, &caller, input).await?;
-    let mut body = render(&created);
-    body["secret"] = json!(created.signing_secret);
+    let body = SubscriptionView { secret: Some(&created.signing_secret), ..render(&created) };
     Ok(json_response(StatusCode::CREATED, &body))
 }
 
 async fn list(State(s): State<AppState>, Authed(caller): Authed) -> ApiResult<Response> {
     let items = webhooks::list(&s.app, &caller).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "value": items.iter().map(render).collect::<Vec<_>>() })))
+    Ok(values(&items.iter().map(render).collect::<Vec<_>>()))
 }
 
 async fn read(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
@@ -161,7 +181,7 @@ async fn remove(State(s): State<AppState>, Authed(caller): Authed, Path(id): Pat
 
 async fn dead_letters(State(s): State<AppState>, Authed(caller): Authed) -> ApiResult<Response> {
     let items = webhooks::dead_letters(&s.app, &caller).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "value": items.iter().map(render_message).collect::<Vec<_>>() })))
+    Ok(values(&items.iter().map(render_message).collect::<Vec<_>>()))
 }
 
 async fn replay(State(s): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> ApiResult<Response> {
