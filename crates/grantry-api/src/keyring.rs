@@ -73,7 +73,15 @@ impl SigningKey {
 
     /// The public key as a JWK (RFC 7517), as published at `/discovery/v2.0/keys`.
     pub fn jwk(&self) -> Jwk {
-        Jwk { kty: "EC", crv: "P-256", use_: "sig", alg: "ES256", kid: self.kid.clone(), x: self.x.clone(), y: self.y.clone() }
+        Jwk {
+            kty: "EC",
+            crv: "P-256",
+            use_: "sig",
+            alg: "ES256",
+            kid: self.kid.clone(),
+            x: self.x.clone(),
+            y: self.y.clone(),
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 
 use crate::error::ApiError;
 use crate::extract::{RawQuery, encode_cursor};
-use grantry_store::query::Cursor;
 use crate::state::AppState;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +9,7 @@ use grantry_core::listing::Listed;
 use grantry_domain::Error;
 use grantry_graph::Dialect;
 use grantry_graph::wire::{Seen, Select, Selected};
+use grantry_store::query::Cursor;
 use serde::Serialize;
 
 /// The Graph path of an entity set below the version root, for `@odata.context`.

@@ -239,7 +239,11 @@ pub struct PolicyScheduleView {
 
 impl<'a> RequirementsView<'a> {
     pub fn new(p: &'a Policy, d: Dialect) -> Self {
-        let schedule = PolicyScheduleView { start_date_time: Null, recurrence: Null, expiration: ExpirationView::new(&p.expiration) };
+        let schedule = PolicyScheduleView {
+            start_date_time: Null,
+            recurrence: Null,
+            expiration: ExpirationView::new(&p.expiration),
+        };
         let questions = p.questions.iter().map(|q| QuestionView::new(q, d)).collect();
         let approval = &p.approval;
         let has_stages = !approval.stages.is_empty();

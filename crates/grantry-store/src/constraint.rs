@@ -56,7 +56,11 @@ pub(crate) fn conflict(name: Option<String>, table: Option<&str>, detail: &str) 
         (None, Some(t)) => format!("{t}."),
         (None, None) => "constraint".to_string(),
     };
-    let mut e = Error::new(ErrorKind::Conflict, "Conflict", format!("The change conflicts with existing data ({what}: {detail})."));
+    let mut e = Error::new(
+        ErrorKind::Conflict,
+        "Conflict",
+        format!("The change conflicts with existing data ({what}: {detail})."),
+    );
     e.constraint = name;
     e
 }
@@ -92,10 +96,12 @@ mod tests {
 
     #[test]
     fn sqlite_messages_map_to_the_constraint_names_postgres_reports() {
-        let (name, table) =
-            from_sqlite("UNIQUE constraint failed: requests.target_subject_id, requests.access_package_id, requests.open_kind");
+        let (name, table) = from_sqlite(
+            "UNIQUE constraint failed: requests.target_subject_id, requests.access_package_id, requests.open_kind",
+        );
         assert_eq!((name.as_deref(), table.as_deref()), (Some("requests_one_open"), Some("requests")));
-        let (name, _) = from_sqlite("UNIQUE constraint failed: assignments.target_subject_id, assignments.access_package_id");
+        let (name, _) =
+            from_sqlite("UNIQUE constraint failed: assignments.target_subject_id, assignments.access_package_id");
         assert_eq!(name.as_deref(), Some("assignments_one_active"));
         let (name, _) = from_sqlite("UNIQUE constraint failed: catalogs.unique_name");
         assert_eq!(name.as_deref(), Some("catalogs_unique_name_key"));

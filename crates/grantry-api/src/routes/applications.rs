@@ -13,13 +13,13 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use grantry_core::applications::{self, AppRole, AppRoleAssignment, Application};
-use grantry_graph::Body;
 use grantry_core::listing::Listed;
+use grantry_graph::Body;
 use grantry_graph::Ts;
 use grantry_graph::wire::Null;
 use serde::Serialize;
-use std::borrow::Cow;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -217,7 +217,13 @@ fn service_principal<'a>(s: &'a AppState, a: &'a Application) -> ServicePrincipa
     }
 }
 
-fn collection<T: Serialize>(s: &AppState, d: grantry_graph::Dialect, set: &str, items: Vec<T>, q: &RawQuery) -> Response {
+fn collection<T: Serialize>(
+    s: &AppState,
+    d: grantry_graph::Dialect,
+    set: &str,
+    items: Vec<T>,
+    q: &RawQuery,
+) -> Response {
     respond::collection(s, d, set, Listed::from(items), q)
 }
 

@@ -109,7 +109,10 @@ async fn batch(
     };
     let items = parse(&state, dialect, &request_headers, &body)?;
     let answers = run(router, &request_headers, items).await;
-    let responses = answers.into_iter().map(|(id, a)| ItemResponse { id, status: a.status, headers: a.headers, body: a.body }).collect();
+    let responses = answers
+        .into_iter()
+        .map(|(id, a)| ItemResponse { id, status: a.status, headers: a.headers, body: a.body })
+        .collect();
     Ok(crate::respond::json_response(StatusCode::OK, &BatchResponse { responses }))
 }
 
