@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use grantry_domain::model::{AccessPackage, Assignment, AssignmentResourceRole, Group, ResourceRole, Subject};
 use grantry_domain::{Result, ids};
 use grantry_store::{Conn, Value, repo};
-use serde_json::{Value as Json, json};
+use serde::Serialize;
+use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
 /// What to look for.
@@ -29,7 +30,7 @@ pub struct AccessAtQuery {
 }
 
 /// The assignments held at `query.at`, oldest first, one entry per assignment.
-pub async fn access_at(app: &App, caller: &Caller, query: AccessAtQuery) -> Result<Page<Json>> {
+pub async fn access_at(app: &App, caller: &Caller, query: AccessAtQuery) -> Result<Page<HeldAccess>> {
     crate::audit::require_reader(caller)?;
     app.store
         .read(move |c| {
@@ -74,7 +75,7 @@ pub async fn access_at(app: &App, caller: &Caller, query: AccessAtQuery) -> Resu
                 }
                 let groups = groups_at(c, &a, at_us)?;
                 if let Some(g) = &query.group_id
-                    && !groups.iter().any(|x| x["id"].as_str() == Some(ids::normalize(g).as_str()))
+                    && !groups.iter().any(|x| x.id == ids::normalize(g))
                 {
                     // Keep the position so paging continues past it.
                     out.push((seq, None));
@@ -88,26 +89,82 @@ pub async fn access_at(app: &App, caller: &Caller, query: AccessAtQuery) -> Resu
         .await
 }
 
-fn entry(c: &mut dyn Conn, a: &Assignment, groups: Vec<Json>) -> Result<Json> {
+/// One assignment held at the instant asked about.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldAccess {
+    pub assignment_id: String,
+    pub access_package: PackageRef,
+    pub catalog_id: String,
+    pub assignment_policy_id: String,
+    pub target: Option<TargetRef>,
+    /// When the assignment was delivered.
+    pub held_from: Timestamp,
+    /// When it ended, if it has.
+    pub held_until: Option<Timestamp>,
+    pub groups: Vec<HeldGroup>,
+}
+
+/// A timestamp as Graph writes them (UTC, `Z`, as few fraction digits as needed).
+#[derive(Debug, Clone, Copy)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageRef {
+    pub id: String,
+    pub display_name: Option<String>,
+}
+
+/// The person who held the access.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    pub id: String,
+    pub object_id: Option<String>,
+    pub display_name: Option<String>,
+    pub principal_name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A group the assignment gave, and how (`member` or `owner`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldGroup {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub relation: String,
+}
+
+fn entry(c: &mut dyn Conn, a: &Assignment, groups: Vec<HeldGroup>) -> Result<HeldAccess> {
     let package = repo::get::<AccessPackage>(c, &a.access_package_id)?;
     let subject = repo::get::<Subject>(c, &a.target_subject_id)?;
-    Ok(json!({
-        "assignmentId": a.id,
-        "accessPackage": { "id": a.access_package_id, "displayName": package.map(|p| p.display_name) },
-        "catalogId": a.catalog_id,
-        "assignmentPolicyId": a.policy_id,
-        "target": subject.map(|s| json!({
-            "id": s.id, "objectId": s.object_id, "displayName": s.display_name,
-            "principalName": s.principal_name, "email": s.email,
-        })),
-        "heldFrom": a.created_date_time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        "heldUntil": a.expired_date_time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-        "groups": groups,
-    }))
+    Ok(HeldAccess {
+        assignment_id: a.id.clone(),
+        access_package: PackageRef { id: a.access_package_id.clone(), display_name: package.map(|p| p.display_name) },
+        catalog_id: a.catalog_id.clone(),
+        assignment_policy_id: a.policy_id.clone(),
+        target: subject.map(|s| TargetRef {
+            id: s.id,
+            object_id: s.object_id,
+            display_name: s.display_name,
+            principal_name: s.principal_name,
+            email: s.email,
+        }),
+        held_from: Timestamp(a.created_date_time),
+        held_until: a.expired_date_time.map(Timestamp),
+        groups,
+    })
 }
 
 /// The groups `a` gave at `at_us`: `[{id, displayName, relation}]`.
-fn groups_at(c: &mut dyn Conn, a: &Assignment, at_us: i64) -> Result<Vec<Json>> {
+fn groups_at(c: &mut dyn Conn, a: &Assignment, at_us: i64) -> Result<Vec<HeldGroup>> {
     let roles: Vec<AssignmentResourceRole> = repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?;
     // (group, relation) → held, from the roles first, then from the recorded history.
     let mut held: BTreeMap<(String, String), bool> = BTreeMap::new();
@@ -142,7 +199,7 @@ fn groups_at(c: &mut dyn Conn, a: &Assignment, at_us: i64) -> Result<Vec<Json>> 
             continue;
         }
         let name = repo::get::<Group>(c, &gid)?.map(|g| g.display_name);
-        out.push(json!({ "id": gid, "displayName": name, "relation": relation }));
+        out.push(HeldGroup { id: gid, display_name: name, relation });
     }
     Ok(out)
 }
