@@ -261,7 +261,7 @@ async fn catalog_page(
         PageRequest { after_seq: q.get("after").and_then(|a| a.parse().ok()), size: 50 },
     )
     .await
-    .unwrap_or(grantry_core::Page { items: Vec::new(), next_after_seq: None });
+    .unwrap_or_else(|_| grantry_core::Page::from(Vec::new()));
     let (groups, apps) = groups_and_apps(state, signed).await;
     let now = state.app.now();
     let empty = Form(Vec::new());
@@ -324,7 +324,7 @@ async fn catalog_page(
                 }
             }
         }
-        @if let Some(n) = packages.next_after_seq { p.pager { a href={"/admin/catalogs/" (catalog.id) "?after=" (n)} { "More packages" } } }
+        @if let Some(n) = packages.next_after_seq() { p.pager { a href={"/admin/catalogs/" (catalog.id) "?after=" (n)} { "More packages" } } }
         h3 #new-package { "New access package" }
         (general_error(pkg_general))
         form.stack method="post" action={"/admin/catalogs/" (catalog.id) "/packages"} novalidate aria-labelledby="new-package" {
