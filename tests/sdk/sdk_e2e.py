@@ -429,6 +429,84 @@ async def flow_reviews(server: Server, admin_token: str) -> None:
     check([a["state"] for a in assignments["value"]] == ["expired"], "the denied assignment has ended")
 
 
+async def flow_reviews_beta(server: Server, admin_token: str) -> None:
+    """An access review through the beta SDK: the definition a policy made, its run, the
+    assignee's items across all reviews and recordAllDecisions, then stopping the run and
+    the series."""
+    from msgraph_beta.generated.identity_governance.access_reviews.decisions.record_all_decisions.record_all_decisions_post_request_body import (
+        RecordAllDecisionsPostRequestBody,
+    )
+    import datetime as dt
+
+    print("beta SDK, access reviews:")
+    em = "/v1.0/identityGovernance/entitlementManagement"
+    user = server.call("POST", "/v1.0/users", admin_token, {"displayName": "Olga Beta", "userPrincipalName": "olga@contoso.com", "mail": "olga@contoso.com"})
+    catalog = server.call("POST", f"{em}/catalogs", admin_token, {"displayName": "Reviewed in beta"})
+    package = server.call("POST", f"{em}/accessPackages", admin_token, {"displayName": "Beta reviewed access", "catalog": {"id": catalog["id"]}})
+    now = dt.datetime.fromisoformat(server.call("GET", "/_grantry/clock", admin_token)["now"].replace("Z", "+00:00"))
+    policy = server.call(
+        "POST",
+        f"{em}/assignmentPolicies",
+        admin_token,
+        {
+            "displayName": "Reviewed monthly",
+            "allowedTargetScope": "notSpecified",
+            "expiration": {"type": "noExpiration"},
+            "accessPackage": {"id": package["id"]},
+            "reviewSettings": {
+                "isEnabled": True,
+                "isSelfReview": True,
+                "expirationBehavior": "keepAccess",
+                "isReviewerJustificationRequired": False,
+                "schedule": {
+                    "startDateTime": (now + dt.timedelta(days=1)).isoformat(),
+                    "expiration": {"type": "afterDuration", "duration": "P7D"},
+                    "recurrence": {"pattern": {"type": "absoluteMonthly", "interval": 1}, "range": {"type": "noEnd"}},
+                },
+            },
+        },
+    )
+    server.call(
+        "POST",
+        f"{em}/assignmentRequests",
+        admin_token,
+        {"requestType": "adminAdd", "assignment": {"targetId": user["id"], "assignmentPolicyId": policy["id"], "accessPackageId": package["id"]}},
+    )
+    server.call("POST", "/_grantry/clock/advance", admin_token, {"duration": "P1DT1H"})
+
+    admin = client_for("beta", f"{server.base}/beta", admin_token).identity_governance.access_reviews
+    defs = await admin.definitions.get()
+    mine_def = [d for d in (defs.value if defs else []) if d.scope is not None and policy["id"] in (getattr(d.scope, "query", "") or "")]
+    check(len(mine_def) == 1, "beta definitions.get lists the policy's review")
+    d = mine_def[0]
+    runs = await admin.definitions.by_access_review_schedule_definition_id(d.id).instances.get()
+    check(runs is not None and len(runs.value) == 1 and runs.value[0].status == "InProgress", "beta: one run in progress")
+    run = admin.definitions.by_access_review_schedule_definition_id(d.id).instances.by_access_review_instance_id(runs.value[0].id)
+    stages = await run.stages.get()
+    check(stages is not None and len(stages.value) == 0, "beta: a one-stage run lists no stages")
+
+    olga = server.token("--user", "olga@contoso.com", "--scopes", "AccessReview.ReadWrite.All")
+    olga_ar = client_for("beta", f"{server.base}/beta", olga).identity_governance.access_reviews
+    everywhere = await olga_ar.decisions.filter_by_current_user_with_on("reviewer").get()
+    check(everywhere is not None and len(everywhere.value) == 1, "beta decisions/filterByCurrentUser(on='reviewer') finds the assignee's item")
+    item = everywhere.value[0]
+    check(item.decision == "NotReviewed" and item.principal.id == user["id"], "beta: the item names the assignee, not reviewed")
+    check(item.target is not None, "beta: the item carries its target")
+    await olga_ar.decisions.record_all_decisions.post(RecordAllDecisionsPostRequestBody(decision="Deny", justification="not needed"))
+    got = await run.decisions.by_access_review_instance_decision_item_id(item.id).get()
+    check(got.decision == "Deny" and got.reviewed_by.id == user["id"], "beta recordAllDecisions recorded the denial")
+
+    await run.stop.post()
+    server.call("POST", "/_grantry/clock/advance", admin_token, {"duration": "PT0S"})
+    ended = await run.get()
+    check(ended.status == "Applied", f"beta: stopped and applied (status={ended.status})")
+    await admin.definitions.by_access_review_schedule_definition_id(d.id).stop.post()
+    after = await admin.definitions.by_access_review_schedule_definition_id(d.id).get()
+    check(after.status == "Completed", f"beta: the series was stopped (status={after.status})")
+    assignments = server.call("GET", f"{em}/assignments?$filter=accessPackage/id eq '{package['id']}'".replace(" ", "%20"), admin_token)
+    check([a["state"] for a in assignments["value"]] == ["expired"], "beta: the denied assignment has ended")
+
+
 async def flow_apps(server: Server, admin_token: str) -> None:
     """An application as an access package resource through the v1.0 SDK: the application
     with an app role, its service principal, the catalog resource whose role is the app
@@ -525,6 +603,7 @@ def main() -> int:
             asyncio.run(flow_beta(server, admin, handler))
             if not compressed:
                 asyncio.run(flow_reviews(server, admin))
+                asyncio.run(flow_reviews_beta(server, admin))
                 asyncio.run(flow_apps(server, admin))
             if handler is not None:
                 check(handler.compressed >= 8, f"{handler.compressed} request bodies were sent gzip-compressed")

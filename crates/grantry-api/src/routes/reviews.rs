@@ -54,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{defs}/{{d}}/instances/{{i}}/{{action}}"), post(instance_action))
         .route(&format!("/{AR}/decisions/filterByCurrentUser/{{args}}"), get(my_decisions_everywhere))
         .route(&format!("/{AR}/decisions/filterByCurrentUser/{{args}}/recordAllDecisions"), post(record_all))
+        // The beta SDK sends it here, bound to the decisions collection.
+        .route(&format!("/{AR}/decisions/recordAllDecisions"), post(record_all_bound))
 }
 
 /// Graph's access review docs advise `$skip=0` with `$top`; a zero skip changes nothing, so
@@ -423,6 +425,18 @@ async fn record_all(
     GraphJson(json): GraphJson,
 ) -> ApiResult<Response> {
     parse_reviewer(&args)?;
+    let input = parse_record(&json, d, "recordAllDecisions")?;
+    reviews::record_all(&s.app, &caller, input).await?;
+    Ok(respond::no_content())
+}
+
+/// Beta `decisions/recordAllDecisions` (as the beta SDK addresses it): the caller's items.
+async fn record_all_bound(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
     let input = parse_record(&json, d, "recordAllDecisions")?;
     reviews::record_all(&s.app, &caller, input).await?;
     Ok(respond::no_content())
@@ -950,6 +964,10 @@ pub fn describe() -> Vec<crate::openapi::RouteDoc> {
         action(
             format!("/{AR}/decisions/filterByCurrentUser/{{args}}/recordAllDecisions"),
             "Record a decision on all of the caller's items in reviews in progress (beta)",
+        ),
+        action(
+            format!("/{AR}/decisions/recordAllDecisions"),
+            "Record a decision on all of the caller's items in reviews in progress (beta, as the beta SDK sends it)",
         ),
     ]
 }
