@@ -63,6 +63,9 @@ fn histogram(route: &str, method: &'static str, status: u16) -> Arc<Histogram> {
 
 /// The layer that times every request (routing has happened, so the template is known).
 pub async fn record(req: Request, next: Next) -> Response {
+    if !grantry_domain::metrics::enabled() {
+        return next.run(req).await;
+    }
     let started = std::time::Instant::now();
     let method = method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().cloned();
@@ -116,18 +119,36 @@ pub async fn render(state: &AppState) -> ApiResult<String> {
     let _ = writeln!(out, "grantry_db_read_connections_max {size}");
 
     let now = state.app.now();
-    let (due, oldest_due, retrying) = store
+    let (due, oldest_due, retrying, outbox) = store
         .read(move |c| {
             let due = c.query_one("SELECT COUNT(*), MIN(due_us) FROM jobs WHERE due_us <= ?", &[Value::from(now)])?;
             let retrying = c.query_one("SELECT COUNT(*) FROM jobs WHERE attempts > 0", &[])?;
             let count = |r: &Option<grantry_store::Row>| r.as_ref().and_then(|r| r.opt_int(0).ok().flatten());
+            let outbox = c
+                .query("SELECT kind, state, COUNT(*) FROM outbox WHERE state <> 'delivered' GROUP BY kind, state", &[])?
+                .iter()
+                .map(|r| Ok((r.text(0)?, r.text(1)?, r.int(2)?)))
+                .collect::<grantry_domain::Result<Vec<_>>>()?;
             Ok((
                 count(&due).unwrap_or(0),
                 due.as_ref().and_then(|r| r.opt_int(1).ok().flatten()),
                 count(&retrying).unwrap_or(0),
+                outbox,
             ))
         })
         .await?;
+    help(
+        &mut out,
+        "grantry_outbox_messages",
+        "gauge",
+        "Outbound messages not delivered, by kind and state (pending, dead: the dead-letter list).",
+    );
+    for kind in ["callout", "webhook", "mail"] {
+        for state in ["pending", "dead"] {
+            let n = outbox.iter().find(|(k, s, _)| k == kind && s == state).map_or(0, |(_, _, n)| *n);
+            let _ = writeln!(out, "grantry_outbox_messages{{kind=\"{kind}\",state=\"{state}\"}} {n}");
+        }
+    }
     help(&mut out, "grantry_jobs_due", "gauge", "Background jobs due now and not yet run.");
     let _ = writeln!(out, "grantry_jobs_due {due}");
     help(

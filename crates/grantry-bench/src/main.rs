@@ -16,7 +16,8 @@ use std::time::Duration;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "grantry-bench", about = "Benchmark scenarios for Grantry (see BENCHMARKS.md).")]
 pub struct Args {
-    /// Scenario: b1 … b14, b5x2 (B5 reads on one node, then spread over two nodes sharing
+    /// Scenario: b1 … b14, b1m (B1 with metrics on, then off), b5x2 (B5 reads on one node,
+    /// then spread over two nodes sharing
     /// a PostgreSQL database), floor (HTTP floor: GET /health), sqlite (store baselines),
     /// seed (only create the dataset), or all.
     pub scenario: String,
@@ -60,6 +61,10 @@ pub struct Args {
     /// Sender of notification mail with --smtp-url.
     #[arg(long, value_name = "ADDRESS")]
     pub mail_from: Option<String>,
+    /// Record no metrics in the in-process server (to compare a scenario with metrics on
+    /// and off; `b1m` does both by itself).
+    #[arg(long)]
+    pub no_metrics: bool,
     /// Print the results as JSON (after the table).
     #[arg(long)]
     pub json: bool,
@@ -85,6 +90,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    grantry_domain::metrics::set_enabled(!args.no_metrics);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     rt.block_on(scenarios::main(args))
 }

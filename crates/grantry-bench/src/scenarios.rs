@@ -346,6 +346,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         ctx.reset_rss();
         let rows = match s {
             "b1" => vec![b1(&ctx, "b1", 32).await],
+            "b1m" => b1_metrics(&ctx, server.is_some()).await?,
             "b2" => vec![b1(&ctx, "b2", 1).await],
             "b3" => b3(&ctx).await?,
             "b4" => vec![b4(&ctx).await],
@@ -479,6 +480,36 @@ async fn b1(ctx: &Ctx, name: &str, conc: usize) -> Row {
     };
     let met = met && s.errors == 0;
     row(ctx, name, "POST adminAdd (201)", spec.concurrency, s, target, Some(met))
+}
+
+/// B1 with metrics recorded, then not, in alternating rounds (on, off, on, off) of the
+/// in-process server, so that drift on a busy machine weighs on both; the first row's note
+/// gives what recording costs.
+async fn b1_metrics(ctx: &Ctx, in_process: bool) -> anyhow::Result<Vec<Row>> {
+    if !in_process {
+        bail!("b1m turns metrics off inside the server it starts; run it without --url");
+    }
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        grantry_domain::metrics::set_enabled(true);
+        on.push(b1(ctx, "b1m", 32).await);
+        grantry_domain::metrics::set_enabled(false);
+        off.push(b1(ctx, "b1m", 32).await);
+    }
+    grantry_domain::metrics::set_enabled(!ctx.args.no_metrics);
+    let mean = |rows: &[Row]| rows.iter().map(|r| r.summary.throughput).sum::<f64>() / rows.len().max(1) as f64;
+    let (with, without) = (mean(&on), mean(&off));
+    let cost = (1.0 - with / without.max(1e-9)) * 100.0;
+    let mut a = on.pop().context("no round ran")?;
+    a.what = "POST adminAdd, metrics on (last round)".into();
+    a.target = "throughput within 3 % of metrics off".into();
+    a.met = Some(cost <= 3.0 && on.iter().chain(&off).all(|r| r.summary.errors == 0));
+    a.notes = format!("mean of 2 rounds each: on {with:.0}/s, off {without:.0}/s; recording costs {cost:.1} %");
+    let mut b = off.pop().context("no round ran")?;
+    b.what = "POST adminAdd, metrics off (last round)".into();
+    b.target = String::new();
+    b.met = None;
+    Ok(vec![a, b])
 }
 
 /// B4: refusals (already assigned; policy of another package) — answered without a write.

@@ -896,6 +896,55 @@ pub fn schedule_pre_expiry(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment)
     Ok(())
 }
 
+/// Whether `settings` name a pre-expiry stage that `before` did not.
+pub fn gains_pre_expiry(before: &[CustomExtensionStageSetting], settings: &[CustomExtensionStageSetting]) -> bool {
+    let pre = |s: &&CustomExtensionStageSetting| {
+        matches!(
+            s.stage,
+            CustomExtensionStage::AssignmentFourteenDaysBeforeExpiration
+                | CustomExtensionStage::AssignmentOneDayBeforeExpiration
+        )
+    };
+    settings.iter().filter(pre).any(|s| !before.iter().any(|b| b.stage == s.stage))
+}
+
+/// A policy gained a pre-expiry stage setting: every active assignment made through it gets
+/// the pre-expiry points still ahead of it scheduled, if they are not already (assignments
+/// that came from a copy or an older version may lack them). A point already passed is not
+/// fired late: "14 days before" has no meaning 10 days before.
+pub fn backfill_pre_expiry(c: &mut dyn Conn, now: DateTime<Utc>, policy_id: &str) -> Result<usize> {
+    let active: Vec<Assignment> =
+        repo::find_all(c, "policy_id = ? AND active = 1", &[grantry_store::Value::from(policy_id)])?;
+    let mut added = 0;
+    for a in &active {
+        let Some(end) = crate::delivery::assignment_end(a) else { continue };
+        for stage in [
+            CustomExtensionStage::AssignmentFourteenDaysBeforeExpiration,
+            CustomExtensionStage::AssignmentOneDayBeforeExpiration,
+        ] {
+            let due = end - lead_time(stage);
+            if due <= now {
+                continue;
+            }
+            let scheduled = c
+                .query_one(
+                    "SELECT 1 FROM jobs WHERE kind = ? AND entity_id = ? AND payload LIKE ?",
+                    &[
+                        grantry_store::Value::from(JOB_PRE_EXPIRY),
+                        grantry_store::Value::from(&a.id),
+                        grantry_store::Value::from(format!("%{}%", stage.v1())),
+                    ],
+                )?
+                .is_some();
+            if !scheduled {
+                crate::jobs::enqueue(c, JOB_PRE_EXPIRY, &a.id, due, json!({ "stage": stage.v1() }))?;
+                added += 1;
+            }
+        }
+    }
+    Ok(added)
+}
+
 /// Job kinds handled here, for the runner's table.
 pub fn handler(kind: &str) -> Option<crate::jobs::Handler> {
     match kind {

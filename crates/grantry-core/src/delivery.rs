@@ -578,6 +578,10 @@ fn deliver_update(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentReques
     if let Some(end) = assignment_end(&a) {
         enqueue(c, JOB_EXPIRE, &a.id, end, json!({}))?;
     }
+    // A new end has its own 14-day and 1-day points (those already passed for the old end
+    // come again for a later one).
+    cancel(c, crate::callouts::JOB_PRE_EXPIRY, &a.id)?;
+    crate::callouts::schedule_pre_expiry(c, now, &a)?;
     record(
         c,
         now,

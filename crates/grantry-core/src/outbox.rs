@@ -375,6 +375,12 @@ fn record_one(
             }
             current.attempts += 1;
             current.lease_until = None;
+            let outcome = match attempt {
+                Attempt::Delivered { .. } => "delivered",
+                Attempt::Retry { .. } => "retry",
+                Attempt::Refused { .. } => "refused",
+            };
+            grantry_domain::metrics::global().outbound_calls.add(current.kind.as_str(), outcome, 1);
             let mut pause_until = None;
             let finished = match attempt {
                 Attempt::Delivered { status, .. } => {

@@ -306,6 +306,7 @@ pub async fn replace_policy(app: &App, caller: &Caller, id: &str, input: PolicyI
     assign_ids(&mut policy, Some(&current));
     policy.validate(beta)?;
     let saved = policy.clone();
+    let before = current.custom_extension_stage_settings.clone();
     let actor = caller.id().to_string();
     app.store
         .write(move |c| {
@@ -321,6 +322,9 @@ pub async fn replace_policy(app: &App, caller: &Caller, id: &str, input: PolicyI
             }
             crate::reviews::sync_for_policy(c, saved.modified_date_time, &saved)?;
             crate::autoassign::sync_for_policy(c, saved.modified_date_time, &saved)?;
+            if crate::callouts::gains_pre_expiry(&before, &saved.custom_extension_stage_settings) {
+                crate::callouts::backfill_pre_expiry(c, saved.modified_date_time, &saved.id)?;
+            }
             audit::record(
                 c,
                 AuditEvent {

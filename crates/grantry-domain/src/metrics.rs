@@ -4,7 +4,22 @@
 //! here; `GET /metrics` renders it with the gauges read at scrape time.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+/// Whether anything is recorded. On by default; `grantry-bench --no-metrics` turns it off
+/// to measure what recording costs on the hot path.
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns recording on or off for the whole process.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether recording is on.
+#[inline]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 use std::sync::{LazyLock, Mutex};
 
 /// Seconds, for request latency and commit time: 0.25 ms to 10 s.
@@ -36,6 +51,9 @@ impl Histogram {
     }
 
     pub fn observe(&self, value: f64) {
+        if !enabled() {
+            return;
+        }
         let i = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -78,6 +96,9 @@ impl CounterFamily {
     }
 
     pub fn add(&self, first: &str, second: &str, n: u64) {
+        if !enabled() {
+            return;
+        }
         let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
         match values.iter_mut().find(|(a, b, _)| a == first && b == second) {
             Some((_, _, v)) => *v += n,
@@ -129,6 +150,9 @@ pub struct Metrics {
     pub jobs_running: AtomicI64,
     /// Resource role deliveries by origin system and outcome (`fulfilled`, `failed`).
     pub deliveries: CounterFamily,
+    /// Outbound calls (callouts, webhooks, mail) by kind and outcome (`delivered`, `retry`,
+    /// `refused`), one per attempt.
+    pub outbound_calls: CounterFamily,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -139,6 +163,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     job_lag_seconds: Histogram::new(LAG_BUCKETS),
     jobs_running: AtomicI64::new(0),
     deliveries: CounterFamily::new(["origin_system", "outcome"]),
+    outbound_calls: CounterFamily::new(["kind", "outcome"]),
 });
 
 /// The process's metrics.
@@ -182,6 +207,13 @@ impl Metrics {
             "Resource role deliveries by origin system and outcome (fulfilled, failed).",
         );
         self.deliveries.render(out, "grantry_deliveries_total");
+        header(
+            out,
+            "grantry_outbound_calls_total",
+            "counter",
+            "Outbound call attempts (callout, webhook, mail) by outcome (delivered, retry, refused).",
+        );
+        self.outbound_calls.render(out, "grantry_outbound_calls_total");
     }
 }
 

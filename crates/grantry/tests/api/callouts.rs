@@ -225,6 +225,74 @@ async fn every_stage_calls_out_once_with_entras_payload_signed() {
 }
 
 #[tokio::test]
+async fn pre_expiry_callouts_reach_assignments_made_before_the_policy_named_them_and_follow_a_new_end() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let f = app.seed_package_with_group().await;
+    let (ext, secret) = extension(&app, &f.catalog_id, ASSIGNMENT_EXT, &receiver.url("/expiry"), json!({})).await;
+    receiver.expect_secret(&secret);
+    let policy = self_service(&app, &f, |p| {
+        p.requestor_settings.enable_targets_to_self_update_access = true;
+        p.expiration = Expiration {
+            kind: ExpirationType::AfterDuration,
+            end_date_time: None,
+            duration: Some(chrono::Duration::days(20)),
+        };
+    })
+    .await;
+    let user = app.create_user("holder").await;
+    let r = request_access(&app, &f, &user, &policy).await;
+    let got = request(&app, r["id"].as_str().unwrap()).await;
+    assert_eq!(got["state"], "delivered", "{got}");
+    let aid = got["assignment"]["id"].as_str().unwrap().to_string();
+    // An assignment that lacks its pre-expiry points, as one copied in or delivered by an
+    // older version would.
+    app.state()
+        .app
+        .store
+        .write(|c| c.execute("DELETE FROM jobs WHERE kind = 'callout.preExpiry'", &[]).map(|_| ()))
+        .await
+        .unwrap();
+    // The policy gains both pre-expiry stages.
+    let path = format!("/v1.0/{EM}/assignmentPolicies/{policy}");
+    let (_, mut body) = app.get(&app.admin, &path).await;
+    body.as_object_mut().unwrap().remove("@odata.context");
+    body["customExtensionStageSettings"] = json!([
+        { "stage": "assignmentFourteenDaysBeforeExpiration", "customExtension": { "id": ext } },
+        { "stage": "assignmentOneDayBeforeExpiration", "customExtension": { "id": ext } }
+    ]);
+    let (status, resp) = app.put(&app.admin, &path, body).await;
+    assert!(status.is_success(), "{resp}");
+    advance(&app, "P7D").await;
+    assert_eq!(stages(&receiver), ["assignmentFourteenDaysBeforeExpiration"]);
+    assert_eq!(receiver.calls()[0].body["Assignment"]["Id"], aid);
+
+    // The holder extends: the policy's 20 days again from now. The new end has its own
+    // 14-day point, and the old end's 1-day point is gone.
+    let token = app.user_token(&user, SUBJECT_SCOPES);
+    let (status, resp) = app
+        .post(&token, &reqs(""), json!({"requestType": "userUpdate", "assignment": {"id": aid}, "justification": "longer"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{resp}");
+    app.drain().await;
+    advance(&app, "P5D").await;
+    assert_eq!(stages(&receiver).len(), 1);
+    advance(&app, "P2D").await;
+    assert_eq!(stages(&receiver), ["assignmentFourteenDaysBeforeExpiration", "assignmentFourteenDaysBeforeExpiration"]);
+    advance(&app, "P13D").await;
+    assert_eq!(
+        stages(&receiver),
+        [
+            "assignmentFourteenDaysBeforeExpiration",
+            "assignmentFourteenDaysBeforeExpiration",
+            "assignmentOneDayBeforeExpiration"
+        ],
+        "one 1-day callout, for the new end"
+    );
+    assert!(receiver.calls().iter().all(|c| c.signature_ok));
+}
+
+#[tokio::test]
 async fn a_receiver_that_is_down_is_retried_until_it_answers_and_gets_each_callout_once() {
     let app = TestApp::spawn().await;
     let mut receiver = Receiver::start().await;

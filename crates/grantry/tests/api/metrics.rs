@@ -207,3 +207,68 @@ async fn metrics_follow_requests_writes_and_deliveries() {
     }
     assert!(value(&after, "grantry_db_read_connections_max", &[]).unwrap() >= 1.0);
 }
+
+#[tokio::test]
+async fn outbound_calls_and_the_outbox_are_counted_and_every_family_is_exposed() {
+    let app = TestApp::spawn().await;
+    let receiver = crate::receiver::Receiver::start().await;
+    let (status, created) = app
+        .post(
+            &app.admin,
+            "/_grantry/webhooks",
+            serde_json::json!({ "url": receiver.url("/events"), "eventTypes": ["accessPackageAssignment.added"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let url = app.url("/metrics");
+    let (_, _, before) = scrape(&app, &url, Some(&app.admin)).await;
+    let before = parse(&before);
+    let calls = |s: &[Sample], outcome: &str| {
+        value(s, "grantry_outbound_calls_total", &[("kind", "webhook"), ("outcome", outcome)]).unwrap_or(0.0)
+    };
+
+    // The receiver fails once (retry), then takes the event (delivered).
+    receiver.answer(503);
+    let f = app.seed_package_with_group().await;
+    let user = app.create_user("metrics-outbound").await;
+    app.admin_assign(&f, &user).await;
+    app.drain_outbox().await;
+    let (_, _, owed) = scrape(&app, &url, Some(&app.admin)).await;
+    let owed = parse(&owed);
+    assert!(calls(&owed, "retry") - calls(&before, "retry") >= 1.0);
+    assert!(
+        value(&owed, "grantry_outbox_messages", &[("kind", "webhook"), ("state", "pending")]).unwrap() >= 1.0,
+        "the event waits in the outbox"
+    );
+    receiver.answer(204);
+    let (status, body) =
+        app.post(&app.admin, "/_grantry/clock/advance", serde_json::json!({ "duration": "PT1M" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain_outbox().await;
+    let (_, _, text) = scrape(&app, &url, Some(&app.admin)).await;
+    let after = parse(&text);
+    assert!(calls(&after, "delivered") - calls(&before, "delivered") >= 1.0);
+    assert_eq!(value(&after, "grantry_outbox_messages", &[("kind", "webhook"), ("state", "pending")]), Some(0.0));
+
+    // Every family the operations guide lists is declared, with its type.
+    for (family, kind) in [
+        ("grantry_http_request_duration_seconds", "histogram"),
+        ("grantry_writer_batch_size", "histogram"),
+        ("grantry_writer_commit_seconds", "histogram"),
+        ("grantry_writer_commit_failures_total", "counter"),
+        ("grantry_writer_queue_depth", "gauge"),
+        ("grantry_jobs_due", "gauge"),
+        ("grantry_jobs_running", "gauge"),
+        ("grantry_jobs_retrying", "gauge"),
+        ("grantry_jobs_oldest_due_seconds", "gauge"),
+        ("grantry_job_runs_total", "counter"),
+        ("grantry_job_lag_seconds", "histogram"),
+        ("grantry_deliveries_total", "counter"),
+        ("grantry_outbound_calls_total", "counter"),
+        ("grantry_outbox_messages", "gauge"),
+        ("grantry_db_read_connections_in_use", "gauge"),
+        ("grantry_db_read_connections_max", "gauge"),
+    ] {
+        assert!(text.contains(&format!("# TYPE {family} {kind}\n")), "{family} ({kind}) missing:\n{text}");
+    }
+}
