@@ -164,3 +164,99 @@ async fn a_backup_taken_while_writes_run_restores_every_acknowledged_write() {
     assert_eq!(resp.status(), StatusCode::CREATED);
     restored.stop().await;
 }
+
+/// Runs a PostgreSQL client tool (`pg_dump`, `pg_restore`) and insists it succeeds.
+fn pg_tool(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The PostgreSQL story of docs/operations.md: `pg_dump -Fc` while the server takes writes,
+/// `pg_restore --no-owner` into an empty database, a server started on it with the key
+/// directory restored beside it serves every write acknowledged before the dump began and
+/// takes new ones. Runs when the suite runs on PostgreSQL (the SQLite story is above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pg_dump_taken_while_writes_run_restores_every_acknowledged_write() {
+    if !crate::helpers::on_postgres() {
+        return;
+    }
+    let app = Arc::new(TestApp::spawn().await);
+    let source = app.pg.as_ref().expect("on PostgreSQL").url.clone();
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (count_tx, mut count_rx) = tokio::sync::watch::channel(0usize);
+    let count_tx = Arc::new(count_tx);
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (app, acked, stop, count) = (app.clone(), acked.clone(), stop_rx.clone(), count_tx.clone());
+        writers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !*stop.borrow() {
+                i += 1;
+                let name = format!("pg{w}n{i}");
+                let (status, body) = app
+                    .post(
+                        &app.admin,
+                        "/v1.0/users",
+                        json!({ "displayName": name, "userPrincipalName": format!("{name}@contoso.com") }),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::CREATED, "{body}");
+                let mut ids = acked.lock().unwrap();
+                ids.push(body["id"].as_str().unwrap().to_string());
+                count.send_replace(ids.len());
+            }
+        }));
+    }
+    count_rx.wait_for(|n| *n >= 50).await.unwrap();
+    let before: Vec<String> = acked.lock().unwrap().clone();
+    let dump = app.dir.path().join("grantry.dump");
+    let (src, file) = (source.clone(), dump.to_string_lossy().into_owned());
+    tokio::task::spawn_blocking(move || pg_tool("pg_dump", &["-Fc", "-d", &src, "-f", &file])).await.unwrap();
+    let after_dump = acked.lock().unwrap().len();
+    count_rx.wait_for(|n| *n >= after_dump + 10).await.unwrap();
+    stop_tx.send_replace(true);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let all: Vec<String> = acked.lock().unwrap().clone();
+
+    // Restore into an empty database and start a server on it with the original's keys.
+    let restored_db = crate::helpers::PgTestDatabase::create().expect("on PostgreSQL");
+    let (target, file) = (restored_db.url.clone(), dump.to_string_lossy().into_owned());
+    tokio::task::spawn_blocking(move || pg_tool("pg_restore", &["--no-owner", "-d", &target, &file])).await.unwrap();
+    let restored = grantry::start(Config::for_test(
+        Database::Postgres(restored_db.url.clone()),
+        app.dir.path().join("keys"),
+    ))
+    .await
+    .expect("a server starts on the restored database");
+    let client = reqwest::Client::new();
+    for id in &before {
+        let resp = client
+            .get(format!("{}/v1.0/users/{id}", restored.base_url))
+            .bearer_auth(&app.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "user {id}, acknowledged before the dump, is in it");
+    }
+    let resp = client
+        .get(format!("{}/v1.0/users?$top=999&$select=id", restored.base_url))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let listed: Vec<&str> = body["value"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert!(listed.iter().all(|id| all.iter().any(|a| a == id)), "the dump holds only users the writers created");
+    let resp = client
+        .post(format!("{}/v1.0/users", restored.base_url))
+        .bearer_auth(&app.admin)
+        .json(&json!({ "displayName": "after", "userPrincipalName": "after-restore@contoso.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    restored.stop().await;
+}
