@@ -225,20 +225,14 @@ async fn a_pg_dump_taken_while_writes_run_restores_every_acknowledged_write() {
     let restored_db = crate::helpers::PgTestDatabase::create().expect("on PostgreSQL");
     let (target, file) = (restored_db.url.clone(), dump.to_string_lossy().into_owned());
     tokio::task::spawn_blocking(move || pg_tool("pg_restore", &["--no-owner", "-d", &target, &file])).await.unwrap();
-    let restored = grantry::start(Config::for_test(
-        Database::Postgres(restored_db.url.clone()),
-        app.dir.path().join("keys"),
-    ))
-    .await
-    .expect("a server starts on the restored database");
+    let restored =
+        grantry::start(Config::for_test(Database::Postgres(restored_db.url.clone()), app.dir.path().join("keys")))
+            .await
+            .expect("a server starts on the restored database");
     let client = reqwest::Client::new();
     for id in &before {
-        let resp = client
-            .get(format!("{}/v1.0/users/{id}", restored.base_url))
-            .bearer_auth(&app.admin)
-            .send()
-            .await
-            .unwrap();
+        let resp =
+            client.get(format!("{}/v1.0/users/{id}", restored.base_url)).bearer_auth(&app.admin).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "user {id}, acknowledged before the dump, is in it");
     }
     let resp = client

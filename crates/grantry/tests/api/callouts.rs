@@ -271,7 +271,11 @@ async fn pre_expiry_callouts_reach_assignments_made_before_the_policy_named_them
     // 14-day point, and the old end's 1-day point is gone.
     let token = app.user_token(&user, SUBJECT_SCOPES);
     let (status, resp) = app
-        .post(&token, &reqs(""), json!({"requestType": "userUpdate", "assignment": {"id": aid}, "justification": "longer"}))
+        .post(
+            &token,
+            &reqs(""),
+            json!({"requestType": "userUpdate", "assignment": {"id": aid}, "justification": "longer"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{resp}");
     app.drain().await;
