@@ -371,6 +371,9 @@ pub async fn remove(store: &Store, key: &str) -> Result<Application> {
         .write(move |c| {
             let app = require_app(c, &key)?;
             c.execute("DELETE FROM application_secrets WHERE application_id = ?", &[Value::from(&app.id)])?;
+            // Its app role assignments and its provisioning go with it.
+            c.execute("DELETE FROM app_role_assignments WHERE resource_id = ?", &[Value::from(&app.sp_id)])?;
+            crate::provisioning::forget(c, &app.sp_id)?;
             c.execute("DELETE FROM applications WHERE id = ?", &[Value::from(&app.id)])?;
             Ok(app)
         })
@@ -686,6 +689,7 @@ pub fn grant(c: &mut dyn Conn, now: DateTime<Utc>, sp_id: &str, app_role_id: &st
     if !known {
         return Ok(false);
     }
+    let new = !has_app_role(c, &found.sp_id, app_role_id, principal_id)?;
     c.execute(
         "INSERT INTO app_role_assignments (id, principal_id, resource_id, app_role_id, granted, created_us) VALUES (?, ?, ?, ?, 1, ?) \
          ON CONFLICT (principal_id, resource_id, app_role_id) DO UPDATE SET granted = app_role_assignments.granted + 1",
@@ -697,20 +701,27 @@ pub fn grant(c: &mut dyn Conn, now: DateTime<Utc>, sp_id: &str, app_role_id: &st
             Value::Int(now.timestamp_micros()),
         ],
     )?;
+    if new {
+        crate::provisioning::on_grant(c, now, &found.sp_id, app_role_id, principal_id)?;
+    }
     Ok(true)
 }
 
 /// Records that one delivery of the app role ended; the assignment goes with the last one.
-pub fn revoke(c: &mut dyn Conn, sp_id: &str, app_role_id: &str, principal_id: &str) -> Result<()> {
+/// A push to the application's provisioning target follows the assignment's removal.
+pub fn revoke(c: &mut dyn Conn, now: DateTime<Utc>, sp_id: &str, app_role_id: &str, principal_id: &str) -> Result<()> {
     let key = [Value::from(principal_id), Value::from(sp_id), Value::from(app_role_id)];
     c.execute(
         "UPDATE app_role_assignments SET granted = granted - 1 WHERE principal_id = ? AND resource_id = ? AND app_role_id = ? AND granted > 0",
         &key,
     )?;
-    c.execute(
+    let removed = c.execute(
         "DELETE FROM app_role_assignments WHERE principal_id = ? AND resource_id = ? AND app_role_id = ? AND granted <= 0",
         &key,
     )?;
+    if removed > 0 {
+        crate::provisioning::on_revoke(c, now, sp_id, app_role_id, principal_id)?;
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ fn reqs() -> String {
 
 /// Creates "Payroll" with a user role (Reader) and an application-only role; returns the
 /// application and its service principal.
-async fn payroll(app: &TestApp) -> (Value, Value) {
+pub(crate) async fn payroll(app: &TestApp) -> (Value, Value) {
     let (status, application) = app
         .post(
             &app.admin,
@@ -36,7 +36,7 @@ async fn payroll(app: &TestApp) -> (Value, Value) {
     (application, sp)
 }
 
-fn role_id(app_or_sp: &Value, name: &str) -> String {
+pub(crate) fn role_id(app_or_sp: &Value, name: &str) -> String {
     app_or_sp["appRoles"].as_array().unwrap().iter().find(|r| r["displayName"] == name).unwrap()["id"]
         .as_str()
         .unwrap()
@@ -51,7 +51,7 @@ async fn assigned_to(app: &TestApp, root: &str, sp: &str) -> Vec<Value> {
 
 /// A catalog holding the service principal, and a package delivering its Reader role with
 /// an admin-only policy.
-async fn package_with_app_role(app: &TestApp, sp: &Value, reader: &str) -> Fixture {
+pub(crate) async fn package_with_app_role(app: &TestApp, sp: &Value, reader: &str) -> Fixture {
     let sp_id = sp["id"].as_str().unwrap();
     let catalog_id = app.create_catalog("Apps").await;
     let (status, body) = app
