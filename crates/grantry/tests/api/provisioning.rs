@@ -371,3 +371,135 @@ async fn targets_outside_the_allow_list_fail_visibly_and_bad_configuration_is_re
     let (status, _) = app.get(&app.admin, &format!("/_grantry/provisioning/{sp_id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The real binary, killed with SIGKILL while a push is owed (its target is down): after
+/// the restart the push is sent, and the target holds the user once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_owed_at_sigkill_is_sent_once_by_the_restarted_binary() {
+    use crate::crash::{Server, bin};
+    use std::ffi::{OsStr, OsString};
+    let Some(mut scim) = ScimServer::reserve() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pg = if on_postgres() { PgTestDatabase::create() } else { None };
+    let db_args: Vec<OsString> = match &pg {
+        Some(p) => vec!["--database".into(), p.url.clone().into(), "--key-dir".into(), dir.path().join("keys").into()],
+        None => vec!["--data-dir".into(), dir.path().into()],
+    };
+    let mut serve_args = db_args.clone();
+    serve_args.extend(["--outbound-allow".into(), "127.0.0.0/8".into()]);
+    let serve_args: Vec<&OsStr> = serve_args.iter().map(OsString::as_os_str).collect();
+    let mut server = Server::start_with(&serve_args);
+    let out = std::process::Command::new(bin())
+        .arg("token")
+        .args(&db_args)
+        .args(["--app", "provisioning-crash", "--expires-in", "1h", "--roles"])
+        .arg("EntitlementManagement.ReadWrite.All,User.ReadWrite.All,Application.ReadWrite.All")
+        .env("GRANTRY_LOG", "error")
+        .output()
+        .expect("grantry token runs");
+    assert!(out.status.success(), "grantry token: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, url: String, body: Option<Value>| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let mut req = http.request(method, url).bearer_auth(token).timeout(Duration::from_secs(30));
+            if let Some(b) = body {
+                req = req.header("Content-Type", "application/json").body(b.to_string());
+            }
+            let resp = req.send().await.expect("the server answers");
+            let status = resp.status();
+            (status, serde_json::from_str::<Value>(&resp.text().await.unwrap()).unwrap_or(Value::Null))
+        }
+    };
+    let base = server.base.clone();
+    let post = |path: &str, body: Value| call(reqwest::Method::POST, format!("{base}{path}"), Some(body));
+    let ok = |(status, v): (StatusCode, Value)| {
+        assert!(status.is_success(), "{status}: {v}");
+        v
+    };
+    let em = |rest: &str| format!("/v1.0/{EM}/{rest}");
+
+    let application = ok(post(
+        "/v1.0/applications",
+        json!({"displayName": "Payroll", "appRoles": [{"displayName": "Reader", "value": "Payroll.Read", "allowedMemberTypes": ["User"]}]}),
+    )
+    .await);
+    let reader = application["appRoles"][0]["id"].as_str().unwrap().to_string();
+    let sp = ok(post("/v1.0/servicePrincipals", json!({"appId": application["appId"]})).await);
+    let sp_id = sp["id"].as_str().unwrap().to_string();
+    let catalog = ok(post(&em("catalogs"), json!({"displayName": "Apps"})).await)["id"].as_str().unwrap().to_string();
+    ok(post(
+        &em("resourceRequests"),
+        json!({"requestType": "adminAdd", "resource": {"originId": sp_id, "originSystem": "AadApplication"}, "catalog": {"id": catalog}}),
+    )
+    .await);
+    let resources =
+        ok(call(reqwest::Method::GET, format!("{base}{}", em(&format!("catalogs/{catalog}/resources"))), None).await);
+    let resource = resources["value"][0]["id"].as_str().unwrap().to_string();
+    let package = ok(post(&em("accessPackages"), json!({"displayName": "Payroll", "catalog": {"id": catalog}})).await);
+    let package = package["id"].as_str().unwrap().to_string();
+    ok(post(
+        &em(&format!("accessPackages/{package}/resourceRoleScopes")),
+        json!({"role": {"originId": reader, "originSystem": "AadApplication", "resource": {"id": resource}},
+               "scope": {"originId": sp_id, "originSystem": "AadApplication"}}),
+    )
+    .await);
+    let policy = ok(post(
+        &em("assignmentPolicies"),
+        json!({"displayName": "Direct", "allowedTargetScope": "notSpecified", "expiration": {"type": "noExpiration"},
+               "accessPackage": {"id": package}}),
+    )
+    .await);
+    let user = ok(post(
+        "/v1.0/users",
+        json!({"displayName": "Casey", "userPrincipalName": "casey@contoso.com", "mail": "casey@contoso.com"}),
+    )
+    .await);
+    ok(call(
+        reqwest::Method::PUT,
+        format!("{base}/_grantry/provisioning/{sp_id}"),
+        Some(json!({"baseAddress": scim.base(), "secretToken": TOKEN})),
+    )
+    .await);
+    // The target is down: the push written with the delivery stays owed.
+    ok(post(
+        &em("assignmentRequests"),
+        json!({"requestType": "adminAdd", "assignment": {"targetId": user["id"], "assignmentPolicyId": policy["id"], "accessPackageId": package}}),
+    )
+    .await);
+    let owed = ok(call(reqwest::Method::GET, format!("{base}/_grantry/provisioning/{sp_id}"), None).await);
+    assert_eq!(owed["pendingCount"], 1, "{owed}");
+    server.kill();
+
+    // Back up: the target, then the server on the same database.
+    scim.up().await;
+    server = Server::start_with(&serve_args);
+    let base = server.base.clone();
+    let advance = |d: &'static str| {
+        call(reqwest::Method::POST, format!("{base}/_grantry/clock/advance"), Some(json!({ "duration": d })))
+    };
+    ok(advance("PT1H").await);
+    // A push the killed process held waits for its lease to run out, then goes with the
+    // background sender.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while scim.all("Users").await.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let users = scim.all("Users").await;
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0]["userName"], "casey@contoso.com");
+    assert_eq!(scim.members_of("Payroll.Read").await, vec![users[0]["id"].as_str().unwrap().to_string()]);
+    ok(advance("P3D").await);
+    assert_eq!(scim.all("Users").await.len(), 1, "sent once");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let t = ok(call(reqwest::Method::GET, format!("{base}/_grantry/provisioning/{sp_id}"), None).await);
+        if t["deliveredCount"] == 1 || tokio::time::Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((status["pendingCount"].as_i64(), status["deliveredCount"].as_i64()), (Some(0), Some(1)), "{status}");
+    server.kill();
+}
