@@ -140,6 +140,10 @@ pub struct Target {
     pub updated: DateTime<Utc>,
 }
 
+/// Changes to attribute mappings: SCIM attribute path → user property, or `None` to leave
+/// the attribute out.
+pub type MappingChanges = Vec<(String, Option<String>)>;
+
 /// What an administrator sends to configure a target. `secret_token` may be left out when
 /// changing a target, to keep the token it has.
 #[derive(Debug, Clone, Default)]
@@ -149,7 +153,7 @@ pub struct TargetInput {
     pub role_delivery: Option<String>,
     /// SCIM attribute path → user property, or `None` to leave the attribute out; applied
     /// over the defaults.
-    pub attribute_mappings: Option<Vec<(String, Option<String>)>>,
+    pub attribute_mappings: Option<MappingChanges>,
 }
 
 /// One push that has not (yet) worked, for administrators.
@@ -331,7 +335,8 @@ pub async fn configure_for(app: &App, caller: &Caller, key: &str, input: TargetI
     let actor = caller.id().to_string();
     let now = app.now();
     let key = ids::normalize(key);
-    app.store
+    let written = app
+        .store
         .write(move |c| {
             let sp = service_principal(c, &key)?;
             let existing = target_of(c, &sp.sp_id)?;
@@ -361,6 +366,19 @@ pub async fn configure_for(app: &App, caller: &Caller, key: &str, input: TargetI
                             Value::from(now),
                         ],
                     )?;
+                    // The users who already hold the application's roles are pushed now, as
+                    // Entra's first provisioning cycle does.
+                    let holders: Vec<(String, String)> = c
+                        .query(
+                            "SELECT principal_id, app_role_id FROM app_role_assignments WHERE resource_id = ? ORDER BY seq",
+                            &[Value::from(&sp.sp_id)],
+                        )?
+                        .iter()
+                        .map(|r| Ok((r.text(0)?, r.text(1)?)))
+                        .collect::<Result<_>>()?;
+                    for (user_id, role_id) in holders {
+                        on_grant(c, now, &sp.sp_id, &role_id, &user_id)?;
+                    }
                 }
                 Some(t) => {
                     c.execute(
@@ -395,7 +413,9 @@ pub async fn configure_for(app: &App, caller: &Caller, key: &str, input: TargetI
             let created = target_of(c, &sp.sp_id)?.ok_or_else(|| Error::internal("the target just written is missing"))?;
             Ok((created.clone(), created.created == created.updated))
         })
-        .await
+        .await?;
+    app.outbox_signal.notify_one();
+    Ok(written)
 }
 
 /// `DELETE /_grantry/provisioning/{servicePrincipalId}`: stops provisioning to the target;
@@ -522,7 +542,7 @@ pub async fn retry_for(app: &App, caller: &Caller, key: &str) -> Result<usize> {
             let dead: Vec<String> = c
                 .query(
                     "SELECT id FROM outbox WHERE kind = 'scim' AND state = 'dead' AND ordering_key LIKE ? ESCAPE '\\' ORDER BY seq",
-                    &[like.clone()],
+                    std::slice::from_ref(&like),
                 )?
                 .iter()
                 .map(|r| r.text(0))

@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use grantry_core::provisioning::{self, Status, Target, TargetInput};
+use grantry_core::provisioning::{self, MappingChanges, Status, Target, TargetInput};
 use grantry_domain::Error;
 use grantry_graph::Body;
 use serde_json::{Value, json};
@@ -67,7 +67,7 @@ fn render_status(s: &Status) -> Value {
 
 /// `attributeMappings`: an object of SCIM attribute → user property (null leaves the
 /// attribute out), or an array of `{targetAttribute, source}` as answered.
-fn mappings(b: &Body) -> Result<Option<Vec<(String, Option<String>)>>, Error> {
+fn mappings(b: &Body) -> Result<Option<MappingChanges>, Error> {
     let Some(value) = b.get("attributeMappings") else { return Ok(None) };
     let bad = || {
         Error::invalid_property(

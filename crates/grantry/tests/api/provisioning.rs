@@ -503,3 +503,27 @@ async fn a_push_owed_at_sigkill_is_sent_once_by_the_restarted_binary() {
     assert_eq!((status["pendingCount"].as_i64(), status["deliveredCount"].as_i64()), (Some(0), Some(1)), "{status}");
     server.kill();
 }
+
+#[tokio::test]
+async fn a_new_target_receives_the_users_who_already_hold_the_applications_roles() {
+    let Some(scim) = ScimServer::start().await else { return };
+    let app = TestApp::spawn().await;
+    let (application, sp) = payroll(&app).await;
+    let reader = role_id(&application, "Reader");
+    let sp_id = sp["id"].as_str().unwrap().to_string();
+    let f = package_with_app_role(&app, &sp, &reader).await;
+    let frank = app.create_user("frank").await;
+    app.admin_assign(&f, &frank).await;
+    app.drain_outbox().await;
+    let (status, body) = app
+        .put(
+            &app.admin,
+            &format!("/_grantry/provisioning/{sp_id}"),
+            json!({ "baseAddress": scim.base(), "secretToken": TOKEN }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.drain_outbox().await;
+    let user = scim.user_named("frank@contoso.com").await.expect("frank is pushed when the target is configured");
+    assert_eq!(scim.members_of("Payroll.Read").await, vec![user["id"].as_str().unwrap().to_string()]);
+}
