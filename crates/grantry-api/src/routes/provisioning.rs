@@ -38,8 +38,8 @@ fn render_target(t: &Target) -> Value {
         "secretTokenSet": true,
         "roleDelivery": t.role_delivery.as_str(),
         "attributeMappings": t.mappings.iter().map(|(a, s)| json!({ "targetAttribute": a, "source": s })).collect::<Vec<_>>(),
-        "createdDateTime": grantry_graph::ts(t.created),
-        "lastModifiedDateTime": grantry_graph::ts(t.updated),
+        "createdDateTime": json!(grantry_graph::Ts(t.created)),
+        "lastModifiedDateTime": json!(grantry_graph::Ts(t.updated)),
     })
 }
 
@@ -55,7 +55,7 @@ fn render_status(s: &Status) -> Value {
                 let mut v = provisioning::describe(m);
                 for k in ["createdDateTime", "nextAttemptDateTime", "finishedDateTime"] {
                     if let Some(t) = v.get(k).and_then(Value::as_str).and_then(grantry_graph::body::parse_datetime) {
-                        v[k] = grantry_graph::ts(t);
+                        v[k] = json!(grantry_graph::Ts(t));
                     }
                 }
                 v
