@@ -370,12 +370,45 @@ pub async fn remove(store: &Store, key: &str) -> Result<Application> {
     store
         .write(move |c| {
             let app = require_app(c, &key)?;
-            c.execute("DELETE FROM application_secrets WHERE application_id = ?", &[Value::from(&app.id)])?;
-            // Its app role assignments and its provisioning go with it.
-            c.execute("DELETE FROM app_role_assignments WHERE resource_id = ?", &[Value::from(&app.sp_id)])?;
-            crate::provisioning::forget(c, &app.sp_id)?;
-            c.execute("DELETE FROM applications WHERE id = ?", &[Value::from(&app.id)])?;
+            delete_rows(c, &app)?;
             Ok(app)
+        })
+        .await
+}
+
+/// Deletes the application's rows: its secrets, the app role assignments of its service
+/// principal, its provisioning target, the application. Catalog resources that name it
+/// stay (as in Entra), delivering nothing from then on.
+fn delete_rows(c: &mut dyn Conn, app: &Application) -> Result<()> {
+    c.execute("DELETE FROM application_secrets WHERE application_id = ?", &[Value::from(&app.id)])?;
+    c.execute("DELETE FROM app_role_assignments WHERE resource_id = ?", &[Value::from(&app.sp_id)])?;
+    crate::provisioning::forget(c, &app.sp_id)?;
+    c.execute("DELETE FROM applications WHERE id = ?", &[Value::from(&app.id)])?;
+    Ok(())
+}
+
+/// `DELETE /applications/{id}` and `DELETE /servicePrincipals/{id}`: deletes the
+/// application, its service principal and every appRoleAssignment to it.
+pub async fn delete_for(app: &crate::App, caller: &Caller, key: &str) -> Result<()> {
+    require_app_admin(caller)?;
+    let key = ids::normalize(key);
+    let actor = caller.id().to_string();
+    let now = app.now();
+    app.store
+        .write(move |c| {
+            let found = require_by_id(c, &key)?;
+            delete_rows(c, &found)?;
+            crate::audit::record(
+                c,
+                crate::audit::AuditEvent {
+                    at: now,
+                    actor_id: Some(&actor),
+                    entity_type: "application",
+                    entity_id: &found.id,
+                    action: "delete",
+                    detail: serde_json::json!({ "appId": found.app_id, "servicePrincipalId": found.sp_id, "displayName": found.display_name }),
+                },
+            )
         })
         .await
 }
@@ -583,6 +616,9 @@ pub async fn update_for(
                 }
                 let json = serde_json::to_string(roles).map_err(|e| Error::internal(e.to_string()))?;
                 c.execute("UPDATE applications SET app_roles = ? WHERE id = ?", &[Value::from(json), Value::from(&found.id)])?;
+                // The catalogs that hold the application follow its roles.
+                let changed = require_by_id(c, &found.id)?;
+                crate::resources::refresh_application_roles(c, &changed)?;
             }
             Ok(())
         })
