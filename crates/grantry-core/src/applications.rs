@@ -370,9 +370,45 @@ pub async fn remove(store: &Store, key: &str) -> Result<Application> {
     store
         .write(move |c| {
             let app = require_app(c, &key)?;
-            c.execute("DELETE FROM application_secrets WHERE application_id = ?", &[Value::from(&app.id)])?;
-            c.execute("DELETE FROM applications WHERE id = ?", &[Value::from(&app.id)])?;
+            delete_rows(c, &app)?;
             Ok(app)
+        })
+        .await
+}
+
+/// Deletes the application's rows: its secrets, the app role assignments of its service
+/// principal, its provisioning target, the application. Catalog resources that name it
+/// stay (as in Entra), delivering nothing from then on.
+fn delete_rows(c: &mut dyn Conn, app: &Application) -> Result<()> {
+    c.execute("DELETE FROM application_secrets WHERE application_id = ?", &[Value::from(&app.id)])?;
+    c.execute("DELETE FROM app_role_assignments WHERE resource_id = ?", &[Value::from(&app.sp_id)])?;
+    crate::provisioning::forget(c, &app.sp_id)?;
+    c.execute("DELETE FROM applications WHERE id = ?", &[Value::from(&app.id)])?;
+    Ok(())
+}
+
+/// `DELETE /applications/{id}` and `DELETE /servicePrincipals/{id}`: deletes the
+/// application, its service principal and every appRoleAssignment to it.
+pub async fn delete_for(app: &crate::App, caller: &Caller, key: &str) -> Result<()> {
+    require_app_admin(caller)?;
+    let key = ids::normalize(key);
+    let actor = caller.id().to_string();
+    let now = app.now();
+    app.store
+        .write(move |c| {
+            let found = require_by_id(c, &key)?;
+            delete_rows(c, &found)?;
+            crate::audit::record(
+                c,
+                crate::audit::AuditEvent {
+                    at: now,
+                    actor_id: Some(&actor),
+                    entity_type: "application",
+                    entity_id: &found.id,
+                    action: "delete",
+                    detail: serde_json::json!({ "appId": found.app_id, "servicePrincipalId": found.sp_id, "displayName": found.display_name }),
+                },
+            )
         })
         .await
 }
@@ -580,6 +616,9 @@ pub async fn update_for(
                 }
                 let json = serde_json::to_string(roles).map_err(|e| Error::internal(e.to_string()))?;
                 c.execute("UPDATE applications SET app_roles = ? WHERE id = ?", &[Value::from(json), Value::from(&found.id)])?;
+                // The catalogs that hold the application follow its roles.
+                let changed = require_by_id(c, &found.id)?;
+                crate::resources::refresh_application_roles(c, &changed)?;
             }
             Ok(())
         })
@@ -686,6 +725,7 @@ pub fn grant(c: &mut dyn Conn, now: DateTime<Utc>, sp_id: &str, app_role_id: &st
     if !known {
         return Ok(false);
     }
+    let new = !has_app_role(c, &found.sp_id, app_role_id, principal_id)?;
     c.execute(
         "INSERT INTO app_role_assignments (id, principal_id, resource_id, app_role_id, granted, created_us) VALUES (?, ?, ?, ?, 1, ?) \
          ON CONFLICT (principal_id, resource_id, app_role_id) DO UPDATE SET granted = app_role_assignments.granted + 1",
@@ -697,20 +737,27 @@ pub fn grant(c: &mut dyn Conn, now: DateTime<Utc>, sp_id: &str, app_role_id: &st
             Value::Int(now.timestamp_micros()),
         ],
     )?;
+    if new {
+        crate::provisioning::on_grant(c, now, &found.sp_id, app_role_id, principal_id)?;
+    }
     Ok(true)
 }
 
 /// Records that one delivery of the app role ended; the assignment goes with the last one.
-pub fn revoke(c: &mut dyn Conn, sp_id: &str, app_role_id: &str, principal_id: &str) -> Result<()> {
+/// A push to the application's provisioning target follows the assignment's removal.
+pub fn revoke(c: &mut dyn Conn, now: DateTime<Utc>, sp_id: &str, app_role_id: &str, principal_id: &str) -> Result<()> {
     let key = [Value::from(principal_id), Value::from(sp_id), Value::from(app_role_id)];
     c.execute(
         "UPDATE app_role_assignments SET granted = granted - 1 WHERE principal_id = ? AND resource_id = ? AND app_role_id = ? AND granted > 0",
         &key,
     )?;
-    c.execute(
+    let removed = c.execute(
         "DELETE FROM app_role_assignments WHERE principal_id = ? AND resource_id = ? AND app_role_id = ? AND granted <= 0",
         &key,
     )?;
+    if removed > 0 {
+        crate::provisioning::on_revoke(c, now, sp_id, app_role_id, principal_id)?;
+    }
     Ok(())
 }
 

@@ -381,7 +381,7 @@ fn revoke_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result<
                     json!({ "memberId": member, "relation": rel.as_str(), "assignmentId": a.id }),
                 )?;
             } else if let Some((sp_id, app_role_id)) = app_role(c, &role)? {
-                crate::applications::revoke(c, &sp_id, &app_role_id, member)?;
+                crate::applications::revoke(c, now, &sp_id, &app_role_id, member)?;
                 record(
                     c,
                     now,

@@ -30,6 +30,7 @@ pub mod outbox;
 pub mod packages;
 pub mod page;
 pub mod policies;
+pub mod provisioning;
 pub mod rbac;
 pub mod related;
 pub mod requests;

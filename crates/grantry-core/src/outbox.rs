@@ -26,9 +26,11 @@ pub use grantry_domain::model::{DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS};
 /// How long a claim holds a message beyond its timeout, in case the sender dies.
 const LEASE_MARGIN: Duration = Duration::seconds(60);
 
-/// One HTTP POST to make.
+/// One HTTP call to make (a POST, except for SCIM pushes).
 #[derive(Clone)]
 pub struct OutboundRequest {
+    /// `POST`, `GET`, `PUT`, `PATCH` or `DELETE`.
+    pub method: &'static str,
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -39,6 +41,7 @@ pub struct OutboundRequest {
 impl std::fmt::Debug for OutboundRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboundRequest")
+            .field("method", &self.method)
             .field("url", &self.url)
             .field("headers", &self.headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>())
             .field("body_bytes", &self.body.len())
@@ -179,7 +182,7 @@ fn credentials_of(c: &mut dyn Conn, m: &OutboxMessage) -> Result<Option<Credenti
         SignedBy::WebhookSubscription(id) => {
             crate::webhooks::secret_of(c, id)?.map(|secret| Credentials { secret, bearer_audience: None })
         }
-        SignedBy::Unsigned => None,
+        SignedBy::Unsigned | SignedBy::ProvisioningTarget(_) => None,
     })
 }
 
@@ -305,6 +308,7 @@ fn request_for(m: &OutboxMessage, secret: &str, bearer: Option<String>, now: Dat
         headers.push(("authorization".into(), format!("Bearer {token}")));
     }
     Ok(OutboundRequest {
+        method: "POST",
         url: m.url.clone(),
         headers,
         body,
@@ -321,6 +325,8 @@ fn follow_up(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Attempt, now: DateTi
         OutboxKind::Webhook => crate::webhooks::after_delivery(c, m, attempt, now),
         // The mail's row is the record (`GET /_grantry/mail`).
         OutboxKind::Mail => Ok(()),
+        // The message's row is the record (`GET /_grantry/provisioning/{id}` shows failures).
+        OutboxKind::Scim => Ok(()),
     }
 }
 
@@ -434,6 +440,8 @@ async fn deliver(app: &App, transport: &dyn Transport, claimed: Claimed) -> Resu
     let Claimed { message: m, credentials, folded } = claimed;
     let attempt = if m.kind == OutboxKind::Mail {
         crate::mail::send(app, &m, &folded).await
+    } else if m.kind == OutboxKind::Scim {
+        crate::provisioning::send(app, transport, &m).await
     } else {
         let prepared = match credentials {
             None => Err("the signing secret's owner no longer exists".to_string()),

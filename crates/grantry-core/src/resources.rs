@@ -117,6 +117,41 @@ fn application_children(
     (roles, scope)
 }
 
+/// Brings the roles of every catalog resource for `app`'s service principal in line with
+/// its app roles: new user-assignable roles are added, changed names and descriptions
+/// follow, and roles gone from the application are removed unless an access package still
+/// delivers them (`applications::update_for` refuses to remove those).
+pub(crate) fn refresh_application_roles(c: &mut dyn Conn, app: &crate::applications::Application) -> Result<()> {
+    let resources: Vec<Resource> = repo::find_all(
+        c,
+        "origin_system = ? AND origin_id = ?",
+        &[Value::from(origin_system::AAD_APPLICATION), Value::from(&app.sp_id)],
+    )?;
+    for resource in resources {
+        let (wanted, _) = application_children(&resource, app);
+        let existing: Vec<ResourceRole> = repo::find_all(c, "resource_id = ?", &[Value::from(&resource.id)])?;
+        for role in &wanted {
+            match existing.iter().find(|r| r.origin_id == role.origin_id) {
+                Some(old) if old.display_name != role.display_name || old.description != role.description => {
+                    let mut changed = old.clone();
+                    changed.display_name = role.display_name.clone();
+                    changed.description = role.description.clone();
+                    repo::update(c, &changed)?;
+                }
+                Some(_) => {}
+                None => repo::insert(c, role)?,
+            }
+        }
+        for old in existing.iter().filter(|r| !wanted.iter().any(|w| w.origin_id == r.origin_id)) {
+            let used = c.query_one("SELECT 1 FROM role_scopes WHERE role_id = ?", &[Value::from(&old.id)])?.is_some();
+            if !used {
+                repo::delete::<ResourceRole>(c, &old.id)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn already_onboarded(origin_id: &str) -> Error {
     Error::conflict(
         "ResourceAlreadyOnboarded",

@@ -285,12 +285,87 @@ pub async fn get_user(app: &App, id: &str) -> Result<ScimUser> {
         .await
 }
 
-/// Every user, in creation order (SCIM paging needs a stable order).
-pub async fn all_users(app: &App) -> Result<Vec<ScimUser>> {
+/// A SQL condition that every match of a SCIM filter meets (and maybe more rows): over the
+/// resource's table as `t` and its `scim_resources` row as `s`. Lists read only the rows
+/// it admits, in chunks, and test each against the filter itself.
+#[derive(Debug, Clone)]
+pub struct Narrowing {
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+/// The exact test of a listed resource against the client's filter.
+pub type Keep<R> = std::sync::Arc<dyn Fn(&R) -> bool + Send + Sync>;
+
+/// Users and groups as SCIM lists them: a table with `seq` order, and how a row becomes the
+/// SCIM resource.
+pub trait ScimResource: Sized + Send + 'static {
+    /// The directory table (`users` or `groups`).
+    const TABLE: &'static str;
+    fn load(c: &mut dyn Conn, body: &str) -> Result<Self>;
+}
+
+impl ScimResource for ScimUser {
+    const TABLE: &'static str = "users";
+    fn load(c: &mut dyn Conn, body: &str) -> Result<Self> {
+        let user: User = repo::from_body(body)?;
+        load_user(c, user)
+    }
+}
+
+impl ScimResource for ScimGroup {
+    const TABLE: &'static str = "groups";
+    fn load(c: &mut dyn Conn, body: &str) -> Result<Self> {
+        let group: Group = repo::from_body(body)?;
+        load_group(c, group)
+    }
+}
+
+/// Rows read per step of a list.
+const SCAN_CHUNK: usize = 200;
+
+/// One page of a SCIM list: the resources admitted by `narrowing` and kept by `keep`, in
+/// creation order, from the `start`th (1-based) at most `count`, and how many match in
+/// all. Rows are read in chunks of [`SCAN_CHUNK`]; only the page is kept in memory.
+pub async fn page<R: ScimResource>(
+    app: &App,
+    narrowing: Option<Narrowing>,
+    keep: Keep<R>,
+    start: usize,
+    count: usize,
+) -> Result<(usize, Vec<R>)> {
     app.store
-        .read(|c| {
-            let users = repo::find_all::<User>(c, "", &[])?;
-            users.into_iter().map(|u| load_user(c, u)).collect()
+        .read(move |c| {
+            let (cond, cond_params) = match &narrowing {
+                Some(n) => (format!(" AND ({})", n.sql), n.params.clone()),
+                None => (String::new(), Vec::new()),
+            };
+            let sql = format!(
+                "SELECT t.seq, t.body FROM {} t LEFT JOIN scim_resources s ON s.id = t.id \
+                 WHERE t.seq > ?{cond} ORDER BY t.seq LIMIT {SCAN_CHUNK}",
+                R::TABLE
+            );
+            let (mut after, mut total, mut page) = (0i64, 0usize, Vec::new());
+            loop {
+                let mut params = vec![Value::Int(after)];
+                params.extend(cond_params.iter().cloned());
+                let rows = c.query(&sql, &params)?;
+                let n = rows.len();
+                for row in rows {
+                    after = row.int(0)?;
+                    let resource = R::load(c, &row.text(1)?)?;
+                    if keep(&resource) {
+                        total += 1;
+                        if total >= start && page.len() < count {
+                            page.push(resource);
+                        }
+                    }
+                }
+                if n < SCAN_CHUNK {
+                    break;
+                }
+            }
+            Ok((total, page))
         })
         .await
 }
@@ -427,14 +502,6 @@ pub async fn get_group(app: &App, id: &str) -> Result<ScimGroup> {
         .await
 }
 
-pub async fn all_groups(app: &App) -> Result<Vec<ScimGroup>> {
-    app.store
-        .read(|c| {
-            let groups = repo::find_all::<Group>(c, "", &[])?;
-            groups.into_iter().map(|g| load_group(c, g)).collect()
-        })
-        .await
-}
 
 pub async fn update_group<F>(app: &App, id: &str, change: F) -> Result<ScimGroup>
 where

@@ -145,7 +145,16 @@ impl HttpTransport {
             Err(Unready::Refused(error)) => return Attempt::Refused { status: None, error },
             Err(Unready::Retry(error)) => return Attempt::Retry { status: None, error, retry_after: None },
         };
-        let mut call = client.post(url).body(request.body);
+        let method = match reqwest::Method::from_bytes(request.method.as_bytes()) {
+            Ok(m) => m,
+            Err(_) => {
+                return Attempt::Refused { status: None, error: format!("'{}' is not an HTTP method", request.method) };
+            }
+        };
+        let mut call = client.request(method, url);
+        if !request.body.is_empty() {
+            call = call.body(request.body);
+        }
         for (name, value) in &request.headers {
             call = call.header(name, value);
         }

@@ -321,6 +321,7 @@ async fn finish(state: &AppState, headers: &HeaderMap, q: &HashMap<String, Strin
         .oidc
         .transport()
         .send(OutboundRequest {
+            method: "POST",
             url: token_url.clone(),
             headers: vec![
                 ("content-type".into(), "application/x-www-form-urlencoded".into()),

@@ -24,9 +24,9 @@ use std::borrow::Cow;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/applications", get(list_applications).post(create_application))
-        .route("/applications/{id}", get(get_application).patch(update_application))
+        .route("/applications/{id}", get(get_application).patch(update_application).delete(delete_application))
         .route("/servicePrincipals", get(list_service_principals).post(create_service_principal))
-        .route("/servicePrincipals/{id}", get(get_service_principal))
+        .route("/servicePrincipals/{id}", get(get_service_principal).delete(delete_application))
         .route("/servicePrincipals/{id}/appRoleAssignedTo", get(app_role_assigned_to))
         .route("/users/{id}/appRoleAssignments", get(user_app_role_assignments))
 }
@@ -273,6 +273,17 @@ async fn update_application(
     Ok(respond::no_content())
 }
 
+/// `DELETE /applications/{id}` and `/servicePrincipals/{id}`: one registration is both, so
+/// either deletes the application, its service principal and its appRoleAssignments.
+async fn delete_application(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    applications::delete_for(&s.app, &caller, &id).await?;
+    Ok(respond::no_content())
+}
+
 /// `POST /servicePrincipals`: with an `appId`, the service principal of that application
 /// (every application has one); with a `displayName` (and `appRoles`) instead, a new
 /// application and its service principal.
@@ -343,15 +354,17 @@ async fn get_service_principal(
 
 /// The operations `routes()` serves, for the OpenAPI document.
 pub fn describe() -> Vec<crate::openapi::RouteDoc> {
-    use crate::openapi::{create, list, read, update};
+    use crate::openapi::{create, list, read, remove, update};
     vec![
         list("/applications", "Applications registered with Grantry's token issuer", "Object"),
         create("/applications", "Create an application with its service principal and app roles", "Object"),
         read("/applications/{id}", "An application (by id or appId)", "Object"),
         update("/applications/{id}", "Change an application's display name or app roles", "Object"),
+        remove("/applications/{id}", "Delete an application with its service principal and app role assignments"),
         list("/servicePrincipals", "Service principals of the registered applications", "Object"),
         create("/servicePrincipals", "The service principal of an application (by appId)", "Object"),
         read("/servicePrincipals/{id}", "A service principal (by id or appId)", "Object"),
+        remove("/servicePrincipals/{id}", "Delete a service principal with its application and app role assignments"),
         list(
             "/servicePrincipals/{id}/appRoleAssignedTo",
             "Users assigned to the service principal's app roles",

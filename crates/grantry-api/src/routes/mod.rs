@@ -17,6 +17,7 @@ mod mail;
 mod metadata;
 mod packages;
 mod policies;
+mod provisioning;
 mod rbac;
 mod requests;
 mod reviews;
@@ -97,6 +98,7 @@ pub fn describe_root() -> Vec<crate::openapi::RouteDoc> {
         audit::describe(),
         webhooks::describe(),
         mail::describe(),
+        provisioning::describe(),
         identity::describe(),
         vec![
             read("/", "Index: the API roots, documents and health endpoints", "Object"),
@@ -119,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(webhooks::routes())
         .merge(mail::routes())
+        .merge(provisioning::routes())
         .merge(identity::routes())
         .merge(crate::scim::routes())
         .merge(crate::portal::routes())

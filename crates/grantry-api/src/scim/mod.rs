@@ -7,6 +7,7 @@
 
 pub mod discovery;
 pub mod filter;
+mod narrow;
 pub mod patch;
 mod render;
 
@@ -329,7 +330,14 @@ pub fn group_input(body: &Value) -> Result<GroupInput, ScimError> {
 // ---- listing ---------------------------------------------------------------------------
 
 /// Filters, pages and projects rendered resources into a ListResponse.
-fn list_response(params: &[(String, String)], resources: Vec<Value>) -> ScimResult {
+/// A list's query: its filter, `startIndex` and `count`.
+struct ListQuery {
+    filter: Option<filter::Filter>,
+    start: usize,
+    count: usize,
+}
+
+fn list_query(params: &[(String, String)]) -> Result<ListQuery, ScimError> {
     let filter = match param(params, "filter").filter(|f| !f.trim().is_empty()) {
         Some(f) => Some(
             filter::parse(f)
@@ -350,13 +358,36 @@ fn list_response(params: &[(String, String)], resources: Vec<Value>) -> ScimResu
     // RFC 7644 §3.4.2.4: startIndex below 1 means 1, a negative count means 0.
     let start = number("startindex")?.unwrap_or(1).max(1) as usize;
     let count = number("count")?.map(|c| c.max(0) as usize).unwrap_or(DEFAULT_COUNT).min(MAX_COUNT);
-    let matching: Vec<Value> =
-        resources.into_iter().filter(|r| filter.as_ref().is_none_or(|f| filter::matches(f, r))).collect();
-    let total = matching.len();
-    let page: Vec<Value> = matching
+    Ok(ListQuery { filter, start, count })
+}
+
+/// One page of users: the filter narrowed to SQL, tested exactly on each row read.
+async fn user_page(state: &AppState, q: &ListQuery, start: usize, count: usize) -> Result<(usize, Vec<Value>), ScimError> {
+    let base = base_url(state);
+    let narrowing = q.filter.as_ref().and_then(|f| narrow::narrowing(f, false));
+    let (f, b) = (q.filter.clone(), base.clone());
+    let keep: core::Keep<core::ScimUser> = std::sync::Arc::new(move |u: &core::ScimUser| {
+        f.as_ref().is_none_or(|f| render::user(&b, u).is_ok_and(|r| filter::matches(f, &r)))
+    });
+    let (total, users) = core::page(&state.app, narrowing, keep, start, count).await?;
+    Ok((total, users.iter().map(|u| render::user(&base, u)).collect::<Result<Vec<_>, _>>()?))
+}
+
+/// One page of groups, as [`user_page`].
+async fn group_page(state: &AppState, q: &ListQuery, start: usize, count: usize) -> Result<(usize, Vec<Value>), ScimError> {
+    let base = base_url(state);
+    let narrowing = q.filter.as_ref().and_then(|f| narrow::narrowing(f, true));
+    let (f, b) = (q.filter.clone(), base.clone());
+    let keep: core::Keep<core::ScimGroup> = std::sync::Arc::new(move |g: &core::ScimGroup| {
+        f.as_ref().is_none_or(|f| render::group(&b, g).is_ok_and(|r| filter::matches(f, &r)))
+    });
+    let (total, groups) = core::page(&state.app, narrowing, keep, start, count).await?;
+    Ok((total, groups.iter().map(|g| render::group(&base, g)).collect::<Result<Vec<_>, _>>()?))
+}
+
+fn list_body(params: &[(String, String)], start: usize, total: usize, page: Vec<Value>) -> ScimResult {
+    let page: Vec<Value> = page
         .into_iter()
-        .skip(start - 1)
-        .take(count)
         .map(|r| project(r, param(params, "attributes"), param(params, "excludedattributes")))
         .collect();
     let body = render::ListResponse {
@@ -367,6 +398,28 @@ fn list_response(params: &[(String, String)], resources: Vec<Value>) -> ScimResu
         resources: page,
     };
     Ok(scim_json(StatusCode::OK, &body))
+}
+
+async fn list_users_with(state: &AppState, params: &[(String, String)]) -> ScimResult {
+    let q = list_query(params)?;
+    let (total, page) = user_page(state, &q, q.start, q.count).await?;
+    list_body(params, q.start, total, page)
+}
+
+async fn list_groups_with(state: &AppState, params: &[(String, String)]) -> ScimResult {
+    let q = list_query(params)?;
+    let (total, page) = group_page(state, &q, q.start, q.count).await?;
+    list_body(params, q.start, total, page)
+}
+
+/// Users, then groups, as one list.
+async fn list_all_with(state: &AppState, params: &[(String, String)]) -> ScimResult {
+    let q = list_query(params)?;
+    let (users, mut page) = user_page(state, &q, q.start, q.count).await?;
+    let group_start = q.start.saturating_sub(users).max(1);
+    let (groups, more) = group_page(state, &q, group_start, q.count - page.len()).await?;
+    page.extend(more);
+    list_body(params, q.start, users + groups, page)
 }
 
 /// Applies `attributes` / `excludedAttributes` (top-level names) to a resource; `id`,
@@ -433,44 +486,27 @@ fn search_params(bytes: &Bytes) -> Result<Vec<(String, String)>, ScimError> {
 async fn search_users(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ScimResult {
     authorize(&state, &headers).await?;
     let params = search_params(&body)?;
-    let base = base_url(&state);
-    let users = core::all_users(&state.app).await?;
-    let rendered = users.iter().map(|u| render::user(&base, u)).collect::<Result<Vec<_>, _>>()?;
-    list_response(&params, rendered)
+    list_users_with(&state, &params).await
 }
 
 async fn search_groups(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ScimResult {
     authorize(&state, &headers).await?;
     let params = search_params(&body)?;
-    let base = base_url(&state);
-    let groups = core::all_groups(&state.app).await?;
-    let rendered = groups.iter().map(|g| render::group(&base, g)).collect::<Result<Vec<_>, _>>()?;
-    list_response(&params, rendered)
+    list_groups_with(&state, &params).await
 }
 
 /// `POST /.search` at the root: users, then groups.
 async fn search_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ScimResult {
     authorize(&state, &headers).await?;
     let params = search_params(&body)?;
-    let base = base_url(&state);
-    let mut rendered = Vec::new();
-    for u in core::all_users(&state.app).await? {
-        rendered.push(render::user(&base, &u)?);
-    }
-    for g in core::all_groups(&state.app).await? {
-        rendered.push(render::group(&base, &g)?);
-    }
-    list_response(&params, rendered)
+    list_all_with(&state, &params).await
 }
 
 // ---- users -----------------------------------------------------------------------------
 
 async fn list_users(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> ScimResult {
     authorize(&state, &headers).await?;
-    let base = base_url(&state);
-    let users = core::all_users(&state.app).await?;
-    let rendered = users.iter().map(|u| render::user(&base, u)).collect::<Result<Vec<_>, _>>()?;
-    list_response(&query_params(q.as_deref()), rendered)
+    list_users_with(&state, &query_params(q.as_deref())).await
 }
 
 async fn create_user(
@@ -551,10 +587,7 @@ async fn delete_user(State(state): State<AppState>, headers: HeaderMap, Path(id)
 
 async fn list_groups(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> ScimResult {
     authorize(&state, &headers).await?;
-    let base = base_url(&state);
-    let groups = core::all_groups(&state.app).await?;
-    let rendered = groups.iter().map(|g| render::group(&base, g)).collect::<Result<Vec<_>, _>>()?;
-    list_response(&query_params(q.as_deref()), rendered)
+    list_groups_with(&state, &query_params(q.as_deref())).await
 }
 
 async fn create_group(

@@ -22,6 +22,9 @@ pub enum OutboxKind {
     /// A notification mail to one person (SMTP, or kept for administrators to read when no
     /// SMTP server is configured).
     Mail,
+    /// A push of one user's access to a downstream SCIM service provider (provisioning out):
+    /// the user created or updated, a role granted or revoked, the user deactivated.
+    Scim,
 }
 
 impl OutboxKind {
@@ -30,6 +33,7 @@ impl OutboxKind {
             OutboxKind::Callout => "callout",
             OutboxKind::Webhook => "webhook",
             OutboxKind::Mail => "mail",
+            OutboxKind::Scim => "scim",
         }
     }
 }
@@ -64,6 +68,9 @@ pub enum SignedBy {
     WebhookSubscription(String),
     /// Nothing signs it (mail).
     Unsigned,
+    /// A SCIM push, authenticated with the bearer token of the provisioning target of this
+    /// service principal.
+    ProvisioningTarget(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ fn reqs() -> String {
 
 /// Creates "Payroll" with a user role (Reader) and an application-only role; returns the
 /// application and its service principal.
-async fn payroll(app: &TestApp) -> (Value, Value) {
+pub(crate) async fn payroll(app: &TestApp) -> (Value, Value) {
     let (status, application) = app
         .post(
             &app.admin,
@@ -36,7 +36,7 @@ async fn payroll(app: &TestApp) -> (Value, Value) {
     (application, sp)
 }
 
-fn role_id(app_or_sp: &Value, name: &str) -> String {
+pub(crate) fn role_id(app_or_sp: &Value, name: &str) -> String {
     app_or_sp["appRoles"].as_array().unwrap().iter().find(|r| r["displayName"] == name).unwrap()["id"]
         .as_str()
         .unwrap()
@@ -51,7 +51,7 @@ async fn assigned_to(app: &TestApp, root: &str, sp: &str) -> Vec<Value> {
 
 /// A catalog holding the service principal, and a package delivering its Reader role with
 /// an admin-only policy.
-async fn package_with_app_role(app: &TestApp, sp: &Value, reader: &str) -> Fixture {
+pub(crate) async fn package_with_app_role(app: &TestApp, sp: &Value, reader: &str) -> Fixture {
     let sp_id = sp["id"].as_str().unwrap();
     let catalog_id = app.create_catalog("Apps").await;
     let (status, body) = app
@@ -220,4 +220,69 @@ async fn applications_without_user_roles_give_default_access_and_bad_input_is_re
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (_, changed) = app.get(&app.admin, &format!("/v1.0/applications/{app_id}")).await;
     assert_eq!(changed["appRoles"].as_array().unwrap().len(), 3, "{changed}");
+}
+
+/// The (displayName, originId) of the resource's roles, sorted.
+async fn roles_of(app: &TestApp, catalog: &str, rid: &str) -> Vec<(String, String)> {
+    let (status, body) = app.get(&app.admin, &em("v1.0", &format!("catalogs/{catalog}/resources/{rid}/roles"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut names: Vec<(String, String)> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["displayName"].as_str().unwrap().to_string(), r["originId"].as_str().unwrap().to_string()))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn catalog_roles_follow_the_app_roles_and_deleting_the_application_leaves_no_assignments() {
+    let app = TestApp::spawn().await;
+    let (application, sp) = payroll(&app).await;
+    let reader = role_id(&application, "Reader");
+    let sp_id = sp["id"].as_str().unwrap().to_string();
+    let f = package_with_app_role(&app, &sp, &reader).await;
+    let (_, resources) = app.get(&app.admin, &em("v1.0", &format!("catalogs/{}/resources", f.catalog_id))).await;
+    let rid = resources["value"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(roles_of(&app, &f.catalog_id, &rid).await, vec![("Reader".to_string(), reader.clone())]);
+
+    // The application's roles change after it joined the catalog: renamed, one added.
+    let approver = "6c1f3b9e-2d4a-4f8e-9b7c-1a2b3c4d5e6f";
+    let mut roles = application["appRoles"].as_array().unwrap().clone();
+    for r in roles.iter_mut() {
+        if r["id"] == reader.as_str() {
+            r["displayName"] = json!("Payslip reader");
+        }
+    }
+    roles.push(json!({"id": approver, "displayName": "Approver", "value": "Payroll.Approve", "allowedMemberTypes": ["User"], "isEnabled": true}));
+    let app_id = application["id"].as_str().unwrap();
+    let (status, body) = app.patch(&app.admin, &format!("/v1.0/applications/{app_id}"), json!({"appRoles": roles})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(
+        roles_of(&app, &f.catalog_id, &rid).await,
+        vec![("Approver".to_string(), approver.to_string()), ("Payslip reader".to_string(), reader.clone())]
+    );
+    // Dropping the new role removes it from the catalog too (no package delivers it).
+    roles.retain(|r| r["id"] != approver);
+    let (status, body) = app.patch(&app.admin, &format!("/v1.0/applications/{app_id}"), json!({"appRoles": roles})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(roles_of(&app, &f.catalog_id, &rid).await, vec![("Payslip reader".to_string(), reader.clone())]);
+
+    // Deleting the service principal (the application with it) leaves no assignments.
+    let alice = app.create_user("alice").await;
+    app.admin_assign(&f, &alice).await;
+    assert_eq!(assigned_to(&app, "v1.0", &sp_id).await.len(), 1);
+    let (status, body) = app.delete(&app.user_token(&alice, &["Application.ReadWrite.All"]), &format!("/v1.0/servicePrincipals/{sp_id}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only a Global Administrator may: {body}");
+    let (status, body) = app.delete(&app.admin, &format!("/v1.0/servicePrincipals/{sp_id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = app.get(&app.admin, &format!("/v1.0/servicePrincipals/{sp_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.get(&app.admin, &format!("/v1.0/applications/{app_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, mine) = app.get(&app.admin, &format!("/v1.0/users/{alice}/appRoleAssignments")).await;
+    assert_eq!(mine["value"], json!([]), "{mine}");
+    let (status, _) = app.delete(&app.admin, &format!("/v1.0/applications/{app_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

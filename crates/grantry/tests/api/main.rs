@@ -41,6 +41,7 @@ mod openapi;
 mod packages;
 mod policies;
 mod portal;
+mod provisioning;
 mod query_options;
 mod races;
 mod rbac;

@@ -743,3 +743,67 @@ async fn wrong_methods_search_and_login_names() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_scim_error(&body, "400", Some("invalidFilter"));
 }
+
+/// Lists read the directory in chunks through the filter's SQL narrowing: totals and pages
+/// stay exact past a chunk's end, for users and groups, in both query forms.
+#[tokio::test]
+async fn lists_page_through_large_directories_with_filters_in_the_store() {
+    let app = TestApp::spawn().await;
+    let token = scim_token(&app, "idp").await;
+    for n in 0..230 {
+        let (status, body, _) = scim(
+            &app,
+            &token,
+            Method::POST,
+            "/Users",
+            Some(json!({"userName": format!("bulk{n:03}@contoso.com"), "externalId": format!("bulk-{n}"),
+                        "displayName": format!("Bulk {n}")})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for name in ["Team 50%_off", "Team 50 off"] {
+        let (status, body, _) = scim(&app, &token, Method::POST, "/Groups", Some(json!({"displayName": name}))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let get = |path: String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let (status, body, _) = scim(app, &token, Method::GET, &path, None).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            body
+        }
+    };
+    let page = get(format!("/Users?filter={}&startIndex=201&count=50", q(r#"userName sw "BULK""#))).await;
+    assert_eq!((page["totalResults"].as_u64(), page["itemsPerPage"].as_u64()), (Some(230), Some(30)), "{page}");
+    assert_eq!(page["Resources"][0]["userName"], "bulk200@contoso.com");
+    let one = get(format!("/Users?filter={}", q(r#"externalId eq "bulk-217""#))).await;
+    assert_eq!(one["totalResults"], 1);
+    assert_eq!(one["Resources"][0]["userName"], "bulk217@contoso.com");
+    let either = get(format!("/Users?filter={}", q(r#"externalId eq "bulk-3" or displayName eq "bulk 229""#))).await;
+    assert_eq!(either["totalResults"], 2, "{either}");
+    assert_eq!(get(format!("/Users?filter={}", q(r#"displayName co "k 22""#))).await["totalResults"], 11);
+    assert_eq!(get(format!("/Users?filter={}", q(r#"not (displayName co "k 22")"#))).await["totalResults"], 219);
+    // LIKE's wildcards in a value are matched literally.
+    let groups = get(format!("/Groups?filter={}", q(r#"displayName co "50%_""#))).await;
+    assert_eq!(groups["totalResults"], 1, "{groups}");
+    assert_eq!(groups["Resources"][0]["displayName"], "Team 50%_off");
+    // POST /.search at the root: users, then groups, one page across both.
+    let (status, body, _) = scim(
+        &app,
+        &token,
+        Method::POST,
+        "/.search",
+        Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": 229, "count": 3})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["totalResults"], 232);
+    let shown: Vec<&str> = body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["userName"].as_str().or(r["displayName"].as_str()).unwrap())
+        .collect();
+    assert_eq!(shown, ["bulk228@contoso.com", "bulk229@contoso.com", "Team 50%_off"]);
+}
