@@ -859,6 +859,7 @@ async fn extendable(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn render_extend(
     state: &AppState,
     signed: &Signed,
