@@ -407,7 +407,7 @@ pub async fn audit(
                 }
             }
         }
-        @if let Some(n) = page.next_after_seq { p.pager { a href={"/admin/audit?after=" (n)} { "Older entries" } } }
+        @if let Some(n) = page.next_after_seq() { p.pager { a href={"/admin/audit?after=" (n)} { "Older entries" } } }
     };
     views::respond(StatusCode::OK, views::page(&state, Some(&viewer(&signed)), Section::Admin, "Audit log", body))
 }
