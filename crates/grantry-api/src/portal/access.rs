@@ -13,7 +13,8 @@ use grantry_core::listing::ListOptions;
 use grantry_core::requests::Mine;
 use grantry_domain::enums::{RequestState, RequestType};
 use grantry_domain::model::{
-    AccessPackage, Answer, AssignmentRequest, NewRequest, Policy, Question, QuestionKind, Subject,
+    AccessPackage, Answer, AssignmentRequest, Expiration, NewRequest, Policy, Question, QuestionKind, Schedule,
+    Subject, TargetRef, User,
 };
 use grantry_domain::{Error, ErrorKind};
 use grantry_store::query::Cursor;
@@ -231,6 +232,7 @@ fn render_form(
     package: &AccessPackage,
     policies: &[Policy],
     policy: &Policy,
+    reports: &[User],
     values: &Form,
     errors: &FieldErrors,
     general: Option<&str>,
@@ -261,6 +263,17 @@ fn render_form(
         form.stack method="post" action={"/access/packages/" (package.id)} novalidate {
             input type="hidden" name="csrf" value=(signed.session.csrf);
             input type="hidden" name="policy" value=(policy.id);
+            @if !reports.is_empty() {
+                div.field {
+                    label for="for" { "Request for" }
+                    span.hint { "The policy lets managers request access for their direct reports." }
+                    select #for name="for" aria-invalid=[errors.get("for").map(|_| "true")] {
+                        option value="" { "Myself" }
+                        @for u in reports { option value=(u.id) selected[values.get("for") == Some(u.id.as_str())] { (u.display_name) } }
+                    }
+                    @if let Some(e) = errors.get("for") { p.field-error { (e) } }
+                }
+            }
             @for q in &questions {
                 (question_form(q, &values.all(&field_name(q)), errors.get(&field_name(q))))
             }
@@ -273,8 +286,15 @@ fn render_form(
             @if policy.requestor_settings.allow_custom_assignment_schedule {
                 div.field {
                     label for="start" { "Start on " span.hint { "(optional; today when empty)" } }
-                    input #start type="date" name="start" value=(values.get("start").unwrap_or(""));
+                    input #start type="date" name="start" value=(values.get("start").unwrap_or(""))
+                        aria-invalid=[errors.get("start").map(|_| "true")];
                     @if let Some(e) = errors.get("start") { p.field-error { (e) } }
+                }
+                div.field {
+                    label for="end" { "End on " span.hint { "(optional; when the policy's expiration says when empty)" } }
+                    input #end type="date" name="end" value=(values.get("end").unwrap_or(""))
+                        aria-invalid=[errors.get("end").map(|_| "true")];
+                    @if let Some(e) = errors.get("end") { p.field-error { (e) } }
                 }
             }
             div.row {
@@ -314,6 +334,18 @@ impl Suffix for Error {
     }
 }
 
+/// The person's direct reports, when `policy` lets managers request for them.
+async fn reports_for(state: &AppState, signed: &Signed, policy: &Policy) -> Vec<User> {
+    let Some(me) = signed.caller.user_id() else { return Vec::new() };
+    if !policy.requestor_settings.enable_on_behalf_requestors_to_add_access {
+        return Vec::new();
+    }
+    grantry_core::directory::direct_reports(&state.app, &signed.caller, me, PageRequest { after_seq: None, size: 200 })
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default()
+}
+
 /// `GET /access/packages/{id}`: the request form.
 pub async fn request_form(
     State(state): State<AppState>,
@@ -330,7 +362,19 @@ pub async fn request_form(
         .and_then(|p| policies.iter().find(|x| x.id.eq_ignore_ascii_case(p)))
         .unwrap_or(&policies[0])
         .clone();
-    render_form(&state, &signed, &package, &policies, &policy, &Form(Vec::new()), &HashMap::new(), None, StatusCode::OK)
+    let reports = reports_for(&state, &signed, &policy).await;
+    render_form(
+        &state,
+        &signed,
+        &package,
+        &policies,
+        &policy,
+        &reports,
+        &Form(Vec::new()),
+        &HashMap::new(),
+        None,
+        StatusCode::OK,
+    )
 }
 
 /// The answers of the form, in the policy's question order.
@@ -396,7 +440,8 @@ fn place_error(e: &Error, policy: &Policy, answers: &[Answer]) -> (FieldErrors, 
             (errors, Some("The request needs a justification.".into()))
         }
         None if target.starts_with("schedule") => {
-            errors.insert("start".into(), e.message.clone());
+            let field = if target.contains("expiration") || target.contains("endDateTime") { "end" } else { "start" };
+            errors.insert(field.into(), e.message.clone());
             (errors, Some(e.message.clone()))
         }
         None => (errors, Some(e.message.clone())),
@@ -422,47 +467,42 @@ pub async fn submit(State(state): State<AppState>, signed: Signed, Path(id): Pat
     };
     let answers = answers_of(&policy, &form);
     let justification = form.get("justification").map(str::trim).filter(|j| !j.is_empty()).map(str::to_string);
-    let schedule = match form.get("start").map(str::trim).filter(|s| !s.is_empty()) {
+    let reports = reports_for(&state, &signed, &policy).await;
+    let refuse = |errors: FieldErrors, general: &str, status: StatusCode| {
+        render_form(&state, &signed, &package, &policies, &policy, &reports, &form, &errors, Some(general), status)
+    };
+    let schedule = match schedule_of(&form) {
+        Ok(s) => s,
+        Err((field, message)) => {
+            let errors = HashMap::from([(field.to_string(), "Enter a date as YYYY-MM-DD.".to_string())]);
+            return refuse(errors, message, StatusCode::BAD_REQUEST);
+        }
+    };
+    if policy.approval.is_requestor_justification_required && justification.is_none() {
+        let errors = HashMap::from([("justification".to_string(), "Say why you need this access.".to_string())]);
+        return refuse(errors, "The request needs a justification.", StatusCode::BAD_REQUEST);
+    }
+    // For a direct report: only one the form offered (the API decides whether the policy
+    // lets this person request for them).
+    let target = match form.get("for").map(str::trim).filter(|f| !f.is_empty()) {
         None => None,
-        Some(s) => match chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            Ok(d) => Some(grantry_domain::model::Schedule {
-                start_date_time: d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
-                ..Default::default()
-            }),
-            Err(_) => {
-                let errors = HashMap::from([("start".to_string(), "Enter a date as YYYY-MM-DD.".to_string())]);
-                return render_form(
-                    &state,
-                    &signed,
-                    &package,
-                    &policies,
-                    &policy,
-                    &form,
-                    &errors,
-                    Some("The start date is not a date."),
+        Some(f) => match reports.iter().find(|u| u.id.eq_ignore_ascii_case(f)) {
+            Some(u) => Some(TargetRef { object_id: Some(u.id.clone()), ..Default::default() }),
+            None => {
+                let errors =
+                    HashMap::from([("for".to_string(), "Choose yourself or one of your direct reports.".to_string())]);
+                return refuse(
+                    errors,
+                    "You can request for yourself or your direct reports only.",
                     StatusCode::BAD_REQUEST,
                 );
             }
         },
     };
-    if policy.approval.is_requestor_justification_required && justification.is_none() {
-        let errors = HashMap::from([("justification".to_string(), "Say why you need this access.".to_string())]);
-        return render_form(
-            &state,
-            &signed,
-            &package,
-            &policies,
-            &policy,
-            &form,
-            &errors,
-            Some("The request needs a justification."),
-            StatusCode::BAD_REQUEST,
-        );
-    }
     let input = NewRequest {
         request_type: RequestType::UserAdd,
         assignment_id: None,
-        target: None,
+        target,
         policy_id: Some(policy.id.clone()),
         access_package_id: Some(package.id.clone()),
         schedule,
@@ -472,22 +512,45 @@ pub async fn submit(State(state): State<AppState>, signed: Signed, Path(id): Pat
     };
     match grantry_core::requests::create_request(&state.app, &signed.caller, input).await {
         Ok(r) => see_other(&format!("/access/requests/{}?submitted=1", r.id)),
-        Err(e) if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Conflict) => {
-            let (errors, general) = place_error(&e, &policy, &answers);
-            render_form(
-                &state,
-                &signed,
-                &package,
-                &policies,
-                &policy,
-                &form,
-                &errors,
-                general.as_deref(),
-                crate::error::status_of(e.kind),
-            )
+        Err(e) if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Conflict | ErrorKind::Forbidden) => {
+            let (mut errors, general) = place_error(&e, &policy, &answers);
+            if e.kind == ErrorKind::Forbidden && form.get("for").is_some_and(|f| !f.is_empty()) {
+                errors.insert("for".into(), e.message.clone());
+            }
+            refuse(errors, general.as_deref().unwrap_or(&e.message), crate::error::status_of(e.kind))
         }
         Err(e) => views::error_page(&state, Some(&viewer(&signed)), &e),
     }
+}
+
+/// The schedule the form asks for (`start` and `end` dates, midnight UTC and the end of
+/// that day); `None` when neither is given. A date that does not parse names its field.
+fn schedule_of(form: &Form) -> Result<Option<Schedule>, (&'static str, &'static str)> {
+    let date = |name: &'static str,
+                message: &'static str|
+     -> Result<Option<chrono::NaiveDate>, (&'static str, &'static str)> {
+        match form.get(name).map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Some).map_err(|_| (name, message)),
+        }
+    };
+    let start = date("start", "The start date is not a date.")?;
+    let end = date("end", "The end date is not a date.")?;
+    if start.is_none() && end.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Schedule {
+        start_date_time: start.and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc()),
+        expiration: match end.and_then(|d| d.and_hms_opt(23, 59, 59)) {
+            Some(t) => Expiration {
+                kind: grantry_domain::enums::ExpirationType::AfterDateTime,
+                end_date_time: Some(t.and_utc()),
+                duration: None,
+            },
+            None => Expiration::default(),
+        },
+        ..Default::default()
+    }))
 }
 
 /// `GET /access/requests`: the person's requests (as target or requestor), newest first
@@ -684,12 +747,16 @@ pub async fn assignments(
     };
     let names = package_names(&state, listed.items.iter().map(|a| a.access_package_id.clone()).collect()).await;
     let policy_ids: Vec<String> = listed.items.iter().map(|a| a.policy_id.clone()).collect();
-    let removable: Vec<String> = grantry_core::listing::find_in::<Policy>(&state.app, "id", policy_ids)
-        .await
-        .unwrap_or_default()
-        .into_iter()
+    let policies = grantry_core::listing::find_in::<Policy>(&state.app, "id", policy_ids).await.unwrap_or_default();
+    let removable: Vec<&str> = policies
+        .iter()
         .filter(|p| !p.is_admin_only() && p.requestor_settings.enable_targets_to_self_remove_access)
-        .map(|p| p.id)
+        .map(|p| p.id.as_str())
+        .collect();
+    let extendable: Vec<&str> = policies
+        .iter()
+        .filter(|p| !p.is_admin_only() && p.requestor_settings.enable_targets_to_self_update_access)
+        .map(|p| p.id.as_str())
         .collect();
     let now = state.app.now();
     let (active, ended): (Vec<_>, Vec<_>) = listed.items.iter().partition(|a| a.state.is_active());
@@ -711,8 +778,11 @@ pub async fn assignments(
                                     None => "Does not expire",
                                 }
                             }
-                            td {
-                                @if removable.contains(&a.policy_id) {
+                            td.row {
+                                @if extendable.contains(&a.policy_id.as_str()) {
+                                    a.button href={"/access/assignments/" (a.id) "/extend"} aria-label={"Extend my access to " (names.get(&a.access_package_id).map(|p| p.display_name.as_str()).unwrap_or("this package"))} { "Extend" }
+                                }
+                                @if removable.contains(&a.policy_id.as_str()) {
                                     form method="post" action={"/access/assignments/" (a.id) "/remove"} {
                                         input type="hidden" name="csrf" value=(signed.session.csrf);
                                         button.danger type="submit" aria-label={"Remove my access to " (names.get(&a.access_package_id).map(|p| p.display_name.as_str()).unwrap_or("this package"))} { "Remove" }
@@ -764,6 +834,138 @@ pub async fn remove(State(state): State<AppState>, signed: Signed, Path(id): Pat
     };
     match grantry_core::requests::create_request(&state.app, &signed.caller, input).await {
         Ok(r) => see_other(&format!("/access/requests/{}?submitted=1", r.id)),
+        Err(e) => views::error_page(&state, Some(&viewer(&signed)), &e),
+    }
+}
+
+/// The assignment, its package and its policy, for extending it.
+async fn extendable(
+    state: &AppState,
+    signed: &Signed,
+    id: &str,
+) -> Result<(grantry_domain::model::Assignment, Option<AccessPackage>, Policy), Response> {
+    let assignment = grantry_core::assignments::get_assignment(&state.app, &signed.caller, id)
+        .await
+        .map_err(|e| views::error_page(state, Some(&viewer(signed)), &e))?;
+    let package =
+        package_names(state, vec![assignment.access_package_id.clone()]).await.remove(&assignment.access_package_id);
+    match policy_of(state, Some(&assignment.policy_id)).await {
+        Some(p) => Ok((assignment, package, p)),
+        None => Err(views::error_page(
+            state,
+            Some(&viewer(signed)),
+            &Error::not_found("accessPackageAssignmentPolicy", &assignment.policy_id),
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_extend(
+    state: &AppState,
+    signed: &Signed,
+    assignment: &grantry_domain::model::Assignment,
+    package: Option<&AccessPackage>,
+    policy: &Policy,
+    values: &Form,
+    errors: &FieldErrors,
+    general: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let now = state.app.now();
+    let name = package.map(|p| p.display_name.clone()).unwrap_or_else(|| "this package".into());
+    let justification_required = policy.approval.is_requestor_justification_required;
+    let body = html! {
+        dl.facts {
+            dt { "Access ends" }
+            dd { @match assignment.schedule.expiration.end_date_time { Some(end) => (when(end, now)), None => "Does not expire" } }
+        }
+        (describe_policy(policy))
+        @if let Some(g) = general { p.error role="alert" { (g) } }
+        form.stack method="post" action={"/access/assignments/" (assignment.id) "/extend"} novalidate {
+            input type="hidden" name="csrf" value=(signed.session.csrf);
+            div.field {
+                label for="justification" { "Why do you need it longer?" @if justification_required { " " span.hint { "(required)" } } }
+                textarea #justification name="justification" required[justification_required]
+                    aria-invalid=[errors.get("justification").map(|_| "true")] { (values.get("justification").unwrap_or("")) }
+                @if let Some(e) = errors.get("justification") { p.field-error { (e) } }
+            }
+            @if policy.requestor_settings.allow_custom_assignment_schedule {
+                div.field {
+                    label for="end" { "End on " span.hint { "(optional; the policy's expiration when empty)" } }
+                    input #end type="date" name="end" value=(values.get("end").unwrap_or(""))
+                        aria-invalid=[errors.get("end").map(|_| "true")];
+                    @if let Some(e) = errors.get("end") { p.field-error { (e) } }
+                }
+            }
+            div.row {
+                button.primary type="submit" { "Ask to extend" }
+                a href="/access/assignments" { "Cancel" }
+            }
+        }
+    };
+    page(state, signed, Section::Assignments, &format!("Extend {name}"), status, body)
+}
+
+/// `GET /access/assignments/{id}/extend`: the form that asks to extend one's access
+/// (a userExtend request; the policy must let people extend).
+pub async fn extend_form(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> Response {
+    match extendable(&state, &signed, &id).await {
+        Ok((a, package, policy)) => render_extend(
+            &state,
+            &signed,
+            &a,
+            package.as_ref(),
+            &policy,
+            &Form(Vec::new()),
+            &HashMap::new(),
+            None,
+            StatusCode::OK,
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `POST /access/assignments/{id}/extend`: a userExtend request (the API's rules decide).
+pub async fn extend(State(state): State<AppState>, signed: Signed, Path(id): Path<String>, form: Form) -> Response {
+    if let Some(r) = check_csrf(&state, &signed, &form) {
+        return r;
+    }
+    let (assignment, package, policy) = match extendable(&state, &signed, &id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let refuse = |errors: FieldErrors, general: &str, status: StatusCode| {
+        render_extend(&state, &signed, &assignment, package.as_ref(), &policy, &form, &errors, Some(general), status)
+    };
+    let schedule = match schedule_of(&form) {
+        Ok(s) => s,
+        Err((field, message)) => {
+            let errors = HashMap::from([(field.to_string(), "Enter a date as YYYY-MM-DD.".to_string())]);
+            return refuse(errors, message, StatusCode::BAD_REQUEST);
+        }
+    };
+    let justification = form.get("justification").map(str::trim).filter(|j| !j.is_empty()).map(str::to_string);
+    if policy.approval.is_requestor_justification_required && justification.is_none() {
+        let errors = HashMap::from([("justification".to_string(), "Say why you need this access longer.".to_string())]);
+        return refuse(errors, "The request needs a justification.", StatusCode::BAD_REQUEST);
+    }
+    let input = NewRequest {
+        request_type: RequestType::UserExtend,
+        assignment_id: Some(assignment.id.clone()),
+        target: None,
+        policy_id: Some(policy.id.clone()),
+        access_package_id: Some(assignment.access_package_id.clone()),
+        schedule,
+        answers: Vec::new(),
+        justification,
+        is_validation_only: false,
+    };
+    match grantry_core::requests::create_request(&state.app, &signed.caller, input).await {
+        Ok(r) => see_other(&format!("/access/requests/{}?submitted=1", r.id)),
+        Err(e) if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Conflict) => {
+            let (errors, general) = place_error(&e, &policy, &[]);
+            refuse(errors, general.as_deref().unwrap_or(&e.message), crate::error::status_of(e.kind))
+        }
         Err(e) => views::error_page(&state, Some(&viewer(&signed)), &e),
     }
 }

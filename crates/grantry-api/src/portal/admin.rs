@@ -11,7 +11,7 @@ use axum::response::Response;
 use grantry_core::listing::ListOptions;
 use grantry_core::requests::Mine;
 use grantry_domain::Error;
-use grantry_domain::enums::{AssignmentState, RequestType};
+use grantry_domain::enums::{AssignmentState, RequestState, RequestType};
 use grantry_domain::model::NewRequest;
 use grantry_store::query::Cursor;
 use maud::html;
@@ -68,6 +68,8 @@ pub(super) async fn home_page(
     let body = html! {
         ul {
             li { a href="/admin/assignments" { "Assignments" } ": who has which access package, filtered and removed." }
+            li { a href="/admin/requests" { "Requests" } ": every request, with its approval decisions and history." }
+            li { a href="/admin/audit" { "Audit log" } ": every change, who made it and when." }
         }
         h2 { "Catalogs" }
         @if listed.items.is_empty() { div.empty { "No catalog you can read." } }
@@ -242,4 +244,170 @@ pub async fn remove(State(state): State<AppState>, signed: Signed, Path(id): Pat
         Ok(_) => see_other("/admin/assignments?removed=1"),
         Err(e) => views::error_page(&state, Some(&viewer(&signed)), &e),
     }
+}
+
+/// `GET /admin/requests`: the requests the person may read, filtered by package and state,
+/// newest first within keyset pages; each links to its page with the approval decisions and
+/// history.
+pub async fn requests(
+    State(state): State<AppState>,
+    signed: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = require_admin(&state, &signed) {
+        return r;
+    }
+    let get = |k: &str| q.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let (package, wanted_state) = (get("package"), get("state"));
+    let mut clauses = Vec::new();
+    if let Some(p) = &package {
+        clauses.push(format!("accessPackage/id eq {}", literal(p)));
+    }
+    if let Some(s) = &wanted_state {
+        clauses.push(format!("state eq {}", literal(s)));
+    }
+    let filter = if clauses.is_empty() {
+        None
+    } else {
+        match grantry_odata::parse_filter(&clauses.join(" and ")) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                return views::error_page(
+                    &state,
+                    Some(&viewer(&signed)),
+                    &Error::bad_request("BadFilter", format!("The filter cannot be used: {e:?}")),
+                );
+            }
+        }
+    };
+    let options = ListOptions {
+        filter,
+        after: q.get("after").and_then(|a| a.parse().ok()).map(Cursor::Seq),
+        size: 50,
+        ..Default::default()
+    };
+    let listed = match grantry_core::requests::list_requests(&state.app, &signed.caller, Mine::All, options).await {
+        Ok(l) => l,
+        Err(e) => return views::error_page(&state, Some(&viewer(&signed)), &e),
+    };
+    let packages = grantry_core::packages::list_packages(
+        &state.app,
+        &signed.caller,
+        ListOptions { size: 200, ..Default::default() },
+    )
+    .await
+    .map(|l| l.items)
+    .unwrap_or_default();
+    let names =
+        super::access::package_names(&state, listed.items.iter().map(|r| r.access_package_id.clone()).collect()).await;
+    let people =
+        super::access::subjects(&state, listed.items.iter().map(|r| r.target_subject_id.clone()).collect()).await;
+    let now = state.app.now();
+    let next = match &listed.next {
+        Some(Cursor::Seq(n)) | Some(Cursor::Keys(_, n)) => Some(*n),
+        None => None,
+    };
+    let mut next_query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [("package", &package), ("state", &wanted_state)] {
+        if let Some(v) = v {
+            next_query.append_pair(k, v);
+        }
+    }
+    let next_query = next_query.finish();
+    let body = html! {
+        form.row method="get" action="/admin/requests" aria-label="Filter requests" {
+            div.field {
+                label for="package" { "Access package" }
+                select #package name="package" {
+                    option value="" { "Any" }
+                    @for p in &packages { option value=(p.id) selected[package.as_deref() == Some(p.id.as_str())] { (p.display_name) } }
+                }
+            }
+            div.field {
+                label for="state" { "State" }
+                select #state name="state" {
+                    option value="" { "Any" }
+                    @for s in RequestState::ALL { option value=(s.v1()) selected[wanted_state.as_deref() == Some(s.v1())] { (s.v1()) } }
+                }
+            }
+            div { button type="submit" { "Filter" } }
+        }
+        @if listed.items.is_empty() { div.empty { "No request matches." } }
+        @else {
+            table {
+                thead { tr { th scope="col" { "Access package" } th scope="col" { "For" } th scope="col" { "Type" } th scope="col" { "State" } th scope="col" { "Submitted" } } }
+                tbody {
+                    @for r in &listed.items {
+                        tr {
+                            td { a href={"/access/requests/" (r.id)} { (names.get(&r.access_package_id).map(|p| p.display_name.as_str()).unwrap_or("(removed package)")) } }
+                            td { (super::access::subject_name(&people, Some(&r.target_subject_id))) }
+                            td { (r.request_type.v1()) }
+                            td { (views::badge(r.state.v1())) }
+                            td { (when(r.created_date_time, now)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(n) = next {
+            p.pager { a href={"/admin/requests?after=" (n) @if !next_query.is_empty() { "&" (next_query) }} { "Next page" } }
+        }
+    };
+    views::respond(StatusCode::OK, views::page(&state, Some(&viewer(&signed)), Section::Admin, "Requests", body))
+}
+
+/// `GET /admin/audit`: the audit log as the API's directoryAudits serve it (newest first,
+/// keyset pages), for those the API lets read it.
+pub async fn audit(
+    State(state): State<AppState>,
+    signed: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = require_admin(&state, &signed) {
+        return r;
+    }
+    let query = grantry_core::directory_audits::AuditQuery {
+        filter: None,
+        ascending: false,
+        page: grantry_core::PageRequest { after_seq: q.get("after").and_then(|a| a.parse().ok()), size: 50 },
+    };
+    let page = match grantry_core::directory_audits::list(&state.app, &signed.caller, query).await {
+        Ok(p) => p,
+        Err(e) => return views::error_page(&state, Some(&viewer(&signed)), &e),
+    };
+    let now = state.app.now();
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let body = html! {
+        @if page.items.is_empty() { div.empty { "Nothing has been recorded yet." } }
+        @else {
+            table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Activity" } th scope="col" { "By" } th scope="col" { "Target" } th scope="col" { "Result" } } }
+                tbody {
+                    @for e in &page.items {
+                        tr {
+                            td {
+                                @match e["activityDateTime"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+                                    Some(at) => (when(at.with_timezone(&chrono::Utc), now)),
+                                    None => "—",
+                                }
+                            }
+                            td { (text(&e["activityDisplayName"]).unwrap_or_default()) }
+                            td {
+                                (text(&e["initiatedBy"]["user"]["displayName"])
+                                    .or(text(&e["initiatedBy"]["user"]["userPrincipalName"]))
+                                    .or(text(&e["initiatedBy"]["app"]["displayName"]))
+                                    .unwrap_or_else(|| "Grantry".into()))
+                            }
+                            td {
+                                (e["targetResources"].as_array().map(|t| t.iter().filter_map(|r| text(&r["displayName"]).or(text(&r["id"]))).collect::<Vec<_>>().join(", ")).unwrap_or_default())
+                            }
+                            td { (text(&e["result"]).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(n) = page.next_after_seq() { p.pager { a href={"/admin/audit?after=" (n)} { "Older entries" } } }
+    };
+    views::respond(StatusCode::OK, views::page(&state, Some(&viewer(&signed)), Section::Admin, "Audit log", body))
 }

@@ -71,6 +71,7 @@ pub const DEFAULT_SESSION_LIFETIME: std::time::Duration = std::time::Duration::f
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/portal/static/portal.css", get(css))
+        .route("/portal/static/portal.js", get(js))
         .route("/sign-in", get(signin::page))
         .route("/sign-in/dev", post(signin::dev))
         .route("/sign-in/dev/demo", post(signin::demo))
@@ -84,6 +85,7 @@ pub fn routes() -> Router<AppState> {
         .route("/access/requests/{id}/cancel", post(access::cancel))
         .route("/access/assignments", get(access::assignments))
         .route("/access/assignments/{id}/remove", post(access::remove))
+        .route("/access/assignments/{id}/extend", get(access::extend_form).post(access::extend))
         .route("/approvals", get(approvals::inbox))
         .route("/approvals/{id}", get(approvals::approval).post(approvals::decide))
         .route("/reviews", get(reviews::inbox))
@@ -103,6 +105,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/packages/{id}/policies/new", get(builders::new_policy))
         .route("/admin/packages/{id}/policies", post(builders::create_policy))
         .route("/admin/assignments", get(admin::assignments))
+        .route("/admin/requests", get(admin::requests))
+        .route("/admin/audit", get(admin::audit))
         .route("/admin/assignments/{id}/remove", post(admin::remove))
 }
 
@@ -119,6 +123,13 @@ pub async fn home(state: &AppState, headers: &HeaderMap) -> Response {
 async fn css() -> Response {
     let mut r = views::CSS.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r
+}
+
+async fn js() -> Response {
+    let mut r = views::JS.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     r
 }

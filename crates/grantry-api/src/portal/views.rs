@@ -10,6 +10,10 @@ use maud::{DOCTYPE, Markup, html};
 /// The stylesheet, served at `/portal/static/portal.css`.
 pub const CSS: &str = include_str!("portal.css");
 
+/// The one script, served at `/portal/static/portal.js`: shows times in the viewer's time
+/// zone. Pages work the same without it.
+pub const JS: &str = include_str!("portal.js");
+
 /// Who is looking at a page, for its frame.
 pub struct Viewer<'a> {
     pub name: &'a str,
@@ -56,6 +60,7 @@ pub fn page(state: &AppState, viewer: Option<&Viewer>, section: Section, title: 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Grantry" }
                 link rel="stylesheet" href="/portal/static/portal.css";
+                script src="/portal/static/portal.js" defer {}
             }
             body {
                 a.skip href="#main" { "Skip to content" }
@@ -136,8 +141,9 @@ pub fn error_page(state: &AppState, viewer: Option<&Viewer>, e: &Error) -> Respo
 }
 
 /// `2026-12-07 18:00 UTC` with the relative time (`in 30 days`, `2 hours ago`) against
-/// the server's clock (the development clock when it is on). Browsers show it in the
-/// viewer's time zone (`portal.js`); without scripts it stays in UTC.
+/// the server's clock (the development clock when it is on). Browsers with scripts show the
+/// absolute time in the viewer's time zone (`portal.js` rewrites each `time` element from its
+/// `datetime`); without scripts it stays in UTC.
 pub fn when(at: DateTime<Utc>, now: DateTime<Utc>) -> Markup {
     html! {
         time datetime=(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) title=(at.format("%Y-%m-%d %H:%M:%S UTC").to_string()) {

@@ -619,3 +619,120 @@ async fn the_builders_refuse_requestors_and_foreign_forms_and_show_the_apis_vali
     assert_eq!(p["requestApprovalSettings"]["stages"][0]["durationBeforeAutomaticDenial"], "P5D", "{p}");
     assert_eq!(p["reviewSettings"]["isEnabled"], true, "{p}");
 }
+
+#[tokio::test]
+async fn people_extend_their_access_managers_request_for_reports_with_an_end_date_and_administrators_read_requests_and_the_audit_log()
+ {
+    let (app, people) = demo_app().await;
+    let (package, _, _) = demo_package(&app).await;
+    let (alex, megan) = (people["alex"].clone(), people["megan"].clone());
+    let (status, body) = app
+        .put(
+            &app.admin,
+            &format!("/v1.0/users/{alex}/manager/$ref"),
+            json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/users/{megan}") }),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (_, policies) =
+        app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies?$filter=accessPackage/id eq '{package}'")).await;
+    let demo_policy = policies["value"][0]["id"].as_str().unwrap().to_string();
+    // Alex has the package; the demo policy lets people extend.
+    let assignment = admin_add(&app, &package, &demo_policy, &alex).await;
+    let mut a = Visitor::new(&app);
+    a.sign_in_dev(&alex).await;
+    let page = a.get("/access/assignments").await;
+    assert!(page.body.contains(&format!("/access/assignments/{assignment}/extend")), "{}", page.body);
+    let form = a.get(&format!("/access/assignments/{assignment}/extend")).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let csrf = form.csrf();
+    let refused = a.post(&format!("/access/assignments/{assignment}/extend"), &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "the policy wants a justification: {}", refused.body);
+    let done = a
+        .post(
+            &format!("/access/assignments/{assignment}/extend"),
+            &[("csrf", &csrf), ("justification", "Another quarter")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let request = done.location().trim_start_matches("/access/requests/").split('?').next().unwrap().to_string();
+    let (_, r) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentRequests/{request}")).await;
+    // v1.0 names userExtend `userUpdate`.
+    assert_eq!(r["requestType"], "userUpdate", "{r}");
+
+    // A policy that lets managers ask for their reports and choose an end date.
+    let (status, p) = app
+        .post(
+            &app.admin,
+            &format!("/v1.0/{EM}/assignmentPolicies"),
+            json!({
+                "displayName": "Managers ask for their reports",
+                "allowedTargetScope": "allMemberUsers",
+                "accessPackage": { "id": package },
+                "expiration": { "type": "afterDuration", "duration": "P90D" },
+                "requestorSettings": { "enableTargetsToSelfAddAccess": true, "allowCustomAssignmentSchedule": true,
+                    "enableOnBehalfRequestorsToAddAccess": true,
+                    "onBehalfRequestors": [{ "@odata.type": "#microsoft.graph.targetManager", "managerLevel": 1 }] },
+                "requestApprovalSettings": { "isApprovalRequiredForAdd": false, "stages": [] }
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let policy = p["id"].as_str().unwrap().to_string();
+    // Dan, Megan's other report, has no access yet.
+    let (status, dan) = app
+        .post(
+            &app.admin,
+            "/v1.0/users",
+            json!({ "displayName": "Dan Jump", "userPrincipalName": "dan@contoso.com", "mail": "dan@contoso.com" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{dan}");
+    let dan = dan["id"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .put(
+            &app.admin,
+            &format!("/v1.0/users/{dan}/manager/$ref"),
+            json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/users/{megan}") }),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let mut m = Visitor::new(&app);
+    m.sign_in_dev(&megan).await;
+    let form = m.get(&format!("/access/packages/{package}?policy={policy}")).await;
+    assert!(form.body.contains("Request for") && form.body.contains(&format!("value=\"{dan}\"")), "{}", form.body);
+    let csrf = form.csrf();
+    let end = (app.now() + chrono::Duration::days(20)).format("%Y-%m-%d").to_string();
+    let done = m
+        .post(
+            &format!("/access/packages/{package}"),
+            &[("csrf", &csrf), ("policy", &policy), ("for", &dan), ("end", &end), ("justification", "Dan covers EMEA")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let request = done.location().trim_start_matches("/access/requests/").split('?').next().unwrap().to_string();
+    let (_, r) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentRequests/{request}?$expand=requestor")).await;
+    assert_eq!(r["requestType"], "userAdd", "{r}");
+    assert!(r["schedule"]["expiration"]["endDateTime"].as_str().unwrap_or("").starts_with(&end), "{r}");
+    // Someone who is not a report is refused.
+    let irene = people["irene"].clone();
+    let refused =
+        m.post(&format!("/access/packages/{package}"), &[("csrf", &csrf), ("policy", &policy), ("for", &irene)]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+
+    // Administrators see every request and the audit log; requestors do not.
+    let mut i = Visitor::new(&app);
+    i.sign_in_dev(&irene).await;
+    let page = i.get("/admin/requests").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("userExtend") && page.body.contains("Dan Jump"), "{}", page.body);
+    let page = i.get("/admin/audit").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<time"), "{}", page.body);
+    assert_eq!(a.get("/admin/audit").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.get("/admin/requests").await.status, StatusCode::FORBIDDEN);
+    // The time-zone script is served from the binary.
+    let js = m.get("/portal/static/portal.js").await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.body.contains("Intl.DateTimeFormat"));
+}
