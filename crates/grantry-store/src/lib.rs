@@ -22,6 +22,7 @@ pub mod query;
 pub mod records;
 pub mod repo;
 mod sqlite;
+pub mod stats;
 mod store;
 #[cfg(test)]
 mod test_db;
@@ -31,4 +32,5 @@ mod writer_tests;
 pub use conn::{Backend, Conn, Row, Value};
 pub use constraint::Constraint;
 pub use files::permission_warnings;
+pub use stats::WriterStats;
 pub use store::{Location, Store, StoreOptions};
