@@ -13,6 +13,7 @@ pub mod budget;
 mod conn;
 pub mod constraint;
 pub mod copy;
+pub mod deferred;
 mod files;
 pub mod migrate;
 mod pg;

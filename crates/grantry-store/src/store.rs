@@ -555,6 +555,8 @@ trait Writer {
     fn batch(&mut self, sql: &str) -> Result<()>;
     /// Runs a caller's work; also says how many statements it sent.
     fn run(&mut self, job: WriteJob) -> (bool, Deliver, u64);
+    /// Inserts the batch's deferred rows; returns the statements it ran.
+    fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64>;
     /// Called after each successful commit.
     fn committed(&mut self) {}
 }
@@ -583,6 +585,9 @@ impl Writer for SqliteWriter {
         let mut counting = Counting { inner: &mut conn, sent: 0 };
         let (ok, deliver) = job(&mut counting);
         (ok, deliver, counting.sent)
+    }
+    fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64> {
+        crate::deferred::flush(&mut SqliteConn(&self.conn), rows)
     }
     fn committed(&mut self) {
         // A nudge already pending covers this commit too.
@@ -647,6 +652,9 @@ impl Writer for PgWriter {
     fn begin_statements(&self) -> u64 {
         2
     }
+    fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64> {
+        crate::deferred::flush(&mut PgConn(self.client()?), rows)
+    }
     fn run(&mut self, job: WriteJob) -> (bool, Deliver, u64) {
         match self.client() {
             Ok(client) => {
@@ -685,6 +693,7 @@ fn writer_loop(
         let batch_size = batch.len();
         let started = std::time::Instant::now();
         let mut delivers = Vec::with_capacity(batch.len());
+        let mut deferred_rows = Vec::new();
         if let Err(e) = conn.begin() {
             for job in batch.drain(..) {
                 // Answer without running: nothing can be written.
@@ -702,7 +711,9 @@ fn writer_loop(
                 delivers.push((deliver, Some(e)));
                 continue;
             }
+            crate::deferred::begin();
             let (ok, deliver, own) = conn.run(job);
+            let rows = crate::deferred::end();
             sent += own + 1;
             let finished = if ok {
                 // A release that fails (e.g. the work hid a failed statement, which leaves
@@ -715,10 +726,15 @@ fn writer_loop(
                 sent += 1;
                 conn.batch("ROLLBACK TO job; RELEASE job").err()
             };
+            if ok && finished.is_none() {
+                deferred_rows.extend(rows);
+            }
             delivers.push((deliver, finished));
         }
-        sent += 1;
-        let commit = conn.batch("COMMIT");
+        // The batch's deferred rows (audit records), then the commit: both or neither.
+        let flushed = if deferred_rows.is_empty() { Ok(0) } else { conn.flush(deferred_rows) };
+        sent += *flushed.as_ref().unwrap_or(&1) + 1;
+        let commit = flushed.and_then(|_| conn.batch("COMMIT"));
         let metrics = grantry_domain::metrics::global();
         if commit.is_err() {
             sent += 1;
