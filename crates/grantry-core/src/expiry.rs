@@ -114,7 +114,9 @@ fn expire_jobs_known(c: &mut dyn Conn, now: DateTime<Utc>, jobs: &[Job]) -> Resu
     // Memberships: one decrement per link for every assignment that delivered it.
     let mut links: BTreeMap<(String, &'static str, String), i64> = BTreeMap::new();
     let mut removed_roles = Vec::new();
-    for mut r in delivered.into_iter().filter(|r| r.status == "Fulfilled" && set.iter().any(|a| a.id == r.assignment_id)) {
+    for mut r in
+        delivered.into_iter().filter(|r| r.status == "Fulfilled" && set.iter().any(|a| a.id == r.assignment_id))
+    {
         let member = set
             .iter()
             .find(|a| a.id == r.assignment_id)

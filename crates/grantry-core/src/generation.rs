@@ -47,7 +47,8 @@ pub fn subscriptions(c: &mut dyn Conn) -> Result<Arc<Vec<WebhookSubscription>>> 
     let Some(token) = KNOWN.with(Cell::get) else {
         return Ok(Arc::new(repo::find_all(c, "1 = 1", &[])?));
     };
-    if let Some(cached) = SUBSCRIPTIONS.with(|s| s.borrow().as_ref().filter(|(t, _)| *t == token).map(|(_, v)| v.clone()))
+    if let Some(cached) =
+        SUBSCRIPTIONS.with(|s| s.borrow().as_ref().filter(|(t, _)| *t == token).map(|(_, v)| v.clone()))
     {
         return Ok(cached);
     }

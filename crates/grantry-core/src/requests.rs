@@ -578,11 +578,11 @@ pub fn evaluate(c: &mut dyn Conn, caller: &Caller, input: &NewRequest, now: Date
             plan
         })
         .map_err(|e| match (&input.assignment_id, hidden) {
-        (Some(id), true) if matches!(e.kind, ErrorKind::Forbidden | ErrorKind::BadRequest) => {
-            Error::not_found("accessPackageAssignment", id)
-        }
-        _ => e,
-    })
+            (Some(id), true) if matches!(e.kind, ErrorKind::Forbidden | ErrorKind::BadRequest) => {
+                Error::not_found("accessPackageAssignment", id)
+            }
+            _ => e,
+        })
 }
 
 /// The request type must be one clients send, by the kind of caller and with the token

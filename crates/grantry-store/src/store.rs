@@ -673,12 +673,7 @@ impl Writer for PgWriter {
 
 /// The single writer: takes every job waiting (up to `max_batch`), runs each inside its own
 /// savepoint of one transaction, commits once, then answers every caller.
-fn writer_loop(
-    mut conn: impl Writer,
-    mut rx: mpsc::Receiver<WriteJob>,
-    max_batch: usize,
-    counters: &WriterCounters,
-) {
+fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batch: usize, counters: &WriterCounters) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);

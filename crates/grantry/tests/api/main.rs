@@ -51,5 +51,5 @@ mod scim;
 mod shutdown;
 mod tls;
 mod users;
-mod write_path;
 mod webhooks;
+mod write_path;

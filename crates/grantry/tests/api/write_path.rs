@@ -52,7 +52,7 @@ async fn a_delivered_admin_add_runs_a_bounded_number_of_statements() {
     for i in 0..10 {
         users.push(t.create_user(&format!("writer{i}")).await);
     }
-        let before = app.store.writer_stats();
+    let before = app.store.writer_stats();
     let (_, per_request) = counted(async {
         for u in &users {
             grantry_core::requests::create_request(&app, &caller, admin_add(&f, u)).await.expect("adminAdd");
