@@ -4,8 +4,8 @@
 //! The outcome is the same as running `delivery::expire_job` for each: every assignment
 //! whose end has come is expired, the memberships it delivered are revoked (a link another
 //! assignment or an administrator still holds stays), its resource roles are `Removed`, a
-//! delivered `systemRemove` request records why, and the webhooks, callouts and audit
-//! records of each follow. Assignments extended meanwhile get their job again for the new
+//! delivered `systemRemove` request records why, and the webhooks, callouts, mails and
+//! audit records of each follow. Assignments extended meanwhile get their job again for the new
 //! end; assignments delivering application roles are ended one by one by the same path as
 //! before.
 
@@ -106,6 +106,7 @@ fn expire_jobs_known(c: &mut dyn Conn, now: DateTime<Utc>, jobs: &[Job]) -> Resu
         due.into_iter().partition(|a| one_by_one.contains(&a.id));
     for mut a in singles {
         crate::delivery::system_remove(c, now, &mut a, EXPIRED, json!({}))?;
+        crate::notify::access_ended(c, now, &a, EXPIRED)?;
     }
     if set.is_empty() {
         return Ok(jobs.len());
@@ -193,6 +194,10 @@ fn expire_jobs_known(c: &mut dyn Conn, now: DateTime<Utc>, jobs: &[Job]) -> Resu
         )?;
         let policy = r.policy_id.as_ref().and_then(|p| policies.get(p));
         crate::callouts::fire_for_request_with(c, now, CustomExtensionStage::AssignmentRequestRemoved, r, policy)?;
+    }
+    // The assignees are told their access has ended.
+    for a in &set {
+        crate::notify::access_ended(c, now, a, EXPIRED)?;
     }
     Ok(jobs.len())
 }
