@@ -36,6 +36,11 @@ pub struct Args {
     /// Scale of the large dataset (overrides --dataset), e.g. 0.25.
     #[arg(long)]
     pub scale: Option<f64>,
+    /// Assignments of the dataset that expire at once for B7 (default: every 20th, 5 %);
+    /// up to all of them, e.g. `--expiring 1000000` with the large dataset. Applies when
+    /// the dataset is seeded.
+    #[arg(long)]
+    pub expiring: Option<usize>,
     /// Directory for the dataset; an existing seeded directory is reused.
     /// Default: a fresh temporary directory.
     #[arg(long)]

@@ -199,10 +199,13 @@ fn ok_if(status: u16, want: u16) -> (Outcome, usize) {
 }
 
 pub async fn main(args: Args) -> anyhow::Result<()> {
-    let sizes = match args.scale {
+    let mut sizes = match args.scale {
         Some(s) => Sizes::scaled(s),
         None => Sizes::named(&args.dataset)?,
     };
+    if let Some(n) = args.expiring {
+        sizes.expiring = n.min(sizes.assignments);
+    }
     let mut report = Report { machine: Some(Machine::probe()), ..Default::default() };
     let tmp = tempfile::Builder::new().prefix("grantry-bench-").tempdir()?;
     let dir: PathBuf = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());

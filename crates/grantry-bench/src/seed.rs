@@ -435,10 +435,14 @@ pub async fn seed(dir: &Path, location: &Location, sizes: Sizes) -> anyhow::Resu
             work.push((u, p, false));
         }
     }
-    // The expiring slice: every 20th extra assignment (spread over users and packages).
+    // The expiring slice: every 20th extra assignment (spread over users and packages), or,
+    // when more are asked for (`--expiring`), that many spread evenly over all of them.
     let mut expiring = 0;
+    let total = work.len().max(1);
+    let default_slice = sizes.expiring <= sizes.assignments / 20;
     for (i, w) in work.iter_mut().enumerate() {
-        if w.1 != 0 && i % 20 == 7 && expiring < sizes.expiring {
+        let pick = if default_slice { w.1 != 0 && i % 20 == 7 } else { (i * sizes.expiring) % total < sizes.expiring };
+        if pick && expiring < sizes.expiring {
             w.2 = true;
             expiring += 1;
         }

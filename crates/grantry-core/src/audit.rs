@@ -15,21 +15,27 @@ pub struct AuditEvent<'a> {
 }
 
 /// Records `event` in the caller's transaction, so it exists exactly when the change does.
+/// Inside the writer the row is inserted with the rest of its group commit's records, in
+/// one statement just before the commit (see `grantry_store::deferred`).
 pub fn record(c: &mut dyn Conn, event: AuditEvent<'_>) -> Result<()> {
-    c.execute(
-        "INSERT INTO audit_events (id, at_us, actor_id, entity_type, entity_id, action, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        &[
-            Value::from(ids::new_id()),
-            Value::from(event.at),
-            Value::from(event.actor_id),
-            Value::from(event.entity_type),
-            Value::from(event.entity_id),
-            Value::from(event.action),
-            Value::Text(event.detail.to_string()),
-        ],
-    )?;
+    let values = vec![
+        Value::from(ids::new_id()),
+        Value::from(event.at),
+        Value::from(event.actor_id),
+        Value::from(event.entity_type),
+        Value::from(event.entity_id),
+        Value::from(event.action),
+        Value::Text(event.detail.to_string()),
+    ];
+    if let Err(values) = grantry_store::deferred::push(INTO, values) {
+        let sql = format!("INSERT INTO {INTO} VALUES (?, ?, ?, ?, ?, ?, ?)");
+        c.execute(&sql, &values)?;
+    }
     Ok(())
 }
+
+/// The audit table and the columns a record fills.
+const INTO: &str = "audit_events (id, at_us, actor_id, entity_type, entity_id, action, body)";
 
 /// One recorded event, as read back.
 #[derive(Debug, Clone)]

@@ -73,8 +73,15 @@ fn setting_for(
     c: &mut dyn Conn,
     policy_id: Option<&str>,
     stage: CustomExtensionStage,
+    known: Option<&Policy>,
 ) -> Result<Option<(Policy, CustomExtension)>> {
     let Some(policy_id) = policy_id else { return Ok(None) };
+    // The policy the caller holds (read in this transaction) saves looking it up again.
+    if let Some(p) = known.filter(|p| p.id == policy_id)
+        && !p.custom_extension_stage_settings.iter().any(|s| s.stage == stage)
+    {
+        return Ok(None);
+    }
     let Some(policy) = repo::get::<Policy>(c, policy_id)? else { return Ok(None) };
     let Some(setting) = policy.custom_extension_stage_settings.iter().find(|s| s.stage == stage) else {
         return Ok(None);
@@ -203,10 +210,21 @@ pub fn fire_for_request(
     stage: CustomExtensionStage,
     r: &mut AssignmentRequest,
 ) -> Result<()> {
+    fire_for_request_with(c, now, stage, r, None)
+}
+
+/// [`fire_for_request`] with the request's policy at hand, if the caller has it.
+pub fn fire_for_request_with(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    stage: CustomExtensionStage,
+    r: &mut AssignmentRequest,
+    policy: Option<&Policy>,
+) -> Result<()> {
     if r.is_validation_only {
         return Ok(());
     }
-    let Some((policy, extension)) = setting_for(c, r.policy_id.as_deref(), stage)? else { return Ok(()) };
+    let Some((policy, extension)) = setting_for(c, r.policy_id.as_deref(), stage, policy)? else { return Ok(()) };
     let instance_id = ids::new_id();
     let package = repo::get::<AccessPackage>(c, &r.access_package_id)?;
     let catalog = repo::get::<Catalog>(c, &r.catalog_id)?;
@@ -267,7 +285,7 @@ pub fn fire_for_assignment(
     stage: CustomExtensionStage,
     a: &mut Assignment,
 ) -> Result<()> {
-    let Some((policy, extension)) = setting_for(c, Some(&a.policy_id), stage)? else { return Ok(()) };
+    let Some((policy, extension)) = setting_for(c, Some(&a.policy_id), stage, None)? else { return Ok(()) };
     let instance_id = ids::new_id();
     let package = repo::get::<AccessPackage>(c, &a.access_package_id)?;
     let catalog = repo::get::<Catalog>(c, &a.catalog_id)?;
@@ -541,8 +559,19 @@ pub fn fire_and_maybe_hold(
     stage: CustomExtensionStage,
     r: &mut AssignmentRequest,
 ) -> Result<bool> {
+    fire_and_maybe_hold_with(c, now, stage, r, None)
+}
+
+/// [`fire_and_maybe_hold`] with the request's policy at hand, if the caller has it.
+pub fn fire_and_maybe_hold_with(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    stage: CustomExtensionStage,
+    r: &mut AssignmentRequest,
+    policy: Option<&Policy>,
+) -> Result<bool> {
     let before = r.custom_extension_callout_instances.len();
-    fire_for_request(c, now, stage, r)?;
+    fire_for_request_with(c, now, stage, r, policy)?;
     let Some(instance) = r.custom_extension_callout_instances.get(before).cloned() else { return Ok(false) };
     if !holds_at(stage) {
         return Ok(false);

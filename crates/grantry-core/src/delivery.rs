@@ -255,18 +255,30 @@ enum RolesOf {
 /// Delivers every role scope of the assignment's package not yet fulfilled. Returns the
 /// number of roles that could not be delivered.
 fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id: &str, of: RolesOf) -> Result<usize> {
-    let scopes: Vec<RoleScope> = repo::find_all(c, "access_package_id = ?", &[Value::from(&a.access_package_id)])?;
+    // The package's role scopes with their resource roles, in one query.
+    let rows = c.query(
+        "SELECT s.body, r.body FROM role_scopes s LEFT JOIN resource_roles r ON r.id = s.role_id \
+         WHERE s.access_package_id = ? ORDER BY s.seq",
+        &[Value::from(&a.access_package_id)],
+    )?;
+    let mut scopes: Vec<(RoleScope, Option<ResourceRole>)> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let role = match row.opt_text(1)? {
+            Some(body) => Some(repo::from_body::<ResourceRole>(&body)?),
+            None => None,
+        };
+        scopes.push((repo::from_body(&row.text(0)?)?, role));
+    }
     let existing: Vec<AssignmentResourceRole> = match of {
         RolesOf::NewAssignment => Vec::new(),
         RolesOf::Existing => repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?,
     };
     let mut failed = 0;
-    for rs in scopes {
+    for (rs, role) in scopes {
         let prior = existing.iter().find(|x| x.role_id == rs.role_id && x.scope_id == rs.scope_id);
         if prior.is_some_and(|p| p.status == "Fulfilled") {
             continue;
         }
-        let role = repo::get::<ResourceRole>(c, &rs.role_id)?;
         let app = match &role {
             Some(role) => app_role(c, role)?,
             None => None,
@@ -290,8 +302,7 @@ fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id
             }
             Some(role) => match group_role(role) {
                 Some((gid, rel)) => {
-                    if repo::get::<Group>(c, &gid)?.is_some() {
-                        membership::grant(c, &gid, rel, member_id)?;
+                    if membership::grant_if_group(c, &gid, rel, member_id)? {
                         record(
                             c,
                             now,
@@ -499,7 +510,13 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, 
     r.assignment_id = Some(a.id.clone());
     set_state(c, now, r, rstate, status)?;
     crate::callouts::schedule_pre_expiry(c, now, &a)?;
-    crate::callouts::fire_for_request(c, now, CustomExtensionStage::AssignmentRequestGranted, r)
+    crate::callouts::fire_for_request_with(
+        c,
+        now,
+        CustomExtensionStage::AssignmentRequestGranted,
+        r,
+        k.map(|k| k.policy),
+    )
 }
 
 /// Ends an active assignment: expired, memberships revoked, expiry job dropped.

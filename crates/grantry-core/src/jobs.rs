@@ -78,18 +78,26 @@ fn backoff(attempts: i64) -> Duration {
     Duration::seconds(1i64 << attempts.clamp(0, 12)).min(Duration::hours(1))
 }
 
-/// Claims and runs one batch of jobs due at `now`. Returns how many ran (succeeded or not).
+/// Most expiries in one transaction: they are ended in sets (`expiry`), a few statements
+/// for all of them, so a batch stays short.
+const EXPIRY_BATCH: usize = 256;
+
+/// Claims and runs one batch of jobs due at `now`: up to [`BATCH`] jobs one by one, and
+/// the due expiries among the first [`EXPIRY_BATCH`] in one set. Returns how many ran
+/// (succeeded or not).
 pub async fn run_batch(app: &App) -> Result<usize> {
     let now = app.now();
     app.store
         .write(move |c| {
             let lock = if c.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
             let sql = format!(
-                "SELECT id, kind, entity_id, due_us, attempts, payload FROM jobs WHERE due_us <= ? ORDER BY due_us, seq LIMIT {BATCH}{lock}"
+                "SELECT id, kind, entity_id, due_us, attempts, payload FROM jobs WHERE due_us <= ? ORDER BY due_us, seq LIMIT {EXPIRY_BATCH}{lock}"
             );
             let rows = c.query(&sql, &[Value::from(now)])?;
             let ctx = JobContext { now };
             let mut ran = 0;
+            let mut singles = 0;
+            let mut expiries = Vec::new();
             for row in rows {
                 let job = Job {
                     id: row.text(0)?,
@@ -99,17 +107,51 @@ pub async fn run_batch(app: &App) -> Result<usize> {
                     attempts: row.int(4)?,
                     payload: serde_json::from_str(&row.text(5)?).unwrap_or(Json::Null),
                 };
-                ran += 1;
                 let metrics = grantry_domain::metrics::global();
+                if job.kind == crate::delivery::JOB_EXPIRE {
+                    expiries.push(job);
+                    continue;
+                }
+                // The rest stay due for the next batch.
+                if singles == BATCH {
+                    continue;
+                }
+                singles += 1;
+                ran += 1;
                 metrics.job_lag_seconds.observe((now - job.due).to_std().unwrap_or_default().as_secs_f64());
                 metrics.jobs_running.fetch_add(1, Ordering::Relaxed);
                 let outcome = run_one(&ctx, c, &job);
                 metrics.jobs_running.fetch_sub(1, Ordering::Relaxed);
                 outcome?;
             }
+            ran += run_expiries(&ctx, c, &expiries)?;
             Ok(ran)
         })
         .await
+}
+
+/// Ends the due expiries in one set; should that fail, runs each as a job of its own (so
+/// one bad assignment is retried alone, with backoff, and the others still expire).
+fn run_expiries(ctx: &JobContext, c: &mut dyn Conn, jobs: &[Job]) -> Result<usize> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let metrics = grantry_domain::metrics::global();
+    for job in jobs {
+        metrics.job_lag_seconds.observe((ctx.now - job.due).to_std().unwrap_or_default().as_secs_f64());
+    }
+    match in_savepoint(c, |c| crate::expiry::expire_jobs(c, ctx.now, jobs).map(|_| ()))? {
+        Ok(()) => {
+            metrics.job_runs.add(crate::delivery::JOB_EXPIRE, "ok", jobs.len() as u64);
+        }
+        Err(e) => {
+            tracing::warn!(jobs = jobs.len(), error = %e, "expiring a set of assignments failed; expiring them one by one");
+            for job in jobs {
+                run_one(ctx, c, job)?;
+            }
+        }
+    }
+    Ok(jobs.len())
 }
 
 /// Runs `work` in a savepoint of the transaction under way: its changes are kept if it
@@ -117,10 +159,13 @@ pub async fn run_batch(app: &App) -> Result<usize> {
 /// is `work`'s.
 pub(crate) fn in_savepoint(c: &mut dyn Conn, work: impl FnOnce(&mut dyn Conn) -> Result<()>) -> Result<Result<()>> {
     c.execute("SAVEPOINT work", &[])?;
+    let deferred = grantry_store::deferred::mark();
     let outcome = work(c);
     match outcome {
         Ok(()) => c.execute("RELEASE SAVEPOINT work", &[])?,
         Err(_) => {
+            // Records deferred by the undone work go with it.
+            grantry_store::deferred::truncate(deferred);
             c.execute("ROLLBACK TO SAVEPOINT work", &[])?;
             c.execute("RELEASE SAVEPOINT work", &[])?
         }

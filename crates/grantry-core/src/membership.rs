@@ -20,6 +20,18 @@ pub fn grant(c: &mut dyn Conn, group_id: &str, relation: GroupRelation, member_i
     Ok(())
 }
 
+/// [`grant`] if group `group_id` exists, in one statement; returns whether it does (and the
+/// link was granted).
+pub fn grant_if_group(c: &mut dyn Conn, group_id: &str, relation: GroupRelation, member_id: &str) -> Result<bool> {
+    let n = c.execute(
+        "INSERT INTO group_links (group_id, relation, member_id, direct, granted) \
+         SELECT ?, ?, ?, 0, 1 WHERE EXISTS (SELECT 1 FROM groups WHERE id = ?) \
+         ON CONFLICT (group_id, relation, member_id) DO UPDATE SET granted = group_links.granted + 1",
+        &[Value::from(group_id), Value::from(relation.as_str()), Value::from(member_id), Value::from(group_id)],
+    )?;
+    Ok(n > 0)
+}
+
 /// Records that one delivery of the link ended; the link goes when nothing else holds it.
 pub fn revoke(c: &mut dyn Conn, group_id: &str, relation: GroupRelation, member_id: &str) -> Result<()> {
     let key = [Value::from(group_id), Value::from(relation.as_str()), Value::from(member_id)];
@@ -31,6 +43,47 @@ pub fn revoke(c: &mut dyn Conn, group_id: &str, relation: GroupRelation, member_
         "DELETE FROM group_links WHERE group_id = ? AND relation = ? AND member_id = ? AND direct = 0 AND granted <= 0",
         &key,
     )?;
+    Ok(())
+}
+
+/// [`revoke`] for many links at once: each `((group, relation, member), n)` loses `n`
+/// deliveries, and links nothing else holds go. Two statements per chunk of links.
+pub fn revoke_many(c: &mut dyn Conn, links: &[((String, &'static str, String), i64)]) -> Result<()> {
+    let mut rest = links;
+    while !rest.is_empty() {
+        // Power-of-two chunks: a few statement shapes, each prepared once.
+        let mut chunk = 64;
+        while chunk > rest.len() {
+            chunk /= 2;
+        }
+        let (now, later) = rest.split_at(chunk);
+        let tuples = vec!["(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT))"; chunk].join(", ");
+        let mut params = Vec::with_capacity(chunk * 4);
+        for ((g, r, m), n) in now {
+            params.extend([Value::from(g), Value::from(*r), Value::from(m), Value::Int(*n)]);
+        }
+        let n_of = "(SELECT v.n FROM v WHERE v.g = group_links.group_id AND v.r = group_links.relation \
+                    AND v.m = group_links.member_id)";
+        c.execute(
+            &format!(
+                "WITH v (g, r, m, n) AS (VALUES {tuples}) \
+                 UPDATE group_links SET granted = CASE WHEN granted > {n_of} THEN granted - {n_of} ELSE 0 END \
+                 WHERE (group_id, relation, member_id) IN (SELECT g, r, m FROM v) AND granted > 0"
+            ),
+            &params,
+        )?;
+        let key_tuples = vec!["(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT))"; chunk].join(", ");
+        let keys: Vec<Value> =
+            now.iter().flat_map(|((g, r, m), _)| [Value::from(g), Value::from(*r), Value::from(m)]).collect();
+        c.execute(
+            &format!(
+                "WITH v (g, r, m) AS (VALUES {key_tuples}) DELETE FROM group_links \
+                 WHERE (group_id, relation, member_id) IN (SELECT g, r, m FROM v) AND direct = 0 AND granted <= 0"
+            ),
+            &keys,
+        )?;
+        rest = later;
+    }
     Ok(())
 }
 

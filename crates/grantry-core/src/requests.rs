@@ -55,6 +55,9 @@ pub struct Plan {
     pub policy: Policy,
     pub target: Target,
     pub assignment: Option<Assignment>,
+    /// The evaluation read group memberships, which other requests' deliveries change
+    /// without touching the evaluation token: the writer must evaluate again.
+    pub reads_memberships: bool,
 }
 
 fn err(kind: ErrorKind, code: &str, message: impl Into<String>) -> Error {
@@ -84,6 +87,7 @@ pub(crate) fn caller_subject_id(c: &mut dyn Conn, caller: &Caller) -> Result<Opt
 
 /// Whether `user_id` is a member of `group_id` (directly).
 fn is_member(c: &mut dyn Conn, group_id: &str, user_id: &str) -> Result<bool> {
+    crate::generation::looked_at_memberships();
     crate::membership::is_member(c, &ids::normalize(group_id), user_id)
 }
 
@@ -567,12 +571,18 @@ pub fn evaluate(c: &mut dyn Conn, caller: &Caller, input: &NewRequest, now: Date
         },
         _ => false,
     };
-    evaluate_rules(c, caller, input, now).map_err(|e| match (&input.assignment_id, hidden) {
-        (Some(id), true) if matches!(e.kind, ErrorKind::Forbidden | ErrorKind::BadRequest) => {
-            Error::not_found("accessPackageAssignment", id)
-        }
-        _ => e,
-    })
+    let lookups = crate::generation::membership_lookups();
+    evaluate_rules(c, caller, input, now)
+        .map(|mut plan| {
+            plan.reads_memberships = crate::generation::membership_lookups() != lookups;
+            plan
+        })
+        .map_err(|e| match (&input.assignment_id, hidden) {
+            (Some(id), true) if matches!(e.kind, ErrorKind::Forbidden | ErrorKind::BadRequest) => {
+                Error::not_found("accessPackageAssignment", id)
+            }
+            _ => e,
+        })
 }
 
 /// The request type must be one clients send, by the kind of caller and with the token
@@ -813,16 +823,32 @@ fn evaluate_rules(c: &mut dyn Conn, caller: &Caller, input: &NewRequest, now: Da
             }
         }
     }
-    Ok(Plan { package, catalog, policy, target, assignment })
+    Ok(Plan { package, catalog, policy, target, assignment, reads_memberships: false })
 }
 
 /// The subject for a directory user, created on first use. A directory user's subject id
 /// is their object id.
 pub(crate) fn ensure_user_subject(c: &mut dyn Conn, user: &User, now: DateTime<Utc>) -> Result<Subject> {
-    if let Some(s) = subject_by_object_id(c, &user.id)? {
-        return Ok(s);
+    ensure_user_subject_found(c, user, now).map(|(s, _)| s)
+}
+
+/// [`ensure_user_subject`], also saying whether the subject existed already.
+fn ensure_user_subject_found(c: &mut dyn Conn, user: &User, now: DateTime<Utc>) -> Result<(Subject, bool)> {
+    let object_id = ids::normalize(&user.id);
+    // The user's subject, or another subject already holding the id a new one would get.
+    let rows = c.query(
+        "SELECT body FROM subjects WHERE object_id = ? OR id = ? ORDER BY seq",
+        &[Value::from(&object_id), Value::from(&user.id)],
+    )?;
+    let mut id_taken = false;
+    for row in rows {
+        let s: Subject = repo::from_body(&row.text(0)?)?;
+        if s.object_id.as_deref().is_some_and(|o| ids::normalize(o) == object_id) {
+            return Ok((s, true));
+        }
+        id_taken = true;
     }
-    let id = if repo::get::<Subject>(c, &user.id)?.is_none() { user.id.clone() } else { ids::new_id() };
+    let id = if id_taken { ids::new_id() } else { user.id.clone() };
     let s = Subject {
         id,
         object_id: Some(user.id.clone()),
@@ -839,15 +865,16 @@ pub(crate) fn ensure_user_subject(c: &mut dyn Conn, user: &User, now: DateTime<U
         created_date_time: now,
     };
     repo::insert(c, &s)?;
-    Ok(s)
+    Ok((s, false))
 }
 
-fn ensure_target_subject(c: &mut dyn Conn, target: &Target, now: DateTime<Utc>) -> Result<Subject> {
+/// The target's subject, created on first use; also says whether it existed already.
+fn ensure_target_subject(c: &mut dyn Conn, target: &Target, now: DateTime<Utc>) -> Result<(Subject, bool)> {
     if let Some(s) = &target.subject {
-        return Ok(s.clone());
+        return Ok((s.clone(), true));
     }
     if let Some(user) = &target.user {
-        return ensure_user_subject(c, user, now);
+        return ensure_user_subject_found(c, user, now);
     }
     let s = Subject {
         id: ids::new_id(),
@@ -861,7 +888,7 @@ fn ensure_target_subject(c: &mut dyn Conn, target: &Target, now: DateTime<Utc>) 
         created_date_time: now,
     };
     repo::insert(c, &s)?;
-    Ok(s)
+    Ok((s, false))
 }
 
 fn build_request(
@@ -909,55 +936,125 @@ pub async fn create_request_recorded(
     save: Option<crate::idempotency::Save<AssignmentRequest>>,
 ) -> Result<AssignmentRequest> {
     let now = app.now();
-    {
-        let (c2, i2) = (caller.clone(), input.clone());
-        let plan = app.store.read(move |c| evaluate(c, &c2, &i2, now)).await?;
-        if input.is_validation_only {
-            let target_id =
-                plan.target.subject.as_ref().map(|s| s.id.clone()).or(plan.target.object_id().map(str::to_string));
-            return Ok(build_request(caller, &input, &plan, target_id.unwrap_or_default(), None, now));
-        }
+    let (c2, i2) = (caller.clone(), input.clone());
+    let (plan, token, requestor) = app
+        .store
+        .read(move |c| {
+            let plan = evaluate(c, &c2, &i2, now)?;
+            if i2.is_validation_only {
+                return Ok((plan, None, None));
+            }
+            // Whether the writer may rely on this evaluation (see `reusable`), and the
+            // requestor's directory entry and subject, which the writer needs too.
+            if !reusable(c, &i2, &plan)? {
+                return Ok((plan, None, None));
+            }
+            let token = Some(crate::generation::token(c)?);
+            let requestor = match c2.user_id() {
+                Some(uid) => match repo::get::<User>(c, uid)? {
+                    Some(u) => {
+                        let subject = subject_by_object_id(c, &u.id)?;
+                        Some((u, subject))
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            Ok((plan, token, requestor))
+        })
+        .await?;
+    if input.is_validation_only {
+        let target_id =
+            plan.target.subject.as_ref().map(|s| s.id.clone()).or(plan.target.object_id().map(str::to_string));
+        return Ok(build_request(caller, &input, &plan, target_id.unwrap_or_default(), None, now));
     }
     let caller = caller.clone();
     let request = app
         .store
         .write(move |c| {
-            let plan = evaluate(c, &caller, &input, now)?;
-            let target = ensure_target_subject(c, &plan.target, now)?;
-            let requestor = match caller.user_id() {
-                Some(uid) => match repo::get::<User>(c, uid)? {
-                    Some(u) => Some(ensure_user_subject(c, &u, now)?.id),
-                    None => None,
-                },
-                None => None,
+            let current = crate::generation::token(c)?;
+            let (plan, target, requestor) = match token {
+                // Nothing the evaluation read has changed since: only what concurrent
+                // requests change is checked again.
+                Some(t) if t == current => {
+                    let (target, existed) = ensure_target_subject(c, &plan.target, now)?;
+                    if existed && input.request_type.is_add() {
+                        let active = c.query_one(
+                            "SELECT 1 FROM assignments WHERE target_subject_id = ? AND access_package_id = ? AND active = 1",
+                            &[Value::from(&target.id), Value::from(&plan.package.id)],
+                        )?;
+                        if active.is_some() {
+                            return Err(already_assigned());
+                        }
+                    }
+                    let requestor = match requestor {
+                        Some((_, Some(subject))) => Some(subject.id),
+                        Some((user, None)) => Some(ensure_user_subject(c, &user, now)?.id),
+                        None => None,
+                    };
+                    (plan, target, requestor)
+                }
+                _ => {
+                    let plan = evaluate(c, &caller, &input, now)?;
+                    let (target, _) = ensure_target_subject(c, &plan.target, now)?;
+                    let requestor = match caller.user_id() {
+                        Some(uid) => match repo::get::<User>(c, uid)? {
+                            Some(u) => Some(ensure_user_subject(c, &u, now)?.id),
+                            None => None,
+                        },
+                        None => None,
+                    };
+                    (plan, target, requestor)
+                }
             };
-            let r = build_request(&caller, &input, &plan, target.id.clone(), requestor, now);
-            repo::insert(c, &r).map_err(|e| {
-                if e.kind == ErrorKind::Conflict { existing_open_request(kind_word(r.request_type)) } else { e }
-            })?;
-            audit::record(
-                c,
-                AuditEvent {
-                    at: now,
-                    actor_id: Some(caller.id()),
-                    entity_type: "accessPackageAssignmentRequest",
-                    entity_id: &r.id,
-                    action: "submitted",
-                    detail: json!({ "requestType": r.request_type.v1(), "accessPackageId": r.access_package_id,
-                                    "targetSubjectId": r.target_subject_id, "justification": r.justification }),
-                },
-            )?;
-            if let Some(save) = save {
-                save.record(c, &r, now)?;
-            }
-            crate::webhooks::request_event(c, now, "created", &r)?;
-            process_in_place(c, now, &r, &delivery::Checked { policy: &plan.policy, subject: &target })?;
-            Ok(r)
+            crate::generation::with_known(current, || {
+                let r = build_request(&caller, &input, &plan, target.id.clone(), requestor, now);
+                repo::insert(c, &r).map_err(|e| {
+                    if e.kind == ErrorKind::Conflict { existing_open_request(kind_word(r.request_type)) } else { e }
+                })?;
+                audit::record(
+                    c,
+                    AuditEvent {
+                        at: now,
+                        actor_id: Some(caller.id()),
+                        entity_type: "accessPackageAssignmentRequest",
+                        entity_id: &r.id,
+                        action: "submitted",
+                        detail: json!({ "requestType": r.request_type.v1(), "accessPackageId": r.access_package_id,
+                                        "targetSubjectId": r.target_subject_id, "justification": r.justification }),
+                    },
+                )?;
+                if let Some(save) = save {
+                    save.record(c, &r, now)?;
+                }
+                crate::webhooks::request_event(c, now, "created", &r)?;
+                process_in_place(c, now, &r, &delivery::Checked { policy: &plan.policy, subject: &target })?;
+                Ok(r)
+            })
         })
         .await?;
     app.work_signal.notify_one();
     app.outbox_signal.notify_one();
     Ok(request)
+}
+
+/// Whether the writer may reuse a read-side evaluation when the evaluation token has not
+/// changed: adds only (updates and removes concern an assignment other requests may end),
+/// for a directory user (an external target's subject is found by mail, which another
+/// request may create meanwhile), whose evaluation read no group membership, for a package
+/// without incompatibilities (separation of duties depends on the target's other
+/// assignments, which other requests change).
+fn reusable(c: &mut dyn Conn, input: &NewRequest, plan: &Plan) -> Result<bool> {
+    if !input.request_type.is_add() || plan.reads_memberships || plan.target.user.is_none() {
+        return Ok(false);
+    }
+    let package = Value::from(&plan.package.id);
+    let incompatible = c.query_one(
+        "SELECT 1 FROM incompatible_packages WHERE access_package_id = ? OR other_id = ? \
+         UNION ALL SELECT 1 FROM incompatible_groups WHERE access_package_id = ?",
+        &[package.clone(), package.clone(), package],
+    )?;
+    Ok(incompatible.is_none())
 }
 
 /// Processes a just-submitted request in its own transaction (approval, schedule or
@@ -973,11 +1070,12 @@ fn process_in_place(
     let mut r = submitted.clone();
     // The created-stage callout belongs to the submission itself (not to processing, which
     // a job may repeat); when its extension waits for a callback, processing waits too.
-    if crate::callouts::fire_and_maybe_hold(
+    if crate::callouts::fire_and_maybe_hold_with(
         c,
         now,
         grantry_domain::enums::CustomExtensionStage::AssignmentRequestCreated,
         &mut r,
+        Some(checked.policy),
     )? {
         return Ok(());
     }

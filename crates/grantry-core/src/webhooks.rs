@@ -259,8 +259,24 @@ pub fn emit(
     subject: (&str, &str),
     data: serde_json::Value,
 ) -> Result<()> {
-    let subscriptions: Vec<WebhookSubscription> = repo::find_all(c, "1 = 1", &[])?;
-    for s in subscriptions.iter().filter(|s| s.wants(event_type)) {
+    emit_with(c, now, event_type, subject, || data)
+}
+
+/// [`emit`], building the event's data only when some subscription wants it.
+fn emit_with(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    event_type: &str,
+    subject: (&str, &str),
+    data: impl FnOnce() -> serde_json::Value,
+) -> Result<()> {
+    let subscriptions = crate::generation::subscriptions(c)?;
+    let mut wanted = subscriptions.iter().filter(|s| s.wants(event_type)).peekable();
+    if wanted.peek().is_none() {
+        return Ok(());
+    }
+    let data = data();
+    for s in wanted {
         let message = OutboxMessage::pending(
             ids::new_id(),
             OutboxKind::Webhook,
@@ -301,12 +317,12 @@ pub fn request_event(c: &mut dyn Conn, now: DateTime<Utc>, suffix: &str, r: &Ass
     if r.is_validation_only {
         return Ok(());
     }
-    emit(
+    emit_with(
         c,
         now,
         &format!("accessPackageAssignmentRequest.{suffix}"),
         (&r.target_subject_id, &r.access_package_id),
-        request_data(r),
+        || request_data(r),
     )
 }
 
@@ -323,21 +339,24 @@ pub fn assignment_event_with(
     a: &Assignment,
     extra: serde_json::Value,
 ) -> Result<()> {
-    let mut data = json!({
-        "id": a.id,
-        "state": a.state.v1(),
-        "status": a.status,
-        "accessPackageId": a.access_package_id,
-        "catalogId": a.catalog_id,
-        "assignmentPolicyId": a.policy_id,
-        "targetSubjectId": a.target_subject_id,
-        "startDateTime": a.schedule.start_date_time,
-        "endDateTime": crate::delivery::assignment_end(a),
-    });
-    if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
-        data.extend(extra);
-    }
-    emit(c, now, &format!("accessPackageAssignment.{suffix}"), (&a.target_subject_id, &a.access_package_id), data)
+    let data = || {
+        let mut data = json!({
+            "id": a.id,
+            "state": a.state.v1(),
+            "status": a.status,
+            "accessPackageId": a.access_package_id,
+            "catalogId": a.catalog_id,
+            "assignmentPolicyId": a.policy_id,
+            "targetSubjectId": a.target_subject_id,
+            "startDateTime": a.schedule.start_date_time,
+            "endDateTime": crate::delivery::assignment_end(a),
+        });
+        if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        data
+    };
+    emit_with(c, now, &format!("accessPackageAssignment.{suffix}"), (&a.target_subject_id, &a.access_package_id), data)
 }
 
 /// Dead-lettered events, newest first (at most 200).

@@ -143,6 +143,12 @@ pub struct Metrics {
     pub writer_batch_size: Histogram,
     pub writer_commit_seconds: Histogram,
     pub writer_commit_failures: AtomicU64,
+    /// Statements the writer sent (callers' and its own transaction control).
+    pub writer_statements: AtomicU64,
+    /// Callers' writes the writer ran.
+    pub writer_jobs: AtomicU64,
+    /// CPU time of the writer thread, in nanoseconds.
+    pub writer_cpu_ns: AtomicU64,
     /// Job runs by kind and outcome (`ok`, `failed`).
     pub job_runs: CounterFamily,
     pub job_lag_seconds: Histogram,
@@ -159,6 +165,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     writer_batch_size: Histogram::new(BATCH_BUCKETS),
     writer_commit_seconds: Histogram::new(SECONDS_BUCKETS),
     writer_commit_failures: AtomicU64::new(0),
+    writer_statements: AtomicU64::new(0),
+    writer_jobs: AtomicU64::new(0),
+    writer_cpu_ns: AtomicU64::new(0),
     job_runs: CounterFamily::new(["kind", "outcome"]),
     job_lag_seconds: Histogram::new(LAG_BUCKETS),
     jobs_running: AtomicI64::new(0),
@@ -193,6 +202,16 @@ impl Metrics {
             out,
             "grantry_writer_commit_failures_total {}",
             self.writer_commit_failures.load(Ordering::Relaxed)
+        );
+        header(out, "grantry_writer_statements_total", "counter", "Statements the writer sent to the database.");
+        let _ = writeln!(out, "grantry_writer_statements_total {}", self.writer_statements.load(Ordering::Relaxed));
+        header(out, "grantry_writer_writes_total", "counter", "Callers' writes the writer ran.");
+        let _ = writeln!(out, "grantry_writer_writes_total {}", self.writer_jobs.load(Ordering::Relaxed));
+        header(out, "grantry_writer_cpu_seconds_total", "counter", "CPU time of the writer thread.");
+        let _ = writeln!(
+            out,
+            "grantry_writer_cpu_seconds_total {:.6}",
+            self.writer_cpu_ns.load(Ordering::Relaxed) as f64 / 1e9
         );
         header(out, "grantry_job_runs_total", "counter", "Background job runs by kind and outcome (ok, failed).");
         self.job_runs.render(out, "grantry_job_runs_total");

@@ -122,7 +122,7 @@ pub fn sqlite_to_postgres(
     }
     let tables: Vec<String> = src
         .prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations' ORDER BY name",
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations', 'eval_generation') ORDER BY name",
         )
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(map_err)?;
@@ -171,7 +171,8 @@ fn ensure_empty(client: &mut PgClient, grantry_tables: &[String]) -> Result<()> 
     )?;
     for row in existing {
         let table = row.text(0)?;
-        if table == "schema_migrations" {
+        // The evaluation token is the target's own: its triggers set it as rows arrive.
+        if table == "schema_migrations" || table == "eval_generation" {
             continue;
         }
         if !grantry_tables.contains(&table) {

@@ -21,6 +21,7 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (191, "app_roles", include_str!("../migrations/sqlite/0191_app_roles.sql")),
     (210, "automatic_assignment", include_str!("../migrations/sqlite/0210_automatic_assignment.sql")),
     (230, "provisioning", include_str!("../migrations/sqlite/0230_provisioning.sql")),
+    (250, "eval_generation", include_str!("../migrations/sqlite/0250_eval_generation.sql")),
     (260, "review_stages", include_str!("../migrations/sqlite/0260_review_stages.sql")),
 ];
 
@@ -44,6 +45,7 @@ pub const POSTGRES: &[(i64, &str, &str)] = &[
     (191, "app_roles", include_str!("../migrations/postgres/0191_app_roles.sql")),
     (210, "automatic_assignment", include_str!("../migrations/postgres/0210_automatic_assignment.sql")),
     (230, "provisioning", include_str!("../migrations/postgres/0230_provisioning.sql")),
+    (250, "eval_generation", include_str!("../migrations/postgres/0250_eval_generation.sql")),
     (260, "review_stages", include_str!("../migrations/postgres/0260_review_stages.sql")),
 ];
 

@@ -105,3 +105,51 @@ pub fn meta_put(c: &mut dyn Conn, key: &str, value: &str) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Most rows in one multi-row statement of [`insert_many`] / [`upsert_many`]. Rows go in
+/// power-of-two chunks (64, 32, …, 1), so each table's statements come in a few shapes,
+/// each prepared once.
+const MANY_ROWS: usize = 64;
+
+fn many<R: Record>(c: &mut dyn Conn, rows: &[R], upsert: bool) -> Result<()> {
+    let mut rest = rows;
+    while let Some(first) = rest.first() {
+        let mut chunk = MANY_ROWS;
+        while chunk > rest.len() {
+            chunk /= 2;
+        }
+        let (now, later) = rest.split_at(chunk);
+        let (names, _) = column_list(first);
+        let tuple = format!("({})", vec!["?"; names.len() + 2].join(", "));
+        let mut sql = format!(
+            "INSERT INTO {} (id, {}, body) VALUES {}",
+            R::TABLE,
+            names.join(", "),
+            vec![tuple.as_str(); chunk].join(", ")
+        );
+        if upsert {
+            let sets: Vec<String> = names.iter().map(|n| format!("{n} = excluded.{n}")).collect();
+            sql.push_str(&format!(" ON CONFLICT (id) DO UPDATE SET {}, body = excluded.body", sets.join(", ")));
+        }
+        let mut params = Vec::with_capacity(chunk * (names.len() + 2));
+        for r in now {
+            let (_, mut values) = column_list(r);
+            params.push(Value::from(r.id()));
+            params.append(&mut values);
+            params.push(Value::Text(to_body(r)?));
+        }
+        c.execute(&sql, &params)?;
+        rest = later;
+    }
+    Ok(())
+}
+
+/// Inserts `rows` in a few multi-row statements.
+pub fn insert_many<R: Record>(c: &mut dyn Conn, rows: &[R]) -> Result<()> {
+    many(c, rows, false)
+}
+
+/// Rewrites the existing rows of `rows` (matched by id) in a few multi-row statements.
+pub fn upsert_many<R: Record>(c: &mut dyn Conn, rows: &[R]) -> Result<()> {
+    many(c, rows, true)
+}

@@ -11,6 +11,7 @@
 use crate::conn::Conn;
 use crate::pg::{self, PgClient, PgConn};
 use crate::sqlite::{self, SqliteConn, map_err};
+use crate::stats::{Counting, WriterCounters, WriterStats, thread_cpu_ns};
 use grantry_domain::{Error, ErrorKind, Result};
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -141,6 +142,8 @@ struct Inner {
     read_queue_wait: Duration,
     reader_pool_size: usize,
     location: Location,
+    /// What the writer thread has done so far.
+    counters: Arc<WriterCounters>,
 }
 
 impl Drop for Inner {
@@ -195,9 +198,11 @@ impl Store {
         let (tx, rx) = mpsc::channel::<WriteJob>(16_384);
         let max_batch = options.max_batch.max(1);
         let writer = PgWriter { url: url.to_string(), client: Some(writer_client) };
+        let counters = Arc::new(WriterCounters::default());
+        let writer_counters = counters.clone();
         std::thread::Builder::new()
             .name("grantry-writer".into())
-            .spawn(move || writer_loop(writer, rx, max_batch))
+            .spawn(move || writer_loop(writer, rx, max_batch, &writer_counters))
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -208,6 +213,7 @@ impl Store {
                 read_queue_wait: options.read_queue_wait,
                 reader_pool_size: options.pg_pool_size.max(1),
                 location: Location::Postgres(url.to_string()),
+                counters,
             }),
         })
     }
@@ -238,9 +244,11 @@ impl Store {
         }
         let (tx, rx) = mpsc::channel::<WriteJob>(16_384);
         let max_batch = options.max_batch.max(1);
+        let counters = Arc::new(WriterCounters::default());
+        let writer_counters = counters.clone();
         std::thread::Builder::new()
             .name("grantry-writer".into())
-            .spawn(move || writer_loop(SqliteWriter { conn: writer_conn, nudge }, rx, max_batch))
+            .spawn(move || writer_loop(SqliteWriter { conn: writer_conn, nudge }, rx, max_batch, &writer_counters))
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
         let permits = readers.len();
         Ok(Store {
@@ -252,6 +260,7 @@ impl Store {
                 read_queue_wait: options.read_queue_wait,
                 reader_pool_size: permits,
                 location: Location::Sqlite(path.to_path_buf()),
+                counters,
             }),
         })
     }
@@ -269,6 +278,13 @@ impl Store {
     /// Writes waiting for the writer (not counting the batch it is committing).
     pub fn write_queue_depth(&self) -> usize {
         self.inner.writer.max_capacity() - self.inner.writer.capacity()
+    }
+
+    /// What this store's writer has done so far: statements sent, callers' writes run,
+    /// commits and its thread's CPU time. The difference of two snapshots taken around a
+    /// piece of work is that work's cost on the writer.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.inner.counters.snapshot()
     }
 
     /// Read connections in use and the most there can be.
@@ -299,10 +315,17 @@ impl Store {
         F: FnOnce(&mut dyn Conn) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
+        let tally = crate::stats::current_tally();
         let job: WriteJob = Box::new(move |conn: &mut dyn Conn| {
-            let result = catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
-                Err(Error::internal("an internal error interrupted this write; nothing was saved"))
-            });
+            let run = |conn: &mut dyn Conn| {
+                catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
+                    Err(Error::internal("an internal error interrupted this write; nothing was saved"))
+                })
+            };
+            let result = match &tally {
+                Some(t) => t.run(conn, true, run),
+                None => run(conn),
+            };
             let ok = result.is_ok();
             let deliver: Deliver = Box::new(move |commit: Result<()>| {
                 let _ = tx.send(commit.and(result));
@@ -338,6 +361,7 @@ impl Store {
         }
         let heavy = budget.as_ref().is_some_and(|b| b.is_heavy());
         let inner = self.inner.clone();
+        let tally = crate::stats::current_tally();
         let acquire = async {
             let heavy_permit =
                 if heavy { Some(inner.heavy_permits.clone().acquire_owned().await) } else { None }.transpose();
@@ -367,7 +391,10 @@ impl Store {
                         .ok_or_else(|| readers_busy(inner.read_queue_wait))?;
                     let watch = task_control.clone();
                     conn.progress_handler(SQLITE_PROGRESS_OPS, Some(move || watch.should_stop()));
-                    let result = run_read(&conn, work);
+                    let result = run_read(&conn, |c| match &tally {
+                        Some(t) => t.run(c, false, work),
+                        None => work(c),
+                    });
                     conn.progress_handler(SQLITE_PROGRESS_OPS, None::<fn() -> bool>);
                     pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
                     result
@@ -379,7 +406,10 @@ impl Store {
                         _ => PgClient::connect(url)?,
                     };
                     task_control.arm(client.cancel_token());
-                    let result = run_read_pg(&mut client, task_control.deadline, work);
+                    let result = run_read_pg(&mut client, task_control.deadline, |c| match &tally {
+                        Some(t) => t.run(c, false, work),
+                        None => work(c),
+                    });
                     task_control.disarm();
                     // An interrupted read's connection is closed rather than reused: a cancel
                     // sent just as the read ended must not stop the next read on it.
@@ -517,9 +547,16 @@ fn run_read_pg<T>(
 /// The writer's side of a backend: opening a write transaction, running statements
 /// without parameters, and running a caller's work.
 trait Writer {
+    /// Opens a write transaction; the statements it takes are counted by `begin_statements`.
     fn begin(&mut self) -> Result<()>;
+    fn begin_statements(&self) -> u64 {
+        1
+    }
     fn batch(&mut self, sql: &str) -> Result<()>;
-    fn run(&mut self, job: WriteJob) -> (bool, Deliver);
+    /// Runs a caller's work; also says how many statements it sent.
+    fn run(&mut self, job: WriteJob) -> (bool, Deliver, u64);
+    /// Inserts the batch's deferred rows; returns the statements it ran.
+    fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64>;
     /// Called after each successful commit.
     fn committed(&mut self) {}
 }
@@ -543,8 +580,14 @@ impl Writer for SqliteWriter {
         }
         Ok(())
     }
-    fn run(&mut self, job: WriteJob) -> (bool, Deliver) {
-        job(&mut SqliteConn(&self.conn))
+    fn run(&mut self, job: WriteJob) -> (bool, Deliver, u64) {
+        let mut conn = SqliteConn(&self.conn);
+        let mut counting = Counting { inner: &mut conn, sent: 0 };
+        let (ok, deliver) = job(&mut counting);
+        (ok, deliver, counting.sent)
+    }
+    fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64> {
+        crate::deferred::flush(&mut SqliteConn(&self.conn), rows)
     }
     fn committed(&mut self) {
         // A nudge already pending covers this commit too.
@@ -606,17 +649,31 @@ impl Writer for PgWriter {
     fn batch(&mut self, sql: &str) -> Result<()> {
         self.client()?.batch(sql)
     }
-    fn run(&mut self, job: WriteJob) -> (bool, Deliver) {
+    fn begin_statements(&self) -> u64 {
+        2
+    }
+    fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64> {
+        crate::deferred::flush(&mut PgConn(self.client()?), rows)
+    }
+    fn run(&mut self, job: WriteJob) -> (bool, Deliver, u64) {
         match self.client() {
-            Ok(client) => job(&mut PgConn(client)),
-            Err(e) => job(&mut FailingConn(e)),
+            Ok(client) => {
+                let mut conn = PgConn(client);
+                let mut counting = Counting { inner: &mut conn, sent: 0 };
+                let (ok, deliver) = job(&mut counting);
+                (ok, deliver, counting.sent)
+            }
+            Err(e) => {
+                let (ok, deliver) = job(&mut FailingConn(e));
+                (ok, deliver, 0)
+            }
         }
     }
 }
 
 /// The single writer: takes every job waiting (up to `max_batch`), runs each inside its own
 /// savepoint of one transaction, commits once, then answers every caller.
-fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batch: usize) {
+fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batch: usize, counters: &WriterCounters) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -626,43 +683,64 @@ fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batc
                 Err(_) => break,
             }
         }
+        let cpu_before = thread_cpu_ns();
+        let mut sent = conn.begin_statements();
         let batch_size = batch.len();
         let started = std::time::Instant::now();
         let mut delivers = Vec::with_capacity(batch.len());
+        let mut deferred_rows = Vec::new();
         if let Err(e) = conn.begin() {
             for job in batch.drain(..) {
                 // Answer without running: nothing can be written.
                 let (_, deliver) = (job)(&mut FailingConn(e.clone()));
                 deliver(Err(e.clone()));
             }
+            counters.statements(sent);
             continue;
         }
         for job in batch.drain(..) {
+            counters.job();
+            sent += 1;
             if let Err(e) = conn.batch("SAVEPOINT job") {
                 let (_, deliver) = (job)(&mut FailingConn(e.clone()));
                 delivers.push((deliver, Some(e)));
                 continue;
             }
-            let (ok, deliver) = conn.run(job);
+            crate::deferred::begin();
+            let (ok, deliver, own) = conn.run(job);
+            let rows = crate::deferred::end();
+            sent += own + 1;
             let finished = if ok {
                 // A release that fails (e.g. the work hid a failed statement, which leaves
                 // a PostgreSQL transaction aborted) undoes this caller's work alone.
                 conn.batch("RELEASE job").err().inspect(|_| {
+                    sent += 2;
                     let _ = conn.batch("ROLLBACK TO job; RELEASE job");
                 })
             } else {
+                sent += 1;
                 conn.batch("ROLLBACK TO job; RELEASE job").err()
             };
+            if ok && finished.is_none() {
+                deferred_rows.extend(rows);
+            }
             delivers.push((deliver, finished));
         }
-        let commit = conn.batch("COMMIT");
+        // The batch's deferred rows (audit records), then the commit: both or neither.
+        let flushed = if deferred_rows.is_empty() { Ok(0) } else { conn.flush(deferred_rows) };
+        sent += *flushed.as_ref().unwrap_or(&1) + 1;
+        let commit = flushed.and_then(|_| conn.batch("COMMIT"));
         let metrics = grantry_domain::metrics::global();
         if commit.is_err() {
+            sent += 1;
             let _ = conn.batch("ROLLBACK");
             metrics.writer_commit_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else {
             conn.committed();
+            counters.commit();
         }
+        counters.statements(sent);
+        counters.cpu(thread_cpu_ns().saturating_sub(cpu_before));
         metrics.writer_batch_size.observe(batch_size as f64);
         metrics.writer_commit_seconds.observe(started.elapsed().as_secs_f64());
         for (deliver, own_error) in delivers {

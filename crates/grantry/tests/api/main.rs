@@ -53,3 +53,4 @@ mod shutdown;
 mod tls;
 mod users;
 mod webhooks;
+mod write_path;

@@ -1,0 +1,133 @@
+//! The write path's cost, counted in statements: a delivered adminAdd and an expiry each
+//! run a bounded number of statements on the writer. Statement counts do not depend on the
+//! machine's speed or load, so these bounds hold on any machine and catch a regression that
+//! adds lookups or writes per request.
+
+use crate::helpers::*;
+use grantry_core::{Caller, Principal, PrincipalKind};
+use grantry_domain::enums::RequestType;
+use grantry_domain::model::{NewRequest, TargetRef};
+use grantry_store::stats::counted;
+
+/// An application caller holding every permission (as the tests' admin token).
+fn admin_caller() -> Caller {
+    Caller {
+        principal: Principal {
+            kind: PrincipalKind::App,
+            id: grantry_domain::ids::new_id(),
+            display_name: Some("bench".into()),
+            permissions: ALL_APP_ROLES.iter().map(|p| p.to_lowercase()).collect(),
+        },
+        directory_roles: Default::default(),
+        em_roles: Vec::new(),
+    }
+}
+
+fn admin_add(f: &Fixture, user: &str) -> NewRequest {
+    NewRequest {
+        request_type: RequestType::AdminAdd,
+        assignment_id: None,
+        target: Some(TargetRef { object_id: Some(user.to_string()), email: None, display_name: None }),
+        policy_id: Some(f.admin_policy_id.clone()),
+        access_package_id: Some(f.package_id.clone()),
+        schedule: None,
+        answers: Vec::new(),
+        justification: None,
+        is_validation_only: false,
+    }
+}
+
+/// Most writer statements a delivered adminAdd (one group role, a new subject) may take,
+/// savepoint and release included (30 before the evaluation token, deferred audit records
+/// and the joined role lookup).
+const ADMIN_ADD_WRITE_STATEMENTS: u64 = 16;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivered_admin_add_runs_a_bounded_number_of_statements() {
+    let t = TestApp::spawn().await;
+    let f = t.seed_package_with_group().await;
+    let app = t.state().app.clone();
+    let caller = admin_caller();
+    let mut users = Vec::new();
+    for i in 0..10 {
+        users.push(t.create_user(&format!("writer{i}")).await);
+    }
+    let before = app.store.writer_stats();
+    let (_, per_request) = counted(async {
+        for u in &users {
+            grantry_core::requests::create_request(&app, &caller, admin_add(&f, u)).await.expect("adminAdd");
+        }
+    })
+    .await;
+    let writer = app.store.writer_stats().since(&before);
+    for u in &users {
+        assert!(t.is_member(&f.group_id, u).await, "the membership of {u} was delivered");
+    }
+    let n = users.len() as u64;
+    let writes = per_request.write_statements as f64 / n as f64;
+    let reads = per_request.read_statements as f64 / n as f64;
+    let cpu_us = per_request.write_cpu_ns as f64 / n as f64 / 1000.0;
+    println!(
+        "adminAdd: {writes:.1} writer statements, {reads:.1} read statements, {cpu_us:.0} µs writer CPU per request ({} writes)",
+        per_request.writes
+    );
+    // Everything the writer did meanwhile (each request alone in its transaction here, so
+    // its BEGIN, COMMIT and audit insert too; the background runner's polls as well).
+    println!(
+        "writer in total: {:.1} statements per request over {} transactions",
+        writer.statements as f64 / n as f64,
+        writer.commits
+    );
+    assert_eq!(per_request.writes, n, "one write per request");
+    assert!(
+        per_request.write_statements <= ADMIN_ADD_WRITE_STATEMENTS * n,
+        "{writes:.1} writer statements per adminAdd, more than {ADMIN_ADD_WRITE_STATEMENTS}"
+    );
+}
+
+/// Most writer statements one expiry (assignment ended, membership revoked, systemRemove
+/// request recorded) may take, the job's own bookkeeping included.
+const EXPIRY_WRITE_STATEMENTS: u64 = 24;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_runs_a_bounded_number_of_statements() {
+    let t = TestApp::spawn().await;
+    let f = t.seed_package_with_group().await;
+    let app = t.state().app.clone();
+    let caller = admin_caller();
+    let mut users = Vec::new();
+    for i in 0..10 {
+        let u = t.create_user(&format!("expiring{i}")).await;
+        let mut input = admin_add(&f, &u);
+        let end = t.now() + chrono::Duration::days(1);
+        input.schedule = Some(grantry_domain::model::Schedule {
+            start_date_time: None,
+            expiration: grantry_domain::model::Expiration {
+                kind: grantry_domain::enums::ExpirationType::AfterDateTime,
+                end_date_time: Some(end),
+                duration: None,
+            },
+            recurrence: None,
+        });
+        grantry_core::requests::create_request(&app, &caller, input).await.expect("adminAdd");
+        users.push(u);
+    }
+    let clock = app.dev_clock.clone().expect("development clock");
+    app.advance_dev_clock(&clock, chrono::Duration::days(2)).await.expect("advance");
+    let (ran, cost) = counted(grantry_core::jobs::drain(&app)).await;
+    let ran = ran.expect("drain") as u64;
+    // The background runner may have taken some of the expiries; whatever ran here counts.
+    t.drain().await;
+    for u in &users {
+        assert!(!t.is_member(&f.group_id, u).await, "the membership of {u} was revoked");
+    }
+    if ran > 0 {
+        let per = cost.write_statements as f64 / ran as f64;
+        let cpu_us = cost.write_cpu_ns as f64 / ran as f64 / 1000.0;
+        println!("expiry: {per:.1} writer statements, {cpu_us:.0} µs writer CPU per expiry ({ran} run here)");
+        assert!(
+            cost.write_statements <= EXPIRY_WRITE_STATEMENTS * ran,
+            "{per:.1} writer statements per expiry, more than {EXPIRY_WRITE_STATEMENTS}"
+        );
+    }
+}
