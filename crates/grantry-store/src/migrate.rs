@@ -20,6 +20,7 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (190, "scim_user_name", include_str!("../migrations/sqlite/0190_scim_user_name.sql")),
     (191, "app_roles", include_str!("../migrations/sqlite/0191_app_roles.sql")),
     (210, "automatic_assignment", include_str!("../migrations/sqlite/0210_automatic_assignment.sql")),
+    (220, "connected_organizations", include_str!("../migrations/sqlite/0220_connected_organizations.sql")),
     (260, "review_stages", include_str!("../migrations/sqlite/0260_review_stages.sql")),
 ];
 
@@ -42,6 +43,7 @@ pub const POSTGRES: &[(i64, &str, &str)] = &[
     (190, "scim_user_name", include_str!("../migrations/postgres/0190_scim_user_name.sql")),
     (191, "app_roles", include_str!("../migrations/postgres/0191_app_roles.sql")),
     (210, "automatic_assignment", include_str!("../migrations/postgres/0210_automatic_assignment.sql")),
+    (220, "connected_organizations", include_str!("../migrations/postgres/0220_connected_organizations.sql")),
     (260, "review_stages", include_str!("../migrations/postgres/0260_review_stages.sql")),
 ];
 
