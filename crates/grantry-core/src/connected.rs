@@ -16,9 +16,7 @@ use crate::listing::{ListOptions, Listed};
 use crate::{App, Caller, Page, PageRequest};
 use chrono::{DateTime, Utc};
 use grantry_domain::enums::{ConnectedOrganizationState, ExternalUserLifecycleAction, SubjectLifecycle, UserType};
-use grantry_domain::model::{
-    ConnectedOrganization, Group, IdentitySource, SponsorList, Subject, User, em_roles,
-};
+use grantry_domain::model::{ConnectedOrganization, Group, IdentitySource, SponsorList, Subject, User, em_roles};
 use grantry_domain::{Error, ErrorKind, Result, ids};
 use grantry_store::query::{Field, Kind};
 use grantry_store::{Conn, Value, repo};
@@ -65,7 +63,9 @@ fn require_read(caller: &Caller) -> Result<()> {
 
 fn require_write(caller: &Caller) -> Result<()> {
     caller.require(perms::EM_WRITE)?;
-    if caller.is_app() || caller.is_em_admin() || caller.has_tenant_em_role(em_roles::CONNECTED_ORGANIZATION_ADMINISTRATOR)
+    if caller.is_app()
+        || caller.is_em_admin()
+        || caller.has_tenant_em_role(em_roles::CONNECTED_ORGANIZATION_ADMINISTRATOR)
     {
         return Ok(());
     }
@@ -104,7 +104,8 @@ fn check_sources(sources: &[IdentitySource]) -> Result<()> {
     }
     for (i, s) in sources.iter().enumerate() {
         match s {
-            IdentitySource::Domain { domain_name, .. } | IdentitySource::ExternalDomainFederation { domain_name, .. } => {
+            IdentitySource::Domain { domain_name, .. }
+            | IdentitySource::ExternalDomainFederation { domain_name, .. } => {
                 if !valid_domain(domain_name.trim()) {
                     return Err(Error::invalid_property(
                         &format!("identitySources[{i}].domainName"),
@@ -171,7 +172,13 @@ fn insert_org(c: &mut dyn Conn, org: &ConnectedOrganization) -> Result<()> {
     Ok(())
 }
 
-fn audit_org(c: &mut dyn Conn, now: DateTime<Utc>, actor: Option<&str>, org: &ConnectedOrganization, action: &str) -> Result<()> {
+fn audit_org(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    actor: Option<&str>,
+    org: &ConnectedOrganization,
+    action: &str,
+) -> Result<()> {
     audit::record(
         c,
         AuditEvent {
@@ -380,9 +387,9 @@ fn directory_object(c: &mut dyn Conn, set: Option<&str>, id: &str, users_only: b
 
 fn owner_exists(c: &mut dyn Conn, list: SponsorList, owner_id: &str) -> Result<String> {
     match list {
-        SponsorList::User => crate::directory::find_user(c, owner_id)?
-            .map(|u| u.id)
-            .ok_or_else(|| Error::not_found("user", owner_id)),
+        SponsorList::User => {
+            crate::directory::find_user(c, owner_id)?.map(|u| u.id).ok_or_else(|| Error::not_found("user", owner_id))
+        }
         _ => load(c, owner_id).map(|o| o.id),
     }
 }
@@ -420,7 +427,8 @@ pub async fn add_sponsor(
     sponsor_id: &str,
 ) -> Result<()> {
     require_sponsor_write(caller, list)?;
-    let (owner, sponsor, now, actor_id) = (owner_id.to_string(), sponsor_id.to_string(), app.now(), caller.id().to_string());
+    let (owner, sponsor, now, actor_id) =
+        (owner_id.to_string(), sponsor_id.to_string(), app.now(), caller.id().to_string());
     app.store
         .write(move |c| {
             let owner = owner_exists(c, list, &owner)?;
@@ -463,7 +471,13 @@ pub async fn add_sponsor(
 }
 
 /// Removes a sponsor (`DELETE …/{id}/$ref`).
-pub async fn remove_sponsor(app: &App, caller: &Caller, list: SponsorList, owner_id: &str, sponsor_id: &str) -> Result<()> {
+pub async fn remove_sponsor(
+    app: &App,
+    caller: &Caller,
+    list: SponsorList,
+    owner_id: &str,
+    sponsor_id: &str,
+) -> Result<()> {
     require_sponsor_write(caller, list)?;
     let (owner, sponsor, now, actor_id) =
         (owner_id.to_string(), ids::normalize(sponsor_id), app.now(), caller.id().to_string());
@@ -563,7 +577,10 @@ pub(crate) fn forget_directory_object(c: &mut dyn Conn, id: &str) -> Result<()> 
 /// not exist.
 pub(crate) fn check_policy_organizations(c: &mut dyn Conn, policy: &grantry_domain::model::Policy) -> Result<()> {
     for (i, s) in policy.specific_allowed_targets.iter().enumerate() {
-        if let grantry_domain::model::SubjectSet::ConnectedOrganizationMembers { connected_organization_id: Some(id), .. } = s
+        if let grantry_domain::model::SubjectSet::ConnectedOrganizationMembers {
+            connected_organization_id: Some(id),
+            ..
+        } = s
             && repo::get::<ConnectedOrganization>(c, &ids::normalize(id))?.is_none()
         {
             return Err(Error::invalid_property(
@@ -589,10 +606,7 @@ pub fn home_domain(user: &User) -> Option<String> {
     {
         return Some(domain.to_string());
     }
-    user.mail
-        .as_deref()
-        .and_then(email_domain)
-        .or_else(|| email_domain(&user.user_principal_name))
+    user.mail.as_deref().and_then(email_domain).or_else(|| email_domain(&user.user_principal_name))
 }
 
 /// The domain of an email address, lower case.
@@ -631,7 +645,11 @@ pub fn requestor_keys(user: Option<&User>, email: Option<&str>) -> Vec<String> {
 }
 
 /// The connected organization of an external requestor, if one matches.
-pub(crate) fn organization_of(c: &mut dyn Conn, user: Option<&User>, email: Option<&str>) -> Result<Option<ConnectedOrganization>> {
+pub(crate) fn organization_of(
+    c: &mut dyn Conn,
+    user: Option<&User>,
+    email: Option<&str>,
+) -> Result<Option<ConnectedOrganization>> {
     if user.is_some_and(|u| u.user_type != UserType::Guest) {
         return Ok(None);
     }
@@ -671,7 +689,10 @@ pub(crate) fn propose(c: &mut dyn Conn, now: DateTime<Utc>, domain: &str) -> Res
         id: ids::new_id(),
         display_name: domain.clone(),
         description: Some(format!("Proposed when a user of {domain} requested access.")),
-        identity_sources: vec![IdentitySource::Domain { domain_name: domain.clone(), display_name: Some(domain.clone()) }],
+        identity_sources: vec![IdentitySource::Domain {
+            domain_name: domain.clone(),
+            display_name: Some(domain.clone()),
+        }],
         state: ConnectedOrganizationState::Proposed,
         created_by: Some("Entitlement management".into()),
         modified_by: Some("Entitlement management".into()),
@@ -783,10 +804,8 @@ fn holds_access(c: &mut dyn Conn, user_id: &str) -> Result<bool> {
 }
 
 fn delete_guest_job(ctx: &crate::jobs::JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result<()> {
-    let row = c.query_one(
-        "SELECT delete_due_us FROM guest_lifecycle WHERE user_id = ?",
-        &[Value::from(&job.entity_id)],
-    )?;
+    let row =
+        c.query_one("SELECT delete_due_us FROM guest_lifecycle WHERE user_id = ?", &[Value::from(&job.entity_id)])?;
     let Some(row) = row else { return Ok(()) };
     let due = row.opt_int(0)?;
     let Some(due) = due else { return Ok(()) };

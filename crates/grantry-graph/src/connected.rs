@@ -118,7 +118,8 @@ impl<'a> IdentitySourceView<'a> {
     }
 }
 
-const SOURCE_TYPES: &str = "domainIdentitySource, azureActiveDirectoryTenant, externalDomainFederation, socialIdentitySource";
+const SOURCE_TYPES: &str =
+    "domainIdentitySource, azureActiveDirectoryTenant, externalDomainFederation, socialIdentitySource";
 
 /// Parses `identitySources`: each element names its type with `@odata.type`.
 pub fn identity_sources(b: &Body<'_>) -> Result<Vec<IdentitySource>> {
@@ -133,9 +134,9 @@ pub fn identity_sources(b: &Body<'_>) -> Result<Vec<IdentitySource>> {
         };
         let display_name = s.str(&["displayName"])?;
         let required = |key: &str| -> Result<String> {
-            s.str(&[key])?.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
-                Error::invalid_property(&format!("{at}.{key}"), format!("A {t} needs '{key}'."))
-            })
+            s.str(&[key])?
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| Error::invalid_property(&format!("{at}.{key}"), format!("A {t} needs '{key}'.")))
         };
         let source = match t.to_ascii_lowercase().as_str() {
             "domainidentitysource" => IdentitySource::Domain { domain_name: required("domainName")?, display_name },

@@ -89,12 +89,12 @@ async fn sponsors_for(
     let mut out = Vec::with_capacity(orgs.len());
     for o in orgs {
         let internal = if x.internal {
-            Some(connected::list_sponsors(&s.app, caller, SponsorList::Internal, &o.id, all.clone()).await?.items)
+            Some(connected::list_sponsors(&s.app, caller, SponsorList::Internal, &o.id, all).await?.items)
         } else {
             None
         };
         let external = if x.external {
-            Some(connected::list_sponsors(&s.app, caller, SponsorList::External, &o.id, all.clone()).await?.items)
+            Some(connected::list_sponsors(&s.app, caller, SponsorList::External, &o.id, all).await?.items)
         } else {
             None
         };
@@ -134,12 +134,7 @@ async fn create(
     Ok(respond::created(&s, d, &context(), ConnectedOrganizationView::new(&o, d)))
 }
 
-async fn list(
-    State(s): State<AppState>,
-    Root(d): Root,
-    Authed(caller): Authed,
-    q: RawQuery,
-) -> ApiResult<Response> {
+async fn list(State(s): State<AppState>, Root(d): Root, Authed(caller): Authed, q: RawQuery) -> ApiResult<Response> {
     let (options, expand) = q.list_options_and_expand()?;
     let x = expand_of(&expand)?;
     let listed = connected::list_organizations(&s.app, &caller, options).await?;
@@ -272,12 +267,30 @@ pub fn describe() -> Vec<crate::openapi::RouteDoc> {
         list(path.clone(), "List connected organizations", "Object"),
         create(path, "Create a connected organization (one identity source)", "Object"),
         read(item.clone(), "Get a connected organization", "Object"),
-        op("patch", item.clone(), "Update a connected organization's name, description or state", Some("Object"), 204, None),
+        op(
+            "patch",
+            item.clone(),
+            "Update a connected organization's name, description or state",
+            Some("Object"),
+            204,
+            None,
+        ),
         remove(item.clone(), "Delete a connected organization (refused while a policy names it)"),
     ];
     for list_name in ["internalSponsors", "externalSponsors"] {
-        docs.push(crate::openapi::list(format!("{item}/{list_name}"), "Sponsors of a connected organization", "Object"));
-        docs.push(op("post", format!("{item}/{list_name}/$ref"), "Add a sponsor (user or group)", Some("Reference"), 204, None));
+        docs.push(crate::openapi::list(
+            format!("{item}/{list_name}"),
+            "Sponsors of a connected organization",
+            "Object",
+        ));
+        docs.push(op(
+            "post",
+            format!("{item}/{list_name}/$ref"),
+            "Add a sponsor (user or group)",
+            Some("Reference"),
+            204,
+            None,
+        ));
         docs.push(crate::openapi::remove(format!("{item}/{list_name}/{{sid}}/$ref"), "Remove a sponsor"));
     }
     docs.push(crate::openapi::list("/users/{id}/sponsors", "A user's sponsors", "Object"));

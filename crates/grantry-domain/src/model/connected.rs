@@ -53,9 +53,8 @@ impl IdentitySource {
     /// social provider its type (`social:facebook`).
     pub fn key(&self) -> String {
         match self {
-            IdentitySource::Domain { domain_name, .. } | IdentitySource::ExternalDomainFederation { domain_name, .. } => {
-                domain_name.trim().to_ascii_lowercase()
-            }
+            IdentitySource::Domain { domain_name, .. }
+            | IdentitySource::ExternalDomainFederation { domain_name, .. } => domain_name.trim().to_ascii_lowercase(),
             IdentitySource::AzureActiveDirectoryTenant { tenant_id, .. } => tenant_id.trim().to_ascii_lowercase(),
             IdentitySource::Social { social_identity_source_type, .. } => {
                 format!("social:{}", social_identity_source_type.v1())

@@ -92,11 +92,21 @@ async fn connected_organizations_are_created_read_changed_and_deleted_in_both_ro
         json!({ "@odata.type": "#microsoft.graph.socialIdentitySource", "socialIdentitySourceType": "facebook", "displayName": "Facebook" }),
     ] {
         let (status, o) = app
-            .post(&app.admin, &orgs("beta"), json!({ "displayName": "Other", "identitySources": [source.clone()], "state": "proposed" }))
+            .post(
+                &app.admin,
+                &orgs("beta"),
+                json!({ "displayName": "Other", "identitySources": [source.clone()], "state": "proposed" }),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{o}");
         assert_eq!(o["state"], "proposed");
-        assert_eq!(o["identitySources"][0]["@odata.type"], format!("#microsoft.graph.{}", source["@odata.type"].as_str().unwrap().trim_start_matches('#').trim_start_matches("microsoft.graph.")));
+        assert_eq!(
+            o["identitySources"][0]["@odata.type"],
+            format!(
+                "#microsoft.graph.{}",
+                source["@odata.type"].as_str().unwrap().trim_start_matches('#').trim_start_matches("microsoft.graph.")
+            )
+        );
     }
 
     let (status, list) = app.get(&app.admin, &format!("{}?$filter=displayName eq 'Fabrikam'", orgs("v1.0"))).await;
@@ -105,8 +115,9 @@ async fn connected_organizations_are_created_read_changed_and_deleted_in_both_ro
     let (_, list) = app.get(&app.admin, &format!("{}?$filter=state eq 'proposed'&$count=true", orgs("v1.0"))).await;
     assert_eq!(list["@odata.count"], 3, "{list}");
 
-    let (status, body) =
-        app.patch(&app.admin, &format!("{}/{id}", orgs("v1.0")), json!({ "description": "Partner", "state": "proposed" })).await;
+    let (status, body) = app
+        .patch(&app.admin, &format!("{}/{id}", orgs("v1.0")), json!({ "description": "Partner", "state": "proposed" }))
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (_, o) = app.get(&app.admin, &format!("{}/{id}", orgs("v1.0"))).await;
     assert_eq!(o["description"], "Partner");
@@ -131,7 +142,10 @@ async fn bad_connected_organizations_get_the_graph_envelope() {
     let id = create_org(&app, domain_org("Fabrikam", "fabrikam.com")).await;
     let cases = [
         (json!({ "displayName": "No source" }), "identitySources"),
-        (json!({ "identitySources": [{ "@odata.type": "#microsoft.graph.domainIdentitySource", "domainName": "a.com" }] }), "displayName"),
+        (
+            json!({ "identitySources": [{ "@odata.type": "#microsoft.graph.domainIdentitySource", "domainName": "a.com" }] }),
+            "displayName",
+        ),
         (
             json!({ "displayName": "Two", "identitySources": [
                 { "@odata.type": "#microsoft.graph.domainIdentitySource", "domainName": "a.com" },
@@ -234,7 +248,8 @@ async fn sponsors_are_added_listed_and_removed_by_ref() {
 
     let (status, list) = app.get(&app.admin, &format!("{item}/internalSponsors")).await;
     assert_eq!(status, StatusCode::OK, "{list}");
-    let types: Vec<&str> = list["value"].as_array().unwrap().iter().map(|v| v["@odata.type"].as_str().unwrap()).collect();
+    let types: Vec<&str> =
+        list["value"].as_array().unwrap().iter().map(|v| v["@odata.type"].as_str().unwrap()).collect();
     assert_eq!(types, vec!["#microsoft.graph.user", "#microsoft.graph.group"]);
     assert_eq!(ids_of(&list), vec![alice.clone(), group.clone()]);
     let (_, list) = app.get(&app.admin, &format!("{}/{id}/externalSponsors", orgs("beta"))).await;
@@ -246,7 +261,8 @@ async fn sponsors_are_added_listed_and_removed_by_ref() {
     // Twice is refused; so is someone who does not exist.
     let (status, e) = add_ref(&app, &format!("{item}/internalSponsors/$ref"), "users", &alice).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
-    let (status, e) = add_ref(&app, &format!("{item}/internalSponsors/$ref"), "users", &grantry_domain::ids::new_id()).await;
+    let (status, e) =
+        add_ref(&app, &format!("{item}/internalSponsors/$ref"), "users", &grantry_domain::ids::new_id()).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
     let (status, e) = add_ref(&app, &format!("{item}/internalSponsors/$ref"), "users", &group).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a group is not under /users: {e}");
@@ -320,7 +336,11 @@ async fn connected_organizations_need_the_roles_graph_documents() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let sponsor = app.create_user("sponsor").await;
     let (status, e) = app
-        .post(&token, &format!("{item}/internalSponsors/$ref"), json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/users/{sponsor}") }))
+        .post(
+            &token,
+            &format!("{item}/internalSponsors/$ref"),
+            json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/users/{sponsor}") }),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{e}");
     // Read scope alone is not enough to write, whatever the role.
@@ -408,28 +428,36 @@ async fn requestor_scopes_for_external_users_follow_their_organization() {
     // organization into being.
     let (s, b) = user_add(&app, &tom, &f, &external).await;
     in_scope(s, &b);
-    let (_, before) = app.get(&app.admin, &format!("{}?$filter=displayName eq 'unknown-partner.org'", orgs("v1.0"))).await;
+    let (_, before) =
+        app.get(&app.admin, &format!("{}?$filter=displayName eq 'unknown-partner.org'", orgs("v1.0"))).await;
     assert!(ids_of(&before).is_empty());
     let (s, b) = user_add(&app, &una, &f, &external).await;
     in_scope(s, &b);
-    let (_, after) = app.get(&app.admin, &format!("{}?$filter=displayName eq 'unknown-partner.org'", orgs("v1.0"))).await;
+    let (_, after) =
+        app.get(&app.admin, &format!("{}?$filter=displayName eq 'unknown-partner.org'", orgs("v1.0"))).await;
     let proposed = &after["value"][0];
     assert_eq!(proposed["state"], "proposed", "{after}");
     assert_eq!(proposed["identitySources"][0]["domainName"], "unknown-partner.org");
     let (s, b) = user_add(&app, &member, &f, &external).await;
     out_of_scope(s, &b);
     // The request's subject names its organization (beta shows the id).
-    let (_, list) = app
-        .get(&app.admin, &format!("{}?$expand=requestor", em("beta", "accessPackageAssignmentRequests")))
-        .await;
-    let una_request = list["value"].as_array().unwrap().iter().find(|r| r["requestor"]["objectId"] == una.as_str()).cloned();
+    let (_, list) =
+        app.get(&app.admin, &format!("{}?$expand=requestor", em("beta", "accessPackageAssignmentRequests"))).await;
+    let una_request =
+        list["value"].as_array().unwrap().iter().find(|r| r["requestor"]["objectId"] == una.as_str()).cloned();
     let una_request = una_request.unwrap_or_else(|| panic!("no request by una: {list}"));
     assert_eq!(una_request["requestor"]["connectedOrganizationId"], proposed["id"], "{una_request}");
     assert_eq!(una_request["requestor"]["type"], "User");
 }
 
 /// A policy whose one approval stage is `approvers` (with a fallback that never applies).
-async fn sponsor_policy(app: &TestApp, f: &Fixture, scope: AllowedTargetScope, orgs: Vec<String>, approvers: SubjectSet) -> String {
+async fn sponsor_policy(
+    app: &TestApp,
+    f: &Fixture,
+    scope: AllowedTargetScope,
+    orgs: Vec<String>,
+    approvers: SubjectSet,
+) -> String {
     app.seed_policy(f, scope, move |p| {
         self_add(p);
         p.specific_allowed_targets = orgs.iter().map(|o| org_members(o)).collect();
@@ -464,9 +492,8 @@ async fn pending_request(app: &TestApp, user: &str, f: &Fixture, policy: &str) -
 /// Whether `user` is an approver of request `id` (through `filterByCurrentUser`).
 async fn approves(app: &TestApp, user: &str, id: &str) -> bool {
     let token = app.user_token(user, SUBJECT_SCOPES);
-    let (status, list) = app
-        .get(&token, &format!("{}/filterByCurrentUser(on='approver')", em("v1.0", "assignmentRequests")))
-        .await;
+    let (status, list) =
+        app.get(&token, &format!("{}/filterByCurrentUser(on='approver')", em("v1.0", "assignmentRequests"))).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     ids_of(&list).contains(&id.to_string())
 }
@@ -488,7 +515,8 @@ async fn sponsors_approve_for_their_organization_and_their_users() {
     add_ref(&app, &format!("{}/{other}/internalSponsors/$ref", orgs("v1.0")), "users", &stranger).await;
 
     let scope = AllowedTargetScope::SpecificConnectedOrganizationUsers;
-    let internal = sponsor_policy(&app, &f, scope, vec![org.clone(), other.clone()], SubjectSet::InternalSponsors).await;
+    let internal =
+        sponsor_policy(&app, &f, scope, vec![org.clone(), other.clone()], SubjectSet::InternalSponsors).await;
     let ann = create_guest(&app, "ann@fabrikam.com").await;
     let id = pending_request(&app, &ann, &f, &internal).await;
     assert!(approves(&app, &inside, &id).await);
@@ -499,7 +527,11 @@ async fn sponsors_approve_for_their_organization_and_their_users() {
     let stage = approval["stages"][0]["id"].as_str().unwrap_or_else(|| panic!("{approval}")).to_string();
     let token = app.user_token(&inside, SUBJECT_SCOPES);
     let (status, body) = app
-        .patch(&token, &format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{id}/stages/{stage}"), json!({ "reviewResult": "Approve", "justification": "known partner" }))
+        .patch(
+            &token,
+            &format!("/v1.0/{EM}/accessPackageAssignmentApprovals/{id}/stages/{stage}"),
+            json!({ "reviewResult": "Approve", "justification": "known partner" }),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     app.drain().await;
