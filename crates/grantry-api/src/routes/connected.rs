@@ -202,7 +202,7 @@ async fn list_sponsors(
     let list = list_of(&q.path);
     let page = connected::list_sponsors(&s.app, &caller, list, &id, q.page()?).await?;
     let items = page.items.iter().map(sponsor_view).collect();
-    Ok(respond::collection(&s, d, "directoryObjects", Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, "directoryObjects", Listed::after_seq(items, page.next_after_seq()), &q))
 }
 
 async fn add_sponsor(
@@ -236,7 +236,7 @@ async fn list_user_sponsors(
 ) -> ApiResult<Response> {
     let page = connected::list_sponsors(&s.app, &caller, SponsorList::User, &id, q.page()?).await?;
     let items = page.items.iter().map(sponsor_view).collect();
-    Ok(respond::collection(&s, d, "directoryObjects", Listed::after_seq(items, page.next_after_seq), &q))
+    Ok(respond::collection(&s, d, "directoryObjects", Listed::after_seq(items, page.next_after_seq()), &q))
 }
 
 async fn add_user_sponsor(
