@@ -57,7 +57,15 @@ fn start_stage(
 ) -> Result<bool> {
     let Some(settings) = policy.approval.stages.get(index) else { return Ok(false) };
     let (target, requestor) = parties_of(c, request)?;
-    let parties = Parties { target_user_id: target.as_deref(), requestor_user_id: requestor.as_deref() };
+    let organization = match repo::get::<Subject>(c, &request.target_subject_id)? {
+        Some(s) => crate::connected::organization_id_of_subject(c, &s)?,
+        None => None,
+    };
+    let parties = Parties {
+        target_user_id: target.as_deref(),
+        requestor_user_id: requestor.as_deref(),
+        organization_id: organization.as_deref(),
+    };
     let mut primary = approvers::resolve(c, &settings.primary_approvers, &parties)?;
     if primary.is_empty() {
         primary = approvers::resolve(c, &settings.fallback_primary_approvers, &parties)?;

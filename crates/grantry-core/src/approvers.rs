@@ -6,7 +6,7 @@
 
 use crate::membership;
 use grantry_domain::Result;
-use grantry_domain::model::{SubjectSet, User};
+use grantry_domain::model::{SponsorList, SubjectSet, User};
 use grantry_store::{Conn, Value, repo};
 
 /// Whose request the approval is about.
@@ -15,6 +15,9 @@ pub struct Parties<'a> {
     pub target_user_id: Option<&'a str>,
     /// The directory user who asked (None for applications).
     pub requestor_user_id: Option<&'a str>,
+    /// The connected organization of the target (an external user), whose sponsors
+    /// `internalSponsors` and `externalSponsors` name.
+    pub organization_id: Option<&'a str>,
 }
 
 fn enabled_user(c: &mut dyn Conn, id: &str) -> Result<Option<User>> {
@@ -39,6 +42,7 @@ pub fn resolve(c: &mut dyn Conn, sets: &[SubjectSet], parties: &Parties<'_>) -> 
     for set in sets {
         let candidates: Vec<String> = match set {
             SubjectSet::SingleUser { user_id: Some(id), .. } => vec![id.to_ascii_lowercase()],
+            SubjectSet::ConnectedOrganizationMembers { .. } => Vec::new(),
             SubjectSet::GroupMembers { group_id: Some(gid), .. } => {
                 membership::member_ids(c, &gid.to_ascii_lowercase())?
             }
@@ -46,8 +50,19 @@ pub fn resolve(c: &mut dyn Conn, sets: &[SubjectSet], parties: &Parties<'_>) -> 
                 Some(t) => manager_at(c, t, *manager_level)?.into_iter().collect(),
                 None => Vec::new(),
             },
-            // Sponsors of connected organizations and of users are not modelled yet: they
-            // resolve to nobody, so the stage's fallback approvers apply.
+            SubjectSet::InternalSponsors => match parties.organization_id {
+                Some(o) => crate::connected::sponsor_user_ids(c, SponsorList::Internal, o)?,
+                None => Vec::new(),
+            },
+            SubjectSet::ExternalSponsors => match parties.organization_id {
+                Some(o) => crate::connected::sponsor_user_ids(c, SponsorList::External, o)?,
+                None => Vec::new(),
+            },
+            SubjectSet::TargetUserSponsors => match parties.target_user_id {
+                Some(t) => crate::connected::sponsor_user_ids(c, SponsorList::User, t)?,
+                None => Vec::new(),
+            },
+            // What resolves to nobody leaves the stage to its fallback approvers.
             _ => Vec::new(),
         };
         for id in candidates {

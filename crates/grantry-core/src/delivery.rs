@@ -495,6 +495,7 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, 
     a.state = astate;
     a.status = status.as_str().into();
     repo::insert(c, &a).map_err(crate::requests::map_conflict)?;
+    crate::connected::assignment_delivered(c, now, &member_id)?;
     crate::webhooks::assignment_event(c, now, "added", &a)?;
     record(
         c,
@@ -528,7 +529,8 @@ pub fn end_assignment(c: &mut dyn Conn, now: DateTime<Utc>, a: &mut Assignment) 
     repo::update(c, a)?;
     cancel(c, JOB_EXPIRE, &a.id)?;
     crate::webhooks::assignment_event(c, now, "removed", a)?;
-    record(c, now, "accessPackageAssignment", &a.id, "expired", json!({}))
+    record(c, now, "accessPackageAssignment", &a.id, "expired", json!({}))?;
+    crate::connected::assignment_ended(c, now, &a.target_subject_id)
 }
 
 fn deliver_remove(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {

@@ -41,6 +41,8 @@ pub struct UserPatch {
     pub user_type: Option<UserType>,
     /// Profile attributes to set (`None` clears one), by Graph name.
     pub profile: Vec<(&'static str, Option<String>)>,
+    /// Replaces the user's `identities` when present.
+    pub identities: Option<Vec<grantry_domain::model::ObjectIdentity>>,
 }
 
 /// Directory writes by a delegated caller need an administrator role, as in Entra.
@@ -299,6 +301,9 @@ fn patched(c: &mut dyn Conn, id_or_upn: &str, patch: &UserPatch) -> Result<User>
             *slot = value.clone();
         }
     }
+    if let Some(identities) = &patch.identities {
+        user.profile.identities = identities.clone();
+    }
     Ok(user)
 }
 
@@ -349,6 +354,7 @@ pub(crate) fn delete_user_rows(c: &mut dyn Conn, now: chrono::DateTime<chrono::U
     c.execute("DELETE FROM role_assignments WHERE principal_id = ?", std::slice::from_ref(&id))?;
     c.execute("DELETE FROM app_role_assignments WHERE principal_id = ?", std::slice::from_ref(&id))?;
     c.execute("DELETE FROM scim_resources WHERE id = ?", std::slice::from_ref(&id))?;
+    crate::connected::forget_directory_object(c, &user.id)?;
     repo::delete::<User>(c, &user.id)?;
     crate::autoassign::user_changed(c, now, &user.id)
 }

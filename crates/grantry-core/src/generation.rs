@@ -1,6 +1,7 @@
 //! The evaluation token: a value the database changes (by triggers) whenever anything a
 //! new request's evaluation depends on changes — users, catalogs, access packages,
-//! policies, incompatibilities, existing subjects, webhook subscriptions.
+//! policies, incompatibilities, existing subjects, connected organizations and sponsors,
+//! webhook subscriptions.
 //!
 //! A request is evaluated on a read first. The writer reads the token again: the same
 //! token means none of those rows changed in between, so the read-side evaluation still

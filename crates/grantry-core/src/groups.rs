@@ -264,6 +264,7 @@ pub async fn delete_group(app: &App, caller: &Caller, id: &str) -> Result<()> {
 pub(crate) fn delete_group_rows(c: &mut dyn Conn, g: &Group) -> Result<()> {
     let gid = Value::from(&g.id);
     c.execute("DELETE FROM group_links WHERE group_id = ? OR member_id = ?", &[gid.clone(), gid.clone()])?;
+    crate::connected::forget_directory_object(c, &g.id)?;
     c.execute("DELETE FROM scim_resources WHERE id = ?", &[gid])?;
     repo::delete::<Group>(c, &g.id)?;
     Ok(())

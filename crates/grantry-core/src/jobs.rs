@@ -47,7 +47,8 @@ fn handler(kind: &str) -> Option<Handler> {
             .or_else(|| crate::approvals::handler(kind))
             .or_else(|| crate::callouts::handler(kind))
             .or_else(|| crate::reviews::handler(kind))
-            .or_else(|| crate::autoassign::handler(kind)),
+            .or_else(|| crate::autoassign::handler(kind))
+            .or_else(|| crate::connected::handler(kind)),
     }
 }
 

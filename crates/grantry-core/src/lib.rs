@@ -13,6 +13,7 @@ pub mod auth;
 pub mod autoassign;
 pub mod callouts;
 pub mod catalogs;
+pub mod connected;
 pub mod delivery;
 pub mod deprovision;
 pub mod directory;

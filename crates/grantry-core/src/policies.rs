@@ -134,6 +134,7 @@ pub async fn create_policy(
                 "customExtensionStageSettings",
             )?;
             check_one_automatic(c, &saved)?;
+            crate::connected::check_policy_organizations(c, &saved)?;
             repo::insert(c, &saved)?;
             crate::reviews::sync_for_policy(c, saved.created_date_time, &saved)?;
             crate::autoassign::sync_for_policy(c, saved.created_date_time, &saved)?;
@@ -317,6 +318,7 @@ pub async fn replace_policy(app: &App, caller: &Caller, id: &str, input: PolicyI
                 "customExtensionStageSettings",
             )?;
             check_one_automatic(c, &saved)?;
+            crate::connected::check_policy_organizations(c, &saved)?;
             if !repo::update(c, &saved)? {
                 return Err(Error::not_found("access package assignment policy", &saved.id));
             }

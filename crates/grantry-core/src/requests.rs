@@ -166,7 +166,7 @@ pub fn in_scope(
             S::AllExternalUsers | S::AllConfiguredConnectedOrganizationUsers | S::SpecificConnectedOrganizationUsers
         );
         if external_scope {
-            return Ok(catalog.is_externally_visible);
+            return Ok(catalog.is_externally_visible && external_in_scope(c, policy, target)?);
         }
         if target.user.is_none() {
             return Ok(false);
@@ -176,6 +176,39 @@ pub fn in_scope(
         S::AllMemberUsers => target.user.as_ref().is_some_and(|u| u.user_type == UserType::Member),
         S::AllDirectoryUsers => target.user.is_some(),
         S::SpecificDirectoryUsers => target_in_sets(c, &policy.specific_allowed_targets, target, requestor)?,
+        _ => false,
+    })
+}
+
+/// The connected organization of an external target: the one recorded on its subject,
+/// else the one its domain or tenant matches.
+pub(crate) fn target_organization(c: &mut dyn Conn, target: &Target) -> Result<Option<ConnectedOrganization>> {
+    if let Some(s) = &target.subject
+        && let Some(id) = crate::connected::organization_id_of_subject(c, s)?
+    {
+        return repo::get::<ConnectedOrganization>(c, &id);
+    }
+    crate::connected::organization_of(c, target.user.as_ref(), target.email.as_deref())
+}
+
+/// Whether an external target is in a policy for external users: any external user for
+/// `allExternalUsers`, users of a `configured` connected organization for
+/// `allConfiguredConnectedOrganizationUsers`, users of the organizations the policy names
+/// (`connectedOrganizationMembers`) for `specificConnectedOrganizationUsers`.
+fn external_in_scope(c: &mut dyn Conn, policy: &Policy, target: &Target) -> Result<bool> {
+    use AllowedTargetScope as S;
+    if policy.allowed_target_scope == S::AllExternalUsers {
+        return Ok(true);
+    }
+    let Some(org) = target_organization(c, target)? else { return Ok(false) };
+    Ok(match policy.allowed_target_scope {
+        S::AllConfiguredConnectedOrganizationUsers => {
+            org.state == grantry_domain::enums::ConnectedOrganizationState::Configured
+        }
+        S::SpecificConnectedOrganizationUsers => policy.specific_allowed_targets.iter().any(|s| {
+            matches!(s, SubjectSet::ConnectedOrganizationMembers { connected_organization_id: Some(id), .. }
+                if id.eq_ignore_ascii_case(&org.id))
+        }),
         _ => false,
     })
 }
@@ -891,6 +924,30 @@ fn ensure_target_subject(c: &mut dyn Conn, target: &Target, now: DateTime<Utc>) 
     Ok((s, false))
 }
 
+/// Records the connected organization of an external target on its subject; under a policy
+/// for all external users, a requestor whose domain no organization knows yet brings a
+/// `proposed` organization into being (as in Entra).
+fn record_organization(c: &mut dyn Conn, now: DateTime<Utc>, plan: &Plan, subject: &mut Subject) -> Result<()> {
+    let mut org = target_organization(c, &plan.target)?;
+    if org.is_none() && plan.policy.allowed_target_scope == AllowedTargetScope::AllExternalUsers {
+        let domain = plan
+            .target
+            .user
+            .as_ref()
+            .and_then(crate::connected::home_domain)
+            .or_else(|| plan.target.email.as_deref().and_then(crate::connected::email_domain));
+        if let Some(d) = domain {
+            org = Some(crate::connected::propose(c, now, &d)?);
+        }
+    }
+    let id = org.map(|o| o.id);
+    if id.is_some() && subject.connected_organization_id != id {
+        subject.connected_organization_id = id;
+        repo::update(c, subject)?;
+    }
+    Ok(())
+}
+
 fn build_request(
     caller: &Caller,
     input: &NewRequest,
@@ -1007,6 +1064,10 @@ pub async fn create_request_recorded(
                     (plan, target, requestor)
                 }
             };
+            let mut target = target;
+            if plan.target.is_external() && !input.request_type.is_remove() {
+                record_organization(c, now, &plan, &mut target)?;
+            }
             crate::generation::with_known(current, || {
                 let r = build_request(&caller, &input, &plan, target.id.clone(), requestor, now);
                 repo::insert(c, &r).map_err(|e| {

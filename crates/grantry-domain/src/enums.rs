@@ -281,6 +281,17 @@ graph_enum!(
     ExternalUserLifecycleAction { None = "none", BlockSignIn = "blockSignIn", BlockSignInAndDelete = "blockSignInAndDelete" }
 );
 
+graph_enum!(
+    /// `connectedOrganizationState`: only `configured` organizations count for the
+    /// "all configured connected organizations" scope.
+    ConnectedOrganizationState { Configured = "configured" / "configured", Proposed = "proposed" / "proposed" }
+);
+
+graph_enum!(
+    /// `socialIdentitySourceType`.
+    SocialIdentitySourceType { Facebook = "facebook" / "facebook" }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ pub struct UserView<'a> {
     account_enabled: bool,
     external_user_state: Option<&'a str>,
     created_date_time: Ts,
+    identities: &'a [grantry_domain::model::ObjectIdentity],
     #[serde(flatten)]
     profile: Profile<'a>,
 }
@@ -59,6 +60,7 @@ pub fn user(u: &User) -> UserView<'_> {
         account_enabled: u.account_enabled,
         external_user_state: u.external_user_state.as_deref(),
         created_date_time: Ts(u.created_date_time),
+        identities: &u.profile.identities,
         profile: Profile(&u.profile),
     }
 }

@@ -9,6 +9,7 @@ pub mod approval;
 pub mod assignment;
 pub mod body;
 pub mod catalog;
+pub mod connected;
 pub mod directory;
 pub mod extension;
 pub mod policy;

@@ -20,8 +20,10 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (190, "scim_user_name", include_str!("../migrations/sqlite/0190_scim_user_name.sql")),
     (191, "app_roles", include_str!("../migrations/sqlite/0191_app_roles.sql")),
     (210, "automatic_assignment", include_str!("../migrations/sqlite/0210_automatic_assignment.sql")),
+    (220, "connected_organizations", include_str!("../migrations/sqlite/0220_connected_organizations.sql")),
     (230, "provisioning", include_str!("../migrations/sqlite/0230_provisioning.sql")),
     (250, "eval_generation", include_str!("../migrations/sqlite/0250_eval_generation.sql")),
+    (252, "connected_generation", include_str!("../migrations/sqlite/0252_connected_generation.sql")),
     (260, "review_stages", include_str!("../migrations/sqlite/0260_review_stages.sql")),
 ];
 
@@ -44,8 +46,10 @@ pub const POSTGRES: &[(i64, &str, &str)] = &[
     (190, "scim_user_name", include_str!("../migrations/postgres/0190_scim_user_name.sql")),
     (191, "app_roles", include_str!("../migrations/postgres/0191_app_roles.sql")),
     (210, "automatic_assignment", include_str!("../migrations/postgres/0210_automatic_assignment.sql")),
+    (220, "connected_organizations", include_str!("../migrations/postgres/0220_connected_organizations.sql")),
     (230, "provisioning", include_str!("../migrations/postgres/0230_provisioning.sql")),
     (250, "eval_generation", include_str!("../migrations/postgres/0250_eval_generation.sql")),
+    (252, "connected_generation", include_str!("../migrations/postgres/0252_connected_generation.sql")),
     (260, "review_stages", include_str!("../migrations/postgres/0260_review_stages.sql")),
 ];
 

@@ -34,6 +34,21 @@ impl Record for User {
     }
 }
 
+impl Record for ConnectedOrganization {
+    const TABLE: &'static str = "connected_organizations";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("display_name", (&self.display_name).into()),
+            ("state", self.state.v1().into()),
+            ("created_us", self.created_date_time.into()),
+            ("modified_us", self.modified_date_time.into()),
+        ]
+    }
+}
+
 impl Record for Group {
     const TABLE: &'static str = "groups";
     fn id(&self) -> &str {

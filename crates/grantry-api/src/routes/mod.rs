@@ -8,6 +8,7 @@ mod assignments;
 mod audit;
 pub mod batch;
 mod catalogs;
+mod connected;
 mod devclock;
 mod environments;
 mod extensions;
@@ -55,6 +56,7 @@ fn graph_routes() -> Router<AppState> {
         .merge(requests::routes())
         .merge(assignments::routes())
         .merge(catalogs::routes())
+        .merge(connected::routes())
         .merge(extensions::routes())
         .merge(packages::routes())
         .merge(environments::routes())
@@ -77,6 +79,7 @@ pub fn describe_graph() -> Vec<crate::openapi::RouteDoc> {
         requests::describe(),
         assignments::describe(),
         catalogs::describe(),
+        connected::describe(),
         extensions::describe(),
         packages::describe(),
         environments::describe(),

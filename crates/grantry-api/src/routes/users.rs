@@ -12,7 +12,7 @@ use axum::routing::{get, put};
 use grantry_core::directory::{self, NewUser, UserPatch};
 use grantry_core::listing::Listed;
 use grantry_domain::enums::UserType;
-use grantry_domain::model::UserProfile;
+use grantry_domain::model::{ObjectIdentity, UserProfile};
 use grantry_domain::{Error, Result};
 use grantry_graph::{Body, directory as wire};
 
@@ -68,7 +68,24 @@ fn profile(b: &Body<'_>) -> Result<UserProfile> {
             *slot = b.str(&[name])?;
         }
     }
+    p.identities = identities(b)?.unwrap_or_default();
     Ok(p)
+}
+
+/// `identities` (`objectIdentity[]`), when the body has it.
+fn identities(b: &Body<'_>) -> Result<Option<Vec<ObjectIdentity>>> {
+    if b.get("identities").is_none_or(serde_json::Value::is_null) {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for item in b.objects(&["identities"])? {
+        out.push(ObjectIdentity {
+            sign_in_type: item.str(&["signInType"])?,
+            issuer: item.str(&["issuer"])?,
+            issuer_assigned_id: item.str(&["issuerAssignedId"])?,
+        });
+    }
+    Ok(Some(out))
 }
 
 /// The profile attributes a PATCH names (`null` clears one).
@@ -153,6 +170,7 @@ async fn update_user(
         account_enabled: b.bool(&["accountEnabled"])?,
         user_type: b.enumeration(&["userType"], UserType::parse, &UserType::allowed())?,
         profile: profile_patch(&b)?,
+        identities: identities(&b)?,
     };
     directory::update_user(&s.app, &caller, &id, patch).await?;
     Ok(respond::no_content())

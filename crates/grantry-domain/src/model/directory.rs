@@ -55,9 +55,26 @@ pub struct UserProfile {
     pub usage_location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_language: Option<String>,
+    /// `identities`: how the user signs in (for a guest, their home tenant or domain).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<ObjectIdentity>,
+}
+
+/// `objectIdentity`: a sign-in identity of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectIdentity {
+    pub sign_in_type: Option<String>,
+    pub issuer: Option<String>,
+    pub issuer_assigned_id: Option<String>,
 }
 
 impl UserProfile {
+    /// The issuers of the user's identities.
+    pub fn identity_issuers(&self) -> impl Iterator<Item = &str> {
+        self.identities.iter().filter_map(|i| i.issuer.as_deref())
+    }
+
     /// (Graph property name, value) of every attribute.
     pub fn fields(&self) -> [(&'static str, &Option<String>); 11] {
         [

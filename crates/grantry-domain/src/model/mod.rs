@@ -4,6 +4,7 @@
 pub mod approval;
 pub mod assignment;
 pub mod catalog;
+pub mod connected;
 pub mod directory;
 pub mod extension;
 pub mod outbox;
@@ -15,6 +16,7 @@ pub mod webhook;
 pub use approval::*;
 pub use assignment::*;
 pub use catalog::*;
+pub use connected::*;
 pub use directory::*;
 pub use extension::*;
 pub use outbox::*;

@@ -16,6 +16,7 @@ mod browser;
 mod callouts;
 mod catalogs;
 mod compression;
+mod connected;
 mod conventions;
 mod copy;
 mod crash;
