@@ -502,7 +502,6 @@ pub async fn get_group(app: &App, id: &str) -> Result<ScimGroup> {
         .await
 }
 
-
 pub async fn update_group<F>(app: &App, id: &str, change: F) -> Result<ScimGroup>
 where
     F: FnOnce(&ScimGroup) -> Result<GroupInput> + Send + 'static,

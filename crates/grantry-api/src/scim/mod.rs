@@ -362,7 +362,12 @@ fn list_query(params: &[(String, String)]) -> Result<ListQuery, ScimError> {
 }
 
 /// One page of users: the filter narrowed to SQL, tested exactly on each row read.
-async fn user_page(state: &AppState, q: &ListQuery, start: usize, count: usize) -> Result<(usize, Vec<Value>), ScimError> {
+async fn user_page(
+    state: &AppState,
+    q: &ListQuery,
+    start: usize,
+    count: usize,
+) -> Result<(usize, Vec<Value>), ScimError> {
     let base = base_url(state);
     let narrowing = q.filter.as_ref().and_then(|f| narrow::narrowing(f, false));
     let (f, b) = (q.filter.clone(), base.clone());
@@ -374,7 +379,12 @@ async fn user_page(state: &AppState, q: &ListQuery, start: usize, count: usize) 
 }
 
 /// One page of groups, as [`user_page`].
-async fn group_page(state: &AppState, q: &ListQuery, start: usize, count: usize) -> Result<(usize, Vec<Value>), ScimError> {
+async fn group_page(
+    state: &AppState,
+    q: &ListQuery,
+    start: usize,
+    count: usize,
+) -> Result<(usize, Vec<Value>), ScimError> {
     let base = base_url(state);
     let narrowing = q.filter.as_ref().and_then(|f| narrow::narrowing(f, true));
     let (f, b) = (q.filter.clone(), base.clone());

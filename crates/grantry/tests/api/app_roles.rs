@@ -257,7 +257,8 @@ async fn catalog_roles_follow_the_app_roles_and_deleting_the_application_leaves_
     }
     roles.push(json!({"id": approver, "displayName": "Approver", "value": "Payroll.Approve", "allowedMemberTypes": ["User"], "isEnabled": true}));
     let app_id = application["id"].as_str().unwrap();
-    let (status, body) = app.patch(&app.admin, &format!("/v1.0/applications/{app_id}"), json!({"appRoles": roles})).await;
+    let (status, body) =
+        app.patch(&app.admin, &format!("/v1.0/applications/{app_id}"), json!({"appRoles": roles})).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(
         roles_of(&app, &f.catalog_id, &rid).await,
@@ -265,7 +266,8 @@ async fn catalog_roles_follow_the_app_roles_and_deleting_the_application_leaves_
     );
     // Dropping the new role removes it from the catalog too (no package delivers it).
     roles.retain(|r| r["id"] != approver);
-    let (status, body) = app.patch(&app.admin, &format!("/v1.0/applications/{app_id}"), json!({"appRoles": roles})).await;
+    let (status, body) =
+        app.patch(&app.admin, &format!("/v1.0/applications/{app_id}"), json!({"appRoles": roles})).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(roles_of(&app, &f.catalog_id, &rid).await, vec![("Payslip reader".to_string(), reader.clone())]);
 
@@ -273,7 +275,9 @@ async fn catalog_roles_follow_the_app_roles_and_deleting_the_application_leaves_
     let alice = app.create_user("alice").await;
     app.admin_assign(&f, &alice).await;
     assert_eq!(assigned_to(&app, "v1.0", &sp_id).await.len(), 1);
-    let (status, body) = app.delete(&app.user_token(&alice, &["Application.ReadWrite.All"]), &format!("/v1.0/servicePrincipals/{sp_id}")).await;
+    let (status, body) = app
+        .delete(&app.user_token(&alice, &["Application.ReadWrite.All"]), &format!("/v1.0/servicePrincipals/{sp_id}"))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "only a Global Administrator may: {body}");
     let (status, body) = app.delete(&app.admin, &format!("/v1.0/servicePrincipals/{sp_id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");

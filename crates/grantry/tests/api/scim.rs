@@ -794,7 +794,9 @@ async fn lists_page_through_large_directories_with_filters_in_the_store() {
         &token,
         Method::POST,
         "/.search",
-        Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": 229, "count": 3})),
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": 229, "count": 3}),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
