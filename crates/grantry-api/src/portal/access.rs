@@ -778,7 +778,7 @@ pub async fn assignments(
                                     None => "Does not expire",
                                 }
                             }
-                            td.row {
+                            td { div.row {
                                 @if extendable.contains(&a.policy_id.as_str()) {
                                     a.button href={"/access/assignments/" (a.id) "/extend"} aria-label={"Extend my access to " (names.get(&a.access_package_id).map(|p| p.display_name.as_str()).unwrap_or("this package"))} { "Extend" }
                                 }
@@ -788,7 +788,7 @@ pub async fn assignments(
                                         button.danger type="submit" aria-label={"Remove my access to " (names.get(&a.access_package_id).map(|p| p.display_name.as_str()).unwrap_or("this package"))} { "Remove" }
                                     }
                                 }
-                            }
+                            } }
                         }
                     }
                 }

@@ -353,6 +353,11 @@ async fn a_newcomer_requests_access_and_an_approver_grants_it_in_chromium() {
     assert!(text.contains("Sales reports") && text.contains("Delivered") && text.contains("in 30 days"), "{text}");
     b.screenshot("my-assignments").await;
     b.check_accessibility("one's access").await;
+    // The policy lets Alex ask for more time.
+    b.click("a[aria-label='Extend my access to Sales reports']").await;
+    b.wait_text("Why do you need it longer?").await;
+    b.screenshot("extend").await;
+    b.check_accessibility("the extend form").await;
     b.open(&format!("{base}/access/requests")).await;
     b.screenshot("my-requests").await;
     b.check_accessibility("one's requests").await;
@@ -503,6 +508,17 @@ async fn an_administrator_builds_a_catalog_package_and_two_stage_policy_and_a_pe
         )
         .await;
     assert_eq!(approvals["value"].as_array().unwrap().len(), 1, "{approvals}");
+    // Irene sees the request among all requests, and the audit log of what she built.
+    b.open(&format!("{base}/admin/requests")).await;
+    let text = b.wait_text("Build access").await;
+    assert!(text.contains("Alex Wilber") && text.contains("Pending approval"), "{text}");
+    b.screenshot("admin-requests").await;
+    b.check_accessibility("all requests").await;
+    b.open(&format!("{base}/admin/audit")).await;
+    let text = b.wait_text("Audit log").await;
+    assert!(text.contains("Irene Admin"), "{text}");
+    b.screenshot("admin-audit").await;
+    b.check_accessibility("the audit log").await;
     alex_browser.close().await;
     admin_browser.close().await;
 }

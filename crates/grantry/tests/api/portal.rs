@@ -736,3 +736,70 @@ async fn people_extend_their_access_managers_request_for_reports_with_an_end_dat
     assert_eq!(js.status, StatusCode::OK);
     assert!(js.body.contains("Intl.DateTimeFormat"));
 }
+
+/// The administration's list pages with many packages and assignments: keyset pages stay
+/// as cheap deep in the list as on its first page. The size comes from
+/// GRANTRY_PORTAL_LIST_N (default 300 so the suite stays quick); BENCHMARKS.md has the
+/// command that measures with 10,000 and prints the latencies.
+#[tokio::test]
+async fn administration_list_pages_stay_fast_with_many_packages_and_assignments() {
+    use grantry_domain::model::{AccessPackage, Assignment};
+    let n: usize = std::env::var("GRANTRY_PORTAL_LIST_N").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let (app, people) = demo_app().await;
+    let (package, _, _) = demo_package(&app).await;
+    let (_, policies) =
+        app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies?$filter=accessPackage/id eq '{package}'")).await;
+    let policy = policies["value"][0]["id"].as_str().unwrap().to_string();
+    let first = admin_add(&app, &package, &policy, &people["alex"]).await;
+    // N packages in the demo catalog, each with one assignment like Alex's, written in bulk.
+    let started = std::time::Instant::now();
+    let (p, f) = (package.clone(), first.clone());
+    app.state()
+        .app
+        .store
+        .write(move |c| {
+            let template: AccessPackage = grantry_store::repo::get(c, &p)?.expect("the demo package");
+            let assignment: Assignment = grantry_store::repo::get(c, &f)?.expect("Alex's assignment");
+            for i in 0..n {
+                let mut pk = template.clone();
+                pk.id = grantry_domain::ids::new_id();
+                pk.display_name = format!("Package {i:05}");
+                grantry_store::repo::insert(c, &pk)?;
+                let mut a = assignment.clone();
+                a.id = grantry_domain::ids::new_id();
+                a.access_package_id = pk.id.clone();
+                grantry_store::repo::insert(c, &a)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    eprintln!("seeded {n} packages and {n} assignments in {:?}", started.elapsed());
+    let mut irene = Visitor::new(&app);
+    irene.sign_in_dev(&people["irene"]).await;
+    let mut report = Vec::new();
+    for (name, first_path) in [
+        ("assignments", "/admin/assignments"),
+        ("requests", "/admin/requests"),
+        ("catalogs", "/admin"),
+        ("audit", "/admin/audit"),
+    ] {
+        // Walk up to ten pages: the first and the deepest are timed alike.
+        let mut path = first_path.to_string();
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            let t = std::time::Instant::now();
+            let page = irene.get(&path).await;
+            times.push(t.elapsed());
+            assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+            let Some(at) = page.body.find(&format!("href=\"{first_path}?after=")) else { break };
+            let rest = &page.body[at + 6..];
+            path = rest[..rest.find('"').unwrap()].replace("&amp;", "&");
+        }
+        times.sort();
+        let (median, worst) = (times[times.len() / 2], *times.last().unwrap());
+        report.push(format!("{name}: {} pages, median {median:?}, slowest {worst:?}", times.len()));
+        assert!(worst < std::time::Duration::from_secs(5), "{name} took {worst:?}");
+    }
+    eprintln!("portal list pages with {n} packages and assignments: {}", report.join("; "));
+}
