@@ -194,6 +194,16 @@ fn mint(
     .map_err(|e| anyhow::anyhow!(e.message))
 }
 
+/// The process's writer totals: statements, callers' writes, CPU nanoseconds.
+fn writer_totals() -> (u64, u64, u64) {
+    let m = grantry_domain::metrics::global();
+    (
+        m.writer_statements.load(Ordering::Relaxed),
+        m.writer_jobs.load(Ordering::Relaxed),
+        m.writer_cpu_ns.load(Ordering::Relaxed),
+    )
+}
+
 fn ok_if(status: u16, want: u16) -> (Outcome, usize) {
     (if status == want { Outcome::Ok } else { Outcome::Error }, 0)
 }
@@ -347,6 +357,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     }
     for s in wanted {
         ctx.reset_rss();
+        let writer_before = writer_totals();
         let rows = match s {
             "b1" => vec![b1(&ctx, "b1", 32).await],
             "b1m" => b1_metrics(&ctx, server.is_some()).await?,
@@ -365,7 +376,22 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             "floor" => vec![],
             other => bail!("unknown scenario '{other}'"),
         };
+        // What the writer did during the scenario (warm-up included), when the server runs in
+        // this process: statements and writer-thread CPU per write transaction's caller.
+        let (statements, writes, cpu_ns) = writer_totals();
+        let writer_note = (ctx.server_pid.is_none() && ctx.args.url.is_none()).then(|| {
+            let w = writes.saturating_sub(writer_before.1).max(1) as f64;
+            format!(
+                "writer: {:.1} statements and {:.0} µs CPU per write ({} writes)",
+                statements.saturating_sub(writer_before.0) as f64 / w,
+                cpu_ns.saturating_sub(writer_before.2) as f64 / w / 1000.0,
+                writes.saturating_sub(writer_before.1)
+            )
+        });
         for mut r in rows {
+            if let Some(note) = &writer_note {
+                r.notes = if r.notes.is_empty() { note.clone() } else { format!("{}; {note}", r.notes) };
+            }
             r.vs_floor = Some(r.summary.throughput / floor_rps.max(1e-9));
             eprintln!(
                 "{} {}: {:.0}/s p50 {:.2} ms p99 {:.2} ms errors {}",

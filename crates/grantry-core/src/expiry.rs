@@ -34,7 +34,11 @@ fn in_list(values: &[String]) -> (String, Vec<Value>) {
 }
 
 /// Rows of `table` whose `column` is one of `keys`, decoded from their bodies.
-fn bodies_in<R: grantry_store::records::Record>(c: &mut dyn Conn, column: &str, keys: &[String]) -> Result<Vec<R>> {
+pub(crate) fn bodies_in<R: grantry_store::records::Record>(
+    c: &mut dyn Conn,
+    column: &str,
+    keys: &[String],
+) -> Result<Vec<R>> {
     let mut out = Vec::new();
     for chunk in keys.chunks(256) {
         let (marks, params) = in_list(chunk);
@@ -196,9 +200,7 @@ fn expire_jobs_known(c: &mut dyn Conn, now: DateTime<Utc>, jobs: &[Job]) -> Resu
         crate::callouts::fire_for_request_with(c, now, CustomExtensionStage::AssignmentRequestRemoved, r, policy)?;
     }
     // The assignees are told their access has ended.
-    for a in &set {
-        crate::notify::access_ended(c, now, a, EXPIRED)?;
-    }
+    crate::notify::access_ended_many(c, now, &set, EXPIRED, &policies, &members)?;
     Ok(jobs.len())
 }
 

@@ -344,9 +344,20 @@ pub fn enqueue(c: &mut dyn Conn, now: DateTime<Utc>, user_id: &str, notice: Noti
         return Ok(());
     }
     let Some(user) = repo::get::<User>(c, user_id)? else { return Ok(()) };
-    if !user.account_enabled {
-        return Ok(());
+    match message_for(now, &user, notice) {
+        Some(m) => repo::insert(c, &m),
+        None => Ok(()),
     }
+}
+
+/// The outbox row of `notice` for `user` (none for a disabled account); its id is
+/// [`mail_id`] of the event and the user. Callers writing many at once check which ids
+/// exist already and insert the rest together.
+pub fn message_for(now: DateTime<Utc>, user: &User, notice: Notice) -> Option<OutboxMessage> {
+    if !user.account_enabled {
+        return None;
+    }
+    let id = mail_id(&notice.event, &user.id);
     let address = user.mail.as_deref().map(str::trim).filter(|m| m.contains('@')).map(str::to_string);
     let payload = json!({
         "template": notice.template,
@@ -378,9 +389,9 @@ pub fn enqueue(c: &mut dyn Conn, now: DateTime<Utc>, user_id: &str, notice: Noti
             user.display_name, user.user_principal_name
         ));
         m.context = json!({ "skipped": true });
-        tracing::info!(user = %user.id, event = %notice.event, "notification skipped: the user has no mail address");
+        tracing::info!(user = %user.id, event = %m.id, "notification skipped: the user has no mail address");
     }
-    repo::insert(c, &m)
+    Some(m)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use grantry_domain::Result;
 use grantry_domain::enums::{RequestState, RequestStatus};
 use grantry_domain::model::{
-    AccessPackage, Approval, Assignment, AssignmentRequest, Policy, ReviewInstance, Subject, User,
+    AccessPackage, Approval, Assignment, AssignmentRequest, OutboxMessage, Policy, ReviewInstance, Subject, User,
 };
 use grantry_store::{Conn, repo};
 use serde_json::{Map, Value, json};
@@ -408,6 +408,58 @@ pub fn access_ended(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, reason
             vars,
         },
     )
+}
+
+/// [`access_ended`] for many assignments ended together (expiry in sets): the same mails,
+/// with the users, packages and already-written mails read in a few statements. `policies`
+/// and `members` (subject id → user id) are what the caller has loaded already.
+pub fn access_ended_many(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    ended: &[Assignment],
+    reason: &str,
+    policies: &std::collections::HashMap<String, Policy>,
+    members: &std::collections::HashMap<String, Option<String>>,
+) -> Result<()> {
+    use std::collections::HashMap;
+    let told: Vec<(&Assignment, &str)> = ended
+        .iter()
+        .filter(|a| !assignment_mails_off(policies.get(&a.policy_id)))
+        .filter_map(|a| members.get(&a.target_subject_id).and_then(|m| m.as_deref()).map(|u| (a, u)))
+        .collect();
+    if told.is_empty() {
+        return Ok(());
+    }
+    let user_ids: Vec<String> = told.iter().map(|(_, u)| u.to_string()).collect();
+    let users: HashMap<String, User> =
+        crate::expiry::bodies_in::<User>(c, "id", &user_ids)?.into_iter().map(|u| (u.id.clone(), u)).collect();
+    let package_ids: Vec<String> = told.iter().map(|(a, _)| a.access_package_id.clone()).collect();
+    let packages: HashMap<String, String> = crate::expiry::bodies_in::<AccessPackage>(c, "id", &package_ids)?
+        .into_iter()
+        .map(|p| (p.id.clone(), p.display_name))
+        .collect();
+    let mut messages = Vec::with_capacity(told.len());
+    for (a, user_id) in told {
+        let Some(user) = users.get(user_id) else { continue };
+        let mut vars = Map::new();
+        let name = packages.get(&a.access_package_id).cloned().unwrap_or_else(|| a.access_package_id.clone());
+        vars.insert("packageName".into(), json!(name));
+        vars.insert("endDate".into(), json!(date(a.expired_date_time.unwrap_or(now))));
+        vars.insert("reason".into(), json!(reason));
+        let notice = Notice {
+            event: format!("assignment:{}:ended", a.id),
+            template: "accessEnded",
+            path: format!("/access/packages/{}", a.access_package_id),
+            vars,
+        };
+        messages.extend(mail::message_for(now, user, notice));
+    }
+    // A mail is written once: drop those an earlier run wrote.
+    let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
+    let written: std::collections::HashSet<String> =
+        crate::expiry::bodies_in::<OutboxMessage>(c, "id", &ids)?.into_iter().map(|m| m.id).collect();
+    messages.retain(|m| !written.contains(&m.id));
+    repo::insert_many(c, &messages)
 }
 
 fn review_notice(inst: &ReviewInstance, package: &str, event: String, template: &'static str) -> Notice {

@@ -121,6 +121,21 @@ async fn an_expiry_runs_a_bounded_number_of_statements() {
     for u in &users {
         assert!(!t.is_member(&f.group_id, u).await, "the membership of {u} was revoked");
     }
+    // Each assignee is told once that their access ended, and each expiry is recorded as a
+    // delivered systemRemove request.
+    let (mails, removes) = t
+        .read(|c| {
+            let mails = grantry_store::repo::count(c, "outbox", "kind = 'mail' AND body LIKE '%accessEnded%'", &[])?;
+            let removes = grantry_store::repo::count(
+                c,
+                "requests",
+                "body LIKE '%systemRemove%' AND body LIKE '%\"delivered\"%'",
+                &[],
+            )?;
+            Ok((mails, removes))
+        })
+        .await;
+    assert_eq!((mails, removes), (users.len() as i64, users.len() as i64));
     if ran > 0 {
         let per = cost.write_statements as f64 / ran as f64;
         let cpu_us = cost.write_cpu_ns as f64 / ran as f64 / 1000.0;
