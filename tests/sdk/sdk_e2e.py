@@ -5,7 +5,8 @@ Starts the grantry binary (GRANTRY_BIN) on a free loopback port with a fresh dat
 the development clock, mints tokens with `grantry token`, and drives the v1.0 SDK
 (msgraph-sdk) and the beta SDK (msgraph-beta-sdk) through the main flow: directory set-up,
 catalog, group resource, access package, policy, an adminAdd request, and reading the
-delivered assignment back with $filter/$expand/$select/$orderby/$top/$count.
+delivered assignment back with $filter/$expand/$select/$orderby/$top/$count; access reviews,
+applications, and a connected organization with its sponsors.
 
 Background work is driven by the development clock (`POST /_grantry/clock/advance` runs all
 due work before answering), never by sleeping. The flows run twice, on fresh servers: as the
@@ -586,6 +587,62 @@ async def flow_apps(server: Server, admin_token: str) -> None:
     check(mine is not None and len(mine.value) == 1 and str(mine.value[0].resource_id) == sp.id, "users/{id}/appRoleAssignments lists it too")
 
 
+async def flow_connected(server: Server, admin_token: str) -> None:
+    """A connected organization round trip through both SDKs: create it with a domain
+    identity source, read it back, add and list an internal sponsor by $ref, change its
+    state, remove the sponsor and delete the organization; then the same organization read
+    through the beta SDK."""
+    from msgraph.generated.models.connected_organization import ConnectedOrganization
+    from msgraph.generated.models.connected_organization_state import ConnectedOrganizationState
+    from msgraph.generated.models.domain_identity_source import DomainIdentitySource
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.models.reference_create import ReferenceCreate
+    from msgraph.generated.models.user import User
+
+    client = client_for("v1.0", f"{server.base}/v1.0", admin_token)
+    beta = client_for("beta", f"{server.base}/beta", admin_token)
+    orgs = client.identity_governance.entitlement_management.connected_organizations
+    print("connected organizations (v1.0 and beta SDKs):")
+    sponsor = await client.users.post(User(display_name="Sara Sponsor", user_principal_name="sara@contoso.com", account_enabled=True))
+    created = await orgs.post(
+        ConnectedOrganization(
+            display_name="Fabrikam",
+            description="Fabrikam partners",
+            identity_sources=[DomainIdentitySource(domain_name="fabrikam.com", display_name="Fabrikam")],
+            state=ConnectedOrganizationState.Configured,
+        )
+    )
+    check(created is not None and created.id and created.state == ConnectedOrganizationState.Configured, "connectedOrganizations.post creates a configured organization")
+    source = (created.identity_sources or [None])[0]
+    check(isinstance(source, DomainIdentitySource) and source.domain_name == "fabrikam.com", "its identity source reads back as a domainIdentitySource")
+    org = orgs.by_connected_organization_id(created.id)
+    await org.internal_sponsors.ref.post(ReferenceCreate(odata_id=f"{server.base}/v1.0/users/{sponsor.id}"))
+    sponsors = await org.internal_sponsors.get()
+    check(sponsors is not None and [s.id for s in sponsors.value] == [sponsor.id], "internalSponsors/$ref adds the sponsor; internalSponsors lists it as a user")
+    check(type(sponsors.value[0]).__name__ == "User", "the sponsor is deserialized as a User")
+    await org.patch(ConnectedOrganization(state=ConnectedOrganizationState.Proposed))
+    again = await org.get()
+    check(again.state == ConnectedOrganizationState.Proposed and again.display_name == "Fabrikam", "patch changes the state and keeps the rest")
+    listed = await orgs.get()
+    check(listed is not None and [o.id for o in listed.value] == [created.id], "connectedOrganizations.get lists it")
+    b = await beta.identity_governance.entitlement_management.connected_organizations.by_connected_organization_id(created.id).get()
+    check(b is not None and b.display_name == "Fabrikam" and b.created_by, "the beta SDK reads it with createdBy")
+    try:
+        await orgs.post(ConnectedOrganization(display_name="Copy", identity_sources=[DomainIdentitySource(domain_name="fabrikam.com")]))
+        check(False, "a second organization for the same domain is refused")
+    except ODataError as e:
+        check(e.response_status_code == 409 and e.error is not None and e.error.code, "a second organization for the same domain -> ODataError 409")
+    await org.internal_sponsors.by_directory_object_id(sponsor.id).ref.delete()
+    sponsors = await org.internal_sponsors.get()
+    check(sponsors is not None and sponsors.value == [], "internalSponsors/{id}/$ref delete removes the sponsor")
+    await org.delete()
+    try:
+        await org.get()
+        check(False, "a deleted organization is gone")
+    except ODataError as e:
+        check(e.response_status_code == 404, "a deleted organization -> ODataError 404")
+
+
 def main() -> int:
     binary = os.environ.get("GRANTRY_BIN")
     if not binary or not os.path.exists(binary):
@@ -605,6 +662,7 @@ def main() -> int:
                 asyncio.run(flow_reviews(server, admin))
                 asyncio.run(flow_reviews_beta(server, admin))
                 asyncio.run(flow_apps(server, admin))
+                asyncio.run(flow_connected(server, admin))
             if handler is not None:
                 check(handler.compressed >= 8, f"{handler.compressed} request bodies were sent gzip-compressed")
                 check(handler.refused == 0, f"no compressed body was refused with 415 ({handler.refused} were)")

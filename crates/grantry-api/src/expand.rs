@@ -18,6 +18,7 @@ use grantry_graph::catalog::{
 use grantry_graph::policy::{PolicyExpand as PolicyExpandOf, PolicyView};
 use grantry_graph::request::{RequestNavs, SubjectView};
 use grantry_odata::ExpandItem;
+use std::collections::HashMap;
 
 /// The `$expand` items of `q` (none when absent).
 pub fn items(q: &RawQuery) -> Result<Vec<ExpandItem>> {
@@ -42,8 +43,7 @@ fn name(item: &ExpandItem) -> String {
     item.path.join("/").to_ascii_lowercase()
 }
 
-/// A subject, with its own nested `$expand=connectedOrganization`. Connected organizations
-/// are not modelled yet, so that navigation is always null.
+/// A subject, with its own nested `$expand=connectedOrganization`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SubjectExpand {
     connected_organization: bool,
@@ -71,9 +71,15 @@ impl SubjectExpand {
     fn view<'a>(
         this: Option<SubjectExpand>,
         s: &'a Option<grantry_domain::model::Subject>,
+        organizations: &'a HashMap<String, grantry_domain::model::ConnectedOrganization>,
         d: Dialect,
     ) -> Option<Option<SubjectView<'a>>> {
-        this.map(|x| s.as_ref().map(|s| SubjectView::new(s, d, x.connected_organization)))
+        this.map(|x| {
+            s.as_ref().map(|s| {
+                let org = s.connected_organization_id.as_ref().and_then(|id| organizations.get(id));
+                SubjectView::new(s, d, x.connected_organization.then_some(org))
+            })
+        })
     }
 }
 
@@ -107,7 +113,7 @@ impl AssignmentExpand {
 
     pub fn navs<'a>(&self, d: Dialect, r: &'a AssignmentRelated) -> AssignmentNavs<'a> {
         AssignmentNavs {
-            target: SubjectExpand::view(self.target, &r.target, d),
+            target: SubjectExpand::view(self.target, &r.target, &r.organizations, d),
             access_package: self.package.then(|| r.package.as_ref().map(|p| PackageView::new(p, d))),
             policy: self.policy.then(|| r.policy.as_ref().map(|p| PolicySummaryView::new(p, d))),
         }
@@ -153,8 +159,8 @@ impl RequestExpand {
     pub fn navs<'a>(&self, d: Dialect, r: &'a RequestRelated) -> RequestNavs<'a> {
         RequestNavs {
             access_package: self.package.then(|| r.package.as_ref().map(|p| PackageView::new(p, d))),
-            requestor: SubjectExpand::view(self.requestor, &r.requestor, d),
-            target: SubjectExpand::view(self.target, &r.target, d),
+            requestor: SubjectExpand::view(self.requestor, &r.requestor, &r.organizations, d),
+            target: SubjectExpand::view(self.target, &r.target, &r.organizations, d),
             assignment: self
                 .assignment
                 .map(|x| r.assignment.as_ref().map(|a| AssignmentView::new(a, d, x.navs(d, &r.assignment_related)))),

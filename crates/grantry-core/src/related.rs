@@ -7,8 +7,8 @@ use crate::packages::{self, RoleScopeView};
 use crate::{App, Caller};
 use grantry_domain::Result;
 use grantry_domain::model::{
-    AccessPackage, Assignment, AssignmentRequest, Catalog, Group, Policy, Resource, ResourceRole, ResourceScope,
-    Subject,
+    AccessPackage, Assignment, AssignmentRequest, Catalog, ConnectedOrganization, Group, Policy, Resource,
+    ResourceRole, ResourceScope, Subject,
 };
 use grantry_store::Conn;
 use std::collections::HashMap;
@@ -27,6 +27,8 @@ pub struct AssignmentRelated {
     pub target: Option<Subject>,
     pub package: Option<AccessPackage>,
     pub policy: Option<Policy>,
+    /// The connected organizations of the subjects loaded, by id.
+    pub organizations: HashMap<String, ConnectedOrganization>,
 }
 
 /// Which related entities of an assignment request to load.
@@ -47,6 +49,8 @@ pub struct RequestRelated {
     pub target: Option<Subject>,
     pub assignment: Option<Assignment>,
     pub assignment_related: AssignmentRelated,
+    /// The connected organizations of the subjects loaded, by id.
+    pub organizations: HashMap<String, ConnectedOrganization>,
 }
 
 /// The related entities of every assignment of a page, in the page's order.
@@ -70,14 +74,40 @@ fn assignments_related_conn(
     let subjects = by_id::<Subject>(c, wanted.target, items.iter().map(|a| &a.target_subject_id))?;
     let packages = by_id::<AccessPackage>(c, wanted.package, items.iter().map(|a| &a.access_package_id))?;
     let policies = by_id::<Policy>(c, wanted.policy, items.iter().map(|a| &a.policy_id))?;
+    let organizations = organizations_of(c, subjects.values())?;
     Ok(items
         .iter()
-        .map(|a| AssignmentRelated {
-            target: subjects.get(&a.target_subject_id).cloned(),
-            package: packages.get(&a.access_package_id).cloned(),
-            policy: policies.get(&a.policy_id).cloned(),
+        .map(|a| {
+            let target = subjects.get(&a.target_subject_id).cloned();
+            AssignmentRelated {
+                organizations: only_of(&organizations, [&target]),
+                target,
+                package: packages.get(&a.access_package_id).cloned(),
+                policy: policies.get(&a.policy_id).cloned(),
+            }
         })
         .collect())
+}
+
+/// The connected organizations of `subjects`, by id.
+fn organizations_of<'a>(
+    c: &mut dyn Conn,
+    subjects: impl Iterator<Item = &'a Subject>,
+) -> Result<HashMap<String, ConnectedOrganization>> {
+    let ids: Vec<&String> = subjects.filter_map(|s| s.connected_organization_id.as_ref()).collect();
+    by_id::<ConnectedOrganization>(c, !ids.is_empty(), ids.into_iter())
+}
+
+/// The organizations of the given subjects only.
+fn only_of<const N: usize>(
+    all: &HashMap<String, ConnectedOrganization>,
+    subjects: [&Option<Subject>; N],
+) -> HashMap<String, ConnectedOrganization> {
+    subjects
+        .iter()
+        .filter_map(|s| s.as_ref().and_then(|s| s.connected_organization_id.as_ref()))
+        .filter_map(|id| all.get(id).map(|o| (id.clone(), o.clone())))
+        .collect()
 }
 
 /// The related entities of every request of a page, in the page's order.
@@ -99,6 +129,7 @@ pub async fn requests_related(
                 requestor.into_iter().chain(target)
             });
             let subjects = by_id::<Subject>(c, wanted.requestor || wanted.target, subject_ids)?;
+            let organizations = organizations_of(c, subjects.values())?;
             let assignments: HashMap<String, Assignment> = by_id::<Assignment>(
                 c,
                 wanted.assignment.is_some(),
@@ -114,10 +145,13 @@ pub async fn requests_related(
                     let assignment = r.assignment_id.as_ref().and_then(|id| assignments.get(id)).cloned();
                     let assignment_related =
                         assignment.as_ref().and_then(|a| nested.get(a.id.as_str()).cloned()).unwrap_or_default();
+                    let requestor = r.requestor_subject_id.as_ref().and_then(|s| subjects.get(s)).cloned();
+                    let target = subjects.get(&r.target_subject_id).cloned();
                     RequestRelated {
+                        organizations: only_of(&organizations, [&requestor, &target]),
                         package: packages.get(&r.access_package_id).cloned(),
-                        requestor: r.requestor_subject_id.as_ref().and_then(|s| subjects.get(s)).cloned(),
-                        target: subjects.get(&r.target_subject_id).cloned(),
+                        requestor,
+                        target,
                         assignment,
                         assignment_related,
                     }

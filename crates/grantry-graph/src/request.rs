@@ -3,6 +3,7 @@
 
 use crate::assignment::{AssignmentView, PackageView};
 use crate::body::{Body, short_type_name};
+use crate::connected::ConnectedOrganizationView;
 use crate::render::Dialect;
 use crate::wire::{EmptyList, Nav, Null, Ts, ts_opt};
 use grantry_domain::enums::{ExpirationType, RequestType};
@@ -405,9 +406,9 @@ pub struct SubjectV1<'a> {
     on_premises_security_identifier: Null,
     subject_type: &'static str,
     subject_lifecycle: &'static str,
-    /// Connected organizations are not modelled yet: expanded, the navigation is `null`.
+    /// Expanded: the subject's connected organization, `null` for one of this directory.
     #[serde(skip_serializing_if = "Option::is_none")]
-    connected_organization: Option<Null>,
+    connected_organization: Option<Option<ConnectedOrganizationView<'a>>>,
 }
 
 #[derive(Serialize)]
@@ -426,13 +427,18 @@ pub struct SubjectBeta<'a> {
     connected_organization_id: Option<&'a str>,
     cleanup_scheduled_date_time: Null,
     #[serde(skip_serializing_if = "Option::is_none")]
-    connected_organization: Option<Null>,
+    connected_organization: Option<Option<ConnectedOrganizationView<'a>>>,
 }
 
 impl<'a> SubjectView<'a> {
-    /// `s` in dialect `d`; `connected_organization` when `$expand` named that navigation.
-    pub fn new(s: &'a Subject, d: Dialect, connected_organization: bool) -> Self {
-        let connected_organization = connected_organization.then_some(Null);
+    /// `s` in dialect `d`; `connected_organization` (`Some`) when `$expand` named that
+    /// navigation, holding the organization if the subject has one.
+    pub fn new(
+        s: &'a Subject,
+        d: Dialect,
+        connected_organization: Option<Option<&'a grantry_domain::model::ConnectedOrganization>>,
+    ) -> Self {
+        let connected_organization = connected_organization.map(|o| o.map(|o| ConnectedOrganizationView::new(o, d)));
         match d {
             Dialect::V1 => SubjectView::V1(SubjectV1 {
                 id: &s.id,

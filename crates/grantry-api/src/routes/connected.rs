@@ -12,7 +12,7 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get};
 use grantry_core::connected::{self, NewOrganization, OrganizationPatch, Sponsor};
 use grantry_core::listing::Listed;
 use grantry_core::{Caller, PageRequest};
@@ -29,10 +29,17 @@ pub fn routes() -> Router<AppState> {
     r = em_route(r, SET, get(list).post(create));
     r = em_route(r, ITEM, get(read).patch(update).delete(remove));
     r = em_route(r, &format!("{ITEM}/[internalSponsors|externalSponsors]"), get(list_sponsors));
-    r = em_route(r, &format!("{ITEM}/[internalSponsors|externalSponsors]/$ref"), post(add_sponsor));
+    r = em_route(
+        r,
+        &format!("{ITEM}/[internalSponsors|externalSponsors]/$ref"),
+        get(list_sponsor_refs).post(add_sponsor).delete(remove_sponsor_by_query),
+    );
     r = em_route(r, &format!("{ITEM}/[internalSponsors|externalSponsors]/{{sid}}/$ref"), delete(remove_sponsor));
     r.route("/users/{id}/sponsors", get(list_user_sponsors))
-        .route("/users/{id}/sponsors/$ref", post(add_user_sponsor))
+        .route(
+            "/users/{id}/sponsors/$ref",
+            get(list_user_sponsor_refs).post(add_user_sponsor).delete(remove_user_sponsor_by_query),
+        )
         .route("/users/{id}/sponsors/{sid}/$ref", delete(remove_user_sponsor))
 }
 
@@ -227,6 +234,81 @@ async fn remove_sponsor(
     Ok(respond::no_content())
 }
 
+/// The object a `DELETE …/$ref?$id={url}` names (the SDKs send `@id`).
+fn id_from_query(q: &RawQuery) -> Result<String, Error> {
+    let url = q
+        .pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("$id") || k.eq_ignore_ascii_case("@id"))
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| {
+            Error::bad_request(
+                "BadRequest",
+                "Name the sponsor to remove: DELETE …/{sponsorId}/$ref, or add ?$id=<URL of the user or group>.",
+            )
+            .with_target("$id")
+        })?;
+    dir::parse_odata_id(url).map(|(_, id)| id).ok_or_else(|| {
+        Error::bad_request(
+            "BadRequest",
+            format!("$id must be the URL of a user or group ending in its id; got '{url}'."),
+        )
+        .with_target("$id")
+    })
+}
+
+/// `GET …/$ref`: the sponsors as references (`@odata.id` of each directory object).
+fn refs(s: &AppState, d: Dialect, page: &grantry_core::Page<Sponsor>, q: &RawQuery) -> Response {
+    let base = format!("{}/{}/directoryObjects", s.config.public_base_url, d.root());
+    let items = page.items.iter().map(|x| serde_json::json!({ "@odata.id": format!("{base}/{}", x.id()) })).collect();
+    respond::collection(s, d, "Collection($ref)", Listed::after_seq(items, page.next_after_seq()), q)
+}
+
+async fn list_sponsor_refs(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let page = connected::list_sponsors(&s.app, &caller, list_of(&q.path), &id, q.page()?).await?;
+    Ok(refs(&s, d, &page, &q))
+}
+
+async fn remove_sponsor_by_query(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let sponsor = id_from_query(&q)?;
+    connected::remove_sponsor(&s.app, &caller, list_of(&q.path), &id, &sponsor).await?;
+    Ok(respond::no_content())
+}
+
+async fn list_user_sponsor_refs(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let page = connected::list_sponsors(&s.app, &caller, SponsorList::User, &id, q.page()?).await?;
+    Ok(refs(&s, d, &page, &q))
+}
+
+async fn remove_user_sponsor_by_query(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let sponsor = id_from_query(&q)?;
+    connected::remove_sponsor(&s.app, &caller, SponsorList::User, &id, &sponsor).await?;
+    Ok(respond::no_content())
+}
+
 async fn list_user_sponsors(
     State(s): State<AppState>,
     Root(d): Root,
@@ -292,9 +374,13 @@ pub fn describe() -> Vec<crate::openapi::RouteDoc> {
             None,
         ));
         docs.push(crate::openapi::remove(format!("{item}/{list_name}/{{sid}}/$ref"), "Remove a sponsor"));
+        docs.push(crate::openapi::list(format!("{item}/{list_name}/$ref"), "Sponsors as references", "Object"));
+        docs.push(crate::openapi::remove(format!("{item}/{list_name}/$ref"), "Remove a sponsor (?$id=)"));
     }
     docs.push(crate::openapi::list("/users/{id}/sponsors", "A user's sponsors", "Object"));
     docs.push(op("post", "/users/{id}/sponsors/$ref", "Add a sponsor to a user", Some("Reference"), 204, None));
     docs.push(crate::openapi::remove("/users/{id}/sponsors/{sid}/$ref", "Remove a user's sponsor"));
+    docs.push(crate::openapi::list("/users/{id}/sponsors/$ref", "A user's sponsors as references", "Object"));
+    docs.push(crate::openapi::remove("/users/{id}/sponsors/$ref", "Remove a user's sponsor (?$id=)"));
     docs
 }

@@ -116,6 +116,12 @@ async fn recheck(graph: &Graph, finals: &[&Step]) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("catalog '{catalog}' is no longer on the server"))?;
             }
+            Step::DeleteOrganization { organization, id } => {
+                graph
+                    .get(&format!("{EM}/connectedOrganizations/{id}"))
+                    .await
+                    .with_context(|| format!("connected organization '{organization}' is no longer on the server"))?;
+            }
             Step::RemoveAssignment { user, assignment_id, package, .. } => {
                 let a = graph
                     .get(&format!("{EM}/assignments/{assignment_id}"))
@@ -138,6 +144,7 @@ struct Ids {
     catalogs: HashMap<String, String>,
     packages: HashMap<(String, String), String>,
     extensions: HashMap<(String, String), String>,
+    organizations: HashMap<String, String>,
 }
 
 fn id_of(v: &Value) -> anyhow::Result<String> {
@@ -168,6 +175,9 @@ pub async fn apply(
         );
     }
     let mut ids = Ids::default();
+    for (on, o) in &plan.live.organizations {
+        ids.organizations.insert(on.clone(), o.id.clone());
+    }
     for (cn, c) in &plan.live.catalogs {
         ids.catalogs.insert(cn.clone(), c.id.clone());
         for (pn, p) in &c.packages {
@@ -250,7 +260,53 @@ async fn run(
             .cloned()
             .with_context(|| format!("access package '{c} / {p}' has no id"))
     };
+    let org_path = |ids: &Ids, o: &str| {
+        ids.organizations
+            .get(o)
+            .map(|id| format!("{EM}/connectedOrganizations/{id}"))
+            .with_context(|| format!("connected organization '{o}' has no id"))
+    };
     Ok(match step {
+        Step::CreateOrganization { organization } => {
+            let o = &want.connected_organizations[organization];
+            let mut body = json!({ "displayName": organization, "identitySources": o.identity_sources });
+            put_opt(&mut body, "description", o.description.clone().map(Value::String));
+            put_opt(&mut body, "state", o.state.map(|s| json!(s.wire())));
+            let created = graph.call(Method::POST, &format!("{EM}/connectedOrganizations"), Some(&body)).await?;
+            let id = id_of(&created)?;
+            ids.organizations.insert(organization.clone(), id.clone());
+            vec![Undo::Delete(format!("{EM}/connectedOrganizations/{id}"))]
+        }
+        Step::UpdateOrganization { organization, id, .. } => {
+            let o = &want.connected_organizations[organization];
+            let h = &plan.live.doc.connected_organizations[organization];
+            let (mut body, mut before) = (json!({}), json!({}));
+            put_opt(&mut body, "description", o.description.clone().map(Value::String));
+            put_opt(&mut before, "description", Some(json!(h.description.clone())));
+            put_opt(&mut body, "state", o.state.map(|s| json!(s.wire())));
+            put_opt(&mut before, "state", h.state.map(|s| json!(s.wire())));
+            let path = format!("{EM}/connectedOrganizations/{id}");
+            graph.call(Method::PATCH, &path, Some(&body)).await?;
+            vec![Undo::Patch(path, before)]
+        }
+        Step::AddSponsor { organization, list, sponsor, sponsor_id } => {
+            let set = if sponsor.group.is_some() { "groups" } else { "users" };
+            let path = org_path(ids, organization)?;
+            let body = json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/{set}/{sponsor_id}") });
+            graph.call(Method::POST, &format!("{path}/{list}/$ref"), Some(&body)).await?;
+            vec![Undo::Delete(format!("{path}/{list}/{sponsor_id}/$ref"))]
+        }
+        Step::RemoveSponsor { organization_id, list, sponsor, sponsor_id, .. } => {
+            let path = format!("{EM}/connectedOrganizations/{organization_id}/{list}");
+            graph.call(Method::DELETE, &format!("{path}/{sponsor_id}/$ref"), None).await?;
+            let set = if sponsor.group.is_some() { "groups" } else { "users" };
+            let body = json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/{set}/{sponsor_id}") });
+            vec![Undo::Post(format!("{path}/$ref"), body)]
+        }
+        Step::DeleteOrganization { id, .. } => {
+            graph.call(Method::DELETE, &format!("{EM}/connectedOrganizations/{id}"), None).await?;
+            vec![]
+        }
         Step::CreateCatalog { catalog } => {
             let c = &want.catalogs[catalog];
             let mut body = json!({ "displayName": catalog, "description": c.description.clone().unwrap_or_default() });
@@ -497,6 +553,29 @@ fn extension_body(name: &str, e: &Extension) -> Value {
     body
 }
 
+/// `connectedOrganization: NAME` left by [`super::plan::ids_of_subjects`] for organizations
+/// created by this apply → `connectedOrganizationId`.
+fn resolve_organizations(v: &mut Value, ids: &HashMap<String, String>) -> anyhow::Result<()> {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(name)) = m.remove("connectedOrganization") {
+                let id = ids.get(&name).with_context(|| format!("connected organization '{name}' has no id"))?;
+                m.insert("connectedOrganizationId".into(), Value::String(id.clone()));
+            }
+            for child in m.values_mut() {
+                resolve_organizations(child, ids)?;
+            }
+        }
+        Value::Array(a) => {
+            for child in a {
+                resolve_organizations(child, ids)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The keys of `before` to send back to restore it.
 fn restore_of(before: &Value, keys: &[&str]) -> Value {
     let mut out = serde_json::Map::new();
@@ -517,6 +596,7 @@ fn finish_policy(
     catalog: &str,
     ids: &Ids,
 ) -> anyhow::Result<()> {
+    resolve_organizations(body, &ids.organizations)?;
     let Value::Object(b) = body else { return Ok(()) };
     b.insert("displayName".into(), json!(name));
     b.insert("accessPackage".into(), json!({ "id": package_id }));

@@ -14,6 +14,63 @@ use std::collections::BTreeMap;
 pub struct Document {
     #[serde(default)]
     pub catalogs: BTreeMap<String, Catalog>,
+    /// Connected organizations by display name, with their sponsors.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connected_organizations: BTreeMap<String, ConnectedOrganization>,
+}
+
+/// A connected organization: its one identity source (Graph's shape, with `@odata.type`),
+/// state and sponsors. A policy names it as `connectedOrganization: NAME` in
+/// `connectedOrganizationMembers`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectedOrganization {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<OrganizationState>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_sources: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub internal_sponsors: Vec<SponsorRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_sponsors: Vec<SponsorRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OrganizationState {
+    Configured,
+    Proposed,
+}
+
+impl OrganizationState {
+    pub fn wire(self) -> &'static str {
+        match self {
+            OrganizationState::Configured => "configured",
+            OrganizationState::Proposed => "proposed",
+        }
+    }
+}
+
+/// A sponsor: a user (by userPrincipalName) or a group (by display name).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SponsorRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl SponsorRef {
+    pub fn describe(&self) -> String {
+        match (&self.user, &self.group) {
+            (Some(u), _) => format!("user '{u}'"),
+            (None, Some(g)) => format!("group '{g}'"),
+            (None, None) => "nobody".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -251,7 +308,8 @@ impl Policy {
 pub const HEADER: &str = "\
 # Grantry governance configuration (access as code).
 # Review a change with `grantry plan FILE`, make it with `grantry apply FILE --plan ID`.
-# Names are keys; users are named by userPrincipalName, groups by display name.
+# Names are keys; users are named by userPrincipalName, groups and connected organizations
+# by display name.
 ";
 
 /// The file's text: a header, then the document with sorted names.

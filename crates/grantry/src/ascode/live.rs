@@ -28,6 +28,8 @@ pub struct DirGroup {
 pub struct Directory {
     pub users: Vec<DirUser>,
     pub groups: Vec<DirGroup>,
+    /// Connected organizations (id, display name), which policies name.
+    pub organizations: Vec<DirGroup>,
 }
 
 impl Directory {
@@ -49,7 +51,7 @@ impl Directory {
             .iter()
             .map(|g| DirGroup { id: text(g, "id"), name: text(g, "displayName") })
             .collect();
-        Ok(Directory { users, groups })
+        Ok(Directory { users, groups, organizations: Vec::new() })
     }
 
     pub fn user(&self, id: &str) -> Option<&DirUser> {
@@ -58,6 +60,23 @@ impl Directory {
 
     pub fn user_by_upn(&self, upn: &str) -> Option<&DirUser> {
         self.users.iter().find(|u| u.upn.eq_ignore_ascii_case(upn))
+    }
+
+    pub fn organization(&self, id: &str) -> Option<&DirGroup> {
+        self.organizations.iter().find(|o| o.id.eq_ignore_ascii_case(id))
+    }
+
+    pub fn organization_by_name(&self, name: &str) -> Option<&DirGroup> {
+        self.organizations.iter().find(|o| o.name == name)
+    }
+
+    /// The id of a sponsor the file names; `None` when no such user or group exists.
+    pub fn sponsor_id(&self, s: &SponsorRef) -> Option<String> {
+        match (&s.user, &s.group) {
+            (Some(u), None) => self.user_by_upn(u).map(|u| u.id.clone()),
+            (None, Some(g)) => self.group_by_name(g).ok().map(|g| g.id.clone()),
+            _ => None,
+        }
     }
 
     pub fn group(&self, id: &str) -> Option<&DirGroup> {
@@ -109,12 +128,21 @@ pub struct LivePolicy {
     pub raw: Value,
 }
 
+/// A connected organization's id and its sponsors' ids.
+#[derive(Debug)]
+pub struct LiveOrganization {
+    pub id: String,
+    pub internal: BTreeMap<SponsorRef, String>,
+    pub external: BTreeMap<SponsorRef, String>,
+}
+
 /// A server's configuration: the document and the ids behind its names.
 #[derive(Debug)]
 pub struct Live {
     pub doc: Document,
     pub dir: Directory,
     pub catalogs: BTreeMap<String, LiveCatalog>,
+    pub organizations: BTreeMap<String, LiveOrganization>,
 }
 
 impl Live {
@@ -129,6 +157,9 @@ impl Live {
     /// Name → id of every catalog, package, policy and custom extension, as YAML.
     pub fn ids_yaml(&self) -> anyhow::Result<String> {
         let mut out: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+        for (on, o) in &self.organizations {
+            out.entry("connectedOrganizations").or_default().insert(on.clone(), o.id.clone());
+        }
         for (cn, c) in &self.catalogs {
             out.entry("catalogs").or_default().insert(cn.clone(), c.id.clone());
             for (en, id) in &c.extensions {
@@ -167,8 +198,10 @@ fn unique<'a>(kind: &str, within: &str, items: impl Iterator<Item = &'a str>) ->
 /// Reads the whole configuration (`progress` is told what is being read).
 pub async fn read(graph: &Graph, progress: &dyn Fn(&str)) -> anyhow::Result<Live> {
     progress("reading the directory");
-    let dir = Directory::read(graph).await?;
+    let mut dir = Directory::read(graph).await?;
     let mut doc = Document::default();
+    progress("reading connected organizations");
+    let organizations = read_organizations(graph, &mut dir, &mut doc).await?;
     let mut catalogs = BTreeMap::new();
     let raw_catalogs = graph.list(&format!("{EM}/catalogs")).await?;
     unique("catalogs", "", raw_catalogs.iter().map(|c| c["displayName"].as_str().unwrap_or("")))?;
@@ -298,7 +331,58 @@ pub async fn read(graph: &Graph, progress: &dyn Fn(&str)) -> anyhow::Result<Live
             p.incompatible_access_packages.sort();
         }
     }
-    Ok(Live { doc, dir, catalogs })
+    Ok(Live { doc, dir, catalogs, organizations })
+}
+
+/// The connected organizations with their sponsors, into `doc`; their names into `dir`.
+async fn read_organizations(
+    graph: &Graph,
+    dir: &mut Directory,
+    doc: &mut Document,
+) -> anyhow::Result<BTreeMap<String, LiveOrganization>> {
+    let raw = graph.list(&format!("{EM}/connectedOrganizations")).await?;
+    unique("connected organizations", "", raw.iter().map(|o| o["displayName"].as_str().unwrap_or("")))?;
+    let mut out = BTreeMap::new();
+    for ro in raw {
+        let (id, name) = (text(&ro, "id"), text(&ro, "displayName"));
+        dir.organizations.push(DirGroup { id: id.clone(), name: name.clone() });
+        let mut live = LiveOrganization { id: id.clone(), internal: BTreeMap::new(), external: BTreeMap::new() };
+        let mut org = ConnectedOrganization {
+            description: opt_text(&ro, "description"),
+            state: match ro["state"].as_str() {
+                Some(s) if s.eq_ignore_ascii_case("proposed") => Some(OrganizationState::Proposed),
+                Some(_) => Some(OrganizationState::Configured),
+                None => None,
+            },
+            identity_sources: ro["identitySources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(strip)
+                .collect(),
+            ..ConnectedOrganization::default()
+        };
+        for (list, into, sponsors) in [
+            ("internalSponsors", &mut live.internal, &mut org.internal_sponsors),
+            ("externalSponsors", &mut live.external, &mut org.external_sponsors),
+        ] {
+            for s in graph.list(&format!("{EM}/connectedOrganizations/{id}/{list}")).await? {
+                let sid = text(&s, "id");
+                let r = if s["@odata.type"].as_str().is_some_and(|t| t.ends_with("group")) {
+                    SponsorRef { user: None, group: Some(text(&s, "displayName")) }
+                } else {
+                    SponsorRef { user: Some(dir.describe_user(&sid)), group: None }
+                };
+                into.insert(r.clone(), sid);
+                sponsors.push(r);
+            }
+            sponsors.sort();
+        }
+        doc.connected_organizations.insert(name.clone(), org);
+        out.insert(name, live);
+    }
+    Ok(out)
 }
 
 fn non_null(v: &Value) -> Option<Value> {
@@ -329,6 +413,12 @@ fn name_subjects(v: Value, dir: &Directory) -> Value {
                 match (k.as_str(), val.as_str()) {
                     ("userId", Some(id)) if dir.user(id).is_some_and(|u| !u.upn.is_empty()) => {
                         out.insert("user".into(), Value::String(dir.describe_user(id)));
+                    }
+                    ("connectedOrganizationId", Some(id)) if dir.organization(id).is_some() => {
+                        out.insert(
+                            "connectedOrganization".into(),
+                            Value::String(dir.organization(id).map(|o| o.name.clone()).unwrap_or_default()),
+                        );
                     }
                     ("groupId", Some(id)) if dir.group(id).is_some() => {
                         out.insert(

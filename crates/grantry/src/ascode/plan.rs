@@ -66,6 +66,21 @@ pub fn parse(file: &str, text: &str) -> Result<Document, InputErrors> {
 /// One change, in the order `apply` makes them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
+    CreateOrganization {
+        organization: String,
+    },
+    UpdateOrganization {
+        organization: String,
+        id: String,
+        changed: Vec<String>,
+    },
+    AddSponsor {
+        organization: String,
+        /// `internalSponsors` or `externalSponsors`.
+        list: &'static str,
+        sponsor: SponsorRef,
+        sponsor_id: String,
+    },
     CreateCatalog {
         catalog: String,
     },
@@ -175,6 +190,17 @@ pub enum Step {
         catalog: String,
         id: String,
     },
+    RemoveSponsor {
+        organization: String,
+        organization_id: String,
+        list: &'static str,
+        sponsor: SponsorRef,
+        sponsor_id: String,
+    },
+    DeleteOrganization {
+        organization: String,
+        id: String,
+    },
     /// An assignment the changed policy no longer allows.
     RemoveAssignment {
         catalog: String,
@@ -199,12 +225,24 @@ impl Step {
                 | Step::DeleteCatalog { .. }
                 | Step::RemoveAssignment { .. }
                 | Step::RemoveResource { after_deletion: true, .. }
+                | Step::DeleteOrganization { .. }
         )
     }
 
     pub fn describe(&self) -> String {
         let list = |c: &[String]| c.join(", ");
         match self {
+            Step::CreateOrganization { organization } => format!("+ connected organization '{organization}'"),
+            Step::UpdateOrganization { organization, changed, .. } => {
+                format!("~ connected organization '{organization}': {} changed", list(changed))
+            }
+            Step::AddSponsor { organization, list, sponsor, .. } => {
+                format!("+ {list} of '{organization}': {}", sponsor.describe())
+            }
+            Step::RemoveSponsor { organization, list, sponsor, .. } => {
+                format!("- {list} of '{organization}': {}", sponsor.describe())
+            }
+            Step::DeleteOrganization { organization, .. } => format!("- connected organization '{organization}'"),
             Step::CreateCatalog { catalog } => format!("+ catalog '{catalog}'"),
             Step::UpdateCatalog { catalog, changed, .. } => format!("~ catalog '{catalog}': {} changed", list(changed)),
             Step::AddResource { catalog, group, .. } => format!("+ resource: group '{group}' in catalog '{catalog}'"),
@@ -441,6 +479,9 @@ impl Plan {
 fn fingerprint(live: &Live, steps: &[Step], impacts: &BTreeMap<usize, Impact>) -> anyhow::Result<String> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(serde_json::to_string(&live.doc)?.as_bytes());
+    for (on, o) in &live.organizations {
+        ctx.update(format!("{on}={};", o.id).as_bytes());
+    }
     for (cn, c) in &live.catalogs {
         ctx.update(format!("{cn}={};", c.id).as_bytes());
         for (pn, p) in &c.packages {
@@ -468,6 +509,45 @@ fn validate(file: &str, text: &str, doc: &Document, live: &Live) -> Result<(), I
     let mut err = |path: Vec<Seg>, message: String| {
         errors.push(InputError { file: file.to_string(), line: locate(text, &path), message });
     };
+    for (on, o) in &doc.connected_organizations {
+        let at = |rest: &[Seg]| {
+            let mut p = vec![key("connectedOrganizations"), key(on)];
+            p.extend_from_slice(rest);
+            p
+        };
+        match live.doc.connected_organizations.get(on) {
+            Some(h) if !o.identity_sources.is_empty() && o.identity_sources != h.identity_sources => err(
+                at(&[key("identitySources")]),
+                format!(
+                    "the identity source of connected organization '{on}' cannot change; give the organization with the new one another name"
+                ),
+            ),
+            None if o.identity_sources.len() != 1 => err(
+                at(&[key("identitySources")]),
+                format!(
+                    "connected organization '{on}' needs exactly one identity source, e.g. `- {{\"@odata.type\": \"#microsoft.graph.domainIdentitySource\", domainName: fabrikam.com}}`"
+                ),
+            ),
+            _ => {}
+        }
+        for (list, sponsors) in [("internalSponsors", &o.internal_sponsors), ("externalSponsors", &o.external_sponsors)]
+        {
+            for (i, s) in sponsors.iter().enumerate() {
+                let problem = match (&s.user, &s.group) {
+                    (Some(u), None) => live
+                        .dir
+                        .user_by_upn(u)
+                        .is_none()
+                        .then(|| format!("there is no user with userPrincipalName '{u}' in the directory")),
+                    (None, Some(g)) => live.dir.group_by_name(g).err(),
+                    _ => Some("a sponsor is either `user: UPN` or `group: NAME`".to_string()),
+                };
+                if let Some(p) = problem {
+                    err(at(&[key(list), Seg::Index(i)]), format!("sponsor: {p}"));
+                }
+            }
+        }
+    }
     for (cn, c) in &doc.catalogs {
         let at = |rest: &[Seg]| {
             let mut p = vec![key("catalogs"), key(cn)];
@@ -538,6 +618,9 @@ fn validate(file: &str, text: &str, doc: &Document, live: &Live) -> Result<(), I
                                 "user" => live.dir.user_by_upn(&name).is_none().then(|| {
                                     format!("there is no user with userPrincipalName '{name}' in the directory")
                                 }),
+                                "connectedOrganization" => (!doc.connected_organizations.contains_key(&name)).then(|| {
+                                    format!("there is no connected organization '{name}' in this file; define it under connectedOrganizations")
+                                }),
                                 _ => live.dir.group_by_name(&name).err(),
                             };
                         if let Some(p) = problem {
@@ -577,6 +660,8 @@ fn check_policy(
 ) -> Result<(), grantry_domain::Error> {
     let mut body = policy_body(q, dir, current.unwrap_or(&Value::Null))
         .map_err(|e| grantry_domain::Error::bad_request("InvalidPolicy", e.to_string()))?;
+    // An organization the apply is to create has no id yet: any id checks the same.
+    placeholder_organizations(&mut body);
     if let Value::Object(b) = &mut body {
         b.insert("displayName".into(), Value::String(name.to_string()));
         b.insert("accessPackage".into(), serde_json::json!({ "id": "00000000-0000-0000-0000-000000000000" }));
@@ -584,6 +669,24 @@ fn check_policy(
     let input = grantry_graph::policy::parse_policy(&grantry_graph::Body::root(&body)?, grantry_graph::Dialect::V1)?;
     let now = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
     input.into_policy(String::new(), String::new(), String::new(), None, now, now).validate(false)
+}
+
+/// `connectedOrganization: NAME` (an organization not yet on the server) → a placeholder
+/// `connectedOrganizationId`.
+fn placeholder_organizations(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if m.remove("connectedOrganization").is_some() {
+                m.insert(
+                    "connectedOrganizationId".into(),
+                    Value::String("00000000-0000-0000-0000-000000000000".into()),
+                );
+            }
+            m.values_mut().for_each(placeholder_organizations);
+        }
+        Value::Array(a) => a.iter_mut().for_each(placeholder_organizations),
+        _ => {}
+    }
 }
 
 /// The key path of an error target such as `requestApprovalSettings.stages[1].primaryApprovers`.
@@ -617,7 +720,7 @@ fn target_path(target: &str) -> Vec<Seg> {
 fn subjects(v: &Value, path: &mut Vec<Seg>, out: &mut Vec<(Vec<Seg>, &'static str, String)>) {
     match v {
         Value::Object(m) => {
-            for kind in ["user", "group"] {
+            for kind in ["user", "group", "connectedOrganization"] {
                 if let Some(Value::String(name)) = m.get(kind) {
                     out.push((path.clone(), kind, name.clone()));
                 }
@@ -653,6 +756,11 @@ pub fn ids_of_subjects(v: Value, dir: &live::Directory) -> Value {
                     ("group", Some(name)) => {
                         let id = dir.group_by_name(name).map(|g| g.id.clone()).unwrap_or_default();
                         out.insert("groupId".into(), Value::String(id));
+                    }
+                    // An organization the apply creates has no id yet; `apply` resolves it.
+                    ("connectedOrganization", Some(name)) if dir.organization_by_name(name).is_some() => {
+                        let id = dir.organization_by_name(name).map(|o| o.id.clone()).unwrap_or_default();
+                        out.insert("connectedOrganizationId".into(), Value::String(id));
                     }
                     _ => {
                         out.insert(k, ids_of_subjects(val, dir));
@@ -702,6 +810,7 @@ fn diff(want: &Document, live: &Live) -> anyhow::Result<Vec<Step>> {
     let have = &live.doc;
     let mut adds = Vec::new();
     let mut removes = Vec::new();
+    diff_organizations(want, live, &mut adds, &mut removes);
     for (cn, c) in &want.catalogs {
         let hc = have.catalogs.get(cn);
         let lc = live.catalogs.get(cn);
@@ -937,6 +1046,8 @@ fn diff(want: &Document, live: &Live) -> anyhow::Result<Vec<Step>> {
             Step::DeletePackage { .. } => 3,
             Step::DeleteExtension { .. } => 4,
             Step::RemoveResource { .. } => 5,
+            Step::RemoveSponsor { .. } => 7,
+            Step::DeleteOrganization { .. } => 8,
             _ => 6,
         }
     };
@@ -966,6 +1077,7 @@ fn diff(want: &Document, live: &Live) -> anyhow::Result<Vec<Step>> {
     // names it, every extension before a policy uses it (the sort keeps names' order).
     let rank = |s: &Step| -> u8 {
         match s {
+            Step::CreateOrganization { .. } | Step::UpdateOrganization { .. } | Step::AddSponsor { .. } => 0,
             Step::CreateCatalog { .. } | Step::UpdateCatalog { .. } => 0,
             Step::AddResource { .. } => 1,
             Step::CreateExtension { .. } | Step::UpdateExtension { .. } => 2,
@@ -978,6 +1090,63 @@ fn diff(want: &Document, live: &Live) -> anyhow::Result<Vec<Step>> {
     adds.sort_by_key(rank);
     adds.extend(removes);
     Ok(adds)
+}
+
+/// Connected organizations and their sponsors: additions first (before any policy names an
+/// organization), removals after every policy change.
+fn diff_organizations(want: &Document, live: &Live, adds: &mut Vec<Step>, removes: &mut Vec<Step>) {
+    let have = &live.doc;
+    for (on, o) in &want.connected_organizations {
+        let lo = live.organizations.get(on);
+        let empty = ConnectedOrganization::default();
+        let ho = match (have.connected_organizations.get(on), lo) {
+            (Some(ho), Some(lo)) => {
+                let changed = changed_fields(&[
+                    ("description", json(&o.description), json(&ho.description)),
+                    ("state", json(&o.state), json(&ho.state)),
+                ]);
+                if !changed.is_empty() {
+                    adds.push(Step::UpdateOrganization { organization: on.clone(), id: lo.id.clone(), changed });
+                }
+                ho
+            }
+            _ => {
+                adds.push(Step::CreateOrganization { organization: on.clone() });
+                &empty
+            }
+        };
+        for (list, wanted, held, ids) in [
+            ("internalSponsors", &o.internal_sponsors, &ho.internal_sponsors, lo.map(|l| &l.internal)),
+            ("externalSponsors", &o.external_sponsors, &ho.external_sponsors, lo.map(|l| &l.external)),
+        ] {
+            for s in wanted {
+                if !held.contains(s) {
+                    let sponsor_id = live.dir.sponsor_id(s).unwrap_or_default();
+                    adds.push(Step::AddSponsor { organization: on.clone(), list, sponsor: s.clone(), sponsor_id });
+                }
+            }
+            if let (Some(lo), Some(ids)) = (lo, ids) {
+                for s in held {
+                    if !wanted.contains(s)
+                        && let Some(sid) = ids.get(s)
+                    {
+                        removes.push(Step::RemoveSponsor {
+                            organization: on.clone(),
+                            organization_id: lo.id.clone(),
+                            list,
+                            sponsor: s.clone(),
+                            sponsor_id: sid.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for (on, lo) in &live.organizations {
+        if !want.connected_organizations.contains_key(on) {
+            removes.push(Step::DeleteOrganization { organization: on.clone(), id: lo.id.clone() });
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -124,6 +124,35 @@ async fn configure(app: &TestApp, users: &[String]) -> (String, String) {
         json!({ "displayName": "Administrators only", "accessPackage": { "id": other }, "allowedTargetScope": "notSpecified" }),
     )
     .await;
+    // A connected organization with sponsors, and a policy for its users.
+    let org = post(
+        app,
+        "connectedOrganizations",
+        json!({ "displayName": "Fabrikam", "description": "Partner", "state": "configured",
+                "identitySources": [{ "@odata.type": "#microsoft.graph.domainIdentitySource", "domainName": "fabrikam.com", "displayName": "Fabrikam" }] }),
+    )
+    .await;
+    let org = org["id"].as_str().unwrap().to_string();
+    for (list, set, id) in
+        [("internalSponsors", "users", users[0].clone()), ("externalSponsors", "groups", support.clone())]
+    {
+        let (status, body) = app
+            .post(
+                &app.admin,
+                &format!("/v1.0/{EM}/connectedOrganizations/{org}/{list}/$ref"),
+                json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/{set}/{id}") }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    post(
+        app,
+        "assignmentPolicies",
+        json!({ "displayName": "Partners", "accessPackage": { "id": other }, "allowedTargetScope": "specificConnectedOrganizationUsers",
+                "specificAllowedTargets": [{ "@odata.type": "#microsoft.graph.connectedOrganizationMembers", "connectedOrganizationId": org }],
+                "requestorSettings": { "enableTargetsToSelfAddAccess": true } }),
+    )
+    .await;
     (package, policy["id"].as_str().unwrap().to_string())
 }
 
@@ -143,6 +172,11 @@ async fn export_apply_into_an_empty_server_then_export_gives_the_same_file() {
         "Why do you need access?",
         "accessPackage: Support access",
         "role: Member",
+        "connectedOrganizations:",
+        "domainName: fabrikam.com",
+        "connectedOrganization: Fabrikam",
+        "internalSponsors:",
+        "- group: Support team",
     ] {
         assert!(exported.contains(expected), "{expected} missing from:\n{exported}");
     }

@@ -276,6 +276,18 @@ async fn sponsors_are_added_listed_and_removed_by_ref() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (_, list) = app.get(&app.admin, &format!("{item}/internalSponsors")).await;
     assert_eq!(ids_of(&list), vec![group.clone()]);
+    // The references, and removal by `$id` (the form the SDKs' collection builders send).
+    let (status, refs) = app.get(&app.admin, &format!("{item}/internalSponsors/$ref")).await;
+    assert_eq!(status, StatusCode::OK, "{refs}");
+    let url = refs["value"][0]["@odata.id"].as_str().unwrap_or_else(|| panic!("{refs}")).to_string();
+    assert!(url.ends_with(&format!("/directoryObjects/{group}")), "{url}");
+    let (status, body) = app.delete(&app.admin, &format!("{item}/internalSponsors/$ref?@id={url}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, list) = app.get(&app.admin, &format!("{item}/internalSponsors")).await;
+    assert!(ids_of(&list).is_empty(), "{list}");
+    let (status, e) = app.delete(&app.admin, &format!("{item}/internalSponsors/$ref")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["target"], "$id");
 
     // Users have sponsors too.
     let guest = create_guest(&app, "gus@fabrikam.com").await;
@@ -448,6 +460,31 @@ async fn requestor_scopes_for_external_users_follow_their_organization() {
     let una_request = una_request.unwrap_or_else(|| panic!("no request by una: {list}"));
     assert_eq!(una_request["requestor"]["connectedOrganizationId"], proposed["id"], "{una_request}");
     assert_eq!(una_request["requestor"]["type"], "User");
+    // Expanded, the requestor's organization is the whole entity (as Entra's beta examples
+    // ask for it); a member's is null.
+    let (status, list) = app
+        .get(
+            &app.admin,
+            &format!(
+                "{}?$expand=requestor($expand=connectedOrganization)",
+                em("beta", "accessPackageAssignmentRequests")
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let una_request =
+        list["value"].as_array().unwrap().iter().find(|r| r["requestor"]["objectId"] == una.as_str()).unwrap();
+    assert_eq!(
+        una_request["requestor"]["connectedOrganization"]["displayName"], "unknown-partner.org",
+        "{una_request}"
+    );
+    assert_eq!(una_request["requestor"]["connectedOrganization"]["state"], "proposed");
+    let (_, list) = app
+        .get(&app.admin, &format!("{}?$expand=target($expand=connectedOrganization)", em("v1.0", "assignments")))
+        .await;
+    let ann_assignment =
+        list["value"].as_array().unwrap().iter().find(|a| a["target"]["objectId"] == ann.as_str()).unwrap();
+    assert_eq!(ann_assignment["target"]["connectedOrganization"]["id"], fabrikam.as_str(), "{ann_assignment}");
 }
 
 /// A policy whose one approval stage is `approvers` (with a fallback that never applies).

@@ -130,6 +130,44 @@ async fn every_rendered_entity_has_only_properties_of_its_dialects_schema() {
     let other_group = app.create_group("Walk group").await;
     app.add_group_resource(&f.catalog_id, &other_group).await;
     app.create_extension(&f.catalog_id, "accessPackageAssignmentRequestWorkflowExtension", json!({})).await;
+    // Connected organizations with each identity source both schemas define.
+    let tenant = grantry_domain::ids::new_id();
+    let mut org_id = String::new();
+    for source in [
+        json!({ "@odata.type": "#microsoft.graph.domainIdentitySource", "domainName": "fabrikam.com", "displayName": "Fabrikam" }),
+        json!({ "@odata.type": "#microsoft.graph.azureActiveDirectoryTenant", "tenantId": tenant, "displayName": "Woodgrove" }),
+        json!({ "@odata.type": "#microsoft.graph.externalDomainFederation", "domainName": "litware.com", "issuerUri": "https://sts.litware.com/adfs", "displayName": "Litware" }),
+    ] {
+        let (status, o) = app
+            .post(
+                &app.admin,
+                &em("v1.0", "connectedOrganizations"),
+                json!({ "displayName": "Partner", "description": "walk", "identitySources": [source] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{o}");
+        org_id = o["id"].as_str().unwrap().to_string();
+    }
+    // Sponsors: a user and a group of the organization, and the user's own sponsor.
+    let group = &f.group_id;
+    for (list, set, id) in [("internalSponsors", "users", &approver), ("externalSponsors", "groups", group)] {
+        let (status, body) = app
+            .post(
+                &app.admin,
+                &em("v1.0", &format!("connectedOrganizations/{org_id}/{list}/$ref")),
+                json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/{set}/{id}") }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &format!("/v1.0/users/{user}/sponsors/$ref"),
+            json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/users/{approver}") }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
     let mut found = Vec::new();
     let (c, p) = (&f.catalog_id, &f.package_id);
@@ -155,8 +193,21 @@ async fn every_rendered_entity_has_only_properties_of_its_dialects_schema() {
         (format!("{EM}/assignments?$expand=target,accessPackage,assignmentPolicy"), "accessPackageAssignment"),
         (format!("{EM}/resourceRequests?$expand=resource"), "accessPackageResourceRequest"),
         (format!("{EM}/settings"), "entitlementManagementSettings"),
+        (format!("{EM}/connectedOrganizations"), "connectedOrganization"),
+        (format!("{EM}/connectedOrganizations/{org_id}"), "connectedOrganization"),
         (format!("{AP}/{request_id}"), "approval"),
         (format!("{AP}/{request_id}/stages"), "approvalStage"),
+        (
+            format!("{EM}/connectedOrganizations/{org_id}?$expand=internalSponsors,externalSponsors"),
+            "connectedOrganization",
+        ),
+        (format!("{EM}/connectedOrganizations/{org_id}/internalSponsors"), "directoryObject"),
+        ("users".to_string(), "user"),
+        (format!("users/{user}"), "user"),
+        (format!("users/{user}/sponsors"), "directoryObject"),
+        (format!("users/{user}/memberOf"), "directoryObject"),
+        ("groups".to_string(), "group"),
+        (format!("groups/{group}/members"), "directoryObject"),
         ("auditLogs/directoryAudits".to_string(), "directoryAudit"),
     ];
     for (path, ty) in &v1 {
@@ -189,8 +240,21 @@ async fn every_rendered_entity_has_only_properties_of_its_dialects_schema() {
         (format!("{EM}/accessPackageAssignmentResourceRoles"), "accessPackageAssignmentResourceRole"),
         (format!("{EM}/accessPackageResourceRequests"), "accessPackageResourceRequest"),
         (format!("{EM}/settings"), "entitlementManagementSettings"),
+        (format!("{EM}/connectedOrganizations"), "connectedOrganization"),
+        (format!("{EM}/connectedOrganizations/{org_id}"), "connectedOrganization"),
         (format!("{AP}/{request_id}"), "approval"),
         (format!("{AP}/{request_id}/steps"), "approvalStep"),
+        (
+            format!("{EM}/connectedOrganizations/{org_id}?$expand=internalSponsors,externalSponsors"),
+            "connectedOrganization",
+        ),
+        (format!("{EM}/connectedOrganizations/{org_id}/internalSponsors"), "directoryObject"),
+        ("users".to_string(), "user"),
+        (format!("users/{user}"), "user"),
+        (format!("users/{user}/sponsors"), "directoryObject"),
+        (format!("users/{user}/memberOf"), "directoryObject"),
+        ("groups".to_string(), "group"),
+        (format!("groups/{group}/members"), "directoryObject"),
         ("auditLogs/directoryAudits".to_string(), "directoryAudit"),
     ];
     for (path, ty) in &beta {
