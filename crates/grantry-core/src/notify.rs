@@ -495,7 +495,8 @@ pub fn review_started(
     mail::enqueue(c, now, reviewer, notice)
 }
 
-/// A reminder to the reviewers who still have undecided items of a run.
+/// A reminder to the reviewers who still have undecided items of a run (of its stage under
+/// way, for a run with stages: the mail names the stage and its end).
 pub fn review_reminder(
     c: &mut dyn Conn,
     now: DateTime<Utc>,
@@ -509,9 +510,18 @@ pub fn review_reminder(
         Some(d) => package_name(c, &d.access_package_id)?,
         None => String::new(),
     };
+    let stage = inst.current_stage();
     for reviewer in reviewers {
-        let event = format!("review:{}:reminder:{}", inst.id, now.timestamp_micros());
-        mail::enqueue(c, now, reviewer, review_notice(inst, &package, event, "reviewReminder"))?;
+        let event = match stage {
+            Some(s) => format!("review:{}:stage{}:reminder:{}", inst.id, s.index, now.timestamp_micros()),
+            None => format!("review:{}:reminder:{}", inst.id, now.timestamp_micros()),
+        };
+        let mut notice = review_notice(inst, &package, event, "reviewReminder");
+        if let Some(s) = stage {
+            notice.vars.insert("endDate".into(), json!(date(s.end_date_time)));
+            notice.vars.insert("stage".into(), json!((s.index + 1).to_string()));
+        }
+        mail::enqueue(c, now, reviewer, notice)?;
     }
     Ok(())
 }

@@ -336,25 +336,96 @@ pub async fn get_instance(
     app.store.read(move |c| visible_instance(c, &caller, &d, &i).map(|(_, inst, _)| inst)).await
 }
 
+/// The decision items a call addresses: those of a run (`…/instances/{i}/decisions`), or
+/// those that reached one of its stages (`…/stages/{s}/decisions`). Reads and decisions go
+/// through one path for both.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemsAt<'a> {
+    pub definition_id: &'a str,
+    pub instance_id: &'a str,
+    pub stage_id: Option<&'a str>,
+}
+
+impl<'a> ItemsAt<'a> {
+    /// The items of a run.
+    pub fn run(definition_id: &'a str, instance_id: &'a str) -> Self {
+        ItemsAt { definition_id, instance_id, stage_id: None }
+    }
+
+    /// The items that reached stage `stage_id` of a run.
+    pub fn stage(definition_id: &'a str, instance_id: &'a str, stage_id: &'a str) -> Self {
+        ItemsAt { definition_id, instance_id, stage_id: Some(stage_id) }
+    }
+
+    fn owned(&self) -> (String, String, Option<String>) {
+        (self.definition_id.to_string(), self.instance_id.to_string(), self.stage_id.map(str::to_string))
+    }
+}
+
+/// Where an [`ItemsAt`] led: the run's ids as stored and, for a stage, the stage's id and
+/// position.
+#[derive(Debug, Clone)]
+pub struct ItemsPlace {
+    pub definition_id: String,
+    pub instance_id: String,
+    pub stage: Option<(String, usize)>,
+}
+
+impl ItemsPlace {
+    /// An item as shown here: in a stage, with that stage's decision; in a run, with the
+    /// latest decision any stage made (Graph's decision item shows it across stages).
+    pub fn show(&self, item: &ReviewDecision) -> ReviewDecision {
+        match &self.stage {
+            Some((_, index)) => item.in_stage(*index).unwrap_or_else(|| item.clone()),
+            None => item.shown(),
+        }
+    }
+}
+
+/// The run an [`ItemsAt`] names, visible to the caller (with whether they see all of it),
+/// and the place it leads to.
+fn items_place(
+    c: &mut dyn Conn,
+    caller: &Caller,
+    (d, i, s): (&str, &str, Option<&str>),
+) -> Result<(ReviewInstance, bool, ItemsPlace)> {
+    let (_, inst, full) = visible_instance(c, caller, d, i)?;
+    let stage = match s {
+        Some(s) => {
+            let stage = find_stage(&inst, s)?;
+            Some((stage.id.clone(), stage.index))
+        }
+        None => None,
+    };
+    let place = ItemsPlace { definition_id: inst.definition_id.clone(), instance_id: inst.id.clone(), stage };
+    Ok((inst, full, place))
+}
+
+/// The decision items at `at` (with `only_mine`, those the caller reviews; a reviewer
+/// without a role sees only theirs). A stage lists the items that reached it. Items are as
+/// stored; [`ItemsPlace::show`] gives them as Graph shows them there.
 pub async fn list_decisions(
     app: &App,
     caller: &Caller,
-    definition_id: &str,
-    instance_id: &str,
+    at: ItemsAt<'_>,
     options: ListOptions,
     only_mine: bool,
-) -> Result<Listed<ReviewDecision>> {
+) -> Result<(ItemsPlace, Listed<ReviewDecision>)> {
     caller.require(REVIEW_READ)?;
     let caller = caller.clone();
-    let (d, i) = (definition_id.to_string(), instance_id.to_string());
+    let (d, i, s) = at.owned();
     app.store
         .read(move |c| {
-            let (_, inst, full) = visible_instance(c, &caller, &d, &i)?;
+            let (inst, full, place) = items_place(c, &caller, (&d, &i, s.as_deref()))?;
             let mut scope = vec![Sql { text: "instance_id = ?".into(), params: vec![Value::from(&inst.id)] }];
+            if let Some((_, index)) = &place.stage {
+                scope.push(Sql { text: "stage >= ?".into(), params: vec![Value::from(*index as i64)] });
+            }
             if only_mine || !full {
                 scope.push(mine_condition(&caller, &inst.id));
             }
-            crate::listing::list(c, DECISION_FIELDS, scope, &options)
+            let page = crate::listing::list(c, DECISION_FIELDS, scope, &options)?;
+            Ok((place, page))
         })
         .await
 }
@@ -376,26 +447,30 @@ fn is_reviewer_of(c: &mut dyn Conn, caller: &Caller, decision_id: &str) -> Resul
     .is_some())
 }
 
+/// One decision item at `at`: it must belong to the run (and, for a stage, have reached it)
+/// and be visible to the caller.
 pub async fn get_decision(
     app: &App,
     caller: &Caller,
-    definition_id: &str,
-    instance_id: &str,
+    at: ItemsAt<'_>,
     decision_id: &str,
-) -> Result<ReviewDecision> {
+) -> Result<(ItemsPlace, ReviewDecision)> {
     caller.require(REVIEW_READ)?;
     let caller = caller.clone();
-    let (d, i, x) = (definition_id.to_string(), instance_id.to_string(), decision_id.to_string());
+    let (d, i, s) = at.owned();
+    let x = decision_id.to_string();
     app.store
         .read(move |c| {
-            let (_, inst, full) = visible_instance(c, &caller, &d, &i)?;
+            let (inst, full, place) = items_place(c, &caller, (&d, &i, s.as_deref()))?;
+            let not_found = || Error::not_found("access review decision item", &x);
             let item = repo::get::<ReviewDecision>(c, &ids::normalize(&x))?
                 .filter(|it| it.instance_id == inst.id)
-                .ok_or_else(|| Error::not_found("access review decision item", &x))?;
+                .filter(|it| place.stage.as_ref().is_none_or(|(_, index)| it.in_stage(*index).is_some()))
+                .ok_or_else(not_found)?;
             if !full && !is_reviewer_of(c, &caller, &item.id)? {
-                return Err(Error::not_found("access review decision item", &x));
+                return Err(not_found());
             }
-            Ok(item)
+            Ok((place, item))
         })
         .await
 }
@@ -514,9 +589,7 @@ fn open_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Resul
         {
             crate::jobs::enqueue(c, JOB_STAGE, &inst.id, first.end_date_time, json!({ "stage": 0 }))?;
         }
-        if inst.settings.reminder_notifications_enabled {
-            crate::jobs::enqueue(c, JOB_REMIND, &inst.id, start + days / 2, json!({}))?;
-        }
+        schedule_reminder(c, &inst)?;
         audit_instance(c, ctx.now, &inst, "started", json!({ "definitionId": def.id, "occurrence": n }))?;
         add_items(c, ctx.now, &inst.id, 0)?;
     }
@@ -905,28 +978,55 @@ fn apply_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Resu
     }
 }
 
-/// Job `review.remind`: at a run's midpoint, reminds the reviewers who still have
-/// undecided items.
+/// Schedules the automatic reminder of the part of `inst` under way, when its settings
+/// turn reminders on (Entra reminds at the midpoint): for a run with stages, at the
+/// midpoint of the stage under way (each stage's reviewers are reminded in their stage);
+/// otherwise at the midpoint of the run. A reminder scheduled before is replaced.
+fn schedule_reminder(c: &mut dyn Conn, inst: &ReviewInstance) -> Result<()> {
+    crate::jobs::cancel(c, JOB_REMIND, &inst.id)?;
+    if !inst.settings.reminder_notifications_enabled {
+        return Ok(());
+    }
+    let (start, end, payload) = match inst.current_stage() {
+        Some(s) => (s.start_date_time, s.end_date_time, json!({ "stage": s.index })),
+        None => (inst.start_date_time, inst.end_date_time, json!({})),
+    };
+    crate::jobs::enqueue(c, JOB_REMIND, &inst.id, start + (end - start) / 2, payload)
+}
+
+/// Job `review.remind`: at the midpoint of a run (or of the stage it was scheduled for),
+/// reminds the reviewers who still have undecided items. A stage's reminder does nothing
+/// once that stage has ended.
 fn remind_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result<()> {
     let Some(mut inst) = repo::get::<ReviewInstance>(c, &job.entity_id)? else { return Ok(()) };
     if inst.status != InstanceStatus::InProgress {
         return Ok(());
     }
+    if let Some(stage) = job.payload.get("stage").and_then(serde_json::Value::as_u64) {
+        let current = inst.current_stage().filter(|s| s.status == InstanceStatus::InProgress).map(|s| s.index);
+        if current != Some(stage as usize) {
+            return Ok(());
+        }
+    }
     remind(c, ctx.now, &mut inst, None)
 }
 
-/// Reminds every reviewer with undecided items by mail (when the review's mail settings
-/// are on); the reminder, with whom it was for, is in the audit trail.
+/// Reminds by mail (when the review's mail settings are on) every reviewer with undecided
+/// items in the part of the run under way: for a run with stages, only the reviewers of
+/// the stage under way, about the items that reached it. The reminder, with whom it was
+/// for, is in the audit trail.
 fn remind(c: &mut dyn Conn, now: DateTime<Utc>, inst: &mut ReviewInstance, actor: Option<&str>) -> Result<()> {
+    let stage = inst.current_stage().map(|s| s.index as i64).unwrap_or(0);
     let rows = c.query(
         "SELECT DISTINCT r.reviewer_id FROM review_decision_reviewers r JOIN review_decisions d ON d.id = r.decision_id \
-         WHERE r.instance_id = ? AND d.decision = 'NotReviewed' ORDER BY r.reviewer_id",
-        &[Value::from(&inst.id)],
+         WHERE r.instance_id = ? AND d.stage = ? AND d.decision = 'NotReviewed' ORDER BY r.reviewer_id",
+        &[Value::from(&inst.id), Value::from(stage)],
     )?;
     let pending: Vec<String> = rows.iter().map(|r| r.text(0)).collect::<Result<_>>()?;
     crate::notify::review_reminder(c, now, inst, &pending)?;
     inst.last_reminder_date_time = Some(now);
     repo::update(c, inst)?;
+    let stage_id = inst.current_stage().map(|s| s.stage_id.clone());
     crate::audit::record(
         c,
         crate::audit::AuditEvent {
@@ -935,7 +1035,7 @@ fn remind(c: &mut dyn Conn, now: DateTime<Utc>, inst: &mut ReviewInstance, actor
             entity_type: "accessReviewInstance",
             entity_id: &inst.id,
             action: "reminderSent",
-            detail: json!({ "reviewerIds": pending }),
+            detail: json!({ "reviewerIds": pending, "stage": stage_id }),
         },
     )
 }
@@ -1023,42 +1123,21 @@ fn complete_stage(inst: &mut ReviewInstance, now: DateTime<Utc>) {
     }
 }
 
-/// PATCH of a decision item by one of its reviewers, while the run is in progress.
+/// PATCH of a decision item by one of its reviewers, while the run is in progress. Through
+/// a stage (`…/stages/{s}/decisions/{id}`), the stage must be the one under way and the item
+/// must have reached it.
 pub async fn record_decision(
     app: &App,
     caller: &Caller,
-    definition_id: &str,
-    instance_id: &str,
-    item_id: &str,
-    input: RecordInput,
-) -> Result<()> {
-    record_decision_in(app, caller, (definition_id, instance_id, None), item_id, input).await
-}
-
-/// PATCH of a decision item through a stage (`…/stages/{s}/decisions/{id}`): the stage
-/// must be the one under way and the item must have reached it.
-pub async fn record_stage_decision(
-    app: &App,
-    caller: &Caller,
-    (definition_id, instance_id, stage_id): (&str, &str, &str),
-    item_id: &str,
-    input: RecordInput,
-) -> Result<()> {
-    record_decision_in(app, caller, (definition_id, instance_id, Some(stage_id)), item_id, input).await
-}
-
-async fn record_decision_in(
-    app: &App,
-    caller: &Caller,
-    (definition_id, instance_id, stage): (&str, &str, Option<&str>),
+    at: ItemsAt<'_>,
     item_id: &str,
     input: RecordInput,
 ) -> Result<()> {
     caller.require(REVIEW_WRITE)?;
     let caller = caller.clone();
     let now = app.now();
-    let (d, i, x) = (definition_id.to_string(), instance_id.to_string(), item_id.to_string());
-    let stage = stage.map(str::to_string);
+    let (d, i, stage) = at.owned();
+    let x = item_id.to_string();
     app.store
         .write(move |c| {
             let (_, inst, _) = visible_instance(c, &caller, &d, &i)?;
@@ -1547,6 +1626,7 @@ fn stage_job(ctx: &JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Resu
     crate::jobs::cancel(c, JOB_END, &inst.id)?;
     crate::jobs::enqueue(c, JOB_END, &inst.id, inst.end_date_time, json!({}))?;
     crate::jobs::cancel(c, JOB_REASSIGN, &inst.id)?;
+    schedule_reminder(c, &inst)?;
     audit_instance(c, ctx.now, &inst, "stageCompleted", json!({ "stage": current.stage_id, "next": next.stage_id }))?;
     move_items(c, ctx.now, &mut inst, k, 0)
 }
@@ -1657,20 +1737,22 @@ fn change_reviewers(
     Ok((reviewers, fallback))
 }
 
-/// Instance PUT: changes the reviewers of a run in progress (its scope is sent unchanged);
-/// the items are assigned to them in the background. Returns the run.
-pub async fn replace_instance(
+/// New reviewers of a run in progress (instance PUT; its scope is sent unchanged), or of
+/// the stage under way when `at` names one (stage PATCH). A run with stages changes its
+/// reviewers through the stage under way. The items are assigned to the new reviewers in
+/// the background. Returns the run and, for a stage, the stage.
+pub async fn change_reviewers_at(
     app: &App,
     caller: &Caller,
-    (definition_id, instance_id): (&str, &str),
+    at: ItemsAt<'_>,
     reviewers: Option<Vec<Reviewer>>,
     fallback: Option<Vec<Reviewer>>,
-) -> Result<ReviewInstance> {
+) -> Result<(ReviewInstance, Option<ReviewStage>)> {
     caller.require(REVIEW_WRITE)?;
     let caller = caller.clone();
     let now = app.now();
-    let (d, i) = (definition_id.to_string(), instance_id.to_string());
-    let inst = app
+    let (d, i, s) = at.owned();
+    let out = app
         .store
         .write(move |c| {
             let (_, mut inst) = managed_instance(c, &caller, &d, &i)?;
@@ -1684,23 +1766,34 @@ pub async fn replace_instance(
                     ),
                 ));
             }
-            if inst.is_multi_stage() {
-                return Err(Error::bad_request(
-                    "MultiStageReview",
-                    "This review has stages: change the reviewers of the stage under way with PATCH …/stages/{stageId}.",
-                )
-                .with_target("reviewers"));
-            }
-            let (r, f) = change_reviewers((&inst.reviewers, &inst.fallback_reviewers), reviewers, fallback)?;
-            inst.reviewers = r;
-            inst.fallback_reviewers = f;
+            let stage = match &s {
+                Some(s) => Some(current_stage_of(&inst, s)?),
+                None if inst.is_multi_stage() => {
+                    return Err(Error::bad_request(
+                        "MultiStageReview",
+                        "This review has stages: change the reviewers of the stage under way with PATCH …/stages/{stageId}.",
+                    )
+                    .with_target("reviewers"));
+                }
+                None => None,
+            };
+            let (r, f) = match stage {
+                Some(k) => {
+                    let st = &mut inst.stages[k];
+                    (&mut st.reviewers, &mut st.fallback_reviewers)
+                }
+                None => (&mut inst.reviewers, &mut inst.fallback_reviewers),
+            };
+            let (new_r, new_f) = change_reviewers((r.as_slice(), f.as_slice()), reviewers, fallback)?;
+            (*r, *f) = (new_r, new_f);
             repo::update(c, &inst)?;
             reassign_soon(c, now, &inst, caller.id())?;
-            Ok(inst)
+            let stage = stage.map(|k| inst.stages[k].clone());
+            Ok((inst, stage))
         })
         .await?;
     app.work_signal.notify_one();
-    Ok(inst)
+    Ok(out)
 }
 
 fn reassign_soon(c: &mut dyn Conn, now: DateTime<Utc>, inst: &ReviewInstance, actor: &str) -> Result<()> {
@@ -1765,80 +1858,6 @@ pub async fn get_stage(
             Ok((inst, stage))
         })
         .await
-}
-
-/// The items that reached stage `stage_id`, as that stage decided them.
-pub async fn list_stage_decisions(
-    app: &App,
-    caller: &Caller,
-    (definition_id, instance_id, stage_id): (&str, &str, &str),
-    options: ListOptions,
-    only_mine: bool,
-) -> Result<Listed<ReviewDecision>> {
-    caller.require(REVIEW_READ)?;
-    let caller = caller.clone();
-    let (d, i, s) = (definition_id.to_string(), instance_id.to_string(), stage_id.to_string());
-    app.store
-        .read(move |c| {
-            let (_, inst, full) = visible_instance(c, &caller, &d, &i)?;
-            let stage = find_stage(&inst, &s)?.index;
-            let mut scope = vec![Sql {
-                text: "instance_id = ? AND stage >= ?".into(),
-                params: vec![Value::from(&inst.id), Value::from(stage as i64)],
-            }];
-            if only_mine || !full {
-                scope.push(mine_condition(&caller, &inst.id));
-            }
-            let page: Listed<ReviewDecision> = crate::listing::list(c, DECISION_FIELDS, scope, &options)?;
-            Ok(page.map(|x: ReviewDecision| x.in_stage(stage).unwrap_or(x)))
-        })
-        .await
-}
-
-pub async fn get_stage_decision(
-    app: &App,
-    caller: &Caller,
-    (definition_id, instance_id, stage_id): (&str, &str, &str),
-    decision_id: &str,
-) -> Result<ReviewDecision> {
-    let (_, stage) = get_stage(app, caller, (definition_id, instance_id, stage_id)).await?;
-    let item = get_decision(app, caller, definition_id, instance_id, decision_id).await?;
-    item.in_stage(stage.index).ok_or_else(|| Error::not_found("access review decision item", decision_id))
-}
-
-/// Stage PATCH: changes the reviewers of the stage under way (fallback reviewers can
-/// only be added); its items are assigned to them in the background.
-pub async fn update_stage(
-    app: &App,
-    caller: &Caller,
-    (definition_id, instance_id, stage_id): (&str, &str, &str),
-    reviewers: Option<Vec<Reviewer>>,
-    fallback: Option<Vec<Reviewer>>,
-) -> Result<(ReviewInstance, ReviewStage)> {
-    caller.require(REVIEW_WRITE)?;
-    let caller = caller.clone();
-    let now = app.now();
-    let (d, i, s) = (definition_id.to_string(), instance_id.to_string(), stage_id.to_string());
-    let out = app
-        .store
-        .write(move |c| {
-            let (_, mut inst) = managed_instance(c, &caller, &d, &i)?;
-            if inst.status != InstanceStatus::InProgress {
-                return Err(not_in_progress(&inst));
-            }
-            let index = current_stage_of(&inst, &s)?;
-            let stage = &inst.stages[index];
-            let (r, f) = change_reviewers((&stage.reviewers, &stage.fallback_reviewers), reviewers, fallback)?;
-            inst.stages[index].reviewers = r;
-            inst.stages[index].fallback_reviewers = f;
-            repo::update(c, &inst)?;
-            reassign_soon(c, now, &inst, caller.id())?;
-            let stage = inst.stages[index].clone();
-            Ok((inst, stage))
-        })
-        .await?;
-    app.work_signal.notify_one();
-    Ok(out)
 }
 
 /// Stage `stop`: the stage under way ends now; the next one starts (or, for the last

@@ -83,13 +83,18 @@ async fn render(
         Err(e) => return views::error_page(state, Some(&viewer(signed)), &e),
     };
     let options = ListOptions { size: ITEMS, ..Default::default() };
-    let items: Vec<ReviewDecision> =
-        match grantry_core::reviews::list_decisions(&state.app, &signed.caller, definition, instance, options, true)
-            .await
-        {
-            Ok(l) => l.items,
-            Err(e) => return views::error_page(state, Some(&viewer(signed)), &e),
-        };
+    let items: Vec<ReviewDecision> = match grantry_core::reviews::list_decisions(
+        &state.app,
+        &signed.caller,
+        grantry_core::reviews::ItemsAt::run(definition, instance),
+        options,
+        true,
+    )
+    .await
+    {
+        Ok((_, l)) => l.items,
+        Err(e) => return views::error_page(state, Some(&viewer(signed)), &e),
+    };
     let now = state.app.now();
     let open = inst.status == grantry_domain::model::InstanceStatus::InProgress;
     let justification_required = inst.settings.justification_required_on_approval;
@@ -194,7 +199,14 @@ pub async fn decide(
         principal_id: None,
         resource_id: None,
     };
-    match grantry_core::reviews::record_decision(&state.app, &signed.caller, &definition, &instance, &item, input).await
+    match grantry_core::reviews::record_decision(
+        &state.app,
+        &signed.caller,
+        grantry_core::reviews::ItemsAt::run(&definition, &instance),
+        &item,
+        input,
+    )
+    .await
     {
         Ok(()) => see_other(&format!("/reviews/{definition}/instances/{instance}?saved=1")),
         Err(e) if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Conflict) => {

@@ -304,21 +304,53 @@ async fn get_instance(
     Ok(respond::entity(&s, d, &instances_set(&def.id), wire::instance(&inst, &def, d)))
 }
 
+/// The entity set of the items at `place`: a run's decisions or a stage's.
+fn items_set(place: &reviews::ItemsPlace) -> String {
+    let run = decisions_set(&place.definition_id, &place.instance_id);
+    match &place.stage {
+        Some((stage, _)) => format!("{}('{stage}')/decisions", stages_set(&place.definition_id, &place.instance_id)),
+        None => run,
+    }
+}
+
+/// The decision items of a run or of one of its stages (`only_mine`: the caller's).
 async fn decisions(
     s: &AppState,
     d: Dialect,
     caller: &grantry_core::Caller,
-    (def_id, inst_id): (&str, &str),
+    at: reviews::ItemsAt<'_>,
     q: &RawQuery,
     only_mine: bool,
 ) -> ApiResult<Response> {
-    let page = reviews::list_decisions(&s.app, caller, def_id, inst_id, options(q)?, only_mine).await?;
+    let (place, page) = reviews::list_decisions(&s.app, caller, at, options(q)?, only_mine).await?;
     let base = &s.config.public_base_url;
-    let set = match page.items.first() {
-        Some(x) => decisions_set(&x.definition_id, &x.instance_id),
-        None => decisions_set(def_id, inst_id),
-    };
-    Ok(listed(s, d, &set, page.map(|x| wire::decision(&x.shown(), d, base)), q))
+    Ok(listed(s, d, &items_set(&place), page.map(|x| wire::decision(&place.show(&x), d, base)), q))
+}
+
+/// One decision item of a run or of one of its stages.
+async fn decision(
+    s: &AppState,
+    d: Dialect,
+    caller: &grantry_core::Caller,
+    at: reviews::ItemsAt<'_>,
+    x: &str,
+) -> ApiResult<Response> {
+    let (place, item) = reviews::get_decision(&s.app, caller, at, x).await?;
+    Ok(respond::entity(s, d, &items_set(&place), wire::decision(&place.show(&item), d, &s.config.public_base_url)))
+}
+
+/// A reviewer's decision on one item of a run or of the stage under way.
+async fn record(
+    s: &AppState,
+    d: Dialect,
+    caller: &grantry_core::Caller,
+    at: reviews::ItemsAt<'_>,
+    x: &str,
+    json: &Value,
+) -> ApiResult<Response> {
+    let input = parse_record(json, d, "accessReviewInstanceDecisionItem")?;
+    reviews::record_decision(&s.app, caller, at, x, input).await?;
+    Ok(respond::no_content())
 }
 
 async fn list_decisions(
@@ -328,7 +360,7 @@ async fn list_decisions(
     Path((def_id, inst_id)): Path<(String, String)>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    decisions(&s, d, &caller, (&def_id, &inst_id), &q, false).await
+    decisions(&s, d, &caller, reviews::ItemsAt::run(&def_id, &inst_id), &q, false).await
 }
 
 async fn my_decisions(
@@ -339,7 +371,7 @@ async fn my_decisions(
     q: RawQuery,
 ) -> ApiResult<Response> {
     parse_reviewer(&args)?;
-    decisions(&s, d, &caller, (&def_id, &inst_id), &q, true).await
+    decisions(&s, d, &caller, reviews::ItemsAt::run(&def_id, &inst_id), &q, true).await
 }
 
 async fn get_decision(
@@ -348,9 +380,7 @@ async fn get_decision(
     Authed(caller): Authed,
     Path((def_id, inst_id, x)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let item = reviews::get_decision(&s.app, &caller, &def_id, &inst_id, &x).await?;
-    let set = decisions_set(&item.definition_id, &item.instance_id);
-    Ok(respond::entity(&s, d, &set, wire::decision(&item.shown(), d, &s.config.public_base_url)))
+    decision(&s, d, &caller, reviews::ItemsAt::run(&def_id, &inst_id), &x).await
 }
 
 /// Reads `{decision, justification, principalId, resourceId}`.
@@ -387,9 +417,7 @@ async fn patch_decision(
     Path((def_id, inst_id, x)): Path<(String, String, String)>,
     GraphJson(json): GraphJson,
 ) -> ApiResult<Response> {
-    let input = parse_record(&json, d, "accessReviewInstanceDecisionItem")?;
-    reviews::record_decision(&s.app, &caller, &def_id, &inst_id, &x, input).await?;
-    Ok(respond::no_content())
+    record(&s, d, &caller, reviews::ItemsAt::run(&def_id, &inst_id), &x, &json).await
 }
 
 async fn batch_record(
@@ -514,6 +542,15 @@ fn parse_reviewers(v: &Value, target: &str) -> Result<Vec<Reviewer>> {
             })
         })
         .collect()
+}
+
+/// New `reviewers` and `fallbackReviewers` (`None`: unchanged).
+type ReviewerChange = (Option<Vec<Reviewer>>, Option<Vec<Reviewer>>);
+
+/// Reads the reviewers an instance PUT or a stage PATCH sends (absent or null: unchanged).
+fn parse_reviewer_change(json: &Value) -> Result<ReviewerChange> {
+    let read = |key: &str| json.get(key).filter(|v| !v.is_null()).map(|v| parse_reviewers(v, key)).transpose();
+    Ok((read("reviewers")?, read("fallbackReviewers")?))
 }
 
 /// Reads `stageSettings` for a definition PUT: at most three stages, each depending on the
@@ -664,14 +701,10 @@ async fn put_instance(
             .into());
         }
     }
-    let reviewers =
-        json.get("reviewers").filter(|v| !v.is_null()).map(|v| parse_reviewers(v, "reviewers")).transpose()?;
-    let fallback = json
-        .get("fallbackReviewers")
-        .filter(|v| !v.is_null())
-        .map(|v| parse_reviewers(v, "fallbackReviewers"))
-        .transpose()?;
-    let inst = reviews::replace_instance(&s.app, &caller, (&def.id, &current.id), reviewers, fallback).await?;
+    let (reviewers, fallback) = parse_reviewer_change(&json)?;
+    let (inst, _) =
+        reviews::change_reviewers_at(&s.app, &caller, reviews::ItemsAt::run(&def.id, &current.id), reviewers, fallback)
+            .await?;
     Ok(respond::entity(&s, d, &instances_set(&def.id), wire::instance(&inst, &def, d)))
 }
 
@@ -757,15 +790,10 @@ async fn patch_stage(
             .into());
         }
     }
-    let reviewers =
-        json.get("reviewers").filter(|v| !v.is_null()).map(|v| parse_reviewers(v, "reviewers")).transpose()?;
-    let fallback = json
-        .get("fallbackReviewers")
-        .filter(|v| !v.is_null())
-        .map(|v| parse_reviewers(v, "fallbackReviewers"))
-        .transpose()?;
-    let (inst, stage) =
-        reviews::update_stage(&s.app, &caller, (&def_id, &inst_id, &stage_id), reviewers, fallback).await?;
+    let (reviewers, fallback) = parse_reviewer_change(&json)?;
+    let at = reviews::ItemsAt::stage(&def_id, &inst_id, &stage_id);
+    let (inst, stage) = reviews::change_reviewers_at(&s.app, &caller, at, reviewers, fallback).await?;
+    let stage = stage.ok_or_else(|| Error::internal("a stage PATCH changed no stage"))?;
     Ok(respond::entity(&s, d, &stages_set(&inst.definition_id, &inst.id), wire::stage(&stage)))
 }
 
@@ -778,28 +806,6 @@ async fn stop_stage(
     Ok(respond::no_content())
 }
 
-async fn stage_decisions(
-    s: &AppState,
-    d: Dialect,
-    caller: &grantry_core::Caller,
-    (def_id, inst_id, stage_id): (&str, &str, &str),
-    q: &RawQuery,
-    only_mine: bool,
-) -> ApiResult<Response> {
-    let (inst, stage) = reviews::get_stage(&s.app, caller, (def_id, inst_id, stage_id)).await?;
-    let page = reviews::list_stage_decisions(
-        &s.app,
-        caller,
-        (&inst.definition_id, &inst.id, &stage.id),
-        options(q)?,
-        only_mine,
-    )
-    .await?;
-    let base = &s.config.public_base_url;
-    let set = format!("{}('{}')/decisions", stages_set(&inst.definition_id, &inst.id), stage.id);
-    Ok(listed(s, d, &set, page.map(|x| wire::decision(&x, d, base)), q))
-}
-
 async fn list_stage_decisions(
     State(s): State<AppState>,
     Root(d): Root,
@@ -807,7 +813,7 @@ async fn list_stage_decisions(
     Path((def_id, inst_id, stage_id)): Path<(String, String, String)>,
     q: RawQuery,
 ) -> ApiResult<Response> {
-    stage_decisions(&s, d, &caller, (&def_id, &inst_id, &stage_id), &q, false).await
+    decisions(&s, d, &caller, reviews::ItemsAt::stage(&def_id, &inst_id, &stage_id), &q, false).await
 }
 
 async fn my_stage_decisions(
@@ -818,7 +824,7 @@ async fn my_stage_decisions(
     q: RawQuery,
 ) -> ApiResult<Response> {
     parse_reviewer(&args)?;
-    stage_decisions(&s, d, &caller, (&def_id, &inst_id, &stage_id), &q, true).await
+    decisions(&s, d, &caller, reviews::ItemsAt::stage(&def_id, &inst_id, &stage_id), &q, true).await
 }
 
 async fn get_stage_decision(
@@ -827,9 +833,7 @@ async fn get_stage_decision(
     Authed(caller): Authed,
     Path((def_id, inst_id, stage_id, x)): Path<(String, String, String, String)>,
 ) -> ApiResult<Response> {
-    let item = reviews::get_stage_decision(&s.app, &caller, (&def_id, &inst_id, &stage_id), &x).await?;
-    let set = format!("{}('{stage_id}')/decisions", stages_set(&item.definition_id, &item.instance_id));
-    Ok(respond::entity(&s, d, &set, wire::decision(&item, d, &s.config.public_base_url)))
+    decision(&s, d, &caller, reviews::ItemsAt::stage(&def_id, &inst_id, &stage_id), &x).await
 }
 
 async fn patch_stage_decision(
@@ -839,9 +843,7 @@ async fn patch_stage_decision(
     Path((def_id, inst_id, stage_id, x)): Path<(String, String, String, String)>,
     GraphJson(json): GraphJson,
 ) -> ApiResult<Response> {
-    let input = parse_record(&json, d, "accessReviewInstanceDecisionItem")?;
-    reviews::record_stage_decision(&s.app, &caller, (&def_id, &inst_id, &stage_id), &x, input).await?;
-    Ok(respond::no_content())
+    record(&s, d, &caller, reviews::ItemsAt::stage(&def_id, &inst_id, &stage_id), &x, &json).await
 }
 
 /// The operations `routes()` serves, for the OpenAPI document.

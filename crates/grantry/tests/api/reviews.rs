@@ -901,3 +901,112 @@ async fn a_two_stage_review_sends_approved_items_to_the_second_stage_and_applies
     let (_, list) = app.get(&app.admin, &format!("{base}/stages")).await;
     assert!(list["value"].as_array().unwrap().iter().all(|s| s["status"] == "Completed"), "{list}");
 }
+
+/// The mails kept for `name@contoso.com`, newest first.
+async fn mails_to(app: &TestApp, name: &str) -> Vec<Value> {
+    let (status, body) = app.get(&app.admin, &format!("/_grantry/mail?to={name}@contoso.com")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["value"].as_array().unwrap().clone()
+}
+
+/// The subjects of `mails`, oldest first.
+fn mail_subjects(mails: &[Value]) -> Vec<String> {
+    mails.iter().rev().map(|m| m["subject"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+/// The plain text of mail `m`.
+async fn mail_text(app: &TestApp, m: &Value) -> String {
+    let (status, body) = app.get(&app.admin, &format!("/_grantry/mail/{}", m["id"].as_str().unwrap())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["text"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn each_stage_reminds_its_own_reviewers_at_its_midpoint_and_on_send_reminder() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let (ann, bo, first, second, fallback) = (
+        app.create_user("ann").await,
+        app.create_user("bo").await,
+        app.create_user("first").await,
+        app.create_user("second").await,
+        app.create_user("fallback").await,
+    );
+    let policy = review_policy(&app, &f, monthly_review_by(&app, &first, &fallback, 7)).await;
+    let def = definition_of(&app, &policy).await;
+    assert_eq!(def["settings"]["reminderNotificationsEnabled"], true, "{def}");
+    let def_id = def["id"].as_str().unwrap().to_string();
+    let def_url = format!("{V1_AR}/definitions/{def_id}");
+    for u in [&ann, &bo] {
+        assign(&app, &f, &policy, u).await;
+    }
+    let mut put = def.clone();
+    put["stageSettings"] = json!([
+        { "stageId": "1", "durationInDays": 4, "decisionsThatWillMoveToNextStage": ["Approve"],
+          "reviewers": [user_scope(&first)] },
+        { "stageId": "2", "dependsOn": ["1"], "durationInDays": 2, "reviewers": [user_scope(&second)] }
+    ]);
+    let (status, body) = app.put(&app.admin, &def_url, put).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // The run opens with stage 1: only its reviewer is told.
+    advance(&app, "P1DT1H").await;
+    let inst = instances(&app, &def_id).await[0].clone();
+    let base = format!("{def_url}/instances/{}", inst["id"].as_str().unwrap());
+    assert_eq!(mail_subjects(&mails_to(&app, "first").await).len(), 1);
+    assert!(mails_to(&app, "second").await.is_empty(), "stage 2 has not started");
+    let first_t = app.user_token(&first, REVIEWER_SCOPES);
+    let (_, stages) = app.get(&app.admin, &format!("{base}/stages")).await;
+    let s1 = stages["value"][0]["id"].as_str().unwrap().to_string();
+    let (_, items) =
+        app.get(&first_t, &format!("{base}/stages/{s1}/decisions/filterByCurrentUser(on='reviewer')")).await;
+    let x = item_of(items["value"].as_array().unwrap(), &ann)["id"].as_str().unwrap().to_string();
+    let (status, body) =
+        app.patch(&first_t, &format!("{base}/stages/{s1}/decisions/{x}"), json!({ "decision": "Approve" })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // Halfway through stage 1 (day 2 of 4), its reviewer, who still has bo to decide, is
+    // reminded of stage 1 and its end; stage 2's reviewer is not.
+    advance(&app, "P2D").await;
+    let to_first = mails_to(&app, "first").await;
+    assert_eq!(mail_subjects(&to_first).len(), 2, "{:?}", mail_subjects(&to_first));
+    assert!(to_first[0]["subject"].as_str().unwrap().starts_with("Reminder: review access to"), "{to_first:?}");
+    let text = mail_text(&app, &to_first[0]).await;
+    assert!(text.contains("Stage 1 of the access review"), "{text}");
+    assert!(mails_to(&app, "second").await.is_empty(), "no mail to a stage that is not under way");
+
+    // sendReminder reminds the reviewers of the stage under way.
+    let (status, body) = app.post(&app.admin, &format!("{base}/sendReminder"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(mails_to(&app, "first").await.len(), 3);
+    assert!(mails_to(&app, "second").await.is_empty());
+
+    // Stage 2 starts with ann (approved); bo stays with stage 1's answer. Its reviewer is told.
+    let (status, body) = app.post(&app.admin, &format!("{base}/stages/{s1}/stop"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.drain().await;
+    let to_second = mails_to(&app, "second").await;
+    assert_eq!(mail_subjects(&to_second).len(), 1, "{:?}", mail_subjects(&to_second));
+    assert!(to_second[0]["subject"].as_str().unwrap().starts_with("Action required"), "{to_second:?}");
+
+    // Now sendReminder reminds stage 2's reviewer only: stage 1's is done.
+    let (status, body) = app.post(&app.admin, &format!("{base}/sendReminder"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let to_second = mails_to(&app, "second").await;
+    assert_eq!(to_second.len(), 2, "{:?}", mail_subjects(&to_second));
+    assert!(mail_text(&app, &to_second[0]).await.contains("Stage 2 of the access review"));
+    assert_eq!(mails_to(&app, "first").await.len(), 3, "stage 1's reviewer is not reminded of stage 2");
+
+    // Halfway through stage 2 (day 1 of 2) its reviewer is reminded again, on the clock.
+    advance(&app, "P1DT1H").await;
+    assert_eq!(mails_to(&app, "second").await.len(), 3);
+    assert_eq!(mails_to(&app, "first").await.len(), 3);
+    // The run ends: no more reminders to anyone.
+    advance(&app, "P3D").await;
+    let (_, got) = app.get(&app.admin, &base).await;
+    assert_eq!(got["status"], "Applied", "{got}");
+    assert_eq!(mails_to(&app, "second").await.len(), 3);
+    assert_eq!(mails_to(&app, "first").await.len(), 3);
+    let (_, audits) = app.get(&app.admin, &format!("/_grantry/audit?entityId={}", inst["id"].as_str().unwrap())).await;
+    assert!(audits.to_string().contains("reminderSent"), "{audits}");
+}
