@@ -407,7 +407,8 @@ pub async fn update_settings(app: &App, caller: &Caller, patch: SettingsPatch) -
     let now = app.now();
     app.store
         .write(move |c| {
-            let mut settings = load_settings(c)?;
+            let before = load_settings(c)?;
+            let mut settings = before.clone();
             if let Some(a) = patch.external_user_lifecycle_action {
                 settings.external_user_lifecycle_action = a;
             }
@@ -417,6 +418,7 @@ pub async fn update_settings(app: &App, caller: &Caller, patch: SettingsPatch) -
             let text = serde_json::to_string(&settings)
                 .map_err(|e| Error::internal(format!("cannot serialize settings: {e}")))?;
             repo::meta_put(c, SETTINGS_META, &text)?;
+            crate::connected::settings_changed(c, now, &before, &settings)?;
             audit::record(
                 c,
                 audit::AuditEvent {
@@ -429,7 +431,10 @@ pub async fn update_settings(app: &App, caller: &Caller, patch: SettingsPatch) -
                 },
             )
         })
-        .await
+        .await?;
+    // Guests already blocked follow the new settings (`guest.revisit`).
+    app.work_signal.notify_one();
+    Ok(())
 }
 
 /// Whether a delegated caller may add `group_id` as a resource: owner of the group, or a

@@ -24,6 +24,13 @@ use serde_json::json;
 
 /// Job: deletes a guest blocked by the external user lifecycle once its time has come.
 pub const JOB_DELETE_GUEST: &str = "guest.delete";
+/// Job: revisits the guests the lifecycle blocked after the tenant settings changed
+/// (entity: [`SETTINGS_ENTITY`]).
+pub const JOB_REVISIT_GUESTS: &str = "guest.revisit";
+const SETTINGS_ENTITY: &str = "em_settings";
+/// Blocked guests revisited per run of `guest.revisit`, so a change touching many guests
+/// never holds the writer long.
+const REVISIT_CHUNK: usize = 200;
 
 /// Entra's limit of connected organizations per tenant.
 pub const MAX_ORGANIZATIONS: i64 = 2500;
@@ -644,7 +651,41 @@ pub fn requestor_keys(user: Option<&User>, email: Option<&str>) -> Vec<String> {
     keys
 }
 
-/// The connected organization of an external requestor, if one matches.
+/// The keys an organization may hold for requestor key `key`, most specific first: the key
+/// itself and, for a domain, each parent domain of at least two labels
+/// (`eng.emea.contoso.com` → `emea.contoso.com` → `contoso.com`). Tenant ids and social
+/// sources have no parents.
+pub fn key_and_parents(key: &str) -> Vec<&str> {
+    let mut out = vec![key];
+    if key.contains(':') || uuid::Uuid::parse_str(key).is_ok() {
+        return out;
+    }
+    let mut rest = key;
+    while let Some((_, parent)) = rest.split_once('.') {
+        if !parent.contains('.') {
+            break;
+        }
+        out.push(parent);
+        rest = parent;
+    }
+    out
+}
+
+/// The organization holding `key` or, for a domain, the nearest parent domain: a user at
+/// `eng.contoso.com` belongs to the organization of `contoso.com` unless one holds
+/// `eng.contoso.com` itself (the most specific organization wins).
+fn owner_of_domain(c: &mut dyn Conn, key: &str) -> Result<Option<String>> {
+    for k in key_and_parents(key) {
+        if let Some(id) = owner_of_key(c, k)? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// The connected organization of an external requestor, if one matches: the requestor's
+/// keys are tried in order (tenant, federation issuer, home domain, mail domain), each as it
+/// is and then by its parent domains.
 pub(crate) fn organization_of(
     c: &mut dyn Conn,
     user: Option<&User>,
@@ -654,7 +695,7 @@ pub(crate) fn organization_of(
         return Ok(None);
     }
     for key in requestor_keys(user, email) {
-        if let Some(id) = owner_of_key(c, &key)? {
+        if let Some(id) = owner_of_domain(c, &key)? {
             return repo::get::<ConnectedOrganization>(c, &id);
         }
     }
@@ -680,7 +721,7 @@ pub(crate) fn organization_id_of_subject(c: &mut dyn Conn, subject: &Subject) ->
 /// when such a user requests under a policy for all external users).
 pub(crate) fn propose(c: &mut dyn Conn, now: DateTime<Utc>, domain: &str) -> Result<ConnectedOrganization> {
     let domain = domain.to_ascii_lowercase();
-    if let Some(id) = owner_of_key(c, &domain)?
+    if let Some(id) = owner_of_domain(c, &domain)?
         && let Some(org) = repo::get::<ConnectedOrganization>(c, &id)?
     {
         return Ok(org);
@@ -705,6 +746,161 @@ pub(crate) fn propose(c: &mut dyn Conn, now: DateTime<Utc>, domain: &str) -> Res
 }
 
 // ---------------------------------------------------------------------------------------
+// Subjects (`entitlementManagement/subjects/{id}` and `subjects(objectId='…')`)
+
+/// How a call names a subject: by its id, or by Graph's alternate key, the directory
+/// object id (`subjects(objectId='…')`).
+#[derive(Debug, Clone)]
+pub enum SubjectKey {
+    Id(String),
+    ObjectId(String),
+}
+
+/// A subject with what is shown beside it: its connected organization (recorded, or the
+/// one its domain or tenant matches now) and, for a guest the external user lifecycle
+/// blocked, when it is due for deletion (beta `cleanupScheduledDateTime`).
+#[derive(Debug, Clone)]
+pub struct SubjectRead {
+    pub subject: Subject,
+    pub organization: Option<ConnectedOrganization>,
+    pub cleanup_scheduled: Option<DateTime<Utc>>,
+}
+
+/// A subject PATCH: `subjectLifecycle`, and (beta) the connected organization
+/// (`Some(None)` clears the recorded one, so the domain decides again).
+#[derive(Debug, Clone, Default)]
+pub struct SubjectPatch {
+    pub subject_lifecycle: Option<SubjectLifecycle>,
+    pub connected_organization_id: Option<Option<String>>,
+}
+
+fn find_subject(c: &mut dyn Conn, key: &SubjectKey) -> Result<Subject> {
+    let found = match key {
+        SubjectKey::Id(id) => repo::get::<Subject>(c, &ids::normalize(id))?,
+        SubjectKey::ObjectId(oid) => {
+            repo::find_one::<Subject>(c, "object_id = ?", &[Value::from(ids::normalize(oid))])?
+        }
+    };
+    found.ok_or_else(|| match key {
+        SubjectKey::Id(id) => Error::not_found("access package subject", id),
+        SubjectKey::ObjectId(oid) => Error::not_found("access package subject with objectId", oid),
+    })
+}
+
+fn read_subject(c: &mut dyn Conn, subject: Subject) -> Result<SubjectRead> {
+    let organization = match organization_id_of_subject(c, &subject)? {
+        Some(id) => repo::get::<ConnectedOrganization>(c, &id)?,
+        None => None,
+    };
+    let cleanup_scheduled = match &subject.object_id {
+        Some(oid) => c
+            .query_one("SELECT delete_due_us FROM guest_lifecycle WHERE user_id = ?", &[Value::from(oid)])?
+            .map(|r| r.opt_int(0))
+            .transpose()?
+            .flatten()
+            .and_then(DateTime::<Utc>::from_timestamp_micros),
+        None => None,
+    };
+    Ok(SubjectRead { subject, organization, cleanup_scheduled })
+}
+
+/// GET of a subject: entitlement management readers (as for connected organizations).
+pub async fn get_subject(app: &App, caller: &Caller, key: SubjectKey) -> Result<SubjectRead> {
+    require_read(caller)?;
+    app.store
+        .read(move |c| {
+            let subject = find_subject(c, &key)?;
+            read_subject(c, subject)
+        })
+        .await
+}
+
+/// Who may change a subject: applications with ReadWrite and, delegated, Identity
+/// Governance Administrator, Connected Organization Administrator or a catalog owner
+/// (Entra names Catalog owner the least privileged role).
+fn require_subject_write(caller: &Caller) -> Result<()> {
+    caller.require(perms::EM_WRITE)?;
+    let owns_a_catalog = caller.em_roles.iter().any(|(_, scope)| {
+        scope
+            .strip_prefix(em_roles::CATALOG_SCOPE_PREFIX)
+            .is_some_and(|id| caller.catalog_right(id) == Some(crate::auth::CatalogRight::Own))
+    });
+    if caller.is_app()
+        || caller.is_em_admin()
+        || caller.has_tenant_em_role(em_roles::CONNECTED_ORGANIZATION_ADMINISTRATOR)
+        || owns_a_catalog
+    {
+        return Ok(());
+    }
+    Err(Error::forbidden(
+        "Changing a subject needs the Catalog owner, Connected Organization Administrator or Identity Governance Administrator role.",
+    ))
+}
+
+/// PATCH of a subject. `subjectLifecycle` says whether the external user lifecycle
+/// governs the guest: made `notGoverned` (or `notDefined`), a guest it blocked is released
+/// (sign-in back, no deletion pending); made `governed`, the guest is blocked when their
+/// last assignment ends. A connected organization given (beta) must exist; it is the
+/// subject's organization from then on, whatever its domain.
+pub async fn update_subject(app: &App, caller: &Caller, key: SubjectKey, patch: SubjectPatch) -> Result<SubjectRead> {
+    require_subject_write(caller)?;
+    let actor = caller.id().to_string();
+    let now = app.now();
+    let out = app
+        .store
+        .write(move |c| {
+            let mut subject = find_subject(c, &key)?;
+            let before = subject.clone();
+            match &patch.connected_organization_id {
+                Some(Some(org)) => {
+                    let org = repo::get::<ConnectedOrganization>(c, &ids::normalize(org))?.ok_or_else(|| {
+                        Error::invalid_property(
+                            "connectedOrganizationId",
+                            format!(
+                                "Connected organization '{org}' does not exist; give the id of an existing one, or null."
+                            ),
+                        )
+                    })?;
+                    subject.connected_organization_id = Some(org.id);
+                }
+                Some(None) => subject.connected_organization_id = None,
+                None => {}
+            }
+            if let Some(l) = patch.subject_lifecycle {
+                subject.subject_lifecycle = l;
+            }
+            if subject == before {
+                return read_subject(c, subject);
+            }
+            repo::update(c, &subject)?;
+            if subject.subject_lifecycle != SubjectLifecycle::Governed
+                && before.subject_lifecycle == SubjectLifecycle::Governed
+                && let Some(oid) = &subject.object_id
+            {
+                release(c, now, oid, "subjectNotGoverned")?;
+            }
+            audit::record(
+                c,
+                AuditEvent {
+                    at: now,
+                    actor_id: Some(&actor),
+                    entity_type: "accessPackageSubject",
+                    entity_id: &subject.id,
+                    action: "update",
+                    detail: json!({
+                        "objectId": subject.object_id,
+                        "subjectLifecycle": subject.subject_lifecycle.v1(),
+                        "connectedOrganizationId": subject.connected_organization_id,
+                    }),
+                },
+            )?;
+            read_subject(c, subject)
+        })
+        .await?;
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
 // External user lifecycle
 
 /// Called in the transaction that ends an assignment: when the target is a governed guest
@@ -726,13 +922,7 @@ pub(crate) fn assignment_ended(c: &mut dyn Conn, now: DateTime<Utc>, subject_id:
     if user.user_type != UserType::Guest || holds_access(c, &user.id)? {
         return Ok(());
     }
-    let delete_due = match settings.external_user_lifecycle_action {
-        ExternalUserLifecycleAction::BlockSignInAndDelete => {
-            let after = settings.duration_until_external_user_deleted_after_blocked.unwrap_or_default();
-            Some(now.checked_add_signed(after).unwrap_or(now))
-        }
-        _ => None,
-    };
+    let delete_due = deletion_due(&settings, now.timestamp_micros());
     if user.account_enabled {
         user.account_enabled = false;
         repo::update(c, &user)?;
@@ -767,6 +957,12 @@ pub(crate) fn assignment_ended(c: &mut dyn Conn, now: DateTime<Utc>, subject_id:
 /// Called when an assignment is delivered: a guest that the lifecycle blocked gets their
 /// sign-in back and is no longer due for deletion.
 pub(crate) fn assignment_delivered(c: &mut dyn Conn, now: DateTime<Utc>, user_id: &str) -> Result<()> {
+    release(c, now, user_id, "assignmentDelivered")
+}
+
+/// Releases a guest the lifecycle blocked (if it did): no longer due for deletion, and
+/// sign-in back, recorded with `reason`.
+fn release(c: &mut dyn Conn, now: DateTime<Utc>, user_id: &str, reason: &str) -> Result<()> {
     let n = c.execute("DELETE FROM guest_lifecycle WHERE user_id = ?", &[Value::from(user_id)])?;
     if n == 0 {
         return Ok(());
@@ -786,11 +982,96 @@ pub(crate) fn assignment_delivered(c: &mut dyn Conn, now: DateTime<Utc>, user_id
                 entity_type: "user",
                 entity_id: user_id,
                 action: "guestUnblocked",
-                detail: json!({ "reason": "assignmentDelivered" }),
+                detail: json!({ "reason": reason }),
             },
         )?;
     }
     Ok(())
+}
+
+/// Called in the transaction that changes the tenant settings: when the lifecycle action
+/// or the time until deletion changed, the guests already blocked are revisited (in the
+/// background, [`REVISIT_CHUNK`] at a time) so they follow the new settings.
+pub(crate) fn settings_changed(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    before: &grantry_domain::model::Settings,
+    after: &grantry_domain::model::Settings,
+) -> Result<()> {
+    if before == after {
+        return Ok(());
+    }
+    crate::jobs::cancel(c, JOB_REVISIT_GUESTS, SETTINGS_ENTITY)?;
+    crate::jobs::enqueue(c, JOB_REVISIT_GUESTS, SETTINGS_ENTITY, now, json!({}))
+}
+
+/// When a guest blocked at `blocked_us` is due for deletion under `settings` (none unless
+/// the action is `blockSignInAndDelete`).
+fn deletion_due(settings: &grantry_domain::model::Settings, blocked_us: i64) -> Option<DateTime<Utc>> {
+    if settings.external_user_lifecycle_action != ExternalUserLifecycleAction::BlockSignInAndDelete {
+        return None;
+    }
+    let blocked = DateTime::<Utc>::from_timestamp_micros(blocked_us)?;
+    let after = settings.duration_until_external_user_deleted_after_blocked.unwrap_or_default();
+    Some(blocked.checked_add_signed(after).unwrap_or(blocked))
+}
+
+/// Job `guest.revisit`: the blocked guests (after user id `after`) follow the current
+/// settings. With `none` they are released (sign-in back, nothing pending); with
+/// `blockSignIn` they stay blocked and are no longer due for deletion; with
+/// `blockSignInAndDelete` their deletion falls due the new duration after they were
+/// blocked (at once if that time has passed).
+fn revisit_job(ctx: &crate::jobs::JobContext, c: &mut dyn Conn, job: &crate::jobs::Job) -> Result<()> {
+    let settings = crate::catalogs::load_settings(c)?;
+    let after = job.payload.get("after").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+    let rows = c.query(
+        &format!(
+            "SELECT user_id, blocked_us, delete_due_us FROM guest_lifecycle WHERE user_id > ? ORDER BY user_id LIMIT {REVISIT_CHUNK}"
+        ),
+        &[Value::from(after)],
+    )?;
+    let mut last = None;
+    for row in &rows {
+        let (user_id, blocked_us, due_us) = (row.text(0)?, row.int(1)?, row.opt_int(2)?);
+        last = Some(user_id.clone());
+        if settings.external_user_lifecycle_action == ExternalUserLifecycleAction::None {
+            release(c, ctx.now, &user_id, "lifecycleSettingsChanged")?;
+            continue;
+        }
+        let due = deletion_due(&settings, blocked_us);
+        if due.map(|d| d.timestamp_micros()) == due_us {
+            continue;
+        }
+        c.execute(
+            "UPDATE guest_lifecycle SET delete_due_us = ? WHERE user_id = ?",
+            &[due.map(Value::from).unwrap_or(Value::Null), Value::from(&user_id)],
+        )?;
+        crate::jobs::cancel(c, JOB_DELETE_GUEST, &user_id)?;
+        if let Some(due) = due {
+            crate::jobs::enqueue(c, JOB_DELETE_GUEST, &user_id, due.max(ctx.now), json!({}))?;
+        }
+        audit::record(
+            c,
+            AuditEvent {
+                at: ctx.now,
+                actor_id: None,
+                entity_type: "user",
+                entity_id: &user_id,
+                action: "guestDeletionRescheduled",
+                detail: json!({
+                    "reason": "lifecycleSettingsChanged",
+                    "externalUserLifecycleAction": settings.external_user_lifecycle_action.v1(),
+                    "deleteDateTime": due.map(|d| d.to_rfc3339()),
+                }),
+            },
+        )?;
+    }
+    match last {
+        Some(last) if rows.len() == REVISIT_CHUNK => {
+            crate::jobs::enqueue(c, JOB_REVISIT_GUESTS, SETTINGS_ENTITY, ctx.now, json!({ "after": last }))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether any subject of `user_id` holds an active assignment.
@@ -810,7 +1091,9 @@ fn delete_guest_job(ctx: &crate::jobs::JobContext, c: &mut dyn Conn, job: &crate
     let due = row.opt_int(0)?;
     let Some(due) = due else { return Ok(()) };
     if due > ctx.now.timestamp_micros() {
-        return Ok(());
+        // The deletion moved later (the settings changed): wait for it.
+        let at = DateTime::<Utc>::from_timestamp_micros(due).unwrap_or(ctx.now);
+        return crate::jobs::enqueue(c, JOB_DELETE_GUEST, &job.entity_id, at, json!({}));
     }
     let Some(user) = repo::get::<User>(c, &job.entity_id)? else {
         c.execute("DELETE FROM guest_lifecycle WHERE user_id = ?", &[Value::from(&job.entity_id)])?;
@@ -838,6 +1121,25 @@ fn delete_guest_job(ctx: &crate::jobs::JobContext, c: &mut dyn Conn, job: &crate
 pub(crate) fn handler(kind: &str) -> Option<crate::jobs::Handler> {
     match kind {
         JOB_DELETE_GUEST => Some(delete_guest_job),
+        JOB_REVISIT_GUESTS => Some(revisit_job),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_and_parents;
+
+    #[test]
+    fn a_domain_matches_itself_then_its_parents_but_never_a_bare_top_level_domain() {
+        assert_eq!(
+            key_and_parents("eng.emea.contoso.com"),
+            ["eng.emea.contoso.com", "emea.contoso.com", "contoso.com"]
+        );
+        assert_eq!(key_and_parents("contoso.com"), ["contoso.com"]);
+        assert_eq!(key_and_parents("contoso.co.uk"), ["contoso.co.uk", "co.uk"]);
+        assert_eq!(key_and_parents("social:facebook"), ["social:facebook"]);
+        let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        assert_eq!(key_and_parents(tenant), [tenant]);
     }
 }

@@ -223,8 +223,13 @@ graph_enum!(
 );
 
 graph_enum!(
-    /// `accessPackageSubjectLifecycle`.
-    SubjectLifecycle { NotDefined = "notDefined", NotGoverned = "notGoverned", Governed = "governed" }
+    /// `accessPackageSubjectLifecycle`: an enum type in both schemas, so beta spells its
+    /// members as v1.0 does.
+    SubjectLifecycle {
+        NotDefined = "notDefined" / "notDefined",
+        NotGoverned = "notGoverned" / "notGoverned",
+        Governed = "governed" / "governed",
+    }
 );
 
 graph_enum!(

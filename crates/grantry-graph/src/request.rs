@@ -425,7 +425,7 @@ pub struct SubjectBeta<'a> {
     subject_lifecycle: &'static str,
     alt_sec_id: Null,
     connected_organization_id: Option<&'a str>,
-    cleanup_scheduled_date_time: Null,
+    cleanup_scheduled_date_time: Option<Ts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     connected_organization: Option<Option<ConnectedOrganizationView<'a>>>,
 }
@@ -462,10 +462,30 @@ impl<'a> SubjectView<'a> {
                 subject_lifecycle: s.subject_lifecycle.beta(),
                 alt_sec_id: Null,
                 connected_organization_id: s.connected_organization_id.as_deref(),
-                cleanup_scheduled_date_time: Null,
+                cleanup_scheduled_date_time: None,
                 connected_organization,
             }),
         }
+    }
+
+    /// With beta's `cleanupScheduledDateTime`: when the external user lifecycle deletes the
+    /// guest (v1.0 has no such property).
+    pub fn with_cleanup(mut self, at: Option<chrono::DateTime<chrono::Utc>>) -> Self {
+        if let SubjectView::Beta(b) = &mut self {
+            b.cleanup_scheduled_date_time = at.map(Ts);
+        }
+        self
+    }
+
+    /// With the organization the subject belongs to now (recorded, or matched by domain or
+    /// tenant), for beta's `connectedOrganizationId` when none is recorded.
+    pub fn with_organization_id(mut self, id: Option<&'a str>) -> Self {
+        if let SubjectView::Beta(b) = &mut self
+            && b.connected_organization_id.is_none()
+        {
+            b.connected_organization_id = id;
+        }
+        self
     }
 }
 

@@ -13,13 +13,15 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{delete, get};
-use grantry_core::connected::{self, NewOrganization, OrganizationPatch, Sponsor};
+use grantry_core::connected::{self, NewOrganization, OrganizationPatch, Sponsor, SubjectKey};
 use grantry_core::listing::Listed;
 use grantry_core::{Caller, PageRequest};
 use grantry_domain::Error;
+use grantry_domain::enums::SubjectLifecycle;
 use grantry_domain::model::{ConnectedOrganization, SponsorList};
 use grantry_graph::connected::{self as wire, ConnectedOrganizationView, SET};
 use grantry_graph::directory::{self as dir, DirectoryObjectView};
+use grantry_graph::request::SubjectView;
 use grantry_graph::{Body, Dialect};
 
 const ITEM: &str = "connectedOrganizations/{id}";
@@ -35,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         get(list_sponsor_refs).post(add_sponsor).delete(remove_sponsor_by_query),
     );
     r = em_route(r, &format!("{ITEM}/[internalSponsors|externalSponsors]/{{sid}}/$ref"), delete(remove_sponsor));
+    r = em_route(r, "subjects/{id}", get(read_subject).patch(update_subject));
     r.route("/users/{id}/sponsors", get(list_user_sponsors))
         .route(
             "/users/{id}/sponsors/$ref",
@@ -341,6 +344,177 @@ async fn remove_user_sponsor(
     Ok(respond::no_content())
 }
 
+// ---------------------------------------------------------------------------------------
+// Subjects: `subjects/{id}` and, by Graph's alternate key, `subjects(objectId='…')` (the
+// path rewrite makes it `subjects/(objectId='…')`).
+
+fn subject_key(segment: &str) -> Result<SubjectKey, Error> {
+    let Some(inner) = segment.trim().strip_prefix('(').and_then(|x| x.strip_suffix(')')) else {
+        return Ok(SubjectKey::Id(segment.trim().trim_matches('\'').to_string()));
+    };
+    match inner.split_once('=') {
+        Some((k, v)) if k.trim().eq_ignore_ascii_case("objectId") => {
+            let v = v.trim().trim_matches('\'').trim_matches('"').trim();
+            if v.is_empty() {
+                return Err(Error::bad_request("BadRequest", "subjects(objectId='…'): give the directory object id."));
+            }
+            Ok(SubjectKey::ObjectId(v.to_string()))
+        }
+        None => Ok(SubjectKey::Id(inner.trim().trim_matches('\'').to_string())),
+        Some((k, _)) => Err(Error::bad_request(
+            "BadRequest",
+            format!(
+                "'{}' is not a key of accessPackageSubject; use subjects/{{id}} or subjects(objectId='…').",
+                k.trim()
+            ),
+        )),
+    }
+}
+
+fn subjects_context() -> String {
+    format!("{}/subjects", crate::respond::EM)
+}
+
+/// `$expand` of a subject: only `connectedOrganization`.
+fn subject_expand(q: &RawQuery) -> ApiResult<bool> {
+    let (_, expand) = q.list_options_and_expand()?;
+    let mut organization = false;
+    for item in &expand {
+        match item.path.join("/").to_ascii_lowercase().as_str() {
+            "connectedorganization" | "*" => organization = true,
+            other => {
+                return Err(Error::bad_request(
+                    "BadRequest",
+                    format!(
+                        "$expand: '{other}' cannot be expanded on an accessPackageSubject; use connectedOrganization."
+                    ),
+                )
+                .with_target("$expand")
+                .into());
+            }
+        }
+    }
+    Ok(organization)
+}
+
+fn subject_view(r: &connected::SubjectRead, d: Dialect, expand: bool) -> SubjectView<'_> {
+    SubjectView::new(&r.subject, d, expand.then_some(r.organization.as_ref()))
+        .with_organization_id(r.organization.as_ref().map(|o| o.id.as_str()))
+        .with_cleanup(r.cleanup_scheduled)
+}
+
+async fn read_subject(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> ApiResult<Response> {
+    let expand = subject_expand(&q)?;
+    let r = connected::get_subject(&s.app, &caller, subject_key(&id)?).await?;
+    Ok(respond::entity(&s, d, &subjects_context(), subject_view(&r, d, expand)))
+}
+
+/// Properties of a subject a PATCH may send only unchanged (a client may send back what
+/// it read).
+const SUBJECT_READ_ONLY: &[&str] = &[
+    "id",
+    "objectId",
+    "displayName",
+    "email",
+    "principalName",
+    "onPremisesSecurityIdentifier",
+    "subjectType",
+    "type",
+    "altSecId",
+    "cleanupScheduledDateTime",
+];
+
+/// PATCH of a subject (204, as Graph answers): `subjectLifecycle` in both roots; beta also
+/// the connected organization (`connectedOrganizationId`, or `connectedOrganization` with
+/// an `id`; null clears it).
+async fn update_subject(
+    State(s): State<AppState>,
+    Root(d): Root,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    GraphJson(json): GraphJson,
+) -> ApiResult<Response> {
+    let b = Body::root(&json)?;
+    crate::schema::check(&b, d, "accessPackageSubject")?;
+    let key = subject_key(&id)?;
+    let current = connected::get_subject(&s.app, &caller, key.clone()).await?;
+    let shown = serde_json::to_value(subject_view(&current, d, false)).unwrap_or_default();
+    let unchanged = |sent: &serde_json::Value, now: &serde_json::Value| match (sent.as_str(), now.as_str()) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => sent == now,
+    };
+    for k in SUBJECT_READ_ONLY {
+        if let Some(v) = b.get(k)
+            && !unchanged(v, &shown[*k])
+        {
+            return Err(Error::bad_request(
+                "ReadOnlyProperty",
+                format!(
+                    "'{k}' of an access package subject cannot be changed; only 'subjectLifecycle'{} can.",
+                    match d {
+                        Dialect::V1 => "",
+                        Dialect::Beta => " and the connected organization",
+                    }
+                ),
+            )
+            .with_target(*k)
+            .into());
+        }
+    }
+    let mut patch = connected::SubjectPatch {
+        subject_lifecycle: b.enumeration(
+            &["subjectLifecycle"],
+            SubjectLifecycle::parse,
+            "notDefined, notGoverned, governed",
+        )?,
+        connected_organization_id: None,
+    };
+    let organization = match (b.get("connectedOrganizationId"), b.get("connectedOrganization")) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid_property(
+                "connectedOrganization",
+                "Send either 'connectedOrganizationId' or 'connectedOrganization', not both.",
+            )
+            .into());
+        }
+        (Some(v), None) => Some(("connectedOrganizationId", v.clone())),
+        (None, Some(serde_json::Value::Object(o))) => {
+            Some(("connectedOrganization", o.get("id").cloned().unwrap_or(serde_json::Value::Null)))
+        }
+        (None, Some(v)) => Some(("connectedOrganization", v.clone())),
+        (None, None) => None,
+    };
+    if let Some((key, v)) = organization {
+        if d == Dialect::V1 {
+            return Err(Error::bad_request(
+                "ReadOnlyProperty",
+                "Under /v1.0 only 'subjectLifecycle' of an access package subject can be changed; the connected organization can be set under /beta.",
+            )
+            .with_target(key)
+            .into());
+        }
+        patch.connected_organization_id = Some(match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(id) if !id.trim().is_empty() => Some(id.trim().to_string()),
+            _ => {
+                return Err(Error::invalid_property(
+                    key,
+                    format!("'{key}' must be the id of a connected organization (a string), or null."),
+                )
+                .into());
+            }
+        });
+    }
+    connected::update_subject(&s.app, &caller, key, patch).await?;
+    Ok(respond::no_content())
+}
+
 pub fn describe() -> Vec<crate::openapi::RouteDoc> {
     use crate::openapi::*;
     let path = em("connectedOrganizations");
@@ -377,6 +551,15 @@ pub fn describe() -> Vec<crate::openapi::RouteDoc> {
         docs.push(crate::openapi::list(format!("{item}/{list_name}/$ref"), "Sponsors as references", "Object"));
         docs.push(crate::openapi::remove(format!("{item}/{list_name}/$ref"), "Remove a sponsor (?$id=)"));
     }
+    docs.push(read(em("subjects/{id}"), "Get a subject (also subjects(objectId='…'))", "Object"));
+    docs.push(op(
+        "patch",
+        em("subjects/{id}"),
+        "Change a subject's lifecycle (beta also its connected organization)",
+        Some("Object"),
+        204,
+        None,
+    ));
     docs.push(crate::openapi::list("/users/{id}/sponsors", "A user's sponsors", "Object"));
     docs.push(op("post", "/users/{id}/sponsors/$ref", "Add a sponsor to a user", Some("Reference"), 204, None));
     docs.push(crate::openapi::remove("/users/{id}/sponsors/{sid}/$ref", "Remove a user's sponsor"));

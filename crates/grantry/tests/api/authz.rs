@@ -149,6 +149,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("getApplicablePolicyRequirements", "POST accessPackages/{P}/getApplicablePolicyRequirements", "U A A A A A A A A A A F F F"),
     ("settings.get", "GET settings",                                              "U A A A A A A A A A A A A F"),
     ("settings.update", "PATCH settings",                                         "U F F F F F F F F F A F A F"),
+    ("subjects.get", "GET subjects(objectId='{requestor}')",                       "U F F F F F A A A A A A A F"),
+    ("subjects.update", "PATCH subjects(objectId='{requestor}') subjectLifecycle", "U F F F F F A F F F A F A F"),
     ("users.list", "GET /users",                                                  "U A A A A A A A A A A F F A"),
     ("users.create", "POST /users",                                               "U F F F F F F F F F F F F F"),
     ("groups.list", "GET /groups",                                                "U A A A A A A A A A A F F F"),
@@ -818,6 +820,15 @@ async fn perform(app: &TestApp, sc: &Scenario, role: Role, op: &str) -> (StatusC
                 .await,
         ),
         "settings.get" => with_none(app.get(t, &e("settings")).await),
+        "subjects.get" => with_none(app.get(t, &e(&format!("subjects(objectId='{}')", sc.requestor))).await),
+        "subjects.update" => with_none(
+            app.patch(
+                t,
+                &e(&format!("subjects(objectId='{}')", sc.requestor)),
+                json!({"subjectLifecycle": "notDefined"}),
+            )
+            .await,
+        ),
         "settings.update" => with_none(app.patch(t, &e("settings"), json!({"externalUserLifecycleAction": "none"})).await),
         "users.list" => with_none(app.get(t, "/v1.0/users").await),
         "users.create" => {

@@ -727,3 +727,275 @@ async fn block_sign_in_only_keeps_the_guest_and_none_does_nothing() {
     let (status, _) = app.get(&app.admin, &format!("/v1.0/users/{guest}")).await;
     assert_eq!(status, StatusCode::OK, "blockSignIn never deletes");
 }
+
+#[tokio::test]
+async fn a_subdomain_belongs_to_the_most_specific_organization_of_its_domains() {
+    let app = TestApp::spawn().await;
+    // One package per policy, so no request waits behind another for the same package.
+    let (fa, fb, fc) =
+        (app.seed_package_with_group().await, app.seed_package_with_group().await, app.seed_package_with_group().await);
+    let contoso = create_org(&app, domain_org("Contoso partners", "contoso-partners.com")).await;
+    let emea = create_org(&app, domain_org("Contoso partners EMEA", "emea.contoso-partners.com")).await;
+    let only_emea = {
+        let emea = emea.clone();
+        app.seed_policy(&fa, AllowedTargetScope::SpecificConnectedOrganizationUsers, move |p| {
+            self_add(p);
+            p.specific_allowed_targets = vec![org_members(&emea)];
+        })
+        .await
+    };
+    let only_contoso = {
+        let contoso = contoso.clone();
+        app.seed_policy(&fb, AllowedTargetScope::SpecificConnectedOrganizationUsers, move |p| {
+            self_add(p);
+            p.specific_allowed_targets = vec![org_members(&contoso)];
+        })
+        .await
+    };
+    let external = app.seed_policy(&fc, AllowedTargetScope::AllExternalUsers, self_add).await;
+
+    // eng.contoso-partners.com has no organization of its own: the parent domain's holds it.
+    let eve = create_guest(&app, "eve@eng.contoso-partners.com").await;
+    // paris.emea.contoso-partners.com: the EMEA organization is nearer than the parent's.
+    let pia = create_guest(&app, "pia@paris.emea.contoso-partners.com").await;
+    // A domain that merely ends with the same letters is not a subdomain.
+    let oz = create_guest(&app, "oz@notcontoso-partners.com").await;
+
+    let (s, b) = user_add(&app, &eve, &fb, &only_contoso).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = user_add(&app, &eve, &fa, &only_emea).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = user_add(&app, &pia, &fa, &only_emea).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = user_add(&app, &pia, &fb, &only_contoso).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the most specific organization wins: {b}");
+    let (s, b) = user_add(&app, &oz, &fb, &only_contoso).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+
+    // Under all external users, a subdomain of a known organization proposes no new one; an
+    // unrelated domain does.
+    let (s, b) = user_add(&app, &eve, &fc, &external).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = user_add(&app, &oz, &fc, &external).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, all) = app.get(&app.admin, &orgs("v1.0")).await;
+    let names: Vec<&str> = all["value"].as_array().unwrap().iter().filter_map(|o| o["displayName"].as_str()).collect();
+    assert!(!names.contains(&"eng.contoso-partners.com"), "{names:?}");
+    assert!(names.contains(&"notcontoso-partners.com"), "{names:?}");
+    let (_, list) =
+        app.get(&app.admin, &format!("{}?$expand=requestor", em("beta", "accessPackageAssignmentRequests"))).await;
+    let org_of = |user: &str| {
+        list["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["requestor"]["objectId"] == user)
+            .map(|r| r["requestor"]["connectedOrganizationId"].clone())
+            .unwrap_or_else(|| panic!("no request by {user}: {list}"))
+    };
+    assert_eq!(org_of(&eve), json!(contoso));
+    assert_eq!(org_of(&pia), json!(emea));
+}
+
+/// Sets the tenant's external user lifecycle settings (v1.0 names).
+async fn lifecycle(app: &TestApp, action: &str, days: Option<u32>) {
+    let mut body = json!({ "externalUserLifecycleAction": action });
+    if let Some(d) = days {
+        body["durationUntilExternalUserDeletedAfterBlocked"] = json!(format!("P{d}D"));
+    }
+    let (status, b) = app.patch(&app.admin, &em("v1.0", "settings"), body).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{b}");
+    app.drain().await;
+}
+
+async fn advance_days(app: &TestApp, days: u32) {
+    let (status, b) = app.post(&app.admin, "/_grantry/clock/advance", json!({ "duration": format!("P{days}D") })).await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    app.drain().await;
+}
+
+/// Whether the user exists, and whether they may sign in.
+async fn account(app: &TestApp, id: &str) -> Option<bool> {
+    let (status, u) = app.get(&app.admin, &format!("/v1.0/users/{id}")).await;
+    (status == StatusCode::OK).then(|| u["accountEnabled"].as_bool().unwrap())
+}
+
+#[tokio::test]
+async fn changed_lifecycle_settings_move_the_deletion_of_blocked_guests_and_none_releases_them() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let end = |a: String| {
+        let app = &app;
+        async move {
+            let (status, r) = app
+                .post(
+                    &app.admin,
+                    &em("v1.0", "assignmentRequests"),
+                    json!({ "requestType": "adminRemove", "assignment": { "id": a } }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{r}");
+            app.drain().await;
+        }
+    };
+    lifecycle(&app, "blockSignInAndDelete", Some(3)).await;
+    let gus = create_guest(&app, "gus@fabrikam.com").await;
+    let a = assign_external(&app, &f, &gus).await;
+    end(a).await;
+    assert_eq!(account(&app, &gus).await, Some(false), "blocked on day 0, due on day 3");
+
+    // A longer duration: gus is now due on day 20, and is still there on day 4.
+    lifecycle(&app, "blockSignInAndDelete", Some(20)).await;
+    advance_days(&app, 4).await;
+    assert_eq!(account(&app, &gus).await, Some(false), "the deletion moved to day 20");
+
+    // ray is blocked on day 4; a shorter duration (6 days) makes gus due on day 6 and ray
+    // on day 10.
+    let ray = create_guest(&app, "ray@fabrikam.com").await;
+    let a = assign_external(&app, &f, &ray).await;
+    end(a).await;
+    lifecycle(&app, "blockSignInAndDelete", Some(6)).await;
+    advance_days(&app, 3).await;
+    assert_eq!(account(&app, &gus).await, None, "deleted on day 6");
+    assert_eq!(account(&app, &ray).await, Some(false), "due on day 10");
+
+    // Turning the lifecycle off releases the guests still blocked: sign-in back, never deleted.
+    lifecycle(&app, "none", None).await;
+    assert_eq!(account(&app, &ray).await, Some(true));
+    advance_days(&app, 30).await;
+    assert_eq!(account(&app, &ray).await, Some(true));
+    let (_, audits) = app.get(&app.admin, &format!("/_grantry/audit?entityId={ray}")).await;
+    let text = audits.to_string();
+    assert!(text.contains("guestDeletionRescheduled") && text.contains("lifecycleSettingsChanged"), "{text}");
+    assert!(text.contains("guestUnblocked"), "{text}");
+
+    // blockSignIn keeps a blocked guest blocked but no longer due for deletion.
+    lifecycle(&app, "blockSignInAndDelete", Some(2)).await;
+    let sue = create_guest(&app, "sue@fabrikam.com").await;
+    let a = assign_external(&app, &f, &sue).await;
+    end(a).await;
+    lifecycle(&app, "blockSignIn", None).await;
+    advance_days(&app, 10).await;
+    assert_eq!(account(&app, &sue).await, Some(false), "blocked, not deleted");
+}
+
+#[tokio::test]
+async fn a_subject_is_read_by_object_id_and_its_lifecycle_and_organization_are_patched() {
+    let app = TestApp::spawn().await;
+    let f = app.seed_package_with_group().await;
+    let fabrikam = create_org(&app, domain_org("Fabrikam", "fabrikam.com")).await;
+    let litware = create_org(&app, domain_org("Litware", "litware.com")).await;
+    lifecycle(&app, "blockSignInAndDelete", Some(10)).await;
+    let gina = create_guest(&app, "gina@fabrikam.com").await;
+    let a = assign_external(&app, &f, &gina).await;
+    let by_oid = |root: &str| format!("{}(objectId='{gina}')", em(root, "subjects"));
+
+    // Read by the alternate key in both roots, and by id.
+    let (status, v1) = app.get(&app.admin, &by_oid("v1.0")).await;
+    assert_eq!(status, StatusCode::OK, "{v1}");
+    assert_eq!((v1["objectId"].as_str(), v1["subjectLifecycle"].as_str()), (Some(gina.as_str()), Some("governed")));
+    assert_eq!(v1["subjectType"], "user", "{v1}");
+    assert!(v1.get("connectedOrganizationId").is_none(), "not a v1.0 property: {v1}");
+    assert!(v1["@odata.context"].as_str().unwrap().contains("entitlementManagement/subjects"), "{v1}");
+    let (status, beta) = app.get(&app.admin, &by_oid("beta")).await;
+    assert_eq!(status, StatusCode::OK, "{beta}");
+    assert_eq!(beta["connectedOrganizationId"], fabrikam.as_str(), "{beta}");
+    assert_eq!(beta["cleanupScheduledDateTime"], Value::Null);
+    let sid = v1["id"].as_str().unwrap().to_string();
+    let (status, got) = app.get(&app.admin, &em("v1.0", &format!("subjects/{sid}"))).await;
+    assert_eq!((status, got["objectId"].as_str()), (StatusCode::OK, Some(gina.as_str())), "{got}");
+    let (status, got) = app.get(&app.admin, &format!("{}?$expand=connectedOrganization", by_oid("v1.0"))).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["connectedOrganization"]["displayName"], "Fabrikam", "{got}");
+    let (status, body) =
+        app.get(&app.admin, &format!("{}(objectId='{}')", em("v1.0", "subjects"), grantry_domain::ids::new_id())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Blocked when the assignment ends: beta shows when the guest will be deleted.
+    let (status, r) = app
+        .post(
+            &app.admin,
+            &em("v1.0", "assignmentRequests"),
+            json!({ "requestType": "adminRemove", "assignment": { "id": a } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    app.drain().await;
+    assert_eq!(account(&app, &gina).await, Some(false));
+    let (_, beta) = app.get(&app.admin, &by_oid("beta")).await;
+    let due = (app.now() + chrono::Duration::days(10)).format("%Y-%m-%d").to_string();
+    assert!(beta["cleanupScheduledDateTime"].as_str().is_some_and(|t| t.starts_with(&due)), "{beta}");
+
+    // Bad PATCHes change nothing.
+    for (root, body, code) in [
+        ("v1.0", json!({ "subjectLifecycle": "managed" }), "InvalidRequestBody"),
+        ("v1.0", json!({ "displayName": "Someone else" }), "ReadOnlyProperty"),
+        ("v1.0", json!({ "connectedOrganizationId": litware }), ""),
+        ("v1.0", json!({ "connectedOrganization": { "id": litware } }), "ReadOnlyProperty"),
+        ("beta", json!({ "connectedOrganizationId": grantry_domain::ids::new_id() }), "InvalidRequestBody"),
+        ("beta", json!({ "connectedOrganizationId": 7 }), "InvalidRequestBody"),
+    ] {
+        let (status, b) = app.patch(&app.admin, &by_oid(root), body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{root} {body}: {b}");
+        if !code.is_empty() {
+            assert_eq!(
+                b["error"]["code"].as_str().map(str::to_ascii_lowercase),
+                Some(code.to_ascii_lowercase()),
+                "{b}"
+            );
+        }
+    }
+    // Only administrators (and catalog owners) change subjects.
+    let someone = app.create_user("someone").await;
+    let token = app.user_token(&someone, &["EntitlementManagement.ReadWrite.All"]);
+    let (status, b) = app.patch(&token, &by_oid("v1.0"), json!({ "subjectLifecycle": "notGoverned" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{b}");
+    let (_, now) = app.get(&app.admin, &by_oid("beta")).await;
+    assert_eq!(now["subjectLifecycle"], "governed", "an enum member of the beta schema: {now}");
+
+    // Not governed any more: the lifecycle lets go of the guest (sign-in back, no deletion).
+    // A client may send back what it read.
+    let mut sent = v1.clone();
+    sent.as_object_mut().unwrap().retain(|k, _| !k.starts_with('@'));
+    sent["subjectLifecycle"] = json!("notGoverned");
+    let (status, b) = app.patch(&app.admin, &by_oid("v1.0"), sent).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{b}");
+    app.drain().await;
+    assert_eq!(account(&app, &gina).await, Some(true));
+    let (_, beta) = app.get(&app.admin, &by_oid("beta")).await;
+    assert_eq!(
+        (beta["subjectLifecycle"].as_str(), &beta["cleanupScheduledDateTime"]),
+        (Some("notGoverned"), &Value::Null)
+    );
+    advance_days(&app, 20).await;
+    assert_eq!(account(&app, &gina).await, Some(true), "never deleted");
+
+    // Beta sets the organization (either spelling) and null returns it to the domain's.
+    let (status, b) = app.patch(&app.admin, &by_oid("beta"), json!({ "connectedOrganizationId": litware })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{b}");
+    let (_, beta) = app.get(&app.admin, &format!("{}?$expand=connectedOrganization", by_oid("beta"))).await;
+    assert_eq!(beta["connectedOrganizationId"], litware.as_str(), "{beta}");
+    assert_eq!(beta["connectedOrganization"]["displayName"], "Litware", "{beta}");
+    let (status, b) = app.patch(&app.admin, &by_oid("beta"), json!({ "connectedOrganization": null })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{b}");
+    let (_, beta) = app.get(&app.admin, &by_oid("beta")).await;
+    assert_eq!(beta["connectedOrganizationId"], fabrikam.as_str(), "{beta}");
+
+    // Governed again: the lifecycle blocks the guest when their next assignment ends.
+    let (status, b) =
+        app.patch(&app.admin, &em("beta", &format!("subjects/{sid}")), json!({ "subjectLifecycle": "governed" })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{b}");
+    let a = assign_external(&app, &f, &gina).await;
+    let (status, r) = app
+        .post(
+            &app.admin,
+            &em("v1.0", "assignmentRequests"),
+            json!({ "requestType": "adminRemove", "assignment": { "id": a } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    app.drain().await;
+    assert_eq!(account(&app, &gina).await, Some(false));
+    let (_, audits) = app.get(&app.admin, &format!("/_grantry/audit?entityId={sid}")).await;
+    assert!(audits.to_string().contains("accessPackageSubject"), "{audits}");
+}
