@@ -6,7 +6,8 @@ the development clock, mints tokens with `grantry token`, and drives the v1.0 SD
 (msgraph-sdk) and the beta SDK (msgraph-beta-sdk) through the main flow: directory set-up,
 catalog, group resource, access package, policy, an adminAdd request, and reading the
 delivered assignment back with $filter/$expand/$select/$orderby/$top/$count; access reviews,
-applications, and a connected organization with its sponsors.
+applications, a connected organization with its sponsors, and a guest's subject read by
+objectId and patched (v1.0 lifecycle, beta connected organization).
 
 Background work is driven by the development clock (`POST /_grantry/clock/advance` runs all
 due work before answering), never by sleeping. The flows run twice, on fresh servers: as the
@@ -643,6 +644,70 @@ async def flow_connected(server: Server, admin_token: str) -> None:
         check(e.response_status_code == 404, "a deleted organization -> ODataError 404")
 
 
+async def flow_subjects(server: Server, admin_token: str) -> None:
+    """A guest's access package subject through both SDKs: read by its objectId (the
+    alternate key), taken out of the external user lifecycle with a v1.0 PATCH of
+    subjectLifecycle, and given another connected organization with a beta PATCH."""
+    from msgraph.generated.models.access_package_subject import AccessPackageSubject
+    from msgraph.generated.models.access_package_subject_lifecycle import AccessPackageSubjectLifecycle
+    from msgraph_beta.generated.models.access_package_subject import AccessPackageSubject as BetaSubject
+    from msgraph_beta.generated.models.access_package_subject_lifecycle import (
+        AccessPackageSubjectLifecycle as BetaLifecycle,
+    )
+
+    client = client_for("v1.0", f"{server.base}/v1.0", admin_token)
+    beta = client_for("beta", f"{server.base}/beta", admin_token)
+    em = "/v1.0/identityGovernance/entitlementManagement"
+    print("subjects (v1.0 and beta SDKs):")
+
+    def org(name: str, domain: str) -> dict:
+        return server.call(
+            "POST",
+            f"{em}/connectedOrganizations",
+            admin_token,
+            {"displayName": name, "state": "configured",
+             "identitySources": [{"@odata.type": "#microsoft.graph.domainIdentitySource", "domainName": domain}]},
+        )
+
+    woodgrove, litware = org("Woodgrove", "woodgrove.com"), org("Litware", "litware.com")
+    guest = server.call(
+        "POST",
+        "/v1.0/users",
+        admin_token,
+        {"displayName": "Gail", "userPrincipalName": "gail_eng.woodgrove.com#EXT#@contoso.onmicrosoft.com",
+         "mail": "gail@eng.woodgrove.com", "userType": "Guest"},
+    )
+    catalog = server.call("POST", f"{em}/catalogs", admin_token, {"displayName": "Partners", "isExternallyVisible": True})
+    package = server.call("POST", f"{em}/accessPackages", admin_token, {"displayName": "Partner portal", "catalog": {"id": catalog["id"]}})
+    policy = server.call(
+        "POST",
+        f"{em}/assignmentPolicies",
+        admin_token,
+        {"displayName": "Partners", "allowedTargetScope": "allExternalUsers", "accessPackage": {"id": package["id"]},
+         "expiration": {"type": "noExpiration"}, "requestApprovalSettings": {"isApprovalRequiredForAdd": False}},
+    )
+    server.call(
+        "POST",
+        f"{em}/assignmentRequests",
+        admin_token,
+        {"requestType": "adminAdd",
+         "assignment": {"targetId": guest["id"], "assignmentPolicyId": policy["id"], "accessPackageId": package["id"]}},
+    )
+    subject = client.identity_governance.entitlement_management.subjects_with_object_id(guest["id"])
+    got = await subject.get()
+    check(got is not None and got.object_id == guest["id"] and got.subject_lifecycle == AccessPackageSubjectLifecycle.Governed, "subjects(objectId=…).get reads the guest's subject, governed")
+    await subject.patch(AccessPackageSubject(subject_lifecycle=AccessPackageSubjectLifecycle.NotGoverned))
+    got = await subject.get()
+    check(got.subject_lifecycle == AccessPackageSubjectLifecycle.NotGoverned, "subjects(objectId=…).patch sets subjectLifecycle")
+    b = beta.identity_governance.entitlement_management.subjects_with_object_id(guest["id"])
+    bgot = await b.get()
+    check(bgot is not None and bgot.connected_organization_id == woodgrove["id"], "the beta SDK reads the organization of the guest's parent domain")
+    check(bgot.subject_lifecycle == BetaLifecycle.NotGoverned, "the beta SDK reads subjectLifecycle as its enum")
+    await b.patch(BetaSubject(connected_organization_id=litware["id"]))
+    bgot = await b.get()
+    check(bgot.connected_organization_id == litware["id"], "a beta patch sets the subject's connected organization")
+
+
 def main() -> int:
     binary = os.environ.get("GRANTRY_BIN")
     if not binary or not os.path.exists(binary):
@@ -663,6 +728,7 @@ def main() -> int:
                 asyncio.run(flow_reviews_beta(server, admin))
                 asyncio.run(flow_apps(server, admin))
                 asyncio.run(flow_connected(server, admin))
+                asyncio.run(flow_subjects(server, admin))
             if handler is not None:
                 check(handler.compressed >= 8, f"{handler.compressed} request bodies were sent gzip-compressed")
                 check(handler.refused == 0, f"no compressed body was refused with 415 ({handler.refused} were)")
