@@ -36,7 +36,7 @@ pub const JOB_REMOVE: &str = "autoassign.remove";
 /// Most rows (users or assignments) one run of `autoassign.policy` looks at.
 pub const SCAN: usize = 500;
 /// Most assignments one run of `autoassign.policy` adds or removes.
-pub const CHANGES: usize = 100;
+pub const CHANGES: usize = 25;
 
 pub fn handler(kind: &str) -> Option<jobs::Handler> {
     match kind {
