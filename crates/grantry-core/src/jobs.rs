@@ -81,7 +81,7 @@ fn backoff(attempts: i64) -> Duration {
 
 /// Most expiries in one transaction: they are ended in sets (`expiry`), a few statements
 /// for all of them, so a batch stays short.
-const EXPIRY_BATCH: usize = 64;
+const EXPIRY_BATCH: usize = 256;
 
 /// Claims and runs one batch of jobs due at `now`: up to [`BATCH`] jobs one by one, and
 /// the due expiries among the first [`EXPIRY_BATCH`] in one set. Returns how many ran
