@@ -35,6 +35,9 @@ pub(crate) fn map_err(e: rusqlite::Error) -> Error {
     Error::internal(format!("database error: {e}"))
 }
 
+/// How long a statement waits for a lock another connection holds.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Opens a connection with Grantry's settings. `synchronous_full` keeps every acknowledged
 /// commit on disk across power loss; it is only turned off on request.
 pub(crate) fn open(path: &Path, read_only: bool, synchronous_full: bool) -> Result<Connection> {
@@ -47,7 +50,7 @@ pub(crate) fn open(path: &Path, read_only: bool, synchronous_full: bool) -> Resu
             | OpenFlags::SQLITE_OPEN_URI
     };
     let conn = Connection::open_with_flags(path, flags).map_err(map_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(map_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(map_err)?;
     }

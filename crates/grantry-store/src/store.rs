@@ -234,9 +234,11 @@ impl Store {
         writer_conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(map_err)?;
         let checkpointer = sqlite::open(path, false, options.synchronous_full)?;
         let (nudge, nudges) = std::sync::mpsc::sync_channel::<()>(1);
+        let reset_wanted = Arc::new(AtomicBool::new(false));
+        let wants_reset = reset_wanted.clone();
         std::thread::Builder::new()
             .name("grantry-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, nudges))
+            .spawn(move || checkpoint_loop(checkpointer, nudges, &wants_reset))
             .map_err(|e| Error::internal(format!("cannot start the checkpoint thread: {e}")))?;
         let mut readers = Vec::with_capacity(options.readers);
         for _ in 0..options.readers.max(1) {
@@ -248,7 +250,9 @@ impl Store {
         let writer_counters = counters.clone();
         std::thread::Builder::new()
             .name("grantry-writer".into())
-            .spawn(move || writer_loop(SqliteWriter { conn: writer_conn, nudge }, rx, max_batch, &writer_counters))
+            .spawn(move || {
+                writer_loop(SqliteWriter { conn: writer_conn, nudge, reset_wanted }, rx, max_batch, &writer_counters)
+            })
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
         let permits = readers.len();
         Ok(Store {
@@ -559,6 +563,8 @@ trait Writer {
     fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64>;
     /// Called after each successful commit.
     fn committed(&mut self) {}
+    /// Called after a batch's callers have been answered, before the next batch begins.
+    fn between_batches(&mut self) {}
 }
 
 struct SqliteWriter {
@@ -566,6 +572,8 @@ struct SqliteWriter {
     /// Tells the checkpoint thread that the WAL has grown; dropped with the writer, which
     /// stops that thread.
     nudge: std::sync::mpsc::SyncSender<()>,
+    /// Set by the checkpoint thread when the WAL has grown past [`WAL_RESET_FRAMES`].
+    reset_wanted: Arc<AtomicBool>,
 }
 
 impl Writer for SqliteWriter {
@@ -593,6 +601,37 @@ impl Writer for SqliteWriter {
         // A nudge already pending covers this commit too.
         let _ = self.nudge.try_send(());
     }
+    fn between_batches(&mut self) {
+        if self.reset_wanted.swap(false, Ordering::Relaxed) {
+            reset_wal(&self.conn);
+        }
+    }
+}
+
+/// WAL frames (pages of 4 KiB) past which the log is started over (64 MiB). Passive
+/// checkpoints copy pages into the database file but cannot start the log over while
+/// readers keep taking snapshots and commits keep coming, so under steady load the WAL
+/// would grow without end; and after an unclean stop the next start reads all of it back
+/// (SQLite's WAL recovery), so the time to start would grow with it.
+const WAL_RESET_FRAMES: i64 = if cfg!(test) { 256 } else { 16_384 };
+
+/// How long a reset waits for reads still using the log before it gives up until later.
+const WAL_RESET_WAIT: Duration = Duration::from_millis(50);
+
+/// Copies what is left of the WAL into the database file and empties the log (a
+/// truncating checkpoint), on the writer's connection between two batches, so no write
+/// is under way. It waits at most [`WAL_RESET_WAIT`] for reads that started on older
+/// pages; if they are still running, the log is left as it is and the next checkpoint
+/// asks again.
+fn reset_wal(conn: &Connection) {
+    let _ = conn.busy_timeout(WAL_RESET_WAIT);
+    let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+    let _ = conn.busy_timeout(sqlite::BUSY_TIMEOUT);
+    match done {
+        Ok(0) => tracing::debug!("WAL started over"),
+        Ok(_) => tracing::debug!("WAL not started over: reads still use it; retrying after the next checkpoint"),
+        Err(e) => tracing::warn!(error = %e, "WAL reset failed; retrying after the next checkpoint"),
+    }
 }
 
 /// Least time between two checkpoints while commits keep coming.
@@ -602,7 +641,7 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 /// the writer or readers) after commits, at most once per [`CHECKPOINT_INTERVAL`]. Durability
 /// does not depend on it: a commit is durable once its WAL frames are synced. Ends when the
 /// writer is gone.
-fn checkpoint_loop(conn: Connection, nudges: std::sync::mpsc::Receiver<()>) {
+fn checkpoint_loop(conn: Connection, nudges: std::sync::mpsc::Receiver<()>, reset_wanted: &AtomicBool) {
     use std::sync::mpsc::RecvTimeoutError;
     use std::time::Instant;
     let mut next = Instant::now();
@@ -614,8 +653,13 @@ fn checkpoint_loop(conn: Connection, nudges: std::sync::mpsc::Receiver<()>) {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; retrying after the next commit");
+        // (busy, frames in the log, frames copied into the database file)
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            // Right after a passive checkpoint little is left to copy: the writer's reset
+            // holds up the next batch only briefly.
+            Ok(frames) if frames >= WAL_RESET_FRAMES => reset_wanted.store(true, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying after the next commit"),
         }
         next = Instant::now() + CHECKPOINT_INTERVAL;
     }
@@ -750,6 +794,7 @@ fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batc
                 (Ok(()), None) => deliver(Ok(())),
             }
         }
+        conn.between_batches();
     }
 }
 
