@@ -11,29 +11,29 @@
 //! GRANTRY_REQUIRE_MAIL_TESTS is set (scripts/test sets it, so CI never skips them).
 
 use crate::helpers::*;
+use crate::pyserver::{Component, free_port};
 use grantry_domain::enums::{AllowedTargetScope, ApproverInformationVisibility, ExpirationType};
 use grantry_domain::model::{ApprovalStage, Expiration, Policy, SubjectSet};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// The longest the SMTP server may take to start, or a mail to arrive.
+/// The longest a mail may take to arrive.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 const BASE: &str = "https://grantry.example.com";
 const FROM: &str = "Grantry <grantry@example.com>";
 
-fn python() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("GRANTRY_MAIL_PYTHON") {
-        return p.into();
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("grantry-mail-venv").join("bin").join("python")
-}
+/// aiosmtpd, run by `tests/mail/smtp_sink.py`.
+const AIOSMTPD: Component = Component {
+    name: "aiosmtpd",
+    module: "aiosmtpd",
+    python_env: "GRANTRY_MAIL_PYTHON",
+    venv: "grantry-mail-venv",
+    require_env: "GRANTRY_REQUIRE_MAIL_TESTS",
+    needed_by: "the mail tests",
+    quiet: false,
+};
 
 /// The SMTP server of one test.
 pub struct SmtpSink {
@@ -46,22 +46,11 @@ impl SmtpSink {
     /// A port for the server, not yet listening; `None` (after saying why) when aiosmtpd is
     /// missing and the tests are not required.
     pub fn reserve() -> Option<SmtpSink> {
-        let ok = std::process::Command::new(python())
-            .args(["-c", "import aiosmtpd"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            let why = format!(
-                "the mail tests need aiosmtpd in the python at {} (GRANTRY_MAIL_PYTHON); scripts/test installs it",
-                python().display()
-            );
-            let required = std::env::var("GRANTRY_REQUIRE_MAIL_TESTS").is_ok_and(|v| !v.is_empty() && v != "0");
-            assert!(!required, "{why} (GRANTRY_REQUIRE_MAIL_TESTS is set)");
-            eprintln!("SKIPPED: {why}");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Some(SmtpSink { port, child: None, mails: Arc::new(Mutex::new(Vec::new())) })
+        AIOSMTPD.available().then(|| SmtpSink {
+            port: free_port(),
+            child: None,
+            mails: Arc::new(Mutex::new(Vec::new())),
+        })
     }
 
     /// A running server.
@@ -74,21 +63,7 @@ impl SmtpSink {
     /// Starts the server on its port (again).
     pub async fn up(&mut self) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/mail/smtp_sink.py");
-        let mut child = tokio::process::Command::new(python())
-            .arg(script)
-            .arg(self.port.to_string())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the SMTP server starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = tokio::time::timeout(SMTP_TIMEOUT, lines.next_line())
-            .await
-            .expect("the SMTP server starts in time")
-            .expect("its output is readable")
-            .expect("it says it is ready");
-        assert!(ready.contains("ready"), "{ready}");
+        let (child, mut lines) = AIOSMTPD.spawn([script.to_string(), self.port.to_string()], "ready").await;
         let mails = self.mails.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {

@@ -43,6 +43,7 @@ mod packages;
 mod policies;
 mod portal;
 mod provisioning;
+mod pyserver;
 mod query_options;
 mod races;
 mod rbac;
