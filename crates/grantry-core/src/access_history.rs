@@ -191,7 +191,7 @@ fn groups_at(c: &mut dyn Conn, a: &Assignment, at_us: i64) -> Result<Vec<HeldGro
                 state = Some(h.text(0)? == "granted");
             }
         }
-        held.insert(key, state.unwrap_or(r.status == "Fulfilled" || r.status == "Removed"));
+        held.insert(key, state.unwrap_or(r.is_granted() || r.status == "Removed"));
     }
     let mut out = Vec::new();
     for ((gid, relation), is_held) in held {

@@ -276,7 +276,9 @@ fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id
     let mut failed = 0;
     for (rs, role) in scopes {
         let prior = existing.iter().find(|x| x.role_id == rs.role_id && x.scope_id == rs.scope_id);
-        if prior.is_some_and(|p| p.status == "Fulfilled") {
+        // Granted already (a push to a provisioning target may still owe it: that is
+        // retried by the outbox, not granted twice).
+        if prior.is_some_and(AssignmentResourceRole::is_granted) {
             continue;
         }
         let app = match &role {
@@ -328,7 +330,7 @@ fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id
             if ok { "fulfilled" } else { "failed" },
             1,
         );
-        let status = if ok { "Fulfilled" } else { "DeliveryFailed" }.to_string();
+        let status = if ok { role_status::FULFILLED } else { role_status::DELIVERY_FAILED }.to_string();
         match prior {
             Some(p) => {
                 let mut p = p.clone();
@@ -377,7 +379,7 @@ fn revoke_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result<
     let member = subject.and_then(|s| s.object_id);
     let roles: Vec<AssignmentResourceRole> = repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?;
     for mut r in roles {
-        if r.status != "Fulfilled" {
+        if !r.is_granted() {
             continue;
         }
         if let (Some(member), Some(role)) = (&member, repo::get::<ResourceRole>(c, &r.role_id)?) {
@@ -403,7 +405,7 @@ fn revoke_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result<
                 )?;
             }
         }
-        r.status = "Removed".into();
+        r.status = role_status::REMOVED.into();
         repo::update(c, &r)?;
     }
     Ok(())
@@ -623,8 +625,13 @@ pub fn redeliver(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest
             let subject = repo::get::<Subject>(c, &a.target_subject_id)?;
             let member = subject.and_then(|s| s.object_id).unwrap_or_default();
             let failed = deliver_roles(c, now, &a, &member, RolesOf::Existing)?;
-            let (astate, rstate, status) = if failed == 0 {
+            // App roles whose push to a provisioning target failed for good are sent again;
+            // the outbox's outcome settles the request (`provisioning::after_delivery`).
+            let pushing = crate::provisioning::retry_failed(c, now, &a, &member)?;
+            let (astate, rstate, status) = if failed == 0 && pushing == 0 {
                 (AssignmentState::Delivered, RequestState::Delivered, RequestStatus::Delivered)
+            } else if failed == 0 {
+                (AssignmentState::Delivering, RequestState::Delivering, RequestStatus::Delivering)
             } else {
                 (
                     AssignmentState::PartiallyDelivered,
@@ -646,7 +653,7 @@ pub fn reenforce(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment) -> Result
     let subject = repo::get::<Subject>(c, &a.target_subject_id)?;
     let Some(member) = subject.and_then(|s| s.object_id) else { return Ok(()) };
     let roles: Vec<AssignmentResourceRole> = repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?;
-    for r in roles.iter().filter(|r| r.status == "Fulfilled") {
+    for r in roles.iter().filter(|r| r.is_granted()) {
         if let Some(role) = repo::get::<ResourceRole>(c, &r.role_id)?
             && let Some((sp_id, app_role_id)) = app_role(c, &role)?
             && !crate::applications::has_app_role(c, &sp_id, &app_role_id, &member)?

@@ -317,7 +317,11 @@ pub async fn update_user(app: &App, caller: &Caller, id_or_upn: &str, patch: Use
     app.store
         .write(move |c| {
             let user = patched(c, &key, &patch)?;
+            let before = repo::get::<User>(c, &user.id)?;
             repo::update(c, &user)?;
+            if let Some(before) = &before {
+                crate::provisioning::user_changed(c, now, before, &user)?;
+            }
             crate::autoassign::user_changed(c, now, &user.id)
         })
         .await

@@ -102,7 +102,7 @@ fn expire_jobs_known(c: &mut dyn Conn, now: DateTime<Utc>, jobs: &[Job]) -> Resu
     // Assignments that delivered application roles take the one-by-one path.
     let one_by_one: Vec<String> = delivered
         .iter()
-        .filter(|r| r.status == "Fulfilled")
+        .filter(|r| r.is_granted())
         .filter(|r| roles.get(&r.role_id).is_some_and(|role| group_role(role).is_none() && is_app_role(role)))
         .map(|r| r.assignment_id.clone())
         .collect();
@@ -119,9 +119,7 @@ fn expire_jobs_known(c: &mut dyn Conn, now: DateTime<Utc>, jobs: &[Job]) -> Resu
     // Memberships: one decrement per link for every assignment that delivered it.
     let mut links: BTreeMap<(String, &'static str, String), i64> = BTreeMap::new();
     let mut removed_roles = Vec::new();
-    for mut r in
-        delivered.into_iter().filter(|r| r.status == "Fulfilled" && set.iter().any(|a| a.id == r.assignment_id))
-    {
+    for mut r in delivered.into_iter().filter(|r| r.is_granted() && set.iter().any(|a| a.id == r.assignment_id)) {
         let member = set
             .iter()
             .find(|a| a.id == r.assignment_id)

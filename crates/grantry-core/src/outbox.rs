@@ -325,8 +325,9 @@ fn follow_up(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Attempt, now: DateTi
         OutboxKind::Webhook => crate::webhooks::after_delivery(c, m, attempt, now),
         // The mail's row is the record (`GET /_grantry/mail`).
         OutboxKind::Mail => Ok(()),
-        // The message's row is the record (`GET /_grantry/provisioning/{id}` shows failures).
-        OutboxKind::Scim => Ok(()),
+        // The message's row is the record (`GET /_grantry/provisioning/{id}` shows failures);
+        // the assignment a grant was for shows whether its push arrived.
+        OutboxKind::Scim => crate::provisioning::after_delivery(c, m, attempt, now),
     }
 }
 

@@ -23,7 +23,11 @@ use crate::audit::AuditEvent;
 use crate::auth::{Caller, perms};
 use crate::outbox::{Attempt, OutboundRequest, Transport};
 use chrono::{DateTime, Utc};
-use grantry_domain::model::{OutboxKind, OutboxMessage, OutboxState, SignedBy, User};
+use grantry_domain::enums::{AssignmentState, RequestState, RequestStatus};
+use grantry_domain::model::{
+    Assignment, AssignmentRequest, AssignmentResourceRole, OutboxKind, OutboxMessage, OutboxState, SignedBy, User,
+    role_status,
+};
 use grantry_domain::{Error, Result, ids};
 use grantry_store::{Conn, Value, repo};
 use serde_json::{Map, Value as Json, json};
@@ -568,11 +572,12 @@ pub async fn retry_for(app: &App, caller: &Caller, key: &str) -> Result<usize> {
     Ok(n)
 }
 
-/// Grant or revoke.
+/// Grant, revoke, or a change of the user's attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
     Grant,
     Revoke,
+    Update,
 }
 
 /// The app role `app_role_id` of `sp_id` was granted to `user_id` (the user did not hold
@@ -584,6 +589,31 @@ pub fn on_grant(c: &mut dyn Conn, now: DateTime<Utc>, sp_id: &str, app_role_id: 
 /// The user no longer holds the app role.
 pub fn on_revoke(c: &mut dyn Conn, now: DateTime<Utc>, sp_id: &str, app_role_id: &str, user_id: &str) -> Result<()> {
     enqueue(c, now, sp_id, app_role_id, user_id, Change::Revoke)
+}
+
+/// A user's attributes changed (Graph `PATCH /users/{id}`, a SCIM PUT or PATCH): every
+/// provisioning target of an application whose app roles the user holds is sent the user
+/// again (a `PUT` of the mapped attributes), when what it would receive differs, in the write
+/// that changed the user and in line behind the user's earlier pushes to that target.
+pub fn user_changed(c: &mut dyn Conn, now: DateTime<Utc>, before: &User, after: &User) -> Result<()> {
+    let targets: Vec<String> = c
+        .query(
+            "SELECT DISTINCT a.resource_id FROM app_role_assignments a JOIN provisioning_targets t ON t.sp_id = a.resource_id \
+             WHERE a.principal_id = ? AND a.granted > 0 ORDER BY a.resource_id",
+            &[Value::from(&after.id)],
+        )?
+        .iter()
+        .map(|r| r.text(0))
+        .collect::<Result<_>>()?;
+    for sp_id in targets {
+        let Some(target) = target_of(c, &sp_id)? else { continue };
+        let changed = before.account_enabled != after.account_enabled
+            || scim_user(before, &target.mappings, true) != scim_user(after, &target.mappings, true);
+        if changed {
+            enqueue(c, now, &sp_id, "", &after.id, Change::Update)?;
+        }
+    }
+    Ok(())
 }
 
 /// The SCIM user that `mappings` make of `user`.
@@ -654,7 +684,12 @@ fn enqueue(
         .iter()
         .map(|r| r.text(0))
         .collect::<Result<_>>()?;
-    let active = !held.is_empty();
+    if change == Change::Update && held.is_empty() {
+        // Nothing of the application is held: the target has the user inactive, if at all.
+        return Ok(());
+    }
+    // A disabled account is deactivated on the target, as Entra's provisioning does.
+    let active = !held.is_empty() && user.account_enabled;
     let roles: Vec<Json> = held.iter().filter_map(|id| role_json(id)).collect();
     let match_on = |attr: &str| {
         target
@@ -667,7 +702,7 @@ fn enqueue(
         "servicePrincipalId": sp_id,
         "userId": user.id,
         "userPrincipalName": user.user_principal_name,
-        "change": match change { Change::Grant => "grant", Change::Revoke => "revoke" },
+        "change": match change { Change::Grant => "grant", Change::Revoke => "revoke", Change::Update => "update" },
         "role": role_json(app_role_id),
         "roleDelivery": target.role_delivery.as_str(),
         "roles": roles,
@@ -846,7 +881,12 @@ async fn push(t: &Conversation<'_>, p: &Json) -> Step<()> {
         );
     }
     if !grant && found.is_none() {
-        // Nothing of the user's is on the target: nothing to take away.
+        // Nothing of the user's is on the target: nothing to take away or to change (a
+        // grant creates the user).
+        return Ok(());
+    }
+    if p["change"] == "update" {
+        t.upsert_user(found, &user).await?;
         return Ok(());
     }
     if by_roles || grant {
@@ -891,6 +931,206 @@ async fn push(t: &Conversation<'_>, p: &Json) -> Step<()> {
             .await?;
     }
     Ok(())
+}
+
+/// The resource roles of `user_id`'s active assignments that deliver the app role
+/// `app_role_id`, in the statuses `statuses`.
+fn app_role_records(
+    c: &mut dyn Conn,
+    user_id: &str,
+    app_role_id: &str,
+    statuses: &[&str],
+) -> Result<Vec<AssignmentResourceRole>> {
+    let rows = c.query(
+        "SELECT r.body FROM assignment_resource_roles r JOIN assignments a ON a.id = r.assignment_id \
+         JOIN subjects s ON s.id = a.target_subject_id \
+         WHERE s.object_id = ? AND a.active = 1 AND LOWER(r.origin_system) = 'aadapplication' ORDER BY r.seq",
+        &[Value::from(user_id)],
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        let role: AssignmentResourceRole = repo::from_body(&row.text(0)?)?;
+        if ids::normalize(&role.origin_id) == ids::normalize(app_role_id) && statuses.contains(&role.status.as_str()) {
+            out.push(role);
+        }
+    }
+    Ok(out)
+}
+
+/// The add request that delivered assignment `assignment_id` (the latest, if it was
+/// reprocessed), in one of `states`.
+fn delivering_request(
+    c: &mut dyn Conn,
+    assignment_id: &str,
+    states: &[RequestState],
+) -> Result<Option<AssignmentRequest>> {
+    // In insertion order: the latest is the last.
+    let requests: Vec<AssignmentRequest> = repo::find_all(c, "assignment_id = ?", &[Value::from(assignment_id)])?;
+    Ok(requests.into_iter().rev().find(|r| r.request_type.is_add() && states.contains(&r.state)))
+}
+
+/// A push was delivered or dead-lettered (in the write that records it). A grant that failed
+/// for good marks the resource roles it delivered `ProvisioningFailed`, and their assignment
+/// and its request `partiallyDelivered`, naming the failed resource and the target's answer;
+/// a grant delivered after all (sent again by `reprocess` or by an administrator's retry)
+/// marks them `Fulfilled`, and an assignment with nothing left outstanding delivered.
+pub fn after_delivery(c: &mut dyn Conn, m: &OutboxMessage, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+    if m.payload["change"] != "grant" {
+        return Ok(());
+    }
+    let (Some(user_id), Some(app_role_id)) = (m.payload["userId"].as_str(), m.payload["role"]["id"].as_str()) else {
+        return Ok(());
+    };
+    let sp_id = m.payload["servicePrincipalId"].as_str().unwrap_or_default();
+    match attempt {
+        Attempt::Delivered { .. } => {
+            let records = app_role_records(
+                c,
+                user_id,
+                app_role_id,
+                &[role_status::PROVISIONING_FAILED, role_status::PENDING_FULFILLMENT],
+            )?;
+            let mut assignments: Vec<String> = Vec::new();
+            for mut r in records {
+                r.status = role_status::FULFILLED.into();
+                repo::update(c, &r)?;
+                if !assignments.contains(&r.assignment_id) {
+                    assignments.push(r.assignment_id.clone());
+                }
+            }
+            for aid in assignments {
+                let roles: Vec<AssignmentResourceRole> = repo::find_all(c, "assignment_id = ?", &[Value::from(&aid)])?;
+                if roles.iter().any(AssignmentResourceRole::is_outstanding) {
+                    continue;
+                }
+                let Some(mut a) = repo::get::<Assignment>(c, &aid)?.filter(|a| a.state.is_active()) else { continue };
+                if a.state != AssignmentState::Delivered {
+                    a.state = AssignmentState::Delivered;
+                    a.status = RequestStatus::Delivered.as_str().into();
+                    repo::update(c, &a)?;
+                    crate::audit::record(
+                        c,
+                        AuditEvent {
+                            at: now,
+                            actor_id: None,
+                            entity_type: "accessPackageAssignment",
+                            entity_id: &a.id,
+                            action: "delivered",
+                            detail: json!({ "provisioned": sp_id }),
+                        },
+                    )?;
+                }
+                if let Some(mut request) =
+                    delivering_request(c, &aid, &[RequestState::PartiallyDelivered, RequestState::Delivering])?
+                {
+                    crate::delivery::set_state_by(
+                        c,
+                        now,
+                        &mut request,
+                        RequestState::Delivered,
+                        RequestStatus::Delivered,
+                        None,
+                        json!({ "provisioned": { "servicePrincipalId": sp_id, "appRoleId": app_role_id } }),
+                    )?;
+                }
+            }
+        }
+        Attempt::Retry { .. } | Attempt::Refused { .. } => {
+            let error = m.last_error.clone().unwrap_or_default();
+            let records =
+                app_role_records(c, user_id, app_role_id, &[role_status::FULFILLED, role_status::PENDING_FULFILLMENT])?;
+            for mut r in records {
+                r.status = role_status::PROVISIONING_FAILED.into();
+                repo::update(c, &r)?;
+                let failed = json!({
+                    "resourceRoleId": r.role_id,
+                    "originSystem": r.origin_system,
+                    "originId": r.origin_id,
+                    "servicePrincipalId": sp_id,
+                    "outboxMessageId": m.id,
+                    "error": error,
+                });
+                let Some(mut a) = repo::get::<Assignment>(c, &r.assignment_id)?.filter(|a| a.state.is_active()) else {
+                    continue;
+                };
+                if a.state != AssignmentState::PartiallyDelivered {
+                    a.state = AssignmentState::PartiallyDelivered;
+                    a.status = RequestStatus::PartiallyDelivered.as_str().into();
+                    repo::update(c, &a)?;
+                    crate::audit::record(
+                        c,
+                        AuditEvent {
+                            at: now,
+                            actor_id: None,
+                            entity_type: "accessPackageAssignment",
+                            entity_id: &a.id,
+                            action: "partiallyDelivered",
+                            detail: json!({ "failedResources": [failed.clone()] }),
+                        },
+                    )?;
+                }
+                if let Some(mut request) =
+                    delivering_request(c, &a.id, &[RequestState::Delivered, RequestState::Delivering])?
+                {
+                    crate::delivery::set_state_by(
+                        c,
+                        now,
+                        &mut request,
+                        RequestState::PartiallyDelivered,
+                        RequestStatus::PartiallyDelivered,
+                        None,
+                        json!({ "reason": format!("Provisioning to the application's SCIM target failed: {error}"), "failedResources": [failed] }),
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `reprocess` of a request whose assignment `a` has app roles whose push failed for good:
+/// puts those pushes back in line (the user's dead-lettered pushes to that target, oldest
+/// first, with their original ids) and marks the roles `PendingFulfillment`. Returns how
+/// many roles wait for a push; a role with nothing left to send (its target was removed)
+/// counts as fulfilled.
+pub fn retry_failed(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id: &str) -> Result<usize> {
+    let roles: Vec<AssignmentResourceRole> = repo::find_all(c, "assignment_id = ?", &[Value::from(&a.id)])?;
+    let mut waiting = 0;
+    for mut r in roles.into_iter().filter(|r| r.status == role_status::PROVISIONING_FAILED) {
+        let sp_id = repo::get::<grantry_domain::model::ResourceRole>(c, &r.role_id)?
+            .and_then(|role| repo::get::<grantry_domain::model::Resource>(c, &role.resource_id).ok().flatten())
+            .map(|resource| ids::normalize(&resource.origin_id));
+        let dead: Vec<String> = match &sp_id {
+            Some(sp_id) if target_of(c, sp_id)?.is_some() => c
+                .query(
+                    "SELECT id FROM outbox WHERE kind = 'scim' AND state = 'dead' AND ordering_key = ? ORDER BY seq",
+                    &[Value::from(format!("{}{member_id}", key_prefix(sp_id)))],
+                )?
+                .iter()
+                .map(|row| row.text(0))
+                .collect::<Result<_>>()?,
+            _ => Vec::new(),
+        };
+        for id in &dead {
+            crate::outbox::replay(c, id, now)?;
+        }
+        let pending = !dead.is_empty()
+            || match &sp_id {
+                Some(sp_id) => c
+                    .query_one(
+                        "SELECT 1 FROM outbox WHERE kind = 'scim' AND state = 'pending' AND ordering_key = ?",
+                        &[Value::from(format!("{}{member_id}", key_prefix(sp_id)))],
+                    )?
+                    .is_some(),
+                None => false,
+            };
+        r.status = if pending { role_status::PENDING_FULFILLMENT } else { role_status::FULFILLED }.into();
+        repo::update(c, &r)?;
+        if pending {
+            waiting += 1;
+        }
+    }
+    Ok(waiting)
 }
 
 /// A push as administrators see it in a target's failures.

@@ -1446,7 +1446,10 @@ pub async fn reprocess_request(app: &App, caller: &Caller, id: &str) -> Result<(
             )?;
             delivery::redeliver(c, now, &mut r)
         })
-        .await
+        .await?;
+    // Pushes to provisioning targets put back in line go now.
+    app.outbox_signal.notify_one();
+    Ok(())
 }
 
 /// The request's related entities for `$expand`.

@@ -383,12 +383,13 @@ where
             let stored = require_user(c, &id)?;
             let current = load_user(c, stored.clone())?;
             let input = change(&current)?;
-            let was_active = stored.account_enabled;
+            let before = stored.clone();
             let user = apply_user(c, stored, &input)?;
-            if was_active && !user.account_enabled {
+            if before.account_enabled && !user.account_enabled {
                 crate::deprovision::end_access(c, now, &user.id, crate::deprovision::Reason::Deactivated)?;
             }
             repo::update(c, &user)?;
+            crate::provisioning::user_changed(c, now, &before, &user)?;
             crate::autoassign::user_changed(c, now, &user.id)?;
             save_extra(c, &user.id, USER, &input.external_id, Some(&input.user_name), now)?;
             load_user(c, user)

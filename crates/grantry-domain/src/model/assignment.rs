@@ -88,9 +88,45 @@ pub struct AssignmentResourceRole {
     pub scope_id: String,
     pub origin_system: String,
     pub origin_id: String,
-    /// `Fulfilled`, `DeliveryFailed` or `Removed`.
+    /// One of [`role_status`]'s values.
     pub status: String,
     pub created_date_time: DateTime<Utc>,
+}
+
+/// The statuses of an [`AssignmentResourceRole`].
+pub mod role_status {
+    /// Delivered: the membership or app role assignment exists (and its provisioning
+    /// target, if any, has it).
+    pub const FULFILLED: &str = "Fulfilled";
+    /// Not delivered in Grantry (the group or app role is gone): nothing was granted.
+    pub const DELIVERY_FAILED: &str = "DeliveryFailed";
+    /// The app role assignment exists in Grantry, but the push to the application's SCIM
+    /// provisioning target failed for good (dead-lettered).
+    pub const PROVISIONING_FAILED: &str = "ProvisioningFailed";
+    /// The app role assignment exists in Grantry; a failed push to the provisioning target
+    /// is being sent again (after `reprocess`).
+    pub const PENDING_FULFILLMENT: &str = "PendingFulfillment";
+    /// Taken back when the assignment ended.
+    pub const REMOVED: &str = "Removed";
+}
+
+impl AssignmentResourceRole {
+    /// Whether Grantry granted this role (so ending the assignment revokes it), whatever
+    /// became of the push to a provisioning target.
+    pub fn is_granted(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            role_status::FULFILLED | role_status::PROVISIONING_FAILED | role_status::PENDING_FULFILLMENT
+        )
+    }
+
+    /// Whether this role still needs work before the assignment counts as delivered.
+    pub fn is_outstanding(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            role_status::DELIVERY_FAILED | role_status::PROVISIONING_FAILED | role_status::PENDING_FULFILLMENT
+        )
+    }
 }
 
 /// Who a new request is for, as the client named it: a directory object id, or an email

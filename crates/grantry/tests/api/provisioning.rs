@@ -13,25 +13,23 @@
 
 use crate::app_roles::{package_with_app_role, payroll, role_id};
 use crate::helpers::*;
+use crate::pyserver::{Component, free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// The longest the SCIM server may take to start.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "scim-target-token-3b9f2c";
 
-fn python() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("GRANTRY_SCIM_SERVER_PYTHON") {
-        return p.into();
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("grantry-scim-server-venv").join("bin").join("python")
-}
+/// scim2-server's test server.
+const SCIM2_SERVER: Component = Component {
+    name: "scim2-server",
+    module: "scim2_server",
+    python_env: "GRANTRY_SCIM_SERVER_PYTHON",
+    venv: "grantry-scim-server-venv",
+    require_env: "GRANTRY_REQUIRE_SCIM_SERVER_TESTS",
+    needed_by: "the provisioning tests",
+    quiet: true,
+};
 
 /// The downstream SCIM service provider of one test.
 pub struct ScimServer {
@@ -44,22 +42,7 @@ impl ScimServer {
     /// A port for the server, not yet listening; `None` (after saying why) when
     /// scim2-server is missing and the tests are not required.
     pub fn reserve() -> Option<ScimServer> {
-        let ok = std::process::Command::new(python())
-            .args(["-c", "import scim2_server"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            let why = format!(
-                "the provisioning tests need scim2-server in the python at {} (GRANTRY_SCIM_SERVER_PYTHON); scripts/test installs it",
-                python().display()
-            );
-            let required = std::env::var("GRANTRY_REQUIRE_SCIM_SERVER_TESTS").is_ok_and(|v| !v.is_empty() && v != "0");
-            assert!(!required, "{why} (GRANTRY_REQUIRE_SCIM_SERVER_TESTS is set)");
-            eprintln!("SKIPPED: {why}");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Some(ScimServer { port, child: None, http: reqwest::Client::new() })
+        SCIM2_SERVER.available().then(|| ScimServer { port: free_port(), child: None, http: reqwest::Client::new() })
     }
 
     pub async fn start() -> Option<ScimServer> {
@@ -70,23 +53,19 @@ impl ScimServer {
 
     /// Starts the server on its port.
     pub async fn up(&mut self) {
-        let mut child = tokio::process::Command::new(python())
-            .args(["-u", "-m", "scim2_server.testserver.cli", "--hostname", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
-            .args(["--bearer-token", TOKEN])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the SCIM server starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = tokio::time::timeout(START_TIMEOUT, lines.next_line())
-            .await
-            .expect("the SCIM server starts in time")
-            .expect("its output is readable")
-            .expect("it says it is serving");
-        assert!(ready.contains("Serving SCIM"), "{ready}");
+        let port = self.port.to_string();
+        let args = [
+            "-u",
+            "-m",
+            "scim2_server.testserver.cli",
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--bearer-token",
+            TOKEN,
+        ];
+        let (child, mut lines) = SCIM2_SERVER.spawn(args, "Serving SCIM").await;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child = Some(child);
     }
@@ -526,4 +505,168 @@ async fn a_new_target_receives_the_users_who_already_hold_the_applications_roles
     app.drain_outbox().await;
     let user = scim.user_named("frank@contoso.com").await.expect("frank is pushed when the target is configured");
     assert_eq!(scim.members_of("Payroll.Read").await, vec![user["id"].as_str().unwrap().to_string()]);
+}
+
+/// A package delivering a group membership and the app role of an application whose target
+/// refuses the pushes (a wrong token): the group and the app role assignment arrive, the
+/// push is dead-lettered, and the request and assignment show `partiallyDelivered` with the
+/// failed resource identifiable. Once the token is fixed, `reprocess` sends the failed push
+/// again (and nothing else), and the request ends delivered.
+#[tokio::test]
+async fn a_refused_push_leaves_the_request_partially_delivered_until_reprocess_sends_it() {
+    let Some(scim) = ScimServer::start().await else { return };
+    let app = TestApp::spawn().await;
+    let (application, sp) = payroll(&app).await;
+    let reader = role_id(&application, "Reader");
+    let sp_id = sp["id"].as_str().unwrap().to_string();
+    let f = package_with_app_role(&app, &sp, &reader).await;
+    // The package also delivers a group membership.
+    let group = app.create_group("Payroll users").await;
+    let resource = app.add_group_resource(&f.catalog_id, &group).await;
+    app.add_member_role_scope(&f.package_id, &resource, &group).await;
+    let (status, body) = app
+        .put(
+            &app.admin,
+            &format!("/_grantry/provisioning/{sp_id}"),
+            json!({ "baseAddress": scim.base(), "secretToken": "not-the-target-token" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let gina = app.create_user("gina").await;
+    let (request, assignment) = app.admin_assign(&f, &gina).await;
+    app.drain_outbox().await;
+    assert!(app.is_member(&group, &gina).await, "the group membership is delivered");
+    let (_, held) = app.get(&app.admin, &format!("/v1.0/users/{gina}/appRoleAssignments")).await;
+    assert_eq!(held["value"].as_array().unwrap().len(), 1, "the app role is assigned in Grantry: {held}");
+    assert_eq!(scim.all("Users").await, Vec::<Value>::new(), "the target refused the push");
+
+    let (_, r) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentRequests/{request}?$expand=assignment")).await;
+    assert_eq!(
+        (r["state"].as_str(), r["status"].as_str()),
+        (Some("partiallyDelivered"), Some("PartiallyDelivered")),
+        "{r}"
+    );
+    assert_eq!(r["assignment"]["state"], "partiallyDelivered", "{r}");
+    let (_, beta) = app.get(&app.admin, &format!("/beta/{EM}/accessPackageAssignmentRequests/{request}")).await;
+    assert_eq!(
+        (beta["requestState"].as_str(), beta["requestStatus"].as_str()),
+        (Some("PartiallyDelivered"), Some("PartiallyDelivered")),
+        "{beta}"
+    );
+    // The failed resource: the app role's delivered role is ProvisioningFailed, the group's
+    // Fulfilled.
+    let (_, roles) = app.get(&app.admin, &format!("/beta/{EM}/accessPackageAssignmentResourceRoles")).await;
+    let roles = roles["value"].as_array().cloned().unwrap_or_default();
+    let status_of = |system: &str| {
+        roles.iter().find(|r| r["originSystem"] == system).map(|r| r["status"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(status_of("AadApplication").as_deref(), Some("ProvisioningFailed"), "{roles:?}");
+    assert_eq!(status_of("AadGroup").as_deref(), Some("Fulfilled"), "{roles:?}");
+    // The target's answer is in the request's audit trail and at the target's status.
+    let t = target(&app, &sp_id).await;
+    assert_eq!(t["failedCount"], 1, "{t}");
+    assert!(matches!(t["failures"][0]["lastStatus"].as_u64(), Some(401 | 403)), "the target's refusal: {t}");
+
+    // The token is fixed; reprocess sends the failed push again.
+    let (status, body) =
+        app.put(&app.admin, &format!("/_grantry/provisioning/{sp_id}"), json!({ "secretToken": TOKEN })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) =
+        app.post(&app.admin, &format!("/v1.0/{EM}/assignmentRequests/{request}/reprocess"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (_, r) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentRequests/{request}")).await;
+    // Delivering while the push is on its way (the background sender may have sent it).
+    assert!(r["state"] == "delivering" || r["state"] == "delivered", "{r}");
+    app.drain_outbox().await;
+    let (_, r) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentRequests/{request}?$expand=assignment")).await;
+    assert_eq!((r["state"].as_str(), r["assignment"]["state"].as_str()), (Some("delivered"), Some("delivered")), "{r}");
+    let user = scim.user_named("gina@contoso.com").await.expect("gina is on the target after reprocess");
+    assert_eq!(scim.members_of("Payroll.Read").await, vec![user["id"].as_str().unwrap().to_string()]);
+    // The app role was granted once: removing the assignment takes it away.
+    let (_, held) = app.get(&app.admin, &format!("/v1.0/users/{gina}/appRoleAssignments")).await;
+    assert_eq!(held["value"].as_array().unwrap().len(), 1, "{held}");
+    let t = target(&app, &sp_id).await;
+    assert_eq!((t["failedCount"].as_i64(), t["pendingCount"].as_i64()), (Some(0), Some(0)), "{t}");
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &format!("/v1.0/{EM}/assignmentRequests"),
+            json!({"requestType": "adminRemove", "assignment": {"id": assignment}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.drain().await;
+    app.drain_outbox().await;
+    let (_, held) = app.get(&app.admin, &format!("/v1.0/users/{gina}/appRoleAssignments")).await;
+    assert_eq!(held["value"], json!([]), "{held}");
+    assert!(!app.is_member(&group, &gina).await);
+    assert_eq!(scim.user_named("gina@contoso.com").await.unwrap()["active"], false);
+}
+
+/// A provisioned user's attribute changes reach the target without a new grant: through
+/// Graph's `PATCH /users/{id}` and through an identity provider's SCIM PATCH; a disabled
+/// account is deactivated there. Users who hold nothing of the application are not sent.
+#[tokio::test]
+async fn attribute_changes_of_a_provisioned_user_are_pushed_to_the_target() {
+    let Some(scim) = ScimServer::start().await else { return };
+    let app = TestApp::spawn().await;
+    let (_sp_id, f) = provisioned_payroll(&app, &scim.base(), "groups").await;
+    let hank = app.create_user("hank").await;
+    app.admin_assign(&f, &hank).await;
+    app.drain_outbox().await;
+    assert_eq!(scim.user_named("hank@contoso.com").await.unwrap()["displayName"], "hank");
+
+    let (status, body) = app
+        .patch(
+            &app.admin,
+            &format!("/v1.0/users/{hank}"),
+            json!({"displayName": "Hank Hill", "department": "Propane", "jobTitle": "Manager"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.drain_outbox().await;
+    let user = scim.user_named("hank@contoso.com").await.unwrap();
+    assert_eq!(user["displayName"], "Hank Hill", "{user}");
+    assert_eq!(user["title"], "Manager", "{user}");
+    assert_eq!(user["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"], "Propane", "{user}");
+    assert_eq!(user["active"], true);
+    assert_eq!(
+        scim.members_of("Payroll.Read").await,
+        vec![user["id"].as_str().unwrap().to_string()],
+        "membership kept"
+    );
+
+    // Through inbound SCIM, as an identity provider sends it.
+    let token = crate::scim::scim_token(&app, "idp").await;
+    let (status, body, _) = crate::scim::scim(
+        &app,
+        &token,
+        reqwest::Method::PATCH,
+        &format!("/Users/{hank}"),
+        Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "Replace", "path": "displayName", "value": "Hank R. Hill"}]})),
+    )
+    .await;
+    assert!(status.is_success(), "{status}: {body}");
+    app.drain_outbox().await;
+    assert_eq!(scim.user_named("hank@contoso.com").await.unwrap()["displayName"], "Hank R. Hill");
+
+    // A disabled account is deactivated on the target; enabled again, active again.
+    let (status, _) = app.patch(&app.admin, &format!("/v1.0/users/{hank}"), json!({"accountEnabled": false})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.drain_outbox().await;
+    assert_eq!(scim.user_named("hank@contoso.com").await.unwrap()["active"], false);
+    let (status, _) = app.patch(&app.admin, &format!("/v1.0/users/{hank}"), json!({"accountEnabled": true})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.drain_outbox().await;
+    assert_eq!(scim.user_named("hank@contoso.com").await.unwrap()["active"], true);
+
+    // A user who holds nothing of the application is never sent.
+    let ivy = app.create_user("ivy").await;
+    let (status, _) = app.patch(&app.admin, &format!("/v1.0/users/{ivy}"), json!({"displayName": "Ivy"})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.drain_outbox().await;
+    assert!(scim.user_named("ivy@contoso.com").await.is_none());
+    assert_eq!(scim.all("Users").await.len(), 1, "nobody duplicated");
 }
