@@ -99,6 +99,62 @@ fn literal(v: &str) -> String {
     format!("'{}'", v.replace('\'', "''"))
 }
 
+/// A list page's filters as its query string gives them: each form field's value (blank
+/// ones dropped) and where the next keyset page starts.
+struct ListQuery {
+    values: Vec<(&'static str, Option<String>)>,
+}
+
+impl ListQuery {
+    /// Reads the filters and the page of a list page: `fields` pairs each form field with the
+    /// OData property its value must equal. Returns the filters and the list options (the
+    /// `$filter` they make, the page after `after`, 50 rows).
+    fn read(q: &HashMap<String, String>, fields: &[(&'static str, &str)]) -> Result<(ListQuery, ListOptions), Error> {
+        let get = |k: &str| q.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let values: Vec<(&'static str, Option<String>)> = fields.iter().map(|(name, _)| (*name, get(name))).collect();
+        let clauses: Vec<String> = fields
+            .iter()
+            .zip(&values)
+            .filter_map(|((_, property), (_, value))| value.as_ref().map(|v| format!("{property} eq {}", literal(v))))
+            .collect();
+        let filter = if clauses.is_empty() {
+            None
+        } else {
+            Some(
+                grantry_odata::parse_filter(&clauses.join(" and "))
+                    .map_err(|e| Error::bad_request("BadFilter", format!("The filter cannot be used: {e:?}")))?,
+            )
+        };
+        let options = ListOptions {
+            filter,
+            after: q.get("after").and_then(|a| a.parse().ok()).map(Cursor::Seq),
+            size: 50,
+            ..Default::default()
+        };
+        Ok((ListQuery { values }, options))
+    }
+
+    fn value(&self, name: &str) -> Option<&str> {
+        self.values.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_deref())
+    }
+
+    /// The link to the page after `next` on `path`, keeping the filters.
+    fn next_link(&self, path: &str, next: &Option<Cursor>) -> Option<String> {
+        let after = match next {
+            Some(Cursor::Seq(n)) | Some(Cursor::Keys(_, n)) => *n,
+            None => return None,
+        };
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("after", &after.to_string());
+        for (name, value) in &self.values {
+            if let Some(v) = value {
+                query.append_pair(name, v);
+            }
+        }
+        Some(format!("{path}?{}", query.finish()))
+    }
+}
+
 /// `GET /admin/assignments`: assignments the person may read, filtered by package, person
 /// (email or user principal name) and state, with keyset paging.
 pub async fn assignments(
@@ -109,38 +165,12 @@ pub async fn assignments(
     if let Some(r) = require_admin(&state, &signed) {
         return r;
     }
-    let get = |k: &str| q.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let (package, person, wanted_state) = (get("package"), get("person"), get("state"));
-    let mut clauses = Vec::new();
-    if let Some(p) = &package {
-        clauses.push(format!("accessPackage/id eq {}", literal(p)));
-    }
-    if let Some(p) = &person {
-        clauses.push(format!("target/email eq {}", literal(p)));
-    }
-    if let Some(s) = &wanted_state {
-        clauses.push(format!("state eq {}", literal(s)));
-    }
-    let filter = if clauses.is_empty() {
-        None
-    } else {
-        match grantry_odata::parse_filter(&clauses.join(" and ")) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                return views::error_page(
-                    &state,
-                    Some(&viewer(&signed)),
-                    &Error::bad_request("BadFilter", format!("The filter cannot be used: {e:?}")),
-                );
-            }
-        }
-    };
-    let options = ListOptions {
-        filter,
-        after: q.get("after").and_then(|a| a.parse().ok()).map(Cursor::Seq),
-        size: 50,
-        ..Default::default()
-    };
+    let (filters, options) =
+        match ListQuery::read(&q, &[("package", "accessPackage/id"), ("person", "target/email"), ("state", "state")]) {
+            Ok(read) => read,
+            Err(e) => return views::error_page(&state, Some(&viewer(&signed)), &e),
+        };
+    let (package, person, wanted_state) = (filters.value("package"), filters.value("person"), filters.value("state"));
     let listed =
         match grantry_core::assignments::list_assignments(&state.app, &signed.caller, Mine::All, options, None).await {
             Ok(l) => l,
@@ -159,17 +189,7 @@ pub async fn assignments(
     let people =
         super::access::subjects(&state, listed.items.iter().map(|a| a.target_subject_id.clone()).collect()).await;
     let now = state.app.now();
-    let next = match &listed.next {
-        Some(Cursor::Seq(n)) | Some(Cursor::Keys(_, n)) => Some(*n),
-        None => None,
-    };
-    let mut next_query = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [("package", &package), ("person", &person), ("state", &wanted_state)] {
-        if let Some(v) = v {
-            next_query.append_pair(k, v);
-        }
-    }
-    let next_query = next_query.finish();
+    let next = filters.next_link("/admin/assignments", &listed.next);
     let body = html! {
         @if q.contains_key("removed") { p.notice role="status" { "The removal was requested; access ends as the request is delivered." } }
         form.row method="get" action="/admin/assignments" aria-label="Filter assignments" {
@@ -177,18 +197,18 @@ pub async fn assignments(
                 label for="package" { "Access package" }
                 select #package name="package" {
                     option value="" { "Any" }
-                    @for p in &packages { option value=(p.id) selected[package.as_deref() == Some(p.id.as_str())] { (p.display_name) } }
+                    @for p in &packages { option value=(p.id) selected[package == Some(p.id.as_str())] { (p.display_name) } }
                 }
             }
             div.field {
                 label for="person" { "Person (email or sign-in name)" }
-                input #person type="text" name="person" value=[person.as_deref()];
+                input #person type="text" name="person" value=[person];
             }
             div.field {
                 label for="state" { "State" }
                 select #state name="state" {
                     option value="" { "Any" }
-                    @for s in AssignmentState::ALL { option value=(s.v1()) selected[wanted_state.as_deref() == Some(s.v1())] { (s.v1()) } }
+                    @for s in AssignmentState::ALL { option value=(s.v1()) selected[wanted_state == Some(s.v1())] { (s.v1()) } }
                 }
             }
             div { button type="submit" { "Filter" } }
@@ -217,9 +237,7 @@ pub async fn assignments(
                 }
             }
         }
-        @if let Some(n) = next {
-            p.pager { a href={"/admin/assignments?after=" (n) @if !next_query.is_empty() { "&" (next_query) }} { "Next page" } }
-        }
+        @if let Some(href) = &next { p.pager { a href=(href) { "Next page" } } }
     };
     views::respond(StatusCode::OK, views::page(&state, Some(&viewer(&signed)), Section::Admin, "Assignments", body))
 }
@@ -257,35 +275,11 @@ pub async fn requests(
     if let Some(r) = require_admin(&state, &signed) {
         return r;
     }
-    let get = |k: &str| q.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let (package, wanted_state) = (get("package"), get("state"));
-    let mut clauses = Vec::new();
-    if let Some(p) = &package {
-        clauses.push(format!("accessPackage/id eq {}", literal(p)));
-    }
-    if let Some(s) = &wanted_state {
-        clauses.push(format!("state eq {}", literal(s)));
-    }
-    let filter = if clauses.is_empty() {
-        None
-    } else {
-        match grantry_odata::parse_filter(&clauses.join(" and ")) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                return views::error_page(
-                    &state,
-                    Some(&viewer(&signed)),
-                    &Error::bad_request("BadFilter", format!("The filter cannot be used: {e:?}")),
-                );
-            }
-        }
+    let (filters, options) = match ListQuery::read(&q, &[("package", "accessPackage/id"), ("state", "state")]) {
+        Ok(read) => read,
+        Err(e) => return views::error_page(&state, Some(&viewer(&signed)), &e),
     };
-    let options = ListOptions {
-        filter,
-        after: q.get("after").and_then(|a| a.parse().ok()).map(Cursor::Seq),
-        size: 50,
-        ..Default::default()
-    };
+    let (package, wanted_state) = (filters.value("package"), filters.value("state"));
     let listed = match grantry_core::requests::list_requests(&state.app, &signed.caller, Mine::All, options).await {
         Ok(l) => l,
         Err(e) => return views::error_page(&state, Some(&viewer(&signed)), &e),
@@ -303,31 +297,21 @@ pub async fn requests(
     let people =
         super::access::subjects(&state, listed.items.iter().map(|r| r.target_subject_id.clone()).collect()).await;
     let now = state.app.now();
-    let next = match &listed.next {
-        Some(Cursor::Seq(n)) | Some(Cursor::Keys(_, n)) => Some(*n),
-        None => None,
-    };
-    let mut next_query = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [("package", &package), ("state", &wanted_state)] {
-        if let Some(v) = v {
-            next_query.append_pair(k, v);
-        }
-    }
-    let next_query = next_query.finish();
+    let next = filters.next_link("/admin/requests", &listed.next);
     let body = html! {
         form.row method="get" action="/admin/requests" aria-label="Filter requests" {
             div.field {
                 label for="package" { "Access package" }
                 select #package name="package" {
                     option value="" { "Any" }
-                    @for p in &packages { option value=(p.id) selected[package.as_deref() == Some(p.id.as_str())] { (p.display_name) } }
+                    @for p in &packages { option value=(p.id) selected[package == Some(p.id.as_str())] { (p.display_name) } }
                 }
             }
             div.field {
                 label for="state" { "State" }
                 select #state name="state" {
                     option value="" { "Any" }
-                    @for s in RequestState::ALL { option value=(s.v1()) selected[wanted_state.as_deref() == Some(s.v1())] { (s.v1()) } }
+                    @for s in RequestState::ALL { option value=(s.v1()) selected[wanted_state == Some(s.v1())] { (s.v1()) } }
                 }
             }
             div { button type="submit" { "Filter" } }
@@ -349,9 +333,7 @@ pub async fn requests(
                 }
             }
         }
-        @if let Some(n) = next {
-            p.pager { a href={"/admin/requests?after=" (n) @if !next_query.is_empty() { "&" (next_query) }} { "Next page" } }
-        }
+        @if let Some(href) = &next { p.pager { a href=(href) { "Next page" } } }
     };
     views::respond(StatusCode::OK, views::page(&state, Some(&viewer(&signed)), Section::Admin, "Requests", body))
 }

@@ -10,6 +10,7 @@
 
 use super::access::describe_policy;
 use super::admin::require_admin;
+use super::pickers;
 use super::session::Signed;
 use super::views::{self, Section, badge, when};
 use super::{Form, check_csrf, see_other, viewer};
@@ -34,7 +35,7 @@ use std::collections::HashMap;
 /// Field errors of a refused form, by form field name.
 type FieldErrors = HashMap<String, String>;
 
-/// How many directory objects a picker offers.
+/// How many catalog resources, resource roles and packages a page lists.
 const PICKER: usize = 200;
 
 /// Places an API refusal next to a form field: `fields` pairs a Graph property path with
@@ -88,11 +89,24 @@ fn text_input(name: &str, label: &str, hint: Option<&str>, value: &str, errors: 
 }
 
 fn select(name: &str, label: &str, options: &[(String, String)], selected: &str, errors: &FieldErrors) -> Markup {
+    picker(name, label, None, options, selected, errors)
+}
+
+/// A select whose directory choices (`kind`: `users`, `groups` or `resources`) the page's
+/// search box narrows ([`super::pickers`]).
+fn picker(
+    name: &str,
+    label: &str,
+    kind: Option<&str>,
+    options: &[(String, String)],
+    selected: &str,
+    errors: &FieldErrors,
+) -> Markup {
     let err = errors.contains_key(name);
     html! {
         div.field {
             label for=(name) { (label) }
-            select id=(name) name=(name) aria-invalid=[err.then_some("true")] aria-describedby=[err.then(|| error_id(name))] {
+            select id=(name) name=(name) data-picker=[kind] aria-invalid=[err.then_some("true")] aria-describedby=[err.then(|| error_id(name))] {
                 @for (v, l) in options { option value=(v) selected[v == selected] { (l) } }
             }
             (field_error(errors, name))
@@ -112,6 +126,21 @@ fn checkbox(name: &str, label: &str, checked: bool) -> Markup {
 
 fn general_error(general: Option<&str>) -> Markup {
     html! { @if let Some(g) = general { p.error role="alert" { (g) } } }
+}
+
+/// The search box of a page's pickers: a `GET` form to `action` (`find`), which
+/// `portal.js` also runs as the person types, refreshing the pickers of `kinds` in place.
+fn picker_search(action: &str, label: &str, kinds: &str, find: Option<&str>) -> Markup {
+    html! {
+        form.row.picker-search method="get" action=(action) role="search" aria-label=(label) {
+            div.field {
+                label for="find" { (label) }
+                span.hint id="find_hint" { "Lists show the first " (pickers::SHOWN) " matches; search by name, sign-in name or mail." }
+                input #find type="search" name="find" value=[find] data-picker-search=(kinds) aria-describedby="find_hint" autocomplete="off";
+            }
+            div { button type="submit" { "Search" } }
+        }
+    }
 }
 
 fn csrf(signed: &Signed) -> Markup {
@@ -136,6 +165,57 @@ fn optional(form: &Form, name: &str) -> Option<String> {
 
 fn on(form: &Form, name: &str) -> bool {
     form.get(name).is_some_and(|v| v == "on" || v == "true")
+}
+
+/// 303 back to the package's page at `anchor`, saying what changed (`change`: see
+/// [`change_notice`]).
+fn back_to_package(id: &str, anchor: &str, change: &str) -> Response {
+    see_other(&format!("/admin/packages/{}?changed={change}#{anchor}", grantry_domain::ids::normalize(id)))
+}
+
+/// The notice of the package page after a change.
+fn change_notice(change: &str) -> &'static str {
+    match change {
+        "policy-created" => "The policy was created.",
+        "policy-saved" => "The policy was saved.",
+        "policy-deleted" => "The policy was deleted.",
+        _ => "The access package was changed.",
+    }
+}
+
+/// Where a refusal of one of the package page's forms is shown: the form (`role`,
+/// `incompatible`, `policy`), the field next to which the API's message goes, and the
+/// values sent.
+struct RefusalAt<'a> {
+    form: &'a str,
+    field: &'a str,
+    values: &'a Form,
+}
+
+fn refusal_at<'a>(form: &'a str, field: &'a str, values: &'a Form) -> RefusalAt<'a> {
+    RefusalAt { form, field, values }
+}
+
+/// The answer to a change made from the package page: back to the page at `anchor` when
+/// it was made; when the API refused it for a reason the person can fix (400, 404, 409) and
+/// the change came from a form, the page again with the message at the form's field;
+/// otherwise the refusal's own page (403 and the like).
+async fn package_change(
+    state: &AppState,
+    signed: &Signed,
+    id: &str,
+    result: grantry_domain::Result<()>,
+    (anchor, change): (&str, &str),
+    at: Option<RefusalAt<'_>>,
+) -> Response {
+    match (result, at) {
+        (Ok(()), _) => back_to_package(id, anchor, change),
+        (Err(e), Some(at)) if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Conflict | ErrorKind::NotFound) => {
+            let errors = HashMap::from([(at.field.to_string(), e.message.clone())]);
+            package_page(state, signed, id, &HashMap::new(), Some((at.form, at.values, &errors, &e.message))).await
+        }
+        (Err(e), _) => refused(state, signed, &e),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -201,19 +281,14 @@ pub async fn create_catalog(State(state): State<AppState>, signed: Signed, form:
     }
 }
 
+/// The groups and applications the catalog page's picker offers, narrowed by `find`.
 async fn groups_and_apps(
     state: &AppState,
     signed: &Signed,
+    find: Option<&str>,
 ) -> (Vec<Group>, Vec<grantry_core::applications::Application>) {
-    let groups = grantry_core::groups::list_groups(
-        &state.app,
-        &signed.caller,
-        ListOptions { size: PICKER, ..Default::default() },
-    )
-    .await
-    .map(|l| l.items)
-    .unwrap_or_default();
-    let apps = grantry_core::applications::list_for(&state.app, &signed.caller).await.unwrap_or_default();
+    let groups = pickers::groups(state, signed, find, &[]).await.unwrap_or_default();
+    let apps = pickers::applications(state, signed, find).await.unwrap_or_default();
     (groups, apps)
 }
 
@@ -262,7 +337,8 @@ async fn catalog_page(
     )
     .await
     .unwrap_or_else(|_| grantry_core::Page::from(Vec::new()));
-    let (groups, apps) = groups_and_apps(state, signed).await;
+    let find = pickers::term(q, "find");
+    let (groups, apps) = groups_and_apps(state, signed, find.as_deref()).await;
     let now = state.app.now();
     let empty = Form(Vec::new());
     let no_errors = FieldErrors::new();
@@ -309,10 +385,11 @@ async fn catalog_page(
             }
         }
         h3 #add-resource { "Add a resource" }
+        (picker_search(&format!("/admin/catalogs/{}#add-resource", catalog.id), "Find groups and applications", "resources", find.as_deref()))
         (general_error(res_general))
         form.stack method="post" action={"/admin/catalogs/" (catalog.id) "/resources"} novalidate aria-labelledby="add-resource" {
             (csrf(signed))
-            (select("resource", "Group or application", &choices, res_values.get("resource").unwrap_or(""), res_errors))
+            (picker("resource", "Group or application", Some("resources"), &choices, res_values.get("resource").unwrap_or(""), res_errors))
             div { button type="submit" { "Add to catalog" } }
         }
         h2 #packages { "Access packages" }
@@ -510,6 +587,10 @@ async fn package_page(
         Some(("incompatible", f, e, g)) => (*f, *e, Some(*g)),
         _ => (&empty, &no_errors, None),
     };
+    let policy_errors = match &refusal {
+        Some(("policy", _, e, _)) => *e,
+        _ => &no_errors,
+    };
     let role_label =
         |resource_id: &str, role: &str| format!("{} — {role}", resources.get(resource_id).cloned().unwrap_or_default());
     let granted: Vec<&str> = role_scopes.iter().map(|v| v.role_scope.role_id.as_str()).collect();
@@ -531,8 +612,7 @@ async fn package_page(
     let status = if refusal.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let body = html! {
         @if q.contains_key("created") { p.notice role="status" { "The access package was created. Grant its resource roles and add a policy so people can request it." } }
-        @if q.contains_key("policy") { p.notice role="status" { "The policy was created." } }
-        @if q.contains_key("changed") { p.notice role="status" { "The access package was changed." } }
+        @if let Some(change) = q.get("changed") { p.notice role="status" { (change_notice(change)) } }
         dl.facts {
             dt { "Catalog" } dd { @if let Some(c) = &catalog { a href={"/admin/catalogs/" (c.id)} { (c.display_name) } } @else { (package.catalog_id) } }
             @if let Some(d) = package.description.as_ref().filter(|d| !d.is_empty()) { dt { "Description" } dd { (d) } }
@@ -594,10 +674,18 @@ async fn package_page(
         @if policies.is_empty() { div.empty { "No policy yet: nobody can request or be assigned this package." } }
         @else {
             @for p in &policies {
-                section.card {
-                    h3 { (p.display_name) }
+                section.card aria-labelledby={"policy-" (p.id)} {
+                    h3 id={"policy-" (p.id)} { (p.display_name) }
                     p.muted { "Who: " (scope_words(p)) }
                     (describe_policy(p))
+                    @if let Some(e) = policy_errors.get(&p.id) { p.error role="alert" id={"policy-" (p.id) "_error"} { (e) } }
+                    div.row {
+                        a.button href={"/admin/packages/" (package.id) "/policies/" (p.id)} aria-label={"Edit the policy " (p.display_name)} { "Edit" }
+                        form method="post" action={"/admin/packages/" (package.id) "/policies/" (p.id) "/delete"} {
+                            (csrf(signed))
+                            button.danger type="submit" aria-label={"Delete the policy " (p.display_name)} { "Delete" }
+                        }
+                    }
                 }
             }
         }
@@ -633,15 +721,8 @@ pub async fn add_role(State(state): State<AppState>, signed: Signed, Path(id): P
         scope_property: "scope".into(),
         resource_property: "resource".into(),
     };
-    match grantry_core::packages::add_role_scope(&state.app, &signed.caller, &id, input).await {
-        Ok(_) => see_other(&format!("/admin/packages/{}?changed=1#roles", grantry_domain::ids::normalize(&id))),
-        Err(e) if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Conflict) => {
-            let general = e.message.clone();
-            let errors = HashMap::from([("role".to_string(), e.message.clone())]);
-            package_page(&state, &signed, &id, &HashMap::new(), Some(("role", &form, &errors, &general))).await
-        }
-        Err(e) => refused(&state, &signed, &e),
-    }
+    let result = grantry_core::packages::add_role_scope(&state.app, &signed.caller, &id, input).await.map(|_| ());
+    package_change(&state, &signed, &id, result, ("roles", "1"), Some(refusal_at("role", "role", &form))).await
 }
 
 /// `POST /admin/packages/{id}/roles/{roleScope}/remove`.
@@ -654,10 +735,8 @@ pub async fn remove_role(
     if let Some(r) = check_csrf(&state, &signed, &form) {
         return r;
     }
-    match grantry_core::packages::delete_role_scope(&state.app, &signed.caller, &id, &role_scope).await {
-        Ok(()) => see_other(&format!("/admin/packages/{}?changed=1#roles", grantry_domain::ids::normalize(&id))),
-        Err(e) => refused(&state, &signed, &e),
-    }
+    let result = grantry_core::packages::delete_role_scope(&state.app, &signed.caller, &id, &role_scope).await;
+    package_change(&state, &signed, &id, result, ("roles", "1"), None).await
 }
 
 /// `POST /admin/packages/{id}/incompatible`.
@@ -676,15 +755,15 @@ pub async fn add_incompatible(
     } else {
         grantry_core::packages::add_incompatible_package(&state.app, &signed.caller, &id, &other).await
     };
-    match result {
-        Ok(()) => see_other(&format!("/admin/packages/{}?changed=1#incompatible", grantry_domain::ids::normalize(&id))),
-        Err(e) if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Conflict | ErrorKind::NotFound) => {
-            let general = e.message.clone();
-            let errors = HashMap::from([("other".to_string(), e.message.clone())]);
-            package_page(&state, &signed, &id, &HashMap::new(), Some(("incompatible", &form, &errors, &general))).await
-        }
-        Err(e) => refused(&state, &signed, &e),
-    }
+    package_change(
+        &state,
+        &signed,
+        &id,
+        result,
+        ("incompatible", "1"),
+        Some(refusal_at("incompatible", "other", &form)),
+    )
+    .await
 }
 
 /// `POST /admin/packages/{id}/incompatible/{other}/remove`.
@@ -697,10 +776,8 @@ pub async fn remove_incompatible(
     if let Some(r) = check_csrf(&state, &signed, &form) {
         return r;
     }
-    match grantry_core::packages::remove_incompatible_package(&state.app, &signed.caller, &id, &other).await {
-        Ok(()) => see_other(&format!("/admin/packages/{}?changed=1#incompatible", grantry_domain::ids::normalize(&id))),
-        Err(e) => refused(&state, &signed, &e),
-    }
+    let result = grantry_core::packages::remove_incompatible_package(&state.app, &signed.caller, &id, &other).await;
+    package_change(&state, &signed, &id, result, ("incompatible", "1"), None).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -898,7 +975,12 @@ pub fn policy_body(package_id: &str, f: &Form) -> Value {
 }
 
 /// `GET /admin/packages/{id}/policies/new`: the policy form.
-pub async fn new_policy(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> Response {
+pub async fn new_policy(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let defaults = Form(
         [
             ("allowedTargetScope", "allMemberUsers"),
@@ -917,7 +999,9 @@ pub async fn new_policy(State(state): State<AppState>, signed: Signed, Path(id):
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
     );
-    policy_page(&state, &signed, &id, &defaults, &HashMap::new(), None).await
+    let find = pickers::term(&q, "find");
+    let form = PolicyForm { values: &defaults, editing: None, find: find.as_deref() };
+    policy_page(&state, &signed, &id, form, &HashMap::new(), None).await
 }
 
 /// `POST /admin/packages/{id}/policies`: creates the policy the form describes (the API's
@@ -949,29 +1033,266 @@ pub async fn create_policy(
         Err(e) => Err(e),
     };
     match created {
-        Ok(_) => see_other(&format!("/admin/packages/{}?policy=created#policies", package.id)),
+        Ok(_) => back_to_package(&package.id, "policies", "policy-created"),
         Err(e) if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Conflict) => {
-            let fields = policy_fields();
-            let pairs: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-            let (errors, general) = place(&e, &pairs);
-            policy_page(&state, &signed, &id, &form, &errors, Some(&general)).await
+            let (errors, general) = place_policy_refusal(&e);
+            policy_page(&state, &signed, &id, PolicyForm::new(&form), &errors, Some(&general)).await
         }
         Err(e) => refused(&state, &signed, &e),
     }
 }
 
-async fn people(state: &AppState, signed: &Signed) -> Vec<User> {
-    grantry_core::directory::list_users(&state.app, &signed.caller, ListOptions { size: PICKER, ..Default::default() })
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
+/// A policy refusal's message next to the form field that edits its `target`.
+fn place_policy_refusal(e: &Error) -> (FieldErrors, String) {
+    let fields = policy_fields();
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    place(e, &pairs)
+}
+
+/// `GET /admin/packages/{id}/policies/{policy}`: the policy form filled with the policy.
+pub async fn edit_policy(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, policy_id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = require_admin(&state, &signed) {
+        return r;
+    }
+    let scope = PackageScope { access_package_id: grantry_domain::ids::normalize(&id), catalog_id: None };
+    let policy = match grantry_core::policies::get_policy(&state.app, &signed.caller, &policy_id, Some(scope)).await {
+        Ok(p) => p,
+        Err(e) => return refused(&state, &signed, &e),
+    };
+    let values = policy_values(&policy);
+    let find = pickers::term(&q, "find");
+    let form = PolicyForm { values: &values, editing: Some(&policy.id), find: find.as_deref() };
+    policy_page(&state, &signed, &id, form, &HashMap::new(), None).await
+}
+
+/// `POST /admin/packages/{id}/policies/{policy}`: replaces the policy with what the form
+/// describes, keeping what the form does not show (custom extension stages, automatic
+/// assignment rules, notification settings, connected organizations), through the API's
+/// parser and `replace_policy`.
+pub async fn update_policy(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, policy_id)): Path<(String, String)>,
+    form: Form,
+) -> Response {
+    if let Some(r) = check_csrf(&state, &signed, &form) {
+        return r;
+    }
+    let scope = PackageScope { access_package_id: grantry_domain::ids::normalize(&id), catalog_id: None };
+    let current = match grantry_core::policies::get_policy(&state.app, &signed.caller, &policy_id, Some(scope)).await {
+        Ok(p) => p,
+        Err(e) => return refused(&state, &signed, &e),
+    };
+    let body = edited_policy_body(&current, &form);
+    let saved = match Body::root(&body).and_then(|b| grantry_graph::policy::parse_policy(&b, Dialect::V1)) {
+        Ok(input) => grantry_core::policies::replace_policy(&state.app, &signed.caller, &current.id, input).await,
+        Err(e) => Err(e),
+    };
+    match saved {
+        Ok(_) => back_to_package(&current.access_package_id, "policies", "policy-saved"),
+        Err(e) if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Conflict) => {
+            let (errors, general) = place_policy_refusal(&e);
+            let form = PolicyForm { values: &form, editing: Some(&current.id), find: None };
+            policy_page(&state, &signed, &id, form, &errors, Some(&general)).await
+        }
+        Err(e) => refused(&state, &signed, &e),
+    }
+}
+
+/// `POST /admin/packages/{id}/policies/{policy}/delete`: deletes the policy; while
+/// assignments were made through it the API refuses, and its message is shown at the
+/// policy.
+pub async fn delete_policy(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, policy_id)): Path<(String, String)>,
+    form: Form,
+) -> Response {
+    if let Some(r) = check_csrf(&state, &signed, &form) {
+        return r;
+    }
+    let scope = PackageScope { access_package_id: grantry_domain::ids::normalize(&id), catalog_id: None };
+    let result = match grantry_core::policies::get_policy(&state.app, &signed.caller, &policy_id, Some(scope)).await {
+        Ok(p) => grantry_core::policies::delete_policy(&state.app, &signed.caller, &p.id).await,
+        Err(e) => Err(e),
+    };
+    let field = grantry_domain::ids::normalize(&policy_id);
+    package_change(
+        &state,
+        &signed,
+        &id,
+        result,
+        ("policies", "policy-deleted"),
+        Some(refusal_at("policy", &field, &form)),
+    )
+    .await
+}
+
+/// The stored policy as Graph v1.0 renders it, with the properties the form edits replaced
+/// by the form's: what the form does not show is kept as it is.
+fn edited_policy_body(current: &grantry_domain::model::Policy, form: &Form) -> Value {
+    let view = grantry_graph::policy::PolicyView::new(current, Dialect::V1, &Default::default());
+    let mut body = serde_json::to_value(&view).unwrap_or_else(|_| json!({}));
+    let edited = policy_body(&current.access_package_id, form);
+    if let (Some(out), Value::Object(from_form)) = (body.as_object_mut(), edited) {
+        out.retain(|k, _| !k.starts_with('@'));
+        let kept_targets = out.get("specificAllowedTargets").cloned();
+        for (k, v) in from_form {
+            out.insert(k, v);
+        }
+        match owned(form, "allowedTargetScope") {
+            // Scopes the form builds targets for, or needs none for.
+            "specificDirectoryUsers" => {}
+            "allMemberUsers" | "allDirectoryUsers" | "notSpecified" => {
+                out.insert("specificAllowedTargets".into(), json!([]));
+            }
+            // Connected organizations' scopes keep the organizations they name.
+            _ => {
+                if let Some(t) = kept_targets {
+                    out.insert("specificAllowedTargets".into(), t);
+                }
+            }
+        }
+        if !on(form, "reviewEnabled")
+            && let Some(review) = out.get_mut("reviewSettings").and_then(Value::as_object_mut)
+        {
+            review.insert("isEnabled".into(), json!(false));
+        }
+    }
+    body
+}
+
+/// A subject set of a rendered policy as a picker's value (`manager`, `user:{id}`,
+/// `group:{id}`).
+fn subject_choice(v: &Value) -> Option<String> {
+    let kind = v["@odata.type"].as_str().unwrap_or_default();
+    if kind.ends_with("requestorManager") || kind.ends_with("targetManager") {
+        Some("manager".into())
+    } else if kind.ends_with("singleUser") {
+        v["userId"].as_str().map(|id| format!("user:{id}"))
+    } else if kind.ends_with("groupMembers") {
+        v["groupId"].as_str().map(|id| format!("group:{id}"))
+    } else {
+        None
+    }
+}
+
+/// An ISO 8601 duration as the form's whole days (`P14D` → 14; `PT36H` → 2).
+fn in_days(v: &Value) -> Option<String> {
+    let d = grantry_domain::duration::parse(v.as_str()?).ok()?;
+    let seconds = d.num_seconds();
+    Some(((seconds + 86_399) / 86_400).to_string())
+}
+
+/// The policy form's values for a stored policy (read from its Graph v1.0 rendering).
+fn policy_values(p: &grantry_domain::model::Policy) -> Form {
+    let view = grantry_graph::policy::PolicyView::new(p, Dialect::V1, &Default::default());
+    let b = serde_json::to_value(&view).unwrap_or_default();
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            out.push((k.to_string(), v));
+        }
+    };
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let flag = |v: &Value| v.as_bool().unwrap_or(false).then(|| "on".to_string());
+    put("displayName", text(&b["displayName"]));
+    put("description", text(&b["description"]));
+    put("allowedTargetScope", text(&b["allowedTargetScope"]));
+    for t in b["specificAllowedTargets"].as_array().into_iter().flatten() {
+        match subject_choice(t) {
+            Some(c) if c.starts_with("user:") => put("targetUser", Some(c)),
+            Some(c) if c.starts_with("group:") => put("targetGroup", Some(c)),
+            _ => {}
+        }
+    }
+    let rs = &b["requestorSettings"];
+    put("selfAdd", flag(&rs["enableTargetsToSelfAddAccess"]));
+    put("selfExtend", flag(&rs["enableTargetsToSelfUpdateAccess"]));
+    put("selfRemove", flag(&rs["enableTargetsToSelfRemoveAccess"]));
+    put("customSchedule", flag(&rs["allowCustomAssignmentSchedule"]));
+    put("onBehalf", flag(&rs["enableOnBehalfRequestorsToAddAccess"]));
+    let ra = &b["requestApprovalSettings"];
+    put("justificationRequired", flag(&ra["isRequestorJustificationRequired"]));
+    for (i, stage) in ra["stages"].as_array().into_iter().flatten().take(STAGES).enumerate() {
+        let n = i + 1;
+        put(&format!("stage{n}Approver"), stage["primaryApprovers"].get(0).and_then(subject_choice));
+        put(&format!("stage{n}Days"), in_days(&stage["durationBeforeAutomaticDenial"]));
+        put(&format!("stage{n}Justification"), flag(&stage["isApproverJustificationRequired"]));
+        if stage["isEscalationEnabled"].as_bool() == Some(true) {
+            put(&format!("stage{n}Escalation"), stage["escalationApprovers"].get(0).and_then(subject_choice));
+            put(&format!("stage{n}EscalationDays"), in_days(&stage["durationBeforeEscalation"]));
+        }
+    }
+    for (i, q) in b["questions"].as_array().into_iter().flatten().take(QUESTIONS).enumerate() {
+        let n = i + 1;
+        put(&format!("q{n}Text"), text(&q["text"]));
+        put(&format!("q{n}Required"), flag(&q["isRequired"]));
+        if q["@odata.type"].as_str().is_some_and(|t| t.ends_with("MultipleChoiceQuestion")) {
+            put(&format!("q{n}Kind"), Some("choice".into()));
+            put(&format!("q{n}Multiple"), flag(&q["isMultipleSelectionAllowed"]));
+            let choices: Vec<String> =
+                q["choices"].as_array().into_iter().flatten().filter_map(|c| text(&c["actualValue"])).collect();
+            put(&format!("q{n}Choices"), Some(choices.join("\n")));
+        } else {
+            put(&format!("q{n}Kind"), Some("text".into()));
+            put(&format!("q{n}Pattern"), text(&q["regexPattern"]));
+        }
+    }
+    let e = &b["expiration"];
+    put("expiration", text(&e["type"]));
+    put("expirationDays", in_days(&e["duration"]));
+    put("expirationDate", text(&e["endDateTime"]).map(|d| d.chars().take(10).collect()));
+    let r = &b["reviewSettings"];
+    if r["isEnabled"].as_bool() == Some(true) {
+        put("reviewEnabled", Some("on".into()));
+        let pattern = &r["schedule"]["recurrence"]["pattern"];
+        let every = match (pattern["type"].as_str().unwrap_or_default(), pattern["interval"].as_i64().unwrap_or(1)) {
+            ("weekly", _) => "weekly",
+            (_, 1) => "monthly",
+            (_, 12) => "annually",
+            _ => "quarterly",
+        };
+        put("reviewRecurrence", Some(every.into()));
+        put("reviewDays", in_days(&r["schedule"]["expiration"]["duration"]));
+        put("reviewStart", text(&r["schedule"]["startDateTime"]).map(|d| d.chars().take(10).collect()));
+        let reviewer = if r["isSelfReview"].as_bool() == Some(true) {
+            Some("self".to_string())
+        } else {
+            r["primaryReviewers"].get(0).and_then(subject_choice)
+        };
+        put("reviewers", reviewer);
+        put("reviewExpiration", text(&r["expirationBehavior"]));
+        put("reviewRecommendations", flag(&r["isRecommendationEnabled"]));
+        put("reviewJustification", flag(&r["isReviewerJustificationRequired"]));
+    }
+    Form(out)
+}
+
+/// What the policy page shows: the form's values, the policy being edited (none for a new
+/// one) and the pickers' search.
+struct PolicyForm<'a> {
+    values: &'a Form,
+    editing: Option<&'a str>,
+    find: Option<&'a str>,
+}
+
+impl<'a> PolicyForm<'a> {
+    fn new(values: &'a Form) -> Self {
+        PolicyForm { values, editing: None, find: None }
+    }
 }
 
 async fn policy_page(
     state: &AppState,
     signed: &Signed,
     id: &str,
-    values: &Form,
+    form: PolicyForm<'_>,
     errors: &FieldErrors,
     general: Option<&str>,
 ) -> Response {
@@ -982,17 +1303,31 @@ async fn policy_page(
         Ok(p) => p,
         Err(e) => return refused(state, signed, &e),
     };
-    let users = people(state, signed).await;
-    let (groups, _) = groups_and_apps(state, signed).await;
+    let values = form.values;
+    // People and groups already chosen stay among the choices whatever the search.
+    let chosen = |prefix: &str| -> Vec<String> {
+        values.0.iter().filter_map(|(_, v)| v.strip_prefix(prefix).map(str::to_string)).collect()
+    };
+    let (chosen_users, chosen_groups) = (chosen("user:"), chosen("group:"));
+    let keep_users: Vec<&str> = chosen_users.iter().map(String::as_str).collect();
+    let keep_groups: Vec<&str> = chosen_groups.iter().map(String::as_str).collect();
+    let users: Vec<User> = pickers::users(state, signed, form.find, &keep_users).await.unwrap_or_default();
+    let groups: Vec<Group> = pickers::groups(state, signed, form.find, &keep_groups).await.unwrap_or_default();
+    let page_path = match form.editing {
+        Some(p) => format!("/admin/packages/{}/policies/{p}", package.id),
+        None => format!("/admin/packages/{}/policies/new", package.id),
+    };
+    let action = match form.editing {
+        Some(p) => format!("/admin/packages/{}/policies/{p}", package.id),
+        None => format!("/admin/packages/{}/policies", package.id),
+    };
     let v = |k: &str| values.get(k).unwrap_or("").to_string();
     let user_choices = |none: &str, manager: Option<&str>| -> Vec<(String, String)> {
         let mut out = vec![(String::new(), none.to_string())];
         if let Some(m) = manager {
             out.push(("manager".into(), m.to_string()));
         }
-        out.extend(
-            users.iter().map(|u| (format!("user:{}", u.id), format!("{} ({})", u.display_name, u.user_principal_name))),
-        );
+        out.extend(users.iter().map(|u| (format!("user:{}", u.id), pickers::user_label(u))));
         out
     };
     let group_choices: Vec<(String, String)> = std::iter::once((String::new(), "No group".to_string()))
@@ -1030,16 +1365,17 @@ async fn policy_page(
     let status = if general.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let body = html! {
         p.muted { "For " a href={"/admin/packages/" (package.id)} { (package.display_name) } ". A policy decides who may request the package, who approves, what requestors answer, how long access lasts and how it is reviewed." }
+        (picker_search(&page_path, "Find people and groups for the pickers", "users groups", form.find))
         (general_error(general))
-        form.stack method="post" action={"/admin/packages/" (package.id) "/policies"} novalidate {
+        form.stack method="post" action=(action) novalidate {
             (csrf(signed))
             (text_input("displayName", "Name", None, &v("displayName"), errors))
             (text_input("description", "Description", Some("Optional; shown to requestors."), &v("description"), errors))
             fieldset {
                 legend { "Who can request" }
                 (select("allowedTargetScope", "Requestors", &scopes, &v("allowedTargetScope"), errors))
-                (select("targetUser", "Specific person (for specific requestors)", &user_choices("No person", None), &v("targetUser"), errors))
-                (select("targetGroup", "Members of a group (for specific requestors)", &group_choices, &v("targetGroup"), errors))
+                (picker("targetUser", "Specific person (for specific requestors)", Some("users"), &user_choices("No person", None), &v("targetUser"), errors))
+                (picker("targetGroup", "Members of a group (for specific requestors)", Some("groups"), &group_choices, &v("targetGroup"), errors))
             }
             fieldset aria-describedby=[errors.contains_key("requestor").then(|| error_id("requestor"))] {
                 legend { "Requests" }
@@ -1058,10 +1394,10 @@ async fn policy_page(
                 @for n in 1..=STAGES {
                     fieldset aria-describedby=[errors.contains_key(&format!("stage{n}")).then(|| error_id(&format!("stage{n}")))] {
                         legend { "Stage " (n) }
-                        (select(&format!("stage{n}Approver"), "Approver", &user_choices("No stage", Some("The requestor's manager")), &v(&format!("stage{n}Approver")), errors))
+                        (picker(&format!("stage{n}Approver"), "Approver", Some("users"), &user_choices("No stage", Some("The requestor's manager")), &v(&format!("stage{n}Approver")), errors))
                         (text_input(&format!("stage{n}Days"), "Days before the request is denied if undecided", None, &v(&format!("stage{n}Days")), errors))
                         (checkbox(&format!("stage{n}Justification"), "The approver must give a reason", on(values, &format!("stage{n}Justification"))))
-                        (select(&format!("stage{n}Escalation"), "Escalate to", &user_choices("No escalation", Some("The requestor's manager")), &v(&format!("stage{n}Escalation")), errors))
+                        (picker(&format!("stage{n}Escalation"), "Escalate to", Some("users"), &user_choices("No escalation", Some("The requestor's manager")), &v(&format!("stage{n}Escalation")), errors))
                         (text_input(&format!("stage{n}EscalationDays"), "Days before escalating", None, &v(&format!("stage{n}EscalationDays")), errors))
                         (field_error(errors, &format!("stage{n}")))
                     }
@@ -1105,7 +1441,7 @@ async fn policy_page(
                 (checkbox("reviewEnabled", "Review assignments regularly", on(values, "reviewEnabled")))
                 (select("reviewRecurrence", "How often", &recurrences, &v("reviewRecurrence"), errors))
                 (text_input("reviewDays", "Days each review lasts", None, &v("reviewDays"), errors))
-                (select("reviewers", "Reviewers", &{
+                (picker("reviewers", "Reviewers", Some("users"), &{
                     let mut r = vec![("self".to_string(), "People review their own access".to_string())];
                     r.extend(user_choices("", Some("The person's manager")).into_iter().skip(1));
                     r
@@ -1123,12 +1459,22 @@ async fn policy_page(
                 (field_error(errors, "review"))
             }
             div.row {
-                button.primary type="submit" { "Create policy" }
+                button.primary type="submit" { @if form.editing.is_some() { "Save policy" } @else { "Create policy" } }
                 a href={"/admin/packages/" (package.id)} { "Cancel" }
             }
         }
+        @if let Some(p) = form.editing {
+            form method="post" action={"/admin/packages/" (package.id) "/policies/" (p) "/delete"} {
+                (csrf(signed))
+                button.danger type="submit" { "Delete this policy" }
+            }
+        }
     };
-    page(state, signed, &format!("New policy for {}", package.display_name), status, body)
+    let title = match form.editing {
+        Some(_) => format!("Edit policy {}", v("displayName")),
+        None => format!("New policy for {}", package.display_name),
+    };
+    page(state, signed, &title, status, body)
 }
 
 #[cfg(test)]

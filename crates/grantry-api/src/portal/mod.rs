@@ -16,6 +16,7 @@ mod admin;
 mod approvals;
 mod builders;
 mod demo;
+mod pickers;
 mod reviews;
 pub mod session;
 mod signin;
@@ -104,6 +105,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/packages/{id}/incompatible/{other}/remove", post(builders::remove_incompatible))
         .route("/admin/packages/{id}/policies/new", get(builders::new_policy))
         .route("/admin/packages/{id}/policies", post(builders::create_policy))
+        .route("/admin/packages/{id}/policies/{policy}", get(builders::edit_policy).post(builders::update_policy))
+        .route("/admin/packages/{id}/policies/{policy}/delete", post(builders::delete_policy))
+        .route("/admin/pickers/{kind}", get(pickers::search))
         .route("/admin/assignments", get(admin::assignments))
         .route("/admin/requests", get(admin::requests))
         .route("/admin/audit", get(admin::audit))

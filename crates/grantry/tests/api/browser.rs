@@ -189,6 +189,23 @@ impl Browser {
         }
     }
 
+    /// Waits (bounded) until `script` (a function body) returns true; `what` says what for.
+    pub async fn wait_true(&self, script: &str, what: &str) {
+        let started = Instant::now();
+        loop {
+            let body = json!({ "script": script, "args": [] });
+            let done = match self.http.post(format!("{}/execute/sync", self.session)).json(&body).send().await {
+                Ok(r) if r.status().is_success() => r.json::<Value>().await.ok().is_some_and(|v| v["value"] == true),
+                _ => false,
+            };
+            if done {
+                return;
+            }
+            assert!(started.elapsed() < CALL_TIMEOUT, "never true: {what}; the page shows: {}", self.text().await);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The visible text of the page, or `None` while a navigation makes it unreadable.
     async fn try_text(&self) -> Option<String> {
         let body = json!({ "script": "return document.body ? document.body.innerText : '';", "args": [] });
@@ -488,6 +505,40 @@ async fn an_administrator_builds_a_catalog_package_and_two_stage_policy_and_a_pe
     let text = b.wait_text("The policy was created").await;
     assert!(text.contains("Engineers ask, Megan then Irene approve") && text.contains("2 approval stages"), "{text}");
     b.screenshot("admin-policy").await;
+    // Irene edits it in the same form, filled with the policy; the approvers' picker searches
+    // the directory as she types.
+    let (_, found) = app
+        .get(
+            &app.admin,
+            "/v1.0/identityGovernance/entitlementManagement/assignmentPolicies?$filter=displayName eq 'Engineers ask, Megan then Irene approve'",
+        )
+        .await;
+    let policy = found["value"][0]["id"].as_str().unwrap().to_string();
+    b.click(&format!("a[href$='/policies/{policy}']")).await;
+    b.wait_text("Save policy").await;
+    b.fill("#find", "alex").await;
+    b.wait_true(
+        &format!(
+            "return !document.querySelector(\"#stage2Approver option[value='user:{megan}']\") \
+             && !!document.querySelector(\"#stage2Approver option[value='user:{alex}']\") \
+             && document.querySelector('#stage2Approver').value === 'user:{irene}';"
+        ),
+        "the approvers' picker lists Alex, keeps Irene chosen, and no longer lists Megan",
+    )
+    .await;
+    b.check_accessibility("the policy form editing a policy").await;
+    b.fill("#displayName", "Engineers ask, Megan then Irene approve within 5 days").await;
+    b.fill("#stage2Days", "5").await;
+    b.click("form.stack button[type=submit]").await;
+    let text = b.wait_text("The policy was saved").await;
+    assert!(text.contains("Engineers ask, Megan then Irene approve within 5 days"), "{text}");
+    let (_, saved) = app
+        .get(&app.admin, &format!("/v1.0/identityGovernance/entitlementManagement/assignmentPolicies/{policy}"))
+        .await;
+    let stages = &saved["requestApprovalSettings"]["stages"];
+    assert_eq!(stages[1]["durationBeforeAutomaticDenial"], "P5D", "{saved}");
+    assert_eq!(stages[0]["primaryApprovers"][0]["userId"], megan.as_str(), "{saved}");
+    assert_eq!(saved["questions"][0]["choices"].as_array().map(Vec::len), Some(2), "the question is kept: {saved}");
 
     // Alex finds the new package and requests it; Megan is asked first.
     let alex_browser = driver.browser().await;
@@ -519,6 +570,27 @@ async fn an_administrator_builds_a_catalog_package_and_two_stage_policy_and_a_pe
     assert!(text.contains("Irene Admin"), "{text}");
     b.screenshot("admin-audit").await;
     b.check_accessibility("the audit log").await;
+    // Deleting a policy that someone holds access through is refused with the API's message.
+    let (_, found) = app
+        .get(
+            &app.admin,
+            "/v1.0/identityGovernance/entitlementManagement/assignmentPolicies?$filter=displayName eq 'Members ask, Megan approves, 30 days'",
+        )
+        .await;
+    let demo_policy = found["value"][0]["id"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .post(
+            &app.admin,
+            "/v1.0/identityGovernance/entitlementManagement/assignmentRequests",
+            json!({ "requestType": "adminAdd", "assignment": { "targetId": megan, "assignmentPolicyId": demo_policy, "accessPackageId": sales } }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    app.drain().await;
+    b.open(&format!("{base}/admin/packages/{sales}")).await;
+    b.click(&format!("form[action$='/policies/{demo_policy}/delete'] button[type=submit]")).await;
+    let text = b.wait_text("active assignment(s)").await;
+    assert!(text.contains("Members ask, Megan approves, 30 days"), "{text}");
     alex_browser.close().await;
     admin_browser.close().await;
 }

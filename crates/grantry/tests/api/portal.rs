@@ -803,3 +803,196 @@ async fn administration_list_pages_stay_fast_with_many_packages_and_assignments(
     }
     eprintln!("portal list pages with {n} packages and assignments: {}", report.join("; "));
 }
+
+/// The id of the policy named `name`.
+async fn policy_named(app: &TestApp, name: &str) -> Option<serde_json::Value> {
+    let (_, policies) =
+        app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies?$filter=displayName eq '{name}'")).await;
+    policies["value"].as_array().and_then(|v| v.first().cloned())
+}
+
+#[tokio::test]
+async fn administrators_edit_and_delete_policies_in_the_policy_form() {
+    let (app, people) = demo_app().await;
+    let (package, _, _) = demo_package(&app).await;
+    let demo_policy = policy_named(&app, "Members ask, Megan approves, 30 days").await.expect("the demo policy");
+    let policy = demo_policy["id"].as_str().unwrap().to_string();
+    let mut irene = Visitor::new(&app);
+    irene.sign_in_dev(&people["irene"]).await;
+    let page = irene.get(&format!("/admin/packages/{package}")).await;
+    assert!(page.body.contains(&format!("href=\"/admin/packages/{package}/policies/{policy}\"")), "{}", page.body);
+
+    // The form opens filled with the policy.
+    let page = irene.get(&format!("/admin/packages/{package}/policies/{policy}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("value=\"Members ask, Megan approves, 30 days\""), "{}", page.body);
+    assert!(page.body.contains(&format!("<option value=\"user:{}\" selected", people["megan"])), "{}", page.body);
+    assert!(page.body.contains("value=\"30\""), "the expiration's days: {}", page.body);
+    assert!(page.body.contains("Save policy"), "{}", page.body);
+    let csrf = page.csrf();
+    // A refusal shows next to its field and changes nothing.
+    let megan = format!("user:{}", people["megan"]);
+    let edit = format!("/admin/packages/{package}/policies/{policy}");
+    let page = irene
+        .post(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("displayName", "Members ask, Megan approves, 60 days"),
+                ("allowedTargetScope", "allMemberUsers"),
+                ("selfAdd", "on"),
+                ("stage1Approver", &megan),
+                ("stage1Days", "0"),
+                ("expiration", "afterDuration"),
+                ("expirationDays", "60"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("id=\"stage1Days_error\""), "{}", page.body);
+    assert!(page.body.contains(&format!("action=\"{edit}\"")), "still the edit form: {}", page.body);
+    assert!(policy_named(&app, "Members ask, Megan approves, 60 days").await.is_none(), "nothing was written");
+    // Saved: the API serves the policy changed, under the same id.
+    let page = irene
+        .post(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("displayName", "Members ask, Megan approves, 60 days"),
+                ("allowedTargetScope", "allMemberUsers"),
+                ("selfAdd", "on"),
+                ("selfRemove", "on"),
+                ("justificationRequired", "on"),
+                ("stage1Approver", &megan),
+                ("stage1Days", "7"),
+                ("q1Text", "Which region?"),
+                ("q1Kind", "choice"),
+                ("q1Choices", "emea\namer"),
+                ("q1Required", "on"),
+                ("expiration", "afterDuration"),
+                ("expirationDays", "60"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(page.location().contains("changed=policy-saved"), "{}", page.location());
+    let (_, p) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies/{policy}")).await;
+    assert_eq!(p["displayName"], "Members ask, Megan approves, 60 days", "{p}");
+    assert_eq!(p["expiration"]["duration"], "P60D", "{p}");
+    assert_eq!(p["requestApprovalSettings"]["stages"][0]["durationBeforeAutomaticDenial"], "P7D", "{p}");
+    assert_eq!(p["requestorSettings"]["enableTargetsToSelfRemoveAccess"], true, "{p}");
+    assert_eq!(p["questions"].as_array().map(Vec::len), Some(1), "{p}");
+    let page = irene.get(&page.location()).await;
+    assert!(page.body.contains("The policy was saved."), "{}", page.body);
+
+    // Deleting is refused with the API's message while an assignment was made through it.
+    let assignment = admin_add(&app, &package, &policy, &people["alex"]).await;
+    let page = irene.post(&format!("{edit}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("active assignment(s)"), "{}", page.body);
+    assert!(
+        page.body.contains(&format!("id=\"policy-{policy}_error\"")),
+        "the message is at the policy: {}",
+        page.body
+    );
+    let (status, _) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies/{policy}")).await;
+    assert_eq!(status, StatusCode::OK);
+    // Once the access is removed, the policy goes.
+    let (status, body) = app
+        .post(
+            &app.admin,
+            &format!("/v1.0/{EM}/assignmentRequests"),
+            json!({"requestType": "adminRemove", "assignment": {"id": assignment}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.drain().await;
+    let page = irene.post(&format!("{edit}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let (status, _) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies/{policy}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(irene.get(&page.location()).await.body.contains("The policy was deleted."));
+
+    // A requestor can neither open nor change nor delete a policy; a foreign form is refused.
+    let other = reviewed_policy(&app, &package).await;
+    let mut alex = Visitor::new(&app);
+    alex.sign_in_dev(&people["alex"]).await;
+    let alex_csrf = alex.get("/access").await.csrf();
+    let other_path = format!("/admin/packages/{package}/policies/{other}");
+    assert_eq!(alex.get(&other_path).await.status, StatusCode::FORBIDDEN);
+    let page = alex.post(&format!("{other_path}/delete"), &[("csrf", &alex_csrf)]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    let page = alex
+        .post(
+            &other_path,
+            &[("csrf", &alex_csrf), ("displayName", "Mine now"), ("allowedTargetScope", "allMemberUsers")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    let page = irene.post(&format!("{other_path}/delete"), &[("csrf", "forged")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    let (status, _) = app.get(&app.admin, &format!("/v1.0/{EM}/assignmentPolicies/{other}")).await;
+    assert_eq!(status, StatusCode::OK, "still there");
+    // A policy of another package is not found under this one.
+    let page = irene.get(&format!("/admin/packages/{}/policies/{other}", "00000000-0000-0000-0000-000000000001")).await;
+    assert!(matches!(page.status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST), "{}", page.status);
+}
+
+#[tokio::test]
+async fn pickers_search_the_directory_on_the_server_with_and_without_scripts() {
+    let (app, people) = demo_app().await;
+    let (package, _, _) = demo_package(&app).await;
+    // More people than a picker lists.
+    for n in 0..60 {
+        app.create_user(&format!("filler{n:02}")).await;
+    }
+    let mut irene = Visitor::new(&app);
+    irene.sign_in_dev(&people["irene"]).await;
+    let megan = format!("user:{}", people["megan"]);
+    let alex = format!("user:{}", people["alex"]);
+
+    // Without scripts: the search box is a GET form; the pickers list what matches.
+    let page = irene.get(&format!("/admin/packages/{package}/policies/new")).await;
+    assert!(page.body.contains("name=\"find\""), "{}", page.body);
+    assert!(page.body.contains("filler00") && !page.body.contains("filler59"), "the first 50 only: {}", page.body);
+    let page = irene.get(&format!("/admin/packages/{package}/policies/new?find=megan")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(&format!("<option value=\"{megan}\"")), "{}", page.body);
+    assert!(!page.body.contains(&format!("<option value=\"{alex}\"")), "{}", page.body);
+    assert!(!page.body.contains("filler"), "{}", page.body);
+
+    // With scripts: the same search as JSON.
+    let r = irene.get("/admin/pickers/users?search=MEG").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let found: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let values: Vec<&str> = found["value"].as_array().unwrap().iter().filter_map(|c| c["value"].as_str()).collect();
+    assert_eq!(values, [megan.as_str()], "{found}");
+    assert!(found["value"][0]["label"].as_str().unwrap().contains("megan@contoso.com"), "{found}");
+    let r = irene.get("/admin/pickers/users?search=filler").await;
+    let found: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(found["value"].as_array().unwrap().len(), 50, "at most 50: {found}");
+    let r = irene.get("/admin/pickers/groups?search=sales").await;
+    let found: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(found["value"].as_array().unwrap().iter().any(|c| c["label"] == "Sales reports"), "{found}");
+    let r = irene.get("/admin/pickers/resources?search=sales").await;
+    let found: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(found["value"][0]["value"].as_str().unwrap().starts_with("AadGroup:"), "{found}");
+    // A quote in the search is a literal, not OData.
+    let r = irene.get("/admin/pickers/users?search=o%27brien").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(irene.get("/admin/pickers/planets?search=x").await.status, StatusCode::NOT_FOUND);
+    // The catalog's resource picker narrows the same way.
+    let (_, catalogs) = app.get(&app.admin, &format!("/v1.0/{EM}/catalogs?$filter=displayName eq 'Sales'")).await;
+    let catalog = catalogs["value"][0]["id"].as_str().unwrap().to_string();
+    app.create_group("Finance ledgers").await;
+    let page = irene.get(&format!("/admin/catalogs/{catalog}?find=finance")).await;
+    assert!(page.body.contains("Group: Finance ledgers"), "{}", page.body);
+    let page = irene.get(&format!("/admin/catalogs/{catalog}?find=nothing-like-it")).await;
+    assert!(!page.body.contains("Group: Finance ledgers"), "{}", page.body);
+
+    // Without a session there is no search.
+    let mut stranger = Visitor::new(&app);
+    let r = stranger.get("/admin/pickers/users?search=meg").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().starts_with("/sign-in"), "{}", r.location());
+}
