@@ -16,7 +16,7 @@ use std::time::Duration;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "grantry-bench", about = "Benchmark scenarios for Grantry (see BENCHMARKS.md).")]
 pub struct Args {
-    /// Scenario: b1 … b14, b1m (B1 with metrics on, then off), b5x2 (B5 reads on one node,
+    /// Scenario: b1 … b14, b1m (B1 with metrics on, then off), b1n (B1 with notifications on, then off), b5x2 (B5 reads on one node,
     /// then spread over two nodes sharing
     /// a PostgreSQL database), floor (HTTP floor: GET /health), sqlite (store baselines),
     /// seed (only create the dataset), or all.

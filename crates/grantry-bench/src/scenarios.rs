@@ -382,6 +382,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         let rows = match s {
             "b1" => vec![b1(&ctx, "b1", 32).await],
             "b1m" => b1_metrics(&ctx, server.is_some()).await?,
+            "b1n" => b1_notifications(&ctx).await?,
             "b2" => vec![b1(&ctx, "b2", 1).await],
             "b3" => b3(&ctx).await?,
             "b4" => vec![b4(&ctx).await],
@@ -557,6 +558,67 @@ async fn b1_metrics(ctx: &Ctx, in_process: bool) -> anyhow::Result<Vec<Row>> {
     a.notes = format!("mean of 2 rounds each: on {with:.0}/s, off {without:.0}/s; recording costs {cost:.1} %");
     let mut b = off.pop().context("no round ran")?;
     b.what = "POST adminAdd, metrics off (last round)".into();
+    b.target = String::new();
+    b.met = None;
+    Ok(vec![a, b])
+}
+
+/// Turns the assignment mails ("you now have access", expiry, "access has ended") of the
+/// dataset's B1 policies off or on, as an administrator would with the policy's
+/// `notificationSettings.isAssignmentNotificationDisabled`.
+async fn set_assignment_mails(ctx: &Ctx, on: bool) -> anyhow::Result<()> {
+    let ids = ctx.manifest.policy_ids.clone();
+    for chunk in ids.chunks(500) {
+        let chunk = chunk.to_vec();
+        ctx.store
+            .write(move |c| {
+                for id in &chunk {
+                    if let Some(mut p) = grantry_store::repo::get::<grantry_domain::model::Policy>(c, id)? {
+                        p.notification_settings = Some(json!({ "isAssignmentNotificationDisabled": !on }));
+                        grantry_store::repo::update(c, &p)?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("setting the policies' notifications: {}", e.message))?;
+    }
+    Ok(())
+}
+
+/// B1 with notifications on (each delivery writes the assignee's "you now have access"
+/// mail, sent over SMTP with `--smtp-url`), then with the policies' assignment mails
+/// turned off, in alternating rounds: the foreground cost of notifications (target: p99
+/// on within 10 % of off).
+async fn b1_notifications(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    let mails = || ctx.count("SELECT COUNT(*) FROM outbox WHERE kind = 'mail'");
+    let (mut mails_on, mut mails_off) = (0, 0);
+    for _ in 0..2 {
+        set_assignment_mails(ctx, true).await?;
+        let before = mails().await;
+        on.push(b1(ctx, "b1n", 32).await);
+        mails_on += mails().await - before;
+        set_assignment_mails(ctx, false).await?;
+        let before = mails().await;
+        off.push(b1(ctx, "b1n", 32).await);
+        mails_off += mails().await - before;
+    }
+    set_assignment_mails(ctx, true).await?;
+    let mean = |rows: &[Row], f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>() / rows.len().max(1) as f64;
+    let (p99_on, p99_off) = (mean(&on, |r| r.summary.p99_ms), mean(&off, |r| r.summary.p99_ms));
+    let (rate_on, rate_off) = (mean(&on, |r| r.summary.throughput), mean(&off, |r| r.summary.throughput));
+    let how = if ctx.args.smtp_url.is_some() { "sent over SMTP" } else { "kept (no SMTP)" };
+    let mut a = on.pop().context("no round ran")?;
+    a.what = "POST adminAdd, notifications on (last round)".into();
+    a.target = "p99 within 10 % of notifications off".into();
+    a.met = Some(p99_on <= p99_off * 1.1 && on.iter().chain(&off).all(|r| r.summary.errors == 0));
+    a.notes = format!(
+        "mean of 2 rounds each: on {rate_on:.0}/s p99 {p99_on:.2} ms, off {rate_off:.0}/s p99 {p99_off:.2} ms; \
+         {mails_on} mails written with notifications on ({how}), {mails_off} with them off"
+    );
+    let mut b = off.pop().context("no round ran")?;
+    b.what = "POST adminAdd, notifications off (last round)".into();
     b.target = String::new();
     b.met = None;
     Ok(vec![a, b])

@@ -25,6 +25,7 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
     (250, "eval_generation", include_str!("../migrations/sqlite/0250_eval_generation.sql")),
     (252, "connected_generation", include_str!("../migrations/sqlite/0252_connected_generation.sql")),
     (260, "review_stages", include_str!("../migrations/sqlite/0260_review_stages.sql")),
+    (290, "outbox_pending_key", include_str!("../migrations/sqlite/0290_outbox_pending_key.sql")),
 ];
 
 /// The same migrations for PostgreSQL: the same versions and names, PostgreSQL types
@@ -51,6 +52,7 @@ pub const POSTGRES: &[(i64, &str, &str)] = &[
     (250, "eval_generation", include_str!("../migrations/postgres/0250_eval_generation.sql")),
     (252, "connected_generation", include_str!("../migrations/postgres/0252_connected_generation.sql")),
     (260, "review_stages", include_str!("../migrations/postgres/0260_review_stages.sql")),
+    (290, "outbox_pending_key", include_str!("../migrations/postgres/0290_outbox_pending_key.sql")),
 ];
 
 /// Advisory lock taken by the migration transaction on PostgreSQL, so that processes
