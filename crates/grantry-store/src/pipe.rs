@@ -187,7 +187,9 @@ impl PgPipe {
         match &tail {
             Tail::None => {}
             Tail::Prepare(sql) => sent.push(Box::pin(async move { client.prepare(sql).await.map(TailOut::Prepared) })),
-            Tail::Simple(sql) => sent.push(Box::pin(async move { client.batch_execute(sql).await.map(|()| TailOut::None) })),
+            Tail::Simple(sql) => {
+                sent.push(Box::pin(async move { client.batch_execute(sql).await.map(|()| TailOut::None) }))
+            }
             Tail::Execute(statement, values) => sent.push(Box::pin(async move {
                 let bound = bind(values);
                 let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
@@ -226,9 +228,7 @@ impl PgPipe {
 /// Polls every future in order until all are done, so each sends its request (on its first
 /// poll) in the order given: tokio-postgres writes them to the server together and reads
 /// the answers in the same order.
-async fn join_in_order<'a>(
-    mut futures: Vec<Sent<'a>>,
-) -> Vec<std::result::Result<TailOut, tokio_postgres::Error>> {
+async fn join_in_order<'a>(mut futures: Vec<Sent<'a>>) -> Vec<std::result::Result<TailOut, tokio_postgres::Error>> {
     let mut done: Vec<Option<std::result::Result<TailOut, tokio_postgres::Error>>> =
         futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

@@ -106,22 +106,18 @@ impl Conn for Counting<'_> {
     }
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         self.sent += 1;
-        if std::env::var_os("TRACE_SQL").is_some() { eprintln!("SQLQ {}", &sql[..sql.len().min(150)]); }
         self.inner.query(sql, params)
     }
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
         self.sent += 1;
-        if std::env::var_os("TRACE_SQL").is_some() { eprintln!("SQLE {}", &sql[..sql.len().min(150)]); }
         self.inner.execute(sql, params)
     }
     fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         self.sent += 1;
-        if std::env::var_os("TRACE_SQL").is_some() { eprintln!("SQL1 {}", &sql[..sql.len().min(150)]); }
         self.inner.query_one(sql, params)
     }
     fn execute_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
         self.sent += 1;
-        if std::env::var_os("TRACE_SQL").is_some() { eprintln!("SQLL {}", &sql[..sql.len().min(150)]); }
         self.inner.execute_later(sql, params)
     }
     fn sync(&mut self) -> Result<()> {

@@ -200,8 +200,13 @@ impl Store {
         })?;
         let (tx, rx) = mpsc::channel::<WriteJob>(16_384);
         let max_batch = options.max_batch.max(1);
-        let writer =
-            PgWriter { url: url.to_string(), client: Some(writer_client), earlier_round_trips: 0, saw_failure: false };
+        let writer = PgWriter {
+            url: url.to_string(),
+            client: Some(writer_client),
+            earlier_round_trips: 0,
+            saw_failure: false,
+            in_transaction: false,
+        };
         let counters = Arc::new(WriterCounters::default());
         let writer_counters = counters.clone();
         std::thread::Builder::new()
@@ -675,11 +680,23 @@ struct PgWriter {
     /// Whether the work under way had a statement fail (and may have carried on, leaving
     /// the transaction aborted): its release is then checked before the next caller runs.
     saw_failure: bool,
+    /// Between `begin` and the end of the commit or rollback.
+    in_transaction: bool,
 }
 
 impl PgWriter {
+    /// The connection, reopened if the server dropped it, but only between transactions:
+    /// a transaction whose connection was lost is gone with everything queued in it, so
+    /// within one the loss is an error (the batch fails and nobody is told it committed).
     fn client(&mut self) -> Result<&mut PgPipe> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            if self.in_transaction {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "serviceNotAvailable",
+                    "The database connection was lost; retry the request.",
+                ));
+            }
             if let Some(old) = self.client.take() {
                 self.earlier_round_trips += old.round_trips();
             }
@@ -700,9 +717,12 @@ impl PgWriter {
 impl Writer for PgWriter {
     fn begin(&mut self) -> Result<()> {
         // Sent with the first statement of the batch's first caller (or with the commit).
+        self.in_transaction = false;
         let client = self.client()?;
         let _ = client.take_broken();
+        client.discard_queued();
         client.queue_simple(&format!("BEGIN; SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"));
+        self.in_transaction = true;
         Ok(())
     }
     fn begin_statements(&self) -> u64 {
@@ -761,17 +781,22 @@ impl Writer for PgWriter {
         let client = self.client()?;
         // Everything still queued (the last release, the audit rows) goes with the commit.
         let committed = client.simple_now("COMMIT");
-        match client.take_broken() {
+        let outcome = match client.take_broken() {
             Some(e) => Err(e),
             None => committed,
+        };
+        if outcome.is_ok() {
+            self.in_transaction = false;
         }
+        outcome
     }
     fn rollback(&mut self) {
-        if let Some(client) = self.client.as_mut() {
+        if let Some(client) = self.client.as_mut().filter(|c| !c.is_closed()) {
             client.discard_queued();
             let _ = client.simple_now("ROLLBACK");
             let _ = client.take_broken();
         }
+        self.in_transaction = false;
     }
     fn round_trips(&self) -> u64 {
         self.earlier_round_trips + self.client.as_ref().map_or(0, |c| c.round_trips())
