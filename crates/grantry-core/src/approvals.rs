@@ -220,6 +220,20 @@ pub(crate) fn continue_after(
     actor: &str,
     detail: serde_json::Value,
 ) -> Result<()> {
+    continue_after_with(c, now, r, outcome, actor, detail, None)
+}
+
+/// [`continue_after`], with the request's policy and target subject known to hold for its
+/// delivery (read under an evaluation token that is still current).
+fn continue_after_with(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    r: &mut AssignmentRequest,
+    outcome: Outcome,
+    actor: &str,
+    detail: serde_json::Value,
+    checked: Option<&delivery::Checked>,
+) -> Result<()> {
     match outcome {
         Outcome::NextStage => delivery::set_state_by(
             c,
@@ -243,16 +257,20 @@ pub(crate) fn continue_after(
                 },
             )?;
             crate::webhooks::request_event(c, now, "approved", r)?;
-            if crate::callouts::fire_and_maybe_hold(
+            if crate::callouts::fire_and_maybe_hold_with(
                 c,
                 now,
                 grantry_domain::enums::CustomExtensionStage::AssignmentRequestApproved,
                 r,
+                checked.map(|k| k.policy),
             )? {
                 // Access waits for the workflow: tell the requestor it was approved.
                 return crate::notify::request_approved(c, now, r);
             }
-            delivery::advance(c, now, r)?;
+            match checked {
+                Some(k) => delivery::advance_checked(c, now, r, k)?,
+                None => delivery::advance(c, now, r)?,
+            }
             // Delivered at once, the "access delivered" mail says it all; a later start
             // gets its own "approved" mail.
             if r.state == RequestState::Scheduled {
@@ -306,6 +324,30 @@ pub fn self_approval() -> Error {
     .with_target("reviewResult")
 }
 
+/// What a decision reads: the approval and its request, the directory users on both sides
+/// of the request, and the policy.
+#[derive(Debug, Clone)]
+pub struct DecisionFacts {
+    pub approval: Approval,
+    pub request: AssignmentRequest,
+    pub target_user_id: Option<String>,
+    pub requestor_user_id: Option<String>,
+    pub policy: Option<Policy>,
+}
+
+impl DecisionFacts {
+    /// Reads them for approval `approval_id` (404 when it or its request is missing).
+    pub fn load(c: &mut dyn Conn, approval_id: &str) -> Result<DecisionFacts> {
+        let approval =
+            repo::get::<Approval>(c, approval_id)?.ok_or_else(|| Error::not_found("approval", approval_id))?;
+        let request =
+            repo::get::<AssignmentRequest>(c, approval_id)?.ok_or_else(|| Error::not_found("approval", approval_id))?;
+        let (target_user_id, requestor_user_id) = parties_of(c, &request)?;
+        let policy = repo::get::<Policy>(c, &approval.policy_id)?;
+        Ok(DecisionFacts { approval, request, target_user_id, requestor_user_id, policy })
+    }
+}
+
 /// Applies `decision` (compare-and-set on the stage in progress).
 pub fn decide(
     c: &mut dyn Conn,
@@ -314,17 +356,31 @@ pub fn decide(
     stage_id: &str,
     decision: Decision<'_>,
 ) -> Result<Outcome> {
-    let mut approval =
-        repo::get::<Approval>(c, approval_id)?.ok_or_else(|| Error::not_found("approval", approval_id))?;
+    let mut facts = DecisionFacts::load(c, approval_id)?;
+    decide_with(c, now, &mut facts, stage_id, decision)
+}
+
+/// [`decide`] on facts read in this transaction, or read earlier and known unchanged since;
+/// updates `facts.approval` as it stores it.
+pub fn decide_with(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    facts: &mut DecisionFacts,
+    stage_id: &str,
+    decision: Decision<'_>,
+) -> Result<Outcome> {
+    let approval_id = facts.approval.id.clone();
+    let approval_id = approval_id.as_str();
+    let approval = &mut facts.approval;
+    let request = &facts.request;
     let index = approval
         .stages
         .iter()
         .position(|s| s.id.eq_ignore_ascii_case(stage_id))
         .ok_or_else(|| Error::not_found("approval stage", stage_id))?;
-    let request =
-        repo::get::<AssignmentRequest>(c, approval_id)?.ok_or_else(|| Error::not_found("approval", approval_id))?;
-    let (target, requestor) = parties_of(c, &request)?;
-    if Some(decision.approver_id) == target.as_deref() || Some(decision.approver_id) == requestor.as_deref() {
+    if Some(decision.approver_id) == facts.target_user_id.as_deref()
+        || Some(decision.approver_id) == facts.requestor_user_id.as_deref()
+    {
         return Err(self_approval());
     }
     let stage = &approval.stages[index];
@@ -366,7 +422,7 @@ pub fn decide(
             "You are an escalation approver of this stage; you can decide once the stage has been escalated.",
         ));
     }
-    let policy = repo::get::<Policy>(c, &approval.policy_id)?;
+    let policy = &facts.policy;
     let justification_required = policy
         .as_ref()
         .and_then(|p| p.approval.stages.get(index))
@@ -386,10 +442,8 @@ pub fn decide(
     stage.reviewed_date_time = Some(now);
     stage.justification = decision.justification.clone();
     // This stage's timeout and escalation no longer apply; the next stage schedules its own.
-    jobs::cancel(c, JOB_TIMEOUT, approval_id)?;
-    jobs::cancel(c, JOB_ESCALATE, approval_id)?;
-    jobs::cancel(c, JOB_REMIND, approval_id)?;
-    crate::notify::approval_decided(c, now, &request, &approval, index, decision.approver_id, decision.approve)?;
+    jobs::cancel_kinds(c, &[JOB_TIMEOUT, JOB_ESCALATE, JOB_REMIND], approval_id)?;
+    crate::notify::approval_decided(c, now, request, approval, index, decision.approver_id, decision.approve)?;
     audit::record(
         c,
         AuditEvent {
@@ -405,8 +459,8 @@ pub fn decide(
         approval.state = ApprovalState::Denied;
         Outcome::Denied
     } else if index + 1 < approval.stages.len() {
-        match &policy {
-            Some(p) if start_stage(c, now, &mut approval, p, index + 1, &request)? => Outcome::NextStage,
+        match policy {
+            Some(p) if start_stage(c, now, approval, p, index + 1, request)? => Outcome::NextStage,
             _ => {
                 approval.state = ApprovalState::Denied;
                 Outcome::NoApprovers
@@ -416,7 +470,7 @@ pub fn decide(
         approval.state = ApprovalState::Approved;
         Outcome::Approved
     };
-    repo::update(c, &approval)?;
+    repo::update_later(c, &*approval)?;
     Ok(outcome)
 }
 
@@ -681,8 +735,17 @@ pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_i
     caller.require(perms::EM_SUBJECT)?;
     let (approval_id, stage_id) = (ids::normalize(approval_id), ids::normalize(stage_id));
     let now = app.now();
+    // What the decision and the delivery after it read, read first on a reader; the writer
+    // relies on it while nothing it came from has changed (see `Seen`).
+    let (aid, approver) = (approval_id.clone(), uid.clone());
+    let seen = app.store.read(move |c| Seen::read(c, &aid, &approver)).await?;
     app.store
         .write(move |c| {
+            if let Some(seen) = seen
+                && let Some(current) = seen.still_current(c)?
+            {
+                return crate::generation::with_known(current, || decide_seen(c, now, seen, &stage_id, &uid, review));
+            }
             let name = user_name(c, &uid)?;
             let justification = review.justification.clone();
             let outcome = decide(
@@ -705,6 +768,111 @@ pub async fn review_stage(app: &App, caller: &Caller, approval_id: &str, stage_i
     app.work_signal.notify_one();
     app.outbox_signal.notify_one();
     Ok(())
+}
+
+/// An approval's body and its request's, with the evaluation token, in one query.
+const APPROVAL_AND_REQUEST: &str = "SELECT a.body, r.body, (SELECT token FROM eval_generation WHERE id = 1) \
+     FROM approvals a JOIN requests r ON r.id = a.id WHERE a.id = ?";
+
+/// What an approver's decision and the delivery after it read, read on a reader before the
+/// write: the approval and its request as stored, the parties, the policy, the approver's
+/// name and the target's subject, with the evaluation token of that moment. While the
+/// token is unchanged none of the users, subjects, policies or incompatibilities behind them
+/// changed; while the approval's and the request's rows are unchanged nobody decided,
+/// canceled or timed out in between. The writer checks both in one query and then decides
+/// on what was read here, as it does for a new request.
+struct Seen {
+    token: i64,
+    approval_body: String,
+    request_body: String,
+    facts: DecisionFacts,
+    approver_name: Option<String>,
+    /// The target's subject, when delivery may rely on what was read here: an add, under a
+    /// policy found, for a package without incompatibilities (separation of duties depends
+    /// on the target's other assignments, which other requests change).
+    subject: Option<Subject>,
+}
+
+impl Seen {
+    fn read(c: &mut dyn Conn, approval_id: &str, approver: &str) -> Result<Option<Seen>> {
+        let Some(row) = c.query_one(APPROVAL_AND_REQUEST, &[Value::from(approval_id)])? else { return Ok(None) };
+        let (approval_body, request_body, token) = (row.text(0)?, row.text(1)?, row.opt_int(2)?.unwrap_or(0));
+        let approval: Approval = repo::from_body(&approval_body)?;
+        let request: AssignmentRequest = repo::from_body(&request_body)?;
+        let (target_user_id, requestor_user_id) = parties_of(c, &request)?;
+        let policy = repo::get::<Policy>(c, &approval.policy_id)?;
+        let approver_name = user_name(c, approver)?;
+        let subject = if request.request_type.is_add() && policy.is_some() {
+            let package = Value::from(&request.access_package_id);
+            let incompatible = c.query_one(
+                "SELECT 1 FROM incompatible_packages WHERE access_package_id = ? OR other_id = ? \
+                 UNION ALL SELECT 1 FROM incompatible_groups WHERE access_package_id = ?",
+                &[package.clone(), package.clone(), package],
+            )?;
+            match incompatible {
+                Some(_) => None,
+                None => repo::get::<Subject>(c, &request.target_subject_id)?,
+            }
+        } else {
+            None
+        };
+        let facts = DecisionFacts { approval, request, target_user_id, requestor_user_id, policy };
+        Ok(Some(Seen { token, approval_body, request_body, facts, approver_name, subject }))
+    }
+
+    /// The evaluation token, when neither it nor the approval and its request have changed
+    /// since they were read.
+    fn still_current(&self, c: &mut dyn Conn) -> Result<Option<i64>> {
+        let Some(row) = c.query_one(APPROVAL_AND_REQUEST, &[Value::from(&self.facts.approval.id)])? else {
+            return Ok(None);
+        };
+        let token = row.opt_int(2)?.unwrap_or(0);
+        let unchanged = token == self.token && row.text(0)? == self.approval_body && row.text(1)? == self.request_body;
+        Ok(unchanged.then_some(token))
+    }
+}
+
+/// The decision on what [`Seen`] read (still current), then the request moved on: the next
+/// stage, delivery (relying on the subject and policy read, unless the target meanwhile
+/// got an active assignment of the package, which the full path turns into a failed
+/// delivery) or denial.
+fn decide_seen(
+    c: &mut dyn Conn,
+    now: DateTime<Utc>,
+    seen: Seen,
+    stage_id: &str,
+    approver: &str,
+    review: Review,
+) -> Result<()> {
+    let Seen { mut facts, approver_name, subject, .. } = seen;
+    let outcome = decide_with(
+        c,
+        now,
+        &mut facts,
+        stage_id,
+        Decision {
+            approver_id: approver,
+            approver_name,
+            approve: review.approve,
+            justification: review.justification.clone(),
+        },
+    )?;
+    let DecisionFacts { approval, mut request, policy, .. } = facts;
+    if request.state != RequestState::PendingApproval {
+        return Ok(());
+    }
+    let detail = json!({ "approvalId": approval.id, "stageId": stage_id, "justification": review.justification });
+    let deliverable = match (&subject, &policy) {
+        (Some(subject), Some(policy)) if outcome == Outcome::Approved => {
+            let active = c.query_one(
+                "SELECT 1 FROM assignments WHERE target_subject_id = ? AND access_package_id = ? AND active = 1",
+                &[Value::from(&subject.id), Value::from(&request.access_package_id)],
+            )?;
+            active.is_none().then_some(delivery::Checked { policy, subject })
+        }
+        _ => None,
+    };
+    continue_after_with(c, now, &mut request, outcome, approver, detail, deliverable.as_ref())
 }
 
 fn stage_of(job: &Job) -> usize {

@@ -58,7 +58,7 @@ pub(crate) fn set_state_by(
     if state.is_final() {
         r.completed_date_time = Some(now);
     }
-    repo::update(c, r)?;
+    repo::update_later(c, r)?;
     crate::webhooks::request_event(c, now, state.v1(), r)?;
     crate::notify::request_changed(c, now, r, &detail)?;
     let mut detail = detail;
@@ -143,6 +143,12 @@ fn process_with(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest,
 /// Continues a request that needs no (more) approval: waits for a future start, or delivers.
 pub fn advance(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest) -> Result<()> {
     advance_with(c, now, r, None)
+}
+
+/// [`advance`] for a request whose policy and target subject hold for delivery (checked in
+/// this transaction, or read under an evaluation token that is still current).
+pub fn advance_checked(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, k: &Checked) -> Result<()> {
+    advance_with(c, now, r, Some(k))
 }
 
 fn advance_with(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, k: Option<&Checked>) -> Result<()> {
@@ -335,12 +341,12 @@ fn deliver_roles(c: &mut dyn Conn, now: DateTime<Utc>, a: &Assignment, member_id
             Some(p) => {
                 let mut p = p.clone();
                 p.status = status;
-                repo::update(c, &p)?;
+                repo::update_later(c, &p)?;
             }
             None => {
                 let (origin_system, origin_id) =
                     role.as_ref().map(|r| (r.origin_system.clone(), r.origin_id.clone())).unwrap_or_default();
-                repo::insert(
+                repo::insert_later(
                     c,
                     &AssignmentResourceRole {
                         id: ids::new_id(),
@@ -496,8 +502,10 @@ fn deliver_add(c: &mut dyn Conn, now: DateTime<Utc>, r: &mut AssignmentRequest, 
     };
     a.state = astate;
     a.status = status.as_str().into();
-    repo::insert(c, &a).map_err(crate::requests::map_conflict)?;
-    crate::connected::assignment_delivered(c, now, &member_id)?;
+    // Sent with the next statement: a second active assignment for the target is refused
+    // there (the database's constraint), and reported as such.
+    repo::insert_later(c, &a)?;
+    crate::connected::assignment_delivered(c, now, &member_id).map_err(crate::requests::map_conflict)?;
     crate::webhooks::assignment_event(c, now, "added", &a)?;
     record(
         c,

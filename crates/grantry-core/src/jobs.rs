@@ -54,7 +54,7 @@ fn handler(kind: &str) -> Option<Handler> {
 
 /// Schedules `kind` for `entity_id` at `due`, in the caller's transaction.
 pub fn enqueue(c: &mut dyn Conn, kind: &str, entity_id: &str, due: DateTime<Utc>, payload: Json) -> Result<()> {
-    c.execute(
+    c.execute_later(
         "INSERT INTO jobs (id, kind, entity_id, due_us, attempts, lease_until_us, last_error, payload) VALUES (?, ?, ?, ?, 0, NULL, NULL, ?)",
         &[
             Value::from(ids::new_id()),
@@ -70,8 +70,15 @@ pub fn enqueue(c: &mut dyn Conn, kind: &str, entity_id: &str, due: DateTime<Utc>
 /// Removes pending jobs of `kind` for `entity_id` (e.g. a stage timeout once the stage is
 /// decided). Handlers check state anyway; this keeps the table small.
 pub fn cancel(c: &mut dyn Conn, kind: &str, entity_id: &str) -> Result<()> {
-    c.execute("DELETE FROM jobs WHERE kind = ? AND entity_id = ?", &[Value::from(kind), Value::from(entity_id)])?;
-    Ok(())
+    c.execute_later("DELETE FROM jobs WHERE kind = ? AND entity_id = ?", &[Value::from(kind), Value::from(entity_id)])
+}
+
+/// [`cancel`] for several kinds at once, in one statement.
+pub fn cancel_kinds(c: &mut dyn Conn, kinds: &[&str], entity_id: &str) -> Result<()> {
+    let marks = vec!["?"; kinds.len()].join(", ");
+    let mut params = vec![Value::from(entity_id)];
+    params.extend(kinds.iter().map(|k| Value::from(*k)));
+    c.execute_later(&format!("DELETE FROM jobs WHERE entity_id = ? AND kind IN ({marks})"), &params)
 }
 
 fn backoff(attempts: i64) -> Duration {
@@ -159,18 +166,23 @@ fn run_expiries(ctx: &JobContext, c: &mut dyn Conn, jobs: &[Job]) -> Result<usiz
 /// succeeds and undone alone if it fails. The outer error is the store's; the inner result
 /// is `work`'s.
 pub(crate) fn in_savepoint(c: &mut dyn Conn, work: impl FnOnce(&mut dyn Conn) -> Result<()>) -> Result<Result<()>> {
-    c.execute("SAVEPOINT work", &[])?;
+    // Sent with the work's first statement on PostgreSQL.
+    c.execute_later("SAVEPOINT work", &[])?;
     let deferred = grantry_store::deferred::mark();
-    let outcome = work(c);
-    match outcome {
-        Ok(()) => c.execute("RELEASE SAVEPOINT work", &[])?,
-        Err(_) => {
-            // Records deferred by the undone work go with it.
-            grantry_store::deferred::truncate(deferred);
-            c.execute("ROLLBACK TO SAVEPOINT work", &[])?;
-            c.execute("RELEASE SAVEPOINT work", &[])?
+    // The work's deferred writes are sent with the release and must have succeeded before
+    // the work is kept. A release that fails (a deferred write failed, or the work hid a
+    // failed statement) undoes the work like any failure.
+    let outcome = work(c).and_then(|()| c.execute("RELEASE SAVEPOINT work", &[]).map(|_| ()));
+    if let Err(e) = &outcome {
+        // Records deferred by the undone work go with it.
+        grantry_store::deferred::truncate(deferred);
+        if c.execute("ROLLBACK TO SAVEPOINT work", &[]).is_err() {
+            // The savepoint was never made: a write deferred before it failed, which is the
+            // enclosing work's failure, not this work's.
+            return Err(e.clone());
         }
-    };
+        c.execute("RELEASE SAVEPOINT work", &[])?;
+    }
     Ok(outcome)
 }
 

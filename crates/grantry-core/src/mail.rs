@@ -339,13 +339,10 @@ pub fn mail_id(event: &str, recipient: &str) -> String {
 /// nothing: the mail is recorded as not sent (state `dead`, with why), so administrators
 /// see who was skipped.
 pub fn enqueue(c: &mut dyn Conn, now: DateTime<Utc>, user_id: &str, notice: Notice) -> Result<()> {
-    let id = mail_id(&notice.event, user_id);
-    if repo::get::<OutboxMessage>(c, &id)?.is_some() {
-        return Ok(());
-    }
     let Some(user) = repo::get::<User>(c, user_id)? else { return Ok(()) };
     match message_for(now, &user, notice) {
-        Some(m) => repo::insert(c, &m),
+        // The id is the event's and the recipient's: a mail written before is kept.
+        Some(m) => repo::insert_new_later(c, &m),
         None => Ok(()),
     }
 }

@@ -75,7 +75,11 @@ type RequestFacts = (Map<String, Value>, Option<String>, Option<String>);
 /// The facts every request mail carries.
 fn request_vars(c: &mut dyn Conn, r: &AssignmentRequest) -> Result<RequestFacts> {
     let (target_user, target_name) = subject_user(c, Some(&r.target_subject_id))?;
-    let (requestor_user, requestor_name) = subject_user(c, r.requestor_subject_id.as_deref())?;
+    let (requestor_user, requestor_name) = if r.requestor_subject_id.as_deref() == Some(r.target_subject_id.as_str()) {
+        (target_user.clone(), target_name.clone())
+    } else {
+        subject_user(c, r.requestor_subject_id.as_deref())?
+    };
     let mut vars = Map::new();
     vars.insert("packageName".into(), json!(package_name(c, &r.access_package_id)?));
     vars.insert("targetName".into(), json!(target_name));

@@ -897,7 +897,7 @@ fn ensure_user_subject_found(c: &mut dyn Conn, user: &User, now: DateTime<Utc>) 
         connected_organization_id: None,
         created_date_time: now,
     };
-    repo::insert(c, &s)?;
+    repo::insert_later(c, &s)?;
     Ok((s, false))
 }
 
@@ -920,7 +920,7 @@ fn ensure_target_subject(c: &mut dyn Conn, target: &Target, now: DateTime<Utc>) 
         connected_organization_id: None,
         created_date_time: now,
     };
-    repo::insert(c, &s)?;
+    repo::insert_later(c, &s)?;
     Ok((s, false))
 }
 
@@ -1026,6 +1026,7 @@ pub async fn create_request_recorded(
         return Ok(build_request(caller, &input, &plan, target_id.unwrap_or_default(), None, now));
     }
     let caller = caller.clone();
+    let request_type = input.request_type;
     let request = app
         .store
         .write(move |c| {
@@ -1070,9 +1071,9 @@ pub async fn create_request_recorded(
             }
             crate::generation::with_known(current, || {
                 let r = build_request(&caller, &input, &plan, target.id.clone(), requestor, now);
-                repo::insert(c, &r).map_err(|e| {
-                    if e.kind == ErrorKind::Conflict { existing_open_request(kind_word(r.request_type)) } else { e }
-                })?;
+                // Sent with the next statement; a second open request is refused there by the
+                // database (mapped below).
+                repo::insert_later(c, &r)?;
                 audit::record(
                     c,
                     AuditEvent {
@@ -1093,7 +1094,11 @@ pub async fn create_request_recorded(
                 Ok(r)
             })
         })
-        .await?;
+        .await
+        .map_err(|e| match grantry_store::Constraint::of(&e) {
+            Some(grantry_store::Constraint::RequestsOneOpen) => existing_open_request(kind_word(request_type)),
+            _ => e,
+        })?;
     app.work_signal.notify_one();
     app.outbox_signal.notify_one();
     Ok(request)

@@ -145,6 +145,8 @@ pub struct Metrics {
     pub writer_commit_failures: AtomicU64,
     /// Statements the writer sent (callers' and its own transaction control).
     pub writer_statements: AtomicU64,
+    /// Round trips the writer made to PostgreSQL (statements sent together count once).
+    pub writer_round_trips: AtomicU64,
     /// Callers' writes the writer ran.
     pub writer_jobs: AtomicU64,
     /// CPU time of the writer thread, in nanoseconds.
@@ -166,6 +168,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     writer_commit_seconds: Histogram::new(SECONDS_BUCKETS),
     writer_commit_failures: AtomicU64::new(0),
     writer_statements: AtomicU64::new(0),
+    writer_round_trips: AtomicU64::new(0),
     writer_jobs: AtomicU64::new(0),
     writer_cpu_ns: AtomicU64::new(0),
     job_runs: CounterFamily::new(["kind", "outcome"]),
@@ -205,6 +208,13 @@ impl Metrics {
         );
         header(out, "grantry_writer_statements_total", "counter", "Statements the writer sent to the database.");
         let _ = writeln!(out, "grantry_writer_statements_total {}", self.writer_statements.load(Ordering::Relaxed));
+        header(
+            out,
+            "grantry_writer_round_trips_total",
+            "counter",
+            "Round trips the writer made to PostgreSQL (statements sent together in one pipeline count once).",
+        );
+        let _ = writeln!(out, "grantry_writer_round_trips_total {}", self.writer_round_trips.load(Ordering::Relaxed));
         header(out, "grantry_writer_writes_total", "counter", "Callers' writes the writer ran.");
         let _ = writeln!(out, "grantry_writer_writes_total {}", self.writer_jobs.load(Ordering::Relaxed));
         header(out, "grantry_writer_cpu_seconds_total", "counter", "CPU time of the writer thread.");

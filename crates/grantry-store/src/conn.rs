@@ -91,4 +91,20 @@ pub trait Conn {
     fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())
     }
+
+    /// Runs a write whose outcome the caller does not need before its next statement. On
+    /// PostgreSQL's writer it is sent together with the next statement that must be
+    /// answered (or when the caller's work ends), sparing a round trip; elsewhere it runs at
+    /// once. A failure still fails the caller's work: it is returned by that later
+    /// statement, by [`Conn::sync`], or ends the write with that error. Use it only where
+    /// an error would be passed up anyway (`?`), never where it is caught and handled.
+    fn execute_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+        self.execute(sql, params).map(|_| ())
+    }
+
+    /// Sends whatever [`Conn::execute_later`] left waiting and returns the first failure
+    /// among it.
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -94,7 +94,7 @@ pub(crate) fn flush(c: &mut dyn Conn, rows: Vec<PendingRows>) -> Result<u64> {
             let tuple = format!("({})", vec!["?"; width].join(", "));
             let sql = format!("INSERT INTO {into} VALUES {}", vec![tuple.as_str(); chunk].join(", "));
             let values: Vec<Value> = group.by_ref().take(chunk).flat_map(|p| p.values).collect();
-            c.execute(&sql, &values)?;
+            c.execute_later(&sql, &values)?;
             statements += 1;
             left -= chunk;
         }

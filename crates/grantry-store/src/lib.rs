@@ -19,6 +19,7 @@ pub mod migrate;
 mod pg;
 #[cfg(test)]
 mod pg_tests;
+mod pipe;
 pub mod query;
 pub mod records;
 pub mod repo;

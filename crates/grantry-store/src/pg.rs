@@ -73,7 +73,7 @@ impl PgClient {
 
 /// An error's message followed by its causes ("error connecting to server: Connection
 /// refused …").
-fn with_causes(e: &postgres::Error) -> String {
+pub(crate) fn with_causes(e: &postgres::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
@@ -173,7 +173,12 @@ pub(crate) fn map_err(e: postgres::Error) -> Error {
 
 /// A bound parameter: converted to whatever type the server expects for its position.
 #[derive(Debug)]
-struct Param<'a>(&'a Value);
+pub(crate) struct Param<'a>(&'a Value);
+
+/// Parameters to bind, converted on the way to the types the statement expects.
+pub(crate) fn bind(values: &[Value]) -> Vec<Param<'_>> {
+    values.iter().map(Param).collect()
+}
 
 fn type_error(value: &Value, ty: &Type) -> Box<dyn std::error::Error + Sync + Send> {
     format!("cannot bind {value:?} as {ty}").into()
@@ -274,7 +279,7 @@ impl<'a> postgres::types::FromSql<'a> for Numeric {
     }
 }
 
-fn column_value(row: &postgres::Row, i: usize) -> Result<Value> {
+pub(crate) fn column_value(row: &postgres::Row, i: usize) -> Result<Value> {
     let ty = row.columns()[i].type_().clone();
     let bad = |e: postgres::Error| Error::internal(format!("cannot read column {i} ({ty}): {e}"));
     Ok(match ty {
@@ -293,12 +298,6 @@ fn column_value(row: &postgres::Row, i: usize) -> Result<Value> {
 /// A [`Conn`] over a PostgreSQL connection; the caller manages the transaction.
 pub(crate) struct PgConn<'a>(pub &'a mut PgClient);
 
-impl PgConn<'_> {
-    fn params<'v>(params: &'v [Value]) -> Vec<Param<'v>> {
-        params.iter().map(Param).collect()
-    }
-}
-
 impl Conn for PgConn<'_> {
     fn backend(&self) -> Backend {
         Backend::Postgres
@@ -306,7 +305,7 @@ impl Conn for PgConn<'_> {
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         let statement = self.0.statement(sql)?;
-        let bound = Self::params(params);
+        let bound = bind(params);
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let rows = self.0.client.query(&statement, &refs).map_err(map_err)?;
         rows.iter()
@@ -316,7 +315,7 @@ impl Conn for PgConn<'_> {
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
         let statement = self.0.statement(sql)?;
-        let bound = Self::params(params);
+        let bound = bind(params);
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         self.0.client.execute(&statement, &refs).map_err(map_err)
     }

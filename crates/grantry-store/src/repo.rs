@@ -17,25 +17,57 @@ pub fn from_body<R: Record>(body: &str) -> Result<R> {
     serde_json::from_str(body).map_err(|e| Error::internal(format!("stored {} row is unreadable: {e}", R::TABLE)))
 }
 
-pub fn insert<R: Record>(c: &mut dyn Conn, r: &R) -> Result<()> {
+fn insert_statement<R: Record>(r: &R) -> Result<(String, Vec<Value>)> {
     let (names, mut values) = column_list(r);
     let placeholders = vec!["?"; names.len() + 2].join(", ");
     let sql = format!("INSERT INTO {} (id, {}, body) VALUES ({placeholders})", R::TABLE, names.join(", "));
     let mut params = vec![Value::from(r.id())];
     params.append(&mut values);
     params.push(Value::Text(to_body(r)?));
-    c.execute(&sql, &params)?;
-    Ok(())
+    Ok((sql, params))
 }
 
-/// Rewrites the row of `r`; false when no such row exists.
-pub fn update<R: Record>(c: &mut dyn Conn, r: &R) -> Result<bool> {
+fn update_statement<R: Record>(r: &R) -> Result<(String, Vec<Value>)> {
     let (names, mut values) = column_list(r);
     let sets: Vec<String> = names.iter().map(|n| format!("{n} = ?")).collect();
     let sql = format!("UPDATE {} SET {}, body = ? WHERE id = ?", R::TABLE, sets.join(", "));
     values.push(Value::Text(to_body(r)?));
     values.push(Value::from(r.id()));
+    Ok((sql, values))
+}
+
+pub fn insert<R: Record>(c: &mut dyn Conn, r: &R) -> Result<()> {
+    let (sql, params) = insert_statement(r)?;
+    c.execute(&sql, &params)?;
+    Ok(())
+}
+
+/// [`insert`] with [`Conn::execute_later`]: for a row whose insert cannot conflict with
+/// anything the caller would handle (a failure still fails the caller's work).
+pub fn insert_later<R: Record>(c: &mut dyn Conn, r: &R) -> Result<()> {
+    let (sql, params) = insert_statement(r)?;
+    c.execute_later(&sql, &params)
+}
+
+/// [`insert_later`], unless a row with the same id exists already (then nothing is
+/// written): for rows whose id names what they are, such as a mail per event and recipient.
+pub fn insert_new_later<R: Record>(c: &mut dyn Conn, r: &R) -> Result<()> {
+    let (mut sql, params) = insert_statement(r)?;
+    sql.push_str(" ON CONFLICT (id) DO NOTHING");
+    c.execute_later(&sql, &params)
+}
+
+/// Rewrites the row of `r`; false when no such row exists.
+pub fn update<R: Record>(c: &mut dyn Conn, r: &R) -> Result<bool> {
+    let (sql, values) = update_statement(r)?;
     Ok(c.execute(&sql, &values)? > 0)
+}
+
+/// [`update`] with [`Conn::execute_later`], for a caller that does not look at whether the
+/// row existed.
+pub fn update_later<R: Record>(c: &mut dyn Conn, r: &R) -> Result<()> {
+    let (sql, values) = update_statement(r)?;
+    c.execute_later(&sql, &values)
 }
 
 pub fn get<R: Record>(c: &mut dyn Conn, id: &str) -> Result<Option<R>> {

@@ -13,6 +13,7 @@ pub(crate) struct WriterCounters {
     jobs: AtomicU64,
     commits: AtomicU64,
     cpu_ns: AtomicU64,
+    round_trips: AtomicU64,
 }
 
 /// A snapshot of a writer's totals.
@@ -27,6 +28,9 @@ pub struct WriterStats {
     pub commits: u64,
     /// CPU time of the writer thread, in nanoseconds.
     pub cpu_ns: u64,
+    /// Round trips to the database server (PostgreSQL; 0 for the embedded database): each
+    /// a wait for the server's answers to the statements sent together.
+    pub round_trips: u64,
 }
 
 impl WriterStats {
@@ -37,6 +41,7 @@ impl WriterStats {
             jobs: self.jobs.saturating_sub(earlier.jobs),
             commits: self.commits.saturating_sub(earlier.commits),
             cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            round_trips: self.round_trips.saturating_sub(earlier.round_trips),
         }
     }
 }
@@ -48,6 +53,7 @@ impl WriterCounters {
             jobs: self.jobs.load(Ordering::Relaxed),
             commits: self.commits.load(Ordering::Relaxed),
             cpu_ns: self.cpu_ns.load(Ordering::Relaxed),
+            round_trips: self.round_trips.load(Ordering::Relaxed),
         }
     }
 
@@ -63,6 +69,11 @@ impl WriterCounters {
 
     pub(crate) fn commit(&self) {
         self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn round_trips(&self, n: u64) {
+        self.round_trips.fetch_add(n, Ordering::Relaxed);
+        grantry_domain::metrics::global().writer_round_trips.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn cpu(&self, ns: u64) {
@@ -105,6 +116,13 @@ impl Conn for Counting<'_> {
         self.sent += 1;
         self.inner.query_one(sql, params)
     }
+    fn execute_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+        self.sent += 1;
+        self.inner.execute_later(sql, params)
+    }
+    fn sync(&mut self) -> Result<()> {
+        self.inner.sync()
+    }
 }
 
 /// Statements and writer CPU of the reads and writes made inside [`counted`].
@@ -115,6 +133,7 @@ struct Tally {
     write_cpu_ns: AtomicU64,
     read_statements: AtomicU64,
     reads: AtomicU64,
+    write_round_trips: AtomicU64,
 }
 
 /// What the work inside [`counted`] cost.
@@ -128,6 +147,10 @@ pub struct Counted {
     pub writes: u64,
     /// CPU time the writer thread spent running this work's closures, in nanoseconds.
     pub write_cpu_ns: u64,
+    /// Round trips to PostgreSQL the writer made for this work: its statements, sent in
+    /// pipelines, and the wait for its queued writes at its end (the batch's commit, shared
+    /// by every caller in it, is not counted; 0 on the embedded database).
+    pub write_round_trips: u64,
     /// Statements run on read connections (`BEGIN`/`COMMIT` not counted).
     pub read_statements: u64,
     /// `Store::read` calls.
@@ -150,6 +173,7 @@ pub async fn counted<F: std::future::Future>(work: F) -> (F::Output, Counted) {
             write_statements: load(&tally.write_statements),
             writes: load(&tally.writes),
             write_cpu_ns: load(&tally.write_cpu_ns),
+            write_round_trips: load(&tally.write_round_trips),
             read_statements: load(&tally.read_statements),
             reads: load(&tally.reads),
         },
@@ -164,6 +188,11 @@ pub(crate) fn current_tally() -> Option<TallyHandle> {
 pub(crate) struct TallyHandle(std::sync::Arc<Tally>);
 
 impl TallyHandle {
+    /// Adds the round trips a write took (known once the writer has ended it).
+    pub(crate) fn round_trips(&self, n: u64) {
+        self.0.write_round_trips.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Runs `work` on `conn`, adding its statements (and, for writes, its CPU time and the
     /// savepoint and release around it) to the tally.
     pub(crate) fn run<T>(&self, conn: &mut dyn Conn, write: bool, work: impl FnOnce(&mut dyn Conn) -> T) -> T {

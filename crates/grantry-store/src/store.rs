@@ -10,6 +10,7 @@
 
 use crate::conn::Conn;
 use crate::pg::{self, PgClient, PgConn};
+use crate::pipe::{PgPipe, PipeConn};
 use crate::sqlite::{self, SqliteConn, map_err};
 use crate::stats::{Counting, WriterCounters, WriterStats, thread_cpu_ns};
 use grantry_domain::{Error, ErrorKind, Result};
@@ -22,9 +23,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Runs one caller's work inside the shared transaction and says whether it succeeded;
-/// the returned closure delivers the caller's result once the commit outcome is known.
+/// the returned closure delivers the caller's result once the commit outcome is known,
+/// with the round trips the work took.
 type WriteJob = Box<dyn FnOnce(&mut dyn Conn) -> (bool, Deliver) + Send>;
-type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
+type Deliver = Box<dyn FnOnce(Result<()>, u64) + Send>;
 
 /// Advisory lock held by every PostgreSQL write transaction (serializes writers across
 /// processes).
@@ -193,11 +195,18 @@ impl Store {
         let writer_client = off_runtime(move || {
             let mut client = PgClient::connect(&owned)?;
             crate::migrate::apply_postgres(&mut client)?;
-            Ok(client)
+            drop(client);
+            PgPipe::connect(&owned)
         })?;
         let (tx, rx) = mpsc::channel::<WriteJob>(16_384);
         let max_batch = options.max_batch.max(1);
-        let writer = PgWriter { url: url.to_string(), client: Some(writer_client) };
+        let writer = PgWriter {
+            url: url.to_string(),
+            client: Some(writer_client),
+            earlier_round_trips: 0,
+            saw_failure: false,
+            in_transaction: false,
+        };
         let counters = Arc::new(WriterCounters::default());
         let writer_counters = counters.clone();
         std::thread::Builder::new()
@@ -331,7 +340,10 @@ impl Store {
                 None => run(conn),
             };
             let ok = result.is_ok();
-            let deliver: Deliver = Box::new(move |commit: Result<()>| {
+            let deliver: Deliver = Box::new(move |commit: Result<()>, round_trips: u64| {
+                if let Some(t) = &tally {
+                    t.round_trips(round_trips);
+                }
                 let _ = tx.send(commit.and(result));
             });
             (ok, deliver)
@@ -548,23 +560,35 @@ fn run_read_pg<T>(
     result
 }
 
-/// The writer's side of a backend: opening a write transaction, running statements
-/// without parameters, and running a caller's work.
+/// The writer's side of a backend: opening a write transaction, isolating each caller's
+/// work in a savepoint, and committing.
 trait Writer {
     /// Opens a write transaction; the statements it takes are counted by `begin_statements`.
     fn begin(&mut self) -> Result<()>;
     fn begin_statements(&self) -> u64 {
         1
     }
-    fn batch(&mut self, sql: &str) -> Result<()>;
+    /// Opens the savepoint of the next caller's work.
+    fn savepoint(&mut self) -> Result<()>;
     /// Runs a caller's work; also says how many statements it sent.
     fn run(&mut self, job: WriteJob) -> (bool, Deliver, u64);
+    /// Ends a caller's work: kept (`ok`) or rolled back to its savepoint. Returns the
+    /// caller's own failure found while ending it (its work is then undone) and the
+    /// statements sent.
+    fn finish(&mut self, ok: bool) -> (Option<Error>, u64);
     /// Inserts the batch's deferred rows; returns the statements it ran.
     fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64>;
+    fn commit(&mut self) -> Result<()>;
+    fn rollback(&mut self);
     /// Called after each successful commit.
     fn committed(&mut self) {}
     /// Called after a batch's callers have been answered, before the next batch begins.
     fn between_batches(&mut self) {}
+
+    /// Round trips to the database server so far (0 for the embedded database).
+    fn round_trips(&self) -> u64 {
+        0
+    }
 }
 
 struct SqliteWriter {
@@ -576,10 +600,7 @@ struct SqliteWriter {
     reset_wanted: Arc<AtomicBool>,
 }
 
-impl Writer for SqliteWriter {
-    fn begin(&mut self) -> Result<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)
-    }
+impl SqliteWriter {
     fn batch(&mut self, sql: &str) -> Result<()> {
         // Cached statements: the savepoint statements run several times per caller, and
         // parsing them each time was a visible part of the writer's time.
@@ -588,14 +609,43 @@ impl Writer for SqliteWriter {
         }
         Ok(())
     }
+}
+
+impl Writer for SqliteWriter {
+    fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)
+    }
+    fn savepoint(&mut self) -> Result<()> {
+        self.batch("SAVEPOINT job")
+    }
     fn run(&mut self, job: WriteJob) -> (bool, Deliver, u64) {
         let mut conn = SqliteConn(&self.conn);
         let mut counting = Counting { inner: &mut conn, sent: 0 };
         let (ok, deliver) = job(&mut counting);
         (ok, deliver, counting.sent)
     }
+    fn finish(&mut self, ok: bool) -> (Option<Error>, u64) {
+        if ok {
+            // A release that fails undoes this caller's work alone.
+            match self.batch("RELEASE job") {
+                Ok(()) => (None, 1),
+                Err(e) => {
+                    let _ = self.batch("ROLLBACK TO job; RELEASE job");
+                    (Some(e), 3)
+                }
+            }
+        } else {
+            (self.batch("ROLLBACK TO job; RELEASE job").err(), 2)
+        }
+    }
     fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64> {
         crate::deferred::flush(&mut SqliteConn(&self.conn), rows)
+    }
+    fn commit(&mut self) -> Result<()> {
+        self.batch("COMMIT")
+    }
+    fn rollback(&mut self) {
+        let _ = self.batch("ROLLBACK");
     }
     fn committed(&mut self) {
         // A nudge already pending covers this commit too.
@@ -665,53 +715,136 @@ fn checkpoint_loop(conn: Connection, nudges: std::sync::mpsc::Receiver<()>, rese
     }
 }
 
-/// The PostgreSQL writer connection, reopened when the server drops it.
+/// The PostgreSQL writer connection (pipelined, see [`crate::pipe`]), reopened when the
+/// server drops it.
 struct PgWriter {
     url: String,
-    client: Option<PgClient>,
+    client: Option<PgPipe>,
+    /// Round trips of connections dropped since (the count goes on across reconnections).
+    earlier_round_trips: u64,
+    /// Whether the work under way had a statement fail (and may have carried on, leaving
+    /// the transaction aborted): its release is then checked before the next caller runs.
+    saw_failure: bool,
+    /// Between `begin` and the end of the commit or rollback.
+    in_transaction: bool,
 }
 
 impl PgWriter {
-    fn client(&mut self) -> Result<&mut PgClient> {
+    /// The connection, reopened if the server dropped it, but only between transactions:
+    /// a transaction whose connection was lost is gone with everything queued in it, so
+    /// within one the loss is an error (the batch fails and nobody is told it committed).
+    fn client(&mut self) -> Result<&mut PgPipe> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
-            self.client = None;
-            self.client = Some(PgClient::connect(&self.url)?);
+            if self.in_transaction {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "serviceNotAvailable",
+                    "The database connection was lost; retry the request.",
+                ));
+            }
+            if let Some(old) = self.client.take() {
+                self.earlier_round_trips += old.round_trips();
+            }
+            self.client = Some(PgPipe::connect(&self.url)?);
         }
         self.client.as_mut().ok_or_else(|| Error::internal("no database connection"))
+    }
+
+    /// Undoes the caller's work, before the next caller's statements (sent with them).
+    fn roll_back_job(&mut self) {
+        if let Some(client) = self.client.as_mut() {
+            client.drop_callers_queued();
+            client.queue_simple("ROLLBACK TO job; RELEASE job");
+        }
     }
 }
 
 impl Writer for PgWriter {
     fn begin(&mut self) -> Result<()> {
+        // Sent with the first statement of the batch's first caller (or with the commit).
+        self.in_transaction = false;
         let client = self.client()?;
-        let begun = client.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"));
-        if begun.is_err() {
-            let _ = client.batch("ROLLBACK");
-        }
-        begun
-    }
-    fn batch(&mut self, sql: &str) -> Result<()> {
-        self.client()?.batch(sql)
+        let _ = client.take_broken();
+        client.discard_queued();
+        client.queue_simple(&format!("BEGIN; SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"));
+        self.in_transaction = true;
+        Ok(())
     }
     fn begin_statements(&self) -> u64 {
         2
     }
-    fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64> {
-        crate::deferred::flush(&mut PgConn(self.client()?), rows)
+    fn savepoint(&mut self) -> Result<()> {
+        self.saw_failure = false;
+        self.client()?.queue_simple("SAVEPOINT job");
+        Ok(())
     }
     fn run(&mut self, job: WriteJob) -> (bool, Deliver, u64) {
         match self.client() {
             Ok(client) => {
-                let mut conn = PgConn(client);
+                let mut conn = PipeConn { pipe: client, failed: false };
                 let mut counting = Counting { inner: &mut conn, sent: 0 };
                 let (ok, deliver) = job(&mut counting);
-                (ok, deliver, counting.sent)
+                let sent = counting.sent;
+                self.saw_failure = conn.failed;
+                (ok, deliver, sent)
             }
             Err(e) => {
                 let (ok, deliver) = job(&mut FailingConn(e));
                 (ok, deliver, 0)
             }
         }
+    }
+    fn finish(&mut self, ok: bool) -> (Option<Error>, u64) {
+        if !ok {
+            self.roll_back_job();
+            return (None, 2);
+        }
+        let checked = self.saw_failure;
+        let Some(client) = self.client.as_mut() else {
+            return (Some(Error::internal("no database connection")), 1);
+        };
+        if client.callers_queued() || checked {
+            // The caller's writes still waiting are sent now (with the release when its
+            // work hid a failure): they must have succeeded before the next caller runs.
+            let sent = if checked { client.simple_now("RELEASE job") } else { client.sync() };
+            if let Err(e) = sent {
+                self.roll_back_job();
+                return (Some(e), 3);
+            }
+            if checked {
+                return (None, 1);
+            }
+        }
+        client.queue_simple("RELEASE job");
+        (None, 1)
+    }
+    fn flush(&mut self, rows: Vec<crate::deferred::PendingRows>) -> Result<u64> {
+        let client = self.client()?;
+        crate::deferred::flush(&mut PipeConn { pipe: client, failed: false }, rows)
+    }
+    fn commit(&mut self) -> Result<()> {
+        let client = self.client()?;
+        // Everything still queued (the last release, the audit rows) goes with the commit.
+        let committed = client.simple_now("COMMIT");
+        let outcome = match client.take_broken() {
+            Some(e) => Err(e),
+            None => committed,
+        };
+        if outcome.is_ok() {
+            self.in_transaction = false;
+        }
+        outcome
+    }
+    fn rollback(&mut self) {
+        if let Some(client) = self.client.as_mut().filter(|c| !c.is_closed()) {
+            client.discard_queued();
+            let _ = client.simple_now("ROLLBACK");
+            let _ = client.take_broken();
+        }
+        self.in_transaction = false;
+    }
+    fn round_trips(&self) -> u64 {
+        self.earlier_round_trips + self.client.as_ref().map_or(0, |c| c.round_trips())
     }
 }
 
@@ -728,6 +861,7 @@ fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batc
             }
         }
         let cpu_before = thread_cpu_ns();
+        let trips_before = conn.round_trips();
         let mut sent = conn.begin_statements();
         let batch_size = batch.len();
         let started = std::time::Instant::now();
@@ -737,61 +871,54 @@ fn writer_loop(mut conn: impl Writer, mut rx: mpsc::Receiver<WriteJob>, max_batc
             for job in batch.drain(..) {
                 // Answer without running: nothing can be written.
                 let (_, deliver) = (job)(&mut FailingConn(e.clone()));
-                deliver(Err(e.clone()));
+                deliver(Err(e.clone()), 0);
             }
             counters.statements(sent);
+            counters.round_trips(conn.round_trips().saturating_sub(trips_before));
             continue;
         }
         for job in batch.drain(..) {
             counters.job();
             sent += 1;
-            if let Err(e) = conn.batch("SAVEPOINT job") {
+            let job_trips = conn.round_trips();
+            if let Err(e) = conn.savepoint() {
                 let (_, deliver) = (job)(&mut FailingConn(e.clone()));
-                delivers.push((deliver, Some(e)));
+                delivers.push((deliver, Some(e), 0));
                 continue;
             }
             crate::deferred::begin();
             let (ok, deliver, own) = conn.run(job);
             let rows = crate::deferred::end();
-            sent += own + 1;
-            let finished = if ok {
-                // A release that fails (e.g. the work hid a failed statement, which leaves
-                // a PostgreSQL transaction aborted) undoes this caller's work alone.
-                conn.batch("RELEASE job").err().inspect(|_| {
-                    sent += 2;
-                    let _ = conn.batch("ROLLBACK TO job; RELEASE job");
-                })
-            } else {
-                sent += 1;
-                conn.batch("ROLLBACK TO job; RELEASE job").err()
-            };
+            let (finished, ending) = conn.finish(ok);
+            sent += own + ending;
             if ok && finished.is_none() {
                 deferred_rows.extend(rows);
             }
-            delivers.push((deliver, finished));
+            delivers.push((deliver, finished, conn.round_trips().saturating_sub(job_trips)));
         }
         // The batch's deferred rows (audit records), then the commit: both or neither.
         let flushed = if deferred_rows.is_empty() { Ok(0) } else { conn.flush(deferred_rows) };
         sent += *flushed.as_ref().unwrap_or(&1) + 1;
-        let commit = flushed.and_then(|_| conn.batch("COMMIT"));
+        let commit = flushed.and_then(|_| conn.commit());
         let metrics = grantry_domain::metrics::global();
         if commit.is_err() {
             sent += 1;
-            let _ = conn.batch("ROLLBACK");
+            conn.rollback();
             metrics.writer_commit_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else {
             conn.committed();
             counters.commit();
         }
         counters.statements(sent);
+        counters.round_trips(conn.round_trips().saturating_sub(trips_before));
         counters.cpu(thread_cpu_ns().saturating_sub(cpu_before));
         metrics.writer_batch_size.observe(batch_size as f64);
         metrics.writer_commit_seconds.observe(started.elapsed().as_secs_f64());
-        for (deliver, own_error) in delivers {
+        for (deliver, own_error, trips) in delivers {
             match (&commit, own_error) {
-                (Err(e), _) => deliver(Err(e.clone())),
-                (Ok(()), Some(e)) => deliver(Err(e)),
-                (Ok(()), None) => deliver(Ok(())),
+                (Err(e), _) => deliver(Err(e.clone()), trips),
+                (Ok(()), Some(e)) => deliver(Err(e), trips),
+                (Ok(()), None) => deliver(Ok(()), trips),
             }
         }
         conn.between_batches();

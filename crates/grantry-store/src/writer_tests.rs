@@ -106,3 +106,110 @@ async fn the_wal_stays_bounded_under_steady_writes_and_reads() {
     assert!(largest < 1200 * frame, "the WAL grew to {largest} bytes ({} frames)", largest / frame);
     assert_eq!(store.read(|c| repo::count(c, "meta", "key LIKE 'w%'", &[])).await.unwrap(), 4000);
 }
+
+/// Inserts a meta row without waiting for the database's answer.
+fn put_later(c: &mut dyn crate::Conn, key: &str) -> grantry_domain::Result<()> {
+    c.execute_later("INSERT INTO meta (key, value) VALUES (?, 'v')", &[Value::from(key)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_write_that_fails_fails_its_caller_alone() {
+    let (_dir, store) = open();
+    store.write(|c| put_later(c, "taken")).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .write(move |c| {
+                    put_later(c, &format!("mine{i}"))?;
+                    match i % 3 {
+                        // The duplicate is found only when the writer ends this work.
+                        0 => put_later(c, "taken"),
+                        // ... or at the next statement that waits for an answer.
+                        1 => {
+                            put_later(c, "taken")?;
+                            c.query("SELECT key FROM meta WHERE key = ?", &[Value::from("x")]).map(|_| ())
+                        }
+                        _ => Ok(()),
+                    }
+                })
+                .await
+        }));
+    }
+    let mut failed = 0;
+    for t in tasks {
+        if let Err(e) = t.await.unwrap() {
+            assert_eq!(e.kind, ErrorKind::Conflict, "{e:?}");
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 40);
+    let kept = store.read(|c| repo::count(c, "meta", "key LIKE 'mine%'", &[])).await.unwrap();
+    assert_eq!(kept, 20, "only the callers whose writes all succeeded kept theirs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_that_hides_a_failed_statement_is_rolled_back_alone() {
+    let (_dir, store) = open();
+    store.write(|c| put_later(c, "taken")).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .write(move |c| {
+                    put_later(c, &format!("mine{i}"))?;
+                    if i % 2 == 0 {
+                        // The failure is ignored; on PostgreSQL the transaction is now
+                        // aborted, so the work cannot be kept.
+                        let _ = c.execute("INSERT INTO meta (key, value) VALUES ('taken', 'v')", &[]);
+                    }
+                    Ok(())
+                })
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap().is_ok() {
+            ok += 1;
+        }
+    }
+    let kept = store.read(|c| repo::count(c, "meta", "key LIKE 'mine%'", &[])).await.unwrap();
+    assert_eq!(kept, ok, "every caller answered with success kept its write, and no other");
+    assert!(ok >= 10);
+}
+
+#[tokio::test]
+async fn deferred_writes_ride_with_the_next_statement_on_postgresql() {
+    let (_dir, store) = open();
+    // Prepare the statements once: a statement text's first use on a connection is a
+    // round trip of its own.
+    let work = |c: &mut dyn crate::Conn, n: usize| -> grantry_domain::Result<i64> {
+        for k in 0..n {
+            put_later(c, &format!("k{n}-{k}"))?;
+        }
+        let row = c.query_one("SELECT COUNT(*) FROM meta", &[])?;
+        for k in 0..n {
+            put_later(c, &format!("after{n}-{k}"))?;
+        }
+        Ok(row.map(|r| r.int(0)).transpose()?.unwrap_or(0))
+    };
+    store.write(move |c| work(c, 1)).await.unwrap();
+    let (seen, cost) = crate::stats::counted(store.write(move |c| work(c, 5))).await;
+    assert_eq!(seen.unwrap(), 2 + 5);
+    assert_eq!(cost.write_statements, 11 + 2);
+    let expected = match store.backend() {
+        // The query (with the five inserts before it), then the five after it when the
+        // writer ends the work; BEGIN, the savepoint, the release and COMMIT ride along.
+        crate::Backend::Postgres => 2,
+        crate::Backend::Sqlite => 0,
+    };
+    assert_eq!(cost.write_round_trips, expected);
+    let before = store.writer_stats();
+    store.write(move |c| work(c, 3)).await.unwrap();
+    let batch = store.writer_stats().since(&before);
+    // The same two, and the commit.
+    assert_eq!(batch.round_trips, if expected == 0 { 0 } else { expected + 1 });
+}
